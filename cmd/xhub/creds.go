@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+func (c *cli) credsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "creds", Short: "Issue, list and revoke credentials"}
+
+	var dept, role, name, out string
+	var days int
+	issue := &cobra.Command{
+		Use:   "issue --dept ID --role officer|system [--name N] --out FILE",
+		Short: "Issue a credential file for a department identity",
+		Long: `Issue a credential: a key is made here, the hub signs its certificate with
+the identity spiffe://xhub/dept/<dept>/<role>/<name>, and the bundle is written
+to FILE (mode 0600). The private key never leaves this machine. The admin
+issues any credential; an officer issues system credentials of its own
+department.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := exchange.ParseRole(role)
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				name = role
+			}
+			id := exchange.Identity{Dept: catalog.DeptID(dept), Role: r, Name: name}
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
+			defer f.Close()
+			err = c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				resp, file, err := cl.IssueCredential(ctx, id, days)
+				if err != nil {
+					return err
+				}
+				if _, err := f.Write(file); err != nil {
+					return err
+				}
+				c.say("issued %s, serial %s, valid until %s, ledger entry %d; written to %s",
+					resp.Credential.Identity, resp.Credential.Serial, resp.Credential.NotAfter.AsTime().Format("2006-01-02"), resp.Seq, out)
+				return nil
+			})
+			if err != nil {
+				f.Close()
+				os.Remove(out)
+			}
+			return err
+		},
+	}
+	issue.Flags().StringVar(&dept, "dept", "", "department id (required)")
+	issue.Flags().StringVar(&role, "role", "", "officer or system (admin for another operator)")
+	issue.Flags().StringVar(&name, "name", "", "credential name (default: the role)")
+	issue.Flags().StringVar(&out, "out", "", "file to write (required; must not exist)")
+	issue.Flags().IntVar(&days, "days", 365, "validity in days")
+	for _, f := range []string{"dept", "role", "out"} {
+		_ = issue.MarkFlagRequired(f)
+	}
+
+	var listDept string
+	list := &cobra.Command{
+		Use:   "list [--dept D]",
+		Short: "List credentials (admin: all; officer: its department's)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.checkOutput(); err != nil {
+				return err
+			}
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				all := &xhubv1.ListCredentialsResponse{}
+				token := ""
+				for {
+					r, err := cl.Credentials.ListCredentials(ctx, &xhubv1.ListCredentialsRequest{Dept: listDept, PageSize: 1000, PageToken: token})
+					if err != nil {
+						return err
+					}
+					all.Credentials = append(all.Credentials, r.Credentials...)
+					if token = r.NextPageToken; token == "" {
+						break
+					}
+				}
+				if c.json() {
+					return c.printProto(all)
+				}
+				w := c.table()
+				fmt.Fprintln(w, "SERIAL\tIDENTITY\tNOT AFTER\tSTATE")
+				for _, cr := range all.Credentials {
+					state := "active"
+					if cr.Revoked {
+						state = "revoked: " + cr.RevokeReason
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cr.Serial, cr.Identity, cr.NotAfter.AsTime().Format("2006-01-02"), state)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	list.Flags().StringVar(&listDept, "dept", "", "only this department")
+
+	var reason string
+	revoke := &cobra.Command{
+		Use:   "revoke SERIAL [--reason R]",
+		Short: "Revoke a credential at once (recorded in the ledger)",
+		Long:  "Revoke a credential. SERIAL is hex, as `openssl x509 -serial` prints it (colons allowed).",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				r, err := cl.Credentials.RevokeCredential(ctx, &xhubv1.RevokeCredentialRequest{Serial: args[0], Reason: reason})
+				if err != nil {
+					return err
+				}
+				c.say("credential %s (%s) revoked, ledger entry %d", r.Credential.Serial, r.Credential.Identity, r.Seq)
+				return nil
+			})
+		},
+	}
+	revoke.Flags().StringVar(&reason, "reason", "", "why")
+	cmd.AddCommand(issue, list, revoke)
+	return cmd
+}

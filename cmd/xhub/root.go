@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/xhub-gov/xhub/adapters"
+)
+
+// cli holds what every subcommand shares: the output streams and the
+// client flags.
+type cli struct {
+	stdout, stderr io.Writer
+	hub, creds     string
+	output         string
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	c := &cli{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "xhub",
+		Short: "xhub: the data-sharing exchange hub for government departments",
+		Long: `xhub catalogs the datasets of government departments, carries share requests
+to the owning department, records every decision in a tamper-evident ledger,
+and moves the granted data, checked against its schema.
+
+'xhub serve' runs a hub node; every other command is a client of one. Clients
+find the hub and their identity from --hub/--creds or XHUB_HUB/XHUB_CREDS
+(the address inside the creds file is the default).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.hub, "hub", os.Getenv("XHUB_HUB"), "hub address host:port (env XHUB_HUB; default: the address in the creds file)")
+	pf.StringVar(&c.creds, "creds", os.Getenv("XHUB_CREDS"), "credentials file (env XHUB_CREDS)")
+	pf.StringVarP(&c.output, "output", "o", "table", "output format for read commands: table or json")
+	root.AddCommand(
+		c.serveCmd(), c.demoCmd(), c.deptCmd(), c.credsCmd(), c.schemaCmd(), c.catalogCmd(), c.ledgerCmd(),
+	)
+	return root
+}
+
+// client dials the hub with the configured credentials.
+func (c *cli) client(ctx context.Context) (*adapters.Client, error) {
+	if c.creds == "" {
+		return nil, errors.New("no credentials: give --creds FILE or set XHUB_CREDS")
+	}
+	var opts []adapters.Option
+	if c.hub != "" {
+		opts = append(opts, adapters.WithHub(c.hub))
+	}
+	return adapters.Dial(ctx, c.creds, opts...)
+}
+
+// withClient runs fn with a client that is closed afterwards.
+func (c *cli) withClient(cmd *cobra.Command, fn func(ctx context.Context, cl *adapters.Client) error) error {
+	ctx := cmd.Context()
+	cl, err := c.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return fn(ctx, cl)
+}
+
+func (c *cli) checkOutput() error {
+	if c.output != "table" && c.output != "json" {
+		return fmt.Errorf("-o %q: want table or json", c.output)
+	}
+	return nil
+}
+
+func (c *cli) json() bool { return c.output == "json" }
+
+// printProto writes one message as one JSON document.
+func (c *cli) printProto(m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: false, UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(c.stdout, string(b))
+	return err
+}
+
+// printJSON writes any value as one JSON document.
+func (c *cli) printJSON(v any) error {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (c *cli) table() *tabwriter.Writer {
+	return tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+}
+
+func (c *cli) say(format string, args ...any) {
+	fmt.Fprintf(c.stdout, format+"\n", args...)
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xhub-gov/xhub/adapters"
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+func (c *cli) schemaCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "schema",
+		Short: "Register, check and show JSON Schemas (draft 2020-12)",
+		Long: `The schema registry: one subject per dataset id, versions 1, 2, 3..., a
+compatibility mode per subject (NONE, BACKWARD, FORWARD, FULL and the
+_TRANSITIVE variants, with Confluent Schema Registry's meaning; default
+FORWARD). Every incompatibility is explained with a JSON pointer and a rule.`,
+	}
+	var file, compat string
+	readFile := func() ([]byte, error) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--file: %w", err)
+		}
+		return b, nil
+	}
+	register := &cobra.Command{
+		Use:   "register SUBJECT --file F [--compat MODE]",
+		Short: "Register a schema version (officer of the subject's department)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := readFile()
+			if err != nil {
+				return err
+			}
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				r, err := cl.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: args[0], SchemaJson: b, Compat: compat})
+				if err != nil {
+					return err
+				}
+				s := r.Schema
+				if r.Existing {
+					c.say("%s: identical to version %d, nothing new registered", s.Subject, s.Version)
+					return nil
+				}
+				c.say("%s: registered version %d (%s), %d fields, ledger entry %d", s.Subject, s.Version, s.Compat, len(s.Fields), r.Seq)
+				return nil
+			})
+		},
+	}
+	register.Flags().StringVar(&file, "file", "", "schema file (JSON)")
+	register.Flags().StringVar(&compat, "compat", "", "set the subject's compatibility mode")
+	_ = register.MarkFlagRequired("file")
+
+	check := &cobra.Command{
+		Use:   "check SUBJECT --file F [--compat MODE]",
+		Short: "Check a schema against a subject without registering it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := readFile()
+			if err != nil {
+				return err
+			}
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				r, err := cl.Schemas.CheckSchema(ctx, &xhubv1.CheckSchemaRequest{Subject: args[0], SchemaJson: b, Compat: compat})
+				if err != nil {
+					return err
+				}
+				if c.json() {
+					if err := c.printProto(r); err != nil {
+						return err
+					}
+				} else if r.Compatible {
+					c.say("%s: compatible under %s; would be version %d", args[0], r.Compat, r.NextVersion)
+				} else {
+					c.say("%s: INCOMPATIBLE under %s:", args[0], r.Compat)
+					for _, p := range r.Problems {
+						c.say("  %s", p)
+					}
+				}
+				if !r.Compatible {
+					return fmt.Errorf("schema is incompatible with %s under %s (%d problems)", args[0], r.Compat, len(r.Problems))
+				}
+				return nil
+			})
+		},
+	}
+	check.Flags().StringVar(&file, "file", "", "schema file (JSON)")
+	check.Flags().StringVar(&compat, "compat", "", "check under this mode instead of the subject's")
+	_ = check.MarkFlagRequired("file")
+
+	var version int
+	show := &cobra.Command{
+		Use:   "show SUBJECT [--version N]",
+		Short: "Show a schema version (default: latest)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				r, err := cl.Schemas.GetSchema(ctx, &xhubv1.GetSchemaRequest{Subject: args[0], Version: int32(version)})
+				if err != nil {
+					return err
+				}
+				if c.json() {
+					return c.printProto(r.Schema)
+				}
+				s := r.Schema
+				c.say("subject: %s\nversion: %d\ncompat:  %s\nfields:", s.Subject, s.Version, s.Compat)
+				for _, f := range s.Fields {
+					req := ""
+					if f.Required {
+						req = " (required)"
+					}
+					c.say("  %s: %s%s", f.Name, f.Type, req)
+				}
+				c.say("schema:  %s", string(s.SchemaJson))
+				return nil
+			})
+		},
+	}
+	show.Flags().IntVar(&version, "version", 0, "version (default latest)")
+
+	versions := &cobra.Command{
+		Use:   "versions SUBJECT",
+		Short: "List a subject's versions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				r, err := cl.Schemas.ListVersions(ctx, &xhubv1.ListVersionsRequest{Subject: args[0]})
+				if err != nil {
+					return err
+				}
+				if c.json() {
+					return c.printProto(r)
+				}
+				w := c.table()
+				fmt.Fprintln(w, "VERSION\tCOMPAT\tREGISTERED\tFIELDS\tSEQ")
+				for _, v := range r.Versions {
+					names := make([]string, len(v.Fields))
+					for i, f := range v.Fields {
+						names[i] = f.Name
+					}
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\n", v.Version, v.Compat, v.RegisteredAt.AsTime().Format("2006-01-02 15:04"), strings.Join(names, ","), v.Seq)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	cmd.AddCommand(register, check, show, versions)
+	return cmd
+}

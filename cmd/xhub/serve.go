@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xhub-gov/xhub/internal/hub"
+)
+
+func (c *cli) serveCmd() *cobra.Command {
+	var cfg hub.Config
+	var fsync, logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve --data-dir DIR",
+		Short: "Run a hub node",
+		Long: `Run a hub node. By default it starts an embedded NATS server with JetStream
+in DIR/nats (no TCP port), keeps its views in Badger in DIR/badger, and
+serves gRPC with mTLS on --listen. On first start it creates the hub CA and
+ledger key in DIR/pki and writes DIR/admin.creds.
+
+With --nats-url it uses an existing NATS cluster instead (with --replicas
+for the streams). To add a node to an existing hub, copy DIR/pki of the
+first node into the new node's data dir before its first start.
+
+--nats-listen opens the embedded server's client port, with a user and
+password the hub writes to DIR/nats.password: an open NATS port would
+bypass every grant.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch fsync {
+			case "":
+			case "always":
+				cfg.FsyncAlways = true
+			default:
+				return fmt.Errorf("--fsync %q: the only value is always", fsync)
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			ctx := cmd.Context()
+			node, err := hub.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			c.say("xhub node listening on %s (data dir %s); admin credentials: %s", node.Addr(), cfg.DataDir, node.AdminCreds)
+			<-ctx.Done()
+			cfg.Logger.Info("shutting down")
+			node.Close()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", "", "data directory (required)")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7443", "gRPC listen address")
+	f.StringVar(&cfg.NATSListen, "nats-listen", "", "open the embedded NATS client port here (with authentication)")
+	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS (comma-separated URLs) instead of the embedded server")
+	f.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas on an external NATS cluster")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus /metrics here")
+	f.StringVar(&fsync, "fsync", "", "always: JetStream fsyncs every write (slower; survives power loss)")
+	f.StringVar(&cfg.Name, "name", "xhub", "node name")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	_ = cmd.MarkFlagRequired("data-dir")
+	return cmd
+}

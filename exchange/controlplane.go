@@ -1,0 +1,427 @@
+package exchange
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/internal/store"
+	"github.com/xhub-gov/xhub/schemas"
+)
+
+// Config configures a ControlPlane.
+type Config struct {
+	// Store holds the materialised views (required).
+	Store *store.Store
+	// Log is the control-plane log (required).
+	Log *ledger.Log
+	// Now is the clock. Zero: time.Now.
+	Now func() time.Time
+	// Logger receives structured logs. Zero: discard.
+	Logger *slog.Logger
+	// ReadWait bounds how long a read waits for min_seq. Zero: 5s.
+	ReadWait time.Duration
+	// ApplyBatch is the most entries applied in one Badger transaction.
+	// Zero: 256.
+	ApplyBatch int
+}
+
+func (c *Config) validate() error {
+	if c.Store == nil || c.Log == nil {
+		return errors.New("exchange: Config.Store and Config.Log are required")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ReadWait <= 0 {
+		c.ReadWait = 5 * time.Second
+	}
+	if c.ApplyBatch <= 0 {
+		c.ApplyBatch = 256
+	}
+	return nil
+}
+
+// ControlPlane is one node's view of the control-plane log: it appends
+// commands as entries and applies entries, in order, to the store.
+type ControlPlane struct {
+	cfg Config
+	st  *store.Store
+	log *ledger.Log
+	lg  *slog.Logger
+
+	submitMu sync.Mutex // one command in flight per node
+
+	mu        sync.RWMutex
+	applied   uint64
+	advanced  chan struct{} // closed and replaced whenever applied grows
+	creds     map[string]Credential
+	index     *catalog.Index
+	compiled  sync.Map // "subject@version" -> *schemas.Schema
+	applyErr  error
+	stopApply context.CancelFunc
+	done      chan struct{}
+}
+
+// Open loads the views, then follows the log from the last applied entry.
+func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cp := &ControlPlane{
+		cfg: cfg, st: cfg.Store, log: cfg.Log, lg: cfg.Logger,
+		advanced: make(chan struct{}),
+		creds:    make(map[string]Credential),
+		index:    catalog.NewIndex(),
+		done:     make(chan struct{}),
+	}
+	if err := cp.load(); err != nil {
+		return nil, err
+	}
+	actx, cancel := context.WithCancel(context.Background())
+	cp.stopApply = cancel
+	msgs := make(chan ledger.Message, 4*cfg.ApplyBatch)
+	cc, err := cp.log.Follow(actx, cp.applied+1, msgs)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	go func() {
+		defer close(cp.done)
+		defer cc.Stop()
+		cp.applyLoop(actx, msgs)
+	}()
+	return cp, nil
+}
+
+// Close stops the apply loop and waits for it. It does not close the store.
+func (cp *ControlPlane) Close() {
+	cp.stopApply()
+	<-cp.done
+}
+
+// Done is closed once the apply loop has stopped.
+func (cp *ControlPlane) Done() <-chan struct{} { return cp.done }
+
+// Applied is the sequence of the last applied entry.
+func (cp *ControlPlane) Applied() uint64 {
+	cp.mu.RLock()
+	defer cp.mu.RUnlock()
+	return cp.applied
+}
+
+// WaitApplied waits until entry seq is applied, at most the configured
+// ReadWait (or until ctx ends).
+func (cp *ControlPlane) WaitApplied(ctx context.Context, seq uint64) error {
+	if seq == 0 {
+		return nil
+	}
+	timer := time.NewTimer(cp.cfg.ReadWait)
+	defer timer.Stop()
+	for {
+		cp.mu.RLock()
+		applied, ch, aerr := cp.applied, cp.advanced, cp.applyErr
+		cp.mu.RUnlock()
+		if applied >= seq {
+			return nil
+		}
+		if aerr != nil {
+			return &fault.Error{Kind: fault.KindUnavailable, Msg: "apply loop stopped: " + aerr.Error()}
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("entry %d not applied on this node within %s (applied: %d)", seq, cp.cfg.ReadWait, applied)}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// CatchUp waits until this node has applied everything the log held when
+// it was called.
+func (cp *ControlPlane) CatchUp(ctx context.Context) error {
+	last, err := cp.log.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	return cp.WaitApplied(ctx, last)
+}
+
+// Keys of the views.
+const (
+	keyApplied = "m/applied"
+	keyLast    = "m/last"
+	keyInit    = "m/init"
+)
+
+func entryKey(seq uint64) []byte       { return binKey("e/", seq) }
+func hashKey(index int64) []byte       { return binKey("h/", uint64(index)) }
+func deptKey(id catalog.DeptID) string { return "d/" + string(id) }
+func credKey(serial string) string     { return "c/" + serial }
+func subjectKey(s catalog.DatasetID) string {
+	return "s/" + string(s)
+}
+func versionKey(s catalog.DatasetID, v int) string { return fmt.Sprintf("sv/%s/%08d", s, v) }
+func datasetKey(id catalog.DatasetID) string       { return "ds/" + string(id) }
+
+func binKey(prefix string, n uint64) []byte {
+	k := make([]byte, len(prefix)+8)
+	copy(k, prefix)
+	binary.BigEndian.PutUint64(k[len(prefix):], n)
+	return k
+}
+
+type meta struct {
+	Applied uint64
+	Last    ledger.Hash
+}
+
+func readMeta(txn *store.Txn) (meta, error) {
+	var m meta
+	if _, err := txn.Get(keyApplied, &m.Applied); err != nil {
+		return m, err
+	}
+	if _, err := txn.Get(keyLast, &m.Last); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// load fills the in-memory caches from the store.
+func (cp *ControlPlane) load() error {
+	return cp.st.View(func(txn *store.Txn) error {
+		m, err := readMeta(txn)
+		if err != nil {
+			return err
+		}
+		cp.applied = m.Applied
+		if err := scanJSON(txn, "c/", func(c Credential) { cp.creds[c.Serial] = c }); err != nil {
+			return err
+		}
+		return scanJSON(txn, "ds/", func(d catalog.Dataset) { cp.index.Put(d) })
+	})
+}
+
+func scanJSON[T any](txn *store.Txn, prefix string, fn func(T)) error {
+	return txn.Scan(prefix, "", func(key string, val []byte) (bool, error) {
+		var v T
+		if err := jsonUnmarshal(val, &v); err != nil {
+			return false, fmt.Errorf("view %s: %w", key, err)
+		}
+		fn(v)
+		return true, nil
+	})
+}
+
+// applyLoop applies entries in batches: one Badger transaction per batch,
+// with the applied sequence in the same transaction.
+func (cp *ControlPlane) applyLoop(ctx context.Context, msgs <-chan ledger.Message) {
+	batch := make([]ledger.Message, 0, cp.cfg.ApplyBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case m := <-msgs:
+			batch = append(batch, m)
+		case <-ctx.Done():
+			return
+		}
+	fill:
+		for len(batch) < cp.cfg.ApplyBatch {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		if err := cp.applyBatch(batch); err != nil {
+			cp.lg.Error("apply stopped", "err", err)
+			cp.mu.Lock()
+			cp.applyErr = err
+			close(cp.advanced)
+			cp.advanced = make(chan struct{})
+			cp.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (cp *ControlPlane) applyBatch(batch []ledger.Message) error {
+	var after []func()
+	var applied uint64
+	err := cp.st.Update(func(txn *store.Txn) error {
+		after = after[:0]
+		m, err := readMeta(txn)
+		if err != nil {
+			return err
+		}
+		for _, msg := range batch {
+			if msg.Seq <= m.Applied {
+				continue // redelivered
+			}
+			if msg.Seq != m.Applied+1 {
+				return fmt.Errorf("gap in the log: applied %d, got %d", m.Applied, msg.Seq)
+			}
+			leaf := ledger.LeafHash(msg.Raw)
+			if err := txn.PutRaw(entryKey(msg.Seq), msg.Raw); err != nil {
+				return err
+			}
+			hashes, err := tlog.StoredHashesForRecordHash(int64(msg.Seq-1), leaf, txnHashReader{txn})
+			if err != nil {
+				return fmt.Errorf("tree hashes for %d: %w", msg.Seq, err)
+			}
+			base := tlog.StoredHashIndex(0, int64(msg.Seq-1))
+			for i, h := range hashes {
+				if err := txn.PutRaw(hashKey(base+int64(i)), h[:]); err != nil {
+					return err
+				}
+			}
+			e, err := ledger.Parse(msg.Raw)
+			switch {
+			case err != nil:
+				cp.lg.Error("ledger entry is malformed; not applied", "seq", msg.Seq, "err", err)
+			case e.Seq != msg.Seq || e.Prev != m.Last:
+				cp.lg.Error("ledger entry does not chain; not applied", "seq", msg.Seq, "entry_seq", e.Seq)
+			default:
+				fn, err := cp.apply(txn, e)
+				if err != nil {
+					// Deterministic on every node: the entry stays in the log
+					// and the tree, its effect is void.
+					cp.lg.Warn("ledger entry refused at apply", "seq", e.Seq, "kind", e.Kind, "err", err)
+				} else if fn != nil {
+					after = append(after, fn)
+				}
+			}
+			m.Applied, m.Last = msg.Seq, leaf
+		}
+		applied = m.Applied
+		if err := txn.Put(keyApplied, m.Applied); err != nil {
+			return err
+		}
+		return txn.Put(keyLast, m.Last)
+	})
+	if err != nil {
+		return err
+	}
+	cp.mu.Lock()
+	for _, fn := range after {
+		fn()
+	}
+	if applied > cp.applied {
+		cp.applied = applied
+		close(cp.advanced)
+		cp.advanced = make(chan struct{})
+	}
+	cp.mu.Unlock()
+	return nil
+}
+
+type txnHashReader struct{ txn *store.Txn }
+
+func (r txnHashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		b, ok, err := r.txn.GetRaw(hashKey(idx))
+		if err != nil {
+			return nil, err
+		}
+		if !ok || len(b) != tlog.HashSize {
+			return nil, fmt.Errorf("tree hash %d missing", idx)
+		}
+		copy(out[i][:], b)
+	}
+	return out, nil
+}
+
+// command validates a change against the applied state and builds its
+// entry; it runs inside a read snapshot.
+type command func(txn *store.Txn, now time.Time) (subject string, body any, err error)
+
+// maxAttempts bounds retries when other nodes keep appending first.
+const maxAttempts = 50
+
+// submit appends one entry: it validates cmd against the state as of the
+// last applied entry, appends with that entry as the expected last, and on
+// a conflict catches up and tries again (re-validating). It returns once
+// this node has applied the new entry.
+func (cp *ControlPlane) submit(ctx context.Context, actor Identity, kind string, cmd command) (uint64, error) {
+	return cp.submitKind(ctx, actor, func(txn *store.Txn, now time.Time) (string, string, any, error) {
+		subject, body, err := cmd(txn, now)
+		return kind, subject, body, err
+	})
+}
+
+// submitKind is submit for a command that decides the entry's kind.
+func (cp *ControlPlane) submitKind(ctx context.Context, actor Identity, cmd func(txn *store.Txn, now time.Time) (kind, subject string, body any, err error)) (uint64, error) {
+	cp.submitMu.Lock()
+	defer cp.submitMu.Unlock()
+	for range maxAttempts {
+		var raw []byte
+		var after uint64
+		var kind string
+		err := cp.st.View(func(txn *store.Txn) error {
+			m, err := readMeta(txn)
+			if err != nil {
+				return err
+			}
+			now := cp.cfg.Now()
+			k, subject, body, err := cmd(txn, now)
+			if err != nil {
+				return err
+			}
+			kind = k
+			e, err := ledger.New(m.Applied+1, m.Last, now, actor.URI(), kind, subject, body)
+			if err != nil {
+				return err
+			}
+			raw, after = e.Marshal(), m.Applied
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		seq, err := cp.log.Append(ctx, raw, after)
+		if errors.Is(err, ledger.ErrConflict) {
+			if err := cp.CatchUp(ctx); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if err != nil {
+			return 0, &fault.Error{Kind: fault.KindUnavailable, Msg: err.Error()}
+		}
+		if err := cp.WaitApplied(ctx, seq); err != nil {
+			return 0, err
+		}
+		cp.lg.Info("ledger entry appended", "seq", seq, "kind", kind, "actor", actor.URI())
+		return seq, nil
+	}
+	return 0, &fault.Error{Kind: fault.KindUnavailable, Msg: "ledger busy: lost the append race too often, try again"}
+}
+
+// cachedSchema returns the compiled schema of a stored version.
+func (cp *ControlPlane) cachedSchema(v SchemaVersion) (*schemas.Schema, error) {
+	key := fmt.Sprintf("%s@%d", v.Subject, v.Version)
+	if s, ok := cp.compiled.Load(key); ok {
+		return s.(*schemas.Schema), nil
+	}
+	s, err := schemas.Parse(v.Schema)
+	if err != nil {
+		return nil, err
+	}
+	cp.compiled.Store(key, s)
+	return s, nil
+}

@@ -1,0 +1,161 @@
+package api
+
+import (
+	"context"
+	"crypto/x509"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/internal/pki"
+)
+
+type ctxKey struct{}
+
+// identityFrom returns the authenticated caller.
+func identityFrom(ctx context.Context) exchange.Identity {
+	id, _ := ctx.Value(ctxKey{}).(exchange.Identity)
+	return id
+}
+
+var (
+	anyRole     = []exchange.Role{exchange.RoleAdmin, exchange.RoleOfficer, exchange.RoleSystem}
+	adminOnly   = []exchange.Role{exchange.RoleAdmin}
+	officers    = []exchange.Role{exchange.RoleOfficer}
+	staff       = []exchange.Role{exchange.RoleAdmin, exchange.RoleOfficer}
+	systems     = []exchange.Role{exchange.RoleSystem}
+	methodRoles = map[string][]exchange.Role{
+		"/xhub.v1.Departments/AddDepartment":    adminOnly,
+		"/xhub.v1.Departments/ListDepartments":  anyRole,
+		"/xhub.v1.Credentials/IssueCredential":  staff,
+		"/xhub.v1.Credentials/ListCredentials":  staff,
+		"/xhub.v1.Credentials/RevokeCredential": staff,
+		"/xhub.v1.Schemas/RegisterSchema":       officers,
+		"/xhub.v1.Schemas/CheckSchema":          anyRole,
+		"/xhub.v1.Schemas/GetSchema":            anyRole,
+		"/xhub.v1.Schemas/ListVersions":         anyRole,
+		"/xhub.v1.Catalog/PublishDataset":       officers,
+		"/xhub.v1.Catalog/RetireDataset":        officers,
+		"/xhub.v1.Catalog/GetDataset":           anyRole,
+		"/xhub.v1.Catalog/ListDatasets":         anyRole,
+		"/xhub.v1.Shares/RequestShare":          officers,
+		"/xhub.v1.Shares/Inbox":                 officers,
+		"/xhub.v1.Shares/Approve":               staff,
+		"/xhub.v1.Shares/Reject":                staff,
+		"/xhub.v1.Shares/Withdraw":              officers,
+		"/xhub.v1.Shares/RevokeGrant":           staff,
+		"/xhub.v1.Shares/ListShares":            anyRole,
+		"/xhub.v1.Ledger/ListEntries":           anyRole,
+		"/xhub.v1.Ledger/GetHead":               anyRole,
+		"/xhub.v1.Ledger/InclusionProof":        anyRole,
+		"/xhub.v1.Ledger/ConsistencyProof":      anyRole,
+		"/xhub.v1.Exchange/Query":               systems,
+		"/xhub.v1.Exchange/Publish":             systems,
+		"/xhub.v1.Exchange/Subscribe":           systems,
+		"/xhub.v1.Provider/Serve":               systems,
+		"/xhub.v1.Audit/ListAudit":              staff,
+	}
+)
+
+// open methods need no client identity: health checks and reflection.
+func openMethod(method string) bool {
+	return strings.HasPrefix(method, "/grpc.health.v1.") || strings.HasPrefix(method, "/grpc.reflection.")
+}
+
+type authenticator struct {
+	cp  *exchange.ControlPlane
+	now func() time.Time
+}
+
+// authenticate finds the caller's identity from its verified client
+// certificate and checks it against the credential view: known to the
+// ledger, not revoked, not expired, and allowed to call method.
+func (a *authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
+	if openMethod(method) {
+		return ctx, nil
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "no peer")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return nil, status.Error(codes.Unauthenticated, "a client certificate issued by the hub is required")
+	}
+	cert := ti.State.VerifiedChains[0][0]
+	id, serial, err := pki.IdentityOf(cert)
+	if err != nil {
+		return nil, status.Errorf(codes.Unauthenticated, "client certificate: %v", err)
+	}
+	if err := a.checkCredential(ctx, cert, id, serial); err != nil {
+		return nil, err
+	}
+	roles, ok := methodRoles[method]
+	if !ok {
+		return nil, status.Errorf(codes.PermissionDenied, "method %s is not open to any role", method)
+	}
+	if !slices.Contains(roles, id.Role) {
+		return nil, status.Errorf(codes.PermissionDenied, "%s: role %s may not call %s (allowed: %s)", id.URI(), id.Role, method, rolesString(roles))
+	}
+	return context.WithValue(ctx, ctxKey{}, id), nil
+}
+
+func (a *authenticator) checkCredential(ctx context.Context, cert *x509.Certificate, id exchange.Identity, serial string) error {
+	c, ok := a.cp.Credential(serial)
+	if !ok {
+		// Issued through another node moments ago? Catch up once, bounded.
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_ = a.cp.CatchUp(cctx)
+		cancel()
+		c, ok = a.cp.Credential(serial)
+	}
+	switch {
+	case !ok:
+		return status.Errorf(codes.Unauthenticated, "credential %s is not recorded in the hub's ledger", serial)
+	case c.Revoked:
+		return status.Errorf(codes.Unauthenticated, "credential %s (%s) was revoked at %s: %s", serial, c.Identity, c.RevokedAt.Format(time.RFC3339), c.RevokeReason)
+	case c.Identity != id.URI():
+		return status.Errorf(codes.Unauthenticated, "credential %s: certificate identity does not match the ledger", serial)
+	case a.now().After(cert.NotAfter):
+		return status.Errorf(codes.Unauthenticated, "credential %s expired at %s", serial, cert.NotAfter.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func rolesString(rs []exchange.Role) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
+}
+
+func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := a.authenticate(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, err := a.authenticate(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+}
+
+type wrappedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (w *wrappedStream) Context() context.Context { return w.ctx }

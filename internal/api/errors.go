@@ -1,0 +1,80 @@
+package api
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/xhub-gov/xhub/internal/fault"
+)
+
+// toStatus maps a domain error to a gRPC status with google.rpc details.
+// This is the one place where domain errors become gRPC codes.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
+	var fe *fault.Error
+	if !errors.As(err, &fe) {
+		return status.Error(codes.Internal, err.Error())
+	}
+	var code codes.Code
+	switch fe.Kind {
+	case fault.KindInvalid:
+		code = codes.InvalidArgument
+	case fault.KindNotFound:
+		code = codes.NotFound
+	case fault.KindExists:
+		code = codes.AlreadyExists
+	case fault.KindPrecondition:
+		code = codes.FailedPrecondition
+	case fault.KindDenied:
+		code = codes.PermissionDenied
+	case fault.KindUnavailable:
+		code = codes.Unavailable
+	default:
+		code = codes.Internal
+	}
+	st := status.New(code, err.Error())
+	switch fe.Kind {
+	case fault.KindInvalid:
+		br := &errdetails.BadRequest{}
+		for _, v := range fe.Violations {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description})
+		}
+		if d, err := st.WithDetails(br); err == nil {
+			st = d
+		}
+	case fault.KindPrecondition:
+		pf := &errdetails.PreconditionFailure{}
+		for _, v := range fe.Violations {
+			pf.Violations = append(pf.Violations, &errdetails.PreconditionFailure_Violation{Type: v.Type, Subject: v.Field, Description: v.Description})
+		}
+		if d, err := st.WithDetails(pf); err == nil {
+			st = d
+		}
+	case fault.KindNotFound:
+		if d, err := st.WithDetails(&errdetails.ResourceInfo{Description: fe.Msg}); err == nil {
+			st = d
+		}
+	}
+	return st.Err()
+}
+
+func invalid(field, format string, args ...any) error {
+	return toStatus(fault.Invalid(field, format, args...))
+}
+
+func permissionDenied(msg string) error { return fault.Denied("%s", msg) }

@@ -1,0 +1,134 @@
+package bus
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// EmbeddedConfig configures the embedded nats-server.
+type EmbeddedConfig struct {
+	// Dir holds JetStream's files (required).
+	Dir string
+	// Listen, if set ("host:port"), opens a client port. The hub then writes
+	// a user and password to PasswordFile (created if absent) and the server
+	// refuses anyone without them: an open NATS port would bypass every grant.
+	Listen string
+	// PasswordFile is where the credentials for Listen live. Default:
+	// Dir/../nats.password.
+	PasswordFile string
+	// SyncAlways makes JetStream fsync every write.
+	SyncAlways bool
+	// Name of the server. Default "xhub".
+	Name string
+	Log  *slog.Logger
+}
+
+// Embedded is a running in-process nats-server.
+type Embedded struct {
+	Server *server.Server
+	// URL is the client URL with credentials when Listen was set, else "".
+	URL string
+}
+
+// StartEmbedded starts the server and waits until it accepts connections.
+func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("embedded nats: Dir is required")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "xhub"
+	}
+	opts := &server.Options{
+		ServerName:         cfg.Name,
+		JetStream:          true,
+		StoreDir:           cfg.Dir,
+		DontListen:         cfg.Listen == "",
+		NoSigs:             true,
+		NoLog:              true,
+		MaxPayload:         8 << 20,
+		SyncAlways:         cfg.SyncAlways,
+		JetStreamMaxMemory: 256 << 20,
+	}
+	if cfg.Listen != "" {
+		host, portStr, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: --nats-listen %q: %w", cfg.Listen, err)
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: --nats-listen %q: bad port", cfg.Listen)
+		}
+		if port == 0 {
+			port = -1 // random
+		}
+		if cfg.PasswordFile == "" {
+			cfg.PasswordFile = filepath.Join(filepath.Dir(cfg.Dir), "nats.password")
+		}
+		user, pass, err := loadOrCreatePassword(cfg.PasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		opts.Host, opts.Port = host, port
+		opts.Username, opts.Password = user, pass
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded nats: not ready after 30s")
+	}
+	e := &Embedded{Server: srv}
+	if cfg.Listen != "" {
+		addr := srv.Addr().(*net.TCPAddr)
+		e.URL = fmt.Sprintf("nats://%s:%s@%s", opts.Username, opts.Password, net.JoinHostPort(addr.IP.String(), strconv.Itoa(addr.Port)))
+	}
+	if cfg.Log != nil {
+		cfg.Log.Info("embedded nats started", "dir", cfg.Dir, "listen", cfg.Listen != "")
+	}
+	return e, nil
+}
+
+// Connect opens an in-process connection.
+func (e *Embedded) Connect(name string) (*nats.Conn, error) {
+	return nats.Connect("", nats.InProcessServer(e.Server), nats.Name(name), nats.MaxReconnects(-1))
+}
+
+// Shutdown stops the server and waits for it.
+func (e *Embedded) Shutdown() {
+	e.Server.Shutdown()
+	e.Server.WaitForShutdown()
+}
+
+func loadOrCreatePassword(path string) (user, pass string, err error) {
+	if b, err := os.ReadFile(path); err == nil {
+		u, p, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
+		if !ok || u == "" || p == "" {
+			return "", "", fmt.Errorf("embedded nats: %s is not user:password", path)
+		}
+		return u, p, nil
+	}
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return "", "", err
+	}
+	user, pass = "xhub", hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(user+":"+pass+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("embedded nats: write %s: %w", path, err)
+	}
+	return user, pass, nil
+}

@@ -1,0 +1,260 @@
+// Package hub owns a hub node's lifecycle: it starts, in order, the PKI,
+// NATS (embedded or external), the JetStream streams, the Badger store,
+// the control plane, the gRPC server and the metrics endpoint, and stops
+// them in reverse. `xhub serve`, `xhub demo` and the test harness all start
+// nodes through it.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/internal/api"
+	"github.com/xhub-gov/xhub/internal/bus"
+	"github.com/xhub-gov/xhub/internal/pki"
+	"github.com/xhub-gov/xhub/internal/store"
+)
+
+// Config configures a node. Zero values are documented defaults.
+type Config struct {
+	// DataDir holds pki/, nats/, badger/ and admin.creds (required).
+	DataDir string
+	// Listen is the gRPC address. Zero: 127.0.0.1:7443. Port 0 picks one.
+	Listen string
+	// NATSListen opens the embedded server's client port, with
+	// authentication. Zero: no port (in-process only).
+	NATSListen string
+	// NATSURL uses an external NATS instead of the embedded server.
+	NATSURL string
+	// Replicas of each stream (external clusters). Zero: 1.
+	Replicas int
+	// MetricsListen serves Prometheus /metrics. Zero: off.
+	MetricsListen string
+	// FsyncAlways makes the embedded JetStream fsync every write.
+	FsyncAlways bool
+	// Name is this node's name in logs and NATS. Zero: "xhub".
+	Name string
+	// Logger: zero discards.
+	Logger *slog.Logger
+}
+
+func (c *Config) validate() error {
+	if c.DataDir == "" {
+		return errors.New("hub: --data-dir is required")
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:7443"
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.Name == "" {
+		c.Name = "xhub"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.NATSURL != "" && c.NATSListen != "" {
+		return errors.New("hub: --nats-listen applies to the embedded server; it cannot be used with --nats-url")
+	}
+	return nil
+}
+
+// Node is a running hub node.
+type Node struct {
+	cfg       Config
+	Authority *pki.Authority
+	Embedded  *bus.Embedded // nil with an external NATS
+	NC        *nats.Conn
+	JS        jetstream.JetStream
+	Store     *store.Store
+	CP        *exchange.ControlPlane
+	GRPC      *api.Server
+	lis       net.Listener
+	metrics   *http.Server
+
+	// AdminCreds is the path of this data dir's admin credentials.
+	AdminCreds string
+
+	closeOnce sync.Once
+	serveErr  chan error
+}
+
+// Start starts a node; on error everything started so far is stopped.
+func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	n = &Node{cfg: cfg, serveErr: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			n.Close()
+			n = nil
+		}
+	}()
+	log := cfg.Logger
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	if n.Authority, err = pki.LoadOrCreate(filepath.Join(cfg.DataDir, "pki")); err != nil {
+		return nil, err
+	}
+
+	if cfg.NATSURL == "" {
+		n.Embedded, err = bus.StartEmbedded(bus.EmbeddedConfig{
+			Dir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, SyncAlways: cfg.FsyncAlways, Name: cfg.Name, Log: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		n.NC, err = n.Embedded.Connect(cfg.Name)
+	} else {
+		n.NC, err = nats.Connect(cfg.NATSURL, nats.Name(cfg.Name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hub: connect to NATS: %w", err)
+	}
+	if n.JS, err = jetstream.New(n.NC); err != nil {
+		return nil, fmt.Errorf("hub: jetstream: %w", err)
+	}
+	if _, err := n.JS.CreateOrUpdateStream(ctx, bus.Ledger(cfg.Replicas)); err != nil {
+		return nil, fmt.Errorf("hub: stream %s: %w", bus.LedgerStream, err)
+	}
+
+	if n.Store, err = store.Open(filepath.Join(cfg.DataDir, "badger"), log); err != nil {
+		return nil, err
+	}
+	if n.CP, err = exchange.Open(ctx, exchange.Config{
+		Store: n.Store, Log: ledger.NewLog(n.JS, bus.LedgerStream, bus.LedgerSubject), Logger: log.With("component", "controlplane"),
+	}); err != nil {
+		return nil, err
+	}
+	if err := n.CP.Init(ctx, exchange.HubInit{CASHA256: n.Authority.Fingerprint(), VerifierKey: n.Authority.VerifierKey}); err != nil {
+		return nil, err
+	}
+
+	if n.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("hub: listen %s: %w", cfg.Listen, err)
+	}
+	host, _, _ := net.SplitHostPort(cfg.Listen)
+	hostname, _ := os.Hostname()
+	serverCert, err := n.Authority.ServerCert([]string{host, "127.0.0.1", "::1", "localhost", hostname, "xhub"})
+	if err != nil {
+		return nil, err
+	}
+	n.GRPC = api.New(api.Config{CP: n.CP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api")})
+	go func() { n.serveErr <- n.GRPC.Serve(n.lis) }()
+
+	if err := n.ensureAdminCreds(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.MetricsListen != "" {
+		if err := n.startMetrics(); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("hub node started", "listen", n.Addr(), "data_dir", cfg.DataDir, "applied", n.CP.Applied())
+	return n, nil
+}
+
+// Addr is the gRPC address clients dial.
+func (n *Node) Addr() string { return n.lis.Addr().String() }
+
+// ensureAdminCreds writes DataDir/admin.creds on this data dir's first
+// start, recording the credential in the ledger like any other.
+func (n *Node) ensureAdminCreds(ctx context.Context) error {
+	n.AdminCreds = filepath.Join(n.cfg.DataDir, "admin.creds")
+	if _, err := os.Stat(n.AdminCreds); err == nil {
+		return nil
+	}
+	name := "admin"
+	if hn, err := os.Hostname(); err == nil {
+		if exchange.ValidateCredName(hn) == nil {
+			name = "admin-" + hn
+		}
+	}
+	if exchange.ValidateCredName(name) != nil {
+		name = "admin"
+	}
+	id := exchange.Identity{Dept: catalog.HubDept, Role: exchange.RoleAdmin, Name: name}
+	keyPEM, csr, err := pki.NewKey(id)
+	if err != nil {
+		return err
+	}
+	certPEM, cert, err := n.Authority.SignCSR(csr, id, exchange.MaxCredValidDays)
+	if err != nil {
+		return err
+	}
+	c := exchange.Credential{Serial: pki.SerialHex(cert.SerialNumber), Identity: id.URI(), NotAfter: cert.NotAfter}
+	if _, err := n.CP.RecordCredential(ctx, exchange.HubPolicy, c); err != nil {
+		return fmt.Errorf("hub: record admin credential: %w", err)
+	}
+	return pki.WriteCreds(n.AdminCreds, n.Addr(), certPEM, keyPEM, n.Authority.CertPEM)
+}
+
+func (n *Node) startMetrics() error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xhub_ledger_applied_seq", Help: "Sequence of the last control-plane entry applied on this node."},
+		func() float64 { return float64(n.CP.Applied()) }))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	lis, err := net.Listen("tcp", n.cfg.MetricsListen)
+	if err != nil {
+		return fmt.Errorf("hub: metrics listen %s: %w", n.cfg.MetricsListen, err)
+	}
+	n.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { n.serveErr <- n.metrics.Serve(lis) }()
+	return nil
+}
+
+// Close stops the node in reverse order of start: gRPC (draining calls),
+// metrics, the control plane, Badger (flushed), NATS. It is idempotent.
+func (n *Node) Close() {
+	n.closeOnce.Do(func() {
+		if n.GRPC != nil {
+			done := make(chan struct{})
+			go func() { n.GRPC.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				n.GRPC.Stop()
+			}
+		}
+		if n.metrics != nil {
+			_ = n.metrics.Close()
+		}
+		if n.CP != nil {
+			n.CP.Close()
+		}
+		if n.Store != nil {
+			if err := n.Store.Close(); err != nil {
+				n.cfg.Logger.Error("close store", "err", err)
+			}
+		}
+		if n.NC != nil {
+			_ = n.NC.Drain()
+			n.NC.Close()
+		}
+		if n.Embedded != nil {
+			n.Embedded.Shutdown()
+		}
+	})
+}

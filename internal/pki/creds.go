@@ -1,0 +1,150 @@
+package pki
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/xhub-gov/xhub/exchange"
+)
+
+// Creds is a credential bundle: the *.creds file.
+//
+// The file is PEM: a text header "hub: ADDR" line, then the client
+// certificate, its PRIVATE KEY, and the hub CA certificate.
+type Creds struct {
+	Hub      string
+	Cert     tls.Certificate
+	Leaf     *x509.Certificate
+	CA       *x509.Certificate
+	Identity exchange.Identity
+	Serial   string
+}
+
+// NewKey makes a key and a certificate request for id.
+func NewKey(id exchange.Identity) (keyPEM, csrDER []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	csrDER, err = x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: id.URI()}}, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), csrDER, nil
+}
+
+// EncodeCreds builds the file's bytes.
+func EncodeCreds(hub string, certPEM, keyPEM, caPEM []byte) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# xhub credentials: keep this file secret\nhub: %s\n\n", hub)
+	b.Write(certPEM)
+	b.Write(keyPEM)
+	b.Write(caPEM)
+	return b.Bytes()
+}
+
+// WriteCreds writes a creds file readable by its owner only.
+func WriteCreds(path, hub string, certPEM, keyPEM, caPEM []byte) error {
+	if err := os.WriteFile(path, EncodeCreds(hub, certPEM, keyPEM, caPEM), 0o600); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	return nil
+}
+
+// LoadCreds reads a creds file.
+func LoadCreds(path string) (*Creds, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	c, err := ParseCreds(b)
+	if err != nil {
+		return nil, fmt.Errorf("credentials %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseCreds parses a creds file's bytes.
+func ParseCreds(b []byte) (*Creds, error) {
+	c := &Creds{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "-----BEGIN") {
+			break
+		}
+		if v, ok := strings.CutPrefix(line, "hub:"); ok {
+			c.Hub = strings.TrimSpace(v)
+		}
+	}
+	var certs []*x509.Certificate
+	var keyPEM, leafPEM []byte
+	rest := b
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		switch block.Type {
+		case "CERTIFICATE":
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("certificate: %w", err)
+			}
+			if cert.IsCA {
+				c.CA = cert
+			} else {
+				certs = append(certs, cert)
+				leafPEM = pem.EncodeToMemory(block)
+			}
+		case "PRIVATE KEY":
+			keyPEM = pem.EncodeToMemory(block)
+		}
+	}
+	if len(certs) != 1 || keyPEM == nil || c.CA == nil {
+		return nil, errors.New("want one client certificate, its PRIVATE KEY and the CA certificate")
+	}
+	cert, err := tls.X509KeyPair(leafPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("key pair: %w", err)
+	}
+	c.Cert, c.Leaf = cert, certs[0]
+	c.Identity, c.Serial, err = IdentityOf(c.Leaf)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ClientTLS is the TLS configuration to dial addr with these credentials.
+func (c *Creds) ClientTLS(addr string) *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AddCert(c.CA)
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{c.Cert},
+		RootCAs:      pool,
+		ServerName:   host,
+	}
+}

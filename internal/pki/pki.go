@@ -1,0 +1,290 @@
+// Package pki owns the hub's certificate authority and credential files:
+// creating the CA and the ledger signing key in the data dir, signing
+// certificate requests with a SPIFFE identity, the hub's server
+// certificate, and the *.creds bundle (client certificate, key, CA, hub
+// address) that CLI and adapters dial with.
+package pki
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/xhub-gov/xhub/exchange"
+)
+
+// Authority is the hub's CA and ledger key, loaded from a folder.
+type Authority struct {
+	Cert    *x509.Certificate
+	CertPEM []byte
+	key     *ecdsa.PrivateKey
+	// Signer signs ledger tree heads; Verifier is its public half.
+	Signer   note.Signer
+	Verifier note.Verifier
+	// VerifierKey is the verifier in note's text form.
+	VerifierKey string
+}
+
+// Files in the pki folder.
+const (
+	caCertFile    = "ca.crt"
+	caKeyFile     = "ca.key"
+	ledgerKeyFile = "ledger.key"
+	ledgerPubFile = "ledger.pub"
+)
+
+// LoadOrCreate loads the authority from dir, creating a new CA and ledger
+// key on first use.
+func LoadOrCreate(dir string) (*Authority, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, caCertFile)); errors.Is(err, os.ErrNotExist) {
+		if err := create(dir); err != nil {
+			return nil, err
+		}
+	}
+	return load(dir)
+}
+
+func create(dir string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          randomSerial(),
+		Subject:               pkix.Name{CommonName: "xhub hub CA", Organization: []string{"xhub"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(20, 0, 0),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		MaxPathLenZero:        true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		URIs:                  []*url.URL{{Scheme: "spiffe", Host: "xhub"}},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return fmt.Errorf("pki: create CA: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	skey, vkey, err := note.GenerateKey(rand.Reader, "xhub-ledger")
+	if err != nil {
+		return fmt.Errorf("pki: ledger key: %w", err)
+	}
+	files := []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{caKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
+		{ledgerKeyFile, []byte(skey + "\n"), 0o600},
+		{ledgerPubFile, []byte(vkey + "\n"), 0o644},
+		{caCertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644}, // last: its presence means "created"
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+			return fmt.Errorf("pki: %w", err)
+		}
+	}
+	return nil
+}
+
+func load(dir string) (*Authority, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, caCertFile))
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	certs, err := parseCerts(certPEM)
+	if err != nil || len(certs) != 1 {
+		return nil, fmt.Errorf("pki: %s: want one certificate", caCertFile)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, caKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	key, err := parseKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s: %w", caKeyFile, err)
+	}
+	skey, err := os.ReadFile(filepath.Join(dir, ledgerKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	signer, err := note.NewSigner(strings.TrimSpace(string(skey)))
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s: %w", ledgerKeyFile, err)
+	}
+	vkey, err := os.ReadFile(filepath.Join(dir, ledgerPubFile))
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	verifier, err := note.NewVerifier(strings.TrimSpace(string(vkey)))
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s: %w", ledgerPubFile, err)
+	}
+	return &Authority{Cert: certs[0], CertPEM: certPEM, key: key, Signer: signer, Verifier: verifier, VerifierKey: strings.TrimSpace(string(vkey))}, nil
+}
+
+// Fingerprint is the SHA-256 of the CA certificate, hex.
+func (a *Authority) Fingerprint() string {
+	sum := sha256.Sum256(a.Cert.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// Pool is a cert pool holding the CA.
+func (a *Authority) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(a.Cert)
+	return p
+}
+
+// SignCSR issues a client certificate for id from a PKCS#10 request. Only
+// the request's public key is used; the identity comes from id.
+func (a *Authority) SignCSR(csrDER []byte, id exchange.Identity, validDays int) (certPEM []byte, cert *x509.Certificate, err error) {
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certificate request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, nil, fmt.Errorf("certificate request signature: %w", err)
+	}
+	u, _ := url.Parse(id.URI())
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: randomSerial(),
+		Subject:      pkix.Name{CommonName: id.URI(), Organization: []string{string(id.Dept)}, OrganizationalUnit: []string{string(id.Role)}},
+		NotBefore:    now.Add(-5 * time.Minute),
+		NotAfter:     now.AddDate(0, 0, validDays),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		URIs:         []*url.URL{u},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, csr.PublicKey, a.key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign certificate: %w", err)
+	}
+	cert, err = x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), cert, nil
+}
+
+// ServerCert issues the node's TLS server certificate for the given hosts
+// (names or IPs), valid for a year; nodes issue a fresh one at each start.
+func (a *Authority) ServerCert(hosts []string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: randomSerial(),
+		Subject:      pkix.Name{CommonName: "xhub hub node"},
+		NotBefore:    now.Add(-5 * time.Minute),
+		NotAfter:     now.AddDate(1, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, &key.PublicKey, a.key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der, a.Cert.Raw}, PrivateKey: key}, nil
+}
+
+// SerialHex formats a serial as openssl x509 -serial prints it.
+func SerialHex(n *big.Int) string {
+	return strings.ToUpper(hex.EncodeToString(n.Bytes()))
+}
+
+// IdentityOf reads the SPIFFE identity and serial of a client certificate.
+func IdentityOf(cert *x509.Certificate) (exchange.Identity, string, error) {
+	if len(cert.URIs) != 1 {
+		return exchange.Identity{}, "", errors.New("certificate has no single URI SAN")
+	}
+	id, err := exchange.ParseIdentity(cert.URIs[0].String())
+	if err != nil {
+		return exchange.Identity{}, "", err
+	}
+	return id, SerialHex(cert.SerialNumber), nil
+}
+
+func randomSerial() *big.Int {
+	limit := new(big.Int).Lsh(big.NewInt(1), 127)
+	n, err := rand.Int(rand.Reader, limit)
+	if err != nil {
+		panic(err)
+	}
+	return n.Add(n, limit) // 128 bits, first hex digit >= 8: fixed width
+}
+
+func parseCerts(b []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			return out, nil
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+}
+
+func parseKey(b []byte) (*ecdsa.PrivateKey, error) {
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			return nil, errors.New("no PRIVATE KEY block")
+		}
+		if block.Type != "PRIVATE KEY" {
+			continue
+		}
+		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		ek, ok := k.(*ecdsa.PrivateKey)
+		if !ok {
+			return nil, errors.New("key is not ECDSA")
+		}
+		return ek, nil
+	}
+}

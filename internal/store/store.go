@@ -1,0 +1,130 @@
+// Package store owns a hub node's local state on disk: a Badger database of
+// materialised views built from the control-plane log. It knows keys and
+// JSON values, nothing of the domain; package exchange decides what is
+// stored where.
+//
+// Badger runs without per-transaction fsync: the views can always be caught
+// up from the JetStream log, and the applied sequence is written in the
+// same transaction as the views it describes.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Store is an open Badger database.
+type Store struct {
+	db *badger.DB
+}
+
+// Open opens (creating if needed) the database in dir.
+func Open(dir string, log *slog.Logger) (*Store, error) {
+	opts := badger.DefaultOptions(dir).
+		WithSyncWrites(false).
+		WithLogger(badgerLogger{log}).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(16 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close flushes and closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// View runs fn in a read-only snapshot.
+func (s *Store) View(fn func(*Txn) error) error {
+	return s.db.View(func(t *badger.Txn) error { return fn(&Txn{t: t}) })
+}
+
+// Update runs fn in a read-write transaction and commits it.
+func (s *Store) Update(fn func(*Txn) error) error {
+	return s.db.Update(func(t *badger.Txn) error { return fn(&Txn{t: t}) })
+}
+
+// Txn is a transaction.
+type Txn struct{ t *badger.Txn }
+
+// GetRaw returns the value at key, or ok=false.
+func (t *Txn) GetRaw(key []byte) (val []byte, ok bool, err error) {
+	item, err := t.t.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	val, err = item.ValueCopy(nil)
+	return val, err == nil, err
+}
+
+// Get decodes the JSON value at key into v.
+func (t *Txn) Get(key string, v any) (bool, error) {
+	b, ok, err := t.GetRaw([]byte(key))
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("store: decode %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// PutRaw sets key to val.
+func (t *Txn) PutRaw(key, val []byte) error { return t.t.Set(key, val) }
+
+// Put encodes v as JSON at key.
+func (t *Txn) Put(key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("store: encode %s: %w", key, err)
+	}
+	return t.t.Set([]byte(key), b)
+}
+
+// Scan calls fn for each key with prefix, in key order, starting after
+// the key `after` (if not empty), until fn returns false.
+func (t *Txn) Scan(prefix, after string, fn func(key string, val []byte) (bool, error)) error {
+	it := t.t.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true, PrefetchSize: 100})
+	defer it.Close()
+	start := []byte(prefix)
+	if after != "" {
+		start = append([]byte(after), 0)
+	}
+	for it.Seek(start); it.ValidForPrefix([]byte(prefix)); it.Next() {
+		item := it.Item()
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		more, err := fn(string(item.Key()), val)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+type badgerLogger struct{ log *slog.Logger }
+
+func (l badgerLogger) Errorf(f string, a ...any) {
+	if l.log != nil {
+		l.log.Error(fmt.Sprintf(f, a...), "component", "badger")
+	}
+}
+func (l badgerLogger) Warningf(f string, a ...any) {
+	if l.log != nil {
+		l.log.Warn(fmt.Sprintf(f, a...), "component", "badger")
+	}
+}
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}

@@ -1,0 +1,593 @@
+package schemas
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+
+	"github.com/xhub-gov/xhub/internal/fault"
+)
+
+// Mode is a subject's compatibility mode.
+type Mode string
+
+const (
+	ModeNone               Mode = "NONE"
+	ModeBackward           Mode = "BACKWARD"
+	ModeBackwardTransitive Mode = "BACKWARD_TRANSITIVE"
+	ModeForward            Mode = "FORWARD"
+	ModeForwardTransitive  Mode = "FORWARD_TRANSITIVE"
+	ModeFull               Mode = "FULL"
+	ModeFullTransitive     Mode = "FULL_TRANSITIVE"
+)
+
+// DefaultMode is FORWARD: data written with a new version can still be read
+// by consumers of the previous one, so evolving a schema never breaks them.
+const DefaultMode = ModeForward
+
+// Modes lists every mode.
+var Modes = []Mode{ModeNone, ModeBackward, ModeBackwardTransitive, ModeForward, ModeForwardTransitive, ModeFull, ModeFullTransitive}
+
+// ParseMode accepts a mode name in any case.
+func ParseMode(s string) (Mode, error) {
+	m := Mode(strings.ToUpper(strings.TrimSpace(s)))
+	if slices.Contains(Modes, m) {
+		return m, nil
+	}
+	return "", fault.Invalid("compat", "%q is not one of NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE", s)
+}
+
+func (m Mode) transitive() bool { return strings.HasSuffix(string(m), "_TRANSITIVE") }
+func (m Mode) backward() bool   { return strings.HasPrefix(string(m), "BACKWARD") || strings.HasPrefix(string(m), "FULL") }
+func (m Mode) forward() bool    { return strings.HasPrefix(string(m), "FORWARD") || strings.HasPrefix(string(m), "FULL") }
+
+// Problem is one reason a candidate is incompatible.
+type Problem struct {
+	Version   int    // the earlier version it conflicts with
+	Direction string // "backward" or "forward"
+	Path      string // JSON pointer into the schema
+	Rule      string // what changed, e.g. "type changed integer → string"
+}
+
+func (p Problem) String() string {
+	path := p.Path
+	if path == "" {
+		path = "/"
+	}
+	return fmt.Sprintf("%s: %s (%s, against version %d)", path, p.Rule, p.Direction, p.Version)
+}
+
+// Check returns every problem that makes candidate incompatible with the
+// earlier versions (oldest first) under mode. No problems means compatible.
+func Check(mode Mode, earlier []*Schema, candidate *Schema) []Problem {
+	if mode == ModeNone || len(earlier) == 0 {
+		return nil
+	}
+	first := len(earlier) - 1
+	if mode.transitive() {
+		first = 0
+	}
+	var out []Problem
+	for i := len(earlier) - 1; i >= first; i-- {
+		old := earlier[i]
+		if mode.backward() {
+			c := &checker{oldRoot: old.doc, newRoot: candidate.doc, aIsOld: true, seen: map[[2]string]bool{}}
+			c.subset(old.doc, candidate.doc, "", "#", "#")
+			for _, p := range c.problems {
+				p.Version, p.Direction = i+1, "backward"
+				out = append(out, p)
+			}
+		}
+		if mode.forward() {
+			c := &checker{oldRoot: old.doc, newRoot: candidate.doc, aIsOld: false, seen: map[[2]string]bool{}}
+			c.subset(candidate.doc, old.doc, "", "#", "#")
+			for _, p := range c.problems {
+				p.Version, p.Direction = i+1, "forward"
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// checker proves "every instance valid under a is valid under b". When
+// aIsOld, a is the old schema (a BACKWARD check); otherwise a is the new one
+// (a FORWARD check). Rules are always worded old → new.
+type checker struct {
+	oldRoot, newRoot any
+	aIsOld           bool
+	seen             map[[2]string]bool // $ref pairs under proof: assume true (coinduction)
+	problems         []Problem
+}
+
+func (c *checker) fail(path, format string, args ...any) {
+	c.problems = append(c.problems, Problem{Path: path, Rule: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) roots() (aRoot, bRoot any) {
+	if c.aIsOld {
+		return c.oldRoot, c.newRoot
+	}
+	return c.newRoot, c.oldRoot
+}
+
+// oldNew orders an (a, b) pair as (old, new).
+func (c *checker) oldNew(a, b any) (old, new any) {
+	if c.aIsOld {
+		return a, b
+	}
+	return b, a
+}
+
+var annotations = map[string]bool{
+	"$schema": true, "$id": true, "$defs": true, "definitions": true, "$comment": true, "$anchor": true,
+	"title": true, "description": true, "default": true, "examples": true, "deprecated": true,
+	"readOnly": true, "writeOnly": true, "$vocabulary": true,
+}
+
+var understood = map[string]bool{
+	"type": true, "properties": true, "required": true, "additionalProperties": true, "enum": true,
+	"const": true, "items": true, "minimum": true, "maximum": true, "exclusiveMinimum": true,
+	"exclusiveMaximum": true, "minLength": true, "maxLength": true, "minItems": true, "maxItems": true,
+	"pattern": true, "format": true, "$ref": true,
+}
+
+// deref follows a $ref that stands alone (annotations aside).
+func (c *checker) deref(root, s any, ptr string) (any, string) {
+	for range 64 {
+		m, ok := s.(map[string]any)
+		if !ok {
+			return s, ptr
+		}
+		ref, ok := m["$ref"].(string)
+		if !ok || !strings.HasPrefix(ref, "#") {
+			return s, ptr
+		}
+		for k := range m {
+			if k != "$ref" && !annotations[k] {
+				return s, ptr // $ref beside constraints: handled as an opaque keyword
+			}
+		}
+		s, ptr = lookupPointer(root, ref[1:]), ref
+		if s == nil {
+			return map[string]any{}, ptr
+		}
+	}
+	return s, ptr
+}
+
+func (c *checker) subset(a, b any, path, aPtr, bPtr string) {
+	aRoot, bRoot := c.roots()
+	a, aPtr = c.deref(aRoot, a, aPtr)
+	b, bPtr = c.deref(bRoot, b, bPtr)
+	key := [2]string{aPtr, bPtr}
+	if aPtr != "#" || bPtr != "#" {
+		if c.seen[key] {
+			return
+		}
+		c.seen[key] = true
+	}
+
+	if bb, ok := b.(bool); ok {
+		if bb {
+			return
+		}
+		if ab, ok := a.(bool); ok && !ab {
+			return
+		}
+		if c.aIsOld {
+			c.fail(path, "schema changed to false: nothing is accepted any more")
+		} else {
+			c.fail(path, "the old schema was false here: nothing was accepted")
+		}
+		return
+	}
+	if ab, ok := a.(bool); ok {
+		if !ab {
+			return
+		}
+		a = map[string]any{}
+	}
+	am, _ := a.(map[string]any)
+	bm, _ := b.(map[string]any)
+	if am == nil || bm == nil {
+		return
+	}
+
+	// Keywords the checker does not model must be identical where b has them.
+	var opaque []string
+	for k, bv := range bm {
+		if understood[k] || annotations[k] {
+			continue
+		}
+		if av, ok := am[k]; !ok || !jsonEqual(av, bv) {
+			opaque = append(opaque, k)
+		}
+	}
+	if _, hasRef := bm["$ref"]; hasRef {
+		if av, ok := am["$ref"]; !ok || !jsonEqual(av, bm["$ref"]) {
+			opaque = append(opaque, "$ref")
+		}
+	}
+	slices.Sort(opaque)
+	for _, k := range opaque {
+		c.fail(path, "keyword %q differs and cannot be proved compatible (the checker models type, properties, required, additionalProperties, enum, const, items, bounds, pattern, format and local $ref)", k)
+	}
+
+	aTypes := effectiveTypes(am)
+	bTypes := effectiveTypes(bm)
+	if !typesSubset(aTypes, bTypes) {
+		ot, nt := c.oldNew(am, bm)
+		c.fail(path, "type changed %s → %s", typeDesc(ot.(map[string]any)), typeDesc(nt.(map[string]any)))
+		return
+	}
+	c.enum(am, bm, path)
+
+	if aTypes["number"] || aTypes["integer"] {
+		c.lowerBound(am, bm, path)
+		c.upperBound(am, bm, path)
+	}
+	if aTypes["string"] {
+		c.intBound(am, bm, path, "minLength", true)
+		c.intBound(am, bm, path, "maxLength", false)
+		c.sameString(am, bm, path, "pattern")
+		c.sameString(am, bm, path, "format")
+	}
+	if aTypes["array"] {
+		c.intBound(am, bm, path, "minItems", true)
+		c.intBound(am, bm, path, "maxItems", false)
+		if bi, ok := bm["items"]; ok {
+			ai, ok := am["items"]
+			if !ok {
+				ai = true
+			}
+			c.subset(ai, bi, path+"/items", aPtr+"/items", bPtr+"/items")
+		}
+	}
+	if aTypes["object"] {
+		c.object(am, bm, path, aPtr, bPtr)
+	}
+}
+
+func (c *checker) object(am, bm map[string]any, path, aPtr, bPtr string) {
+	aReq, bReq := stringSet(am["required"]), stringSet(bm["required"])
+	for _, r := range sortedSet(bReq) {
+		if !aReq[r] {
+			if c.aIsOld {
+				c.fail(path+"/required", "property %q is newly required", r)
+			} else {
+				c.fail(path+"/required", "property %q is no longer required", r)
+			}
+		}
+	}
+	aProps, _ := am["properties"].(map[string]any)
+	bProps, _ := bm["properties"].(map[string]any)
+	aAdd, aHasAdd := am["additionalProperties"]
+	bAdd, bHasAdd := bm["additionalProperties"]
+	if !aHasAdd {
+		aAdd = true
+	}
+	if !bHasAdd {
+		bAdd = true
+	}
+
+	for _, name := range sortedKeys(aProps) {
+		p := path + "/properties/" + escape(name)
+		if bp, ok := bProps[name]; ok {
+			c.subset(aProps[name], bp, p, aPtr+"/properties/"+escape(name), bPtr+"/properties/"+escape(name))
+			continue
+		}
+		if isFalse(aProps[name]) {
+			continue
+		}
+		if isFalse(bAdd) {
+			if c.aIsOld {
+				c.fail(p, "property %q removed, and the new schema has additionalProperties: false, so old data carrying it is refused", name)
+			} else {
+				c.fail(p, "property %q added, but the old schema has additionalProperties: false, so old consumers refuse it", name)
+			}
+			continue
+		}
+		c.subset(aProps[name], bAdd, p, aPtr+"/properties/"+escape(name), bPtr+"/additionalProperties")
+	}
+	for _, name := range sortedKeys(bProps) {
+		if _, ok := aProps[name]; ok || isFalse(aAdd) {
+			continue
+		}
+		p := path + "/properties/" + escape(name)
+		before := len(c.problems)
+		c.subset(aAdd, bProps[name], p, aPtr+"/additionalProperties", bPtr+"/properties/"+escape(name))
+		if len(c.problems) > before {
+			c.problems = c.problems[:before]
+			if c.aIsOld {
+				c.fail(p, "property %q added with constraints, but the old schema's open content model allowed any value there (old data may carry it)", name)
+			} else {
+				c.fail(p, "property %q removed, but the old schema constrains it and the new schema's open content model allows any value there", name)
+			}
+		}
+	}
+	if aHasAdd || bHasAdd {
+		c.subset(aAdd, bAdd, path+"/additionalProperties", aPtr+"/additionalProperties", bPtr+"/additionalProperties")
+	}
+}
+
+func (c *checker) enum(am, bm map[string]any, path string) {
+	bVals, bHas := enumValues(bm)
+	if !bHas {
+		return
+	}
+	aVals, aHas := enumValues(am)
+	if !aHas {
+		if c.aIsOld {
+			c.fail(path, "enum added: only %s accepted now", listValues(bVals))
+		} else {
+			c.fail(path, "enum removed: the old schema accepted only %s", listValues(bVals))
+		}
+		return
+	}
+	for _, v := range aVals {
+		if !slices.ContainsFunc(bVals, func(w any) bool { return jsonEqual(v, w) }) {
+			if c.aIsOld {
+				c.fail(path, "enum value %s removed", canon(v))
+			} else {
+				c.fail(path, "enum value %s added", canon(v))
+			}
+		}
+	}
+}
+
+// lowerBound: b's lower bound must be implied by a's.
+func (c *checker) lowerBound(am, bm map[string]any, path string) {
+	bMin, bEx, bOK := lower(bm)
+	if !bOK {
+		return
+	}
+	aMin, aEx, aOK := lower(am)
+	if aOK && (aMin.Cmp(bMin) > 0 || aMin.Cmp(bMin) == 0 && (aEx || !bEx)) {
+		return
+	}
+	o, n := c.oldNew(am, bm)
+	c.fail(path, "lower bound %s", change(boundDesc(lower(o.(map[string]any))), boundDesc(lower(n.(map[string]any)))))
+}
+
+func (c *checker) upperBound(am, bm map[string]any, path string) {
+	bMax, bEx, bOK := upper(bm)
+	if !bOK {
+		return
+	}
+	aMax, aEx, aOK := upper(am)
+	if aOK && (aMax.Cmp(bMax) < 0 || aMax.Cmp(bMax) == 0 && (aEx || !bEx)) {
+		return
+	}
+	o, n := c.oldNew(am, bm)
+	c.fail(path, "upper bound %s", change(boundDesc(upper(o.(map[string]any))), boundDesc(upper(n.(map[string]any)))))
+}
+
+func (c *checker) intBound(am, bm map[string]any, path, kw string, isMin bool) {
+	bv, bOK := number(bm[kw])
+	if !bOK {
+		return
+	}
+	av, aOK := number(am[kw])
+	if aOK && (isMin && av.Cmp(bv) >= 0 || !isMin && av.Cmp(bv) <= 0) {
+		return
+	}
+	o, n := c.oldNew(am[kw], bm[kw])
+	c.fail(path, "%s %s", kw, change(valueDesc(o), valueDesc(n)))
+}
+
+func (c *checker) sameString(am, bm map[string]any, path, kw string) {
+	bv, bOK := bm[kw].(string)
+	if !bOK {
+		return
+	}
+	if av, ok := am[kw].(string); ok && av == bv {
+		return
+	}
+	o, n := c.oldNew(am[kw], bm[kw])
+	c.fail(path, "%s %s", kw, change(valueDesc(o), valueDesc(n)))
+}
+
+func change(old, new string) string {
+	switch {
+	case old == "":
+		return "added: " + new
+	case new == "":
+		return "removed (was " + old + ")"
+	}
+	return "changed " + old + " → " + new
+}
+
+func valueDesc(v any) string {
+	if v == nil {
+		return ""
+	}
+	return canon(v)
+}
+
+func boundDesc(v *big.Rat, exclusive, ok bool) string {
+	if !ok {
+		return ""
+	}
+	s := v.RatString()
+	if exclusive {
+		return "exclusive " + s
+	}
+	return s
+}
+
+func lower(m map[string]any) (*big.Rat, bool, bool) {
+	v, ok := number(m["minimum"])
+	ev, eok := number(m["exclusiveMinimum"])
+	switch {
+	case ok && eok:
+		if ev.Cmp(v) >= 0 {
+			return ev, true, true
+		}
+		return v, false, true
+	case eok:
+		return ev, true, true
+	}
+	return v, false, ok
+}
+
+func upper(m map[string]any) (*big.Rat, bool, bool) {
+	v, ok := number(m["maximum"])
+	ev, eok := number(m["exclusiveMaximum"])
+	switch {
+	case ok && eok:
+		if ev.Cmp(v) <= 0 {
+			return ev, true, true
+		}
+		return v, false, true
+	case eok:
+		return ev, true, true
+	}
+	return v, false, ok
+}
+
+func number(v any) (*big.Rat, bool) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return nil, false
+	}
+	r, ok := new(big.Rat).SetString(n.String())
+	return r, ok
+}
+
+var allTypes = []string{"array", "boolean", "integer", "null", "number", "object", "string"}
+
+// effectiveTypes is the set of JSON types an instance may have.
+func effectiveTypes(m map[string]any) map[string]bool {
+	set := map[string]bool{}
+	if vals, ok := enumValues(m); ok {
+		for _, v := range vals {
+			set[kindOf(v)] = true
+		}
+		if t, ok := m["type"]; ok {
+			declared := typeSet(t)
+			for k := range set {
+				if !declared[k] && !(k == "integer" && declared["number"]) {
+					delete(set, k)
+				}
+			}
+		}
+		return set
+	}
+	if t, ok := m["type"]; ok {
+		return typeSet(t)
+	}
+	for _, t := range allTypes {
+		set[t] = true
+	}
+	return set
+}
+
+func typeSet(t any) map[string]bool {
+	set := map[string]bool{}
+	switch t := t.(type) {
+	case string:
+		set[t] = true
+	case []any:
+		for _, x := range t {
+			if s, ok := x.(string); ok {
+				set[s] = true
+			}
+		}
+	}
+	return set
+}
+
+func typesSubset(a, b map[string]bool) bool {
+	for t := range a {
+		if !b[t] && !(t == "integer" && b["number"]) {
+			return false
+		}
+	}
+	return true
+}
+
+func typeDesc(m map[string]any) string {
+	if t, ok := m["type"]; ok {
+		return strings.Join(sortedSet(typeSet(t)), "|")
+	}
+	if _, ok := enumValues(m); ok {
+		return strings.Join(sortedSet(effectiveTypes(m)), "|") + " (from enum)"
+	}
+	return "any"
+}
+
+func kindOf(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case json.Number:
+		if _, err := v.Int64(); err == nil {
+			return "integer"
+		}
+		if r, ok := new(big.Rat).SetString(v.String()); ok && r.IsInt() {
+			return "integer"
+		}
+		return "number"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	}
+	return "object"
+}
+
+func enumValues(m map[string]any) ([]any, bool) {
+	if c, ok := m["const"]; ok {
+		return []any{c}, true
+	}
+	if e, ok := m["enum"].([]any); ok {
+		return e, true
+	}
+	return nil, false
+}
+
+func listValues(vs []any) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = canon(v)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func canon(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+func jsonEqual(a, b any) bool { return canon(a) == canon(b) }
+
+func isFalse(v any) bool { b, ok := v.(bool); return ok && !b }
+
+func stringSet(v any) map[string]bool {
+	set := map[string]bool{}
+	if arr, ok := v.([]any); ok {
+		for _, x := range arr {
+			if s, ok := x.(string); ok {
+				set[s] = true
+			}
+		}
+	}
+	return set
+}
+
+func sortedSet(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,303 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/internal/fault"
+)
+
+// Bounds on a schema document.
+const (
+	MaxSchemaBytes = 256 << 10
+	MaxDepth       = 32
+	MaxFields      = 512
+)
+
+// Schema is a parsed, compiled, bounded JSON Schema document.
+type Schema struct {
+	doc       any    // decoded with UseNumber
+	canonical []byte // re-encoded with sorted keys: identity for "same schema"
+	compiled  *jsonschema.Schema
+}
+
+const rootURL = "urn:xhub:schema"
+
+// Parse decodes, bounds and compiles a JSON Schema (draft 2020-12 unless
+// the document says otherwise with $schema). Remote references are refused:
+// a schema must be self-contained, so that what was registered is what is
+// enforced, forever.
+func Parse(raw []byte) (*Schema, error) {
+	if len(raw) == 0 {
+		return nil, fault.Invalid("schema", "is empty")
+	}
+	if len(raw) > MaxSchemaBytes {
+		return nil, fault.Invalid("schema", "is %d bytes, at most %d", len(raw), MaxSchemaBytes)
+	}
+	doc, err := decodeJSON(raw)
+	if err != nil {
+		return nil, fault.Invalid("schema", "is not JSON: %v", err)
+	}
+	if d := depth(doc); d > MaxDepth {
+		return nil, fault.Invalid("schema", "nests %d levels deep, at most %d", d, MaxDepth)
+	}
+	switch doc.(type) {
+	case map[string]any, bool:
+	default:
+		return nil, fault.Invalid("schema", "must be a JSON object or boolean, not %s", jsonKind(doc))
+	}
+	if ref := remoteRef(doc, ""); ref != "" {
+		return nil, fault.Invalid("schema", "%s: remote $ref is not allowed; a schema must be self-contained", ref)
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat()
+	c.UseLoader(refuseLoader{})
+	// The compiler keeps the document; give it its own decoding.
+	cdoc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fault.Invalid("schema", "is not JSON: %v", err)
+	}
+	if err := c.AddResource(rootURL, cdoc); err != nil {
+		return nil, fault.Invalid("schema", "%v", err)
+	}
+	compiled, err := c.Compile(rootURL)
+	if err != nil {
+		return nil, fault.Invalid("schema", "is not a valid JSON Schema: %s", cleanCompileError(err))
+	}
+	canon, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fault.Invalid("schema", "%v", err)
+	}
+	s := &Schema{doc: doc, canonical: canon, compiled: compiled}
+	if n := len(s.Fields()); n > MaxFields {
+		return nil, fault.Invalid("schema", "has %d top-level properties, at most %d", n, MaxFields)
+	}
+	return s, nil
+}
+
+// MustParse is Parse for schemas known to be good (tests, the demo).
+func MustParse(raw string) *Schema {
+	s, err := Parse([]byte(raw))
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Canonical is the schema re-encoded with sorted keys and no insignificant
+// white space. Two schemas with equal canonical forms are the same schema.
+func (s *Schema) Canonical() []byte { return s.canonical }
+
+// Equal reports whether two schemas are the same document.
+func (s *Schema) Equal(o *Schema) bool { return bytes.Equal(s.canonical, o.canonical) }
+
+// Validate checks one JSON value (decoded with UseNumber) against the schema.
+func (s *Schema) Validate(v any) error { return s.compiled.Validate(v) }
+
+// Fields lists the top-level properties, in name order: the dataset's fields.
+func (s *Schema) Fields() []catalog.Field {
+	obj, _ := s.doc.(map[string]any)
+	props, _ := obj["properties"].(map[string]any)
+	required := map[string]bool{}
+	if req, ok := obj["required"].([]any); ok {
+		for _, r := range req {
+			if name, ok := r.(string); ok {
+				required[name] = true
+			}
+		}
+	}
+	fields := make([]catalog.Field, 0, len(props))
+	for name, p := range props {
+		f := catalog.Field{Name: name, Required: required[name]}
+		if po, ok := p.(map[string]any); ok {
+			po = resolveLocal(obj, po)
+			f.Type = typeString(po["type"])
+			f.Description, _ = po["description"].(string)
+			if f.Type == "" {
+				if _, ok := po["enum"]; ok {
+					f.Type = "enum"
+				}
+			}
+		}
+		if f.Type == "" {
+			f.Type = "any"
+		}
+		fields = append(fields, f)
+	}
+	slices.SortFunc(fields, func(a, b catalog.Field) int { return strings.Compare(a.Name, b.Name) })
+	return fields
+}
+
+func typeString(t any) string {
+	switch t := t.(type) {
+	case string:
+		return t
+	case []any:
+		var parts []string
+		for _, x := range t {
+			if s, ok := x.(string); ok {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, "|")
+	}
+	return ""
+}
+
+// resolveLocal follows a local "$ref" on a property, once, for field typing.
+func resolveLocal(root, p map[string]any) map[string]any {
+	ref, ok := p["$ref"].(string)
+	if !ok || !strings.HasPrefix(ref, "#") {
+		return p
+	}
+	if t, ok := lookupPointer(root, ref[1:]).(map[string]any); ok {
+		return t
+	}
+	return p
+}
+
+type refuseLoader struct{}
+
+func (refuseLoader) Load(url string) (any, error) {
+	return nil, fmt.Errorf("loading %s is not allowed: schemas must be self-contained", url)
+}
+
+func cleanCompileError(err error) string {
+	msg := strings.ReplaceAll(err.Error(), rootURL, "schema")
+	msg = strings.ReplaceAll(msg, "\n", "; ")
+	if len(msg) > 600 {
+		msg = msg[:600] + "…"
+	}
+	return msg
+}
+
+// decodeJSON decodes exactly one JSON value with numbers kept as json.Number.
+func decodeJSON(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("trailing data after the JSON value")
+	}
+	return v, nil
+}
+
+// DecodeRecord decodes one JSON record for validation.
+func DecodeRecord(raw []byte) (any, error) { return decodeJSON(raw) }
+
+func depth(v any) int {
+	switch v := v.(type) {
+	case map[string]any:
+		m := 0
+		for _, x := range v {
+			m = max(m, depth(x))
+		}
+		return m + 1
+	case []any:
+		m := 0
+		for _, x := range v {
+			m = max(m, depth(x))
+		}
+		return m + 1
+	}
+	return 0
+}
+
+// remoteRef returns the pointer to the first $ref or $dynamicRef that is not
+// local to the document, or "".
+func remoteRef(v any, at string) string {
+	switch v := v.(type) {
+	case map[string]any:
+		for _, k := range []string{"$ref", "$dynamicRef"} {
+			if r, ok := v[k].(string); ok && !strings.HasPrefix(r, "#") {
+				return at + "/" + k + " " + quote(r)
+			}
+		}
+		keys := sortedKeys(v)
+		for _, k := range keys {
+			if k == "enum" || k == "const" || k == "default" || k == "examples" {
+				continue
+			}
+			if r := remoteRef(v[k], at+"/"+escape(k)); r != "" {
+				return r
+			}
+		}
+	case []any:
+		for i, x := range v {
+			if r := remoteRef(x, fmt.Sprintf("%s/%d", at, i)); r != "" {
+				return r
+			}
+		}
+	}
+	return ""
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// escape escapes a JSON pointer token.
+func escape(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+func lookupPointer(root any, ptr string) any {
+	if ptr == "" {
+		return root
+	}
+	if !strings.HasPrefix(ptr, "/") {
+		return nil
+	}
+	cur := root
+	for _, tok := range strings.Split(ptr[1:], "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[tok]
+		case []any:
+			var i int
+			if _, err := fmt.Sscanf(tok, "%d", &i); err != nil || i < 0 || i >= len(c) {
+				return nil
+			}
+			cur = c[i]
+		default:
+			return nil
+		}
+	}
+	return cur
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	}
+	return "an object"
+}
