@@ -81,4 +81,3 @@ func checkToken(s string, max int) error {
 	}
 	return nil
 }
-

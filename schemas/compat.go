@@ -40,8 +40,12 @@ func ParseMode(s string) (Mode, error) {
 }
 
 func (m Mode) transitive() bool { return strings.HasSuffix(string(m), "_TRANSITIVE") }
-func (m Mode) backward() bool   { return strings.HasPrefix(string(m), "BACKWARD") || strings.HasPrefix(string(m), "FULL") }
-func (m Mode) forward() bool    { return strings.HasPrefix(string(m), "FORWARD") || strings.HasPrefix(string(m), "FULL") }
+func (m Mode) backward() bool {
+	return strings.HasPrefix(string(m), "BACKWARD") || strings.HasPrefix(string(m), "FULL")
+}
+func (m Mode) forward() bool {
+	return strings.HasPrefix(string(m), "FORWARD") || strings.HasPrefix(string(m), "FULL")
+}
 
 // Problem is one reason a candidate is incompatible.
 type Problem struct {
