@@ -39,7 +39,8 @@ type EmbeddedConfig struct {
 type Embedded struct {
 	Server *server.Server
 	// URL is the client URL with credentials when Listen was set, else "".
-	URL string
+	URL        string
+	user, pass string
 }
 
 // StartEmbedded starts the server and waits until it accepts connections.
@@ -92,7 +93,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, errors.New("embedded nats: not ready after 30s")
 	}
-	e := &Embedded{Server: srv}
+	e := &Embedded{Server: srv, user: opts.Username, pass: opts.Password}
 	if cfg.Listen != "" {
 		addr := srv.Addr().(*net.TCPAddr)
 		e.URL = fmt.Sprintf("nats://%s:%s@%s", opts.Username, opts.Password, net.JoinHostPort(addr.IP.String(), strconv.Itoa(addr.Port)))
@@ -105,7 +106,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 
 // Connect opens an in-process connection.
 func (e *Embedded) Connect(name string) (*nats.Conn, error) {
-	return nats.Connect("", nats.InProcessServer(e.Server), nats.Name(name), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.InProcessServer(e.Server), nats.Name(name), nats.MaxReconnects(-1)}
+	if e.user != "" {
+		opts = append(opts, nats.UserInfo(e.user, e.pass))
+	}
+	return nats.Connect("", opts...)
 }
 
 // Shutdown stops the server and waits for it.

@@ -98,15 +98,14 @@ type Node struct {
 }
 
 // Start starts a node; on error everything started so far is stopped.
-func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, serveErr: make(chan error, 2)}
+	n := &Node{cfg: cfg, serveErr: make(chan error, 2)}
 	defer func() {
 		if err != nil {
 			n.Close()
-			n = nil
 		}
 	}()
 	log := cfg.Logger
