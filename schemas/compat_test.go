@@ -1,0 +1,188 @@
+package schemas
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const (
+	open1 = `{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string","maxLength":100}},"required":["id"]}`
+	// open1 plus an optional typed property.
+	openAdd = `{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string","maxLength":100},"ward":{"type":"string"}},"required":["id"]}`
+	closed1   = `{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"],"additionalProperties":false}`
+	closedAdd = `{"type":"object","properties":{"id":{"type":"integer"},"ward":{"type":"string"}},"required":["id"],"additionalProperties":false}`
+	idString  = `{"type":"object","properties":{"id":{"type":"string"},"name":{"type":"string","maxLength":100}},"required":["id"]}`
+	idNumber  = `{"type":"object","properties":{"id":{"type":"number"},"name":{"type":"string","maxLength":100}},"required":["id"]}`
+	nameReq   = `{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string","maxLength":100}},"required":["id","name"]}`
+	noReq     = `{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string","maxLength":100}}}`
+	short     = `{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string","maxLength":50}},"required":["id"]}`
+	enum1     = `{"type":"object","properties":{"v":{"enum":["MMR","DTaP"]}}}`
+	enum2     = `{"type":"object","properties":{"v":{"enum":["MMR","DTaP","HPV"]}}}`
+	min0      = `{"type":"object","properties":{"id":{"type":"integer","minimum":0},"name":{"type":"string","maxLength":100}},"required":["id"]}`
+	pat1      = `{"type":"string","pattern":"^[0-9]+$"}`
+	pat2      = `{"type":"string","pattern":"^[0-9a-f]+$"}`
+	oneOf1    = `{"oneOf":[{"type":"string"},{"type":"integer"}]}`
+	oneOf2    = `{"oneOf":[{"type":"string"},{"type":"boolean"}]}`
+	ref1      = `{"type":"object","$defs":{"addr":{"type":"object","properties":{"zip":{"type":"string"}}}},"properties":{"home":{"$ref":"#/$defs/addr"}}}`
+	ref2      = `{"type":"object","$defs":{"addr":{"type":"object","properties":{"zip":{"type":"integer"}}}},"properties":{"home":{"$ref":"#/$defs/addr"}}}`
+	refSame   = `{"type":"object","$defs":{"a":{"type":"object","properties":{"zip":{"type":"string"}}}},"properties":{"home":{"$ref":"#/$defs/a"}}}`
+	recursive = `{"$defs":{"node":{"type":"object","properties":{"next":{"$ref":"#/$defs/node"},"v":{"type":"integer"}}}},"$ref":"#/$defs/node"}`
+	items1    = `{"type":"array","items":{"type":"integer"},"maxItems":10}`
+	items2    = `{"type":"array","items":{"type":["integer","null"]},"maxItems":10}`
+	tIntStr   = `{"type":"object","properties":{"a":{"type":"integer"}}}`
+	tStr      = `{"type":"object","properties":{"a":{"type":"string"}}}`
+	tStr5     = `{"type":"object","properties":{"a":{"type":"string","maxLength":5}}}`
+)
+
+func TestCompatibility(t *testing.T) {
+	addedOpen := `/properties/ward: property "ward" added with constraints, but the old schema's open content model allowed any value there (old data may carry it)`
+	tests := []struct {
+		name      string
+		mode      Mode
+		earlier   []string
+		candidate string
+		want      []string
+	}{
+		{"none allows anything", ModeNone, []string{open1}, idString, nil},
+		{"first version", ModeFull, nil, open1, nil},
+		{"identical is compatible", ModeFullTransitive, []string{open1}, open1, nil},
+
+		{"add optional property: forward ok", ModeForward, []string{open1}, openAdd, nil},
+		{"add optional property: backward refused (open model)", ModeBackward, []string{open1}, openAdd, []string{addedOpen + " (backward, against version 1)"}},
+		{"add optional property: full refused", ModeFull, []string{open1}, openAdd, []string{addedOpen + " (backward, against version 1)"}},
+		{"add property to closed schema: backward ok", ModeBackward, []string{closed1}, closedAdd, nil},
+		{"add property to closed schema: forward refused", ModeForward, []string{closed1}, closedAdd,
+			[]string{`/properties/ward: property "ward" added, but the old schema has additionalProperties: false, so old consumers refuse it (forward, against version 1)`}},
+		{"remove property from open schema: forward refused", ModeForward, []string{openAdd}, open1,
+			[]string{`/properties/ward: property "ward" removed, but the old schema constrains it and the new schema's open content model allows any value there (forward, against version 1)`}},
+
+		{"type change: forward", ModeForward, []string{open1}, idString, []string{"/properties/id: type changed integer → string (forward, against version 1)"}},
+		{"type change: backward", ModeBackward, []string{open1}, idString, []string{"/properties/id: type changed integer → string (backward, against version 1)"}},
+		{"widen integer to number: backward ok", ModeBackward, []string{open1}, idNumber, nil},
+		{"widen integer to number: forward refused", ModeForward, []string{open1}, idNumber, []string{"/properties/id: type changed integer → number (forward, against version 1)"}},
+		{"nullable items: forward refused", ModeForward, []string{items1}, items2, []string{"/items: type changed integer → integer|null (forward, against version 1)"}},
+		{"nullable items: backward ok", ModeBackward, []string{items1}, items2, nil},
+
+		{"newly required: forward ok", ModeForward, []string{open1}, nameReq, nil},
+		{"newly required: backward refused", ModeBackward, []string{open1}, nameReq, []string{`/required: property "name" is newly required (backward, against version 1)`}},
+		{"no longer required: forward refused", ModeForward, []string{open1}, noReq, []string{`/required: property "id" is no longer required (forward, against version 1)`}},
+		{"no longer required: backward ok", ModeBackward, []string{open1}, noReq, nil},
+
+		{"enum value added: forward refused", ModeForward, []string{enum1}, enum2, []string{`/properties/v: enum value "HPV" added (forward, against version 1)`}},
+		{"enum value added: backward ok", ModeBackward, []string{enum1}, enum2, nil},
+		{"enum value removed: backward refused", ModeBackward, []string{enum2}, enum1, []string{`/properties/v: enum value "HPV" removed (backward, against version 1)`}},
+
+		{"tighter maxLength: forward ok", ModeForward, []string{open1}, short, nil},
+		{"tighter maxLength: backward refused", ModeBackward, []string{open1}, short, []string{"/properties/name: maxLength changed 100 → 50 (backward, against version 1)"}},
+		{"minimum added: backward refused", ModeBackward, []string{open1}, min0, []string{"/properties/id: lower bound added: 0 (backward, against version 1)"}},
+		{"minimum removed: forward refused", ModeForward, []string{min0}, open1, []string{"/properties/id: lower bound removed (was 0) (forward, against version 1)"}},
+		{"pattern changed: full refused both ways", ModeFull, []string{pat1}, pat2, []string{
+			`/: pattern changed "^[0-9]+$" → "^[0-9a-f]+$" (backward, against version 1)`,
+			`/: pattern changed "^[0-9]+$" → "^[0-9a-f]+$" (forward, against version 1)`,
+		}},
+
+		{"unmodelled keyword changed: cannot prove", ModeForward, []string{oneOf1}, oneOf2, []string{
+			`/: keyword "oneOf" differs and cannot be proved compatible (the checker models type, properties, required, additionalProperties, enum, const, items, bounds, pattern, format and local $ref) (forward, against version 1)`,
+		}},
+		{"local $ref followed", ModeForward, []string{ref1}, ref2, []string{"/properties/home/properties/zip: type changed string → integer (forward, against version 1)"}},
+		{"local $ref renamed, same shape", ModeFull, []string{ref1}, refSame, nil},
+		{"recursive $ref terminates", ModeFull, []string{recursive}, recursive, nil},
+
+		{"transitive checks every version", ModeForwardTransitive, []string{tIntStr, tStr}, tStr5, []string{"/properties/a: type changed integer → string (forward, against version 1)"}},
+		{"non-transitive checks the latest only", ModeForward, []string{tIntStr, tStr}, tStr5, nil},
+		{"backward transitive", ModeBackwardTransitive, []string{tStr, tIntStr}, tStr, []string{"/properties/a: type changed integer → string (backward, against version 2)"}},
+		{"full transitive", ModeFullTransitive, []string{tStr5, tStr}, tStr, []string{"/properties/a: maxLength removed (was 5) (forward, against version 1)"}},
+	}
+	covered := map[Mode]bool{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			covered[tt.mode] = true
+			var earlier []*Schema
+			for _, e := range tt.earlier {
+				earlier = append(earlier, MustParse(e))
+			}
+			var got []string
+			for _, p := range Check(tt.mode, earlier, MustParse(tt.candidate)) {
+				got = append(got, p.String())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+	for _, m := range Modes {
+		if !covered[m] {
+			t.Errorf("mode %s has no case", m)
+		}
+	}
+}
+
+func TestParseRefuses(t *testing.T) {
+	deep := ""
+	for range 40 {
+		deep += `{"items":`
+	}
+	deep += `{}`
+	for range 40 {
+		deep += `}`
+	}
+	tests := []struct{ name, in, want string }{
+		{"empty", ``, "schema: is empty"},
+		{"not json", `{"type":}`, "is not JSON"},
+		{"trailing", `{} {}`, "trailing data"},
+		{"array", `[]`, "must be a JSON object or boolean"},
+		{"remote ref", `{"$ref":"http://example.com/x"}`, "remote $ref is not allowed"},
+		{"remote ref nested", `{"properties":{"a":{"items":{"$ref":"other.json#/x"}}}}`, "/properties/a/items/$ref"},
+		{"invalid keyword value", `{"type":"object","required":"id"}`, "is not a valid JSON Schema"},
+		{"bad regex", `{"type":"string","pattern":"("}`, "is not a valid JSON Schema"},
+		{"too deep", deep, "levels deep"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.in))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Parse(%.40q) = %v, want error containing %q", tt.in, err, tt.want)
+			}
+		})
+	}
+	big := make([]byte, MaxSchemaBytes+1)
+	for i := range big {
+		big[i] = ' '
+	}
+	if _, err := Parse(big); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Fatalf("oversized schema: %v", err)
+	}
+}
+
+func TestFieldsAndValidate(t *testing.T) {
+	s := MustParse(`{"type":"object","$defs":{"d":{"type":"string","format":"date"}},"properties":{"b":{"$ref":"#/$defs/d"},"a":{"type":["integer","null"]},"c":{"enum":[1,2]}},"required":["a"]}`)
+	got := s.Fields()
+	if len(got) != 3 || got[0].Name != "a" || got[0].Type != "integer|null" || !got[0].Required || got[1].Type != "string" || got[2].Type != "enum" {
+		t.Fatalf("fields: %+v", got)
+	}
+	rec, err := DecodeRecord([]byte(`{"a": 12345678901234567890, "b": "2026-11-22"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(rec); err != nil {
+		t.Fatalf("valid record refused: %v", err)
+	}
+	rec, _ = DecodeRecord([]byte(`{"a": 1, "b": "not a date"}`))
+	if err := s.Validate(rec); err == nil {
+		t.Fatal("format date not asserted")
+	}
+}
+
+
+func TestSelfReferenceTerminates(t *testing.T) {
+	s := MustParse(`{"type":"object","properties":{"child":{"$ref":"#"},"n":{"type":"integer"}}}`)
+	s2 := MustParse(`{"type":"object","properties":{"child":{"$ref":"#"},"n":{"type":"string"}}}`)
+	if ps := Check(ModeFull, []*Schema{s}, s); len(ps) != 0 {
+		t.Fatalf("self: %v", ps)
+	}
+	if ps := Check(ModeForward, []*Schema{s}, s2); len(ps) != 1 || ps[0].Path != "/properties/n" {
+		t.Fatalf("changed: %v", ps)
+	}
+}

@@ -1,0 +1,59 @@
+package schemas
+
+import (
+	"testing"
+)
+
+// FuzzParse: no input crashes the registry's parser; whatever parses is
+// compatible with itself under every mode (the checker never invents a
+// problem between equal schemas), and its canonical form parses to the
+// same schema.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{open1, openAdd, closed1, enum1, min0, pat1, oneOf1, ref1, recursive, items2, `true`, `false`, `{}`,
+		`{"$ref":"#/$defs/a","$defs":{"a":{"$ref":"#/$defs/a"}}}`, `{"type":["string","null"],"minLength":1}`, `{"const":{"a":[1,2]}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s, err := Parse(raw)
+		if err != nil {
+			return
+		}
+		_ = s.Fields()
+		for _, m := range Modes {
+			if ps := Check(m, []*Schema{s}, s); len(ps) > 0 {
+				t.Fatalf("schema incompatible with itself under %s: %v\n%s", m, ps, raw)
+			}
+		}
+		again, err := Parse(s.Canonical())
+		if err != nil || !again.Equal(s) {
+			t.Fatalf("canonical form does not round-trip: %v", err)
+		}
+	})
+}
+
+// FuzzCheck: any two schemas can be compared without a crash, and every
+// problem names a path and a rule.
+func FuzzCheck(f *testing.F) {
+	f.Add([]byte(open1), []byte(openAdd))
+	f.Add([]byte(closed1), []byte(closedAdd))
+	f.Add([]byte(ref1), []byte(ref2))
+	f.Add([]byte(enum1), []byte(`{"type":"object","properties":{"v":{"const":"MMR"}}}`))
+	f.Add([]byte(`{"minimum":1.5,"exclusiveMaximum":10}`), []byte(`{"exclusiveMinimum":1,"maximum":1e3}`))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		sa, err := Parse(a)
+		if err != nil {
+			return
+		}
+		sb, err := Parse(b)
+		if err != nil {
+			return
+		}
+		for _, m := range Modes {
+			for _, p := range Check(m, []*Schema{sa}, sb) {
+				if p.Rule == "" || p.Direction == "" || p.Version != 1 {
+					t.Fatalf("problem without explanation: %+v", p)
+				}
+			}
+		}
+	})
+}
