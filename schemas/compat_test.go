@@ -10,7 +10,7 @@ import (
 const (
 	open1 = `{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string","maxLength":100}},"required":["id"]}`
 	// open1 plus an optional typed property.
-	openAdd = `{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string","maxLength":100},"ward":{"type":"string"}},"required":["id"]}`
+	openAdd   = `{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string","maxLength":100},"ward":{"type":"string"}},"required":["id"]}`
 	closed1   = `{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"],"additionalProperties":false}`
 	closedAdd = `{"type":"object","properties":{"id":{"type":"integer"},"ward":{"type":"string"}},"required":["id"],"additionalProperties":false}`
 	idString  = `{"type":"object","properties":{"id":{"type":"string"},"name":{"type":"string","maxLength":100}},"required":["id"]}`
@@ -174,7 +174,6 @@ func TestFieldsAndValidate(t *testing.T) {
 		t.Fatal("format date not asserted")
 	}
 }
-
 
 func TestSelfReferenceTerminates(t *testing.T) {
 	s := MustParse(`{"type":"object","properties":{"child":{"$ref":"#"},"n":{"type":"integer"}}}`)
