@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"container/heap"
 	"slices"
 	"sort"
 	"strings"
@@ -131,21 +132,48 @@ func (x *Index) List(q Query) (page []Dataset, next DatasetID, total int) {
 	}
 
 	if words := tokens(q.Search); len(words) > 0 {
-		var ids []DatasetID
+		// Candidates from the smallest word set; count every match, keep
+		// only the page's worth in a bounded heap, so a broad search costs
+		// O(matches · log page) rather than a sort of every match.
+		sets := make([]map[DatasetID]struct{}, len(words))
 		for i, w := range words {
-			set := x.prefixSet(w)
-			if i == 0 {
-				for id := range set {
-					ids = append(ids, id)
+			sets[i] = x.prefixSet(w)
+		}
+		slices.SortFunc(sets, func(a, b map[DatasetID]struct{}) int { return len(a) - len(b) })
+		h := &idHeap{}
+		for id := range sets[0] {
+			ok := true
+			for _, set := range sets[1:] {
+				if _, in := set[id]; !in {
+					ok = false
+					break
 				}
+			}
+			d := x.byID[id]
+			if !ok || !match(d) {
 				continue
 			}
-			ids = slices.DeleteFunc(ids, func(id DatasetID) bool { _, ok := set[id]; return !ok })
+			total++
+			if id <= q.After {
+				continue
+			}
+			if h.Len() < q.Limit+1 {
+				heap.Push(h, id)
+			} else if id < (*h)[0] {
+				(*h)[0] = id
+				heap.Fix(h, 0)
+			}
 		}
+		ids := []DatasetID(*h)
 		slices.Sort(ids)
 		for _, id := range ids {
-			emit(x.byID[id])
+			page = append(page, copyDataset(x.byID[id]))
 		}
+		if len(page) > q.Limit {
+			page = page[:q.Limit]
+			next = page[len(page)-1].ID
+		}
+		return page, next, total
 	} else {
 		start := 0
 		if q.Dept != "" {
@@ -170,13 +198,17 @@ func (x *Index) List(q Query) (page []Dataset, next DatasetID, total int) {
 
 // prefixSet unions the sets of every word that starts with w.
 func (x *Index) prefixSet(w string) map[DatasetID]struct{} {
-	i := sort.SearchStrings(x.vocab, w)
-	if i < len(x.vocab) && x.vocab[i] == w && (i+1 == len(x.vocab) || !strings.HasPrefix(x.vocab[i+1], w)) {
-		return x.words[w]
+	lo := sort.SearchStrings(x.vocab, w)
+	hi := lo
+	for hi < len(x.vocab) && strings.HasPrefix(x.vocab[hi], w) {
+		hi++
+	}
+	if hi-lo == 1 {
+		return x.words[x.vocab[lo]] // one word: its set as is, read-only
 	}
 	out := make(map[DatasetID]struct{})
-	for ; i < len(x.vocab) && strings.HasPrefix(x.vocab[i], w); i++ {
-		for id := range x.words[x.vocab[i]] {
+	for _, word := range x.vocab[lo:hi] {
+		for id := range x.words[word] {
 			out[id] = struct{}{}
 		}
 	}
@@ -222,4 +254,18 @@ func copyDataset(d *Dataset) Dataset {
 	c.Keywords = slices.Clone(d.Keywords)
 	c.Fields = slices.Clone(d.Fields)
 	return c
+}
+
+// idHeap is a max-heap of ids: the root is the largest kept.
+type idHeap []DatasetID
+
+func (h idHeap) Len() int           { return len(h) }
+func (h idHeap) Less(i, j int) bool { return h[i] > h[j] }
+func (h idHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *idHeap) Push(x any)        { *h = append(*h, x.(DatasetID)) }
+func (h *idHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
