@@ -183,14 +183,9 @@ func (n *Node) ensureAdminCreds(ctx context.Context) error {
 	if _, err := os.Stat(n.AdminCreds); err == nil {
 		return nil
 	}
-	name := "admin"
-	if hn, err := os.Hostname(); err == nil {
-		if exchange.ValidateCredName(hn) == nil {
-			name = "admin-" + hn
-		}
-	}
-	if exchange.ValidateCredName(name) != nil {
-		name = "admin"
+	name := "admin" // a node with its own --name gets admin-<name>
+	if n.cfg.Name != "xhub" && exchange.ValidateCredName("admin-"+n.cfg.Name) == nil {
+		name = "admin-" + n.cfg.Name
 	}
 	id := exchange.Identity{Dept: catalog.HubDept, Role: exchange.RoleAdmin, Name: name}
 	keyPEM, csr, err := pki.NewKey(id)
@@ -205,7 +200,20 @@ func (n *Node) ensureAdminCreds(ctx context.Context) error {
 	if _, err := n.CP.RecordCredential(ctx, exchange.HubPolicy, c); err != nil {
 		return fmt.Errorf("hub: record admin credential: %w", err)
 	}
-	return pki.WriteCreds(n.AdminCreds, n.Addr(), certPEM, keyPEM, n.Authority.CertPEM)
+	return pki.WriteCreds(n.AdminCreds, n.dialAddr(), certPEM, keyPEM, n.Authority.CertPEM)
+}
+
+// dialAddr is the address a local client dials: the listen address, with
+// an unspecified host (0.0.0.0, ::) replaced by localhost.
+func (n *Node) dialAddr() string {
+	host, port, err := net.SplitHostPort(n.Addr())
+	if err != nil {
+		return n.Addr()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func (n *Node) startMetrics() error {

@@ -1,0 +1,48 @@
+// Package exchange owns what happens between departments: the
+// control-plane log and the state it materialises (departments,
+// credentials, schema subjects, the catalog; later share requests, grants
+// and expiry), and — in later parts — the routing of queries and records
+// and the audit of every data access.
+//
+// # The control plane is a log
+//
+// Every control-plane change is an Entry (package exchange/ledger)
+// appended to the JetStream stream XHUB_LEDGER. Nothing else writes the
+// views. A change goes through ControlPlane.submit:
+//
+//  1. In a Badger read snapshot, read the last applied sequence N and the
+//     leaf hash of entry N, and validate the command against that state
+//     (does the department exist? is the schema compatible? may this
+//     officer act for that department?).
+//  2. Build entry N+1 naming entry N's hash as Prev, and publish it with
+//     JetStream's expected-last-sequence = N.
+//  3. If another node appended first, JetStream refuses; this node waits
+//     until its apply loop has caught up with the stream, and starts again
+//     at 1, re-validating against the new state. So the order is one order
+//     for every node, and a command is never applied on a state it was not
+//     checked against.
+//  4. Wait until this node has applied N+1, then return N+1 to the caller.
+//
+// The apply loop follows the stream with an ordered consumer from the
+// last applied sequence and applies entries in batches: one Badger
+// transaction per batch, holding the views, the raw entries, the Merkle
+// tree hashes (golang.org/x/mod/sumdb/tlog) and the applied sequence, so a
+// restart neither skips nor applies twice. Apply is deterministic: every
+// node that applies the same entries holds the same views. An entry that
+// no longer fits the state (which expected-last-sequence should make
+// impossible) is kept in the log and the tree but has no effect, the same
+// on every node.
+//
+// Reads take a min_seq: they wait, bounded by Config.ReadWait, until the
+// node has applied that entry, so a client reads its own writes on any
+// node. Badger needs no per-transaction fsync: it can always be rebuilt
+// from the stream.
+//
+// # Identity
+//
+// Actors are Identities, spiffe://xhub/dept/<dept>/<role>/<name>, taken
+// from mTLS client certificates by the API layer. The roles are admin (the
+// hub operator, department "hub"), officer and system. Authorisation that
+// depends on state — an officer acts only for its own department — is
+// checked here, inside the command, against the same snapshot.
+package exchange
