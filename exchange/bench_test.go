@@ -21,7 +21,11 @@ var admin = exchange.Identity{Dept: catalog.HubDept, Role: exchange.RoleAdmin, N
 // Badger. Compare with BenchmarkRawJetStreamExpectedSeq, the same append
 // without any hub logic, in the same run.
 func BenchmarkControlPlane(b *testing.B) {
-	env := testenv.Start(b)
+	b.Run("default", func(b *testing.B) { benchControlPlane(b, testenv.Start(b)) })
+	b.Run("fsync-always", func(b *testing.B) { benchControlPlane(b, testenv.Start(b, testenv.WithFsyncAlways())) })
+}
+
+func benchControlPlane(b *testing.B, env *testenv.Env) {
 	ctx := context.Background()
 	i := 0
 	start := time.Now()

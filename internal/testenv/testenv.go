@@ -178,3 +178,6 @@ func (e *Env) NATSURL() string {
 	}
 	return e.Node.Embedded.URL
 }
+
+// WithFsyncAlways makes the embedded JetStream fsync every write.
+func WithFsyncAlways() Option { return func(c *hub.Config) { c.FsyncAlways = true } }
