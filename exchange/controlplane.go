@@ -90,6 +90,13 @@ func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	if err := cp.load(); err != nil {
 		return nil, err
 	}
+	last, err := cp.log.LastSeq(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if last < cp.applied {
+		return nil, fmt.Errorf("exchange: the local views have applied entry %d but the log ends at %d: this data dir's badger belongs to another log; move it aside to rebuild it from the log", cp.applied, last)
+	}
 	actx, cancel := context.WithCancel(context.Background())
 	cp.stopApply = cancel
 	msgs := make(chan ledger.Message, 4*cfg.ApplyBatch)
