@@ -28,14 +28,7 @@ func (s *departments) AddDepartment(ctx context.Context, r *xhubv1.AddDepartment
 }
 
 func (s *departments) ListDepartments(ctx context.Context, r *xhubv1.ListDepartmentsRequest) (*xhubv1.ListDepartmentsResponse, error) {
-	if err := s.wait(ctx, r.MinSeq); err != nil {
-		return nil, err
-	}
-	size, err := pageSize(r.PageSize)
-	if err != nil {
-		return nil, err
-	}
-	after, err := decodeToken(r.PageToken)
+	size, after, err := s.page(ctx, r.MinSeq, r.PageSize, r.PageToken)
 	if err != nil {
 		return nil, err
 	}
@@ -102,9 +95,6 @@ func (s *credentialsSvc) IssueCredential(ctx context.Context, r *xhubv1.IssueCre
 }
 
 func (s *credentialsSvc) ListCredentials(ctx context.Context, r *xhubv1.ListCredentialsRequest) (*xhubv1.ListCredentialsResponse, error) {
-	if err := s.wait(ctx, r.MinSeq); err != nil {
-		return nil, err
-	}
 	actor := identityFrom(ctx)
 	dept := catalog.DeptID(r.Dept)
 	if actor.Role != exchange.RoleAdmin {
@@ -113,11 +103,7 @@ func (s *credentialsSvc) ListCredentials(ctx context.Context, r *xhubv1.ListCred
 		}
 		dept = actor.Dept
 	}
-	size, err := pageSize(r.PageSize)
-	if err != nil {
-		return nil, err
-	}
-	after, err := decodeToken(r.PageToken)
+	size, after, err := s.page(ctx, r.MinSeq, r.PageSize, r.PageToken)
 	if err != nil {
 		return nil, err
 	}
@@ -170,9 +156,6 @@ func (s *schemasSvc) RegisterSchema(ctx context.Context, r *xhubv1.RegisterSchem
 }
 
 func (s *schemasSvc) CheckSchema(ctx context.Context, r *xhubv1.CheckSchemaRequest) (*xhubv1.CheckSchemaResponse, error) {
-	if err := s.wait(ctx, r.MinSeq); err != nil {
-		return nil, err
-	}
 	v, _, err := s.cp.CheckSchema(catalog.DatasetID(r.Subject), r.SchemaJson, r.Compat)
 	if err != nil {
 		return nil, toStatus(err)
@@ -293,11 +276,7 @@ func (s *catalogSvc) ListDatasets(ctx context.Context, r *xhubv1.ListDatasetsReq
 	if len(r.Search) > MaxSearchLen {
 		return nil, invalid("search", "is %d bytes, at most %d", len(r.Search), MaxSearchLen)
 	}
-	size, err := pageSize(r.PageSize)
-	if err != nil {
-		return nil, err
-	}
-	after, err := decodeToken(r.PageToken)
+	size, after, err := s.page(ctx, r.MinSeq, r.PageSize, r.PageToken)
 	if err != nil {
 		return nil, err
 	}

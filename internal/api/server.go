@@ -137,3 +137,17 @@ func pageSize(n int32) (int, error) {
 	size, err := exchange.PageSize(int(n))
 	return size, toStatus(err)
 }
+
+// page reads the common list parameters: it waits for min_seq, then checks
+// the page size and decodes the page token.
+func (b *base) page(ctx context.Context, minSeq uint64, size int32, token string) (int, string, error) {
+	if err := b.wait(ctx, minSeq); err != nil {
+		return 0, "", err
+	}
+	n, err := pageSize(size)
+	if err != nil {
+		return 0, "", err
+	}
+	after, err := decodeToken(token)
+	return n, after, err
+}
