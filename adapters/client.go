@@ -92,6 +92,10 @@ func DialCreds(_ context.Context, creds *pki.Creds, opts ...Option) (*Client, er
 	}, nil
 }
 
+// LedgerKey is the hub's ledger verifier key pinned in the creds file ("" if
+// the file has none).
+func (c *Client) LedgerKey() string { return c.creds.LedgerKey }
+
 // Identity is who this client acts as.
 func (c *Client) Identity() exchange.Identity { return c.creds.Identity }
 
@@ -115,5 +119,5 @@ func (c *Client) IssueCredential(ctx context.Context, id exchange.Identity, vali
 	if err != nil {
 		return nil, nil, err
 	}
-	return resp, pki.EncodeCreds(c.addr, resp.CertificatePem, keyPEM, resp.CaPem), nil
+	return resp, pki.EncodeCreds(c.addr, resp.LedgerKey, resp.CertificatePem, keyPEM, resp.CaPem), nil
 }

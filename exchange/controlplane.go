@@ -33,6 +33,22 @@ type Config struct {
 	// ApplyBatch is the most entries applied in one Badger transaction.
 	// Zero: 256.
 	ApplyBatch int
+	// ResponseDays is how long an owner has to answer a conditional
+	// request before it shows as overdue. Zero: 10.
+	ResponseDays int
+	// MaxGrantDays bounds a grant's duration. Zero: 365.
+	MaxGrantDays int
+	// SweepInterval is how often this node looks for grants due to expire
+	// (and open requests still to grant). Zero: 1s; negative: never (tests).
+	SweepInterval time.Duration
+	// Events, if set, receives share events on xhub.ev.<dept>. A
+	// *nats.Conn fits.
+	Events EventPublisher
+}
+
+// EventPublisher publishes one message; *nats.Conn implements it.
+type EventPublisher interface {
+	Publish(subject string, data []byte) error
 }
 
 func (c *Config) validate() error {
@@ -50,6 +66,18 @@ func (c *Config) validate() error {
 	}
 	if c.ApplyBatch <= 0 {
 		c.ApplyBatch = 256
+	}
+	if c.ResponseDays == 0 {
+		c.ResponseDays = 10
+	}
+	if c.MaxGrantDays == 0 {
+		c.MaxGrantDays = 365
+	}
+	if c.ResponseDays < 1 || c.MaxGrantDays < 1 {
+		return errors.New("exchange: ResponseDays and MaxGrantDays must be positive")
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = time.Second
 	}
 	return nil
 }
@@ -69,6 +97,8 @@ type ControlPlane struct {
 	advanced  chan struct{} // closed and replaced whenever applied grows
 	creds     map[string]Credential
 	index     *catalog.Index
+	grants    grantIndex
+	pending   map[RequestID]ShareRequest // pending requests
 	compiled  sync.Map // "subject@version" -> *schemas.Schema
 	applyErr  error
 	stopApply context.CancelFunc
@@ -85,6 +115,8 @@ func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		advanced: make(chan struct{}),
 		creds:    make(map[string]Credential),
 		index:    catalog.NewIndex(),
+		grants:   newGrantIndex(),
+		pending:  make(map[RequestID]ShareRequest),
 		done:     make(chan struct{}),
 	}
 	if err := cp.load(); err != nil {
@@ -105,10 +137,23 @@ func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		cancel()
 		return nil, err
 	}
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
-		defer close(cp.done)
+		defer wg.Done()
 		defer cc.Stop()
 		cp.applyLoop(actx, msgs)
+	}()
+	if cfg.SweepInterval > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cp.sweepLoop(actx)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(cp.done)
 	}()
 	return cp, nil
 }
@@ -216,6 +261,16 @@ func (cp *ControlPlane) load() error {
 		}
 		cp.applied = m.Applied
 		if err := scanJSON(txn, "c/", func(c Credential) { cp.creds[c.Serial] = c }); err != nil {
+			return err
+		}
+		if err := scanJSON(txn, "gr/", func(g Grant) { cp.grants.put(g) }); err != nil {
+			return err
+		}
+		if err := scanJSON(txn, "rq/", func(r ShareRequest) {
+			if r.Status == RequestPending {
+				cp.pending[r.ID] = r
+			}
+		}); err != nil {
 			return err
 		}
 		return scanJSON(txn, "ds/", func(d catalog.Dataset) { cp.index.Put(d) })

@@ -197,10 +197,17 @@ func (cp *ControlPlane) apply(txn *store.Txn, e ledger.Entry) (func(), error) {
 			return nil, fmt.Errorf("dataset %s unknown", r.ID)
 		}
 		d.Status, d.UpdatedAt, d.Seq = catalog.StatusRetired, e.Time, e.Seq
+		end, err := cp.endForRetirement(txn, e, d.ID)
+		if err != nil {
+			return nil, err
+		}
 		if err := txn.Put(datasetKey(d.ID), d); err != nil {
 			return nil, err
 		}
-		return func() { cp.index.Put(d) }, nil
+		return func() { cp.index.Put(d); end() }, nil
+	}
+	if after, ok, err := cp.applyShare(txn, e); ok {
+		return after, err
 	}
 	return nil, fmt.Errorf("unknown entry kind %q", e.Kind)
 }

@@ -91,7 +91,7 @@ func (s *credentialsSvc) IssueCredential(ctx context.Context, r *xhubv1.IssueCre
 		return nil, toStatus(err)
 	}
 	rec, _ := s.cp.Credential(c.Serial)
-	return &xhubv1.IssueCredentialResponse{Credential: credPB(rec), CertificatePem: certPEM, CaPem: s.ca.CertPEM, Seq: seq}, nil
+	return &xhubv1.IssueCredentialResponse{Credential: credPB(rec), CertificatePem: certPEM, CaPem: s.ca.CertPEM, Seq: seq, LedgerKey: s.ca.VerifierKey}, nil
 }
 
 func (s *credentialsSvc) ListCredentials(ctx context.Context, r *xhubv1.ListCredentialsRequest) (*xhubv1.ListCredentialsResponse, error) {
@@ -289,31 +289,3 @@ func (s *catalogSvc) ListDatasets(ctx context.Context, r *xhubv1.ListDatasetsReq
 	return out, nil
 }
 
-type ledgerSvc struct {
-	xhubv1.UnimplementedLedgerServer
-	*base
-}
-
-func (s *ledgerSvc) ListEntries(ctx context.Context, r *xhubv1.ListEntriesRequest) (*xhubv1.ListEntriesResponse, error) {
-	if err := s.wait(ctx, r.MinSeq); err != nil {
-		return nil, err
-	}
-	size, err := pageSize(r.PageSize)
-	if err != nil {
-		return nil, err
-	}
-	es, raws, err := s.cp.Entries(r.Since, size)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	out := &xhubv1.ListEntriesResponse{}
-	for i, e := range es {
-		if r.Dataset == "" || e.Subject == r.Dataset {
-			out.Entries = append(out.Entries, &xhubv1.Entry{Seq: e.Seq, Kind: e.Kind, Subject: e.Subject, Actor: e.Actor, Time: ts(e.Time), Raw: raws[i]})
-		}
-	}
-	if len(es) == size {
-		out.NextSince = es[len(es)-1].Seq
-	}
-	return out, nil
-}

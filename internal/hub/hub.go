@@ -51,6 +51,12 @@ type Config struct {
 	FsyncAlways bool
 	// Name is this node's name in logs and NATS. Zero: "xhub".
 	Name string
+	// ResponseDays, MaxGrantDays, SweepInterval: see exchange.Config.
+	ResponseDays  int
+	MaxGrantDays  int
+	SweepInterval time.Duration
+	// Now is the clock (tests). Zero: time.Now.
+	Now func() time.Time
 	// Logger: zero discards.
 	Logger *slog.Logger
 }
@@ -70,6 +76,9 @@ func (c *Config) validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.NATSURL != "" && c.NATSListen != "" {
 		return errors.New("hub: --nats-listen applies to the embedded server; it cannot be used with --nats-url")
@@ -142,6 +151,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	if n.CP, err = exchange.Open(ctx, exchange.Config{
 		Store: n.Store, Log: ledger.NewLog(n.JS, bus.LedgerStream, bus.LedgerSubject), Logger: log.With("component", "controlplane"),
+		Now: cfg.Now, ResponseDays: cfg.ResponseDays, MaxGrantDays: cfg.MaxGrantDays, SweepInterval: cfg.SweepInterval, Events: n.NC,
 	}); err != nil {
 		return nil, err
 	}
@@ -158,7 +168,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.GRPC = api.New(api.Config{CP: n.CP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api")})
+	n.GRPC = api.New(api.Config{CP: n.CP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api"), Now: cfg.Now})
 	go func() { n.serveErr <- n.GRPC.Serve(n.lis) }()
 
 	if err := n.ensureAdminCreds(ctx); err != nil {
@@ -200,7 +210,7 @@ func (n *Node) ensureAdminCreds(ctx context.Context) error {
 	if _, err := n.CP.RecordCredential(ctx, exchange.HubPolicy, c); err != nil {
 		return fmt.Errorf("hub: record admin credential: %w", err)
 	}
-	return pki.WriteCreds(n.AdminCreds, n.dialAddr(), certPEM, keyPEM, n.Authority.CertPEM)
+	return pki.WriteCreds(n.AdminCreds, n.dialAddr(), n.Authority.VerifierKey, certPEM, keyPEM, n.Authority.CertPEM)
 }
 
 // dialAddr is the address a local client dials: the listen address, with

@@ -21,10 +21,12 @@ import (
 
 // Creds is a credential bundle: the *.creds file.
 //
-// The file is PEM: a text header "hub: ADDR" line, then the client
+// The file is PEM: text header lines "hub: ADDR" and "ledger-key: KEY"
+// (the hub's ledger verifier key, pinned at issue), then the client
 // certificate, its PRIVATE KEY, and the hub CA certificate.
 type Creds struct {
-	Hub      string
+	Hub       string
+	LedgerKey string
 	Cert     tls.Certificate
 	Leaf     *x509.Certificate
 	CA       *x509.Certificate
@@ -50,9 +52,9 @@ func NewKey(id exchange.Identity) (keyPEM, csrDER []byte, err error) {
 }
 
 // EncodeCreds builds the file's bytes.
-func EncodeCreds(hub string, certPEM, keyPEM, caPEM []byte) []byte {
+func EncodeCreds(hub, ledgerKey string, certPEM, keyPEM, caPEM []byte) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# xhub credentials: keep this file secret\nhub: %s\n\n", hub)
+	fmt.Fprintf(&b, "# xhub credentials: keep this file secret\nhub: %s\nledger-key: %s\n\n", hub, ledgerKey)
 	b.Write(certPEM)
 	b.Write(keyPEM)
 	b.Write(caPEM)
@@ -60,8 +62,8 @@ func EncodeCreds(hub string, certPEM, keyPEM, caPEM []byte) []byte {
 }
 
 // WriteCreds writes a creds file readable by its owner only.
-func WriteCreds(path, hub string, certPEM, keyPEM, caPEM []byte) error {
-	if err := os.WriteFile(path, EncodeCreds(hub, certPEM, keyPEM, caPEM), 0o600); err != nil {
+func WriteCreds(path, hub, ledgerKey string, certPEM, keyPEM, caPEM []byte) error {
+	if err := os.WriteFile(path, EncodeCreds(hub, ledgerKey, certPEM, keyPEM, caPEM), 0o600); err != nil {
 		return fmt.Errorf("write credentials: %w", err)
 	}
 	return nil
@@ -91,6 +93,9 @@ func ParseCreds(b []byte) (*Creds, error) {
 		}
 		if v, ok := strings.CutPrefix(line, "hub:"); ok {
 			c.Hub = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "ledger-key:"); ok {
+			c.LedgerKey = strings.TrimSpace(v)
 		}
 	}
 	var certs []*x509.Certificate

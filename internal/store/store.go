@@ -128,3 +128,6 @@ func (l badgerLogger) Warningf(f string, a ...any) {
 }
 func (badgerLogger) Infof(string, ...any)  {}
 func (badgerLogger) Debugf(string, ...any) {}
+
+// Delete removes key.
+func (t *Txn) Delete(key string) error { return t.t.Delete([]byte(key)) }

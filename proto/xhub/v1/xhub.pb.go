@@ -504,8 +504,12 @@ type IssueCredentialResponse struct {
 	CertificatePem []byte                 `protobuf:"bytes,2,opt,name=certificate_pem,json=certificatePem,proto3" json:"certificate_pem,omitempty"`
 	CaPem          []byte                 `protobuf:"bytes,3,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
 	Seq            uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The hub's ledger verifier key (golang.org/x/mod/sumdb/note form), pinned
+	// in the creds file so that proofs are checked against a key obtained at
+	// issue time rather than one served with the proof.
+	LedgerKey     string `protobuf:"bytes,5,opt,name=ledger_key,json=ledgerKey,proto3" json:"ledger_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IssueCredentialResponse) Reset() {
@@ -564,6 +568,13 @@ func (x *IssueCredentialResponse) GetSeq() uint64 {
 		return x.Seq
 	}
 	return 0
+}
+
+func (x *IssueCredentialResponse) GetLedgerKey() string {
+	if x != nil {
+		return x.LedgerKey
+	}
+	return ""
 }
 
 type ListCredentialsRequest struct {
@@ -2075,6 +2086,8 @@ type ShareRequest struct {
 	Deadline      *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	GrantId       string                 `protobuf:"bytes,12,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
 	Seq           uint64                 `protobuf:"varint,13,opt,name=seq,proto3" json:"seq,omitempty"`
+	DecidedBy     string                 `protobuf:"bytes,14,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
+	DecidedAt     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2200,6 +2213,20 @@ func (x *ShareRequest) GetSeq() uint64 {
 	return 0
 }
 
+func (x *ShareRequest) GetDecidedBy() string {
+	if x != nil {
+		return x.DecidedBy
+	}
+	return ""
+}
+
+func (x *ShareRequest) GetDecidedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DecidedAt
+	}
+	return nil
+}
+
 type Grant struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2212,6 +2239,8 @@ type Grant struct {
 	RequestId     string                 `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Reason        string                 `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
 	Seq           uint64                 `protobuf:"varint,10,opt,name=seq,proto3" json:"seq,omitempty"`
+	EndedAt       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	GrantedBy     string                 `protobuf:"bytes,12,opt,name=granted_by,json=grantedBy,proto3" json:"granted_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2314,6 +2343,20 @@ func (x *Grant) GetSeq() uint64 {
 		return x.Seq
 	}
 	return 0
+}
+
+func (x *Grant) GetEndedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndedAt
+	}
+	return nil
+}
+
+func (x *Grant) GetGrantedBy() string {
+	if x != nil {
+		return x.GrantedBy
+	}
+	return ""
 }
 
 type RequestShareRequest struct {
@@ -2781,13 +2824,16 @@ func (x *DecisionResponse) GetSeq() uint64 {
 }
 
 type ListSharesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Dataset       string                 `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
-	Grantee       string                 `protobuf:"bytes,2,opt,name=grantee,proto3" json:"grantee,omitempty"`
-	Status        string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	MinSeq        uint64                 `protobuf:"varint,4,opt,name=min_seq,json=minSeq,proto3" json:"min_seq,omitempty"`
-	PageSize      int32                  `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Dataset string                 `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	Grantee string                 `protobuf:"bytes,2,opt,name=grantee,proto3" json:"grantee,omitempty"` // grants to this department, requests from it
+	// Grants: active | revoked | expired | ended; requests: pending | approved
+	// | rejected | withdrawn | overdue. Empty: everything, with history.
+	Status        string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	MinSeq        uint64 `protobuf:"varint,4,opt,name=min_seq,json=minSeq,proto3" json:"min_seq,omitempty"`
+	PageSize      int32  `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Requests      bool   `protobuf:"varint,7,opt,name=requests,proto3" json:"requests,omitempty"` // list requests instead of grants
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2862,6 +2908,13 @@ func (x *ListSharesRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListSharesRequest) GetRequests() bool {
+	if x != nil {
+		return x.Requests
+	}
+	return false
 }
 
 type ListSharesResponse struct {
@@ -3286,7 +3339,7 @@ func (x *InclusionProofRequest) GetTreeSize() uint64 {
 
 type InclusionProofResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	SignedNote    []byte                 `protobuf:"bytes,1,opt,name=signed_note,json=signedNote,proto3" json:"signed_note,omitempty"`
+	SignedNote    []byte                 `protobuf:"bytes,1,opt,name=signed_note,json=signedNote,proto3" json:"signed_note,omitempty"` // the head the proof is against
 	Proof         [][]byte               `protobuf:"bytes,2,rep,name=proof,proto3" json:"proof,omitempty"`
 	Entry         *Entry                 `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -4586,14 +4639,16 @@ const file_xhub_proto_rawDesc = "" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x17\n" +
 	"\acsr_der\x18\x04 \x01(\fR\x06csrDer\x12\x1d\n" +
 	"\n" +
-	"valid_days\x18\x05 \x01(\x05R\tvalidDays\"\xa0\x01\n" +
+	"valid_days\x18\x05 \x01(\x05R\tvalidDays\"\xbf\x01\n" +
 	"\x17IssueCredentialResponse\x123\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x13.xhub.v1.CredentialR\n" +
 	"credential\x12'\n" +
 	"\x0fcertificate_pem\x18\x02 \x01(\fR\x0ecertificatePem\x12\x15\n" +
 	"\x06ca_pem\x18\x03 \x01(\fR\x05caPem\x12\x10\n" +
-	"\x03seq\x18\x04 \x01(\x04R\x03seq\"\x81\x01\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"ledger_key\x18\x05 \x01(\tR\tledgerKey\"\x81\x01\n" +
 	"\x16ListCredentialsRequest\x12\x17\n" +
 	"\amin_seq\x18\x01 \x01(\x04R\x06minSeq\x12\x12\n" +
 	"\x04dept\x18\x02 \x01(\tR\x04dept\x12\x1b\n" +
@@ -4713,7 +4768,7 @@ const file_xhub_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"U\n" +
 	"\x15RetireDatasetResponse\x12*\n" +
 	"\adataset\x18\x01 \x01(\v2\x10.xhub.v1.DatasetR\adataset\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\x8a\x03\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xe4\x03\n" +
 	"\fShareRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\tR\trequester\x12\x18\n" +
@@ -4728,7 +4783,11 @@ const file_xhub_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x126\n" +
 	"\bdeadline\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x19\n" +
 	"\bgrant_id\x18\f \x01(\tR\agrantId\x12\x10\n" +
-	"\x03seq\x18\r \x01(\x04R\x03seq\"\xba\x02\n" +
+	"\x03seq\x18\r \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"decided_by\x18\x0e \x01(\tR\tdecidedBy\x129\n" +
+	"\n" +
+	"decided_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\"\x90\x03\n" +
 	"\x05Grant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\agrantee\x18\x02 \x01(\tR\agrantee\x12\x18\n" +
@@ -4743,7 +4802,10 @@ const file_xhub_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x12\x16\n" +
 	"\x06reason\x18\t \x01(\tR\x06reason\x12\x10\n" +
 	"\x03seq\x18\n" +
-	" \x01(\x04R\x03seq\"u\n" +
+	" \x01(\x04R\x03seq\x125\n" +
+	"\bended_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12\x1d\n" +
+	"\n" +
+	"granted_by\x18\f \x01(\tR\tgrantedBy\"u\n" +
 	"\x13RequestShareRequest\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12\x16\n" +
 	"\x06fields\x18\x02 \x03(\tR\x06fields\x12\x18\n" +
@@ -4777,7 +4839,7 @@ const file_xhub_proto_rawDesc = "" +
 	"\x10DecisionResponse\x12/\n" +
 	"\arequest\x18\x01 \x01(\v2\x15.xhub.v1.ShareRequestR\arequest\x12$\n" +
 	"\x05grant\x18\x02 \x01(\v2\x0e.xhub.v1.GrantR\x05grant\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\x04R\x03seq\"\xb4\x01\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\"\xd0\x01\n" +
 	"\x11ListSharesRequest\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12\x18\n" +
 	"\agrantee\x18\x02 \x01(\tR\agrantee\x12\x16\n" +
@@ -4785,7 +4847,8 @@ const file_xhub_proto_rawDesc = "" +
 	"\amin_seq\x18\x04 \x01(\x04R\x06minSeq\x12\x1b\n" +
 	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x06 \x01(\tR\tpageToken\"\x97\x01\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\x12\x1a\n" +
+	"\brequests\x18\a \x01(\bR\brequests\"\x97\x01\n" +
 	"\x12ListSharesResponse\x121\n" +
 	"\brequests\x18\x01 \x03(\v2\x15.xhub.v1.ShareRequestR\brequests\x12&\n" +
 	"\x06grants\x18\x02 \x03(\v2\x0e.xhub.v1.GrantR\x06grants\x12&\n" +
@@ -5059,90 +5122,92 @@ var file_xhub_proto_depIdxs = []int32{
 	22, // 18: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	68, // 19: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
 	68, // 20: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	68, // 21: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	68, // 22: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	31, // 23: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
-	32, // 24: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
-	31, // 25: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
-	32, // 26: xhub.v1.DecisionResponse.grant:type_name -> xhub.v1.Grant
-	31, // 27: xhub.v1.ListSharesResponse.requests:type_name -> xhub.v1.ShareRequest
-	32, // 28: xhub.v1.ListSharesResponse.grants:type_name -> xhub.v1.Grant
-	68, // 29: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
-	43, // 30: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
-	43, // 31: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
-	52, // 32: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
-	58, // 33: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
-	59, // 34: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	68, // 35: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
-	62, // 36: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
-	63, // 37: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
-	52, // 38: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	68, // 39: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	68, // 40: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
-	65, // 41: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	1,  // 42: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,  // 43: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	6,  // 44: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	8,  // 45: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	10, // 46: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	14, // 47: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	16, // 48: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	18, // 49: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	20, // 50: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	23, // 51: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	25, // 52: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	27, // 53: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	29, // 54: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	33, // 55: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	35, // 56: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	36, // 57: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	37, // 58: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	38, // 59: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	39, // 60: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	41, // 61: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	44, // 62: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	46, // 63: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	48, // 64: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	50, // 65: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	53, // 66: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	55, // 67: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	57, // 68: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	61, // 69: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	66, // 70: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	2,  // 71: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,  // 72: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	7,  // 73: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	9,  // 74: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	11, // 75: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	15, // 76: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	17, // 77: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	19, // 78: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	21, // 79: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	24, // 80: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	26, // 81: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	28, // 82: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	30, // 83: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	34, // 84: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	42, // 85: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	40, // 86: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	40, // 87: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	40, // 88: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	40, // 89: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	42, // 90: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	45, // 91: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	47, // 92: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	49, // 93: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	51, // 94: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	54, // 95: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	56, // 96: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	60, // 97: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	64, // 98: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	67, // 99: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	71, // [71:100] is the sub-list for method output_type
-	42, // [42:71] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	68, // 21: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	68, // 22: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	68, // 23: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	68, // 24: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	31, // 25: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
+	32, // 26: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
+	31, // 27: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
+	32, // 28: xhub.v1.DecisionResponse.grant:type_name -> xhub.v1.Grant
+	31, // 29: xhub.v1.ListSharesResponse.requests:type_name -> xhub.v1.ShareRequest
+	32, // 30: xhub.v1.ListSharesResponse.grants:type_name -> xhub.v1.Grant
+	68, // 31: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	43, // 32: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
+	43, // 33: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
+	52, // 34: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
+	58, // 35: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
+	59, // 36: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
+	68, // 37: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	62, // 38: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
+	63, // 39: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
+	52, // 40: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
+	68, // 41: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	68, // 42: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	65, // 43: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
+	1,  // 44: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,  // 45: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	6,  // 46: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	8,  // 47: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	10, // 48: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	14, // 49: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	16, // 50: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	18, // 51: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	20, // 52: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	23, // 53: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	25, // 54: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	27, // 55: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	29, // 56: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	33, // 57: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	35, // 58: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	36, // 59: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	37, // 60: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	38, // 61: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	39, // 62: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	41, // 63: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	44, // 64: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	46, // 65: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	48, // 66: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	50, // 67: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	53, // 68: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	55, // 69: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	57, // 70: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	61, // 71: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	66, // 72: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	2,  // 73: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,  // 74: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	7,  // 75: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	9,  // 76: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	11, // 77: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	15, // 78: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	17, // 79: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	19, // 80: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	21, // 81: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	24, // 82: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	26, // 83: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	28, // 84: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	30, // 85: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	34, // 86: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	42, // 87: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	40, // 88: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	40, // 89: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	40, // 90: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	40, // 91: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	42, // 92: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	45, // 93: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	47, // 94: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	49, // 95: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	51, // 96: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	54, // 97: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	56, // 98: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	60, // 99: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	64, // 100: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	67, // 101: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	73, // [73:102] is the sub-list for method output_type
+	44, // [44:73] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }

@@ -1,0 +1,154 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+type sharesSvc struct {
+	xhubv1.UnimplementedSharesServer
+	*base
+	now func() time.Time
+}
+
+func requestPB(r exchange.ShareRequest, now time.Time) *xhubv1.ShareRequest {
+	return &xhubv1.ShareRequest{
+		Id: string(r.ID), Requester: string(r.Requester), Dataset: string(r.Dataset), Fields: r.Fields, Purpose: r.Purpose,
+		Days: int32(r.Days), Status: string(r.Status), Overdue: r.Overdue(now), Reason: r.Reason, RequestedAt: ts(r.RequestedAt),
+		Deadline: ts(r.Deadline), GrantId: string(r.Grant), Seq: r.Seq, DecidedBy: r.DecidedBy, DecidedAt: ts(r.DecidedAt),
+	}
+}
+
+func grantPB(g exchange.Grant, now time.Time) *xhubv1.Grant {
+	return &xhubv1.Grant{
+		Id: string(g.ID), Grantee: string(g.Grantee), Dataset: string(g.Dataset), Fields: g.Fields, GrantedAt: ts(g.GrantedAt),
+		ExpiresAt: ts(g.ExpiresAt), Status: string(g.StatusAt(now)), RequestId: string(g.Request), Reason: g.Reason, Seq: g.Seq,
+		EndedAt: ts(g.EndedAt), GrantedBy: g.GrantedBy,
+	}
+}
+
+func (s *sharesSvc) RequestShare(ctx context.Context, r *xhubv1.RequestShareRequest) (*xhubv1.RequestShareResponse, error) {
+	req, g, seq, err := s.cp.RequestShare(ctx, identityFrom(ctx), exchange.ShareRequestInput{
+		Dataset: catalog.DatasetID(r.Dataset), Fields: r.Fields, Purpose: r.Purpose, Days: int(r.Days),
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	now := s.now()
+	out := &xhubv1.RequestShareResponse{Request: requestPB(req, now), Seq: seq}
+	if g != nil {
+		out.Grant = grantPB(*g, now)
+	}
+	return out, nil
+}
+
+func (s *sharesSvc) decision(req exchange.ShareRequest, g *exchange.Grant, seq uint64) *xhubv1.DecisionResponse {
+	now := s.now()
+	out := &xhubv1.DecisionResponse{Seq: seq}
+	if req.ID != "" {
+		out.Request = requestPB(req, now)
+	}
+	if g != nil {
+		out.Grant = grantPB(*g, now)
+	}
+	return out
+}
+
+func (s *sharesSvc) Approve(ctx context.Context, r *xhubv1.ApproveRequest) (*xhubv1.DecisionResponse, error) {
+	req, g, seq, err := s.cp.Approve(ctx, identityFrom(ctx), exchange.Decision{Request: exchange.RequestID(r.RequestId), Fields: r.Fields, Days: int(r.Days), Reason: r.Reason})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return s.decision(req, &g, seq), nil
+}
+
+func (s *sharesSvc) Reject(ctx context.Context, r *xhubv1.RejectRequest) (*xhubv1.DecisionResponse, error) {
+	req, seq, err := s.cp.Reject(ctx, identityFrom(ctx), exchange.Decision{Request: exchange.RequestID(r.RequestId), Reason: r.Reason})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return s.decision(req, nil, seq), nil
+}
+
+func (s *sharesSvc) Withdraw(ctx context.Context, r *xhubv1.WithdrawRequest) (*xhubv1.DecisionResponse, error) {
+	req, seq, err := s.cp.Withdraw(ctx, identityFrom(ctx), exchange.RequestID(r.RequestId))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return s.decision(req, nil, seq), nil
+}
+
+func (s *sharesSvc) RevokeGrant(ctx context.Context, r *xhubv1.RevokeGrantRequest) (*xhubv1.DecisionResponse, error) {
+	g, seq, err := s.cp.RevokeGrant(ctx, identityFrom(ctx), exchange.GrantID(r.GrantId), r.Reason)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return s.decision(exchange.ShareRequest{}, &g, seq), nil
+}
+
+func (s *sharesSvc) Inbox(ctx context.Context, r *xhubv1.InboxRequest) (*xhubv1.ListSharesResponse, error) {
+	size, after, err := s.page(ctx, r.MinSeq, r.PageSize, r.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	id := identityFrom(ctx)
+	now := s.now()
+	f := exchange.ShareFilter{Status: string(exchange.RequestPending), Viewer: id, Owner: id.Dept}
+	reqs, next, err := s.cp.ListRequests(f, exchange.RequestID(after), size, now)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &xhubv1.ListSharesResponse{NextPageToken: encodeToken(string(next))}
+	for _, q := range reqs {
+		out.Requests = append(out.Requests, requestPB(q, now))
+	}
+	return out, nil
+}
+
+func (s *sharesSvc) ListShares(ctx context.Context, r *xhubv1.ListSharesRequest) (*xhubv1.ListSharesResponse, error) {
+	size, after, err := s.page(ctx, r.MinSeq, r.PageSize, r.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	f := exchange.ShareFilter{Status: r.Status, Viewer: identityFrom(ctx)}
+	if r.Dataset != "" {
+		d, err := catalog.ParseDatasetID(r.Dataset)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		f.Dataset = d
+	}
+	if r.Grantee != "" {
+		g, err := catalog.ParseDeptID(r.Grantee)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		f.Grantee = g
+	}
+	now := s.now()
+	out := &xhubv1.ListSharesResponse{}
+	if r.Requests {
+		reqs, next, err := s.cp.ListRequests(f, exchange.RequestID(after), size, now)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		for _, q := range reqs {
+			out.Requests = append(out.Requests, requestPB(q, now))
+		}
+		out.NextPageToken = encodeToken(string(next))
+		return out, nil
+	}
+	grants, next, err := s.cp.ListGrants(f, exchange.GrantID(after), size, now)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	for _, g := range grants {
+		out.Grants = append(out.Grants, grantPB(g, now))
+	}
+	out.NextPageToken = encodeToken(string(next))
+	return out, nil
+}
