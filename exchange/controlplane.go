@@ -99,7 +99,7 @@ type ControlPlane struct {
 	index     *catalog.Index
 	grants    grantIndex
 	pending   map[RequestID]ShareRequest // pending requests
-	compiled  sync.Map // "subject@version" -> *schemas.Schema
+	compiled  sync.Map                   // "subject@version" -> *schemas.Schema
 	applyErr  error
 	stopApply context.CancelFunc
 	done      chan struct{}

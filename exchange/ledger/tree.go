@@ -99,7 +99,9 @@ type MismatchError struct {
 	Reason string
 }
 
-func (e *MismatchError) Error() string { return fmt.Sprintf("entry %d does not match: %s", e.Seq, e.Reason) }
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("entry %d does not match: %s", e.Seq, e.Reason)
+}
 
 // Verifier recomputes the ledger from its entries, in order: each entry
 // must be canonical, carry its own sequence, and name its predecessor's

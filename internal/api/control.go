@@ -288,4 +288,3 @@ func (s *catalogSvc) ListDatasets(ctx context.Context, r *xhubv1.ListDatasetsReq
 	}
 	return out, nil
 }
-

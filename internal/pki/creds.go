@@ -27,11 +27,11 @@ import (
 type Creds struct {
 	Hub       string
 	LedgerKey string
-	Cert     tls.Certificate
-	Leaf     *x509.Certificate
-	CA       *x509.Certificate
-	Identity exchange.Identity
-	Serial   string
+	Cert      tls.Certificate
+	Leaf      *x509.Certificate
+	CA        *x509.Certificate
+	Identity  exchange.Identity
+	Serial    string
 }
 
 // NewKey makes a key and a certificate request for id.
