@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
+	"regexp"
 	"path/filepath"
 	"strings"
 	"time"
@@ -103,13 +106,14 @@ func (c *cli) demoCmd() *cobra.Command {
 			// x runs one CLI command as the holder of credsFile; failing
 			// commands the story expects are marked with wantErr.
 			var failed error
-			x := func(credsFile string, wantErr bool, args ...string) {
+			x := func(credsFile string, wantErr bool, args ...string) string {
 				if failed != nil {
-					return
+					return ""
 				}
 				who := strings.TrimSuffix(filepath.Base(credsFile), ".creds")
 				c.say("[%s]$ xhub %s", who, strings.Join(quoteArgs(args), " "))
-				err := run(ctx, append(args, "--creds", credsFile), c.stdout, c.stderr)
+				var out bytes.Buffer
+				err := run(ctx, append(args, "--creds", credsFile), io.MultiWriter(c.stdout, &out), c.stderr)
 				switch {
 				case err != nil && wantErr:
 					c.say("  → refused, as it should be: %s", errorLine(err))
@@ -118,7 +122,9 @@ func (c *cli) demoCmd() *cobra.Command {
 				case wantErr:
 					failed = fmt.Errorf("demo step %q succeeded but should have been refused", strings.Join(args, " "))
 				}
+				return out.String()
 			}
+			idIn := func(out, prefix string) string { return regexp.MustCompile(`\b` + prefix + `-[0-9]+\b`).FindString(out) }
 
 			step("The operator registers three departments and issues each an officer credential.")
 			x(admin, false, "dept", "add", "health", "--name", "Health Commission")
@@ -169,8 +175,31 @@ func (c *cli) demoCmd() *cobra.Command {
 				x(creds("health-system"), true, "catalog", "list")
 			}
 
+			step("Sharing. An open dataset is granted at once, by the open-sharing policy.")
+			x(creds("tax"), false, "share", "request", "civil-affairs.residents", "--purpose", "verify residence for tax relief", "--fields", "person_id,district", "--days", "90")
+			step("A conditional dataset waits for its owner, who may narrow the request.")
+			out := x(creds("tax"), false, "share", "request", "health.vaccinations", "--purpose", "school vaccination allowance", "--fields", "person_id,vaccine,dose,given_on", "--days", "180")
+			req := idIn(out, "r")
+			x(creds("health"), false, "share", "inbox")
+			out = x(creds("health"), false, "share", "approve", req, "--fields", "person_id,vaccine", "--days", "30", "--reason", "dose details are not needed for the allowance")
+			grant := idIn(out, "g")
+			out = x(creds("civil-affairs"), false, "share", "request", "health.vaccinations", "--purpose", "curiosity")
+			x(creds("health"), false, "share", "reject", idIn(out, "r"), "--reason", "purpose does not meet the sharing rules (no statutory basis)")
+			x(creds("health"), true, "share", "reject", idIn(out, "r"), "--reason", "twice")
+			x(creds("civil-affairs"), true, "share", "request", "tax.returns", "--purpose", "benefit checks")
+			x(creds("civil-affairs"), true, "share", "approve", req)
+			step("Who may read what: complete lists, with history.")
+			x(creds("health"), false, "share", "list", "--dataset", "health.vaccinations", "--status", "active")
+			x(creds("tax"), false, "share", "list", "--grantee", "tax")
+			x(creds("health"), false, "share", "revoke", grant, "--reason", "allowance scheme ended")
+			x(creds("health"), false, "share", "list", "--dataset", "health.vaccinations")
+
 			step("Every change above is an entry in the tamper-evident ledger (one JetStream stream, one order).")
-			x(creds("tax"), false, "ledger", "log")
+			x(creds("tax"), false, "ledger", "log", "--since", "18")
+			step("A department checks the ledger itself, with the hub's key pinned in its creds file.")
+			x(creds("tax"), false, "ledger", "head")
+			x(creds("tax"), false, "ledger", "proof", strings.TrimPrefix(grant, "g-"))
+			x(creds("tax"), false, "ledger", "verify")
 			if failed != nil {
 				return failed
 			}

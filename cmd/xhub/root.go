@@ -23,6 +23,7 @@ type cli struct {
 	stdout, stderr io.Writer
 	hub, creds     string
 	output         string
+	ledgerKey      string
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -46,8 +47,9 @@ find the hub and their identity from --hub/--creds or XHUB_HUB/XHUB_CREDS
 	pf.StringVar(&c.hub, "hub", os.Getenv("XHUB_HUB"), "hub address host:port (env XHUB_HUB; default: the address in the creds file)")
 	pf.StringVar(&c.creds, "creds", os.Getenv("XHUB_CREDS"), "credentials file (env XHUB_CREDS)")
 	pf.StringVarP(&c.output, "output", "o", "table", "output format for read commands: table or json")
+	pf.StringVar(&c.ledgerKey, "ledger-key", os.Getenv("XHUB_LEDGER_KEY"), "the hub's ledger verifier key (default: the one pinned in the creds file)")
 	root.AddCommand(
-		c.serveCmd(), c.demoCmd(), c.deptCmd(), c.credsCmd(), c.schemaCmd(), c.catalogCmd(), c.ledgerCmd(),
+		c.serveCmd(), c.demoCmd(), c.deptCmd(), c.credsCmd(), c.schemaCmd(), c.catalogCmd(), c.shareCmd(), c.ledgerCmd(),
 	)
 	return root
 }

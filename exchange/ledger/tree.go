@@ -3,6 +3,8 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -11,11 +13,37 @@ import (
 // Tree is a tree head: the number of entries and the Merkle root over them.
 type Tree = tlog.Tree
 
-// SignHead signs a tree head with the hub's ledger key. The signed text is
-// tlog's tree format, the same signed-note form the Go checksum database
-// uses (RFC 6962 hashes, ed25519).
+// headHeader is the first line of a signed tree head.
+const headHeader = "xhub ledger tree"
+
+// FormatTree is the text a head signs: the header line, the number of
+// entries, the base64 root (tlog.FormatTree's layout, with xhub's header).
+func FormatTree(t Tree) string {
+	return fmt.Sprintf("%s\n%d\n%s\n", headHeader, t.N, t.Hash)
+}
+
+// ParseTree parses FormatTree's text.
+func ParseTree(text string) (Tree, error) {
+	lines := strings.Split(text, "\n")
+	if len(lines) != 4 || lines[0] != headHeader || lines[3] != "" {
+		return Tree{}, errors.New("ledger: not an xhub tree head")
+	}
+	n, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != lines[1] {
+		return Tree{}, errors.New("ledger: tree head: bad size")
+	}
+	h, err := tlog.ParseHash(lines[2])
+	if err != nil {
+		return Tree{}, fmt.Errorf("ledger: tree head: %w", err)
+	}
+	return Tree{N: n, Hash: h}, nil
+}
+
+// SignHead signs a tree head with the hub's ledger key: a signed note
+// (golang.org/x/mod/sumdb/note, ed25519) over FormatTree, the form the Go
+// checksum database uses for its RFC 6962 tree.
 func SignHead(t Tree, signer note.Signer) ([]byte, error) {
-	msg, err := note.Sign(&note.Note{Text: string(tlog.FormatTree(t))}, signer)
+	msg, err := note.Sign(&note.Note{Text: FormatTree(t)}, signer)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: sign head: %w", err)
 	}
@@ -36,11 +64,7 @@ func OpenHead(msg []byte, verifierKey string) (Tree, error) {
 	if err != nil {
 		return Tree{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	t, err := tlog.ParseTree([]byte(n.Text))
-	if err != nil {
-		return Tree{}, fmt.Errorf("ledger: signed head: %w", err)
-	}
-	return t, nil
+	return ParseTree(n.Text)
 }
 
 // ErrProof is returned for a proof that does not verify.
@@ -126,12 +150,23 @@ func (s hashStore) ReadHashes(idx []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-// Add checks and adds the next entry. A *MismatchError says which entry
-// broke the chain; for a broken Prev it names this entry, and the caller
-// may use an inclusion proof to tell whether the predecessor was altered
-// instead (see Leaf).
+// Add adds the next entry and checks it: it must be canonical, carry its
+// own sequence, and name its predecessor's hash. The entry's leaf is added
+// to the tree even when a check fails (the returned *MismatchError names
+// it), so the caller can go on and compare trees to tell which entry was
+// altered.
 func (v *Verifier) Add(raw []byte) error {
 	seq := v.n + 1
+	leaf := LeafHash(raw)
+	hs, err := tlog.StoredHashesForRecordHash(int64(v.n), leaf, v.stored)
+	if err != nil {
+		return err
+	}
+	prev := v.prev
+	v.stored = append(v.stored, hs...)
+	v.leaves = append(v.leaves, leaf)
+	v.n, v.prev = seq, leaf
+
 	e, err := Parse(raw)
 	if err != nil {
 		return &MismatchError{Seq: seq, Reason: err.Error()}
@@ -139,18 +174,19 @@ func (v *Verifier) Add(raw []byte) error {
 	if e.Seq != seq {
 		return &MismatchError{Seq: seq, Reason: fmt.Sprintf("it says it is entry %d", e.Seq)}
 	}
-	if e.Prev != v.prev {
-		return &MismatchError{Seq: seq, Reason: fmt.Sprintf("its predecessor hash %s is not the hash of entry %d", e.Prev, seq-1)}
+	if e.Prev != prev {
+		return &MismatchError{Seq: seq, Reason: fmt.Sprintf("its predecessor hash is not the hash of entry %d as stored", seq-1)}
 	}
-	leaf := LeafHash(raw)
-	hs, err := tlog.StoredHashesForRecordHash(int64(v.n), leaf, v.stored)
-	if err != nil {
-		return err
-	}
-	v.stored = append(v.stored, hs...)
-	v.leaves = append(v.leaves, leaf)
-	v.n, v.prev = seq, leaf
 	return nil
+}
+
+// TreeAt is the recomputed tree head over the first n entries.
+func (v *Verifier) TreeAt(n uint64) (Tree, error) {
+	if n > v.n {
+		return Tree{}, fmt.Errorf("ledger: %d entries added, not %d", v.n, n)
+	}
+	h, err := tlog.TreeHash(int64(n), v.stored)
+	return Tree{N: int64(n), Hash: h}, err
 }
 
 // Leaf is the recomputed leaf hash of entry seq (1-based).
@@ -159,8 +195,5 @@ func (v *Verifier) Leaf(seq uint64) Hash { return v.leaves[seq-1] }
 // Len is the number of entries added.
 func (v *Verifier) Len() uint64 { return v.n }
 
-// Tree is the recomputed tree head.
-func (v *Verifier) Tree() (Tree, error) {
-	h, err := tlog.TreeHash(int64(v.n), v.stored)
-	return Tree{N: int64(v.n), Hash: h}, err
-}
+// Tree is the recomputed tree head over every entry added.
+func (v *Verifier) Tree() (Tree, error) { return v.TreeAt(v.n) }

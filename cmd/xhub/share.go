@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xhub-gov/xhub/adapters"
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (c *cli) shareCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "share",
+		Short: "Request, decide and revoke access to datasets",
+		Long: `The share workflow. An officer requests another department's dataset with
+a purpose; open datasets are granted at once by the open-sharing policy,
+conditional ones wait for the owner's officer to approve (possibly narrowed)
+or reject (with a reason), and datasets shared as none are refused with the
+reason. Grants expire on their own; the owner may revoke one, with a reason.
+Every step is a ledger entry.`,
+	}
+
+	var fields, purpose string
+	var days int
+	request := &cobra.Command{
+		Use:   "request DATASET --purpose P [--fields a,b] [--days N]",
+		Short: "Request access to a dataset (officer)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				r, err := cl.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: args[0], Fields: splitList(fields), Purpose: purpose, Days: int32(days)})
+				if err != nil {
+					return err
+				}
+				if r.Grant != nil {
+					c.say("request %s granted at once (open dataset): grant %s on %s, fields %s, until %s, ledger entry %d",
+						r.Request.Id, r.Grant.Id, r.Grant.Dataset, strings.Join(r.Grant.Fields, ","), day(r.Grant.ExpiresAt.AsTime()), r.Seq)
+					return nil
+				}
+				c.say("request %s for %s is pending with %s's officers (answer due by %s), ledger entry %d",
+					r.Request.Id, r.Request.Dataset, strings.SplitN(r.Request.Dataset, ".", 2)[0], day(r.Request.Deadline.AsTime()), r.Seq)
+				return nil
+			})
+		},
+	}
+	request.Flags().StringVar(&purpose, "purpose", "", "what the data is for (required)")
+	request.Flags().StringVar(&fields, "fields", "", "comma-separated fields (default: all)")
+	request.Flags().IntVar(&days, "days", 0, "duration in days (default: the hub's maximum)")
+	_ = request.MarkFlagRequired("purpose")
+
+	inbox := &cobra.Command{
+		Use:   "inbox",
+		Short: "Pending requests for your department's datasets (overdue ones marked)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.checkOutput(); err != nil {
+				return err
+			}
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				all, err := pages(func(token string) (*xhubv1.ListSharesResponse, error) {
+					return cl.Shares.Inbox(ctx, &xhubv1.InboxRequest{PageSize: 1000, PageToken: token})
+				})
+				if err != nil {
+					return err
+				}
+				return c.printRequests(all)
+			})
+		},
+	}
+
+	var apFields, reason string
+	var apDays int
+	approve := &cobra.Command{
+		Use:   "approve REQ [--fields a,b] [--days N] [--reason R]",
+		Short: "Approve a pending request for your dataset, possibly narrowed (officer)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				r, err := cl.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: args[0], Fields: splitList(apFields), Days: int32(apDays), Reason: reason})
+				if err != nil {
+					return err
+				}
+				c.say("request %s approved: grant %s to %s on %s, fields %s, until %s, ledger entry %d",
+					r.Request.Id, r.Grant.Id, r.Grant.Grantee, r.Grant.Dataset, strings.Join(r.Grant.Fields, ","), day(r.Grant.ExpiresAt.AsTime()), r.Seq)
+				return nil
+			})
+		},
+	}
+	approve.Flags().StringVar(&apFields, "fields", "", "grant only these fields (a subset of the request)")
+	approve.Flags().IntVar(&apDays, "days", 0, "grant for fewer days than requested")
+	approve.Flags().StringVar(&reason, "reason", "", "note recorded with the approval")
+
+	var rjReason string
+	reject := &cobra.Command{
+		Use:   "reject REQ --reason R",
+		Short: "Reject a pending request, stating the basis (officer)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				r, err := cl.Shares.Reject(ctx, &xhubv1.RejectRequest{RequestId: args[0], Reason: rjReason})
+				if err != nil {
+					return err
+				}
+				c.say("request %s rejected: %s, ledger entry %d", r.Request.Id, r.Request.Reason, r.Seq)
+				return nil
+			})
+		},
+	}
+	reject.Flags().StringVar(&rjReason, "reason", "", "the basis for refusing (required)")
+	_ = reject.MarkFlagRequired("reason")
+
+	withdraw := &cobra.Command{
+		Use:   "withdraw REQ",
+		Short: "Withdraw your department's pending request (officer)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				r, err := cl.Shares.Withdraw(ctx, &xhubv1.WithdrawRequest{RequestId: args[0]})
+				if err != nil {
+					return err
+				}
+				c.say("request %s withdrawn, ledger entry %d", r.Request.Id, r.Seq)
+				return nil
+			})
+		},
+	}
+
+	var rvReason string
+	revoke := &cobra.Command{
+		Use:   "revoke GRANT --reason R",
+		Short: "End a grant on your dataset before its term (officer)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				r, err := cl.Shares.RevokeGrant(ctx, &xhubv1.RevokeGrantRequest{GrantId: args[0], Reason: rvReason})
+				if err != nil {
+					return err
+				}
+				c.say("grant %s to %s on %s revoked: %s, ledger entry %d", r.Grant.Id, r.Grant.Grantee, r.Grant.Dataset, r.Grant.Reason, r.Seq)
+				return nil
+			})
+		},
+	}
+	revoke.Flags().StringVar(&rvReason, "reason", "", "why (required)")
+	_ = revoke.MarkFlagRequired("reason")
+
+	var lDataset, lGrantee, lStatus string
+	var lRequests bool
+	list := &cobra.Command{
+		Use:   "list [--dataset D] [--grantee G] [--status S] [--requests]",
+		Short: "List grants (or, with --requests, requests), complete and with history",
+		Long: `List grants: who may read dataset D (--dataset D --status active), what
+department G may read (--grantee G --status active), or everything with its
+history (no --status). Grant statuses: active, revoked, expired, ended.
+With --requests, list share requests instead; statuses pending, approved,
+rejected, withdrawn, overdue.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.checkOutput(); err != nil {
+				return err
+			}
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				all, err := pages(func(token string) (*xhubv1.ListSharesResponse, error) {
+					return cl.Shares.ListShares(ctx, &xhubv1.ListSharesRequest{Dataset: lDataset, Grantee: lGrantee, Status: lStatus, Requests: lRequests, PageSize: 1000, PageToken: token})
+				})
+				if err != nil {
+					return err
+				}
+				if lRequests {
+					return c.printRequests(all)
+				}
+				if c.json() {
+					return c.printProto(all)
+				}
+				w := c.table()
+				fmt.Fprintln(w, "GRANT\tDATASET\tGRANTEE\tFIELDS\tSTATUS\tEXPIRES\tREQUEST")
+				for _, g := range all.Grants {
+					st := g.Status
+					if g.Reason != "" && st != "active" {
+						st += ": " + g.Reason
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Id, g.Dataset, g.Grantee, strings.Join(g.Fields, ","), st, day(g.ExpiresAt.AsTime()), g.RequestId)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	list.Flags().StringVar(&lDataset, "dataset", "", "only this dataset")
+	list.Flags().StringVar(&lGrantee, "grantee", "", "only grants to (requests from) this department")
+	list.Flags().StringVar(&lStatus, "status", "", "only this status")
+	list.Flags().BoolVar(&lRequests, "requests", false, "list requests instead of grants")
+
+	cmd.AddCommand(request, inbox, approve, reject, withdraw, revoke, list)
+	return cmd
+}
+
+// pages follows page tokens to the end.
+func pages(fetch func(token string) (*xhubv1.ListSharesResponse, error)) (*xhubv1.ListSharesResponse, error) {
+	all := &xhubv1.ListSharesResponse{}
+	token := ""
+	for {
+		r, err := fetch(token)
+		if err != nil {
+			return nil, err
+		}
+		all.Requests = append(all.Requests, r.Requests...)
+		all.Grants = append(all.Grants, r.Grants...)
+		if token = r.NextPageToken; token == "" {
+			return all, nil
+		}
+	}
+}
+
+func (c *cli) printRequests(all *xhubv1.ListSharesResponse) error {
+	if c.json() {
+		return c.printProto(all)
+	}
+	w := c.table()
+	fmt.Fprintln(w, "REQUEST\tDATASET\tREQUESTER\tFIELDS\tDAYS\tSTATUS\tDUE\tPURPOSE")
+	for _, r := range all.Requests {
+		st := r.Status
+		if r.Overdue {
+			st = "pending OVERDUE"
+		} else if r.Reason != "" {
+			st += ": " + r.Reason
+		}
+		f := strings.Join(r.Fields, ",")
+		if f == "" {
+			f = "(all)"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Id, r.Dataset, r.Requester, f, r.Days, st, day(r.Deadline.AsTime()), r.Purpose)
+	}
+	return w.Flush()
+}
+
+func day(t time.Time) string { return t.Format("2006-01-02") }
