@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -124,7 +124,9 @@ func (c *cli) demoCmd() *cobra.Command {
 				}
 				return out.String()
 			}
-			idIn := func(out, prefix string) string { return regexp.MustCompile(`\b` + prefix + `-[0-9]+\b`).FindString(out) }
+			idIn := func(out, prefix string) string {
+				return regexp.MustCompile(`\b` + prefix + `-[0-9]+\b`).FindString(out)
+			}
 
 			step("The operator registers three departments and issues each an officer credential.")
 			x(admin, false, "dept", "add", "health", "--name", "Health Commission")

@@ -1,0 +1,41 @@
+package testenv
+
+import (
+	"sync"
+	"time"
+
+	"github.com/xhub-gov/xhub/internal/hub"
+)
+
+// Clock is a settable clock shared by the nodes of a test.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock starts at t.
+func NewClock(t time.Time) *Clock { return &Clock{now: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// WithClock makes the node read time from c.
+func WithClock(c *Clock) Option { return func(cfg *hub.Config) { cfg.Now = c.Now } }
+
+// WithSweep sets how often the node sweeps for expired grants (negative:
+// never).
+func WithSweep(d time.Duration) Option { return func(cfg *hub.Config) { cfg.SweepInterval = d } }
+
+// WithResponseDays sets the response deadline for conditional requests.
+func WithResponseDays(n int) Option { return func(cfg *hub.Config) { cfg.ResponseDays = n } }
