@@ -84,7 +84,10 @@ func TestVerifierFindsBreaks(t *testing.T) {
 	}{
 		{"malformed", func(e [][]byte) [][]byte { e[4] = []byte("{"); return e }, 5},
 		{"wrong seq", func(e [][]byte) [][]byte { e[4], e[5] = e[5], e[4]; return e }, 5},
-		{"broken chain", func(e [][]byte) [][]byte { e[9] = bytes.Replace(e[9], []byte(`"id":"d9"`), []byte(`"id":"x9"`), 1); return e }, 10},
+		{"broken chain", func(e [][]byte) [][]byte {
+			e[9] = bytes.Replace(e[9], []byte(`"id":"d9"`), []byte(`"id":"x9"`), 1)
+			return e
+		}, 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
