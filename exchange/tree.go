@@ -11,13 +11,8 @@ import (
 // TreeHead is the Merkle tree head over every applied entry.
 func (cp *ControlPlane) TreeHead() (ledger.Tree, error) {
 	var t ledger.Tree
-	err := cp.st.View(func(txn *store.Txn) error {
-		m, err := readMeta(txn)
-		if err != nil {
-			return err
-		}
-		t.N = int64(m.Applied)
-		t.Hash, err = tlog.TreeHash(t.N, txnHashReader{txn})
+	err := cp.st.View(func(txn *store.Txn) (err error) {
+		t, err = treeOf(txn, 0, "tree_size")
 		return err
 	})
 	return t, err
@@ -29,24 +24,13 @@ func (cp *ControlPlane) InclusionProof(seq, size uint64) (ledger.Tree, [][]byte,
 	var t ledger.Tree
 	var proof tlog.RecordProof
 	var raw []byte
-	err := cp.st.View(func(txn *store.Txn) error {
-		m, err := readMeta(txn)
-		if err != nil {
-			return err
-		}
-		if size == 0 {
-			size = m.Applied
-		}
-		if size > m.Applied {
-			return fault.Invalid("tree_size", "%d is beyond the %d entries applied on this node", size, m.Applied)
-		}
-		if seq == 0 || seq > size {
-			return fault.Invalid("seq", "entry %d is not in a tree of %d entries", seq, size)
-		}
+	err := cp.st.View(func(txn *store.Txn) (err error) {
 		r := txnHashReader{txn}
-		t.N = int64(size)
-		if t.Hash, err = tlog.TreeHash(t.N, r); err != nil {
+		if t, err = treeOf(txn, size, "tree_size"); err != nil {
 			return err
+		}
+		if seq == 0 || int64(seq) > t.N {
+			return fault.Invalid("seq", "entry %d is not in a tree of %d entries", seq, t.N)
 		}
 		if proof, err = tlog.ProveRecord(t.N, int64(seq-1), r); err != nil {
 			return err
@@ -66,27 +50,31 @@ func (cp *ControlPlane) InclusionProof(seq, size uint64) (ledger.Tree, [][]byte,
 func (cp *ControlPlane) ConsistencyProof(oldSize, newSize uint64) (ledger.Tree, [][]byte, error) {
 	var t ledger.Tree
 	var proof tlog.TreeProof
-	err := cp.st.View(func(txn *store.Txn) error {
-		m, err := readMeta(txn)
-		if err != nil {
+	err := cp.st.View(func(txn *store.Txn) (err error) {
+		if t, err = treeOf(txn, newSize, "new_size"); err != nil {
 			return err
 		}
-		if newSize == 0 {
-			newSize = m.Applied
+		if oldSize == 0 || int64(oldSize) > t.N {
+			return fault.Invalid("old_size", "%d is not between 1 and %d", oldSize, t.N)
 		}
-		if newSize > m.Applied {
-			return fault.Invalid("new_size", "%d is beyond the %d entries applied on this node", newSize, m.Applied)
-		}
-		if oldSize == 0 || oldSize > newSize {
-			return fault.Invalid("old_size", "%d is not between 1 and %d", oldSize, newSize)
-		}
-		r := txnHashReader{txn}
-		t.N = int64(newSize)
-		if t.Hash, err = tlog.TreeHash(t.N, r); err != nil {
-			return err
-		}
-		proof, err = tlog.ProveTree(t.N, int64(oldSize), r)
+		proof, err = tlog.ProveTree(t.N, int64(oldSize), txnHashReader{txn})
 		return err
 	})
 	return t, ledger.ProofBytes(proof), err
+}
+
+// treeOf is the tree of size entries (0: all applied) in txn's snapshot.
+func treeOf(txn *store.Txn, size uint64, field string) (ledger.Tree, error) {
+	m, err := readMeta(txn)
+	if err != nil {
+		return ledger.Tree{}, err
+	}
+	if size == 0 {
+		size = m.Applied
+	}
+	if size > m.Applied {
+		return ledger.Tree{}, fault.Invalid(field, "%d is beyond the %d entries applied on this node", size, m.Applied)
+	}
+	h, err := tlog.TreeHash(int64(size), txnHashReader{txn})
+	return ledger.Tree{N: int64(size), Hash: h}, err
 }
