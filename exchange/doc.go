@@ -38,6 +38,34 @@
 // node. Badger needs no per-transaction fsync: it can always be rebuilt
 // from the stream.
 //
+// # Sharing
+//
+// A share request (share.requested) names the requester, the dataset, the
+// fields (empty: all), a purpose and a duration. An open dataset's request
+// is granted at once by a second entry whose actor is the open-sharing
+// policy (grant.created); if a node stops between the two, any node's
+// sweeper grants it later. A conditional request waits for the owner's
+// officer: share.approved (creating the grant, possibly narrowed) or
+// share.rejected (reason required); the requester may withdraw it. A grant
+// ends by grant.revoked (reason required), by grant.expired (appended by
+// whichever node's sweeper wins the append race; the others re-validate and
+// find nothing to do), or when its dataset is retired. Ids are the
+// sequence of the entry that made them: r-<seq>, g-<seq>.
+//
+// CheckAccess answers "may department G read dataset D, which fields" from
+// an in-memory index that the apply loop changes only after the matching
+// Badger transaction commits; it compares each grant's expiry with the
+// clock on every call, so no cache and no missing expiry entry can extend
+// a grant.
+//
+// # Tamper evidence
+//
+// Entries are the leaves of an RFC 6962 Merkle tree whose stored hashes
+// the apply loop writes beside the views. The hub signs tree heads with its
+// ed25519 ledger key (signed notes); TreeHead, InclusionProof and
+// ConsistencyProof serve what a department needs to check, with the pure
+// checks in package exchange/ledger.
+//
 // # Identity
 //
 // Actors are Identities, spiffe://xhub/dept/<dept>/<role>/<name>, taken
