@@ -292,3 +292,6 @@ func canonJSON(v any) string {
 
 // String is the CLI form.
 func (f Filter) String() string { return f.Field + " " + string(f.Op) + " " + canonJSON(f.Value) }
+
+// ValueJSON is the value's canonical JSON, as sent on the wire.
+func (f Filter) ValueJSON() []byte { return []byte(canonJSON(f.Value)) }

@@ -8,6 +8,7 @@ import (
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
+	"github.com/xhub-gov/xhub/schemas"
 )
 
 // Page bounds.
@@ -192,4 +193,13 @@ func scanPage[T any](txn *store.Txn, prefix, after string, limit int, fn func(T)
 		n++
 		return n < limit, nil
 	})
+}
+
+// DatasetSchema returns the compiled schema version a dataset uses.
+func (cp *ControlPlane) DatasetSchema(d catalog.Dataset) (*schemas.Schema, error) {
+	v, err := cp.SchemaVersion(catalog.DatasetID(d.SchemaSubject), d.SchemaVersion)
+	if err != nil {
+		return nil, err
+	}
+	return cp.cachedSchema(v)
 }

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/xhub-gov/xhub/internal/pki"
 )
 
@@ -12,3 +17,19 @@ func mustSerial(path string) string {
 	}
 	return c.Serial
 }
+
+// parseTime accepts RFC 3339, a date (2006-01-02), or a duration ago (2h).
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return time.Now().Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: want RFC 3339, a date like 2026-11-22, or a duration like 2h", s)
+}
+
+func ts(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/dataplane"
 	"github.com/xhub-gov/xhub/internal/pki"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -28,6 +29,7 @@ import (
 // Config configures the gRPC server.
 type Config struct {
 	CP        *exchange.ControlPlane // required
+	DP        *dataplane.Plane       // required
 	Authority *pki.Authority         // required
 	ServerTLS tls.Certificate        // required
 	Logger    *slog.Logger           // zero: discard
@@ -72,9 +74,9 @@ func New(cfg Config) *Server {
 	xhubv1.RegisterCatalogServer(gs, &catalogSvc{base: base})
 	xhubv1.RegisterLedgerServer(gs, &ledgerSvc{base: base, ca: cfg.Authority})
 	xhubv1.RegisterSharesServer(gs, &sharesSvc{base: base, now: cfg.Now})
-	xhubv1.RegisterExchangeServer(gs, xhubv1.UnimplementedExchangeServer{})
-	xhubv1.RegisterProviderServer(gs, xhubv1.UnimplementedProviderServer{})
-	xhubv1.RegisterAuditServer(gs, xhubv1.UnimplementedAuditServer{})
+	xhubv1.RegisterExchangeServer(gs, &exchangeSvc{base: base, dp: cfg.DP})
+	xhubv1.RegisterProviderServer(gs, &providerSvc{base: base, dp: cfg.DP})
+	xhubv1.RegisterAuditServer(gs, &auditSvc{base: base, dp: cfg.DP})
 	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	return &Server{Server: gs, Health: h}
 }

@@ -6,6 +6,8 @@
 package bus
 
 import (
+	"time"
+
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -13,7 +15,52 @@ import (
 const (
 	LedgerStream  = "XHUB_LEDGER"
 	LedgerSubject = "xhub.ledger"
+	DataStream    = "XHUB_DATA"
+	DataSubjects  = "xhub.d.>" // xhub.d.<dataset>: published record batches
+	DataPrefix    = "xhub.d."
+	AuditStream   = "XHUB_AUDIT"
+	AuditSubjects = "xhub.audit.>" // xhub.audit.<dataset>: one entry per access
+	AuditPrefix   = "xhub.audit."
+	// QueryPrefix + dataset: core NATS request-reply to the dataset's
+	// providers (queue group ProviderQueue).
+	QueryPrefix   = "xhub.q."
+	ProviderQueue = "xhub-providers"
+	// EventPrefix + department: share events for its officers.
+	EventPrefix = "xhub.ev."
 )
+
+// Data holds published batches, one message per batch (so a batch is
+// stored whole or not at all), deduplicated by batch id for DuplicateWindow.
+func Data(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        DataStream,
+		Description: "xhub published record batches",
+		Subjects:    []string{DataSubjects},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+		MaxMsgSize:  64 << 20,
+		Duplicates:  DuplicateWindow,
+		AllowDirect: true,
+	}
+}
+
+// DuplicateWindow is how long a batch id is remembered.
+const DuplicateWindow = 24 * time.Hour
+
+// Audit holds one entry per data access, kept forever.
+func Audit(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        AuditStream,
+		Description: "xhub data-access audit log",
+		Subjects:    []string{AuditSubjects},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+		DenyDelete:  true,
+		DenyPurge:   true,
+	}
+}
 
 // Ledger is the control-plane log: every entry kept forever, in one total
 // order, never deleted or purged.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/dataplane"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/internal/api"
 	"github.com/xhub-gov/xhub/internal/bus"
@@ -95,6 +96,7 @@ type Node struct {
 	JS        jetstream.JetStream
 	Store     *store.Store
 	CP        *exchange.ControlPlane
+	DP        *dataplane.Plane
 	GRPC      *api.Server
 	lis       net.Listener
 	metrics   *http.Server
@@ -142,8 +144,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.JS, err = jetstream.New(n.NC); err != nil {
 		return nil, fmt.Errorf("hub: jetstream: %w", err)
 	}
-	if _, err := n.JS.CreateOrUpdateStream(ctx, bus.Ledger(cfg.Replicas)); err != nil {
-		return nil, fmt.Errorf("hub: stream %s: %w", bus.LedgerStream, err)
+	for _, sc := range []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas), bus.Audit(cfg.Replicas)} {
+		if _, err := n.JS.CreateOrUpdateStream(ctx, sc); err != nil {
+			return nil, fmt.Errorf("hub: stream %s: %w", sc.Name, err)
+		}
 	}
 
 	if n.Store, err = store.Open(filepath.Join(cfg.DataDir, "badger"), log); err != nil {
@@ -168,7 +172,14 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.GRPC = api.New(api.Config{CP: n.CP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api"), Now: cfg.Now})
+	if n.DP, err = dataplane.New(dataplane.Config{
+		CP: n.CP, NC: n.NC, JS: n.JS, Now: cfg.Now, Logger: log.With("component", "dataplane"),
+		DataStream: bus.DataStream, AuditStream: bus.AuditStream, DataPrefix: bus.DataPrefix, AuditPrefix: bus.AuditPrefix,
+		QueryPfx: bus.QueryPrefix, ProviderQueue: bus.ProviderQueue,
+	}); err != nil {
+		return nil, err
+	}
+	n.GRPC = api.New(api.Config{CP: n.CP, DP: n.DP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api"), Now: cfg.Now})
 	go func() { n.serveErr <- n.GRPC.Serve(n.lis) }()
 
 	if err := n.ensureAdminCreds(ctx); err != nil {

@@ -1,0 +1,156 @@
+package adapters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/xhub-gov/xhub/exchange"
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+// ---------------------------------------------------------------- provider
+
+// ProviderQuery is a query the hub forwards to a provider. Fields,
+// filters and limit are already checked against the consumer's grant; the
+// hub validates and cuts down whatever the handler returns, but a handler
+// that pushes them down to its store saves work.
+type ProviderQuery struct {
+	Dataset   string
+	Fields    []string
+	Filters   []exchange.Filter
+	Limit     int
+	PageToken string
+}
+
+// Handler answers one query with records (JSON objects) and the page token
+// of the next page ("" when there is none).
+type Handler func(ctx context.Context, q ProviderQuery) (records [][]byte, next string, err error)
+
+// Serve provides datasets of this client's department: it opens one
+// long-lived stream to the hub (outbound: no inbound port needed) and
+// answers each query with h, concurrently. It returns when ctx ends or the
+// stream breaks; call it again to reconnect.
+func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error {
+	stream, err := c.Provider.Serve(ctx)
+	if err != nil {
+		return err
+	}
+	if err := stream.Send(&xhubv1.ProviderMessage{Msg: &xhubv1.ProviderMessage_Hello{Hello: &xhubv1.ProviderHello{Datasets: datasets}}}); err != nil {
+		return err
+	}
+	var sendMu sync.Mutex
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		call, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := ProviderQuery{Dataset: call.Dataset, Fields: call.Fields, Limit: int(call.Limit), PageToken: call.PageToken}
+			res := &xhubv1.ProviderResult{CallId: call.CallId}
+			for _, f := range call.Filters {
+				v, err := exchange.DecodeFilterValue(f.ValueJson)
+				if err != nil {
+					res.Error = err.Error()
+					break
+				}
+				q.Filters = append(q.Filters, exchange.Filter{Field: f.Field, Op: exchange.Op(f.Op), Value: v})
+			}
+			if res.Error == "" {
+				recs, next, err := h(ctx, q)
+				if err != nil {
+					res.Error = err.Error()
+				} else {
+					res.Records, res.NextPageToken = recs, next
+				}
+			}
+			sendMu.Lock()
+			defer sendMu.Unlock()
+			_ = stream.Send(&xhubv1.ProviderMessage{Msg: &xhubv1.ProviderMessage_Result{Result: res}})
+		}()
+	}
+}
+
+// Publish stores a batch of records (JSON objects) in the dataset's
+// stream: validated whole, stored whole or not at all. Retrying with the
+// same batchID stores it once.
+func (c *Client) Publish(ctx context.Context, dataset string, records [][]byte, batchID string) (*xhubv1.PublishResponse, error) {
+	return c.Exchange.Publish(ctx, &xhubv1.PublishRequest{Dataset: dataset, Records: records, BatchId: batchID})
+}
+
+// ---------------------------------------------------------------- consumer
+
+// QueryOptions narrows a query. Where takes the CLI's filter form
+// ("age>=18", "district=north", `vaccine in ["MMR"]`, "name prefix Li").
+type QueryOptions struct {
+	Fields    []string
+	Where     []string
+	Limit     int
+	PageToken string
+}
+
+// Query reads records of a dataset this client's department is granted.
+func (c *Client) Query(ctx context.Context, dataset string, o QueryOptions) (*xhubv1.QueryResponse, error) {
+	req := &xhubv1.QueryRequest{Dataset: dataset, Fields: o.Fields, Limit: int32(o.Limit), PageToken: o.PageToken}
+	for _, w := range o.Where {
+		f, err := exchange.ParseFilter(w)
+		if err != nil {
+			return nil, fmt.Errorf("--where %q: %w", w, err)
+		}
+		req.Filters = append(req.Filters, filterPB(f))
+	}
+	return c.Exchange.Query(ctx, req)
+}
+
+func filterPB(f exchange.Filter) *xhubv1.Filter {
+	return &xhubv1.Filter{Field: f.Field, Op: string(f.Op), ValueJson: f.ValueJSON()}
+}
+
+// Subscription receives a dataset's published records, at least once.
+type Subscription struct {
+	stream xhubv1.Exchange_SubscribeClient
+	mu     sync.Mutex
+}
+
+// Subscribe opens (or resumes) the durable subscription name of this
+// client's department. from is "new" or "beginning" (used when the
+// subscription is first made).
+func (c *Client) Subscribe(ctx context.Context, dataset, name, from string) (*Subscription, error) {
+	stream, err := c.Exchange.Subscribe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = stream.Send(&xhubv1.SubscribeRequest{Msg: &xhubv1.SubscribeRequest_Start{Start: &xhubv1.SubscribeStart{Dataset: dataset, Name: name, From: from}}})
+	if err != nil {
+		return nil, err
+	}
+	return &Subscription{stream: stream}, nil
+}
+
+// Recv waits for the next record. Its error is the reason the hub ended
+// the subscription (PERMISSION_DENIED when the grant ended).
+func (s *Subscription) Recv() (*xhubv1.SubscribeResponse, error) { return s.stream.Recv() }
+
+// Ack acknowledges records by delivery id; unacknowledged records are
+// delivered again.
+func (s *Subscription) Ack(ids ...uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stream.Send(&xhubv1.SubscribeRequest{Msg: &xhubv1.SubscribeRequest_Ack{Ack: &xhubv1.SubscribeAck{DeliveryIds: ids}}})
+}
+
+// Close ends the subscription.
+func (s *Subscription) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stream.CloseSend()
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xhub-gov/xhub/adapters"
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+func (c *cli) queryCmd() *cobra.Command {
+	var fields string
+	var where []string
+	var limit int
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "query DATASET [--fields a,b] [--where 'field=value' ...] [--limit N]",
+		Short: "Read records of a dataset your department is granted (system)",
+		Long: `Query a dataset through the hub: your grant is checked, the fields you ask
+for and every filter field must be granted, the provider's records are
+validated against the dataset's schema and cut down to those fields.
+Filters: field OP value, OP one of = != < <= > >= in prefix; the value is
+JSON if it parses as JSON, else a string:
+  --where 'district=north' --where 'age>=18' --where 'vaccine in ["MMR","HPV"]'
+Records are printed as JSON lines; withheld records are reported on stderr.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				token := ""
+				n := 0
+				for {
+					r, err := cl.Query(ctx, args[0], adapters.QueryOptions{Fields: splitList(fields), Where: where, Limit: limit, PageToken: token})
+					if err != nil {
+						return err
+					}
+					for _, rec := range r.Records {
+						fmt.Fprintln(c.stdout, string(rec))
+					}
+					n += len(r.Records)
+					if r.Withheld > 0 {
+						fmt.Fprintf(c.stderr, "withheld %d records that failed the schema or the filters: %s\n", r.Withheld, strings.Join(r.WithheldReasons, "; "))
+					}
+					if token = r.NextPageToken; token == "" || !all {
+						if token != "" {
+							fmt.Fprintf(c.stderr, "more records: run again with --all\n")
+						}
+						break
+					}
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&fields, "fields", "", "comma-separated fields (default: all granted)")
+	cmd.Flags().StringArrayVar(&where, "where", nil, "filter, repeatable")
+	cmd.Flags().IntVar(&limit, "limit", 0, "records per page (default 100, at most 1000)")
+	cmd.Flags().BoolVar(&all, "all", false, "follow every page")
+	return cmd
+}
+
+func (c *cli) publishCmd() *cobra.Command {
+	var file, batchID string
+	cmd := &cobra.Command{
+		Use:   "publish DATASET --file records.jsonl [--batch-id ID]",
+		Short: "Publish a batch of records to your department's dataset (system)",
+		Long: `Publish one batch: every record (one JSON object per line) is validated
+against the dataset's schema and the batch is stored whole or not at all;
+each error names the record index and JSON pointer. Retrying with the same
+--batch-id stores the batch once.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			recs, err := readJSONL(file)
+			if err != nil {
+				return err
+			}
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				r, err := cl.Publish(ctx, args[0], recs, batchID)
+				if err != nil {
+					return err
+				}
+				if r.Duplicate {
+					c.say("batch already stored (stream sequence %d); nothing stored again", r.StreamSeq)
+					return nil
+				}
+				c.say("stored %d records of %s (stream sequence %d)", r.Count, args[0], r.StreamSeq)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&file, "file", "", "JSON lines file (required; - for stdin)")
+	cmd.Flags().StringVar(&batchID, "batch-id", "", "idempotency key for retries")
+	_ = cmd.MarkFlagRequired("file")
+	return cmd
+}
+
+func readJSONL(path string) ([][]byte, error) {
+	f := os.Stdin
+	if path != "-" {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, fmt.Errorf("--file: %w", err)
+		}
+		defer f.Close()
+	}
+	var recs [][]byte
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 2<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		recs = append(recs, []byte(line))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--file: %w", err)
+	}
+	return recs, nil
+}
+
+func (c *cli) subscribeCmd() *cobra.Command {
+	var name, from string
+	var max int
+	cmd := &cobra.Command{
+		Use:   "subscribe DATASET [--name N] [--from new|beginning]",
+		Short: "Receive a dataset's published records as JSON lines (system)",
+		Long: `Subscribe to a dataset your department is granted. The subscription is
+durable per (department, name): it resumes where it left off. Records are
+printed as JSON lines and acknowledged once printed. The hub ends the
+stream with PermissionDenied when the grant is revoked or expires.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				sub, err := cl.Subscribe(ctx, args[0], name, from)
+				if err != nil {
+					return err
+				}
+				defer sub.Close()
+				for n := 0; max == 0 || n < max; n++ {
+					d, err := sub.Recv()
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(c.stdout, string(d.Record))
+					if err := sub.Ack(d.DeliveryId); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "default", "subscription name")
+	cmd.Flags().StringVar(&from, "from", "new", "new or beginning (when the subscription is first made)")
+	cmd.Flags().IntVar(&max, "max", 0, "stop after this many records (0: run until stopped)")
+	return cmd
+}
+
+func (c *cli) auditCmd() *cobra.Command {
+	var dataset, dept, since string
+	cmd := &cobra.Command{
+		Use:   "audit [--dataset D] [--dept D] [--since TIME]",
+		Short: "Show data accesses: who read, received or published what, when (officer, admin)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.checkOutput(); err != nil {
+				return err
+			}
+			req := &xhubv1.ListAuditRequest{Dataset: dataset, Dept: dept, PageSize: 1000}
+			if since != "" {
+				t, err := parseTime(since)
+				if err != nil {
+					return err
+				}
+				req.Since = ts(t)
+			}
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				all := &xhubv1.ListAuditResponse{}
+				for {
+					r, err := cl.Audit.ListAudit(ctx, req)
+					if err != nil {
+						return err
+					}
+					all.Entries = append(all.Entries, r.Entries...)
+					if req.PageToken = r.NextPageToken; req.PageToken == "" {
+						break
+					}
+				}
+				if c.json() {
+					return c.printProto(all)
+				}
+				w := c.table()
+				fmt.Fprintln(w, "TIME\tDEPT\tACTION\tDATASET\tRECORDS\tFIELDS\tREQUEST")
+				for _, e := range all.Entries {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.Time.AsTime().Format("2006-01-02 15:04:05"), e.Dept, e.Action, e.Dataset, e.Records, strings.Join(e.Fields, ","), e.RequestId)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	cmd.Flags().StringVar(&dataset, "dataset", "", "only this dataset")
+	cmd.Flags().StringVar(&dept, "dept", "", "only accesses by, or to datasets of, this department")
+	cmd.Flags().StringVar(&since, "since", "", "from this time (RFC 3339, a date, or a duration ago like 2h)")
+	return cmd
+}

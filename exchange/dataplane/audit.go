@@ -1,0 +1,158 @@
+package dataplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/internal/fault"
+)
+
+// Audit actions.
+const (
+	ActionQuery   = "query"   // records answered to a query
+	ActionDeliver = "deliver" // a batch delivered to a subscriber
+	ActionPublish = "publish" // a batch stored by its provider
+)
+
+// AuditEntry is one data access.
+type AuditEntry struct {
+	Seq             uint64            `json:"-"`
+	Time            time.Time         `json:"time"`
+	RequestID       string            `json:"request_id"`
+	Dept            catalog.DeptID    `json:"dept"` // the department that read, received or published
+	Identity        string            `json:"identity"`
+	Dataset         catalog.DatasetID `json:"dataset"`
+	Action          string            `json:"action"`
+	Fields          []string          `json:"fields,omitempty"`
+	Records         int64             `json:"records"`
+	Withheld        int64             `json:"withheld,omitempty"`
+	WithheldReasons []string          `json:"withheld_reasons,omitempty"`
+	Subscription    string            `json:"subscription,omitempty"`
+}
+
+type auditLog struct {
+	js     jetstream.JetStream
+	stream string
+	prefix string
+	lg     *slog.Logger
+}
+
+// record stores an entry durably in JetStream. It publishes asynchronously
+// so the data path does not wait on the audit round trip; a failed store
+// is logged loudly.
+func (a *auditLog) record(e AuditEntry) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		a.lg.Error("audit encode", "err", err)
+		return
+	}
+	f, err := a.js.PublishAsync(a.prefix+string(e.Dataset), b)
+	if err != nil {
+		a.lg.Error("audit entry not stored", "dataset", e.Dataset, "request", e.RequestID, "err", err)
+		return
+	}
+	go func() {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			a.lg.Error("audit entry not stored", "dataset", e.Dataset, "request", e.RequestID, "err", err)
+		}
+	}()
+}
+
+// AuditFilter selects audit entries.
+type AuditFilter struct {
+	Dataset catalog.DatasetID
+	Dept    catalog.DeptID // entries of accesses by this department, or to its datasets
+	Since   time.Time
+	After   uint64 // page: entries after this stream sequence
+	Limit   int
+}
+
+// ListAudit returns a page of audit entries a viewer may see: an officer
+// sees accesses to its department's datasets and by its department; the
+// admin sees all. next is the sequence to continue after (0 at the end).
+func (p *Plane) ListAudit(ctx context.Context, viewer exchange.Identity, f AuditFilter) ([]AuditEntry, uint64, error) {
+	if f.Limit <= 0 || f.Limit > exchange.MaxPageSize {
+		return nil, 0, fault.Invalid("page_size", "%d is not between 1 and %d", f.Limit, exchange.MaxPageSize)
+	}
+	visible := func(e AuditEntry) bool {
+		if viewer.Role == exchange.RoleAdmin {
+			return true
+		}
+		return e.Dept == viewer.Dept || e.Dataset.Owner() == viewer.Dept
+	}
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if f.Dataset != "" {
+		cfg.FilterSubjects = []string{p.cfg.AuditPrefix + string(f.Dataset)}
+	}
+	switch {
+	case f.After > 0:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, f.After+1
+	case !f.Since.IsZero():
+		t := f.Since
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	}
+	stream, err := p.js.Stream(ctx, p.cfg.AuditStream)
+	if err != nil {
+		return nil, 0, err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	end := info.State.LastSeq // entries stored when the listing began
+	if end == 0 || f.After >= end {
+		return nil, 0, nil
+	}
+	cons, err := p.js.OrderedConsumer(ctx, p.cfg.AuditStream, cfg)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []AuditEntry
+	var last uint64
+	for len(out) < f.Limit && last < end {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(300*time.Millisecond))
+		if err != nil {
+			return nil, 0, err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			if len(out) >= f.Limit {
+				continue // drain; the page ends at last
+			}
+			last = md.Sequence.Stream
+			var e AuditEntry
+			if json.Unmarshal(m.Data(), &e) != nil {
+				continue
+			}
+			e.Seq = md.Sequence.Stream
+			if !visible(e) || f.Dept != "" && e.Dept != f.Dept && e.Dataset.Owner() != f.Dept || e.Time.Before(f.Since) {
+				continue
+			}
+			out = append(out, e)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			return nil, 0, err
+		}
+		if n == 0 {
+			return out, 0, nil
+		}
+	}
+	if len(out) < f.Limit || last >= end {
+		return out, 0, nil
+	}
+	return out, last, nil
+}

@@ -1,0 +1,211 @@
+// Package dataplane owns the routing of data between departments over
+// NATS: queries to providers (core request-reply on xhub.q.<dataset>),
+// validated durable publishing of record batches (JetStream XHUB_DATA),
+// subscriptions served from durable consumers, and the audit log of every
+// access (JetStream XHUB_AUDIT). Every call is checked against the grant
+// index of the control plane; records are validated against the dataset's
+// schema and cut down to the granted fields. It knows nothing of gRPC.
+package dataplane
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/schemas"
+)
+
+// Config configures a Plane. Zero values are documented defaults.
+type Config struct {
+	CP *exchange.ControlPlane // required
+	NC *nats.Conn             // required
+	JS jetstream.JetStream    // required
+	// Now is the clock. Zero: time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// QueryTimeout bounds a query's round trip to the provider. Zero: 10s.
+	QueryTimeout time.Duration
+	// MaxRecordBytes bounds one record. Zero: 1 MiB.
+	MaxRecordBytes int
+	// MaxBatch bounds the records of one publish. Zero: 1000.
+	MaxBatch int
+	// MaxSubscriptions bounds open subscriptions per department. Zero: 64.
+	MaxSubscriptions int
+	// DataStream, AuditStream, subjects: see internal/bus. Required.
+	DataStream, AuditStream           string
+	DataPrefix, AuditPrefix, QueryPfx string
+	ProviderQueue                     string
+}
+
+func (c *Config) validate() error {
+	if c.CP == nil || c.NC == nil || c.JS == nil {
+		return errors.New("dataplane: CP, NC and JS are required")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.QueryTimeout <= 0 {
+		c.QueryTimeout = 10 * time.Second
+	}
+	if c.MaxRecordBytes <= 0 {
+		c.MaxRecordBytes = 1 << 20
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 1000
+	}
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = 64
+	}
+	if c.DataStream == "" || c.AuditStream == "" || c.DataPrefix == "" || c.AuditPrefix == "" || c.QueryPfx == "" || c.ProviderQueue == "" {
+		return errors.New("dataplane: stream names and subject prefixes are required")
+	}
+	return nil
+}
+
+// Plane is one node's data plane.
+type Plane struct {
+	cfg   Config
+	cp    *exchange.ControlPlane
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	lg    *slog.Logger
+	audit *auditLog
+	subs  *subCounter
+}
+
+// New builds a Plane.
+func New(cfg Config) (*Plane, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p := &Plane{cfg: cfg, cp: cfg.CP, nc: cfg.NC, js: cfg.JS, lg: cfg.Logger, subs: newSubCounter(cfg.MaxSubscriptions)}
+	p.audit = &auditLog{js: cfg.JS, stream: cfg.AuditStream, prefix: cfg.AuditPrefix, lg: cfg.Logger}
+	return p, nil
+}
+
+// Page sizes of a query.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// publishedDataset loads a dataset that can be read.
+func (p *Plane) publishedDataset(id catalog.DatasetID) (catalog.Dataset, error) {
+	if _, err := catalog.ParseDatasetID(string(id)); err != nil {
+		return catalog.Dataset{}, err
+	}
+	ds, err := p.cp.Dataset(id)
+	if err != nil {
+		return ds, err
+	}
+	if ds.Status != catalog.StatusPublished {
+		return ds, fault.Precondition("DATASET_RETIRED", string(id), "dataset %s is retired", id)
+	}
+	return ds, nil
+}
+
+// access decides what caller may read of ds: the owner's own systems read
+// every field; any other department what its active grants allow.
+func (p *Plane) access(caller exchange.Identity, ds catalog.Dataset) (exchange.Access, error) {
+	if caller.Dept == ds.Owner() {
+		fs := make([]string, len(ds.Fields))
+		for i, f := range ds.Fields {
+			fs[i] = f.Name
+		}
+		slices.Sort(fs)
+		return exchange.Access{Fields: fs, AsOf: p.cp.Applied()}, nil
+	}
+	return p.cp.CheckAccess(caller.Dept, ds.ID, p.cfg.Now())
+}
+
+// fieldsWithin resolves requested fields against the granted ones (empty:
+// all granted).
+func fieldsWithin(requested []string, a exchange.Access, ds catalog.DatasetID) ([]string, error) {
+	if len(requested) == 0 {
+		return a.Fields, nil
+	}
+	if len(requested) > exchange.MaxFields {
+		return nil, fault.Invalid("fields", "%d fields, at most %d", len(requested), exchange.MaxFields)
+	}
+	out := slices.Clone(requested)
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if f, ok := a.Allows(out); !ok {
+		return nil, fault.Denied("field %q of %s is not granted to your department (granted: %s)", f, ds, strings.Join(a.Fields, ", "))
+	}
+	return out, nil
+}
+
+// decodeObject decodes one record, which must be a JSON object.
+func decodeObject(raw []byte, max int) (map[string]any, error) {
+	if len(raw) > max {
+		return nil, fmt.Errorf("record is %d bytes, at most %d", len(raw), max)
+	}
+	v, err := schemas.DecodeRecord(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not JSON: %v", err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New("not a JSON object")
+	}
+	return m, nil
+}
+
+// project keeps only the given fields (sorted) of a record.
+func project(rec map[string]any, fields []string) ([]byte, error) {
+	out := make(map[string]any, len(fields))
+	for _, f := range fields {
+		if v, ok := rec[f]; ok {
+			out[f] = v
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// explain turns a schema validation error into "/pointer: message" parts.
+func explain(err error) string {
+	var parts []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "-"))
+		if rest, ok := strings.CutPrefix(line, "at '"); ok {
+			ptr, msg, _ := strings.Cut(rest, "':")
+			if ptr == "" {
+				ptr = "/"
+			}
+			parts = append(parts, ptr+":"+msg)
+		}
+	}
+	if len(parts) == 0 {
+		return err.Error()
+	}
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,102 @@
+package dataplane
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/internal/fault"
+)
+
+// batchMsg is one stored batch: the unit of atomicity and of dedup.
+type batchMsg struct {
+	Batch   string            `json:"batch"`
+	Records []json.RawMessage `json:"records"`
+}
+
+// PublishResult says where a batch was stored.
+type PublishResult struct {
+	StreamSeq uint64
+	Duplicate bool // the batch id was stored before; nothing new stored
+	Count     int
+	BatchID   string
+}
+
+// MaxBatchIDLen bounds a batch id.
+const MaxBatchIDLen = 128
+
+// maxErrorsListed bounds the validation errors named in one refusal.
+const maxErrorsListed = 20
+
+// Publish validates a whole batch against the dataset's schema (all or
+// nothing: every error names the record index and JSON pointer) and stores
+// it durably in JetStream before returning. A retried batch id is stored
+// once.
+func (p *Plane) Publish(ctx context.Context, caller exchange.Identity, dataset catalog.DatasetID, records [][]byte, batchID string) (PublishResult, error) {
+	ds, err := p.publishedDataset(dataset)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	if ds.Owner() != caller.Dept {
+		return PublishResult{}, fault.Denied("%s: only systems of %s publish to %s", caller.URI(), ds.Owner(), ds.ID)
+	}
+	if len(records) == 0 || len(records) > p.cfg.MaxBatch {
+		return PublishResult{}, fault.Invalid("records", "%d records, want 1 to %d per batch", len(records), p.cfg.MaxBatch)
+	}
+	if len(batchID) > MaxBatchIDLen || strings.ContainsAny(batchID, "\r\n\x00") {
+		return PublishResult{}, fault.Invalid("batch_id", "must be at most %d characters with no control characters", MaxBatchIDLen)
+	}
+	if batchID == "" {
+		batchID = newRequestID()
+	}
+	sch, err := p.cp.DatasetSchema(ds)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	bad := &fault.Error{Kind: fault.KindInvalid}
+	nbad := 0
+	msg := batchMsg{Batch: batchID, Records: make([]json.RawMessage, len(records))}
+	for i, raw := range records {
+		rec, err := decodeObject(raw, p.cfg.MaxRecordBytes)
+		if err == nil {
+			if verr := sch.Validate(rec); verr != nil {
+				err = fmt.Errorf("%s", explain(verr))
+			}
+		}
+		if err != nil {
+			nbad++
+			if nbad <= maxErrorsListed {
+				bad.Violations = append(bad.Violations, fault.Violation{Field: fmt.Sprintf("records[%d]", i), Description: err.Error()})
+			}
+			continue
+		}
+		msg.Records[i] = json.RawMessage(raw)
+	}
+	if nbad > 0 {
+		bad.Msg = fmt.Sprintf("batch refused, nothing stored: %d of %d records fail the schema of %s", nbad, len(records), ds.ID)
+		parts := make([]string, len(bad.Violations))
+		for i, v := range bad.Violations {
+			parts[i] = v.Field + " " + v.Description
+		}
+		bad.Msg += ": " + strings.Join(parts, "; ")
+		return PublishResult{}, bad
+	}
+	data, err := json.Marshal(msg)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	ack, err := p.js.Publish(ctx, p.cfg.DataPrefix+string(ds.ID), data, jetstream.WithMsgID(string(ds.ID)+"/"+batchID), jetstream.WithExpectStream(p.cfg.DataStream))
+	if err != nil {
+		return PublishResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: "store batch: " + err.Error()}
+	}
+	res := PublishResult{StreamSeq: ack.Sequence, Duplicate: ack.Duplicate, Count: len(records), BatchID: batchID}
+	if !ack.Duplicate {
+		p.audit.record(AuditEntry{RequestID: batchID, Dept: caller.Dept, Identity: caller.URI(), Dataset: ds.ID, Action: ActionPublish, Records: int64(len(records)), Time: p.cfg.Now()})
+	}
+	return res, nil
+}

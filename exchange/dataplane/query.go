@@ -1,0 +1,278 @@
+package dataplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/internal/fault"
+)
+
+// Call is a query forwarded to a provider.
+type Call struct {
+	ID        string            `json:"id,omitempty"`
+	Dataset   catalog.DatasetID `json:"dataset"`
+	Fields    []string          `json:"fields"`
+	Filters   []exchange.Filter `json:"filters,omitempty"`
+	Limit     int               `json:"limit"`
+	PageToken string            `json:"page_token,omitempty"`
+	Consumer  catalog.DeptID    `json:"consumer"`
+	RequestID string            `json:"request_id"`
+}
+
+// Result is a provider's answer.
+type Result struct {
+	CallID    string            `json:"call_id,omitempty"`
+	Records   []json.RawMessage `json:"records"`
+	NextToken string            `json:"next_page_token,omitempty"`
+	Error     string            `json:"error,omitempty"`
+}
+
+// QueryInput is a consumer's query.
+type QueryInput struct {
+	Dataset   catalog.DatasetID
+	Fields    []string
+	Filters   []exchange.Filter
+	Limit     int
+	PageToken string
+}
+
+// QueryResult is what the consumer receives.
+type QueryResult struct {
+	Records         [][]byte
+	NextPageToken   string
+	Withheld        int
+	WithheldReasons []string
+	RequestID       string
+	Fields          []string
+}
+
+// MaxWithheldReasons bounds the reasons listed (the count is exact).
+const MaxWithheldReasons = 20
+
+// Query checks the caller's grant, forwards the query to a provider of
+// the dataset, validates and projects what comes back, and audits it.
+func (p *Plane) Query(ctx context.Context, caller exchange.Identity, in QueryInput) (QueryResult, error) {
+	ds, err := p.publishedDataset(in.Dataset)
+	if err != nil {
+		return QueryResult{}, err
+	}
+	acc, err := p.access(caller, ds)
+	if err != nil {
+		return QueryResult{}, err
+	}
+	fields, err := fieldsWithin(in.Fields, acc, ds.ID)
+	if err != nil {
+		return QueryResult{}, err
+	}
+	if len(in.Filters) > exchange.MaxFilters {
+		return QueryResult{}, fault.Invalid("filters", "%d filters, at most %d", len(in.Filters), exchange.MaxFilters)
+	}
+	for _, f := range in.Filters {
+		if err := f.Validate(ds.Fields); err != nil {
+			return QueryResult{}, err
+		}
+		if _, ok := acc.Allows([]string{f.Field}); !ok {
+			return QueryResult{}, fault.Denied("filter on field %q of %s is not allowed: the field is not granted to your department, and filtering on it would reveal it", f.Field, ds.ID)
+		}
+	}
+	limit := in.Limit
+	if limit == 0 {
+		limit = DefaultLimit
+	}
+	if limit < 0 || limit > MaxLimit {
+		return QueryResult{}, fault.Invalid("limit", "%d is not between 1 and %d", limit, MaxLimit)
+	}
+	if len(in.PageToken) > 1024 {
+		return QueryResult{}, fault.Invalid("page_token", "is %d bytes, at most 1024", len(in.PageToken))
+	}
+	sch, err := p.cp.DatasetSchema(ds)
+	if err != nil {
+		return QueryResult{}, err
+	}
+	reqID := newRequestID()
+	call := Call{Dataset: ds.ID, Fields: fields, Filters: in.Filters, Limit: limit, PageToken: in.PageToken, Consumer: caller.Dept, RequestID: reqID}
+	data, err := json.Marshal(call)
+	if err != nil {
+		return QueryResult{}, err
+	}
+	qctx, cancel := context.WithTimeout(ctx, p.cfg.QueryTimeout)
+	defer cancel()
+	msg, err := p.nc.RequestWithContext(qctx, p.cfg.QueryPfx+string(ds.ID), data)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("no provider of %s is connected", ds.ID)}
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("the provider of %s did not answer within %s", ds.ID, p.cfg.QueryTimeout)}
+	case err != nil:
+		return QueryResult{}, err
+	}
+	var res Result
+	if err := json.Unmarshal(msg.Data, &res); err != nil {
+		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: "provider answer is malformed: " + err.Error()}
+	}
+	if res.Error != "" {
+		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("provider of %s: %s", ds.ID, res.Error)}
+	}
+	out := QueryResult{RequestID: reqID, NextPageToken: res.NextToken, Fields: fields}
+	withhold := func(i int, why string) {
+		out.Withheld++
+		if len(out.WithheldReasons) < MaxWithheldReasons {
+			out.WithheldReasons = append(out.WithheldReasons, fmt.Sprintf("record %d: %s", i, why))
+		}
+	}
+	if len(res.Records) > limit {
+		for i := limit; i < len(res.Records); i++ {
+			withhold(i, fmt.Sprintf("beyond the limit of %d", limit))
+		}
+		res.Records = res.Records[:limit]
+	}
+	for i, raw := range res.Records {
+		rec, err := decodeObject(raw, p.cfg.MaxRecordBytes)
+		if err != nil {
+			withhold(i, err.Error())
+			continue
+		}
+		if err := sch.Validate(rec); err != nil {
+			withhold(i, "fails the schema: "+explain(err))
+			continue
+		}
+		matched := true
+		for _, f := range in.Filters {
+			if !f.Match(rec) {
+				matched = false
+				break
+			}
+		}
+		if !matched {
+			withhold(i, "does not match the filters")
+			continue
+		}
+		b, err := project(rec, fields)
+		if err != nil {
+			withhold(i, err.Error())
+			continue
+		}
+		out.Records = append(out.Records, b)
+	}
+	p.audit.record(AuditEntry{
+		RequestID: reqID, Dept: caller.Dept, Identity: caller.URI(), Dataset: ds.ID, Action: ActionQuery, Fields: fields,
+		Records: int64(len(out.Records)), Withheld: int64(out.Withheld), WithheldReasons: out.WithheldReasons, Time: p.cfg.Now(),
+	})
+	return out, nil
+}
+
+// ProviderSession routes the queries for a provider's datasets to it,
+// while it is connected.
+type ProviderSession struct {
+	p       *Plane
+	calls   chan Call
+	subs    []*nats.Subscription
+	mu      sync.Mutex
+	pending map[string]*nats.Msg
+	next    atomic.Uint64
+	closed  bool
+}
+
+// OpenProvider subscribes, in the providers' queue group, to the queries
+// of the given datasets; each must belong to the caller's department. The
+// session's Calls channel delivers them; answer each with Answer.
+func (p *Plane) OpenProvider(caller exchange.Identity, datasets []catalog.DatasetID) (*ProviderSession, error) {
+	if len(datasets) == 0 {
+		return nil, fault.Invalid("datasets", "name at least one dataset to provide")
+	}
+	for _, id := range datasets {
+		ds, err := p.publishedDataset(id)
+		if err != nil {
+			return nil, err
+		}
+		if ds.Owner() != caller.Dept {
+			return nil, fault.Denied("%s: a system of %s may only provide its own department's datasets, not %s", caller.URI(), caller.Dept, id)
+		}
+	}
+	s := &ProviderSession{p: p, calls: make(chan Call, 256), pending: make(map[string]*nats.Msg)}
+	for _, id := range datasets {
+		sub, err := p.nc.QueueSubscribe(p.cfg.QueryPfx+string(id), p.cfg.ProviderQueue, s.handle)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.subs = append(s.subs, sub)
+	}
+	return s, nil
+}
+
+// Calls delivers the queries to answer.
+func (s *ProviderSession) Calls() <-chan Call { return s.calls }
+
+func (s *ProviderSession) handle(m *nats.Msg) {
+	var c Call
+	if err := json.Unmarshal(m.Data, &c); err != nil {
+		s.reply(m, Result{Error: "malformed call"})
+		return
+	}
+	c.ID = fmt.Sprintf("c%d", s.next.Add(1))
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.reply(m, Result{Error: "provider disconnected"})
+		return
+	}
+	s.pending[c.ID] = m
+	s.mu.Unlock()
+	select {
+	case s.calls <- c:
+	default:
+		s.take(c.ID)
+		s.reply(m, Result{Error: "provider busy: too many queries in flight"})
+	}
+}
+
+func (s *ProviderSession) take(id string) *nats.Msg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.pending[id]
+	delete(s.pending, id)
+	return m
+}
+
+func (s *ProviderSession) reply(m *nats.Msg, r Result) {
+	b, _ := json.Marshal(r)
+	if err := m.Respond(b); err != nil {
+		s.p.lg.Debug("provider reply", "err", err)
+	}
+}
+
+// Answer sends the provider's result for a call.
+func (s *ProviderSession) Answer(r Result) error {
+	m := s.take(r.CallID)
+	if m == nil {
+		return fault.Invalid("call_id", "%q is not a call awaiting an answer", r.CallID)
+	}
+	r.CallID = ""
+	s.reply(m, r)
+	return nil
+}
+
+// Close unsubscribes and answers every call still waiting with an error,
+// so consumers see UNAVAILABLE at once rather than a timeout.
+func (s *ProviderSession) Close() {
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
+	s.mu.Lock()
+	s.closed = true
+	pending := s.pending
+	s.pending = map[string]*nats.Msg{}
+	s.mu.Unlock()
+	for _, m := range pending {
+		s.reply(m, Result{Error: "provider disconnected"})
+	}
+}

@@ -1,0 +1,302 @@
+package dataplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/internal/fault"
+)
+
+// SubscribeInput starts a subscription.
+type SubscribeInput struct {
+	Dataset catalog.DatasetID
+	Name    string // the durable subscription's name; default "default"
+	From    string // new (default) or beginning; applies when the subscription is first made
+}
+
+// Delivery is one record sent to a subscriber.
+type Delivery struct {
+	ID          uint64
+	Record      []byte
+	PublishedAt time.Time
+}
+
+// RevocationCheckInterval is how often an open subscription re-checks its
+// grant against the clock (revocations are also seen before every record).
+const RevocationCheckInterval = 200 * time.Millisecond
+
+// Subscription streams a dataset's published records to a grantee from a
+// durable JetStream consumer per (grantee, name): at least once, each batch
+// acknowledged to JetStream when all its records are acknowledged by the
+// subscriber.
+type Subscription struct {
+	p       *Plane
+	caller  exchange.Identity
+	ds      catalog.Dataset
+	name    string
+	iter    jetstream.MessagesContext
+	out     chan Delivery
+	release func()
+
+	mu      sync.Mutex
+	pending map[uint64]*batchState
+	nextID  uint64
+	err     error
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type batchState struct {
+	msg       jetstream.Msg
+	remaining int
+}
+
+type subCounter struct {
+	mu  sync.Mutex
+	n   map[catalog.DeptID]int
+	max int
+}
+
+func newSubCounter(max int) *subCounter { return &subCounter{n: map[catalog.DeptID]int{}, max: max} }
+
+func (c *subCounter) take(d catalog.DeptID) (func(), error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[d] >= c.max {
+		return nil, fault.Precondition("SUBSCRIPTION_LIMIT", string(d), "department %s has %d open subscriptions on this node, the limit", d, c.max)
+	}
+	c.n[d]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			c.n[d]--
+			c.mu.Unlock()
+		})
+	}, nil
+}
+
+// ValidateSubName checks a subscription name: [a-z0-9-]{1,32}.
+func ValidateSubName(s string) error {
+	if len(s) == 0 || len(s) > 32 {
+		return fault.Invalid("name", "%q must be 1 to 32 characters", s)
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return fault.Invalid("name", "%q may contain only a-z, 0-9 and '-'", s)
+		}
+	}
+	return nil
+}
+
+// consumerName is the durable consumer of (grantee, dataset, name); dept
+// and dataset ids have no '_', so the name is unique.
+func consumerName(dept catalog.DeptID, ds catalog.DatasetID, name string) string {
+	return "sub_" + string(dept) + "_" + strings.ReplaceAll(string(ds), ".", "_") + "_" + name
+}
+
+// Subscribe opens (or resumes) a subscription.
+func (p *Plane) Subscribe(ctx context.Context, caller exchange.Identity, in SubscribeInput) (*Subscription, error) {
+	ds, err := p.publishedDataset(in.Dataset)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.access(caller, ds); err != nil {
+		return nil, err
+	}
+	if in.Name == "" {
+		in.Name = "default"
+	}
+	if err := ValidateSubName(in.Name); err != nil {
+		return nil, err
+	}
+	deliver := jetstream.DeliverNewPolicy
+	switch in.From {
+	case "", "new":
+	case "beginning":
+		deliver = jetstream.DeliverAllPolicy
+	default:
+		return nil, fault.Invalid("from", "%q is not new or beginning", in.From)
+	}
+	release, err := p.subs.take(caller.Dept)
+	if err != nil {
+		return nil, err
+	}
+	name := consumerName(caller.Dept, ds.ID, in.Name)
+	cons, err := p.js.Consumer(ctx, p.cfg.DataStream, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = p.js.CreateConsumer(ctx, p.cfg.DataStream, jetstream.ConsumerConfig{
+			Durable: name, Description: fmt.Sprintf("subscription %s of %s to %s", in.Name, caller.Dept, ds.ID),
+			FilterSubject: p.cfg.DataPrefix + string(ds.ID), DeliverPolicy: deliver,
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 256,
+		})
+	}
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("subscription consumer: %w", err)
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(64))
+	if err != nil {
+		release()
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	s := &Subscription{
+		p: p, caller: caller, ds: ds, name: in.Name, iter: iter, out: make(chan Delivery, 256), release: release,
+		pending: map[uint64]*batchState{}, cancel: cancel, done: make(chan struct{}),
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.pump(sctx) }()
+	go func() { defer wg.Done(); s.watch(sctx) }()
+	go func() {
+		wg.Wait()
+		close(s.out)
+		release()
+		close(s.done)
+	}()
+	return s, nil
+}
+
+// Deliveries is closed when the subscription ends; Err then says why.
+func (s *Subscription) Deliveries() <-chan Delivery { return s.out }
+
+// Err is why the subscription ended (nil if closed by the subscriber).
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close ends the subscription and waits for it. Unacknowledged records
+// will be delivered again.
+func (s *Subscription) Close() {
+	s.cancel()
+	s.iter.Stop()
+	<-s.done
+}
+
+func (s *Subscription) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.iter.Stop()
+}
+
+// Ack acknowledges deliveries; a batch is acknowledged to JetStream when
+// all its records are.
+func (s *Subscription) Ack(ids []uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		b, ok := s.pending[id]
+		if !ok {
+			continue // already acknowledged, or from before a reconnect
+		}
+		delete(s.pending, id)
+		b.remaining--
+		if b.remaining == 0 {
+			if err := b.msg.Ack(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// watch ends the subscription within RevocationCheckInterval of its grant
+// ending (revoked, expired or the dataset retired).
+func (s *Subscription) watch(ctx context.Context) {
+	t := time.NewTicker(RevocationCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.p.access(s.caller, s.ds); err != nil {
+				s.fail(err)
+				return
+			}
+		}
+	}
+}
+
+func (s *Subscription) pump(ctx context.Context) {
+	for {
+		m, err := s.iter.Next()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				s.fail(&fault.Error{Kind: fault.KindUnavailable, Msg: "subscription: " + err.Error()})
+			}
+			return
+		}
+		// The grant is checked before every batch: nothing is sent once
+		// this node has applied its revocation.
+		acc, err := s.p.access(s.caller, s.ds)
+		if err != nil {
+			_ = m.Nak()
+			s.fail(err)
+			return
+		}
+		var b batchMsg
+		if err := json.Unmarshal(m.Data(), &b); err != nil {
+			s.p.lg.Error("stored batch is malformed", "dataset", s.ds.ID, "err", err)
+			_ = m.Term()
+			continue
+		}
+		md, _ := m.Metadata()
+		var at time.Time
+		if md != nil {
+			at = md.Timestamp
+		}
+		ds := make([]Delivery, 0, len(b.Records))
+		for _, raw := range b.Records {
+			rec, err := decodeObject(raw, 64<<20)
+			if err != nil {
+				continue
+			}
+			pr, err := project(rec, acc.Fields)
+			if err != nil {
+				continue
+			}
+			ds = append(ds, Delivery{Record: pr, PublishedAt: at})
+		}
+		if len(ds) == 0 {
+			_ = m.Ack()
+			continue
+		}
+		s.mu.Lock()
+		st := &batchState{msg: m, remaining: len(ds)}
+		for i := range ds {
+			s.nextID++
+			ds[i].ID = s.nextID
+			s.pending[ds[i].ID] = st
+		}
+		s.mu.Unlock()
+		for _, d := range ds {
+			select {
+			case s.out <- d:
+			case <-ctx.Done():
+				return
+			}
+		}
+		s.p.audit.record(AuditEntry{
+			RequestID: b.Batch, Dept: s.caller.Dept, Identity: s.caller.URI(), Dataset: s.ds.ID, Action: ActionDeliver,
+			Fields: acc.Fields, Records: int64(len(ds)), Subscription: s.name, Time: s.p.cfg.Now(),
+		})
+	}
+}

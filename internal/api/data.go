@@ -1,0 +1,244 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/dataplane"
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+type exchangeSvc struct {
+	xhubv1.UnimplementedExchangeServer
+	*base
+	dp *dataplane.Plane
+}
+
+func filtersFrom(pb []*xhubv1.Filter) ([]exchange.Filter, error) {
+	out := make([]exchange.Filter, 0, len(pb))
+	for _, f := range pb {
+		v, err := exchange.DecodeFilterValue(f.ValueJson)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, exchange.Filter{Field: f.Field, Op: exchange.Op(f.Op), Value: v})
+	}
+	return out, nil
+}
+
+func filtersPB(fs []exchange.Filter) []*xhubv1.Filter {
+	out := make([]*xhubv1.Filter, len(fs))
+	for i, f := range fs {
+		out[i] = &xhubv1.Filter{Field: f.Field, Op: string(f.Op), ValueJson: f.ValueJSON()}
+	}
+	return out
+}
+
+func (s *exchangeSvc) Query(ctx context.Context, r *xhubv1.QueryRequest) (*xhubv1.QueryResponse, error) {
+	if len(r.Filters) > exchange.MaxFilters {
+		return nil, invalid("filters", "%d filters, at most %d", len(r.Filters), exchange.MaxFilters)
+	}
+	fs, err := filtersFrom(r.Filters)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	res, err := s.dp.Query(ctx, identityFrom(ctx), dataplane.QueryInput{
+		Dataset: catalog.DatasetID(r.Dataset), Fields: r.Fields, Filters: fs, Limit: int(r.Limit), PageToken: r.PageToken,
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &xhubv1.QueryResponse{Records: res.Records, NextPageToken: res.NextPageToken, Withheld: int32(res.Withheld), WithheldReasons: res.WithheldReasons, RequestId: res.RequestID}, nil
+}
+
+func (s *exchangeSvc) Publish(ctx context.Context, r *xhubv1.PublishRequest) (*xhubv1.PublishResponse, error) {
+	res, err := s.dp.Publish(ctx, identityFrom(ctx), catalog.DatasetID(r.Dataset), r.Records, r.BatchId)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &xhubv1.PublishResponse{StreamSeq: res.StreamSeq, Duplicate: res.Duplicate, Count: int32(res.Count)}, nil
+}
+
+// Subscribe: the first message starts, the rest acknowledge. The stream
+// ends with PERMISSION_DENIED within a second of the grant ending.
+func (s *exchangeSvc) Subscribe(stream xhubv1.Exchange_SubscribeServer) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	start := first.GetStart()
+	if start == nil {
+		return invalid("start", "the first message of a subscription must be a start")
+	}
+	caller := identityFrom(ctx)
+	sub, err := s.dp.Subscribe(ctx, caller, dataplane.SubscribeInput{Dataset: catalog.DatasetID(start.Dataset), Name: start.Name, From: start.From})
+	if err != nil {
+		return toStatus(err)
+	}
+	defer sub.Close()
+	ackErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				ackErr <- err
+				return
+			}
+			if a := m.GetAck(); a != nil {
+				if err := sub.Ack(a.DeliveryIds); err != nil {
+					ackErr <- err
+					return
+				}
+			}
+		}
+	}()
+	for {
+		select {
+		case d, ok := <-sub.Deliveries():
+			if !ok {
+				if err := sub.Err(); err != nil {
+					return toStatus(err)
+				}
+				return nil
+			}
+			if err := stream.Send(&xhubv1.SubscribeResponse{DeliveryId: d.ID, Record: d.Record, PublishedAt: ts(d.PublishedAt)}); err != nil {
+				return err
+			}
+		case err := <-ackErr:
+			if err != nil {
+				return status.Error(codes.Canceled, "subscriber went away: "+err.Error())
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+type providerSvc struct {
+	xhubv1.UnimplementedProviderServer
+	*base
+	dp *dataplane.Plane
+}
+
+// Serve: the provider says hello with its datasets, then answers calls.
+func (s *providerSvc) Serve(stream xhubv1.Provider_ServeServer) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return invalid("hello", "the first message of a provider stream must be a hello naming its datasets")
+	}
+	ids := make([]catalog.DatasetID, len(hello.Datasets))
+	for i, d := range hello.Datasets {
+		ids[i] = catalog.DatasetID(d)
+	}
+	sess, err := s.dp.OpenProvider(identityFrom(ctx), ids)
+	if err != nil {
+		return toStatus(err)
+	}
+	defer sess.Close()
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			if r := m.GetResult(); r != nil {
+				res := dataplane.Result{CallID: r.CallId, NextToken: r.NextPageToken, Error: r.Error}
+				for _, rec := range r.Records {
+					res.Records = append(res.Records, rec)
+				}
+				if err := sess.Answer(res); err != nil {
+					s.log.Debug("provider answer", "err", err)
+				}
+			}
+		}
+	}()
+	for {
+		select {
+		case c := <-sess.Calls():
+			if err := stream.Send(&xhubv1.ProviderCall{CallId: c.ID, Dataset: string(c.Dataset), Fields: c.Fields, Filters: filtersPB(c.Filters), Limit: int32(c.Limit), PageToken: c.PageToken}); err != nil {
+				return err
+			}
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+type auditSvc struct {
+	xhubv1.UnimplementedAuditServer
+	*base
+	dp *dataplane.Plane
+}
+
+func (s *auditSvc) ListAudit(ctx context.Context, r *xhubv1.ListAuditRequest) (*xhubv1.ListAuditResponse, error) {
+	size, err := pageSize(r.PageSize)
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodeToken(r.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	f := dataplane.AuditFilter{Limit: size}
+	if after != "" {
+		if f.After, err = strconv.ParseUint(after, 10, 64); err != nil {
+			return nil, invalid("page_token", "is not a token this hub issued")
+		}
+	}
+	if r.Dataset != "" {
+		d, err := catalog.ParseDatasetID(r.Dataset)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		f.Dataset = d
+	}
+	if r.Dept != "" {
+		d, err := catalog.ParseDeptID(r.Dept)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		f.Dept = d
+	}
+	if r.Since != nil {
+		f.Since = r.Since.AsTime()
+	}
+	es, next, err := s.dp.ListAudit(ctx, identityFrom(ctx), f)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &xhubv1.ListAuditResponse{}
+	if next > 0 {
+		out.NextPageToken = encodeToken(strconv.FormatUint(next, 10))
+	}
+	for _, e := range es {
+		out.Entries = append(out.Entries, &xhubv1.AuditEntry{
+			Id: strconv.FormatUint(e.Seq, 10), Dept: string(e.Dept), Identity: e.Identity, Dataset: string(e.Dataset), Action: e.Action,
+			Fields: e.Fields, Records: e.Records, Time: ts(e.Time), RequestId: e.RequestID,
+		})
+	}
+	return out, nil
+}

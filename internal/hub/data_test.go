@@ -1,0 +1,304 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/internal/testenv"
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+const casesSchema = `{"type":"object","properties":{
+  "id":{"type":"integer"},"name":{"type":"string"},"ward":{"type":"string"},"age":{"type":"integer","minimum":0}},
+  "required":["id","ward"]}`
+
+var casesRecords = []string{
+	`{"id":1,"name":"Ana","ward":"north","age":34}`,
+	`{"id":2,"name":"Bo","ward":"south","age":-5}`, // invalid: age < 0
+	`{"id":3,"name":"Cy","ward":"north","age":71}`,
+	`{"id":9007199254740993,"name":"Big","ward":"east","age":20}`, // beyond float64
+}
+
+type dataFixture struct {
+	env                *testenv.Env
+	owner, grantee     *adapters.Client // officers
+	provider, consumer *adapters.Client // systems
+	grant              string
+}
+
+func newDataFixture(t *testing.T, opts ...testenv.Option) *dataFixture {
+	t.Helper()
+	env := testenv.Start(t, opts...)
+	f := &dataFixture{env: env, owner: env.Officer("health"), grantee: env.Officer("tax")}
+	f.provider, f.consumer = env.System("health", "clinic-db"), env.System("tax", "etl")
+	ctx := context.Background()
+	if _, err := f.owner.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases", SchemaJson: []byte(casesSchema)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.owner.Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: "health.cases", Title: "Cases", ShareType: "conditional", SchemaSubject: "health.cases"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.grantee.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "statistics", Fields: []string{"id", "ward", "age"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.owner.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.grant = d.Grant.Id
+	return f
+}
+
+// serve runs a provider with the fixed records until the test ends; it
+// applies the filters itself, as a real store would.
+func (f *dataFixture) serve(t *testing.T, block chan struct{}) context.CancelFunc {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = f.provider.Serve(ctx, []string{"health.cases"}, func(ctx context.Context, q adapters.ProviderQuery) ([][]byte, string, error) {
+			if block != nil {
+				select {
+				case <-block:
+				case <-ctx.Done():
+					return nil, "", ctx.Err()
+				}
+			}
+			var out [][]byte
+			for _, r := range casesRecords {
+				out = append(out, []byte(r))
+			}
+			return out, "", nil
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	if block != nil {
+		return cancel
+	}
+	// Wait until the provider is subscribed.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := f.consumer.Query(context.Background(), "health.cases", adapters.QueryOptions{Limit: 1})
+		if testenv.Code(err) != codes.Unavailable || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cancel
+}
+
+func TestQuery(t *testing.T) {
+	f := newDataFixture(t)
+	ctx := context.Background()
+
+	_, err := f.consumer.Query(ctx, "health.cases", adapters.QueryOptions{})
+	if testenv.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "no provider of health.cases") {
+		t.Fatalf("no provider: %v", err)
+	}
+	f.serve(t, nil)
+
+	r, err := f.consumer.Query(ctx, "health.cases", adapters.QueryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Records) != 3 || r.Withheld != 1 || !strings.Contains(r.WithheldReasons[0], "record 1") || !strings.Contains(r.WithheldReasons[0], "/age") {
+		t.Fatalf("query: %d records, withheld %d %v", len(r.Records), r.Withheld, r.WithheldReasons)
+	}
+	for _, rec := range r.Records {
+		if strings.Contains(string(rec), "name") {
+			t.Fatalf("ungranted field delivered: %s", rec)
+		}
+	}
+	if string(r.Records[2]) != `{"age":20,"id":9007199254740993,"ward":"east"}` {
+		t.Fatalf("64-bit id or projection: %s", r.Records[2])
+	}
+
+	r, err = f.consumer.Query(ctx, "health.cases", adapters.QueryOptions{Fields: []string{"id"}, Where: []string{"age>=30", "ward=north"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Records) != 2 || string(r.Records[0]) != `{"id":1}` {
+		t.Fatalf("filtered query: %q", r.Records)
+	}
+
+	for _, tc := range []struct {
+		name string
+		c    *adapters.Client
+		o    adapters.QueryOptions
+		code codes.Code
+		want string
+	}{
+		{"no grant", f.env.System("police", "x"), adapters.QueryOptions{}, codes.PermissionDenied, "holds no active grant"},
+		{"field outside grant", f.consumer, adapters.QueryOptions{Fields: []string{"id", "name"}}, codes.PermissionDenied, `field "name"`},
+		{"filter outside grant", f.consumer, adapters.QueryOptions{Where: []string{"name=Ana"}}, codes.PermissionDenied, "would reveal it"},
+		{"filter of wrong type", f.consumer, adapters.QueryOptions{Where: []string{"age=old"}}, codes.InvalidArgument, "does not fit"},
+		{"filter on unknown field", f.consumer, adapters.QueryOptions{Where: []string{"zzz=1"}}, codes.InvalidArgument, "not a field"},
+		{"limit", f.consumer, adapters.QueryOptions{Limit: 5000}, codes.InvalidArgument, "limit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.c.Query(ctx, "health.cases", tc.o)
+			if testenv.Code(err) != tc.code || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %s with %q", err, tc.code, tc.want)
+			}
+		})
+	}
+
+	// Revoked: refused.
+	if _, err := f.owner.Shares.RevokeGrant(ctx, &xhubv1.RevokeGrantRequest{GrantId: f.grant, Reason: "done"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.consumer.Query(ctx, "health.cases", adapters.QueryOptions{}); testenv.Code(err) != codes.PermissionDenied {
+		t.Fatalf("query after revocation: %v", err)
+	}
+
+	// The audit trail: the owner sees the accesses to its dataset, the
+	// consumer its own, a third department nothing.
+	for _, tc := range []struct {
+		c    *adapters.Client
+		want int
+	}{{f.owner, 3}, {f.grantee, 3}, {f.env.Officer("police"), 0}} { // readiness probe, full, filtered
+		a, err := tc.c.Audit.ListAudit(ctx, &xhubv1.ListAuditRequest{Dataset: "health.cases"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a.Entries) != tc.want {
+			t.Fatalf("%s sees %d audit entries, want %d", tc.c.Identity(), len(a.Entries), tc.want)
+		}
+		if tc.want > 0 && (a.Entries[1].Dept != "tax" || a.Entries[1].Records != 3 || a.Entries[1].Action != "query") {
+			t.Fatalf("audit entry: %v", a.Entries[1])
+		}
+	}
+}
+
+// TestProviderGoneMidQuery: the consumer gets UNAVAILABLE at once, not a
+// hang until the timeout.
+func TestProviderGoneMidQuery(t *testing.T) {
+	f := newDataFixture(t)
+	block := make(chan struct{})
+	stop := f.serve(t, block)
+	time.Sleep(200 * time.Millisecond) // let the provider subscribe
+	errc := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := f.consumer.Query(context.Background(), "health.cases", adapters.QueryOptions{})
+		errc <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	select {
+	case err := <-errc:
+		if testenv.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "provider disconnected") {
+			t.Fatalf("query while provider left: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("query still hanging %s after the provider left", time.Since(start))
+	}
+}
+
+func records(n, from int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = fmt.Appendf(nil, `{"id":%d,"name":"n%d","ward":"w","age":%d}`, from+i, from+i, 20+i)
+	}
+	return out
+}
+
+func TestPublishSubscribe(t *testing.T) {
+	f := newDataFixture(t)
+	ctx := context.Background()
+
+	// A batch with one invalid record stores nothing.
+	bad := append(records(2, 1), []byte(`{"id":"x","ward":"w"}`))
+	_, err := f.provider.Publish(ctx, "health.cases", bad, "b0")
+	if testenv.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "records[2] /id") || !strings.Contains(err.Error(), "nothing stored") {
+		t.Fatalf("invalid batch: %v", err)
+	}
+	if _, err := f.consumer.Publish(ctx, "health.cases", records(1, 1), ""); testenv.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a grantee publishing to another's dataset: %v", err)
+	}
+
+	sub, err := f.consumer.Subscribe(ctx, "health.cases", "etl", "beginning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := f.provider.Publish(ctx, "health.cases", records(2, 10), "b1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.provider.Publish(ctx, "health.cases", records(2, 10), "b1")
+	if err != nil || !again.Duplicate || again.StreamSeq != r1.StreamSeq {
+		t.Fatalf("repeated batch id: %v %v", again, err)
+	}
+	got := recvN(t, sub, 2)
+	if got[0] != `{"age":20,"id":10,"ward":"w"}` {
+		t.Fatalf("delivered %v", got)
+	}
+	sub.Close()
+
+	// Restart the hub: the acknowledged position survives.
+	f.env.Restart()
+	f.provider = f.env.System("health", "clinic-db-2")
+	consumer := f.env.System("tax", "etl-2")
+	if _, err := f.provider.Publish(ctx, "health.cases", records(1, 20), "b2"); err != nil {
+		t.Fatal(err)
+	}
+	sub, err = consumer.Subscribe(ctx, "health.cases", "etl", "beginning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = recvN(t, sub, 1)
+	if got[0] != `{"age":20,"id":20,"ward":"w"}` {
+		t.Fatalf("after restart delivered %v, want only the new batch", got)
+	}
+
+	// Revocation ends the stream within a second; nothing after it arrives.
+	owner := f.env.Officer("health")
+	if _, err := owner.Shares.RevokeGrant(ctx, &xhubv1.RevokeGrantRequest{GrantId: f.grant, Reason: "ended"}); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	if _, err := f.provider.Publish(ctx, "health.cases", records(1, 30), "b3"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		d, err := sub.Recv()
+		if err != nil {
+			if testenv.Code(err) != codes.PermissionDenied {
+				t.Fatalf("stream ended with %v, want PermissionDenied", err)
+			}
+			break
+		}
+		t.Fatalf("record delivered after the revocation: %s", d.Record)
+	}
+	if el := time.Since(revoked); el > time.Second {
+		t.Fatalf("stream ended %s after the revocation", el)
+	}
+}
+
+func recvN(t *testing.T, sub *adapters.Subscription, n int) []string {
+	t.Helper()
+	var out []string
+	for len(out) < n {
+		d, err := sub.Recv()
+		if err != nil {
+			t.Fatalf("after %d records: %v", len(out), err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(d.Record, &m); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(d.Record))
+		if err := sub.Ack(d.DeliveryId); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
