@@ -60,11 +60,12 @@ func TestBadInputHasDetails(t *testing.T) {
 	if got := env.Node.CP.Applied(); got != applied {
 		t.Fatalf("refused calls appended entries: applied %d → %d", applied, got)
 	}
-	// Unimplemented services say so.
 	sys := env.System("health", "s1")
-	if _, err := sys.Exchange.Query(ctx, &xhubv1.QueryRequest{Dataset: "health.cases"}); status.Code(err) != codes.Unimplemented {
-		t.Fatalf("Query: %v", err)
+	if _, err := sys.Exchange.Query(ctx, &xhubv1.QueryRequest{Dataset: "health.cases"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("query of a dataset not in the catalog: %v", err)
 	}
+	_, err = sys.Exchange.Query(ctx, &xhubv1.QueryRequest{Dataset: "health.cases", Filters: []*xhubv1.Filter{{Field: "id", Op: "=", ValueJson: []byte("{")}}})
+	detail[*errdetails.BadRequest](t, err, codes.InvalidArgument)
 }
 
 func detail[T any](t *testing.T, err error, code codes.Code) T {
