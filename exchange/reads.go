@@ -197,6 +197,11 @@ func scanPage[T any](txn *store.Txn, prefix, after string, limit int, fn func(T)
 
 // DatasetSchema returns the compiled schema version a dataset uses.
 func (cp *ControlPlane) DatasetSchema(d catalog.Dataset) (*schemas.Schema, error) {
+	// Versions never change once registered, so the compiled cache needs
+	// no invalidation.
+	if s, ok := cp.compiled.Load(fmt.Sprintf("%s@%d", d.SchemaSubject, d.SchemaVersion)); ok {
+		return s.(*schemas.Schema), nil
+	}
 	v, err := cp.SchemaVersion(catalog.DatasetID(d.SchemaSubject), d.SchemaVersion)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,6 +13,7 @@ import (
 
 func (c *cli) benchCmd() *cobra.Command {
 	var cfg bench.Config
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "bench [--hub ADDR --creds ADMIN.creds] [--duration D] [--concurrency N] [-o json]",
 		Short: "Measure the hub's data paths against raw NATS/JetStream baselines, with ratios",
@@ -29,6 +32,17 @@ there). The raw baselines always run on an in-process NATS.`,
 				return err
 			}
 			cfg.Progress = c.stderr
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			if cmd.Flags().Changed("hub") {
 				cfg.Hub, cfg.AdminCreds = c.hub, c.creds
 				if cfg.AdminCreds == "" {
@@ -65,5 +79,6 @@ there). The raw baselines always run on an in-process NATS.`,
 	}
 	cmd.Flags().DurationVar(&cfg.Duration, "duration", 5*time.Second, "length of each timed phase")
 	cmd.Flags().IntVar(&cfg.Concurrency, "concurrency", 64, "concurrent callers for query and publish")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run here")
 	return cmd
 }

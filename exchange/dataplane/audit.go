@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -23,7 +24,8 @@ const (
 
 // AuditEntry is one data access.
 type AuditEntry struct {
-	Seq             uint64            `json:"-"`
+	Seq             uint64            `json:"-"` // the stream message holding it
+	ID              string            `json:"-"` // <seq>.<index>
 	Time            time.Time         `json:"time"`
 	RequestID       string            `json:"request_id"`
 	Dept            catalog.DeptID    `json:"dept"` // the department that read, received or published
@@ -37,34 +39,79 @@ type AuditEntry struct {
 	Subscription    string            `json:"subscription,omitempty"`
 }
 
+// auditLog stores audit entries in JetStream. Entries are grouped: every
+// AuditFlush (or 256 entries) one message per dataset holds the entries of
+// that dataset, so a busy data path costs one JetStream write per group,
+// not per access. An entry is stored within AuditFlush of the access.
 type auditLog struct {
 	js     jetstream.JetStream
 	stream string
 	prefix string
 	lg     *slog.Logger
+	in     chan AuditEntry
+	done   chan struct{}
 }
 
-// record stores an entry durably in JetStream. It publishes asynchronously
-// so the data path does not wait on the audit round trip; a failed store
-// is logged loudly.
-func (a *auditLog) record(e AuditEntry) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		a.lg.Error("audit encode", "err", err)
-		return
-	}
-	f, err := a.js.PublishAsync(a.prefix+string(e.Dataset), b)
-	if err != nil {
-		a.lg.Error("audit entry not stored", "dataset", e.Dataset, "request", e.RequestID, "err", err)
-		return
-	}
-	go func() {
+// AuditFlush is the longest an audit entry waits to be stored.
+const AuditFlush = 5 * time.Millisecond
+
+func newAuditLog(js jetstream.JetStream, stream, prefix string, lg *slog.Logger) *auditLog {
+	a := &auditLog{js: js, stream: stream, prefix: prefix, lg: lg, in: make(chan AuditEntry, 4096), done: make(chan struct{})}
+	go a.run()
+	return a
+}
+
+func (a *auditLog) record(e AuditEntry) { a.in <- e }
+
+// close stores what is pending and stops.
+func (a *auditLog) close() {
+	close(a.in)
+	<-a.done
+}
+
+func (a *auditLog) run() {
+	defer close(a.done)
+	t := time.NewTicker(AuditFlush)
+	defer t.Stop()
+	var pending []AuditEntry
+	for {
 		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			a.lg.Error("audit entry not stored", "dataset", e.Dataset, "request", e.RequestID, "err", err)
+		case e, ok := <-a.in:
+			if !ok {
+				a.flush(pending)
+				return
+			}
+			if pending = append(pending, e); len(pending) >= 256 {
+				a.flush(pending)
+				pending = nil
+			}
+		case <-t.C:
+			if len(pending) > 0 {
+				a.flush(pending)
+				pending = nil
+			}
 		}
-	}()
+	}
+}
+
+func (a *auditLog) flush(es []AuditEntry) {
+	byDataset := map[catalog.DatasetID][]AuditEntry{}
+	for _, e := range es {
+		byDataset[e.Dataset] = append(byDataset[e.Dataset], e)
+	}
+	for ds, group := range byDataset {
+		b, err := json.Marshal(group)
+		if err != nil {
+			a.lg.Error("audit encode", "err", err)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err = a.js.Publish(ctx, a.prefix+string(ds), b)
+		cancel()
+		if err != nil {
+			a.lg.Error("audit entries not stored", "dataset", ds, "entries", len(group), "err", err)
+		}
+	}
 }
 
 // AuditFilter selects audit entries.
@@ -134,15 +181,18 @@ func (p *Plane) ListAudit(ctx context.Context, viewer exchange.Identity, f Audit
 				continue // drain; the page ends at last
 			}
 			last = md.Sequence.Stream
-			var e AuditEntry
-			if json.Unmarshal(m.Data(), &e) != nil {
+			var group []AuditEntry
+			if json.Unmarshal(m.Data(), &group) != nil {
 				continue
 			}
-			e.Seq = md.Sequence.Stream
-			if !visible(e) || f.Dept != "" && e.Dept != f.Dept && e.Dataset.Owner() != f.Dept || e.Time.Before(f.Since) {
-				continue
+			for i, e := range group {
+				e.Seq = md.Sequence.Stream
+				e.ID = fmt.Sprintf("%d.%d", md.Sequence.Stream, i)
+				if !visible(e) || f.Dept != "" && e.Dept != f.Dept && e.Dataset.Owner() != f.Dept || e.Time.Before(f.Since) {
+					continue
+				}
+				out = append(out, e)
 			}
-			out = append(out, e)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
 			return nil, 0, err

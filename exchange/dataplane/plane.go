@@ -95,9 +95,13 @@ func New(cfg Config) (*Plane, error) {
 		return nil, err
 	}
 	p := &Plane{cfg: cfg, cp: cfg.CP, nc: cfg.NC, js: cfg.JS, lg: cfg.Logger, subs: newSubCounter(cfg.MaxSubscriptions)}
-	p.audit = &auditLog{js: cfg.JS, stream: cfg.AuditStream, prefix: cfg.AuditPrefix, lg: cfg.Logger}
+	p.audit = newAuditLog(cfg.JS, cfg.AuditStream, cfg.AuditPrefix, cfg.Logger)
 	return p, nil
 }
+
+// Close stores pending audit entries and stops. Call it after the API has
+// stopped taking calls.
+func (p *Plane) Close() { p.audit.close() }
 
 // Page sizes of a query.
 const (
@@ -172,6 +176,22 @@ func decodeObject(raw []byte, max int) (map[string]any, error) {
 		return nil, errors.New("not a JSON object")
 	}
 	return m, nil
+}
+
+// projectRaw is project, but returns raw unchanged when the record has no
+// field outside fields: nothing to cut, nothing to re-encode.
+func projectRaw(raw []byte, rec map[string]any, fields []string) ([]byte, error) {
+	extra := false
+	for k := range rec {
+		if _, ok := slices.BinarySearch(fields, k); !ok {
+			extra = true
+			break
+		}
+	}
+	if !extra {
+		return raw, nil
+	}
+	return project(rec, fields)
 }
 
 // project keeps only the given fields (sorted) of a record.

@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -13,10 +12,16 @@ import (
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
-// batchMsg is one stored batch: the unit of atomicity and of dedup.
-type batchMsg struct {
-	Batch   string            `json:"batch"`
-	Records []json.RawMessage `json:"records"`
+// A stored batch (one XHUB_DATA message) is a frame: the batch id and its
+// records. It is the unit of atomicity and of dedup.
+func encodeBatch(id string, recs [][]byte) []byte { return encodeFrame(batchMagic, []string{id}, recs) }
+
+func decodeBatch(b []byte) (string, [][]byte, error) {
+	strs, recs, err := decodeFrame(batchMagic, b, 1)
+	if err != nil {
+		return "", nil, err
+	}
+	return strs[0], recs, nil
 }
 
 // PublishResult says where a batch was stored.
@@ -60,7 +65,6 @@ func (p *Plane) Publish(ctx context.Context, caller exchange.Identity, dataset c
 	}
 	bad := &fault.Error{Kind: fault.KindInvalid}
 	nbad := 0
-	msg := batchMsg{Batch: batchID, Records: make([]json.RawMessage, len(records))}
 	for i, raw := range records {
 		rec, err := decodeObject(raw, p.cfg.MaxRecordBytes)
 		if err == nil {
@@ -75,7 +79,6 @@ func (p *Plane) Publish(ctx context.Context, caller exchange.Identity, dataset c
 			}
 			continue
 		}
-		msg.Records[i] = json.RawMessage(raw)
 	}
 	if nbad > 0 {
 		bad.Msg = fmt.Sprintf("batch refused, nothing stored: %d of %d records fail the schema of %s", nbad, len(records), ds.ID)
@@ -86,10 +89,7 @@ func (p *Plane) Publish(ctx context.Context, caller exchange.Identity, dataset c
 		bad.Msg += ": " + strings.Join(parts, "; ")
 		return PublishResult{}, bad
 	}
-	data, err := json.Marshal(msg)
-	if err != nil {
-		return PublishResult{}, err
-	}
+	data := encodeBatch(batchID, records)
 	ack, err := p.js.Publish(ctx, p.cfg.DataPrefix+string(ds.ID), data, jetstream.WithMsgID(string(ds.ID)+"/"+batchID), jetstream.WithExpectStream(p.cfg.DataStream))
 	if err != nil {
 		return PublishResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: "store batch: " + err.Error()}

@@ -27,12 +27,24 @@ type Call struct {
 	RequestID string            `json:"request_id"`
 }
 
-// Result is a provider's answer.
+// Result is a provider's answer. Between nodes it travels as a frame.
 type Result struct {
-	CallID    string            `json:"call_id,omitempty"`
-	Records   []json.RawMessage `json:"records"`
-	NextToken string            `json:"next_page_token,omitempty"`
-	Error     string            `json:"error,omitempty"`
+	CallID    string
+	Records   [][]byte
+	NextToken string
+	Error     string
+}
+
+func (r Result) encode() []byte {
+	return encodeFrame(resultMagic, []string{r.Error, r.NextToken}, r.Records)
+}
+
+func decodeResult(b []byte) (Result, error) {
+	strs, recs, err := decodeFrame(resultMagic, b, 2)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Error: strs[0], NextToken: strs[1], Records: recs}, nil
 }
 
 // QueryInput is a consumer's query.
@@ -114,8 +126,8 @@ func (p *Plane) Query(ctx context.Context, caller exchange.Identity, in QueryInp
 	case err != nil:
 		return QueryResult{}, err
 	}
-	var res Result
-	if err := json.Unmarshal(msg.Data, &res); err != nil {
+	res, err := decodeResult(msg.Data)
+	if err != nil {
 		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: "provider answer is malformed: " + err.Error()}
 	}
 	if res.Error != "" {
@@ -155,7 +167,7 @@ func (p *Plane) Query(ctx context.Context, caller exchange.Identity, in QueryInp
 			withhold(i, "does not match the filters")
 			continue
 		}
-		b, err := project(rec, fields)
+		b, err := projectRaw(raw, rec, fields)
 		if err != nil {
 			withhold(i, err.Error())
 			continue
@@ -244,8 +256,7 @@ func (s *ProviderSession) take(id string) *nats.Msg {
 }
 
 func (s *ProviderSession) reply(m *nats.Msg, r Result) {
-	b, _ := json.Marshal(r)
-	if err := m.Respond(b); err != nil {
+	if err := m.Respond(r.encode()); err != nil {
 		s.p.lg.Debug("provider reply", "err", err)
 	}
 }

@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -252,8 +251,8 @@ func (s *Subscription) pump(ctx context.Context) {
 			s.fail(err)
 			return
 		}
-		var b batchMsg
-		if err := json.Unmarshal(m.Data(), &b); err != nil {
+		batchID, recs, err := decodeBatch(m.Data())
+		if err != nil {
 			s.p.lg.Error("stored batch is malformed", "dataset", s.ds.ID, "err", err)
 			_ = m.Term()
 			continue
@@ -263,13 +262,13 @@ func (s *Subscription) pump(ctx context.Context) {
 		if md != nil {
 			at = md.Timestamp
 		}
-		ds := make([]Delivery, 0, len(b.Records))
-		for _, raw := range b.Records {
+		ds := make([]Delivery, 0, len(recs))
+		for _, raw := range recs {
 			rec, err := decodeObject(raw, 64<<20)
 			if err != nil {
 				continue
 			}
-			pr, err := project(rec, acc.Fields)
+			pr, err := projectRaw(raw, rec, acc.Fields)
 			if err != nil {
 				continue
 			}
@@ -295,7 +294,7 @@ func (s *Subscription) pump(ctx context.Context) {
 			}
 		}
 		s.p.audit.record(AuditEntry{
-			RequestID: b.Batch, Dept: s.caller.Dept, Identity: s.caller.URI(), Dataset: s.ds.ID, Action: ActionDeliver,
+			RequestID: batchID, Dept: s.caller.Dept, Identity: s.caller.URI(), Dataset: s.ds.ID, Action: ActionDeliver,
 			Fields: acc.Fields, Records: int64(len(ds)), Subscription: s.name, Time: s.p.cfg.Now(),
 		})
 	}

@@ -161,10 +161,7 @@ func (s *providerSvc) Serve(stream xhubv1.Provider_ServeServer) error {
 				return
 			}
 			if r := m.GetResult(); r != nil {
-				res := dataplane.Result{CallID: r.CallId, NextToken: r.NextPageToken, Error: r.Error}
-				for _, rec := range r.Records {
-					res.Records = append(res.Records, rec)
-				}
+				res := dataplane.Result{CallID: r.CallId, NextToken: r.NextPageToken, Error: r.Error, Records: r.Records}
 				if err := sess.Answer(res); err != nil {
 					s.log.Debug("provider answer", "err", err)
 				}
@@ -236,7 +233,7 @@ func (s *auditSvc) ListAudit(ctx context.Context, r *xhubv1.ListAuditRequest) (*
 	}
 	for _, e := range es {
 		out.Entries = append(out.Entries, &xhubv1.AuditEntry{
-			Id: strconv.FormatUint(e.Seq, 10), Dept: string(e.Dept), Identity: e.Identity, Dataset: string(e.Dataset), Action: e.Action,
+			Id: e.ID, Dept: string(e.Dept), Identity: e.Identity, Dataset: string(e.Dataset), Action: e.Action,
 			Fields: e.Fields, Records: e.Records, Time: ts(e.Time), RequestId: e.RequestID,
 		})
 	}

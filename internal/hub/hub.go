@@ -269,6 +269,9 @@ func (n *Node) Close() {
 		if n.metrics != nil {
 			_ = n.metrics.Close()
 		}
+		if n.DP != nil {
+			n.DP.Close()
+		}
 		if n.CP != nil {
 			n.CP.Close()
 		}
