@@ -1,0 +1,380 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/adapters/postgres"
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/internal/testenv"
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+var (
+	pgOnce sync.Once
+	pgDSN  string
+	pgSkip string
+	pgDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pgDir != "" {
+		_ = exec.Command("bash", "../../.ci/pg-start", pgDir, "stop").Run()
+		os.RemoveAll(pgDir)
+	}
+	os.Exit(code)
+}
+
+// dsn is a PostgreSQL to test against: XHUB_PG_DSN (what .ci/run starts),
+// or a throwaway cluster started here when PostgreSQL is installed.
+func dsn(t *testing.T) string {
+	t.Helper()
+	pgOnce.Do(func() {
+		if pgDSN = os.Getenv("XHUB_PG_DSN"); pgDSN != "" {
+			return
+		}
+		found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+		if _, err := exec.LookPath("initdb"); err != nil && len(found) == 0 {
+			pgSkip = "no PostgreSQL binary (initdb) on this machine: install PostgreSQL (Debian: apt-get install postgresql) or set XHUB_PG_DSN"
+			return
+		}
+		dir, err := os.MkdirTemp("", "xhub-pg-")
+		if err != nil {
+			pgSkip = err.Error()
+			return
+		}
+		out, err := exec.Command("bash", "../../.ci/pg-start", dir).Output()
+		if err != nil {
+			pgSkip = fmt.Sprintf("could not start PostgreSQL: %v", err)
+			return
+		}
+		pgDir, pgDSN = dir, strings.TrimSpace(string(out))
+	})
+	if pgSkip != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL required in CI: %s", pgSkip)
+		}
+		t.Skip(pgSkip)
+	}
+	return pgDSN
+}
+
+var fields = []catalog.Field{
+	{Name: "id", Type: "integer"}, {Name: "name", Type: "string"}, {Name: "ward", Type: "string"},
+	{Name: "age", Type: "integer"}, {Name: "admitted", Type: "string"},
+}
+
+const schema = `{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string"},"ward":{"type":"string"},
+ "age":{"type":"integer"},"admitted":{"type":"string","format":"date"}},"required":["id","ward"]}`
+
+// table creates a fresh table with rows.
+func table(t *testing.T, name string) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	_, err = conn.Exec(ctx, fmt.Sprintf(`DROP TABLE IF EXISTS %[1]s; CREATE TABLE %[1]s (id bigint PRIMARY KEY, name text, ward text NOT NULL, age int, admitted date, secret text);
+INSERT INTO %[1]s VALUES
+ (1, 'Ana', 'north', 34, '2026-01-02', 's1'),
+ (2, 'Bo_b', 'south', 71, '2026-02-03', 's2'),
+ (3, '100%% real', 'north', 19, NULL, 's3'),
+ (4, 'x'' OR ''1''=''1', 'east', 45, '2026-03-04', 's4'),
+ (5, NULL, 'west', NULL, NULL, 's5'),
+ (9007199254740993, 'Big', 'north', 50, '2026-04-05', 's6')`, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+func open(t *testing.T, tbl string) *postgres.Source {
+	t.Helper()
+	src, err := postgres.Open(context.Background(), postgres.Config{DSN: dsn(t), Table: tbl, Key: "id", Fields: fields})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(src.Close)
+	return src
+}
+
+func all(t *testing.T, h adapters.Handler, q adapters.ProviderQuery) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for pages := 0; ; pages++ {
+		recs, next, err := h(context.Background(), q)
+		if err != nil {
+			t.Fatalf("%+v: %v", q, err)
+		}
+		for _, r := range recs {
+			var m map[string]any
+			d := json.NewDecoder(strings.NewReader(string(r)))
+			d.UseNumber()
+			if err := d.Decode(&m); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+		}
+		if next == "" || pages > 100 {
+			return out
+		}
+		q.PageToken = next
+	}
+}
+
+// TestPushdownAgreesWithTheHub: every filter pushed down to SQL selects
+// exactly the rows the hub's own matcher selects.
+func TestPushdownAgreesWithTheHub(t *testing.T) {
+	table(t, "patients")
+	src := open(t, "patients")
+	h := src.Handler()
+	every := all(t, h, adapters.ProviderQuery{Limit: 2})
+	if len(every) != 6 {
+		t.Fatalf("paged through %d rows, want 6", len(every))
+	}
+	if _, ok := every[0]["secret"]; ok {
+		t.Fatal("a column outside the schema was served")
+	}
+	if every[5]["id"].(json.Number).String() != "9007199254740993" {
+		t.Fatalf("64-bit id: %v", every[5]["id"])
+	}
+	for _, w := range []string{
+		"ward=north", "ward!=north", "age>=34", "age<34", "age<=19", "age>70", `ward in ["east","west"]`,
+		"name prefix Bo_", "name prefix 100%", "name prefix %", "name prefix _",
+		`name=x' OR '1'='1`, `name="x' OR '1'='1"`, "admitted>=2026-02-01", `ward in []`, `name prefix ""`,
+	} {
+		t.Run(w, func(t *testing.T) {
+			f, err := exchange.ParseFilter(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Validate(fields); err != nil {
+				t.Fatal(err)
+			}
+			got := all(t, h, adapters.ProviderQuery{Filters: []exchange.Filter{f}, Limit: 4})
+			var want []map[string]any
+			for _, r := range every {
+				if f.Match(r) {
+					want = append(want, r)
+				}
+			}
+			if ids(got) != ids(want) {
+				t.Fatalf("SQL selected %s, the hub's matcher %s", ids(got), ids(want))
+			}
+		})
+	}
+	// Values never reach the SQL text.
+	f, _ := exchange.ParseFilter(`name="x'); DROP TABLE patients; --"`)
+	sql, args, err := src.BuildQuery(adapters.ProviderQuery{Filters: []exchange.Filter{f}, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(sql, "DROP") || !slices.Contains(args, any("x'); DROP TABLE patients; --")) {
+		t.Fatalf("value spliced into SQL: %s %v", sql, args)
+	}
+	if got := all(t, h, adapters.ProviderQuery{Filters: []exchange.Filter{f}, Limit: 10}); len(got) != 0 {
+		t.Fatalf("injection attempt matched %d rows", len(got))
+	}
+	if n := len(all(t, h, adapters.ProviderQuery{Limit: 10})); n != 6 {
+		t.Fatalf("table changed: %d rows", n)
+	}
+	// Unknown columns are refused, not quoted into SQL.
+	if _, _, err := src.BuildQuery(adapters.ProviderQuery{Fields: []string{`id"; DROP TABLE patients; --`}}); err == nil {
+		t.Fatal("unknown column accepted")
+	}
+}
+
+func ids(rs []map[string]any) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, fmt.Sprint(r["id"]))
+	}
+	return strings.Join(s, ",")
+}
+
+// TestThroughTheHub: the adapter as a provider, queried by a grantee.
+func TestThroughTheHub(t *testing.T) {
+	table(t, "wards")
+	src := open(t, "wards")
+	env := testenv.Start(t)
+	ctx := context.Background()
+	owner, grantee := env.Officer("health"), env.Officer("tax")
+	mustPublish(t, owner, "health.wards", "conditional")
+	r, err := grantee.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.wards", Purpose: "p", Fields: []string{"id", "ward", "age"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id}); err != nil {
+		t.Fatal(err)
+	}
+	provider, consumer := env.System("health", "pg"), env.System("tax", "etl")
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = provider.Serve(pctx, []string{"health.wards"}, src.Handler()) }()
+	var q *xhubv1.QueryResponse
+	for i := 0; i < 200; i++ {
+		if q, err = consumer.Query(ctx, "health.wards", adapters.QueryOptions{Where: []string{"ward=north", "age>=20"}, Limit: 1}); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q.Records) != 1 || canon(q.Records[0]) != `{"age":34,"id":1,"ward":"north"}` || q.NextPageToken == "" {
+		t.Fatalf("first page: %q next %q", q.Records, q.NextPageToken)
+	}
+	q, err = consumer.Query(ctx, "health.wards", adapters.QueryOptions{Where: []string{"ward=north", "age>=20"}, Limit: 1, PageToken: q.NextPageToken})
+	if err != nil || len(q.Records) != 1 || !strings.Contains(string(q.Records[0]), "9007199254740993") {
+		t.Fatalf("second page: %q %v", q.Records, err)
+	}
+}
+
+func mustPublish(t *testing.T, owner *adapters.Client, id, share string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := owner.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: id, SchemaJson: []byte(schema)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: id, Title: id, ShareType: share, SchemaSubject: id}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWatchWithRestart: changed rows are published in order; a stopped
+// watcher resumes from its cursor; a batch republished after a crash
+// (published, cursor not advanced) is stored once.
+func TestWatchWithRestart(t *testing.T) {
+	conn := table(t, "admissions")
+	src := open(t, "admissions")
+	env := testenv.Start(t)
+	ctx := context.Background()
+	owner := env.Officer("health")
+	mustPublish(t, owner, "health.admissions", "open")
+	provider := env.System("health", "pg")
+	consumer := env.System("tax", "etl")
+	if _, err := env.Officer("tax").Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.admissions", Purpose: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := consumer.Subscribe(ctx, "health.admissions", "w", "beginning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored, dups int
+	var mu sync.Mutex
+	publish := func(ctx context.Context, recs [][]byte, id string) error {
+		r, err := provider.Publish(ctx, "health.admissions", recs, id)
+		if err != nil {
+			t.Logf("publish %s: %v", id, err)
+		}
+		if err == nil {
+			mu.Lock()
+			if r.Duplicate {
+				dups++
+			} else {
+				stored += len(recs)
+			}
+			mu.Unlock()
+		}
+		return err
+	}
+	watch := func() (stop func()) {
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			err := src.Watch(wctx, "health.admissions", 50*time.Millisecond, publish)
+			if err != nil {
+				t.Logf("watch: %v", err)
+			}
+			done <- err
+		}()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("watch: %v", err)
+			}
+		}
+	}
+	stop := watch()
+	time.Sleep(100 * time.Millisecond) // trigger installed
+	if _, err := conn.Exec(ctx, `INSERT INTO admissions VALUES (10,'New','north',30,NULL,'x'),(11,'Newer','south',31,NULL,'y'); UPDATE admissions SET age = 35 WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	got := recvIDs(t, sub, 3)
+	if got != "10,11,1" {
+		t.Fatalf("watched changes %s, want 10,11,1", got)
+	}
+	stop()
+	if _, err := conn.Exec(ctx, `INSERT INTO admissions VALUES (12,'While','east',40,NULL,'z')`); err != nil {
+		t.Fatal(err)
+	}
+	// A crash after publishing, before the cursor advanced: the same range
+	// is published again under the same batch id.
+	var cursor, pending int64
+	if err := conn.QueryRow(ctx, `SELECT seq, pending FROM xhub_cursor WHERE name = 'health.admissions'`).Scan(&cursor, &pending); err != nil {
+		t.Fatal(err)
+	}
+	if cursor != 3 || pending != 0 {
+		t.Fatalf("cursor %d pending %d after the first run, want 3 and 0", cursor, pending)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE xhub_cursor SET seq = 0, pending = 3 WHERE name = 'health.admissions'`); err != nil {
+		t.Fatal(err)
+	}
+	stop = watch()
+	defer stop()
+	got = recvIDs(t, sub, 1)
+	if got != "12" {
+		t.Fatalf("after restart %s, want 12 only", got)
+	}
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if stored != 4 || dups != 1 {
+		t.Fatalf("stored %d records with %d duplicate batches; want 4 and 1", stored, dups)
+	}
+}
+
+func recvIDs(t *testing.T, sub *adapters.Subscription, n int) string {
+	t.Helper()
+	timer := time.AfterFunc(15*time.Second, func() { _ = sub.Close() })
+	defer timer.Stop()
+	var ids []string
+	for len(ids) < n {
+		d, err := sub.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(d.Record, &m)
+		ids = append(ids, fmt.Sprint(m["id"]))
+		_ = sub.Ack(d.DeliveryId)
+	}
+	return strings.Join(ids, ",")
+}
+
+func canon(b []byte) string {
+	var m map[string]any
+	d := json.NewDecoder(strings.NewReader(string(b)))
+	d.UseNumber()
+	if err := d.Decode(&m); err != nil {
+		return "invalid: " + string(b)
+	}
+	out, _ := json.Marshal(m)
+	return string(out)
+}

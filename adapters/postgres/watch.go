@@ -1,0 +1,171 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Outbox objects the adapter installs (idempotently).
+const installSQL = `
+CREATE TABLE IF NOT EXISTS xhub_outbox (
+  seq     bigserial PRIMARY KEY,
+  tbl     text NOT NULL,
+  row_key text NOT NULL,
+  at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS xhub_outbox_tbl_seq ON xhub_outbox (tbl, seq);
+CREATE TABLE IF NOT EXISTS xhub_cursor (
+  name    text PRIMARY KEY,
+  seq     bigint NOT NULL,          -- every outbox row up to here is published
+  pending bigint NOT NULL DEFAULT 0 -- a batch up to here may have been published
+);
+CREATE OR REPLACE FUNCTION xhub_outbox_record() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO xhub_outbox (tbl, row_key)
+    VALUES (TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, to_jsonb(NEW) ->> TG_ARGV[0]);
+  PERFORM pg_notify('xhub_outbox', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
+  RETURN NEW;
+END $$;`
+
+// Publisher stores one batch; retried with the same id it stores once.
+type Publisher func(ctx context.Context, records [][]byte, batchID string) error
+
+// WatchBatch bounds the rows published at once.
+const WatchBatch = 500
+
+// Watch publishes inserted and updated rows, in the order they changed,
+// from the cursor stored under name: it installs the outbox trigger on the
+// table, publishes each run of changes as one batch whose id names the
+// outbox range (so a publish retried after a crash is deduplicated by the
+// hub), then advances the cursor. It waits for NOTIFY, and polls every
+// poll as a fallback. It returns when ctx ends.
+func (s *Source) Watch(ctx context.Context, name string, poll time.Duration, publish Publisher) error {
+	if poll <= 0 {
+		poll = 5 * time.Second
+	}
+	tbl := s.table[0] + "." + s.table[1]
+	trigger := pgx.Identifier{"xhub_outbox_" + s.table[1]}.Sanitize()
+	if _, err := s.pool.Exec(ctx, installSQL); err != nil {
+		return fmt.Errorf("postgres watch: install outbox: %w", err)
+	}
+	// The key column name is a trigger argument: a string literal, quoted.
+	keyLit := "'" + strings.ReplaceAll(s.key, "'", "''") + "'"
+	if _, err := s.pool.Exec(ctx, "DROP TRIGGER IF EXISTS "+trigger+" ON "+s.table.Sanitize()+"; CREATE TRIGGER "+trigger+
+		" AFTER INSERT OR UPDATE ON "+s.table.Sanitize()+" FOR EACH ROW EXECUTE FUNCTION xhub_outbox_record("+keyLit+")"); err != nil {
+		return fmt.Errorf("postgres watch: install trigger: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, "INSERT INTO xhub_cursor (name, seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING", name); err != nil {
+		return fmt.Errorf("postgres watch: cursor: %w", err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN xhub_outbox"); err != nil {
+		return fmt.Errorf("postgres watch: listen: %w", err)
+	}
+	cols, _ := s.columns(nil)
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = "t." + pgx.Identifier{c}.Sanitize()
+	}
+	changes := "SELECT o.seq, jsonb_strip_nulls(to_jsonb(x)) FROM xhub_outbox o CROSS JOIN LATERAL (SELECT " + strings.Join(quoted, ", ") +
+		" FROM " + s.table.Sanitize() + " t WHERE t." + pgx.Identifier{s.key}.Sanitize() + "::text = o.row_key) x" +
+		" WHERE o.tbl = $1 AND o.seq > $2 AND o.seq <= $3 ORDER BY o.seq LIMIT " + strconv.Itoa(WatchBatch)
+	for {
+		for {
+			n, err := s.publishChanges(ctx, name, tbl, changes, publish)
+			if ctx.Err() != nil {
+				return nil // stopping; a pending batch is republished on restart
+			}
+			if err != nil {
+				return err
+			}
+			if n < WatchBatch {
+				break
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, poll)
+		_, err := conn.Conn().WaitForNotification(wctx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && wctx.Err() == nil {
+			return fmt.Errorf("postgres watch: %w", err)
+		}
+	}
+}
+
+// publishChanges publishes one run of changes after the cursor and
+// advances it; it returns how many rows it published. The run is first
+// recorded as pending, then published under an id naming its outbox range,
+// then the cursor advances: after a crash in between, the same range is
+// published again under the same id, and the hub stores it once.
+func (s *Source) publishChanges(ctx context.Context, name, tbl, changes string, publish Publisher) (int, error) {
+	var cursor, pending int64
+	if err := s.pool.QueryRow(ctx, "SELECT seq, pending FROM xhub_cursor WHERE name = $1", name).Scan(&cursor, &pending); err != nil {
+		return 0, fmt.Errorf("postgres watch: cursor: %w", err)
+	}
+	upto := pending
+	if upto == 0 {
+		upto = math.MaxInt64
+	}
+	rows, err := s.pool.Query(ctx, changes, tbl, cursor, upto)
+	if err != nil {
+		return 0, fmt.Errorf("postgres watch: changes: %w", err)
+	}
+	var recs [][]byte
+	last := cursor
+	for rows.Next() {
+		var seq int64
+		var rec []byte
+		if err := rows.Scan(&seq, &rec); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		last = seq
+		recs = append(recs, rec)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if pending > 0 {
+		last = pending
+	}
+	if len(recs) == 0 {
+		// Outbox rows whose table rows were deleted before being read:
+		// move past them.
+		var maxSeq int64
+		if err := s.pool.QueryRow(ctx, "SELECT coalesce(max(seq), 0) FROM xhub_outbox WHERE tbl = $1 AND seq > $2", tbl, cursor).Scan(&maxSeq); err != nil {
+			return 0, err
+		}
+		if maxSeq > cursor {
+			_, err := s.pool.Exec(ctx, "UPDATE xhub_cursor SET seq = $2, pending = 0 WHERE name = $1", name, maxSeq)
+			return 0, err
+		}
+		return 0, nil
+	}
+	if pending == 0 {
+		if _, err := s.pool.Exec(ctx, "UPDATE xhub_cursor SET pending = $2 WHERE name = $1", name, last); err != nil {
+			return 0, fmt.Errorf("postgres watch: mark pending: %w", err)
+		}
+	}
+	batchID := fmt.Sprintf("%s:%s:%d-%d", name, tbl, cursor, last)
+	if err := publish(ctx, recs, batchID); err != nil {
+		return 0, fmt.Errorf("postgres watch: publish %s: %w", batchID, err)
+	}
+	// The batch is stored: finish the bookkeeping even if we are stopping.
+	if _, err := s.pool.Exec(context.WithoutCancel(ctx), "UPDATE xhub_cursor SET seq = $2, pending = 0 WHERE name = $1", name, last); err != nil {
+		return 0, fmt.Errorf("postgres watch: advance cursor: %w", err)
+	}
+	return len(recs), nil
+}
