@@ -195,9 +195,9 @@ func (c *cli) auditCmd() *cobra.Command {
 					return c.printProto(all)
 				}
 				w := c.table()
-				fmt.Fprintln(w, "TIME\tDEPT\tACTION\tDATASET\tRECORDS\tFIELDS\tREQUEST")
+				fmt.Fprintln(w, "TIME\tDEPT\tACTION\tDATASET\tRECORDS\tWITHHELD\tFIELDS\tREQUEST")
 				for _, e := range all.Entries {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.Time.AsTime().Format("2006-01-02 15:04:05"), e.Dept, e.Action, e.Dataset, e.Records, strings.Join(e.Fields, ","), e.RequestId)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", e.Time.AsTime().Format("2006-01-02 15:04:05"), e.Dept, e.Action, e.Dataset, e.Records, e.Withheld, strings.Join(e.Fields, ","), e.RequestId)
 				}
 				return w.Flush()
 			})

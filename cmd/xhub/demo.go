@@ -193,11 +193,45 @@ func (c *cli) demoCmd() *cobra.Command {
 			step("Who may read what: complete lists, with history.")
 			x(creds("health"), false, "share", "list", "--dataset", "health.vaccinations", "--status", "active")
 			x(creds("tax"), false, "share", "list", "--grantee", "tax")
+
+			step("The data plane. Health's registry connects outbound as the provider of its dataset (here: a JSON-lines file).")
+			x(creds("health"), false, "creds", "issue", "--dept", "health", "--role", "system", "--name", "registry", "--out", creds("health-registry"))
+			x(creds("tax"), false, "creds", "issue", "--dept", "tax", "--role", "system", "--name", "allowance-app", "--out", creds("tax-app"))
+			stopProvider := func() {}
+			if failed == nil {
+				stopProvider, failed = c.demoProvider(ctx, creds("health-registry"), file("registry.jsonl", registryRecords), node.Addr())
+			}
+			defer stopProvider()
+			step("Tax queries it: the hub checks the grant, validates each record against the schema and cuts it down to the granted fields.")
+			x(creds("tax-app"), false, "query", "health.vaccinations")
+			x(creds("tax-app"), false, "query", "health.vaccinations", "--where", "vaccine=MMR")
+			x(creds("tax-app"), true, "query", "health.vaccinations", "--fields", "person_id,dose")
+			x(creds("tax-app"), true, "query", "health.vaccinations", "--where", "dose>=2")
+
+			step("Push: tax subscribes; health publishes batches, validated whole and stored durably; a retried batch is stored once.")
+			var sub *demoSub
+			if failed == nil {
+				sub, failed = c.demoSubscribe(ctx, creds("tax-app"), node.Addr())
+			}
+			x(creds("health-registry"), true, "publish", "health.vaccinations", "--file", file("bad.jsonl", badBatch), "--batch-id", "day-0")
+			x(creds("health-registry"), false, "publish", "health.vaccinations", "--file", file("day1.jsonl", day1Batch), "--batch-id", "day-1")
+			x(creds("health-registry"), false, "publish", "health.vaccinations", "--file", filepath.Join(dir, "day1.jsonl"), "--batch-id", "day-1")
+			if failed == nil {
+				failed = sub.expect(2)
+			}
+
+			step("Health ends the grant before its term: the open stream ends at once, queries are refused.")
 			x(creds("health"), false, "share", "revoke", grant, "--reason", "allowance scheme ended")
+			if failed == nil {
+				failed = sub.expectEnd()
+			}
+			x(creds("tax-app"), true, "query", "health.vaccinations")
 			x(creds("health"), false, "share", "list", "--dataset", "health.vaccinations")
+			step("The audit trail: every query answered and batch delivered, with what was withheld.")
+			x(creds("health"), false, "audit", "--dataset", "health.vaccinations")
 
 			step("Every change above is an entry in the tamper-evident ledger (one JetStream stream, one order).")
-			x(creds("tax"), false, "ledger", "log", "--since", "18")
+			x(creds("tax"), false, "ledger", "log", "--since", "24")
 			step("A department checks the ledger itself, with the hub's key pinned in its creds file.")
 			x(creds("tax"), false, "ledger", "head")
 			x(creds("tax"), false, "ledger", "proof", strings.TrimPrefix(grant, "g-"))

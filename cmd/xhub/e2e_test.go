@@ -220,7 +220,8 @@ func TestDemo(t *testing.T) {
 	if err := run(context.Background(), []string{"demo"}, &out, &out); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"refused, as it should be", "type changed integer → string", "demo finished"} {
+	for _, want := range []string{"refused, as it should be", "type changed integer → string", "granted at once", "withheld 1 records",
+		"batch already stored", "[tax subscriber] received", "stream ended after", "PermissionDenied", "verified 2", "demo finished"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("demo output lacks %q", want)
 		}

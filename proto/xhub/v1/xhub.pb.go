@@ -4358,18 +4358,21 @@ func (x *ProviderCall) GetPageToken() string {
 }
 
 type AuditEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Dept          string                 `protobuf:"bytes,2,opt,name=dept,proto3" json:"dept,omitempty"`
-	Identity      string                 `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
-	Dataset       string                 `protobuf:"bytes,4,opt,name=dataset,proto3" json:"dataset,omitempty"`
-	Action        string                 `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"` // query | deliver | publish
-	Fields        []string               `protobuf:"bytes,6,rep,name=fields,proto3" json:"fields,omitempty"`
-	Records       int64                  `protobuf:"varint,7,opt,name=records,proto3" json:"records,omitempty"`
-	Time          *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time,proto3" json:"time,omitempty"`
-	RequestId     string                 `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Dept            string                 `protobuf:"bytes,2,opt,name=dept,proto3" json:"dept,omitempty"`
+	Identity        string                 `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
+	Dataset         string                 `protobuf:"bytes,4,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	Action          string                 `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"` // query | deliver | publish
+	Fields          []string               `protobuf:"bytes,6,rep,name=fields,proto3" json:"fields,omitempty"`
+	Records         int64                  `protobuf:"varint,7,opt,name=records,proto3" json:"records,omitempty"`
+	Time            *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time,proto3" json:"time,omitempty"`
+	RequestId       string                 `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Withheld        int64                  `protobuf:"varint,10,opt,name=withheld,proto3" json:"withheld,omitempty"` // records the hub refused to deliver
+	WithheldReasons []string               `protobuf:"bytes,11,rep,name=withheld_reasons,json=withheldReasons,proto3" json:"withheld_reasons,omitempty"`
+	Subscription    string                 `protobuf:"bytes,12,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AuditEntry) Reset() {
@@ -4461,6 +4464,27 @@ func (x *AuditEntry) GetTime() *timestamppb.Timestamp {
 func (x *AuditEntry) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetWithheld() int64 {
+	if x != nil {
+		return x.Withheld
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetWithheldReasons() []string {
+	if x != nil {
+		return x.WithheldReasons
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
 	}
 	return ""
 }
@@ -4952,7 +4976,7 @@ const file_xhub_proto_rawDesc = "" +
 	"\afilters\x18\x04 \x03(\v2\x0f.xhub.v1.FilterR\afilters\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x06 \x01(\tR\tpageToken\"\xff\x01\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"\xea\x02\n" +
 	"\n" +
 	"AuditEntry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -4964,7 +4988,11 @@ const file_xhub_proto_rawDesc = "" +
 	"\arecords\x18\a \x01(\x03R\arecords\x12.\n" +
 	"\x04time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\t \x01(\tR\trequestId\"\xae\x01\n" +
+	"request_id\x18\t \x01(\tR\trequestId\x12\x1a\n" +
+	"\bwithheld\x18\n" +
+	" \x01(\x03R\bwithheld\x12)\n" +
+	"\x10withheld_reasons\x18\v \x03(\tR\x0fwithheldReasons\x12\"\n" +
+	"\fsubscription\x18\f \x01(\tR\fsubscription\"\xae\x01\n" +
 	"\x10ListAuditRequest\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12\x12\n" +
 	"\x04dept\x18\x02 \x01(\tR\x04dept\x120\n" +
