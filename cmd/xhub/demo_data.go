@@ -113,4 +113,3 @@ func (s *demoSub) expectEnd() error {
 		return errors.New("demo: the subscription outlived its revoked grant")
 	}
 }
-
