@@ -181,6 +181,9 @@ func (p *Plane) Query(ctx context.Context, caller exchange.Identity, in QueryInp
 	return out, nil
 }
 
+// MaxProvidedDatasets bounds the datasets of one provider stream.
+const MaxProvidedDatasets = 256
+
 // ProviderSession routes the queries for a provider's datasets to it,
 // while it is connected.
 type ProviderSession struct {
@@ -197,8 +200,8 @@ type ProviderSession struct {
 // of the given datasets; each must belong to the caller's department. The
 // session's Calls channel delivers them; answer each with Answer.
 func (p *Plane) OpenProvider(caller exchange.Identity, datasets []catalog.DatasetID) (*ProviderSession, error) {
-	if len(datasets) == 0 {
-		return nil, fault.Invalid("datasets", "name at least one dataset to provide")
+	if len(datasets) == 0 || len(datasets) > MaxProvidedDatasets {
+		return nil, fault.Invalid("datasets", "name 1 to %d datasets to provide, not %d", MaxProvidedDatasets, len(datasets))
 	}
 	for _, id := range datasets {
 		ds, err := p.publishedDataset(id)
