@@ -87,6 +87,7 @@ type Plane struct {
 	lg    *slog.Logger
 	audit *auditLog
 	subs  *subCounter
+	m     *metrics
 }
 
 // New builds a Plane.
@@ -94,7 +95,7 @@ func New(cfg Config) (*Plane, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p := &Plane{cfg: cfg, cp: cfg.CP, nc: cfg.NC, js: cfg.JS, lg: cfg.Logger, subs: newSubCounter(cfg.MaxSubscriptions)}
+	p := &Plane{cfg: cfg, cp: cfg.CP, nc: cfg.NC, js: cfg.JS, lg: cfg.Logger, subs: newSubCounter(cfg.MaxSubscriptions), m: newMetrics()}
 	p.audit = newAuditLog(cfg.JS, cfg.AuditStream, cfg.AuditPrefix, cfg.Logger)
 	return p, nil
 }

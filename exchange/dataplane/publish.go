@@ -96,6 +96,7 @@ func (p *Plane) Publish(ctx context.Context, caller exchange.Identity, dataset c
 	}
 	res := PublishResult{StreamSeq: ack.Sequence, Duplicate: ack.Duplicate, Count: len(records), BatchID: batchID}
 	if !ack.Duplicate {
+		p.m.published.Add(float64(len(records)))
 		p.audit.record(AuditEntry{RequestID: batchID, Dept: caller.Dept, Identity: caller.URI(), Dataset: ds.ID, Action: ActionPublish, Records: int64(len(records)), Time: p.cfg.Now()})
 	}
 	return res, nil

@@ -71,7 +71,26 @@ const MaxWithheldReasons = 20
 
 // Query checks the caller's grant, forwards the query to a provider of
 // the dataset, validates and projects what comes back, and audits it.
-func (p *Plane) Query(ctx context.Context, caller exchange.Identity, in QueryInput) (QueryResult, error) {
+func (p *Plane) Query(ctx context.Context, caller exchange.Identity, in QueryInput) (res QueryResult, err error) {
+	defer func() {
+		outcome := "ok"
+		switch {
+		case err == nil:
+			p.m.returned.Add(float64(len(res.Records)))
+			p.m.withheld.Add(float64(res.Withheld))
+		case fault.KindOf(err) == fault.KindDenied:
+			outcome = "denied"
+		case fault.KindOf(err) == fault.KindUnavailable:
+			outcome = "unavailable"
+		default:
+			outcome = "error"
+		}
+		p.m.queries.WithLabelValues(outcome).Inc()
+	}()
+	return p.query(ctx, caller, in)
+}
+
+func (p *Plane) query(ctx context.Context, caller exchange.Identity, in QueryInput) (QueryResult, error) {
 	ds, err := p.publishedDataset(in.Dataset)
 	if err != nil {
 		return QueryResult{}, err
@@ -126,27 +145,27 @@ func (p *Plane) Query(ctx context.Context, caller exchange.Identity, in QueryInp
 	case err != nil:
 		return QueryResult{}, err
 	}
-	res, err := decodeResult(msg.Data)
+	pres, err := decodeResult(msg.Data)
 	if err != nil {
 		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: "provider answer is malformed: " + err.Error()}
 	}
-	if res.Error != "" {
-		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("provider of %s: %s", ds.ID, res.Error)}
+	if pres.Error != "" {
+		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("provider of %s: %s", ds.ID, pres.Error)}
 	}
-	out := QueryResult{RequestID: reqID, NextPageToken: res.NextToken, Fields: fields}
+	out := QueryResult{RequestID: reqID, NextPageToken: pres.NextToken, Fields: fields}
 	withhold := func(i int, why string) {
 		out.Withheld++
 		if len(out.WithheldReasons) < MaxWithheldReasons {
 			out.WithheldReasons = append(out.WithheldReasons, fmt.Sprintf("record %d: %s", i, why))
 		}
 	}
-	if len(res.Records) > limit {
-		for i := limit; i < len(res.Records); i++ {
+	if len(pres.Records) > limit {
+		for i := limit; i < len(pres.Records); i++ {
 			withhold(i, fmt.Sprintf("beyond the limit of %d", limit))
 		}
-		res.Records = res.Records[:limit]
+		pres.Records = pres.Records[:limit]
 	}
-	for i, raw := range res.Records {
+	for i, raw := range pres.Records {
 		rec, err := decodeObject(raw, p.cfg.MaxRecordBytes)
 		if err != nil {
 			withhold(i, err.Error())
@@ -194,6 +213,8 @@ type ProviderSession struct {
 	pending map[string]*nats.Msg
 	next    atomic.Uint64
 	closed  bool
+
+	closeOnce sync.Once
 }
 
 // OpenProvider subscribes, in the providers' queue group, to the queries
@@ -213,6 +234,7 @@ func (p *Plane) OpenProvider(caller exchange.Identity, datasets []catalog.Datase
 		}
 	}
 	s := &ProviderSession{p: p, calls: make(chan Call, 256), pending: make(map[string]*nats.Msg)}
+	p.m.providers.Inc()
 	for _, id := range datasets {
 		sub, err := p.nc.QueueSubscribe(p.cfg.QueryPfx+string(id), p.cfg.ProviderQueue, s.handle)
 		if err != nil {
@@ -278,6 +300,7 @@ func (s *ProviderSession) Answer(r Result) error {
 // Close unsubscribes and answers every call still waiting with an error,
 // so consumers see UNAVAILABLE at once rather than a timeout.
 func (s *ProviderSession) Close() {
+	s.closeOnce.Do(func() { s.p.m.providers.Dec() })
 	for _, sub := range s.subs {
 		_ = sub.Unsubscribe()
 	}

@@ -158,10 +158,12 @@ func (p *Plane) Subscribe(ctx context.Context, caller exchange.Identity, in Subs
 	wg.Add(2)
 	go func() { defer wg.Done(); s.pump(sctx) }()
 	go func() { defer wg.Done(); s.watch(sctx) }()
+	p.m.subs.Inc()
 	go func() {
 		wg.Wait()
 		close(s.out)
 		release()
+		p.m.subs.Dec()
 		close(s.done)
 	}()
 	return s, nil
@@ -293,6 +295,7 @@ func (s *Subscription) pump(ctx context.Context) {
 				return
 			}
 		}
+		s.p.m.delivered.Add(float64(len(ds)))
 		s.p.audit.record(AuditEntry{
 			RequestID: batchID, Dept: s.caller.Dept, Identity: s.caller.URI(), Dataset: s.ds.ID, Action: ActionDeliver,
 			Fields: acc.Fields, Records: int64(len(ds)), Subscription: s.name, Time: s.p.cfg.Now(),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +98,7 @@ func (f *dataFixture) serve(t *testing.T, block chan struct{}) context.CancelFun
 }
 
 func TestQuery(t *testing.T) {
-	f := newDataFixture(t)
+	f := newDataFixture(t, testenv.WithMetrics())
 	ctx := context.Background()
 
 	_, err := f.consumer.Query(ctx, "health.cases", adapters.QueryOptions{})
@@ -149,6 +151,19 @@ func TestQuery(t *testing.T) {
 				t.Fatalf("got %v, want %s with %q", err, tc.code, tc.want)
 			}
 		})
+	}
+
+	// The node counts what it did.
+	resp, err := http.Get("http://" + f.env.Node.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`xhub_queries_total{outcome="ok"}`, `xhub_queries_total{outcome="denied"}`, "xhub_query_records_withheld_total", "xhub_open_provider_streams 1", "xhub_ledger_applied_seq"} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("metrics lack %s", want)
+		}
 	}
 
 	// Revoked: refused.

@@ -100,6 +100,8 @@ type Node struct {
 	GRPC      *api.Server
 	lis       net.Listener
 	metrics   *http.Server
+	// metricsAddr is where /metrics is served ("" when off).
+	metricsAddr string
 
 	// AdminCreds is the path of this data dir's admin credentials.
 	AdminCreds string
@@ -194,6 +196,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	return n, nil
 }
 
+// MetricsAddr is the address of /metrics ("" when off).
+func (n *Node) MetricsAddr() string { return n.metricsAddr }
+
 // Addr is the gRPC address clients dial.
 func (n *Node) Addr() string { return n.lis.Addr().String() }
 
@@ -242,12 +247,14 @@ func (n *Node) startMetrics() error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xhub_ledger_applied_seq", Help: "Sequence of the last control-plane entry applied on this node."},
 		func() float64 { return float64(n.CP.Applied()) }))
+	reg.MustRegister(n.DP.Collectors()...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	lis, err := net.Listen("tcp", n.cfg.MetricsListen)
 	if err != nil {
 		return fmt.Errorf("hub: metrics listen %s: %w", n.cfg.MetricsListen, err)
 	}
+	n.metricsAddr = lis.Addr().String()
 	n.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { n.serveErr <- n.metrics.Serve(lis) }()
 	return nil

@@ -39,3 +39,6 @@ func WithSweep(d time.Duration) Option { return func(cfg *hub.Config) { cfg.Swee
 
 // WithResponseDays sets the response deadline for conditional requests.
 func WithResponseDays(n int) Option { return func(cfg *hub.Config) { cfg.ResponseDays = n } }
+
+// WithMetrics serves /metrics on a free loopback port.
+func WithMetrics() Option { return func(cfg *hub.Config) { cfg.MetricsListen = "127.0.0.1:0" } }
