@@ -145,12 +145,43 @@ func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServ
 	return handler(ctx, req)
 }
 
+// CredentialCheckInterval is how often a long-lived stream re-checks its
+// caller's credential: a revoked credential ends its open streams too.
+const CredentialCheckInterval = 200 * time.Millisecond
+
 func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ctx, err := a.authenticate(ss.Context(), info.FullMethod)
 	if err != nil {
 		return err
 	}
-	return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+	if openMethod(info.FullMethod) {
+		return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+	}
+	p, _ := peer.FromContext(ctx)
+	ti, _ := p.AuthInfo.(credentials.TLSInfo)
+	_, serial, _ := pki.IdentityOf(ti.State.VerifiedChains[0][0])
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		t := time.NewTicker(CredentialCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if c, ok := a.cp.Credential(serial); !ok || c.Revoked {
+					cancel(status.Errorf(codes.Unauthenticated, "credential %s was revoked: %s", serial, c.RevokeReason))
+					return
+				}
+			}
+		}
+	}()
+	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+	if cause := context.Cause(ctx); cause != nil && status.Code(cause) == codes.Unauthenticated {
+		return cause
+	}
+	return err
 }
 
 type wrappedStream struct {

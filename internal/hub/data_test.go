@@ -319,3 +319,32 @@ func recvN(t *testing.T, sub *adapters.Subscription, n int) []string {
 	}
 	return out
 }
+
+// TestRevokedCredentialEndsStreams: revoking the subscriber's credential
+// ends its open stream, not only its next call.
+func TestRevokedCredentialEndsStreams(t *testing.T) {
+	f := newDataFixture(t)
+	ctx := context.Background()
+	creds := f.env.Creds("tax", "system", "short-lived")
+	cl := f.env.Dial(creds)
+	sub, err := cl.Subscribe(ctx, "health.cases", "s", "new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.provider.Publish(ctx, "health.cases", records(1, 1), "x1"); err != nil {
+		t.Fatal(err)
+	}
+	recvN(t, sub, 1)
+	serial := mustSerial(t, creds)
+	if _, err := f.env.Admin.Credentials.RevokeCredential(ctx, &xhubv1.RevokeCredentialRequest{Serial: serial, Reason: "laptop lost"}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = sub.Recv()
+	if testenv.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("stream after its credential was revoked: %v", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("stream outlived its credential by %s", el)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/internal/hub"
+	"github.com/xhub-gov/xhub/internal/pki"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -212,4 +213,13 @@ func TestNodeWithAnotherCARefusesToJoin(t *testing.T) {
 	if !strings.Contains(err.Error(), "certificate authority") {
 		t.Fatalf("error does not explain: %v", err)
 	}
+}
+
+func mustSerial(t *testing.T, credsFile string) string {
+	t.Helper()
+	c, err := pki.LoadCreds(credsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Serial
 }
