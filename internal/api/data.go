@@ -120,6 +120,8 @@ func (s *exchangeSvc) Subscribe(stream xhubv1.Exchange_SubscribeServer) error {
 				return status.Error(codes.Canceled, "subscriber went away: "+err.Error())
 			}
 			return nil
+		case <-s.draining:
+			return status.Error(codes.Unavailable, "hub node shutting down: resubscribe (to any node) to resume")
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -179,6 +181,8 @@ func (s *providerSvc) Serve(stream xhubv1.Provider_ServeServer) error {
 				return nil
 			}
 			return err
+		case <-s.draining:
+			return status.Error(codes.Unavailable, "hub node shutting down: reconnect (to any node)")
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -40,6 +40,15 @@ type Config struct {
 type Server struct {
 	*grpc.Server
 	Health *health.Server
+	drain  context.CancelFunc
+}
+
+// Drain ends the long-lived streams (subscriptions, providers) with
+// UNAVAILABLE so that GracefulStop does not wait on them; clients
+// reconnect to another node. Unary calls in flight finish.
+func (s *Server) Drain() {
+	s.Health.Shutdown()
+	s.drain()
 }
 
 // New builds the server with every xhub.v1 service, health and reflection.
@@ -67,7 +76,8 @@ func New(cfg Config) *Server {
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(gs, h)
 	reflection.Register(gs)
-	base := &base{cp: cfg.CP, log: cfg.Logger}
+	draining, drain := context.WithCancel(context.Background())
+	base := &base{cp: cfg.CP, log: cfg.Logger, draining: draining.Done()}
 	xhubv1.RegisterDepartmentsServer(gs, &departments{base: base})
 	xhubv1.RegisterCredentialsServer(gs, &credentialsSvc{base: base, ca: cfg.Authority})
 	xhubv1.RegisterSchemasServer(gs, &schemasSvc{base: base})
@@ -78,7 +88,7 @@ func New(cfg Config) *Server {
 	xhubv1.RegisterProviderServer(gs, &providerSvc{base: base, dp: cfg.DP})
 	xhubv1.RegisterAuditServer(gs, &auditSvc{base: base, dp: cfg.DP})
 	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	return &Server{Server: gs, Health: h}
+	return &Server{Server: gs, Health: h, drain: drain}
 }
 
 func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
@@ -100,8 +110,9 @@ func (internalError) Error() string { return "internal error" }
 var errInternal = internalError{}
 
 type base struct {
-	cp  *exchange.ControlPlane
-	log *slog.Logger
+	cp       *exchange.ControlPlane
+	log      *slog.Logger
+	draining <-chan struct{} // closed when the node shuts down
 }
 
 // wait makes a read see the caller's own writes: it waits, bounded, until

@@ -348,3 +348,22 @@ func TestRevokedCredentialEndsStreams(t *testing.T) {
 		t.Fatalf("stream outlived its credential by %s", el)
 	}
 }
+
+// TestShutdownEndsStreams: stopping a node ends its open streams with
+// UNAVAILABLE at once, so shutdown does not wait on them.
+func TestShutdownEndsStreams(t *testing.T) {
+	f := newDataFixture(t)
+	sub, err := f.consumer.Subscribe(context.Background(), "health.cases", "s", "new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	f.env.Stop()
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("shutdown took %s with a stream open", el)
+	}
+	if _, err := sub.Recv(); testenv.Code(err) != codes.Unavailable {
+		t.Fatalf("open stream at shutdown: %v", err)
+	}
+}

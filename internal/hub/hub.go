@@ -265,6 +265,7 @@ func (n *Node) startMetrics() error {
 func (n *Node) Close() {
 	n.closeOnce.Do(func() {
 		if n.GRPC != nil {
+			n.GRPC.Drain()
 			done := make(chan struct{})
 			go func() { n.GRPC.GracefulStop(); close(done) }()
 			select {
