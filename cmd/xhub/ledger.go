@@ -113,6 +113,18 @@ extends that earlier one, i.e. that nothing recorded before was rewritten.`,
 				if err != nil {
 					return err
 				}
+				if c.json() {
+					out := map[string]any{"seq": e.Seq, "kind": e.Kind, "subject": e.Subject, "actor": e.Actor, "time": e.Time.AsTime(),
+						"inclusion_verified": true, "head_size": t.N, "head_root": t.Hash.String()}
+					if earlier != nil {
+						old, cur, err := lv.Consistency(ctx, earlier)
+						if err != nil {
+							return fmt.Errorf("consistency with %s: %w", fromHead, err)
+						}
+						out["consistency_verified"], out["from_size"], out["to_size"] = true, old.N, cur.N
+					}
+					return c.printJSON(out)
+				}
 				c.say("entry %d: %s %s by %s at %s", e.Seq, e.Kind, e.Subject, e.Actor, e.Time.AsTime().Format(time.RFC3339))
 				c.say("inclusion proof verified against the signed head of %d entries (root %s)", t.N, t.Hash)
 				if earlier != nil {
@@ -145,6 +157,9 @@ extends that earlier one, i.e. that nothing recorded before was rewritten.`,
 				}
 				if rep.Mismatch != nil {
 					return fmt.Errorf("ledger verification failed: %v", rep.Mismatch)
+				}
+				if c.json() {
+					return c.printJSON(map[string]any{"verified": true, "entries": rep.Entries, "root": rep.Head.Hash.String()})
 				}
 				c.say("verified %d entries in %s: every entry is canonical, chains to its predecessor, and the recomputed Merkle root %s equals the signed head's",
 					rep.Entries, time.Since(start).Round(time.Millisecond), rep.Head.Hash)
