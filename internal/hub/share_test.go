@@ -3,8 +3,11 @@ package hub_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/internal/testenv"
@@ -169,4 +172,62 @@ func TestGrantListsArePagedCompletely(t *testing.T) {
 	if len(seen) != n {
 		t.Fatalf("%d grants across pages, want %d", len(seen), n)
 	}
+}
+
+// TestShareEvents: a conditional request reaches the owner's officers on
+// xhub.ev.<owner>, the decision the requester's on xhub.ev.<requester>.
+func TestShareEvents(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	owner := env.Officer("health")
+	publishOpen(t, owner, "health.cases", "conditional")
+	evs := make(chan string, 4)
+	for _, d := range []string{"health", "tax"} {
+		sub, err := env.Node.NC.Subscribe("xhub.ev."+d, func(m *nats.Msg) { evs <- m.Subject + " " + string(m.Data) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+	}
+	r, err := env.Officer("tax").Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`xhub.ev.health {"kind":"share.requested","id":"` + r.Request.Id + `"}`,
+		`xhub.ev.tax {"kind":"share.approved","id":"` + r.Request.Id + `"}`,
+	}
+	for _, w := range want {
+		select {
+		case got := <-evs:
+			if got != w {
+				t.Fatalf("event %q, want %q", got, w)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no event %q", w)
+		}
+	}
+}
+
+// TestNATSPortNeedsPassword: the embedded server's port, when opened,
+// refuses clients without the hub's credentials.
+func TestNATSPortNeedsPassword(t *testing.T) {
+	env := testenv.Start(t, testenv.WithNATSListen())
+	u, err := url.Parse(env.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := "nats://" + u.Host
+	if nc, err := nats.Connect(anon, nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("connected to the hub's NATS without a password")
+	}
+	nc, err := nats.Connect(env.NATSURL(), nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatalf("with the hub's password: %v", err)
+	}
+	nc.Close()
 }
