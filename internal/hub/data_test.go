@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -365,5 +366,42 @@ func TestShutdownEndsStreams(t *testing.T) {
 	}
 	if _, err := sub.Recv(); testenv.Code(err) != codes.Unavailable {
 		t.Fatalf("open stream at shutdown: %v", err)
+	}
+}
+
+// TestProvidersShareTheLoad: two provider instances of one dataset both
+// answer queries (one queue group), and either alone suffices.
+func TestProvidersShareTheLoad(t *testing.T) {
+	f := newDataFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	served := map[string]int{}
+	var wg sync.WaitGroup
+	for _, name := range []string{"a", "b"} {
+		p := f.env.System("health", "replica-"+name)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = p.Serve(ctx, []string{"health.cases"}, func(context.Context, adapters.ProviderQuery) ([][]byte, string, error) {
+				mu.Lock()
+				served[name]++
+				mu.Unlock()
+				return [][]byte{[]byte(`{"id":1,"ward":"north"}`)}, "", nil
+			})
+		}()
+	}
+	defer wg.Wait()
+	defer cancel()
+	time.Sleep(300 * time.Millisecond)
+	for i := 0; i < 60; i++ {
+		if _, err := f.consumer.Query(context.Background(), "health.cases", adapters.QueryOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if served["a"] == 0 || served["b"] == 0 || served["a"]+served["b"] != 60 {
+		t.Fatalf("queries served: %v", served)
 	}
 }
