@@ -1,0 +1,56 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// stdDecode is the reference: encoding/json's Decoder with UseNumber and
+// nothing but white space after the value.
+func stdDecode(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	for _, c := range raw[dec.InputOffset():] {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return nil, json.Unmarshal([]byte("x"), &v)
+		}
+	}
+	return v, nil
+}
+
+// FuzzDecodeAgrees is the differential test of the fast record decoder
+// against encoding/json: same verdict, same value, on every input.
+func FuzzDecodeAgrees(f *testing.F) {
+	for _, s := range []string{`{"a":1,"b":[true,false,null,"x"],"c":{"d":-1.5e+10}}`, `{"a":1,"a":2}`, `"\u00e9\ud800"`,
+		"\"\xff\"", `{"a":01}`, `[1,]`, `{"a" 1}`, ` {} `, `{}x`, `-`, `1.`, `1e`, `0.5E-3`, `"\t"`, "\"a\tb\"", `{"\\u0061":1}`,
+		`9007199254740993`, `[[[[]]]]`, `nul`, `"`, `{"a":"b\"c"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		want, werr := stdDecode(raw)
+		got, gerr := decodeFast(raw)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("%q: encoding/json err=%v, fast err=%v", raw, werr, gerr)
+		}
+		if werr == nil && !reflect.DeepEqual(want, got) {
+			t.Fatalf("%q: encoding/json %#v, fast %#v", raw, want, got)
+		}
+	})
+}
+
+func TestDecodeNestingLimitAgrees(t *testing.T) {
+	for _, n := range []int{9999, 10000, 10001} {
+		raw := append(bytes.Repeat([]byte("["), n), bytes.Repeat([]byte("]"), n)...)
+		_, werr := stdDecode(raw)
+		_, gerr := decodeFast(raw)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("depth %d: encoding/json err=%v, fast err=%v", n, werr, gerr)
+		}
+	}
+}
