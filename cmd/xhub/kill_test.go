@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -18,7 +19,10 @@ import (
 // TestMain lets the test binary act as `xhub serve` in a child process.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("XHUB_TEST_SERVE_DIR"); dir != "" {
-		err := run(context.Background(), []string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0", "--log-level", "error"}, os.Stdout, os.Stderr)
+		// As main does: SIGTERM and SIGINT end the context.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		err := run(ctx, []string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0", "--log-level", "error"}, os.Stdout, os.Stderr)
 		if err != nil {
 			os.Stderr.WriteString(err.Error() + "\n")
 			os.Exit(1)
@@ -116,5 +120,45 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	n, err := cl.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "after", Name: "After"})
 	if err != nil || n.Seq != last+1 {
 		t.Fatalf("next entry: %v %v, want seq %d", n, err, last+1)
+	}
+}
+
+// TestSIGTERMShutsDownCleanly: `xhub serve` exits 0 on SIGTERM, promptly,
+// and starts again on the same data dir with everything there.
+func TestSIGTERMShutsDownCleanly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	dir := t.TempDir()
+	cmd, addr := startServe(t, dir)
+	ctx := context.Background()
+	cl, err := adapters.Dial(ctx, filepath.Join(dir, "admin.creds"), adapters.WithHub(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := cl.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "health", Name: "Health"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve exited with %v after SIGTERM", err)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("shutdown took %s", el)
+	}
+	_, addr = startServe(t, dir)
+	cl, err = adapters.Dial(ctx, filepath.Join(dir, "admin.creds"), adapters.WithHub(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	d, err := cl.Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{MinSeq: r.Seq})
+	if err != nil || len(d.Departments) != 1 {
+		t.Fatalf("after restart: %v %v", d, err)
 	}
 }
