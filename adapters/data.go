@@ -123,7 +123,8 @@ type Subscription struct {
 
 // Subscribe opens (or resumes) the durable subscription name of this
 // client's department. from is "new" or "beginning" (used when the
-// subscription is first made).
+// subscription is first made). It returns once the hub has the
+// subscription in place, or with the hub's refusal.
 func (c *Client) Subscribe(ctx context.Context, dataset, name, from string) (*Subscription, error) {
 	stream, err := c.Exchange.Subscribe(ctx)
 	if err != nil {
@@ -132,6 +133,16 @@ func (c *Client) Subscribe(ctx context.Context, dataset, name, from string) (*Su
 	err = stream.Send(&xhubv1.SubscribeRequest{Msg: &xhubv1.SubscribeRequest_Start{Start: &xhubv1.SubscribeStart{Dataset: dataset, Name: name, From: from}}})
 	if err != nil {
 		return nil, err
+	}
+	// Wait for the hub's ready marker (delivery id 0): a refusal is
+	// reported here, and records published after Subscribe returns are
+	// delivered.
+	ready, err := stream.Recv()
+	if err != nil {
+		return nil, err
+	}
+	if ready.DeliveryId != 0 || ready.Record != nil {
+		return nil, fmt.Errorf("subscribe: hub sent a record before its ready marker")
 	}
 	return &Subscription{stream: stream}, nil
 }

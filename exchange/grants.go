@@ -77,7 +77,11 @@ func (cp *ControlPlane) CheckAccess(grantee catalog.DeptID, dataset catalog.Data
 			continue
 		}
 		a.Grants = append(a.Grants, g.ID)
-		a.Fields = append(a.Fields, g.Fields...)
+		if a.Fields == nil {
+			a.Fields = g.Fields // shared, read-only: grants are never changed in place
+		} else {
+			a.Fields = append(slices.Clone(a.Fields), g.Fields...)
+		}
 		if g.ExpiresAt.After(a.ExpiresAt) {
 			a.ExpiresAt = g.ExpiresAt
 		}

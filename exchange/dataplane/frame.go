@@ -12,6 +12,7 @@ import (
 var (
 	batchMagic  = []byte("XB1")
 	resultMagic = []byte("XR1")
+	callMagic   = []byte("XC1")
 	errFrame    = errors.New("malformed frame")
 )
 

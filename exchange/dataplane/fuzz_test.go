@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/schemas"
 )
 
@@ -44,6 +45,9 @@ func FuzzFrames(f *testing.F) {
 	f.Add(encodeBatch("b1", [][]byte{[]byte(`{"a":1}`), nil}))
 	f.Add(Result{Error: "e", NextToken: "n", Records: [][]byte{[]byte("{}")}}.encode())
 	f.Add([]byte("XB1\x01"))
+	if c, err := (Call{Dataset: "a.bb", Fields: []string{"x"}, Limit: 3, Filters: []exchange.Filter{{Field: "x", Op: exchange.OpIn, Value: []any{"a"}}}}).encode(); err == nil {
+		f.Add(c)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Decoding never crashes; what decodes re-encodes to a frame that
 		// decodes to the same thing (varint encodings may differ).
@@ -59,5 +63,14 @@ func FuzzFrames(f *testing.F) {
 			}
 		}
 		_, _ = decodeResult(b)
+		if c, err := decodeCall(b); err == nil {
+			again, err := c.encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c2, err := decodeCall(again); err != nil || c2.Dataset != c.Dataset || len(c2.Filters) != len(c.Filters) || len(c2.Fields) != len(c.Fields) {
+				t.Fatalf("call frame does not round-trip: %v", err)
+			}
+		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -15,16 +16,67 @@ import (
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
-// Call is a query forwarded to a provider.
+// Call is a query forwarded to a provider. Between nodes it travels as a
+// frame (filters, if any, as JSON).
 type Call struct {
-	ID        string            `json:"id,omitempty"`
-	Dataset   catalog.DatasetID `json:"dataset"`
-	Fields    []string          `json:"fields"`
-	Filters   []exchange.Filter `json:"filters,omitempty"`
-	Limit     int               `json:"limit"`
-	PageToken string            `json:"page_token,omitempty"`
-	Consumer  catalog.DeptID    `json:"consumer"`
-	RequestID string            `json:"request_id"`
+	ID        string
+	Dataset   catalog.DatasetID
+	Fields    []string
+	Filters   []exchange.Filter
+	Limit     int
+	PageToken string
+	Consumer  catalog.DeptID
+	RequestID string
+}
+
+func (c Call) encode() ([]byte, error) {
+	filters := ""
+	if len(c.Filters) > 0 {
+		b, err := json.Marshal(c.Filters)
+		if err != nil {
+			return nil, err
+		}
+		filters = string(b)
+	}
+	fields := make([][]byte, len(c.Fields))
+	for i, f := range c.Fields {
+		fields[i] = []byte(f)
+	}
+	strs := []string{string(c.Dataset), string(c.Consumer), c.RequestID, c.PageToken, strconv.Itoa(c.Limit), filters}
+	return encodeFrame(callMagic, strs, fields), nil
+}
+
+func decodeCall(b []byte) (Call, error) {
+	strs, fields, err := decodeFrame(callMagic, b, 6)
+	if err != nil {
+		return Call{}, err
+	}
+	limit, err := strconv.Atoi(strs[4])
+	if err != nil {
+		return Call{}, errFrame
+	}
+	c := Call{Dataset: catalog.DatasetID(strs[0]), Consumer: catalog.DeptID(strs[1]), RequestID: strs[2], PageToken: strs[3], Limit: limit}
+	for _, f := range fields {
+		c.Fields = append(c.Fields, string(f))
+	}
+	if strs[5] != "" {
+		var raw []struct {
+			Field string          `json:"field"`
+			Op    exchange.Op     `json:"op"`
+			Value json.RawMessage `json:"value"`
+		}
+		if err := json.Unmarshal([]byte(strs[5]), &raw); err != nil {
+			return Call{}, errFrame
+		}
+		for _, r := range raw {
+			v, err := exchange.DecodeFilterValue(r.Value)
+			if err != nil {
+				return Call{}, errFrame
+			}
+			c.Filters = append(c.Filters, exchange.Filter{Field: r.Field, Op: r.Op, Value: v})
+		}
+	}
+	return c, nil
 }
 
 // Result is a provider's answer. Between nodes it travels as a frame.
@@ -130,7 +182,7 @@ func (p *Plane) query(ctx context.Context, caller exchange.Identity, in QueryInp
 	}
 	reqID := newRequestID()
 	call := Call{Dataset: ds.ID, Fields: fields, Filters: in.Filters, Limit: limit, PageToken: in.PageToken, Consumer: caller.Dept, RequestID: reqID}
-	data, err := json.Marshal(call)
+	data, err := call.encode()
 	if err != nil {
 		return QueryResult{}, err
 	}
@@ -250,8 +302,8 @@ func (p *Plane) OpenProvider(caller exchange.Identity, datasets []catalog.Datase
 func (s *ProviderSession) Calls() <-chan Call { return s.calls }
 
 func (s *ProviderSession) handle(m *nats.Msg) {
-	var c Call
-	if err := json.Unmarshal(m.Data, &c); err != nil {
+	c, err := decodeCall(m.Data)
+	if err != nil {
 		s.reply(m, Result{Error: "malformed call"})
 		return
 	}

@@ -84,6 +84,11 @@ func (s *exchangeSvc) Subscribe(stream xhubv1.Exchange_SubscribeServer) error {
 		return toStatus(err)
 	}
 	defer sub.Close()
+	// The ready marker: the durable consumer exists, records published
+	// from now on will be delivered.
+	if err := stream.Send(&xhubv1.SubscribeResponse{}); err != nil {
+		return err
+	}
 	ackErr := make(chan error, 1)
 	go func() {
 		for {

@@ -1339,6 +1339,8 @@ type ExchangeClient interface {
 	Query(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (*QueryResponse, error)
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// Subscribe: the first client message is a start, the rest are acks.
+	// The hub's first message is a ready marker (delivery_id 0, no record),
+	// sent once the durable subscription is in place.
 	Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse], error)
 }
 
@@ -1390,6 +1392,8 @@ type ExchangeServer interface {
 	Query(context.Context, *QueryRequest) (*QueryResponse, error)
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// Subscribe: the first client message is a start, the rest are acks.
+	// The hub's first message is a ready marker (delivery_id 0, no record),
+	// sent once the durable subscription is in place.
 	Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error
 	mustEmbedUnimplementedExchangeServer()
 }
