@@ -107,7 +107,6 @@ func (c *Config) validate() {
 
 type env struct {
 	cfg      Config
-	node     *hub.Node // nil for a remote hub
 	dir      string
 	admin    *adapters.Client
 	owner    *adapters.Client
@@ -167,7 +166,7 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 	}
 	adminCreds, hubAddr := cfg.AdminCreds, cfg.Hub
 	if cfg.Hub == "" {
-		e.node, adminCreds, hubAddr = e.raw, e.raw.AdminCreds, e.raw.Addr()
+		adminCreds, hubAddr = e.raw.AdminCreds, e.raw.Addr()
 	}
 	if e.admin, err = adapters.Dial(ctx, adminCreds, adapters.WithHub(hubAddr)); err != nil {
 		return fail(err)
