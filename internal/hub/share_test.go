@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc/codes"
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/internal/testenv"
@@ -230,4 +231,46 @@ func TestNATSPortNeedsPassword(t *testing.T) {
 		t.Fatalf("with the hub's password: %v", err)
 	}
 	nc.Close()
+}
+
+// TestTwoNodesRaceToDecide: the owner's officers approve the same request
+// through two nodes at once; the log lets exactly one decision through.
+func TestTwoNodesRaceToDecide(t *testing.T) {
+	a := testenv.Start(t, testenv.WithNATSListen())
+	dirB := t.TempDir()
+	a.CopyPKI(dirB)
+	b := testenv.StartIn(t, dirB, testenv.WithNATSURL(a.NATSURL()))
+	ctx := context.Background()
+	publishOpen(t, a.Officer("health"), "health.cases", "conditional")
+	for round := range 5 {
+		r, err := a.Officer(fmt.Sprintf("dept-%d", round)).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		offA, offB := a.Officer("health"), b.Officer("health")
+		errs := make(chan error, 2)
+		go func() {
+			_, err := offA.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id})
+			errs <- err
+		}()
+		go func() {
+			_, err := offB.Shares.Reject(ctx, &xhubv1.RejectRequest{RequestId: r.Request.Id, Reason: "no"})
+			errs <- err
+		}()
+		e1, e2 := <-errs, <-errs
+		ok, refused := 0, 0
+		for _, err := range []error{e1, e2} {
+			switch testenv.Code(err) {
+			case codes.OK:
+				ok++
+			case codes.FailedPrecondition:
+				refused++
+			default:
+				t.Fatalf("decision: %v", err)
+			}
+		}
+		if ok != 1 || refused != 1 {
+			t.Fatalf("round %d: %d decisions went through, %d refused; want 1 and 1", round, ok, refused)
+		}
+	}
 }
