@@ -79,10 +79,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	dir := t.TempDir()
 	cmd, addr := startServe(t, dir)
 	ctx := context.Background()
-	cl, err := adapters.Dial(ctx, filepath.Join(dir, "admin.creds"), adapters.WithHub(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := dialAdmin(t, dir, addr)
 	var last uint64
 	for i := range 50 {
 		r, err := cl.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "dept-" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Name: "D"})
@@ -98,10 +95,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	_ = cmd.Wait()
 
 	_, addr = startServe(t, dir)
-	cl, err = adapters.Dial(ctx, filepath.Join(dir, "admin.creds"), adapters.WithHub(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl = dialAdmin(t, dir, addr)
 	defer cl.Close()
 	r, err := cl.Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{MinSeq: last, PageSize: 1000})
 	if err != nil {
@@ -132,10 +126,7 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	dir := t.TempDir()
 	cmd, addr := startServe(t, dir)
 	ctx := context.Background()
-	cl, err := adapters.Dial(ctx, filepath.Join(dir, "admin.creds"), adapters.WithHub(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := dialAdmin(t, dir, addr)
 	r, err := cl.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "health", Name: "Health"})
 	if err != nil {
 		t.Fatal(err)
@@ -152,13 +143,20 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 		t.Fatalf("shutdown took %s", el)
 	}
 	_, addr = startServe(t, dir)
-	cl, err = adapters.Dial(ctx, filepath.Join(dir, "admin.creds"), adapters.WithHub(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl = dialAdmin(t, dir, addr)
 	defer cl.Close()
 	d, err := cl.Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{MinSeq: r.Seq})
 	if err != nil || len(d.Departments) != 1 {
 		t.Fatalf("after restart: %v %v", d, err)
 	}
+}
+
+// dialAdmin connects to a child serve process with its admin credentials.
+func dialAdmin(t *testing.T, dir, addr string) *adapters.Client {
+	t.Helper()
+	cl, err := adapters.Dial(context.Background(), filepath.Join(dir, "admin.creds"), adapters.WithHub(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }
