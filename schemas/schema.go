@@ -26,6 +26,8 @@ type Schema struct {
 	doc       any    // decoded with UseNumber
 	canonical []byte // re-encoded with sorted keys: identity for "same schema"
 	compiled  *jsonschema.Schema
+
+	restricted restrictCache // field set -> Restrict's schema
 }
 
 const rootURL = "urn:xhub:schema"
@@ -98,9 +100,6 @@ func (s *Schema) Canonical() []byte { return s.canonical }
 
 // Equal reports whether two schemas are the same document.
 func (s *Schema) Equal(o *Schema) bool { return bytes.Equal(s.canonical, o.canonical) }
-
-// Validate checks one JSON value (decoded with UseNumber) against the schema.
-func (s *Schema) Validate(v any) error { return s.compiled.Validate(v) }
 
 // Fields lists the top-level properties, in name order: the dataset's fields.
 func (s *Schema) Fields() []catalog.Field {

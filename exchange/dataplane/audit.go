@@ -35,8 +35,11 @@ type AuditEntry struct {
 	Fields          []string          `json:"fields,omitempty"`
 	Records         int64             `json:"records"`
 	Withheld        int64             `json:"withheld,omitempty"`
-	WithheldReasons []string          `json:"withheld_reasons,omitempty"`
-	Subscription    string            `json:"subscription,omitempty"`
+	WithheldReasons []string          `json:"withheld_reasons,omitempty"` // in terms of the granted fields
+	// ProviderReasons are the full reasons, for the dataset's owner (and
+	// the operator) only: they may name what the consumer may not read.
+	ProviderReasons []string `json:"provider_reasons,omitempty"`
+	Subscription    string   `json:"subscription,omitempty"`
 }
 
 // auditLog stores audit entries in JetStream. Entries are grouped: every
@@ -190,6 +193,9 @@ func (p *Plane) ListAudit(ctx context.Context, viewer exchange.Identity, f Audit
 				e.ID = fmt.Sprintf("%d.%d", md.Sequence.Stream, i)
 				if !visible(e) || f.Dept != "" && e.Dept != f.Dept && e.Dataset.Owner() != f.Dept || e.Time.Before(f.Since) {
 					continue
+				}
+				if viewer.Role != exchange.RoleAdmin && e.Dataset.Owner() != viewer.Dept {
+					e.ProviderReasons = nil
 				}
 				out = append(out, e)
 			}

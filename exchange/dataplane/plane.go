@@ -212,21 +212,24 @@ func project(rec map[string]any, fields []string) ([]byte, error) {
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
-// explain turns a schema validation error into "/pointer: message" parts.
-func explain(err error) string {
-	var parts []string
-	for _, line := range strings.Split(err.Error(), "\n") {
-		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "-"))
-		if rest, ok := strings.CutPrefix(line, "at '"); ok {
-			ptr, msg, _ := strings.Cut(rest, "':")
-			if ptr == "" {
-				ptr = "/"
-			}
-			parts = append(parts, ptr+":"+msg)
+// cut is rec with only the given fields (sorted); rec itself when it has
+// no other field.
+func cut(rec map[string]any, fields []string) map[string]any {
+	extra := false
+	for k := range rec {
+		if _, ok := slices.BinarySearch(fields, k); !ok {
+			extra = true
+			break
 		}
 	}
-	if len(parts) == 0 {
-		return err.Error()
+	if !extra {
+		return rec
 	}
-	return strings.Join(parts, "; ")
+	out := make(map[string]any, len(fields))
+	for _, f := range fields {
+		if v, ok := rec[f]; ok {
+			out[f] = v
+		}
+	}
+	return out
 }

@@ -69,7 +69,7 @@ func (p *Plane) Publish(ctx context.Context, caller exchange.Identity, dataset c
 		rec, err := decodeObject(raw, p.cfg.MaxRecordBytes)
 		if err == nil {
 			if verr := sch.Validate(rec); verr != nil {
-				err = fmt.Errorf("%s", explain(verr))
+				err = verr
 			}
 		}
 		if err != nil {

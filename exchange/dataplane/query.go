@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -180,8 +181,24 @@ func (p *Plane) query(ctx context.Context, caller exchange.Identity, in QueryInp
 	if err != nil {
 		return QueryResult{}, err
 	}
+	// The provider is asked for the requested fields and the filtered
+	// ones (all granted): hidden data never leaves the department. Its
+	// answer is judged by the schema restricted to those fields, on the
+	// record cut down to them, so whether a record is withheld, and why,
+	// depends on granted fields alone.
+	fetch := fields
+	for _, f := range in.Filters {
+		if _, ok := slices.BinarySearch(fetch, f.Field); !ok {
+			fetch = append(slices.Clone(fetch), f.Field)
+			slices.Sort(fetch)
+		}
+	}
+	rsch, err := sch.Restrict(fetch)
+	if err != nil {
+		return QueryResult{}, fmt.Errorf("schema of %s restricted to %v: %w", ds.ID, fetch, err)
+	}
 	reqID := newRequestID()
-	call := Call{Dataset: ds.ID, Fields: fields, Filters: in.Filters, Limit: limit, PageToken: in.PageToken, Consumer: caller.Dept, RequestID: reqID}
+	call := Call{Dataset: ds.ID, Fields: fetch, Filters: in.Filters, Limit: limit, PageToken: in.PageToken, Consumer: caller.Dept, RequestID: reqID}
 	data, err := call.encode()
 	if err != nil {
 		return QueryResult{}, err
@@ -205,49 +222,61 @@ func (p *Plane) query(ctx context.Context, caller exchange.Identity, in QueryInp
 		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("provider of %s: %s", ds.ID, pres.Error)}
 	}
 	out := QueryResult{RequestID: reqID, NextPageToken: pres.NextToken, Fields: fields}
-	withhold := func(i int, why string) {
+	var providerReasons []string
+	// withhold counts a record; the consumer is told why in terms of its
+	// granted fields, the provider's audit gets the details.
+	withhold := func(i int, why, detail string) {
 		out.Withheld++
 		if len(out.WithheldReasons) < MaxWithheldReasons {
 			out.WithheldReasons = append(out.WithheldReasons, fmt.Sprintf("record %d: %s", i, why))
+			if detail == "" {
+				detail = why
+			}
+			providerReasons = append(providerReasons, fmt.Sprintf("record %d: %s", i, detail))
 		}
 	}
 	if len(pres.Records) > limit {
 		for i := limit; i < len(pres.Records); i++ {
-			withhold(i, fmt.Sprintf("beyond the limit of %d", limit))
+			withhold(i, fmt.Sprintf("beyond the limit of %d", limit), "")
 		}
 		pres.Records = pres.Records[:limit]
 	}
 	for i, raw := range pres.Records {
-		rec, err := decodeObject(raw, p.cfg.MaxRecordBytes)
-		if err != nil {
-			withhold(i, err.Error())
+		if len(raw) > p.cfg.MaxRecordBytes {
+			withhold(i, fmt.Sprintf("larger than the record bound of %d bytes", p.cfg.MaxRecordBytes), fmt.Sprintf("is %d bytes, at most %d", len(raw), p.cfg.MaxRecordBytes))
 			continue
 		}
-		if err := sch.Validate(rec); err != nil {
-			withhold(i, "fails the schema: "+explain(err))
+		rec, err := decodeObject(raw, p.cfg.MaxRecordBytes)
+		if err != nil {
+			withhold(i, "the provider's answer is not a JSON object", err.Error())
+			continue
+		}
+		view := cut(rec, fetch)
+		if err := rsch.Validate(view); err != nil {
+			withhold(i, "fails the schema: "+err.Error(), "")
 			continue
 		}
 		matched := true
 		for _, f := range in.Filters {
-			if !f.Match(rec) {
+			if !f.Match(view) {
 				matched = false
 				break
 			}
 		}
 		if !matched {
-			withhold(i, "does not match the filters")
+			withhold(i, "does not match the filters", "")
 			continue
 		}
 		b, err := projectRaw(raw, rec, fields)
 		if err != nil {
-			withhold(i, err.Error())
+			withhold(i, "cannot be cut down to the granted fields", err.Error())
 			continue
 		}
 		out.Records = append(out.Records, b)
 	}
 	p.audit.record(AuditEntry{
 		RequestID: reqID, Dept: caller.Dept, Identity: caller.URI(), Dataset: ds.ID, Action: ActionQuery, Fields: fields,
-		Records: int64(len(out.Records)), Withheld: int64(out.Withheld), WithheldReasons: out.WithheldReasons, Time: p.cfg.Now(),
+		Records: int64(len(out.Records)), Withheld: int64(out.Withheld), WithheldReasons: out.WithheldReasons, ProviderReasons: providerReasons, Time: p.cfg.Now(),
 	})
 	return out, nil
 }

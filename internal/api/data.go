@@ -244,7 +244,7 @@ func (s *auditSvc) ListAudit(ctx context.Context, r *xhubv1.ListAuditRequest) (*
 		out.Entries = append(out.Entries, &xhubv1.AuditEntry{
 			Id: e.ID, Dept: string(e.Dept), Identity: e.Identity, Dataset: string(e.Dataset), Action: e.Action,
 			Fields: e.Fields, Records: e.Records, Time: ts(e.Time), RequestId: e.RequestID,
-			Withheld: e.Withheld, WithheldReasons: e.WithheldReasons, Subscription: e.Subscription,
+			Withheld: e.Withheld, WithheldReasons: e.WithheldReasons, ProviderReasons: e.ProviderReasons, Subscription: e.Subscription,
 		})
 	}
 	return out, nil

@@ -38,6 +38,12 @@ type dataFixture struct {
 
 func newDataFixture(t *testing.T, opts ...testenv.Option) *dataFixture {
 	t.Helper()
+	return newGrantFixture(t, []string{"id", "ward", "age"}, opts...)
+}
+
+// newGrantFixture is newDataFixture with a grant of the given fields.
+func newGrantFixture(t *testing.T, fields []string, opts ...testenv.Option) *dataFixture {
+	t.Helper()
 	env := testenv.Start(t, opts...)
 	f := &dataFixture{env: env, owner: env.Officer("health"), grantee: env.Officer("tax")}
 	f.provider, f.consumer = env.System("health", "clinic-db"), env.System("tax", "etl")
@@ -48,7 +54,7 @@ func newDataFixture(t *testing.T, opts ...testenv.Option) *dataFixture {
 	if _, err := f.owner.Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: "health.cases", Title: "Cases", ShareType: "conditional", SchemaSubject: "health.cases"}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := f.grantee.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "statistics", Fields: []string{"id", "ward", "age"}})
+	r, err := f.grantee.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "statistics", Fields: fields})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,9 +66,13 @@ func newDataFixture(t *testing.T, opts ...testenv.Option) *dataFixture {
 	return f
 }
 
-// serve runs a provider with the fixed records until the test ends; it
-// applies the filters itself, as a real store would.
+// serve runs a provider with the fixed records until the test ends.
 func (f *dataFixture) serve(t *testing.T, block chan struct{}) context.CancelFunc {
+	return f.serveWith(t, block, func(adapters.ProviderQuery) []string { return casesRecords })
+}
+
+// serveWith runs a provider answering each query with answer's records.
+func (f *dataFixture) serveWith(t *testing.T, block chan struct{}, answer func(adapters.ProviderQuery) []string) context.CancelFunc {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -76,7 +86,7 @@ func (f *dataFixture) serve(t *testing.T, block chan struct{}) context.CancelFun
 				}
 			}
 			var out [][]byte
-			for _, r := range casesRecords {
+			for _, r := range answer(q) {
 				out = append(out, []byte(r))
 			}
 			return out, "", nil

@@ -4368,9 +4368,12 @@ type AuditEntry struct {
 	Records         int64                  `protobuf:"varint,7,opt,name=records,proto3" json:"records,omitempty"`
 	Time            *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time,proto3" json:"time,omitempty"`
 	RequestId       string                 `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Withheld        int64                  `protobuf:"varint,10,opt,name=withheld,proto3" json:"withheld,omitempty"` // records the hub refused to deliver
-	WithheldReasons []string               `protobuf:"bytes,11,rep,name=withheld_reasons,json=withheldReasons,proto3" json:"withheld_reasons,omitempty"`
+	Withheld        int64                  `protobuf:"varint,10,opt,name=withheld,proto3" json:"withheld,omitempty"`                                     // records the hub refused to deliver
+	WithheldReasons []string               `protobuf:"bytes,11,rep,name=withheld_reasons,json=withheldReasons,proto3" json:"withheld_reasons,omitempty"` // in terms of the consumer's granted fields
 	Subscription    string                 `protobuf:"bytes,12,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// The full reasons records were withheld: shown only to the dataset's
+	// owner and the operator, since they may name fields the consumer may not read.
+	ProviderReasons []string `protobuf:"bytes,13,rep,name=provider_reasons,json=providerReasons,proto3" json:"provider_reasons,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -4487,6 +4490,13 @@ func (x *AuditEntry) GetSubscription() string {
 		return x.Subscription
 	}
 	return ""
+}
+
+func (x *AuditEntry) GetProviderReasons() []string {
+	if x != nil {
+		return x.ProviderReasons
+	}
+	return nil
 }
 
 type ListAuditRequest struct {
@@ -4976,7 +4986,7 @@ const file_xhub_proto_rawDesc = "" +
 	"\afilters\x18\x04 \x03(\v2\x0f.xhub.v1.FilterR\afilters\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x06 \x01(\tR\tpageToken\"\xea\x02\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"\x95\x03\n" +
 	"\n" +
 	"AuditEntry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -4992,7 +5002,8 @@ const file_xhub_proto_rawDesc = "" +
 	"\bwithheld\x18\n" +
 	" \x01(\x03R\bwithheld\x12)\n" +
 	"\x10withheld_reasons\x18\v \x03(\tR\x0fwithheldReasons\x12\"\n" +
-	"\fsubscription\x18\f \x01(\tR\fsubscription\"\xae\x01\n" +
+	"\fsubscription\x18\f \x01(\tR\fsubscription\x12)\n" +
+	"\x10provider_reasons\x18\r \x03(\tR\x0fproviderReasons\"\xae\x01\n" +
 	"\x10ListAuditRequest\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12\x12\n" +
 	"\x04dept\x18\x02 \x01(\tR\x04dept\x120\n" +

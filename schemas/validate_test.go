@@ -1,0 +1,61 @@
+package schemas
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestRestrict(t *testing.T) {
+	s := MustParse(`{"type":"object",
+	  "properties":{"id":{"type":"integer"},"ward":{"$ref":"#/$defs/ward"},"dose":{"type":"integer","maximum":5}},
+	  "required":["id","ward","dose"],
+	  "$defs":{"ward":{"enum":["north","south"]}},
+	  "dependentRequired":{"id":["dose"]},
+	  "minProperties":3}`)
+	tests := []struct {
+		name   string
+		fields []string
+		rec    string
+		want   []RecordProblem
+	}{
+		{"granted fields valid", []string{"id", "ward"}, `{"id":1,"ward":"north"}`, nil},
+		{"required cut to the fields", []string{"id"}, `{"id":1}`, nil},
+		{"granted field invalid", []string{"id", "ward"}, `{"id":1,"ward":"east"}`, []RecordProblem{{"/ward", "value must be one of 'north', 'south'"}}},
+		{"granted required missing", []string{"id", "ward"}, `{"id":1}`, []RecordProblem{{"/", "missing property 'ward'"}}},
+		{"whole schema", []string{"dose", "id", "ward"}, `{"id":1,"ward":"north","dose":9}`, []RecordProblem{{"/dose", "maximum: got 9, want 5"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := s.Restrict(tc.fields)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := DecodeRecord([]byte(tc.rec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []RecordProblem
+			if err := r.Validate(v); err != nil {
+				var ve *ValidationError
+				if !errors.As(err, &ve) {
+					t.Fatalf("not a *ValidationError: %T %v", err, err)
+				}
+				got = ve.Problems
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Fatalf("(-want +got)\n%s", d)
+			}
+		})
+	}
+	// The cache is bounded: ever new field sets do not grow it.
+	for i := range 3 * maxRestricted {
+		if _, err := s.Restrict([]string{"id", string(rune('a' + i%26)), string(rune('A' + i/26))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(s.restricted.m); n > maxRestricted {
+		t.Fatalf("restricted cache holds %d schemas, bound %d", n, maxRestricted)
+	}
+}
