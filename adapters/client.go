@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -73,8 +74,13 @@ func DialCreds(_ context.Context, creds *pki.Creds, opts ...Option) (*Client, er
 	if o.hub == "" {
 		return nil, errors.New("no hub address: give --hub, set XHUB_HUB, or use a creds file with a hub: line")
 	}
-	conn, err := grpc.NewClient(o.hub, grpc.WithTransportCredentials(credentials.NewTLS(creds.ClientTLS(o.hub))),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err := checkValidity(creds.Identity.URI(), creds.Leaf.NotBefore, creds.Leaf.NotAfter, time.Now()); err != nil {
+		return nil, err
+	}
+	tlsCfg := creds.ClientTLS(o.hub)
+	dopts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}, refusalInterceptors(o.hub, tlsCfg)...)
+	conn, err := grpc.NewClient(o.hub, dopts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", o.hub, err)
 	}

@@ -38,6 +38,9 @@ type Config struct {
 	ResponseDays int
 	// MaxGrantDays bounds a grant's duration. Zero: 365.
 	MaxGrantDays int
+	// MaxPendingRequests bounds the share requests one department may
+	// have pending at once, across all datasets. Zero: 100.
+	MaxPendingRequests int
 	// SweepInterval is how often this node looks for grants due to expire
 	// (and open requests still to grant). Zero: 1s; negative: never (tests).
 	SweepInterval time.Duration
@@ -73,6 +76,9 @@ func (c *Config) validate() error {
 	if c.MaxGrantDays == 0 {
 		c.MaxGrantDays = 365
 	}
+	if c.MaxPendingRequests <= 0 {
+		c.MaxPendingRequests = 100
+	}
 	if c.ResponseDays < 1 || c.MaxGrantDays < 1 {
 		return errors.New("exchange: ResponseDays and MaxGrantDays must be positive")
 	}
@@ -95,12 +101,14 @@ type ControlPlane struct {
 	mu        sync.RWMutex
 	applied   uint64
 	advanced  chan struct{} // closed and replaced whenever applied grows
+	ended     chan struct{} // closed and replaced when an entry ends access
 	creds     map[string]Credential
 	index     *catalog.Index
 	grants    grantIndex
 	pending   map[RequestID]ShareRequest // pending requests
 	compiled  sync.Map                   // "subject@version" -> *schemas.Schema
 	applyErr  error
+	integrity error // non-nil: the log or the views do not verify
 	stopApply context.CancelFunc
 	done      chan struct{}
 }
@@ -113,21 +121,47 @@ func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	cp := &ControlPlane{
 		cfg: cfg, st: cfg.Store, log: cfg.Log, lg: cfg.Logger,
 		advanced: make(chan struct{}),
+		ended:    make(chan struct{}),
 		creds:    make(map[string]Credential),
 		index:    catalog.NewIndex(),
 		grants:   newGrantIndex(),
 		pending:  make(map[RequestID]ShareRequest),
 		done:     make(chan struct{}),
 	}
-	if err := cp.load(); err != nil {
+	var applied uint64
+	if err := cp.st.View(func(txn *store.Txn) error {
+		m, err := readMeta(txn)
+		applied = m.Applied
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	last, err := cp.log.LastSeq(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if last < cp.applied {
-		return nil, fmt.Errorf("exchange: the local views have applied entry %d but the log ends at %d: this data dir's badger belongs to another log; move it aside to rebuild it from the log", cp.applied, last)
+	if last < applied {
+		return nil, fmt.Errorf("exchange: the local views have applied entry %d but the log ends at %d: this data dir's badger belongs to another log; start with --rebuild-views to rebuild it from the log", applied, last)
+	}
+	// What the node enforces must be a function of the verified log:
+	// replay it and compare before serving anything.
+	if err := cp.verifyViews(ctx, applied); err != nil {
+		var ie *IntegrityError
+		if !errors.As(err, &ie) {
+			return nil, err
+		}
+		cp.lg.Error("node refuses to serve: state does not verify", "err", ie)
+		cp.integrity = ie
+	}
+	if err := cp.load(); err != nil {
+		return nil, err
+	}
+	if cp.integrity != nil {
+		// Frozen: no apply, no sweeps, no appends. Ledger reads still
+		// answer, so `xhub ledger verify` can name the entry.
+		cp.stopApply = func() {}
+		close(cp.done)
+		return cp, nil
 	}
 	actx, cancel := context.WithCancel(context.Background())
 	cp.stopApply = cancel
@@ -156,6 +190,15 @@ func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		close(cp.done)
 	}()
 	return cp, nil
+}
+
+// Integrity is nil when this node's log and views verified at start and
+// since; otherwise an *IntegrityError saying which entry is wrong. A node
+// with an integrity error must not serve.
+func (cp *ControlPlane) Integrity() error {
+	cp.mu.RLock()
+	defer cp.mu.RUnlock()
+	return cp.integrity
 }
 
 // Close stops the apply loop and waits for it. It does not close the store.
@@ -313,6 +356,9 @@ func (cp *ControlPlane) applyLoop(ctx context.Context, msgs <-chan ledger.Messag
 			cp.lg.Error("apply stopped", "err", err)
 			cp.mu.Lock()
 			cp.applyErr = err
+			if ie := (*IntegrityError)(nil); errors.As(err, &ie) {
+				cp.integrity = ie
+			}
 			close(cp.advanced)
 			cp.advanced = make(chan struct{})
 			cp.mu.Unlock()
@@ -324,8 +370,10 @@ func (cp *ControlPlane) applyLoop(ctx context.Context, msgs <-chan ledger.Messag
 func (cp *ControlPlane) applyBatch(batch []ledger.Message) error {
 	var after []func()
 	var applied uint64
+	var ended bool
 	err := cp.st.Update(func(txn *store.Txn) error {
 		after = after[:0]
+		ended = false
 		m, err := readMeta(txn)
 		if err != nil {
 			return err
@@ -354,17 +402,22 @@ func (cp *ControlPlane) applyBatch(batch []ledger.Message) error {
 			e, err := ledger.Parse(msg.Raw)
 			switch {
 			case err != nil:
-				cp.lg.Error("ledger entry is malformed; not applied", "seq", msg.Seq, "err", err)
+				// No node appends such an entry: the log was written
+				// around the hub. Stop rather than decide on it.
+				return &IntegrityError{Seq: msg.Seq, InLog: true, Detail: "the entry is malformed: " + err.Error()}
 			case e.Seq != msg.Seq || e.Prev != m.Last:
-				cp.lg.Error("ledger entry does not chain; not applied", "seq", msg.Seq, "entry_seq", e.Seq)
+				return &IntegrityError{Seq: msg.Seq, InLog: true, Detail: fmt.Sprintf("it does not chain to entry %d", msg.Seq-1)}
 			default:
 				fn, err := cp.apply(txn, e)
 				if err != nil {
 					// Deterministic on every node: the entry stays in the log
 					// and the tree, its effect is void.
 					cp.lg.Warn("ledger entry refused at apply", "seq", e.Seq, "kind", e.Kind, "err", err)
-				} else if fn != nil {
-					after = append(after, fn)
+				} else {
+					if fn != nil {
+						after = append(after, fn)
+					}
+					ended = ended || endsAccess(e.Kind)
 				}
 			}
 			m.Applied, m.Last = msg.Seq, leaf
@@ -387,8 +440,31 @@ func (cp *ControlPlane) applyBatch(batch []ledger.Message) error {
 		close(cp.advanced)
 		cp.advanced = make(chan struct{})
 	}
+	if ended {
+		close(cp.ended)
+		cp.ended = make(chan struct{})
+	}
 	cp.mu.Unlock()
 	return nil
+}
+
+// endsAccess reports whether an entry of kind may end someone's access.
+func endsAccess(kind string) bool {
+	switch kind {
+	case KindGrantRevoked, KindGrantExpired, KindDatasetRetired, KindCredRevoked:
+		return true
+	}
+	return false
+}
+
+// AccessEnded returns a channel closed when this node next applies an
+// entry that ends access: a grant revoked or expired, a dataset retired, a
+// credential revoked. Take a new channel after each close. Open streams
+// and the data plane's cleanup wait on it instead of polling.
+func (cp *ControlPlane) AccessEnded() <-chan struct{} {
+	cp.mu.RLock()
+	defer cp.mu.RUnlock()
+	return cp.ended
 }
 
 type txnHashReader struct{ txn *store.Txn }

@@ -64,6 +64,20 @@ func (cp *ControlPlane) Credential(serial string) (Credential, bool) {
 	return c, ok
 }
 
+// IdentitiesWithCredential is the set of identities (SPIFFE URIs) that
+// hold at least one credential not revoked.
+func (cp *ControlPlane) IdentitiesWithCredential() map[string]bool {
+	cp.mu.RLock()
+	defer cp.mu.RUnlock()
+	out := make(map[string]bool)
+	for _, c := range cp.creds {
+		if !c.Revoked {
+			out[c.Identity] = true
+		}
+	}
+	return out
+}
+
 // Credentials lists credentials (of one department, if dept is set) in
 // serial order after the given serial.
 func (cp *ControlPlane) Credentials(dept catalog.DeptID, after string, limit int) ([]Credential, string, error) {

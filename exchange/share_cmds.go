@@ -116,6 +116,19 @@ type ShareRequestInput struct {
 	Days    int // 0: the hub's maximum
 }
 
+// pendingOf counts the requests of dept still pending.
+func (cp *ControlPlane) pendingOf(dept catalog.DeptID) int {
+	cp.mu.RLock()
+	defer cp.mu.RUnlock()
+	n := 0
+	for _, r := range cp.pending {
+		if r.Requester == dept {
+			n++
+		}
+	}
+	return n
+}
+
 // RequestShare files a request. For an open dataset the open-sharing
 // policy grants it at once (a second entry); for a conditional one it waits
 // for the owner; for none it is refused with the reason.
@@ -173,6 +186,9 @@ func (cp *ControlPlane) RequestShare(ctx context.Context, actor Identity, in Sha
 		})
 		if dup != nil {
 			return "", nil, dup
+		}
+		if n := cp.pendingOf(actor.Dept); n >= cp.cfg.MaxPendingRequests {
+			return "", nil, fault.Exhausted("dept:"+string(actor.Dept), "department %s has %d share requests pending, the most the hub allows (%d): wait for decisions or withdraw some", actor.Dept, n, cp.cfg.MaxPendingRequests)
 		}
 		m, err := readMeta(txn)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -66,6 +67,14 @@ bypass every grant.`,
 	f.IntVar(&cfg.ResponseDays, "response-days", 10, "days an owner has to answer a conditional request before it shows as overdue")
 	f.IntVar(&cfg.MaxGrantDays, "max-grant-days", 365, "longest grant, in days")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	l := &cfg.Limits
+	f.IntVar(&l.MaxDurableSubscriptions, "max-subscriptions", 32, "durable subscriptions one department may have")
+	f.DurationVar(&l.SubscriptionIdle, "subscription-idle", 7*24*time.Hour, "delete a durable subscription after this long with no subscriber")
+	f.IntVar(&l.MaxOpenSubscriptions, "max-open-subscriptions", 64, "subscriptions one department may have open on this node")
+	f.IntVar(&l.MaxProviderStreams, "max-provider-streams", 16, "provider streams one department may have open on this node")
+	f.IntVar(&l.MaxPendingRequests, "max-pending-requests", 100, "share requests one department may have pending")
+	f.IntVar(&l.MaxRecordBytes, "max-record-bytes", 1<<20, "largest record, in bytes")
+	f.IntVar(&l.MaxBatchBytes, "max-batch-bytes", 4<<20, "largest published batch, in bytes of records (held under NATS's max payload)")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

@@ -9,6 +9,7 @@ package dataplane
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,8 +44,21 @@ type Config struct {
 	MaxRecordBytes int
 	// MaxBatch bounds the records of one publish. Zero: 1000.
 	MaxBatch int
-	// MaxSubscriptions bounds open subscriptions per department. Zero: 64.
+	// MaxBatchBytes bounds the bytes of one publish; it is further held
+	// below what one NATS message may carry. Zero: 4 MiB.
+	MaxBatchBytes int
+	// MaxSubscriptions bounds the subscriptions one department has open
+	// on this node. Zero: 64.
 	MaxSubscriptions int
+	// MaxDurableSubscriptions bounds the durable subscriptions (JetStream
+	// consumers) one department may have, open or not. Zero: 32.
+	MaxDurableSubscriptions int
+	// SubscriptionIdle is how long a durable subscription lives with no
+	// subscriber before the server deletes it. Zero: 7 days.
+	SubscriptionIdle time.Duration
+	// MaxProviderStreams bounds the provider streams one department has
+	// open on this node. Zero: 16.
+	MaxProviderStreams int
 	// DataStream, AuditStream, subjects: see internal/bus. Required.
 	DataStream, AuditStream           string
 	DataPrefix, AuditPrefix, QueryPfx string
@@ -69,8 +84,20 @@ func (c *Config) validate() error {
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 1000
 	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = 4 << 20
+	}
 	if c.MaxSubscriptions <= 0 {
 		c.MaxSubscriptions = 64
+	}
+	if c.MaxDurableSubscriptions <= 0 {
+		c.MaxDurableSubscriptions = 32
+	}
+	if c.SubscriptionIdle <= 0 {
+		c.SubscriptionIdle = 7 * 24 * time.Hour
+	}
+	if c.MaxProviderStreams <= 0 {
+		c.MaxProviderStreams = 16
 	}
 	if c.DataStream == "" || c.AuditStream == "" || c.DataPrefix == "" || c.AuditPrefix == "" || c.QueryPfx == "" || c.ProviderQueue == "" {
 		return errors.New("dataplane: stream names and subject prefixes are required")
@@ -85,9 +112,15 @@ type Plane struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	lg    *slog.Logger
-	audit *auditLog
-	subs  *subCounter
-	m     *metrics
+	audit     *auditLog
+	subs      *deptCounter // open subscriptions on this node
+	providers *deptCounter // open provider streams on this node
+	durableMu sync.Mutex   // one durable subscription made at a time
+	m         *metrics
+
+	stop      context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // New builds a Plane.
@@ -95,14 +128,46 @@ func New(cfg Config) (*Plane, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p := &Plane{cfg: cfg, cp: cfg.CP, nc: cfg.NC, js: cfg.JS, lg: cfg.Logger, subs: newSubCounter(cfg.MaxSubscriptions), m: newMetrics()}
+	// A batch is one NATS message: keep it, with its framing, within what
+	// the server accepts.
+	if max := int(cfg.NC.MaxPayload()) - batchOverhead; cfg.MaxBatchBytes > max {
+		cfg.MaxBatchBytes = max
+	}
+	if cfg.MaxBatchBytes < cfg.MaxRecordBytes {
+		cfg.MaxRecordBytes = cfg.MaxBatchBytes
+	}
+	p := &Plane{
+		cfg: cfg, cp: cfg.CP, nc: cfg.NC, js: cfg.JS, lg: cfg.Logger, m: newMetrics(),
+		subs:      newDeptCounter("subscriptions", cfg.MaxSubscriptions),
+		providers: newDeptCounter("provider streams", cfg.MaxProviderStreams),
+		done:      make(chan struct{}),
+	}
 	p.audit = newAuditLog(cfg.JS, cfg.AuditStream, cfg.AuditPrefix, cfg.Logger)
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stop = cancel
+	go func() {
+		defer close(p.done)
+		p.cleanupLoop(ctx)
+	}()
 	return p, nil
 }
 
-// Close stores pending audit entries and stops. Call it after the API has
-// stopped taking calls.
-func (p *Plane) Close() { p.audit.close() }
+// Limits are the bounds this plane enforces, after defaults.
+func (p *Plane) Limits() Config { return p.cfg }
+
+// Close stops the subscription cleanup, stores pending audit entries and
+// stops. Call it after the API has stopped taking calls. Idempotent.
+func (p *Plane) Close() {
+	p.closeOnce.Do(func() {
+		p.stop()
+		<-p.done
+		p.audit.close()
+	})
+}
+
+// batchOverhead is room for a batch's framing (a length per record, the
+// batch id) and its NATS headers, within one NATS message.
+const batchOverhead = 32 << 10
 
 // Page sizes of a query.
 const (

@@ -56,6 +56,13 @@ func (p *Plane) Publish(ctx context.Context, caller exchange.Identity, dataset c
 	if len(batchID) > MaxBatchIDLen || strings.ContainsAny(batchID, "\r\n\x00") {
 		return PublishResult{}, fault.Invalid("batch_id", "must be at most %d characters with no control characters", MaxBatchIDLen)
 	}
+	size := 0
+	for _, r := range records {
+		size += len(r)
+	}
+	if size > p.cfg.MaxBatchBytes {
+		return PublishResult{}, fault.Invalid("records", "the batch holds %d bytes of records, at most %d per batch: split it into smaller batches (each stored whole or not at all)", size, p.cfg.MaxBatchBytes)
+	}
 	if batchID == "" {
 		batchID = newRequestID()
 	}

@@ -294,6 +294,7 @@ type ProviderSession struct {
 	pending map[string]*nats.Msg
 	next    atomic.Uint64
 	closed  bool
+	release func()
 
 	closeOnce sync.Once
 }
@@ -314,7 +315,11 @@ func (p *Plane) OpenProvider(caller exchange.Identity, datasets []catalog.Datase
 			return nil, fault.Denied("%s: a system of %s may only provide its own department's datasets, not %s", caller.URI(), caller.Dept, id)
 		}
 	}
-	s := &ProviderSession{p: p, calls: make(chan Call, 256), pending: make(map[string]*nats.Msg)}
+	release, err := p.providers.take(caller.Dept)
+	if err != nil {
+		return nil, err
+	}
+	s := &ProviderSession{p: p, calls: make(chan Call, 256), pending: make(map[string]*nats.Msg), release: release}
 	p.m.providers.Inc()
 	for _, id := range datasets {
 		sub, err := p.nc.QueueSubscribe(p.cfg.QueryPfx+string(id), p.cfg.ProviderQueue, s.handle)
@@ -381,7 +386,7 @@ func (s *ProviderSession) Answer(r Result) error {
 // Close unsubscribes and answers every call still waiting with an error,
 // so consumers see UNAVAILABLE at once rather than a timeout.
 func (s *ProviderSession) Close() {
-	s.closeOnce.Do(func() { s.p.m.providers.Dec() })
+	s.closeOnce.Do(func() { s.p.m.providers.Dec(); s.release() })
 	for _, sub := range s.subs {
 		_ = sub.Unsubscribe()
 	}

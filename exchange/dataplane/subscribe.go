@@ -3,8 +3,6 @@ package dataplane
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,10 +26,6 @@ type Delivery struct {
 	Record      []byte
 	PublishedAt time.Time
 }
-
-// RevocationCheckInterval is how often an open subscription re-checks its
-// grant against the clock (revocations are also seen before every record).
-const RevocationCheckInterval = 200 * time.Millisecond
 
 // Subscription streams a dataset's published records to a grantee from a
 // durable JetStream consumer per (grantee, name): at least once, each batch
@@ -60,31 +54,6 @@ type batchState struct {
 	remaining int
 }
 
-type subCounter struct {
-	mu  sync.Mutex
-	n   map[catalog.DeptID]int
-	max int
-}
-
-func newSubCounter(max int) *subCounter { return &subCounter{n: map[catalog.DeptID]int{}, max: max} }
-
-func (c *subCounter) take(d catalog.DeptID) (func(), error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n[d] >= c.max {
-		return nil, fault.Precondition("SUBSCRIPTION_LIMIT", string(d), "department %s has %d open subscriptions on this node, the limit", d, c.max)
-	}
-	c.n[d]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			c.mu.Lock()
-			c.n[d]--
-			c.mu.Unlock()
-		})
-	}, nil
-}
-
 // ValidateSubName checks a subscription name: [a-z0-9-]{1,32}.
 func ValidateSubName(s string) error {
 	if len(s) == 0 || len(s) > 32 {
@@ -96,12 +65,6 @@ func ValidateSubName(s string) error {
 		}
 	}
 	return nil
-}
-
-// consumerName is the durable consumer of (grantee, dataset, name); dept
-// and dataset ids have no '_', so the name is unique.
-func consumerName(dept catalog.DeptID, ds catalog.DatasetID, name string) string {
-	return "sub_" + string(dept) + "_" + strings.ReplaceAll(string(ds), ".", "_") + "_" + name
 }
 
 // Subscribe opens (or resumes) a subscription.
@@ -119,11 +82,11 @@ func (p *Plane) Subscribe(ctx context.Context, caller exchange.Identity, in Subs
 	if err := ValidateSubName(in.Name); err != nil {
 		return nil, err
 	}
-	deliver := jetstream.DeliverNewPolicy
+	fromBeginning := false
 	switch in.From {
 	case "", "new":
 	case "beginning":
-		deliver = jetstream.DeliverAllPolicy
+		fromBeginning = true
 	default:
 		return nil, fault.Invalid("from", "%q is not new or beginning", in.From)
 	}
@@ -131,18 +94,10 @@ func (p *Plane) Subscribe(ctx context.Context, caller exchange.Identity, in Subs
 	if err != nil {
 		return nil, err
 	}
-	name := consumerName(caller.Dept, ds.ID, in.Name)
-	cons, err := p.js.Consumer(ctx, p.cfg.DataStream, name)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		cons, err = p.js.CreateConsumer(ctx, p.cfg.DataStream, jetstream.ConsumerConfig{
-			Durable: name, Description: fmt.Sprintf("subscription %s of %s to %s", in.Name, caller.Dept, ds.ID),
-			FilterSubject: p.cfg.DataPrefix + string(ds.ID), DeliverPolicy: deliver,
-			AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 256,
-		})
-	}
+	cons, err := p.durable(ctx, caller, ds.ID, in.Name, fromBeginning)
 	if err != nil {
 		release()
-		return nil, fmt.Errorf("subscription consumer: %w", err)
+		return nil, err
 	}
 	iter, err := cons.Messages(jetstream.PullMaxMessages(64))
 	if err != nil {
@@ -218,20 +173,34 @@ func (s *Subscription) Ack(ids []uint64) error {
 	return nil
 }
 
-// watch ends the subscription within RevocationCheckInterval of its grant
-// ending (revoked, expired or the dataset retired).
+// watch ends the subscription when its grant ends: it re-checks the grant
+// each time this node applies an entry that ends access (revocation,
+// expiry, retirement, a revoked credential) and when the grant's term is
+// up by the clock. Nothing polls.
 func (s *Subscription) watch(ctx context.Context) {
-	t := time.NewTicker(RevocationCheckInterval)
-	defer t.Stop()
 	for {
+		ended := s.p.cp.AccessEnded()
+		acc, err := s.p.access(s.caller, s.ds)
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		var expiry <-chan time.Time
+		var t *time.Timer
+		if !acc.ExpiresAt.IsZero() {
+			t = time.NewTimer(acc.ExpiresAt.Sub(s.p.cfg.Now()))
+			expiry = t.C
+		}
 		select {
 		case <-ctx.Done():
+		case <-ended:
+		case <-expiry:
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if ctx.Err() != nil {
 			return
-		case <-t.C:
-			if _, err := s.p.access(s.caller, s.ds); err != nil {
-				s.fail(err)
-				return
-			}
 		}
 	}
 }

@@ -31,6 +31,7 @@ var (
 	officers    = []exchange.Role{exchange.RoleOfficer}
 	staff       = []exchange.Role{exchange.RoleAdmin, exchange.RoleOfficer}
 	systems     = []exchange.Role{exchange.RoleSystem}
+	deptRoles   = []exchange.Role{exchange.RoleOfficer, exchange.RoleSystem}
 	methodRoles = map[string][]exchange.Role{
 		"/xhub.v1.Departments/AddDepartment":    adminOnly,
 		"/xhub.v1.Departments/ListDepartments":  anyRole,
@@ -59,6 +60,8 @@ var (
 		"/xhub.v1.Exchange/Query":               systems,
 		"/xhub.v1.Exchange/Publish":             systems,
 		"/xhub.v1.Exchange/Subscribe":           systems,
+		"/xhub.v1.Exchange/ListSubscriptions":   anyRole,
+		"/xhub.v1.Exchange/DeleteSubscription":  deptRoles,
 		"/xhub.v1.Provider/Serve":               systems,
 		"/xhub.v1.Audit/ListAudit":              staff,
 	}
@@ -80,6 +83,11 @@ type authenticator struct {
 func (a *authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
 	if openMethod(method) {
 		return ctx, nil
+	}
+	// A node whose state does not verify decides nothing; it still
+	// serves the ledger, so the entry at fault can be found and proved.
+	if err := a.cp.Integrity(); err != nil && !strings.HasPrefix(method, "/xhub.v1.Ledger/") {
+		return nil, status.Errorf(codes.Unavailable, "this hub node does not serve: %v", err)
 	}
 	p, ok := peer.FromContext(ctx)
 	if !ok {
@@ -145,10 +153,6 @@ func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServ
 	return handler(ctx, req)
 }
 
-// CredentialCheckInterval is how often a long-lived stream re-checks its
-// caller's credential: a revoked credential ends its open streams too.
-const CredentialCheckInterval = 200 * time.Millisecond
-
 func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ctx, err := a.authenticate(ss.Context(), info.FullMethod)
 	if err != nil {
@@ -162,18 +166,19 @@ func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	_, serial, _ := pki.IdentityOf(ti.State.VerifiedChains[0][0])
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// A revoked credential ends its open streams too: re-checked each
+	// time this node applies an entry that ends access.
 	go func() {
-		t := time.NewTicker(CredentialCheckInterval)
-		defer t.Stop()
 		for {
+			ended := a.cp.AccessEnded()
+			if c, ok := a.cp.Credential(serial); !ok || c.Revoked {
+				cancel(status.Errorf(codes.Unauthenticated, "credential %s was revoked: %s", serial, c.RevokeReason))
+				return
+			}
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
-				if c, ok := a.cp.Credential(serial); !ok || c.Revoked {
-					cancel(status.Errorf(codes.Unauthenticated, "credential %s was revoked: %s", serial, c.RevokeReason))
-					return
-				}
+			case <-ended:
 			}
 		}
 	}()

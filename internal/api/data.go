@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
@@ -130,6 +131,57 @@ func (s *exchangeSvc) Subscribe(stream xhubv1.Exchange_SubscribeServer) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+func (s *exchangeSvc) ListSubscriptions(ctx context.Context, r *xhubv1.ListSubscriptionsRequest) (*xhubv1.ListSubscriptionsResponse, error) {
+	var dept catalog.DeptID
+	var ds catalog.DatasetID
+	if r.Dept != "" {
+		d, err := catalog.ParseDeptID(r.Dept)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		dept = d
+	}
+	if r.Dataset != "" {
+		d, err := catalog.ParseDatasetID(r.Dataset)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		ds = d
+	}
+	subs, err := s.dp.ListSubscriptions(ctx, identityFrom(ctx), dept, ds)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &xhubv1.ListSubscriptionsResponse{Limit: int32(s.dp.Limits().MaxDurableSubscriptions)}
+	for _, si := range subs {
+		out.Subscriptions = append(out.Subscriptions, subscriptionPB(si))
+	}
+	return out, nil
+}
+
+func (s *exchangeSvc) DeleteSubscription(ctx context.Context, r *xhubv1.DeleteSubscriptionRequest) (*xhubv1.DeleteSubscriptionResponse, error) {
+	var ds catalog.DatasetID
+	if r.Dataset != "" {
+		d, err := catalog.ParseDatasetID(r.Dataset)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		ds = d
+	}
+	si, err := s.dp.DeleteSubscription(ctx, identityFrom(ctx), ds, r.Name)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &xhubv1.DeleteSubscriptionResponse{Deleted: subscriptionPB(si)}, nil
+}
+
+func subscriptionPB(si dataplane.SubscriptionInfo) *xhubv1.SubscriptionInfo {
+	return &xhubv1.SubscriptionInfo{
+		Dept: string(si.Dept), Dataset: string(si.Dataset), Name: si.Name, CreatedBy: si.CreatedBy, Created: ts(si.Created),
+		Pending: si.Pending, AckPending: int64(si.AckPending), Open: si.Open, IdleExpiry: durationpb.New(si.IdleExpiry),
 	}
 }
 

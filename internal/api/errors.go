@@ -44,6 +44,8 @@ func toStatus(err error) error {
 		code = codes.PermissionDenied
 	case fault.KindUnavailable:
 		code = codes.Unavailable
+	case fault.KindExhausted:
+		code = codes.ResourceExhausted
 	default:
 		code = codes.Internal
 	}
@@ -63,6 +65,14 @@ func toStatus(err error) error {
 			pf.Violations = append(pf.Violations, &errdetails.PreconditionFailure_Violation{Type: v.Type, Subject: v.Field, Description: v.Description})
 		}
 		if d, err := st.WithDetails(pf); err == nil {
+			st = d
+		}
+	case fault.KindExhausted:
+		qf := &errdetails.QuotaFailure{}
+		for _, v := range fe.Violations {
+			qf.Violations = append(qf.Violations, &errdetails.QuotaFailure_Violation{Subject: v.Field, Description: v.Description})
+		}
+		if d, err := st.WithDetails(qf); err == nil {
 			st = d
 		}
 	case fault.KindNotFound:

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -41,6 +42,12 @@ type Server struct {
 	*grpc.Server
 	Health *health.Server
 	drain  context.CancelFunc
+	watch  *handshakeWatch
+}
+
+// Collectors are the server's Prometheus metrics.
+func (s *Server) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{s.watch.counter}
 }
 
 // Drain ends the long-lived streams (subscriptions, providers) with
@@ -66,8 +73,9 @@ func New(cfg Config) *Server {
 		ClientCAs:    cfg.Authority.Pool(),
 	}
 	auth := &authenticator{cp: cfg.CP, now: cfg.Now}
+	watch := newHandshakeWatch(cfg.Logger, time.Now)
 	gs := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.Creds(watchedCreds{TransportCredentials: credentials.NewTLS(tlsCfg), w: watch}),
 		grpc.ChainUnaryInterceptor(recoverUnary(cfg.Logger), auth.unary),
 		grpc.ChainStreamInterceptor(auth.stream),
 		grpc.MaxRecvMsgSize(64<<20),
@@ -87,8 +95,12 @@ func New(cfg Config) *Server {
 	xhubv1.RegisterExchangeServer(gs, &exchangeSvc{base: base, dp: cfg.DP})
 	xhubv1.RegisterProviderServer(gs, &providerSvc{base: base, dp: cfg.DP})
 	xhubv1.RegisterAuditServer(gs, &auditSvc{base: base, dp: cfg.DP})
-	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	return &Server{Server: gs, Health: h, drain: drain}
+	if cfg.CP.Integrity() != nil {
+		h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	} else {
+		h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	}
+	return &Server{Server: gs, Health: h, drain: drain, watch: watch}
 }
 
 func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {

@@ -6,6 +6,7 @@
 package bus
 
 import (
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -77,5 +78,44 @@ func Ledger(replicas int) jetstream.StreamConfig {
 		DenyDelete:  true,
 		DenyPurge:   true,
 		AllowDirect: true,
+	}
+}
+
+// Subscriptions are durable consumers of XHUB_DATA, one per (grantee
+// department, dataset, subscription name), named
+// SubscriptionPrefix<dept>_<owner>_<dataset name>_<name> (ids hold no '_',
+// so the name is unique) and described by their metadata.
+const (
+	SubscriptionPrefix = "sub_"
+	MetaDept           = "xhub.dept"
+	MetaDataset        = "xhub.dataset"
+	MetaName           = "xhub.name"
+	MetaCreatedBy      = "xhub.created_by" // the identity that made it
+)
+
+// SubscriptionConsumerName is the durable consumer of a subscription.
+func SubscriptionConsumerName(dept, dataset, name string) string {
+	return SubscriptionPrefix + dept + "_" + strings.ReplaceAll(dataset, ".", "_") + "_" + name
+}
+
+// DeptSubscriptionPrefix starts the consumer names of one department's
+// subscriptions.
+func DeptSubscriptionPrefix(dept string) string { return SubscriptionPrefix + dept + "_" }
+
+// Subscription is the durable consumer of a new subscription: explicit
+// acks, redelivery after AckWait, deleted by the server after idle
+// without a subscriber.
+func Subscription(dept, dataset, name, createdBy string, fromBeginning bool, idle time.Duration) jetstream.ConsumerConfig {
+	deliver := jetstream.DeliverNewPolicy
+	if fromBeginning {
+		deliver = jetstream.DeliverAllPolicy
+	}
+	return jetstream.ConsumerConfig{
+		Durable:       SubscriptionConsumerName(dept, dataset, name),
+		Description:   "subscription " + name + " of " + dept + " to " + dataset,
+		FilterSubject: DataPrefix + dataset, DeliverPolicy: deliver,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 256,
+		InactiveThreshold: idle,
+		Metadata:          map[string]string{MetaDept: dept, MetaDataset: dataset, MetaName: name, MetaCreatedBy: createdBy},
 	}
 }

@@ -21,6 +21,7 @@ const (
 	KindPrecondition                 // the current state forbids the call
 	KindDenied                       // the caller may not do this
 	KindUnavailable                  // try again later
+	KindExhausted                    // a bound on the caller's resources is reached
 )
 
 func (k Kind) String() string {
@@ -37,6 +38,8 @@ func (k Kind) String() string {
 		return "denied"
 	case KindUnavailable:
 		return "unavailable"
+	case KindExhausted:
+		return "exhausted"
 	}
 	return "unknown"
 }
@@ -90,6 +93,7 @@ var (
 	ErrPrecondition = &Error{Kind: KindPrecondition}
 	ErrDenied       = &Error{Kind: KindDenied}
 	ErrUnavailable  = &Error{Kind: KindUnavailable}
+	ErrExhausted    = &Error{Kind: KindExhausted}
 )
 
 // Invalid reports a bad input field.
@@ -112,6 +116,14 @@ func Exists(format string, args ...any) *Error {
 func Precondition(typ, subject, format string, args ...any) *Error {
 	d := fmt.Sprintf(format, args...)
 	return &Error{Kind: KindPrecondition, Msg: d, Violations: []Violation{{Type: typ, Field: subject, Description: d}}}
+}
+
+// Exhausted reports that the caller reached a bound on a resource that
+// grows on request; subject names whose resource (e.g. "dept:tax") and
+// the message names the bound.
+func Exhausted(subject, format string, args ...any) *Error {
+	d := fmt.Sprintf(format, args...)
+	return &Error{Kind: KindExhausted, Msg: d, Violations: []Violation{{Field: subject, Description: d}}}
 }
 
 // Denied reports a caller without the right.

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -33,6 +34,7 @@ type dataFixture struct {
 	env                *testenv.Env
 	owner, grantee     *adapters.Client // officers
 	provider, consumer *adapters.Client // systems
+	consumerCreds      string           // the consumer's creds file
 	grant              string
 }
 
@@ -46,7 +48,8 @@ func newGrantFixture(t *testing.T, fields []string, opts ...testenv.Option) *dat
 	t.Helper()
 	env := testenv.Start(t, opts...)
 	f := &dataFixture{env: env, owner: env.Officer("health"), grantee: env.Officer("tax")}
-	f.provider, f.consumer = env.System("health", "clinic-db"), env.System("tax", "etl")
+	f.consumerCreds = env.Creds("tax", exchange.RoleSystem, "etl")
+	f.provider, f.consumer = env.System("health", "clinic-db"), env.Dial(f.consumerCreds)
 	ctx := context.Background()
 	if _, err := f.owner.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases", SchemaJson: []byte(casesSchema)}); err != nil {
 		t.Fatal(err)

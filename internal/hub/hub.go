@@ -50,16 +50,35 @@ type Config struct {
 	MetricsListen string
 	// FsyncAlways makes the embedded JetStream fsync every write.
 	FsyncAlways bool
+	// RebuildViews moves DataDir/badger aside and rebuilds the views by
+	// replaying the log (after a node refused to start because its views
+	// do not match its log).
+	RebuildViews bool
 	// Name is this node's name in logs and NATS. Zero: "xhub".
 	Name string
 	// ResponseDays, MaxGrantDays, SweepInterval: see exchange.Config.
 	ResponseDays  int
 	MaxGrantDays  int
 	SweepInterval time.Duration
+	// Limits bound what one department can make the node hold; zero
+	// values are the defaults of exchange.Config and dataplane.Config.
+	Limits Limits
 	// Now is the clock (tests). Zero: time.Now.
 	Now func() time.Time
 	// Logger: zero discards.
 	Logger *slog.Logger
+}
+
+// Limits are the per-department bounds of a node (see the README's
+// security section). Zero values are defaults.
+type Limits struct {
+	MaxDurableSubscriptions int           // durable subscriptions per department (32)
+	SubscriptionIdle        time.Duration // a subscription with no subscriber is deleted after (7 days)
+	MaxOpenSubscriptions    int           // subscriptions open per department on one node (64)
+	MaxProviderStreams      int           // provider streams open per department on one node (16)
+	MaxPendingRequests      int           // share requests pending per department (100)
+	MaxRecordBytes          int           // one record (1 MiB)
+	MaxBatchBytes           int           // one published batch, under NATS's max payload (4 MiB)
 }
 
 func (c *Config) validate() error {
@@ -125,6 +144,35 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
+	// Bind first: a port in use fails the start before anything is
+	// written. And a first start that fails leaves nothing half-made.
+	if n.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("hub: listen %s: %w", cfg.Listen, err)
+	}
+	var metricsLis net.Listener
+	if cfg.MetricsListen != "" {
+		if metricsLis, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return nil, fmt.Errorf("hub: metrics listen %s: %w", cfg.MetricsListen, err)
+		}
+		defer func() {
+			if err != nil {
+				metricsLis.Close()
+			}
+		}()
+	}
+	if _, statErr := os.Stat(filepath.Join(cfg.DataDir, "pki")); os.IsNotExist(statErr) {
+		defer func() {
+			if err != nil {
+				n.Close()
+				n.removeFirstStart()
+			}
+		}()
+	}
+	if cfg.RebuildViews {
+		if err := moveAside(filepath.Join(cfg.DataDir, "badger"), log); err != nil {
+			return nil, err
+		}
+	}
 	if n.Authority, err = pki.LoadOrCreate(filepath.Join(cfg.DataDir, "pki")); err != nil {
 		return nil, err
 	}
@@ -158,15 +206,15 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.CP, err = exchange.Open(ctx, exchange.Config{
 		Store: n.Store, Log: ledger.NewLog(n.JS, bus.LedgerStream, bus.LedgerSubject), Logger: log.With("component", "controlplane"),
 		Now: cfg.Now, ResponseDays: cfg.ResponseDays, MaxGrantDays: cfg.MaxGrantDays, SweepInterval: cfg.SweepInterval, Events: n.NC,
+		MaxPendingRequests: cfg.Limits.MaxPendingRequests,
 	}); err != nil {
 		return nil, err
 	}
-	if err := n.CP.Init(ctx, exchange.HubInit{CASHA256: n.Authority.Fingerprint(), VerifierKey: n.Authority.VerifierKey}); err != nil {
-		return nil, err
-	}
-
-	if n.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("hub: listen %s: %w", cfg.Listen, err)
+	degraded := n.CP.Integrity()
+	if degraded == nil {
+		if err := n.CP.Init(ctx, exchange.HubInit{CASHA256: n.Authority.Fingerprint(), VerifierKey: n.Authority.VerifierKey}); err != nil {
+			return nil, err
+		}
 	}
 	host, _, _ := net.SplitHostPort(cfg.Listen)
 	hostname, _ := os.Hostname()
@@ -178,22 +226,56 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		CP: n.CP, NC: n.NC, JS: n.JS, Now: cfg.Now, Logger: log.With("component", "dataplane"),
 		DataStream: bus.DataStream, AuditStream: bus.AuditStream, DataPrefix: bus.DataPrefix, AuditPrefix: bus.AuditPrefix,
 		QueryPfx: bus.QueryPrefix, ProviderQueue: bus.ProviderQueue,
+		MaxRecordBytes: cfg.Limits.MaxRecordBytes, MaxBatchBytes: cfg.Limits.MaxBatchBytes,
+		MaxSubscriptions: cfg.Limits.MaxOpenSubscriptions, MaxDurableSubscriptions: cfg.Limits.MaxDurableSubscriptions,
+		SubscriptionIdle: cfg.Limits.SubscriptionIdle, MaxProviderStreams: cfg.Limits.MaxProviderStreams,
 	}); err != nil {
 		return nil, err
 	}
 	n.GRPC = api.New(api.Config{CP: n.CP, DP: n.DP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api"), Now: cfg.Now})
 	go func() { n.serveErr <- n.GRPC.Serve(n.lis) }()
 
-	if err := n.ensureAdminCreds(ctx); err != nil {
-		return nil, err
-	}
-	if cfg.MetricsListen != "" {
-		if err := n.startMetrics(); err != nil {
+	n.AdminCreds = filepath.Join(cfg.DataDir, "admin.creds")
+	if degraded == nil {
+		if err := n.ensureAdminCreds(ctx); err != nil {
 			return nil, err
 		}
 	}
+	if metricsLis != nil {
+		n.startMetrics(metricsLis)
+	}
+	if degraded != nil {
+		log.Error("hub node started but refuses to serve: its state does not verify", "err", degraded)
+		return n, nil
+	}
 	log.Info("hub node started", "listen", n.Addr(), "data_dir", cfg.DataDir, "applied", n.CP.Applied())
 	return n, nil
+}
+
+// Integrity is nil when the node's log and views verify; otherwise the
+// node serves only the ledger, and this says which entry is at fault.
+func (n *Node) Integrity() error { return n.CP.Integrity() }
+
+// removeFirstStart removes what a failed first start wrote, so the next
+// start begins clean (the next start makes a new CA and ledger key).
+func (n *Node) removeFirstStart() {
+	for _, d := range []string{"pki", "nats", "badger", "admin.creds"} {
+		_ = os.RemoveAll(filepath.Join(n.cfg.DataDir, d))
+	}
+}
+
+// moveAside renames a data dir's Badger to badger.<time>.old, so the node
+// rebuilds its views from the log; the old views stay for inspection.
+func moveAside(dir string, log *slog.Logger) error {
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		return nil
+	}
+	to := fmt.Sprintf("%s.%s.old", dir, time.Now().UTC().Format("20060102T150405"))
+	if err := os.Rename(dir, to); err != nil {
+		return fmt.Errorf("hub: rebuild views: %w", err)
+	}
+	log.Warn("views moved aside; rebuilding them from the ledger", "old", to)
+	return nil
 }
 
 // MetricsAddr is the address of /metrics ("" when off).
@@ -205,7 +287,6 @@ func (n *Node) Addr() string { return n.lis.Addr().String() }
 // ensureAdminCreds writes DataDir/admin.creds on this data dir's first
 // start, recording the credential in the ledger like any other.
 func (n *Node) ensureAdminCreds(ctx context.Context) error {
-	n.AdminCreds = filepath.Join(n.cfg.DataDir, "admin.creds")
 	if _, err := os.Stat(n.AdminCreds); err == nil {
 		return nil
 	}
@@ -242,22 +323,25 @@ func (n *Node) dialAddr() string {
 	return net.JoinHostPort(host, port)
 }
 
-func (n *Node) startMetrics() error {
+func (n *Node) startMetrics(lis net.Listener) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xhub_ledger_applied_seq", Help: "Sequence of the last control-plane entry applied on this node."},
 		func() float64 { return float64(n.CP.Applied()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xhub_state_verified", Help: "1 when this node's log and views verify, 0 when it refuses to serve."},
+		func() float64 {
+			if n.CP.Integrity() != nil {
+				return 0
+			}
+			return 1
+		}))
 	reg.MustRegister(n.DP.Collectors()...)
+	reg.MustRegister(n.GRPC.Collectors()...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	lis, err := net.Listen("tcp", n.cfg.MetricsListen)
-	if err != nil {
-		return fmt.Errorf("hub: metrics listen %s: %w", n.cfg.MetricsListen, err)
-	}
 	n.metricsAddr = lis.Addr().String()
 	n.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { n.serveErr <- n.metrics.Serve(lis) }()
-	return nil
 }
 
 // Close stops the node in reverse order of start: gRPC (draining calls),

@@ -9,6 +9,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -131,3 +132,85 @@ func (badgerLogger) Debugf(string, ...any) {}
 
 // Delete removes key.
 func (t *Txn) Delete(key string) error { return t.t.Delete([]byte(key)) }
+
+// OpenMemory opens an empty database held in memory (to replay a log
+// into and compare with the one on disk).
+func OpenMemory() (*Store, error) {
+	db, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithLogger(badgerLogger{}))
+	if err != nil {
+		return nil, fmt.Errorf("store: open in memory: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Difference is the first key, in key order, whose value differs between
+// two stores (nil: absent from that store).
+type Difference struct {
+	Key    []byte
+	A, B   []byte
+	Differ bool
+}
+
+// FirstDifference compares every key and value of s and o in key order
+// and returns the first key that differs.
+func (s *Store) FirstDifference(o *Store) (Difference, error) {
+	var d Difference
+	err := s.db.View(func(ta *badger.Txn) error {
+		return o.db.View(func(tb *badger.Txn) error {
+			ia := ta.NewIterator(badger.DefaultIteratorOptions)
+			defer ia.Close()
+			ib := tb.NewIterator(badger.DefaultIteratorOptions)
+			defer ib.Close()
+			ia.Rewind()
+			ib.Rewind()
+			for ia.Valid() || ib.Valid() {
+				var ka, kb []byte
+				if ia.Valid() {
+					ka = ia.Item().KeyCopy(nil)
+				}
+				if ib.Valid() {
+					kb = ib.Item().KeyCopy(nil)
+				}
+				switch c := compareKeys(ka, kb); {
+				case c < 0: // only in s
+					va, err := ia.Item().ValueCopy(nil)
+					d = Difference{Key: ka, A: va, Differ: true}
+					return err
+				case c > 0: // only in o
+					vb, err := ib.Item().ValueCopy(nil)
+					d = Difference{Key: kb, B: vb, Differ: true}
+					return err
+				}
+				va, err := ia.Item().ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				vb, err := ib.Item().ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(va, vb) {
+					d = Difference{Key: ka, A: va, B: vb, Differ: true}
+					return nil
+				}
+				ia.Next()
+				ib.Next()
+			}
+			return nil
+		})
+	})
+	return d, err
+}
+
+// compareKeys orders keys, a missing (nil) key after every other.
+func compareKeys(a, b []byte) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return 1
+	case b == nil:
+		return -1
+	}
+	return bytes.Compare(a, b)
+}

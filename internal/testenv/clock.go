@@ -42,3 +42,6 @@ func WithResponseDays(n int) Option { return func(cfg *hub.Config) { cfg.Respons
 
 // WithMetrics serves /metrics on a free loopback port.
 func WithMetrics() Option { return func(cfg *hub.Config) { cfg.MetricsListen = "127.0.0.1:0" } }
+
+// WithLimits sets the node's per-department bounds.
+func WithLimits(l hub.Limits) Option { return func(cfg *hub.Config) { cfg.Limits = l } }

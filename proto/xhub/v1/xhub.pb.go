@@ -17,6 +17,7 @@ package xhubv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -3975,6 +3976,314 @@ func (x *SubscribeStart) GetFrom() string {
 	return ""
 }
 
+type ListSubscriptionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dataset       string                 `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"` // only this dataset
+	Dept          string                 `protobuf:"bytes,2,opt,name=dept,proto3" json:"dept,omitempty"`       // the operator: only this department
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionsRequest) Reset() {
+	*x = ListSubscriptionsRequest{}
+	mi := &file_xhub_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionsRequest) ProtoMessage() {}
+
+func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ListSubscriptionsRequest) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+func (x *ListSubscriptionsRequest) GetDept() string {
+	if x != nil {
+		return x.Dept
+	}
+	return ""
+}
+
+type SubscriptionInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dept          string                 `protobuf:"bytes,1,opt,name=dept,proto3" json:"dept,omitempty"`
+	Dataset       string                 `protobuf:"bytes,2,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	CreatedBy     string                 `protobuf:"bytes,4,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"` // the identity that made it
+	Created       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created,proto3" json:"created,omitempty"`
+	Pending       uint64                 `protobuf:"varint,6,opt,name=pending,proto3" json:"pending,omitempty"`                         // stored batches not yet delivered
+	AckPending    int64                  `protobuf:"varint,7,opt,name=ack_pending,json=ackPending,proto3" json:"ack_pending,omitempty"` // batches delivered, not yet acknowledged
+	Open          bool                   `protobuf:"varint,8,opt,name=open,proto3" json:"open,omitempty"`                               // a subscriber is connected
+	IdleExpiry    *durationpb.Duration   `protobuf:"bytes,9,opt,name=idle_expiry,json=idleExpiry,proto3" json:"idle_expiry,omitempty"`  // deleted after this long without a subscriber
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscriptionInfo) Reset() {
+	*x = SubscriptionInfo{}
+	mi := &file_xhub_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscriptionInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscriptionInfo) ProtoMessage() {}
+
+func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscriptionInfo.ProtoReflect.Descriptor instead.
+func (*SubscriptionInfo) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *SubscriptionInfo) GetDept() string {
+	if x != nil {
+		return x.Dept
+	}
+	return ""
+}
+
+func (x *SubscriptionInfo) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+func (x *SubscriptionInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SubscriptionInfo) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *SubscriptionInfo) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *SubscriptionInfo) GetPending() uint64 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
+func (x *SubscriptionInfo) GetAckPending() int64 {
+	if x != nil {
+		return x.AckPending
+	}
+	return 0
+}
+
+func (x *SubscriptionInfo) GetOpen() bool {
+	if x != nil {
+		return x.Open
+	}
+	return false
+}
+
+func (x *SubscriptionInfo) GetIdleExpiry() *durationpb.Duration {
+	if x != nil {
+		return x.IdleExpiry
+	}
+	return nil
+}
+
+type ListSubscriptionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subscriptions []*SubscriptionInfo    `protobuf:"bytes,1,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	Limit         int32                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"` // durable subscriptions a department may have
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionsResponse) Reset() {
+	*x = ListSubscriptionsResponse{}
+	mi := &file_xhub_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionsResponse) ProtoMessage() {}
+
+func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ListSubscriptionsResponse) GetSubscriptions() []*SubscriptionInfo {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return nil
+}
+
+func (x *ListSubscriptionsResponse) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type DeleteSubscriptionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Dataset       string                 `protobuf:"bytes,2,opt,name=dataset,proto3" json:"dataset,omitempty"` // needed when the name is used on several datasets
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubscriptionRequest) Reset() {
+	*x = DeleteSubscriptionRequest{}
+	mi := &file_xhub_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubscriptionRequest) ProtoMessage() {}
+
+func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *DeleteSubscriptionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeleteSubscriptionRequest) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+type DeleteSubscriptionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       *SubscriptionInfo      `protobuf:"bytes,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubscriptionResponse) Reset() {
+	*x = DeleteSubscriptionResponse{}
+	mi := &file_xhub_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubscriptionResponse) ProtoMessage() {}
+
+func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *DeleteSubscriptionResponse) GetDeleted() *SubscriptionInfo {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
 type SubscribeAck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	DeliveryIds   []uint64               `protobuf:"varint,1,rep,packed,name=delivery_ids,json=deliveryIds,proto3" json:"delivery_ids,omitempty"`
@@ -3984,7 +4293,7 @@ type SubscribeAck struct {
 
 func (x *SubscribeAck) Reset() {
 	*x = SubscribeAck{}
-	mi := &file_xhub_proto_msgTypes[59]
+	mi := &file_xhub_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3996,7 +4305,7 @@ func (x *SubscribeAck) String() string {
 func (*SubscribeAck) ProtoMessage() {}
 
 func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[59]
+	mi := &file_xhub_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4009,7 +4318,7 @@ func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeAck.ProtoReflect.Descriptor instead.
 func (*SubscribeAck) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{59}
+	return file_xhub_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SubscribeAck) GetDeliveryIds() []uint64 {
@@ -4030,7 +4339,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_xhub_proto_msgTypes[60]
+	mi := &file_xhub_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4042,7 +4351,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[60]
+	mi := &file_xhub_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4055,7 +4364,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{60}
+	return file_xhub_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SubscribeResponse) GetDeliveryId() uint64 {
@@ -4092,7 +4401,7 @@ type ProviderMessage struct {
 
 func (x *ProviderMessage) Reset() {
 	*x = ProviderMessage{}
-	mi := &file_xhub_proto_msgTypes[61]
+	mi := &file_xhub_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4104,7 +4413,7 @@ func (x *ProviderMessage) String() string {
 func (*ProviderMessage) ProtoMessage() {}
 
 func (x *ProviderMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[61]
+	mi := &file_xhub_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4117,7 +4426,7 @@ func (x *ProviderMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderMessage.ProtoReflect.Descriptor instead.
 func (*ProviderMessage) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{61}
+	return file_xhub_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ProviderMessage) GetMsg() isProviderMessage_Msg {
@@ -4170,7 +4479,7 @@ type ProviderHello struct {
 
 func (x *ProviderHello) Reset() {
 	*x = ProviderHello{}
-	mi := &file_xhub_proto_msgTypes[62]
+	mi := &file_xhub_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4182,7 +4491,7 @@ func (x *ProviderHello) String() string {
 func (*ProviderHello) ProtoMessage() {}
 
 func (x *ProviderHello) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[62]
+	mi := &file_xhub_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4195,7 +4504,7 @@ func (x *ProviderHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderHello.ProtoReflect.Descriptor instead.
 func (*ProviderHello) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{62}
+	return file_xhub_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ProviderHello) GetDatasets() []string {
@@ -4217,7 +4526,7 @@ type ProviderResult struct {
 
 func (x *ProviderResult) Reset() {
 	*x = ProviderResult{}
-	mi := &file_xhub_proto_msgTypes[63]
+	mi := &file_xhub_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4229,7 +4538,7 @@ func (x *ProviderResult) String() string {
 func (*ProviderResult) ProtoMessage() {}
 
 func (x *ProviderResult) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[63]
+	mi := &file_xhub_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4242,7 +4551,7 @@ func (x *ProviderResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderResult.ProtoReflect.Descriptor instead.
 func (*ProviderResult) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{63}
+	return file_xhub_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ProviderResult) GetCallId() string {
@@ -4287,7 +4596,7 @@ type ProviderCall struct {
 
 func (x *ProviderCall) Reset() {
 	*x = ProviderCall{}
-	mi := &file_xhub_proto_msgTypes[64]
+	mi := &file_xhub_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4299,7 +4608,7 @@ func (x *ProviderCall) String() string {
 func (*ProviderCall) ProtoMessage() {}
 
 func (x *ProviderCall) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[64]
+	mi := &file_xhub_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4312,7 +4621,7 @@ func (x *ProviderCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderCall.ProtoReflect.Descriptor instead.
 func (*ProviderCall) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{64}
+	return file_xhub_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ProviderCall) GetCallId() string {
@@ -4380,7 +4689,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_xhub_proto_msgTypes[65]
+	mi := &file_xhub_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4392,7 +4701,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[65]
+	mi := &file_xhub_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4405,7 +4714,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{65}
+	return file_xhub_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -4512,7 +4821,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_xhub_proto_msgTypes[66]
+	mi := &file_xhub_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4524,7 +4833,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[66]
+	mi := &file_xhub_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4537,7 +4846,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{66}
+	return file_xhub_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListAuditRequest) GetDataset() string {
@@ -4585,7 +4894,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_xhub_proto_msgTypes[67]
+	mi := &file_xhub_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4597,7 +4906,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[67]
+	mi := &file_xhub_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4610,7 +4919,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{67}
+	return file_xhub_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -4632,7 +4941,7 @@ var File_xhub_proto protoreflect.FileDescriptor
 const file_xhub_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"xhub.proto\x12\axhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"}\n" +
+	"xhub.proto\x12\axhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/duration.proto\"}\n" +
 	"\n" +
 	"Department\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -4960,7 +5269,31 @@ const file_xhub_proto_rawDesc = "" +
 	"\x0eSubscribeStart\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
-	"\x04from\x18\x03 \x01(\tR\x04from\"1\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\"H\n" +
+	"\x18ListSubscriptionsRequest\x12\x18\n" +
+	"\adataset\x18\x01 \x01(\tR\adataset\x12\x12\n" +
+	"\x04dept\x18\x02 \x01(\tR\x04dept\"\xb4\x02\n" +
+	"\x10SubscriptionInfo\x12\x12\n" +
+	"\x04dept\x18\x01 \x01(\tR\x04dept\x12\x18\n" +
+	"\adataset\x18\x02 \x01(\tR\adataset\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x04 \x01(\tR\tcreatedBy\x124\n" +
+	"\acreated\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x18\n" +
+	"\apending\x18\x06 \x01(\x04R\apending\x12\x1f\n" +
+	"\vack_pending\x18\a \x01(\x03R\n" +
+	"ackPending\x12\x12\n" +
+	"\x04open\x18\b \x01(\bR\x04open\x12:\n" +
+	"\vidle_expiry\x18\t \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"idleExpiry\"r\n" +
+	"\x19ListSubscriptionsResponse\x12?\n" +
+	"\rsubscriptions\x18\x01 \x03(\v2\x19.xhub.v1.SubscriptionInfoR\rsubscriptions\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"I\n" +
+	"\x19DeleteSubscriptionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\adataset\x18\x02 \x01(\tR\adataset\"Q\n" +
+	"\x1aDeleteSubscriptionResponse\x123\n" +
+	"\adeleted\x18\x01 \x01(\v2\x19.xhub.v1.SubscriptionInfoR\adeleted\"1\n" +
 	"\fSubscribeAck\x12!\n" +
 	"\fdelivery_ids\x18\x01 \x03(\x04R\vdeliveryIds\"\x8b\x01\n" +
 	"\x11SubscribeResponse\x12\x1f\n" +
@@ -5045,11 +5378,13 @@ const file_xhub_proto_rawDesc = "" +
 	"\vListEntries\x12\x1b.xhub.v1.ListEntriesRequest\x1a\x1c.xhub.v1.ListEntriesResponse\x12<\n" +
 	"\aGetHead\x12\x17.xhub.v1.GetHeadRequest\x1a\x18.xhub.v1.GetHeadResponse\x12Q\n" +
 	"\x0eInclusionProof\x12\x1e.xhub.v1.InclusionProofRequest\x1a\x1f.xhub.v1.InclusionProofResponse\x12W\n" +
-	"\x10ConsistencyProof\x12 .xhub.v1.ConsistencyProofRequest\x1a!.xhub.v1.ConsistencyProofResponse2\xc8\x01\n" +
+	"\x10ConsistencyProof\x12 .xhub.v1.ConsistencyProofRequest\x1a!.xhub.v1.ConsistencyProofResponse2\x83\x03\n" +
 	"\bExchange\x126\n" +
 	"\x05Query\x12\x15.xhub.v1.QueryRequest\x1a\x16.xhub.v1.QueryResponse\x12<\n" +
 	"\aPublish\x12\x17.xhub.v1.PublishRequest\x1a\x18.xhub.v1.PublishResponse\x12F\n" +
-	"\tSubscribe\x12\x19.xhub.v1.SubscribeRequest\x1a\x1a.xhub.v1.SubscribeResponse(\x010\x012H\n" +
+	"\tSubscribe\x12\x19.xhub.v1.SubscribeRequest\x1a\x1a.xhub.v1.SubscribeResponse(\x010\x01\x12Z\n" +
+	"\x11ListSubscriptions\x12!.xhub.v1.ListSubscriptionsRequest\x1a\".xhub.v1.ListSubscriptionsResponse\x12]\n" +
+	"\x12DeleteSubscription\x12\".xhub.v1.DeleteSubscriptionRequest\x1a#.xhub.v1.DeleteSubscriptionResponse2H\n" +
 	"\bProvider\x12<\n" +
 	"\x05Serve\x12\x18.xhub.v1.ProviderMessage\x1a\x15.xhub.v1.ProviderCall(\x010\x012K\n" +
 	"\x05Audit\x12B\n" +
@@ -5067,186 +5402,200 @@ func file_xhub_proto_rawDescGZIP() []byte {
 	return file_xhub_proto_rawDescData
 }
 
-var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_xhub_proto_goTypes = []any{
-	(*Department)(nil),               // 0: xhub.v1.Department
-	(*AddDepartmentRequest)(nil),     // 1: xhub.v1.AddDepartmentRequest
-	(*AddDepartmentResponse)(nil),    // 2: xhub.v1.AddDepartmentResponse
-	(*ListDepartmentsRequest)(nil),   // 3: xhub.v1.ListDepartmentsRequest
-	(*ListDepartmentsResponse)(nil),  // 4: xhub.v1.ListDepartmentsResponse
-	(*Credential)(nil),               // 5: xhub.v1.Credential
-	(*IssueCredentialRequest)(nil),   // 6: xhub.v1.IssueCredentialRequest
-	(*IssueCredentialResponse)(nil),  // 7: xhub.v1.IssueCredentialResponse
-	(*ListCredentialsRequest)(nil),   // 8: xhub.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil),  // 9: xhub.v1.ListCredentialsResponse
-	(*RevokeCredentialRequest)(nil),  // 10: xhub.v1.RevokeCredentialRequest
-	(*RevokeCredentialResponse)(nil), // 11: xhub.v1.RevokeCredentialResponse
-	(*Schema)(nil),                   // 12: xhub.v1.Schema
-	(*Field)(nil),                    // 13: xhub.v1.Field
-	(*RegisterSchemaRequest)(nil),    // 14: xhub.v1.RegisterSchemaRequest
-	(*RegisterSchemaResponse)(nil),   // 15: xhub.v1.RegisterSchemaResponse
-	(*CheckSchemaRequest)(nil),       // 16: xhub.v1.CheckSchemaRequest
-	(*CheckSchemaResponse)(nil),      // 17: xhub.v1.CheckSchemaResponse
-	(*GetSchemaRequest)(nil),         // 18: xhub.v1.GetSchemaRequest
-	(*GetSchemaResponse)(nil),        // 19: xhub.v1.GetSchemaResponse
-	(*ListVersionsRequest)(nil),      // 20: xhub.v1.ListVersionsRequest
-	(*ListVersionsResponse)(nil),     // 21: xhub.v1.ListVersionsResponse
-	(*Dataset)(nil),                  // 22: xhub.v1.Dataset
-	(*PublishDatasetRequest)(nil),    // 23: xhub.v1.PublishDatasetRequest
-	(*PublishDatasetResponse)(nil),   // 24: xhub.v1.PublishDatasetResponse
-	(*GetDatasetRequest)(nil),        // 25: xhub.v1.GetDatasetRequest
-	(*GetDatasetResponse)(nil),       // 26: xhub.v1.GetDatasetResponse
-	(*ListDatasetsRequest)(nil),      // 27: xhub.v1.ListDatasetsRequest
-	(*ListDatasetsResponse)(nil),     // 28: xhub.v1.ListDatasetsResponse
-	(*RetireDatasetRequest)(nil),     // 29: xhub.v1.RetireDatasetRequest
-	(*RetireDatasetResponse)(nil),    // 30: xhub.v1.RetireDatasetResponse
-	(*ShareRequest)(nil),             // 31: xhub.v1.ShareRequest
-	(*Grant)(nil),                    // 32: xhub.v1.Grant
-	(*RequestShareRequest)(nil),      // 33: xhub.v1.RequestShareRequest
-	(*RequestShareResponse)(nil),     // 34: xhub.v1.RequestShareResponse
-	(*InboxRequest)(nil),             // 35: xhub.v1.InboxRequest
-	(*ApproveRequest)(nil),           // 36: xhub.v1.ApproveRequest
-	(*RejectRequest)(nil),            // 37: xhub.v1.RejectRequest
-	(*WithdrawRequest)(nil),          // 38: xhub.v1.WithdrawRequest
-	(*RevokeGrantRequest)(nil),       // 39: xhub.v1.RevokeGrantRequest
-	(*DecisionResponse)(nil),         // 40: xhub.v1.DecisionResponse
-	(*ListSharesRequest)(nil),        // 41: xhub.v1.ListSharesRequest
-	(*ListSharesResponse)(nil),       // 42: xhub.v1.ListSharesResponse
-	(*Entry)(nil),                    // 43: xhub.v1.Entry
-	(*ListEntriesRequest)(nil),       // 44: xhub.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),      // 45: xhub.v1.ListEntriesResponse
-	(*GetHeadRequest)(nil),           // 46: xhub.v1.GetHeadRequest
-	(*GetHeadResponse)(nil),          // 47: xhub.v1.GetHeadResponse
-	(*InclusionProofRequest)(nil),    // 48: xhub.v1.InclusionProofRequest
-	(*InclusionProofResponse)(nil),   // 49: xhub.v1.InclusionProofResponse
-	(*ConsistencyProofRequest)(nil),  // 50: xhub.v1.ConsistencyProofRequest
-	(*ConsistencyProofResponse)(nil), // 51: xhub.v1.ConsistencyProofResponse
-	(*Filter)(nil),                   // 52: xhub.v1.Filter
-	(*QueryRequest)(nil),             // 53: xhub.v1.QueryRequest
-	(*QueryResponse)(nil),            // 54: xhub.v1.QueryResponse
-	(*PublishRequest)(nil),           // 55: xhub.v1.PublishRequest
-	(*PublishResponse)(nil),          // 56: xhub.v1.PublishResponse
-	(*SubscribeRequest)(nil),         // 57: xhub.v1.SubscribeRequest
-	(*SubscribeStart)(nil),           // 58: xhub.v1.SubscribeStart
-	(*SubscribeAck)(nil),             // 59: xhub.v1.SubscribeAck
-	(*SubscribeResponse)(nil),        // 60: xhub.v1.SubscribeResponse
-	(*ProviderMessage)(nil),          // 61: xhub.v1.ProviderMessage
-	(*ProviderHello)(nil),            // 62: xhub.v1.ProviderHello
-	(*ProviderResult)(nil),           // 63: xhub.v1.ProviderResult
-	(*ProviderCall)(nil),             // 64: xhub.v1.ProviderCall
-	(*AuditEntry)(nil),               // 65: xhub.v1.AuditEntry
-	(*ListAuditRequest)(nil),         // 66: xhub.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),        // 67: xhub.v1.ListAuditResponse
-	(*timestamppb.Timestamp)(nil),    // 68: google.protobuf.Timestamp
+	(*Department)(nil),                 // 0: xhub.v1.Department
+	(*AddDepartmentRequest)(nil),       // 1: xhub.v1.AddDepartmentRequest
+	(*AddDepartmentResponse)(nil),      // 2: xhub.v1.AddDepartmentResponse
+	(*ListDepartmentsRequest)(nil),     // 3: xhub.v1.ListDepartmentsRequest
+	(*ListDepartmentsResponse)(nil),    // 4: xhub.v1.ListDepartmentsResponse
+	(*Credential)(nil),                 // 5: xhub.v1.Credential
+	(*IssueCredentialRequest)(nil),     // 6: xhub.v1.IssueCredentialRequest
+	(*IssueCredentialResponse)(nil),    // 7: xhub.v1.IssueCredentialResponse
+	(*ListCredentialsRequest)(nil),     // 8: xhub.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),    // 9: xhub.v1.ListCredentialsResponse
+	(*RevokeCredentialRequest)(nil),    // 10: xhub.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil),   // 11: xhub.v1.RevokeCredentialResponse
+	(*Schema)(nil),                     // 12: xhub.v1.Schema
+	(*Field)(nil),                      // 13: xhub.v1.Field
+	(*RegisterSchemaRequest)(nil),      // 14: xhub.v1.RegisterSchemaRequest
+	(*RegisterSchemaResponse)(nil),     // 15: xhub.v1.RegisterSchemaResponse
+	(*CheckSchemaRequest)(nil),         // 16: xhub.v1.CheckSchemaRequest
+	(*CheckSchemaResponse)(nil),        // 17: xhub.v1.CheckSchemaResponse
+	(*GetSchemaRequest)(nil),           // 18: xhub.v1.GetSchemaRequest
+	(*GetSchemaResponse)(nil),          // 19: xhub.v1.GetSchemaResponse
+	(*ListVersionsRequest)(nil),        // 20: xhub.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),       // 21: xhub.v1.ListVersionsResponse
+	(*Dataset)(nil),                    // 22: xhub.v1.Dataset
+	(*PublishDatasetRequest)(nil),      // 23: xhub.v1.PublishDatasetRequest
+	(*PublishDatasetResponse)(nil),     // 24: xhub.v1.PublishDatasetResponse
+	(*GetDatasetRequest)(nil),          // 25: xhub.v1.GetDatasetRequest
+	(*GetDatasetResponse)(nil),         // 26: xhub.v1.GetDatasetResponse
+	(*ListDatasetsRequest)(nil),        // 27: xhub.v1.ListDatasetsRequest
+	(*ListDatasetsResponse)(nil),       // 28: xhub.v1.ListDatasetsResponse
+	(*RetireDatasetRequest)(nil),       // 29: xhub.v1.RetireDatasetRequest
+	(*RetireDatasetResponse)(nil),      // 30: xhub.v1.RetireDatasetResponse
+	(*ShareRequest)(nil),               // 31: xhub.v1.ShareRequest
+	(*Grant)(nil),                      // 32: xhub.v1.Grant
+	(*RequestShareRequest)(nil),        // 33: xhub.v1.RequestShareRequest
+	(*RequestShareResponse)(nil),       // 34: xhub.v1.RequestShareResponse
+	(*InboxRequest)(nil),               // 35: xhub.v1.InboxRequest
+	(*ApproveRequest)(nil),             // 36: xhub.v1.ApproveRequest
+	(*RejectRequest)(nil),              // 37: xhub.v1.RejectRequest
+	(*WithdrawRequest)(nil),            // 38: xhub.v1.WithdrawRequest
+	(*RevokeGrantRequest)(nil),         // 39: xhub.v1.RevokeGrantRequest
+	(*DecisionResponse)(nil),           // 40: xhub.v1.DecisionResponse
+	(*ListSharesRequest)(nil),          // 41: xhub.v1.ListSharesRequest
+	(*ListSharesResponse)(nil),         // 42: xhub.v1.ListSharesResponse
+	(*Entry)(nil),                      // 43: xhub.v1.Entry
+	(*ListEntriesRequest)(nil),         // 44: xhub.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),        // 45: xhub.v1.ListEntriesResponse
+	(*GetHeadRequest)(nil),             // 46: xhub.v1.GetHeadRequest
+	(*GetHeadResponse)(nil),            // 47: xhub.v1.GetHeadResponse
+	(*InclusionProofRequest)(nil),      // 48: xhub.v1.InclusionProofRequest
+	(*InclusionProofResponse)(nil),     // 49: xhub.v1.InclusionProofResponse
+	(*ConsistencyProofRequest)(nil),    // 50: xhub.v1.ConsistencyProofRequest
+	(*ConsistencyProofResponse)(nil),   // 51: xhub.v1.ConsistencyProofResponse
+	(*Filter)(nil),                     // 52: xhub.v1.Filter
+	(*QueryRequest)(nil),               // 53: xhub.v1.QueryRequest
+	(*QueryResponse)(nil),              // 54: xhub.v1.QueryResponse
+	(*PublishRequest)(nil),             // 55: xhub.v1.PublishRequest
+	(*PublishResponse)(nil),            // 56: xhub.v1.PublishResponse
+	(*SubscribeRequest)(nil),           // 57: xhub.v1.SubscribeRequest
+	(*SubscribeStart)(nil),             // 58: xhub.v1.SubscribeStart
+	(*ListSubscriptionsRequest)(nil),   // 59: xhub.v1.ListSubscriptionsRequest
+	(*SubscriptionInfo)(nil),           // 60: xhub.v1.SubscriptionInfo
+	(*ListSubscriptionsResponse)(nil),  // 61: xhub.v1.ListSubscriptionsResponse
+	(*DeleteSubscriptionRequest)(nil),  // 62: xhub.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 63: xhub.v1.DeleteSubscriptionResponse
+	(*SubscribeAck)(nil),               // 64: xhub.v1.SubscribeAck
+	(*SubscribeResponse)(nil),          // 65: xhub.v1.SubscribeResponse
+	(*ProviderMessage)(nil),            // 66: xhub.v1.ProviderMessage
+	(*ProviderHello)(nil),              // 67: xhub.v1.ProviderHello
+	(*ProviderResult)(nil),             // 68: xhub.v1.ProviderResult
+	(*ProviderCall)(nil),               // 69: xhub.v1.ProviderCall
+	(*AuditEntry)(nil),                 // 70: xhub.v1.AuditEntry
+	(*ListAuditRequest)(nil),           // 71: xhub.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),          // 72: xhub.v1.ListAuditResponse
+	(*timestamppb.Timestamp)(nil),      // 73: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 74: google.protobuf.Duration
 }
 var file_xhub_proto_depIdxs = []int32{
-	68, // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	73, // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
 	0,  // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
-	68, // 3: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
+	73, // 3: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
 	5,  // 4: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
 	5,  // 5: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
 	5,  // 6: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
 	13, // 7: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
-	68, // 8: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
+	73, // 8: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
 	12, // 9: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
 	12, // 10: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
 	12, // 11: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
 	13, // 12: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
-	68, // 13: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
-	68, // 14: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
+	73, // 13: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
+	73, // 14: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
 	22, // 15: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	22, // 16: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	22, // 17: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
 	22, // 18: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	68, // 19: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
-	68, // 20: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	68, // 21: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
-	68, // 22: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	68, // 23: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	68, // 24: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	73, // 19: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
+	73, // 20: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
+	73, // 21: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	73, // 22: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	73, // 23: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	73, // 24: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
 	31, // 25: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
 	32, // 26: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
 	31, // 27: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
 	32, // 28: xhub.v1.DecisionResponse.grant:type_name -> xhub.v1.Grant
 	31, // 29: xhub.v1.ListSharesResponse.requests:type_name -> xhub.v1.ShareRequest
 	32, // 30: xhub.v1.ListSharesResponse.grants:type_name -> xhub.v1.Grant
-	68, // 31: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	73, // 31: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
 	43, // 32: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
 	43, // 33: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
 	52, // 34: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
 	58, // 35: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
-	59, // 36: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	68, // 37: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
-	62, // 38: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
-	63, // 39: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
-	52, // 40: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	68, // 41: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	68, // 42: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
-	65, // 43: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	1,  // 44: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,  // 45: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	6,  // 46: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	8,  // 47: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	10, // 48: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	14, // 49: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	16, // 50: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	18, // 51: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	20, // 52: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	23, // 53: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	25, // 54: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	27, // 55: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	29, // 56: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	33, // 57: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	35, // 58: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	36, // 59: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	37, // 60: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	38, // 61: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	39, // 62: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	41, // 63: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	44, // 64: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	46, // 65: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	48, // 66: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	50, // 67: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	53, // 68: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	55, // 69: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	57, // 70: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	61, // 71: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	66, // 72: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	2,  // 73: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,  // 74: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	7,  // 75: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	9,  // 76: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	11, // 77: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	15, // 78: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	17, // 79: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	19, // 80: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	21, // 81: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	24, // 82: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	26, // 83: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	28, // 84: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	30, // 85: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	34, // 86: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	42, // 87: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	40, // 88: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	40, // 89: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	40, // 90: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	40, // 91: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	42, // 92: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	45, // 93: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	47, // 94: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	49, // 95: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	51, // 96: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	54, // 97: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	56, // 98: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	60, // 99: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	64, // 100: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	67, // 101: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	73, // [73:102] is the sub-list for method output_type
-	44, // [44:73] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	64, // 36: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
+	73, // 37: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
+	74, // 38: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
+	60, // 39: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
+	60, // 40: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
+	73, // 41: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	67, // 42: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
+	68, // 43: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
+	52, // 44: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
+	73, // 45: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	73, // 46: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	70, // 47: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
+	1,  // 48: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,  // 49: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	6,  // 50: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	8,  // 51: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	10, // 52: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	14, // 53: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	16, // 54: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	18, // 55: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	20, // 56: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	23, // 57: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	25, // 58: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	27, // 59: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	29, // 60: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	33, // 61: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	35, // 62: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	36, // 63: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	37, // 64: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	38, // 65: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	39, // 66: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	41, // 67: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	44, // 68: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	46, // 69: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	48, // 70: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	50, // 71: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	53, // 72: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	55, // 73: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	57, // 74: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	59, // 75: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	62, // 76: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	66, // 77: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	71, // 78: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	2,  // 79: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,  // 80: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	7,  // 81: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	9,  // 82: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	11, // 83: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	15, // 84: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	17, // 85: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	19, // 86: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	21, // 87: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	24, // 88: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	26, // 89: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	28, // 90: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	30, // 91: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	34, // 92: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	42, // 93: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	40, // 94: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	40, // 95: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	40, // 96: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	40, // 97: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	42, // 98: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	45, // 99: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	47, // 100: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	49, // 101: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	51, // 102: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	54, // 103: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	56, // 104: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	65, // 105: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	61, // 106: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	63, // 107: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	69, // 108: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	72, // 109: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	79, // [79:110] is the sub-list for method output_type
+	48, // [48:79] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }
@@ -5258,7 +5607,7 @@ func file_xhub_proto_init() {
 		(*SubscribeRequest_Start)(nil),
 		(*SubscribeRequest_Ack)(nil),
 	}
-	file_xhub_proto_msgTypes[61].OneofWrappers = []any{
+	file_xhub_proto_msgTypes[66].OneofWrappers = []any{
 		(*ProviderMessage_Hello)(nil),
 		(*ProviderMessage_Result)(nil),
 	}
@@ -5268,7 +5617,7 @@ func file_xhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   68,
+			NumMessages:   73,
 			NumExtensions: 0,
 			NumServices:   9,
 		},

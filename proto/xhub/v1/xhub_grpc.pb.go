@@ -1327,9 +1327,11 @@ var Ledger_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Exchange_Query_FullMethodName     = "/xhub.v1.Exchange/Query"
-	Exchange_Publish_FullMethodName   = "/xhub.v1.Exchange/Publish"
-	Exchange_Subscribe_FullMethodName = "/xhub.v1.Exchange/Subscribe"
+	Exchange_Query_FullMethodName              = "/xhub.v1.Exchange/Query"
+	Exchange_Publish_FullMethodName            = "/xhub.v1.Exchange/Publish"
+	Exchange_Subscribe_FullMethodName          = "/xhub.v1.Exchange/Subscribe"
+	Exchange_ListSubscriptions_FullMethodName  = "/xhub.v1.Exchange/ListSubscriptions"
+	Exchange_DeleteSubscription_FullMethodName = "/xhub.v1.Exchange/DeleteSubscription"
 )
 
 // ExchangeClient is the client API for Exchange service.
@@ -1342,6 +1344,12 @@ type ExchangeClient interface {
 	// The hub's first message is a ready marker (delivery_id 0, no record),
 	// sent once the durable subscription is in place.
 	Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse], error)
+	// A department's durable subscriptions (officers and systems see their
+	// own department's; the operator every department's).
+	ListSubscriptions(ctx context.Context, in *ListSubscriptionsRequest, opts ...grpc.CallOption) (*ListSubscriptionsResponse, error)
+	// Delete one of the caller's department's subscriptions, with its
+	// position; a subscriber still connected is ended.
+	DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error)
 }
 
 type exchangeClient struct {
@@ -1385,6 +1393,26 @@ func (c *exchangeClient) Subscribe(ctx context.Context, opts ...grpc.CallOption)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Exchange_SubscribeClient = grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse]
 
+func (c *exchangeClient) ListSubscriptions(ctx context.Context, in *ListSubscriptionsRequest, opts ...grpc.CallOption) (*ListSubscriptionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSubscriptionsResponse)
+	err := c.cc.Invoke(ctx, Exchange_ListSubscriptions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *exchangeClient) DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSubscriptionResponse)
+	err := c.cc.Invoke(ctx, Exchange_DeleteSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ExchangeServer is the server API for Exchange service.
 // All implementations must embed UnimplementedExchangeServer
 // for forward compatibility.
@@ -1395,6 +1423,12 @@ type ExchangeServer interface {
 	// The hub's first message is a ready marker (delivery_id 0, no record),
 	// sent once the durable subscription is in place.
 	Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error
+	// A department's durable subscriptions (officers and systems see their
+	// own department's; the operator every department's).
+	ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error)
+	// Delete one of the caller's department's subscriptions, with its
+	// position; a subscriber still connected is ended.
+	DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error)
 	mustEmbedUnimplementedExchangeServer()
 }
 
@@ -1413,6 +1447,12 @@ func (UnimplementedExchangeServer) Publish(context.Context, *PublishRequest) (*P
 }
 func (UnimplementedExchangeServer) Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error {
 	return status.Error(codes.Unimplemented, "method Subscribe not implemented")
+}
+func (UnimplementedExchangeServer) ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSubscriptions not implemented")
+}
+func (UnimplementedExchangeServer) DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSubscription not implemented")
 }
 func (UnimplementedExchangeServer) mustEmbedUnimplementedExchangeServer() {}
 func (UnimplementedExchangeServer) testEmbeddedByValue()                  {}
@@ -1478,6 +1518,42 @@ func _Exchange_Subscribe_Handler(srv interface{}, stream grpc.ServerStream) erro
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Exchange_SubscribeServer = grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]
 
+func _Exchange_ListSubscriptions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSubscriptionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExchangeServer).ListSubscriptions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Exchange_ListSubscriptions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExchangeServer).ListSubscriptions(ctx, req.(*ListSubscriptionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Exchange_DeleteSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExchangeServer).DeleteSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Exchange_DeleteSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExchangeServer).DeleteSubscription(ctx, req.(*DeleteSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Exchange_ServiceDesc is the grpc.ServiceDesc for Exchange service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1492,6 +1568,14 @@ var Exchange_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Publish",
 			Handler:    _Exchange_Publish_Handler,
+		},
+		{
+			MethodName: "ListSubscriptions",
+			Handler:    _Exchange_ListSubscriptions_Handler,
+		},
+		{
+			MethodName: "DeleteSubscription",
+			Handler:    _Exchange_DeleteSubscription_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

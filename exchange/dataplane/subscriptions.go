@@ -1,0 +1,291 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/internal/bus"
+	"github.com/xhub-gov/xhub/internal/fault"
+)
+
+// deptCounter bounds something a department holds open on this node
+// (subscriptions, provider streams).
+type deptCounter struct {
+	what string
+	mu   sync.Mutex
+	n    map[catalog.DeptID]int
+	max  int
+}
+
+func newDeptCounter(what string, max int) *deptCounter {
+	return &deptCounter{what: what, n: map[catalog.DeptID]int{}, max: max}
+}
+
+// take counts one more for d, or refuses with RESOURCE_EXHAUSTED; the
+// returned release (idempotent) gives it back.
+func (c *deptCounter) take(d catalog.DeptID) (func(), error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[d] >= c.max {
+		return nil, fault.Exhausted("dept:"+string(d), "department %s has %d %s open on this hub node, the most it allows (%d): close one first", d, c.n[d], c.what, c.max)
+	}
+	c.n[d]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			if c.n[d]--; c.n[d] == 0 {
+				delete(c.n, d)
+			}
+			c.mu.Unlock()
+		})
+	}, nil
+}
+
+// SubscriptionInfo describes one durable subscription.
+type SubscriptionInfo struct {
+	Dept       catalog.DeptID
+	Dataset    catalog.DatasetID
+	Name       string
+	CreatedBy  string
+	Created    time.Time
+	Pending    uint64 // batches stored and not yet delivered
+	AckPending int    // batches delivered and not yet acknowledged
+	Open       bool   // a subscriber is connected (to some node)
+	IdleExpiry time.Duration
+}
+
+func subscriptionInfo(ci *jetstream.ConsumerInfo) (SubscriptionInfo, bool) {
+	if !strings.HasPrefix(ci.Name, bus.SubscriptionPrefix) {
+		return SubscriptionInfo{}, false
+	}
+	md := ci.Config.Metadata
+	si := SubscriptionInfo{
+		Dept: catalog.DeptID(md[bus.MetaDept]), Dataset: catalog.DatasetID(md[bus.MetaDataset]), Name: md[bus.MetaName],
+		CreatedBy: md[bus.MetaCreatedBy], Created: ci.Created, Pending: ci.NumPending, AckPending: ci.NumAckPending,
+		Open: ci.NumWaiting > 0, IdleExpiry: ci.Config.InactiveThreshold,
+	}
+	if si.Dept == "" || si.Dataset == "" || si.Name == "" {
+		// Made before subscriptions carried metadata: the name says it.
+		parts := strings.Split(strings.TrimPrefix(ci.Name, bus.SubscriptionPrefix), "_")
+		if len(parts) != 4 {
+			return SubscriptionInfo{}, false
+		}
+		si.Dept, si.Dataset, si.Name = catalog.DeptID(parts[0]), catalog.DatasetID(parts[1]+"."+parts[2]), parts[3]
+	}
+	return si, true
+}
+
+// durable returns the subscription's consumer, making it if it does not
+// exist yet, within the department's bound on durable subscriptions.
+func (p *Plane) durable(ctx context.Context, caller exchange.Identity, ds catalog.DatasetID, name string, fromBeginning bool) (jetstream.Consumer, error) {
+	cname := bus.SubscriptionConsumerName(string(caller.Dept), string(ds), name)
+	cons, err := p.js.Consumer(ctx, p.cfg.DataStream, cname)
+	if err == nil {
+		return cons, nil
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("subscription consumer: %w", err)
+	}
+	// One creation at a time on this node, so the count cannot be raced
+	// past the bound from here. (Nodes racing each other can overshoot it
+	// by at most one each.)
+	p.durableMu.Lock()
+	defer p.durableMu.Unlock()
+	n, err := p.countDurable(ctx, caller.Dept)
+	if err != nil {
+		return nil, err
+	}
+	if n >= p.cfg.MaxDurableSubscriptions {
+		return nil, fault.Exhausted("dept:"+string(caller.Dept), "department %s has %d durable subscriptions, the most the hub allows (%d): delete one with `xhub subscription delete NAME`, or reuse a name", caller.Dept, n, p.cfg.MaxDurableSubscriptions)
+	}
+	cons, err = p.js.CreateConsumer(ctx, p.cfg.DataStream, bus.Subscription(string(caller.Dept), string(ds), name, caller.URI(), fromBeginning, p.cfg.SubscriptionIdle))
+	if err != nil {
+		return nil, fmt.Errorf("subscription consumer: %w", err)
+	}
+	p.lg.Info("subscription made", "dept", caller.Dept, "dataset", ds, "name", name, "by", caller.URI())
+	return cons, nil
+}
+
+func (p *Plane) countDurable(ctx context.Context, dept catalog.DeptID) (int, error) {
+	stream, err := p.js.Stream(ctx, p.cfg.DataStream)
+	if err != nil {
+		return 0, err
+	}
+	prefix := bus.DeptSubscriptionPrefix(string(dept))
+	names := stream.ConsumerNames(ctx)
+	n := 0
+	for name := range names.Name() {
+		if strings.HasPrefix(name, prefix) {
+			n++
+		}
+	}
+	if err := names.Err(); err != nil {
+		return 0, fmt.Errorf("count subscriptions: %w", err)
+	}
+	return n, nil
+}
+
+// eachSubscription calls fn for every durable subscription (of dept, if
+// set).
+func (p *Plane) eachSubscription(ctx context.Context, dept catalog.DeptID, fn func(SubscriptionInfo)) error {
+	stream, err := p.js.Stream(ctx, p.cfg.DataStream)
+	if err != nil {
+		return err
+	}
+	prefix := bus.SubscriptionPrefix
+	if dept != "" {
+		prefix = bus.DeptSubscriptionPrefix(string(dept))
+	}
+	l := stream.ListConsumers(ctx)
+	for ci := range l.Info() {
+		if !strings.HasPrefix(ci.Name, prefix) {
+			continue
+		}
+		if si, ok := subscriptionInfo(ci); ok {
+			fn(si)
+		}
+	}
+	return l.Err()
+}
+
+// ListSubscriptions lists the durable subscriptions a viewer may see: its
+// own department's (the operator: every department's, or dept's).
+func (p *Plane) ListSubscriptions(ctx context.Context, viewer exchange.Identity, dept catalog.DeptID, dataset catalog.DatasetID) ([]SubscriptionInfo, error) {
+	switch {
+	case viewer.Role == exchange.RoleAdmin:
+	case dept == "" || dept == viewer.Dept:
+		dept = viewer.Dept
+	default:
+		return nil, fault.Denied("%s: a department sees only its own subscriptions, not those of %s", viewer.URI(), dept)
+	}
+	var out []SubscriptionInfo
+	err := p.eachSubscription(ctx, dept, func(si SubscriptionInfo) {
+		if dataset == "" || si.Dataset == dataset {
+			out = append(out, si)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteSubscription deletes one of the caller's department's durable
+// subscriptions, its position with it. Without a dataset the name must be
+// unique among the department's subscriptions. A subscriber still
+// connected is ended.
+func (p *Plane) DeleteSubscription(ctx context.Context, caller exchange.Identity, dataset catalog.DatasetID, name string) (SubscriptionInfo, error) {
+	if err := ValidateSubName(name); err != nil {
+		return SubscriptionInfo{}, err
+	}
+	subs, err := p.ListSubscriptions(ctx, caller, caller.Dept, dataset)
+	if err != nil {
+		return SubscriptionInfo{}, err
+	}
+	var match []SubscriptionInfo
+	for _, si := range subs {
+		if si.Name == name {
+			match = append(match, si)
+		}
+	}
+	switch {
+	case len(match) == 0:
+		return SubscriptionInfo{}, fault.NotFound("department %s has no subscription named %q%s", caller.Dept, name, onDataset(dataset))
+	case len(match) > 1:
+		var ds []string
+		for _, si := range match {
+			ds = append(ds, string(si.Dataset))
+		}
+		return SubscriptionInfo{}, fault.Invalid("dataset", "subscription %q exists on %s: name the dataset", name, strings.Join(ds, ", "))
+	}
+	si := match[0]
+	if err := p.js.DeleteConsumer(ctx, p.cfg.DataStream, bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return SubscriptionInfo{}, fmt.Errorf("delete subscription: %w", err)
+	}
+	p.lg.Info("subscription deleted", "dept", si.Dept, "dataset", si.Dataset, "name", si.Name, "by", caller.URI())
+	return si, nil
+}
+
+func onDataset(ds catalog.DatasetID) string {
+	if ds == "" {
+		return ""
+	}
+	return " on " + string(ds)
+}
+
+// SubscriptionSweep is how often, besides each entry that ends access,
+// the node removes subscriptions whose right to exist has ended.
+const SubscriptionSweep = time.Minute
+
+// cleanupLoop removes durable subscriptions whose grant ended (revoked,
+// expired, dataset retired) or whose maker's credentials are all revoked:
+// when this node applies an entry that ends access, and every
+// SubscriptionSweep. It decides on the caught-up state, never on an old
+// entry, so a node catching up on the log does not delete a subscription
+// made under a later grant.
+func (p *Plane) cleanupLoop(ctx context.Context) {
+	t := time.NewTicker(SubscriptionSweep)
+	defer t.Stop()
+	for {
+		ended := p.cp.AccessEnded()
+		if err := p.cleanup(ctx); err != nil && ctx.Err() == nil {
+			p.lg.Warn("subscription cleanup", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ended:
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Plane) cleanup(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := p.cp.CatchUp(cctx); err != nil {
+		return err
+	}
+	now := p.cfg.Now()
+	live := p.cp.IdentitiesWithCredential()
+	var gone []SubscriptionInfo
+	var why []string
+	err := p.eachSubscription(cctx, "", func(si SubscriptionInfo) {
+		reason := ""
+		ds, err := p.cp.Dataset(si.Dataset)
+		switch {
+		case err != nil || ds.Status != catalog.StatusPublished:
+			reason = "dataset retired"
+		case si.Dept != ds.Owner():
+			if _, err := p.cp.CheckAccess(si.Dept, si.Dataset, now); err != nil {
+				reason = "grant ended"
+			}
+		}
+		if reason == "" && si.CreatedBy != "" && !live[si.CreatedBy] {
+			reason = "its maker's credentials are revoked"
+		}
+		if reason != "" {
+			gone, why = append(gone, si), append(why, reason)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for i, si := range gone {
+		err := p.js.DeleteConsumer(cctx, p.cfg.DataStream, bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name))
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return err
+		}
+		p.lg.Info("subscription removed", "dept", si.Dept, "dataset", si.Dataset, "name", si.Name, "reason", why[i])
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package api
+
+import (
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/credentials"
+)
+
+// watchedCreds is the server's TLS credentials, counting and logging
+// every handshake it refuses (a certificate from another CA, an expired
+// one, none at all): without it a refused client is only a broken pipe on
+// its side and nothing on the hub's.
+type watchedCreds struct {
+	credentials.TransportCredentials
+	w *handshakeWatch
+}
+
+func (c watchedCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	nc, ai, err := c.TransportCredentials.ServerHandshake(conn)
+	if err != nil {
+		c.w.refused(conn.RemoteAddr(), err)
+	}
+	return nc, ai, err
+}
+
+func (c watchedCreds) Clone() credentials.TransportCredentials {
+	return watchedCreds{TransportCredentials: c.TransportCredentials.Clone(), w: c.w}
+}
+
+// handshakeWatch counts refused handshakes by reason and logs them, at
+// most one line per HandshakeLogEvery (with the number left unlogged), so
+// that a flood of bad clients cannot flood the log.
+type handshakeWatch struct {
+	log     *slog.Logger
+	now     func() time.Time
+	counter *prometheus.CounterVec
+
+	mu         sync.Mutex
+	lastLog    time.Time
+	suppressed int
+}
+
+// HandshakeLogEvery bounds the log lines about refused handshakes.
+const HandshakeLogEvery = time.Second
+
+func newHandshakeWatch(log *slog.Logger, now func() time.Time) *handshakeWatch {
+	return &handshakeWatch{log: log, now: now, counter: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "xhub_tls_handshakes_refused_total",
+		Help: "TLS handshakes the hub refused, by reason (unknown_authority, expired, no_certificate, other).",
+	}, []string{"reason"})}
+}
+
+func (w *handshakeWatch) refused(remote net.Addr, err error) {
+	reason := handshakeReason(err)
+	w.counter.WithLabelValues(reason).Inc()
+	w.mu.Lock()
+	now := w.now()
+	if now.Sub(w.lastLog) < HandshakeLogEvery {
+		w.suppressed++
+		w.mu.Unlock()
+		return
+	}
+	suppressed := w.suppressed
+	w.lastLog, w.suppressed = now, 0
+	w.mu.Unlock()
+	w.log.Warn("TLS handshake refused", "remote", remote.String(), "reason", reason, "err", err, "unlogged_before", suppressed)
+}
+
+func handshakeReason(err error) string {
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &ua):
+		return "unknown_authority"
+	case errors.As(err, &ci) && ci.Reason == x509.Expired:
+		return "expired"
+	case strings.Contains(err.Error(), "didn't provide a certificate"):
+		return "no_certificate"
+	}
+	return "other"
+}

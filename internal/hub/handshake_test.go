@@ -1,0 +1,103 @@
+package hub_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/internal/hub"
+	"github.com/xhub-gov/xhub/internal/pki"
+	"github.com/xhub-gov/xhub/internal/testenv"
+)
+
+// TestRefusedHandshakes: a certificate from another hub's CA is refused,
+// the client is told so, and the hub counts it; an expired credential is
+// refused by the client before it dials.
+func TestRefusedHandshakes(t *testing.T) {
+	env := testenv.Start(t, testenv.WithMetrics())
+	other := testenv.Start(t)
+	foreign, err := pki.LoadCreds(other.Node.AdminCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign.CA = env.Node.Authority.Cert
+	cl, err := adapters.DialCreds(context.Background(), foreign, adapters.WithHub(env.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	_, err = cl.Catalog.ListDatasets(context.Background(), nil)
+	if testenv.Code(err) != 16 /* Unauthenticated */ || !strings.Contains(err.Error(), "refused this credential's certificate") {
+		t.Fatalf("foreign certificate: %v", err)
+	}
+	resp, err := http.Get("http://" + env.Node.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `xhub_tls_handshakes_refused_total{reason="unknown_authority"}`) {
+		t.Fatalf("refused handshake not counted:\n%s", grepLines(string(body), "xhub_"))
+	}
+
+	mine, err := pki.LoadCreds(env.Node.AdminCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine.Leaf.NotAfter = time.Now().Add(-time.Hour)
+	_, err = adapters.DialCreds(context.Background(), mine, adapters.WithHub(env.Addr()))
+	var exp *adapters.ExpiredError
+	if !errors.As(err, &exp) || !strings.Contains(err.Error(), "expired on") {
+		t.Fatalf("expired credential: %v", err)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestPortInUse: a first start on a port already taken fails before it
+// writes anything; the next start on a free port works.
+func TestPortInUse(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	dir := t.TempDir()
+	_, err = hub.Start(context.Background(), hub.Config{DataDir: dir, Listen: lis.Addr().String(), Logger: testenv.Logger()})
+	if err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("start on a port in use: %v", err)
+	}
+	left, _ := os.ReadDir(dir)
+	if len(left) != 0 {
+		t.Fatalf("a failed first start left %v", left)
+	}
+	// Metrics port in use: also nothing written.
+	_, err = hub.Start(context.Background(), hub.Config{DataDir: dir, Listen: "127.0.0.1:0", MetricsListen: lis.Addr().String(), Logger: testenv.Logger()})
+	if err == nil {
+		t.Fatal("start with the metrics port in use succeeded")
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("a failed first start left %v", left)
+	}
+	env := testenv.StartIn(t, dir)
+	if _, err := os.Stat(filepath.Join(dir, "admin.creds")); err != nil {
+		t.Fatal(err)
+	}
+	_ = env
+}
