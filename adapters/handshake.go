@@ -86,4 +86,3 @@ func refusalInterceptors(addr string, cfg *tls.Config) []grpc.DialOption {
 		}),
 	}
 }
-

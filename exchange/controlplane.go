@@ -228,6 +228,9 @@ func (cp *ControlPlane) WaitApplied(ctx context.Context, seq uint64) error {
 	for {
 		cp.mu.RLock()
 		applied, ch, aerr := cp.applied, cp.advanced, cp.applyErr
+		if aerr == nil {
+			aerr = cp.integrity
+		}
 		cp.mu.RUnlock()
 		if applied >= seq {
 			return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -43,6 +44,9 @@ func Parse(raw []byte) (*Schema, error) {
 	if len(raw) > MaxSchemaBytes {
 		return nil, fault.Invalid("schema", "is %d bytes, at most %d", len(raw), MaxSchemaBytes)
 	}
+	if err := validUTF8(raw); err != nil {
+		return nil, fault.Invalid("schema", "%v", err)
+	}
 	doc, err := decodeJSON(raw)
 	if err != nil {
 		return nil, fault.Invalid("schema", "is not JSON: %v", err)
@@ -57,6 +61,9 @@ func Parse(raw []byte) (*Schema, error) {
 	}
 	if ref := remoteRef(doc, ""); ref != "" {
 		return nil, fault.Invalid("schema", "%s: remote $ref is not allowed; a schema must be self-contained", ref)
+	}
+	if c := refCycle(doc); c != "" {
+		return nil, fault.Invalid("schema", "%s: validating would never end", c)
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
@@ -197,7 +204,123 @@ func decodeJSON(raw []byte) (any, error) {
 // DecodeRecord decodes one JSON record for validation: numbers as
 // json.Number, so 64-bit ids survive. It uses the fast decoder, which the
 // differential fuzz test holds to encoding/json's behaviour.
-func DecodeRecord(raw []byte) (any, error) { return decodeFast(raw) }
+// Bytes that are not UTF-8 are refused, never silently replaced.
+func DecodeRecord(raw []byte) (any, error) {
+	if err := validUTF8(raw); err != nil {
+		return nil, err
+	}
+	return decodeFast(raw)
+}
+
+// validUTF8 names the first byte that is not UTF-8.
+func validUTF8(b []byte) error {
+	if utf8.Valid(b) {
+		return nil
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return fmt.Errorf("is not valid UTF-8 (byte %d is 0x%02x)", i, b[i])
+		}
+		i += n
+	}
+	return errors.New("is not valid UTF-8")
+}
+
+// refCycle finds a cycle of $ref (and the other keywords that apply a
+// subschema to the same value: allOf, anyOf, oneOf, not, if, then, else,
+// dependentSchemas) that never moves into the value: {"$ref": "#"} is
+// one. Validation would loop on it; the validator stops only when a
+// record reaches it. It returns the cycle, or "".
+func refCycle(doc any) string {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var path []string
+	var visit func(at string) string
+	visit = func(at string) string {
+		switch color[at] {
+		case grey:
+			for i, p := range path {
+				if p == at {
+					return "$ref cycle " + strings.Join(append(path[i:], at), " → ")
+				}
+			}
+		case black:
+			return ""
+		}
+		node, ok := lookupPointer(doc, at).(map[string]any)
+		if !ok {
+			color[at] = black
+			return ""
+		}
+		color[at] = grey
+		path = append(path, at)
+		for _, next := range inPlace(node, at) {
+			if c := visit(next); c != "" {
+				return c
+			}
+		}
+		path = path[:len(path)-1]
+		color[at] = black
+		return ""
+	}
+	var walk func(v any, at string) string
+	walk = func(v any, at string) string {
+		switch v := v.(type) {
+		case map[string]any:
+			if c := visit(at); c != "" {
+				return c
+			}
+			for _, k := range sortedKeys(v) {
+				if k == "enum" || k == "const" || k == "default" || k == "examples" {
+					continue
+				}
+				if c := walk(v[k], at+"/"+escape(k)); c != "" {
+					return c
+				}
+			}
+		case []any:
+			for i, x := range v {
+				if c := walk(x, fmt.Sprintf("%s/%d", at, i)); c != "" {
+					return c
+				}
+			}
+		}
+		return ""
+	}
+	return walk(doc, "")
+}
+
+// inPlace lists the subschemas that node applies to the value it is
+// applied to (JSON pointers into the document).
+func inPlace(node map[string]any, at string) []string {
+	var out []string
+	if ref, ok := node["$ref"].(string); ok && strings.HasPrefix(ref, "#") && (ref == "#" || strings.HasPrefix(ref, "#/")) {
+		out = append(out, ref[1:])
+	}
+	for _, k := range []string{"allOf", "anyOf", "oneOf"} {
+		if xs, ok := node[k].([]any); ok {
+			for i := range xs {
+				out = append(out, fmt.Sprintf("%s/%s/%d", at, k, i))
+			}
+		}
+	}
+	for _, k := range []string{"not", "if", "then", "else"} {
+		if _, ok := node[k].(map[string]any); ok {
+			out = append(out, at+"/"+k)
+		}
+	}
+	if ds, ok := node["dependentSchemas"].(map[string]any); ok {
+		for _, name := range sortedKeys(ds) {
+			out = append(out, at+"/dependentSchemas/"+escape(name))
+		}
+	}
+	return out
+}
 
 func depth(v any) int {
 	switch v := v.(type) {

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -57,5 +58,31 @@ func TestRestrict(t *testing.T) {
 	}
 	if n := len(s.restricted.m); n > maxRestricted {
 		t.Fatalf("restricted cache holds %d schemas, bound %d", n, maxRestricted)
+	}
+}
+
+func TestRefusedSchemas(t *testing.T) {
+	tests := []struct {
+		name, schema, want string
+	}{
+		{"invalid UTF-8", "{\"type\":\"object\",\"title\":\"caf\xe9\"}", "not valid UTF-8 (byte 29 is 0xe9)"},
+		{"root refers to itself", `{"$ref":"#"}`, "$ref cycle  → "},
+		{"two definitions refer to each other", `{"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"allOf":[{"$ref":"#/$defs/a"}]}},"properties":{"x":{"$ref":"#/$defs/a"}}}`, "$ref cycle /$defs/a → /$defs/b → /$defs/b/allOf/0 → /$defs/a"},
+		{"property refers to itself", `{"properties":{"x":{"not":{"$ref":"#/properties/x"}}}}`, "$ref cycle"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.schema))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	// Recursion that moves into the value is fine: a tree of nodes.
+	if _, err := Parse([]byte(`{"$defs":{"node":{"type":"object","properties":{"children":{"type":"array","items":{"$ref":"#/$defs/node"}}}}},"$ref":"#/$defs/node"}`)); err != nil {
+		t.Fatalf("recursive tree schema: %v", err)
+	}
+	if _, err := DecodeRecord([]byte("{\"name\":\"\xff\xfe\"}")); err == nil || !strings.Contains(err.Error(), "byte 9 is 0xff") {
+		t.Fatalf("record with invalid UTF-8: %v", err)
 	}
 }

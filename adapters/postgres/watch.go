@@ -39,6 +39,28 @@ type Publisher func(ctx context.Context, records [][]byte, batchID string) error
 // WatchBatch bounds the rows published at once.
 const WatchBatch = 500
 
+// Install installs (idempotently) the outbox, the trigger on the table
+// and the cursor stored under name: from its return on, every inserted or
+// updated row is recorded for Watch. Watch calls it; call it yourself to
+// know when changes start being recorded.
+func (s *Source) Install(ctx context.Context, name string) error {
+	trigger := pgx.Identifier{"xhub_outbox_" + s.table[1]}.Sanitize()
+	if _, err := s.pool.Exec(ctx, installSQL); err != nil {
+		return fmt.Errorf("postgres watch: install outbox: %w", err)
+	}
+	// The key column name is a trigger argument: a string literal, quoted.
+	// Drop and create run in one implicit transaction: no row is missed.
+	keyLit := "'" + strings.ReplaceAll(s.key, "'", "''") + "'"
+	if _, err := s.pool.Exec(ctx, "DROP TRIGGER IF EXISTS "+trigger+" ON "+s.table.Sanitize()+"; CREATE TRIGGER "+trigger+
+		" AFTER INSERT OR UPDATE ON "+s.table.Sanitize()+" FOR EACH ROW EXECUTE FUNCTION xhub_outbox_record("+keyLit+")"); err != nil {
+		return fmt.Errorf("postgres watch: install trigger: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, "INSERT INTO xhub_cursor (name, seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING", name); err != nil {
+		return fmt.Errorf("postgres watch: cursor: %w", err)
+	}
+	return nil
+}
+
 // Watch publishes inserted and updated rows, in the order they changed,
 // from the cursor stored under name: it installs the outbox trigger on the
 // table, publishes each run of changes as one batch whose id names the
@@ -50,18 +72,8 @@ func (s *Source) Watch(ctx context.Context, name string, poll time.Duration, pub
 		poll = 5 * time.Second
 	}
 	tbl := s.table[0] + "." + s.table[1]
-	trigger := pgx.Identifier{"xhub_outbox_" + s.table[1]}.Sanitize()
-	if _, err := s.pool.Exec(ctx, installSQL); err != nil {
-		return fmt.Errorf("postgres watch: install outbox: %w", err)
-	}
-	// The key column name is a trigger argument: a string literal, quoted.
-	keyLit := "'" + strings.ReplaceAll(s.key, "'", "''") + "'"
-	if _, err := s.pool.Exec(ctx, "DROP TRIGGER IF EXISTS "+trigger+" ON "+s.table.Sanitize()+"; CREATE TRIGGER "+trigger+
-		" AFTER INSERT OR UPDATE ON "+s.table.Sanitize()+" FOR EACH ROW EXECUTE FUNCTION xhub_outbox_record("+keyLit+")"); err != nil {
-		return fmt.Errorf("postgres watch: install trigger: %w", err)
-	}
-	if _, err := s.pool.Exec(ctx, "INSERT INTO xhub_cursor (name, seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING", name); err != nil {
-		return fmt.Errorf("postgres watch: cursor: %w", err)
+	if err := s.Install(ctx, name); err != nil {
+		return err
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {

@@ -74,6 +74,9 @@ there). The raw baselines always run on an in-process NATS.`,
 				return err
 			}
 			c.say("query p99 ratio (hub/raw): %.2f; concurrency %d, %s per phase, records of %d bytes", rep.QueryP99Ratio, rep.Concurrency, time.Duration(rep.DurationS*float64(time.Second)), rep.RecordBytes)
+			for _, w := range rep.Warnings {
+				c.say("warning: %s", w)
+			}
 			return nil
 		},
 	}

@@ -107,11 +107,11 @@ func (c *Config) validate() error {
 
 // Plane is one node's data plane.
 type Plane struct {
-	cfg   Config
-	cp    *exchange.ControlPlane
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	lg    *slog.Logger
+	cfg       Config
+	cp        *exchange.ControlPlane
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	lg        *slog.Logger
 	audit     *auditLog
 	subs      *deptCounter // open subscriptions on this node
 	providers *deptCounter // open provider streams on this node

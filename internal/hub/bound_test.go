@@ -95,8 +95,9 @@ func TestEnforcementBoundToTheLedger(t *testing.T) {
 		t.Fatalf("after rebuild: %v", err)
 	}
 	f.provider = f.env.System("health", "clinic-db-2")
-	f.serve(t, nil)
 	consumer = f.env.Dial(f.consumerCreds)
+	f.consumer = consumer
+	f.serve(t, nil)
 	if _, err := consumer.Query(ctx, "health.cases", adapters.QueryOptions{Fields: []string{"name"}}); testenv.Code(err) != codes.PermissionDenied {
 		t.Fatalf("after rebuild, the field the log never granted: %v", err)
 	}
