@@ -99,7 +99,10 @@ func (p *Plane) Subscribe(ctx context.Context, caller exchange.Identity, in Subs
 		release()
 		return nil, err
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(64))
+	// A short pull expiry: pull iterators sharing one connection now and
+	// then stop receiving while the server holds no pull request (seen in
+	// xhub bench); the missed heartbeat then re-pulls within seconds.
+	iter, err := cons.Messages(jetstream.PullMaxMessages(64), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		release()
 		return nil, err
@@ -208,6 +211,9 @@ func (s *Subscription) watch(ctx context.Context) {
 func (s *Subscription) pump(ctx context.Context) {
 	for {
 		m, err := s.iter.Next()
+		if errors.Is(err, jetstream.ErrNoHeartbeat) {
+			continue // the iterator has already pulled again
+		}
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				s.fail(&fault.Error{Kind: fault.KindUnavailable, Msg: "subscription: " + err.Error()})
