@@ -108,6 +108,10 @@ func (p *Plane) durable(ctx context.Context, caller exchange.Identity, ds catalo
 		return nil, fault.Exhausted("dept:"+string(caller.Dept), "department %s has %d durable subscriptions, the most the hub allows (%d): delete one with `xhub subscription delete NAME`, or reuse a name", caller.Dept, n, p.cfg.MaxDurableSubscriptions)
 	}
 	cons, err = p.js.CreateConsumer(ctx, p.cfg.DataStream, bus.Subscription(string(caller.Dept), string(ds), name, caller.URI(), fromBeginning, p.cfg.SubscriptionIdle))
+	if errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
+		p.lg.Error("the NATS server's consumer limit is reached", "dept", caller.Dept, "err", err)
+		return nil, fault.Exhausted("hub", "the hub holds as many subscriptions as its NATS server allows: the operator must lower --max-subscriptions or raise the server's limit")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("subscription consumer: %w", err)
 	}
