@@ -10,7 +10,9 @@ import (
 // same schema.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{open1, openAdd, closed1, enum1, min0, pat1, oneOf1, ref1, recursive, items2, `true`, `false`, `{}`,
-		`{"$ref":"#/$defs/a","$defs":{"a":{"$ref":"#/$defs/a"}}}`, `{"type":["string","null"],"minLength":1}`, `{"const":{"a":[1,2]}}`} {
+		`{"$ref":"#/$defs/a","$defs":{"a":{"$ref":"#/$defs/a"}}}`, `{"type":["string","null"],"minLength":1}`, `{"const":{"a":[1,2]}}`,
+		`{"$ref":"#"}`, `{"properties":{"x":{"not":{"$ref":"#/properties/x"}}}}`, "{\"title\":\"\xff\"}",
+		`{"properties":{"a":{"type":"integer"},"b":{"$ref":"#/properties/a"}},"required":["a","b"],"dependentRequired":{"a":["b"]}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -18,7 +20,13 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_ = s.Fields()
+		fields := s.Fields()
+		// Cut to any of its fields, a valid schema stays valid.
+		if len(fields) > 0 {
+			if _, err := s.Restrict([]string{fields[0].Name}); err != nil {
+				t.Fatalf("restricted to %s: %v\n%s", fields[0].Name, err, raw)
+			}
+		}
 		for _, m := range Modes {
 			if ps := Check(m, []*Schema{s}, s); len(ps) > 0 {
 				t.Fatalf("schema incompatible with itself under %s: %v\n%s", m, ps, raw)
