@@ -76,6 +76,23 @@ func TestDataPlaneThroughTheCLI(t *testing.T) {
 		t.Fatalf("subscribe: %q", out)
 	}
 
+	// The subscription that made stays; the department lists and deletes it.
+	out = mustX(t, env, taxSys, "subscription", "list")
+	if !strings.Contains(out, "health.cond") || !strings.Contains(out, "default") || !strings.Contains(out, "may have 32") {
+		t.Fatalf("subscription list:\n%s", out)
+	}
+	if out = mustX(t, env, f.police, "subscription", "list"); strings.Contains(out, "health.cond") {
+		t.Fatalf("another department sees tax's subscriptions:\n%s", out)
+	}
+	_, err = xhub(t, env, f.police, "subscription", "delete", "default")
+	wantRefused(t, err, codes.NotFound, "no subscription named")
+	if out = mustX(t, env, f.tax, "subscription", "delete", "default"); !strings.Contains(out, "deleted") {
+		t.Fatalf("subscription delete: %q", out)
+	}
+	if out = mustX(t, env, taxSys, "subscription", "list", "-o", "json"); strings.Contains(out, "health.cond") {
+		t.Fatalf("after delete:\n%s", out)
+	}
+
 	// The audit trail, as the owner's officer sees it.
 	out = mustX(t, env, f.health, "audit", "--dataset", "health.cond")
 	for _, want := range []string{"query", "publish", "deliver", "tax", "b-1"} {
