@@ -210,30 +210,9 @@ func ids(rs []map[string]any) string {
 
 // TestThroughTheHub: the adapter as a provider, queried by a grantee.
 func TestThroughTheHub(t *testing.T) {
-	table(t, "wards")
-	src := open(t, "wards")
-	env := testenv.Start(t)
+	consumer := servedThroughTheHub(t, "wards", []string{"id", "ward", "age"})
 	ctx := context.Background()
-	owner, grantee := env.Officer("health"), env.Officer("tax")
-	mustPublish(t, owner, "health.wards", "conditional")
-	r, err := grantee.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.wards", Purpose: "p", Fields: []string{"id", "ward", "age"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := owner.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id}); err != nil {
-		t.Fatal(err)
-	}
-	provider, consumer := env.System("health", "pg"), env.System("tax", "etl")
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { _ = provider.Serve(pctx, []string{"health.wards"}, src.Handler()) }()
-	var q *xhubv1.QueryResponse
-	for i := 0; i < 200; i++ {
-		if q, err = consumer.Query(ctx, "health.wards", adapters.QueryOptions{Where: []string{"ward=north", "age>=20"}, Limit: 1}); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	q, err := consumer.Query(ctx, "health.wards", adapters.QueryOptions{Where: []string{"ward=north", "age>=20"}, Limit: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,6 +222,42 @@ func TestThroughTheHub(t *testing.T) {
 	q, err = consumer.Query(ctx, "health.wards", adapters.QueryOptions{Where: []string{"ward=north", "age>=20"}, Limit: 1, PageToken: q.NextPageToken})
 	if err != nil || len(q.Records) != 1 || !strings.Contains(string(q.Records[0]), "9007199254740993") {
 		t.Fatalf("second page: %q %v", q.Records, err)
+	}
+}
+
+// servedThroughTheHub makes table tbl (with the fixture rows) the dataset
+// health.<tbl> of a hub, served by the adapter, grants tax the given
+// fields, and returns tax's system client once a query gets through.
+func servedThroughTheHub(t *testing.T, tbl string, fields []string) *adapters.Client {
+	t.Helper()
+	table(t, tbl)
+	src := open(t, tbl)
+	env := testenv.Start(t)
+	ctx := context.Background()
+	ds := "health." + tbl
+	owner, grantee := env.Officer("health"), env.Officer("tax")
+	mustPublish(t, owner, ds, "conditional")
+	r, err := grantee.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: ds, Purpose: "p", Fields: fields})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id}); err != nil {
+		t.Fatal(err)
+	}
+	provider, consumer := env.System("health", "pg"), env.System("tax", "etl")
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = provider.Serve(pctx, []string{ds}, src.Handler()) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for i := 0; ; i++ {
+		_, err := consumer.Query(ctx, ds, adapters.QueryOptions{Limit: 1})
+		if err == nil {
+			return consumer
+		}
+		if i == 500 {
+			t.Fatalf("the adapter does not answer: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -410,30 +425,9 @@ func canon(b []byte) string {
 // schema restricted to them, so every row still comes back; a filter on a
 // granted column that was not requested works too.
 func TestNarrowedGrant(t *testing.T) {
-	table(t, "narrow")
-	src := open(t, "narrow")
-	env := testenv.Start(t)
+	consumer := servedThroughTheHub(t, "narrow", []string{"id", "name", "age"})
 	ctx := context.Background()
-	owner, grantee := env.Officer("health"), env.Officer("tax")
-	mustPublish(t, owner, "health.narrow", "conditional")
-	r, err := grantee.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.narrow", Purpose: "p", Fields: []string{"id", "name", "age"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := owner.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id}); err != nil {
-		t.Fatal(err)
-	}
-	provider, consumer := env.System("health", "pg"), env.System("tax", "etl")
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { _ = provider.Serve(pctx, []string{"health.narrow"}, src.Handler()) }()
-	var q *xhubv1.QueryResponse
-	for i := 0; i < 200; i++ {
-		if q, err = consumer.Query(ctx, "health.narrow", adapters.QueryOptions{}); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	q, err := consumer.Query(ctx, "health.narrow", adapters.QueryOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/internal/pki"
 	"github.com/xhub-gov/xhub/internal/testenv"
 )
@@ -187,18 +186,8 @@ func TestCatalogAndSchemaStory(t *testing.T) {
 func TestUnknownAuthority(t *testing.T) {
 	env := testenv.Start(t)
 	other := testenv.Start(t)
-	foreign, err := pki.LoadCreds(other.Node.AdminCreds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Trust the real hub's CA, present the foreign certificate.
-	foreign.CA = env.Node.Authority.Cert
-	cl, err := adapters.DialCreds(context.Background(), foreign, adapters.WithHub(env.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	_, err = cl.Catalog.ListDatasets(context.Background(), nil)
+	cl := env.ForeignClient()
+	_, err := cl.Catalog.ListDatasets(context.Background(), nil)
 	if err == nil {
 		t.Fatal("a certificate from another CA was accepted")
 	}

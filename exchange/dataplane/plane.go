@@ -244,42 +244,31 @@ func decodeObject(raw []byte, max int) (map[string]any, error) {
 	return m, nil
 }
 
-// projectRaw is project, but returns raw unchanged when the record has no
-// field outside fields: nothing to cut, nothing to re-encode.
+// projectRaw cuts a record (raw, decoded as rec) to the given fields
+// (sorted), returning raw unchanged when it has no other field: nothing to
+// cut, nothing to re-encode.
 func projectRaw(raw []byte, rec map[string]any, fields []string) ([]byte, error) {
-	extra := false
-	for k := range rec {
-		if _, ok := slices.BinarySearch(fields, k); !ok {
-			extra = true
-			break
-		}
-	}
+	view, extra := cut(rec, fields)
 	if !extra {
 		return raw, nil
 	}
-	return project(rec, fields)
+	return encodeRecord(view)
 }
 
-// project keeps only the given fields (sorted) of a record.
-func project(rec map[string]any, fields []string) ([]byte, error) {
-	out := make(map[string]any, len(fields))
-	for _, f := range fields {
-		if v, ok := rec[f]; ok {
-			out[f] = v
-		}
-	}
+// encodeRecord encodes a record without HTML escaping.
+func encodeRecord(rec map[string]any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(out); err != nil {
+	if err := enc.Encode(rec); err != nil {
 		return nil, err
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
-// cut is rec with only the given fields (sorted); rec itself when it has
-// no other field.
-func cut(rec map[string]any, fields []string) map[string]any {
+// cut is rec with only the given fields (sorted), and whether rec had any
+// other field (if not, rec itself is returned).
+func cut(rec map[string]any, fields []string) (map[string]any, bool) {
 	extra := false
 	for k := range rec {
 		if _, ok := slices.BinarySearch(fields, k); !ok {
@@ -288,7 +277,7 @@ func cut(rec map[string]any, fields []string) map[string]any {
 		}
 	}
 	if !extra {
-		return rec
+		return rec, false
 	}
 	out := make(map[string]any, len(fields))
 	for _, f := range fields {
@@ -296,5 +285,5 @@ func cut(rec map[string]any, fields []string) map[string]any {
 			out[f] = v
 		}
 	}
-	return out
+	return out, true
 }

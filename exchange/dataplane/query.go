@@ -251,7 +251,7 @@ func (p *Plane) query(ctx context.Context, caller exchange.Identity, in QueryInp
 			withhold(i, "the provider's answer is not a JSON object", err.Error())
 			continue
 		}
-		view := cut(rec, fetch)
+		view, _ := cut(rec, fetch)
 		if err := rsch.Validate(view); err != nil {
 			withhold(i, "fails the schema: "+err.Error(), "")
 			continue

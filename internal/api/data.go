@@ -135,21 +135,13 @@ func (s *exchangeSvc) Subscribe(stream xhubv1.Exchange_SubscribeServer) error {
 }
 
 func (s *exchangeSvc) ListSubscriptions(ctx context.Context, r *xhubv1.ListSubscriptionsRequest) (*xhubv1.ListSubscriptionsResponse, error) {
-	var dept catalog.DeptID
-	var ds catalog.DatasetID
-	if r.Dept != "" {
-		d, err := catalog.ParseDeptID(r.Dept)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		dept = d
+	dept, err := optDept(r.Dept)
+	if err != nil {
+		return nil, err
 	}
-	if r.Dataset != "" {
-		d, err := catalog.ParseDatasetID(r.Dataset)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		ds = d
+	ds, err := optDataset(r.Dataset)
+	if err != nil {
+		return nil, err
 	}
 	subs, err := s.dp.ListSubscriptions(ctx, identityFrom(ctx), dept, ds)
 	if err != nil {
@@ -163,19 +155,33 @@ func (s *exchangeSvc) ListSubscriptions(ctx context.Context, r *xhubv1.ListSubsc
 }
 
 func (s *exchangeSvc) DeleteSubscription(ctx context.Context, r *xhubv1.DeleteSubscriptionRequest) (*xhubv1.DeleteSubscriptionResponse, error) {
-	var ds catalog.DatasetID
-	if r.Dataset != "" {
-		d, err := catalog.ParseDatasetID(r.Dataset)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		ds = d
+	ds, err := optDataset(r.Dataset)
+	if err != nil {
+		return nil, err
 	}
 	si, err := s.dp.DeleteSubscription(ctx, identityFrom(ctx), ds, r.Name)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return &xhubv1.DeleteSubscriptionResponse{Deleted: subscriptionPB(si)}, nil
+}
+
+// optDataset parses an optional dataset id ("" stays "").
+func optDataset(s string) (catalog.DatasetID, error) {
+	if s == "" {
+		return "", nil
+	}
+	d, err := catalog.ParseDatasetID(s)
+	return d, toStatus(err)
+}
+
+// optDept parses an optional department id ("" stays "").
+func optDept(s string) (catalog.DeptID, error) {
+	if s == "" {
+		return "", nil
+	}
+	d, err := catalog.ParseDeptID(s)
+	return d, toStatus(err)
 }
 
 func subscriptionPB(si dataplane.SubscriptionInfo) *xhubv1.SubscriptionInfo {
@@ -267,19 +273,11 @@ func (s *auditSvc) ListAudit(ctx context.Context, r *xhubv1.ListAuditRequest) (*
 			return nil, invalid("page_token", "is not a token this hub issued")
 		}
 	}
-	if r.Dataset != "" {
-		d, err := catalog.ParseDatasetID(r.Dataset)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		f.Dataset = d
+	if f.Dataset, err = optDataset(r.Dataset); err != nil {
+		return nil, err
 	}
-	if r.Dept != "" {
-		d, err := catalog.ParseDeptID(r.Dept)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		f.Dept = d
+	if f.Dept, err = optDept(r.Dept); err != nil {
+		return nil, err
 	}
 	if r.Since != nil {
 		f.Since = r.Since.AsTime()

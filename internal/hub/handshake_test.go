@@ -23,18 +23,8 @@ import (
 // refused by the client before it dials.
 func TestRefusedHandshakes(t *testing.T) {
 	env := testenv.Start(t, testenv.WithMetrics())
-	other := testenv.Start(t)
-	foreign, err := pki.LoadCreds(other.Node.AdminCreds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	foreign.CA = env.Node.Authority.Cert
-	cl, err := adapters.DialCreds(context.Background(), foreign, adapters.WithHub(env.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	_, err = cl.Catalog.ListDatasets(context.Background(), nil)
+	cl := env.ForeignClient()
+	_, err := cl.Catalog.ListDatasets(context.Background(), nil)
 	if testenv.Code(err) != 16 /* Unauthenticated */ || !strings.Contains(err.Error(), "refused this credential's certificate") {
 		t.Fatalf("foreign certificate: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/internal/hub"
+	"github.com/xhub-gov/xhub/internal/pki"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
@@ -181,3 +182,22 @@ func (e *Env) NATSURL() string {
 
 // WithFsyncAlways makes the embedded JetStream fsync every write.
 func WithFsyncAlways() Option { return func(c *hub.Config) { c.FsyncAlways = true } }
+
+// ForeignClient dials this node presenting the admin certificate of
+// another hub (another CA), while trusting this node's server: the
+// client a hub must refuse in the TLS handshake.
+func (e *Env) ForeignClient() *adapters.Client {
+	e.t.Helper()
+	other := Start(e.t)
+	foreign, err := pki.LoadCreds(other.Node.AdminCreds)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	foreign.CA = e.Node.Authority.Cert
+	c, err := adapters.DialCreds(context.Background(), foreign, adapters.WithHub(e.Addr()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	return c
+}
