@@ -14,15 +14,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/xhub-gov/xhub/exchange"
-	"github.com/xhub-gov/xhub/internal/pki"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 // Client is a connection to a hub node with one identity.
 type Client struct {
 	conn  *grpc.ClientConn
-	creds *pki.Creds
+	creds *vocab.Creds
 	addr  string
 
 	Departments xhubv1.DepartmentsClient
@@ -56,7 +55,7 @@ func WithHub(addr string) Option {
 
 // Dial connects with the credentials in credsFile.
 func Dial(ctx context.Context, credsFile string, opts ...Option) (*Client, error) {
-	creds, err := pki.LoadCreds(credsFile)
+	creds, err := vocab.LoadCreds(credsFile)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +63,7 @@ func Dial(ctx context.Context, credsFile string, opts ...Option) (*Client, error
 }
 
 // DialCreds connects with parsed credentials.
-func DialCreds(_ context.Context, creds *pki.Creds, opts ...Option) (*Client, error) {
+func DialCreds(_ context.Context, creds *vocab.Creds, opts ...Option) (*Client, error) {
 	o := dialOptions{hub: creds.Hub}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
@@ -103,7 +102,7 @@ func DialCreds(_ context.Context, creds *pki.Creds, opts ...Option) (*Client, er
 func (c *Client) LedgerKey() string { return c.creds.LedgerKey }
 
 // Identity is who this client acts as.
-func (c *Client) Identity() exchange.Identity { return c.creds.Identity }
+func (c *Client) Identity() vocab.Identity { return c.creds.Identity }
 
 // Addr is the hub address dialled.
 func (c *Client) Addr() string { return c.addr }
@@ -114,8 +113,8 @@ func (c *Client) Close() error { return c.conn.Close() }
 // IssueCredential creates a key locally, has the hub sign it for the
 // identity, and returns the bytes of a complete creds file. The private
 // key never leaves this process.
-func (c *Client) IssueCredential(ctx context.Context, id exchange.Identity, validDays int) (*xhubv1.IssueCredentialResponse, []byte, error) {
-	keyPEM, csr, err := pki.NewKey(id)
+func (c *Client) IssueCredential(ctx context.Context, id vocab.Identity, validDays int) (*xhubv1.IssueCredentialResponse, []byte, error) {
+	keyPEM, csr, err := vocab.NewKey(id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -125,5 +124,5 @@ func (c *Client) IssueCredential(ctx context.Context, id exchange.Identity, vali
 	if err != nil {
 		return nil, nil, err
 	}
-	return resp, pki.EncodeCreds(c.addr, resp.LedgerKey, resp.CertificatePem, keyPEM, resp.CaPem), nil
+	return resp, vocab.EncodeCreds(c.addr, resp.LedgerKey, resp.CertificatePem, keyPEM, resp.CaPem), nil
 }

@@ -7,7 +7,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
@@ -20,7 +20,7 @@ import (
 type ProviderQuery struct {
 	Dataset   string
 	Fields    []string
-	Filters   []exchange.Filter
+	Filters   []vocab.Filter
 	Limit     int
 	PageToken string
 }
@@ -57,14 +57,11 @@ func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error 
 			defer wg.Done()
 			q := ProviderQuery{Dataset: call.Dataset, Fields: call.Fields, Limit: int(call.Limit), PageToken: call.PageToken}
 			res := &xhubv1.ProviderResult{CallId: call.CallId}
-			for _, f := range call.Filters {
-				v, err := exchange.DecodeFilterValue(f.ValueJson)
-				if err != nil {
-					res.Error = err.Error()
-					break
-				}
-				q.Filters = append(q.Filters, exchange.Filter{Field: f.Field, Op: exchange.Op(f.Op), Value: v})
+			fs, err := xhubv1.VocabFilters(call.Filters)
+			if err != nil {
+				res.Error = err.Error()
 			}
+			q.Filters = fs
 			if res.Error == "" {
 				recs, next, err := h(ctx, q)
 				if err != nil {
@@ -102,17 +99,13 @@ type QueryOptions struct {
 func (c *Client) Query(ctx context.Context, dataset string, o QueryOptions) (*xhubv1.QueryResponse, error) {
 	req := &xhubv1.QueryRequest{Dataset: dataset, Fields: o.Fields, Limit: int32(o.Limit), PageToken: o.PageToken}
 	for _, w := range o.Where {
-		f, err := exchange.ParseFilter(w)
+		f, err := vocab.ParseFilter(w)
 		if err != nil {
-			return nil, fmt.Errorf("--where %q: %w", w, err)
+			return nil, fmt.Errorf("filter %q: %w", w, err)
 		}
-		req.Filters = append(req.Filters, filterPB(f))
+		req.Filters = append(req.Filters, xhubv1.FilterPB(f))
 	}
 	return c.Exchange.Query(ctx, req)
-}
-
-func filterPB(f exchange.Filter) *xhubv1.Filter {
-	return &xhubv1.Filter{Field: f.Field, Op: string(f.Op), ValueJson: f.ValueJSON()}
 }
 
 // Subscription receives a dataset's published records, at least once.

@@ -10,13 +10,13 @@ import (
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/hub"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 // dialAs issues a credential for id with the operator's client and dials.
-func dialAs(ctx context.Context, admin *adapters.Client, id exchange.Identity, dir string) *adapters.Client {
+func dialAs(ctx context.Context, admin *adapters.Client, id vocab.Identity, dir string) *adapters.Client {
 	// Registers the department; AlreadyExists the second time is fine.
 	_, _ = admin.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: string(id.Dept), Name: string(id.Dept)})
 	_, file, err := admin.IssueCredential(ctx, id, 1)
@@ -48,15 +48,15 @@ func ExampleClient_Query() {
 	defer node.Close()
 	admin, _ := adapters.Dial(ctx, node.AdminCreds)
 	defer admin.Close()
-	officer := dialAs(ctx, admin, exchange.Identity{Dept: "health", Role: exchange.RoleOfficer, Name: "officer"}, dir)
+	officer := dialAs(ctx, admin, vocab.Identity{Dept: "health", Role: vocab.RoleOfficer, Name: "officer"}, dir)
 	_, _ = officer.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases",
 		SchemaJson: []byte(`{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string"},"ward":{"type":"string"}}}`)})
 	_, _ = officer.Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: "health.cases", Title: "Cases", ShareType: "open", SchemaSubject: "health.cases"})
-	taxOfficer := dialAs(ctx, admin, exchange.Identity{Dept: catalog.DeptID("tax"), Role: exchange.RoleOfficer, Name: "tax-officer"}, dir)
+	taxOfficer := dialAs(ctx, admin, vocab.Identity{Dept: catalog.DeptID("tax"), Role: vocab.RoleOfficer, Name: "tax-officer"}, dir)
 	_, _ = taxOfficer.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "ward statistics", Fields: []string{"id", "ward"}})
 
 	// The provider: health's system answers queries for its dataset.
-	provider := dialAs(ctx, admin, exchange.Identity{Dept: "health", Role: exchange.RoleSystem, Name: "clinic-db"}, dir)
+	provider := dialAs(ctx, admin, vocab.Identity{Dept: "health", Role: vocab.RoleSystem, Name: "clinic-db"}, dir)
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go provider.Serve(pctx, []string{"health.cases"}, func(ctx context.Context, q adapters.ProviderQuery) ([][]byte, string, error) {
@@ -65,7 +65,7 @@ func ExampleClient_Query() {
 	time.Sleep(200 * time.Millisecond)
 
 	// The consumer: tax's system queries what tax was granted.
-	consumer := dialAs(ctx, admin, exchange.Identity{Dept: "tax", Role: exchange.RoleSystem, Name: "etl"}, dir)
+	consumer := dialAs(ctx, admin, vocab.Identity{Dept: "tax", Role: vocab.RoleSystem, Name: "etl"}, dir)
 	r, err := consumer.Query(ctx, "health.cases", adapters.QueryOptions{Where: []string{"ward=north"}})
 	if err != nil {
 		log.Fatal(err)

@@ -10,10 +10,11 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/testenv"
 )
 
-var admin = exchange.Identity{Dept: catalog.HubDept, Role: exchange.RoleAdmin, Name: "bench"}
+var admin = vocab.Identity{Dept: catalog.HubDept, Role: vocab.RoleAdmin, Name: "bench"}
 
 // BenchmarkControlPlane measures one control-plane change end to end on a
 // node: validate against the views, append to XHUB_LEDGER with
@@ -67,7 +68,7 @@ func BenchmarkCheckAccess(b *testing.B) {
 	env := testenv.Start(b, testenv.WithSweep(-1))
 	ctx := context.Background()
 	cp := env.Node.CP
-	owner := exchange.Identity{Dept: "health", Role: exchange.RoleOfficer, Name: "o"}
+	owner := vocab.Identity{Dept: "health", Role: vocab.RoleOfficer, Name: "o"}
 	if _, _, err := cp.AddDepartment(ctx, admin, "health", "Health"); err != nil {
 		b.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func BenchmarkCheckAccess(b *testing.B) {
 		if _, _, err := cp.AddDepartment(ctx, admin, d, "D"); err != nil {
 			b.Fatal(err)
 		}
-		if _, g, _, err := cp.RequestShare(ctx, exchange.Identity{Dept: d, Role: exchange.RoleOfficer, Name: "o"}, exchange.ShareRequestInput{Dataset: "health.cases", Purpose: "bench"}); err != nil || g == nil {
+		if _, g, _, err := cp.RequestShare(ctx, vocab.Identity{Dept: d, Role: vocab.RoleOfficer, Name: "o"}, exchange.ShareRequestInput{Dataset: "health.cases", Purpose: "bench"}); err != nil || g == nil {
 			b.Fatal(err)
 		}
 	}

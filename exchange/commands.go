@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 	"github.com/xhub-gov/xhub/schemas"
@@ -65,8 +66,8 @@ func (cp *ControlPlane) Init(ctx context.Context, init HubInit) error {
 var errInitDone = &fault.Error{Kind: fault.KindExists, Msg: "hub already initialised"}
 
 // AddDepartment registers a department. Admin only.
-func (cp *ControlPlane) AddDepartment(ctx context.Context, actor Identity, id catalog.DeptID, name string) (catalog.Department, uint64, error) {
-	if actor.Role != RoleAdmin {
+func (cp *ControlPlane) AddDepartment(ctx context.Context, actor vocab.Identity, id catalog.DeptID, name string) (catalog.Department, uint64, error) {
+	if actor.Role != vocab.RoleAdmin {
 		return catalog.Department{}, 0, fault.Denied("only the hub operator (admin) adds departments")
 	}
 	if _, err := catalog.ParseDeptID(string(id)); err != nil {
@@ -97,16 +98,16 @@ func (cp *ControlPlane) AddDepartment(ctx context.Context, actor Identity, id ca
 
 // CheckIssue says whether actor may issue a credential for id, before the
 // hub signs anything.
-func (cp *ControlPlane) CheckIssue(actor Identity, id Identity, validDays int) error {
-	if _, err := ParseIdentity(id.URI()); err != nil {
+func (cp *ControlPlane) CheckIssue(actor vocab.Identity, id vocab.Identity, validDays int) error {
+	if _, err := vocab.ParseIdentity(id.URI()); err != nil {
 		return err
 	}
 	if validDays < 1 || validDays > MaxCredValidDays {
 		return fault.Invalid("valid_days", "%d is not between 1 and %d", validDays, MaxCredValidDays)
 	}
 	switch {
-	case actor.Role == RoleAdmin:
-	case actor.Role == RoleOfficer && id.Role == RoleSystem && id.Dept == actor.Dept:
+	case actor.Role == vocab.RoleAdmin:
+	case actor.Role == vocab.RoleOfficer && id.Role == vocab.RoleSystem && id.Dept == actor.Dept:
 	default:
 		return fault.Denied("%s may not issue a %s credential for department %s: the hub operator issues credentials; an officer only system credentials of its own department", actor.URI(), id.Role, id.Dept)
 	}
@@ -118,8 +119,8 @@ func (cp *ControlPlane) CheckIssue(actor Identity, id Identity, validDays int) e
 }
 
 // RecordCredential appends the issue of a signed certificate.
-func (cp *ControlPlane) RecordCredential(ctx context.Context, actor Identity, c Credential) (uint64, error) {
-	id, err := ParseIdentity(c.Identity)
+func (cp *ControlPlane) RecordCredential(ctx context.Context, actor vocab.Identity, c Credential) (uint64, error) {
+	id, err := vocab.ParseIdentity(c.Identity)
 	if err != nil {
 		return 0, err
 	}
@@ -140,8 +141,8 @@ func (cp *ControlPlane) RecordCredential(ctx context.Context, actor Identity, c 
 // RevokeCredential stops a credential at once on every node that has
 // applied the entry. Admin, or an officer for its own department's
 // system credentials.
-func (cp *ControlPlane) RevokeCredential(ctx context.Context, actor Identity, serial, reason string) (Credential, uint64, error) {
-	serial = NormalizeSerial(serial)
+func (cp *ControlPlane) RevokeCredential(ctx context.Context, actor vocab.Identity, serial, reason string) (Credential, uint64, error) {
+	serial = vocab.NormalizeSerial(serial)
 	if serial == "" {
 		return Credential{}, 0, fault.Invalid("serial", "is required (hex, as openssl x509 -serial prints it)")
 	}
@@ -158,7 +159,7 @@ func (cp *ControlPlane) RevokeCredential(ctx context.Context, actor Identity, se
 		if c.Revoked {
 			return "", nil, fault.Precondition("CREDENTIAL_STATE", serial, "credential %s is already revoked", serial)
 		}
-		if actor.Role != RoleAdmin && !(actor.Role == RoleOfficer && c.Dept == actor.Dept && c.Role == RoleSystem) {
+		if actor.Role != vocab.RoleAdmin && !(actor.Role == vocab.RoleOfficer && c.Dept == actor.Dept && c.Role == vocab.RoleSystem) {
 			return "", nil, fault.Denied("%s may not revoke credential %s of %s", actor.URI(), serial, c.Identity)
 		}
 		return string(c.Dept), credRevoked{Serial: serial, Reason: reason}, nil
@@ -168,19 +169,6 @@ func (cp *ControlPlane) RevokeCredential(ctx context.Context, actor Identity, se
 	}
 	c, _ := cp.Credential(serial)
 	return c, seq, nil
-}
-
-// NormalizeSerial turns "0A:1B", "0x0a1b" or "0A1B" into "0A1B".
-func NormalizeSerial(s string) string {
-	s = strings.ToUpper(strings.TrimSpace(s))
-	s = strings.TrimPrefix(strings.TrimPrefix(s, "0X"), "SERIAL=")
-	s = strings.ReplaceAll(s, ":", "")
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
-			return ""
-		}
-	}
-	return s
 }
 
 func checkReason(reason string, required bool) error {
@@ -195,8 +183,8 @@ func checkReason(reason string, required bool) error {
 }
 
 // mayActFor checks that actor is an officer of the department that owns a subject or dataset.
-func mayActFor(actor Identity, owner catalog.DeptID, what string) error {
-	if actor.Role != RoleOfficer {
+func mayActFor(actor vocab.Identity, owner catalog.DeptID, what string) error {
+	if actor.Role != vocab.RoleOfficer {
 		return fault.Denied("%s: only a data officer of %s may %s (caller is %s)", actor.URI(), owner, what, actor.Role)
 	}
 	if actor.Dept != owner {
@@ -267,7 +255,7 @@ func (cp *ControlPlane) checkSchema(txn *store.Txn, subject catalog.DatasetID, r
 // RegisterSchema registers a new version under subject, after checking it
 // under the subject's mode (changed first to compat, if given). An
 // identical schema returns the existing version and appends nothing.
-func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor Identity, subject catalog.DatasetID, raw []byte, compat string) (SchemaVersion, bool, uint64, error) {
+func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity, subject catalog.DatasetID, raw []byte, compat string) (SchemaVersion, bool, uint64, error) {
 	if _, err := catalog.ParseDatasetID(string(subject)); err != nil {
 		return SchemaVersion{}, false, 0, fault.Invalid("subject", "must be a dataset id <department>.<name>: %v", err)
 	}
@@ -331,7 +319,7 @@ func incompatible(subject catalog.DatasetID, v SchemaVerdict) error {
 // PublishDataset creates or updates a dataset's catalog entry. Only an
 // officer of the owning department; the schema subject must belong to the
 // same department and exist.
-func (cp *ControlPlane) PublishDataset(ctx context.Context, actor Identity, d catalog.Dataset) (catalog.Dataset, uint64, error) {
+func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity, d catalog.Dataset) (catalog.Dataset, uint64, error) {
 	if err := d.ValidateMetadata(); err != nil {
 		return catalog.Dataset{}, 0, err
 	}
@@ -385,7 +373,7 @@ func (cp *ControlPlane) PublishDataset(ctx context.Context, actor Identity, d ca
 }
 
 // RetireDataset marks a dataset retired. Only an officer of its owner.
-func (cp *ControlPlane) RetireDataset(ctx context.Context, actor Identity, id catalog.DatasetID, reason string) (catalog.Dataset, uint64, error) {
+func (cp *ControlPlane) RetireDataset(ctx context.Context, actor vocab.Identity, id catalog.DatasetID, reason string) (catalog.Dataset, uint64, error) {
 	if _, err := catalog.ParseDatasetID(string(id)); err != nil {
 		return catalog.Dataset{}, 0, err
 	}

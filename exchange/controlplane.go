@@ -13,6 +13,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 	"github.com/xhub-gov/xhub/schemas"
@@ -22,8 +23,9 @@ import (
 type Config struct {
 	// Store holds the materialised views (required).
 	Store *store.Store
-	// Log is the control-plane log (required).
-	Log *ledger.Log
+	// Log is the control-plane log (required); bus.LedgerLog is the one
+	// on JetStream.
+	Log Log
 	// Now is the clock. Zero: time.Now.
 	Now func() time.Time
 	// Logger receives structured logs. Zero: discard.
@@ -47,6 +49,19 @@ type Config struct {
 	// Events, if set, receives share events on xhub.ev.<dept>. A
 	// *nats.Conn fits.
 	Events EventPublisher
+}
+
+// Log is the control-plane log as the driver uses it: an append that
+// only succeeds on the expected last entry, and an ordered follow.
+type Log interface {
+	// Append stores raw as entry after+1, or fails with
+	// ledger.ErrConflict if the log has moved on.
+	Append(ctx context.Context, raw []byte, after uint64) (uint64, error)
+	// LastSeq is the newest entry's sequence.
+	LastSeq(ctx context.Context) (uint64, error)
+	// Follow delivers every entry from from on, in order, until the
+	// returned stop is called or ctx ends.
+	Follow(ctx context.Context, from uint64, out chan<- ledger.Message) (func(), error)
 }
 
 // EventPublisher publishes one message; *nats.Conn implements it.
@@ -93,7 +108,7 @@ func (c *Config) validate() error {
 type ControlPlane struct {
 	cfg Config
 	st  *store.Store
-	log *ledger.Log
+	log Log
 	lg  *slog.Logger
 
 	submitMu sync.Mutex // one command in flight per node
@@ -175,7 +190,7 @@ func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		defer cc.Stop()
+		defer cc()
 		cp.applyLoop(actx, msgs)
 	}()
 	if cfg.SweepInterval > 0 {
@@ -498,7 +513,7 @@ const maxAttempts = 50
 // last applied entry, appends with that entry as the expected last, and on
 // a conflict catches up and tries again (re-validating). It returns once
 // this node has applied the new entry.
-func (cp *ControlPlane) submit(ctx context.Context, actor Identity, kind string, cmd command) (uint64, error) {
+func (cp *ControlPlane) submit(ctx context.Context, actor vocab.Identity, kind string, cmd command) (uint64, error) {
 	return cp.submitKind(ctx, actor, func(txn *store.Txn, now time.Time) (string, string, any, error) {
 		subject, body, err := cmd(txn, now)
 		return kind, subject, body, err
@@ -506,7 +521,7 @@ func (cp *ControlPlane) submit(ctx context.Context, actor Identity, kind string,
 }
 
 // submitKind is submit for a command that decides the entry's kind.
-func (cp *ControlPlane) submitKind(ctx context.Context, actor Identity, cmd func(txn *store.Txn, now time.Time) (kind, subject string, body any, err error)) (uint64, error) {
+func (cp *ControlPlane) submitKind(ctx context.Context, actor vocab.Identity, cmd func(txn *store.Txn, now time.Time) (kind, subject string, body any, err error)) (uint64, error) {
 	cp.submitMu.Lock()
 	defer cp.submitMu.Unlock()
 	for range maxAttempts {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/store"
 	"github.com/xhub-gov/xhub/schemas"
 )
@@ -35,7 +36,7 @@ type Credential struct {
 	Serial       string         `json:"serial"`
 	Identity     string         `json:"identity"`
 	Dept         catalog.DeptID `json:"dept"`
-	Role         Role           `json:"role"`
+	Role         vocab.Role     `json:"role"`
 	Name         string         `json:"name"`
 	NotAfter     time.Time      `json:"not_after"`
 	IssuedAt     time.Time      `json:"issued_at"`

@@ -75,7 +75,7 @@ func (cp *ControlPlane) verifyViews(ctx context.Context, applied uint64) error {
 	if err != nil {
 		return fmt.Errorf("verify views: read the log: %w", err)
 	}
-	defer cc.Stop()
+	defer cc()
 	var prev ledger.Hash
 	batch := make([]ledger.Message, 0, cfg.ApplyBatch)
 	for seq := uint64(1); seq <= applied; seq++ {

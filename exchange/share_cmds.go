@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
@@ -24,10 +25,10 @@ const (
 )
 
 // OpenSharingPolicy is the actor of grants made for open datasets.
-var OpenSharingPolicy = Identity{Dept: catalog.HubDept, Role: RoleAdmin, Name: "open-sharing"}
+var OpenSharingPolicy = vocab.Identity{Dept: catalog.HubDept, Role: vocab.RoleAdmin, Name: "open-sharing"}
 
 // ExpiryPolicy is the actor of grant.expired entries.
-var ExpiryPolicy = Identity{Dept: catalog.HubDept, Role: RoleAdmin, Name: "expiry"}
+var ExpiryPolicy = vocab.Identity{Dept: catalog.HubDept, Role: vocab.RoleAdmin, Name: "expiry"}
 
 // grantBody is the body of share.approved and grant.created.
 type grantBody struct {
@@ -96,13 +97,13 @@ func getGrant(txn *store.Txn, id GrantID) (Grant, error) {
 }
 
 // mayDecide: the owner department's officer, or the hub operator.
-func mayDecide(actor Identity, owner catalog.DeptID, what string) error {
+func mayDecide(actor vocab.Identity, owner catalog.DeptID, what string) error {
 	switch {
-	case actor.Role == RoleAdmin:
+	case actor.Role == vocab.RoleAdmin:
 		return nil
-	case actor.Role == RoleOfficer && actor.Dept == owner:
+	case actor.Role == vocab.RoleOfficer && actor.Dept == owner:
 		return nil
-	case actor.Role == RoleOfficer:
+	case actor.Role == vocab.RoleOfficer:
 		return fault.Denied("%s: only an officer of %s (the owner) may %s", actor.URI(), owner, what)
 	}
 	return fault.Denied("%s: role %s may not %s", actor.URI(), actor.Role, what)
@@ -132,8 +133,8 @@ func (cp *ControlPlane) pendingOf(dept catalog.DeptID) int {
 // RequestShare files a request. For an open dataset the open-sharing
 // policy grants it at once (a second entry); for a conditional one it waits
 // for the owner; for none it is refused with the reason.
-func (cp *ControlPlane) RequestShare(ctx context.Context, actor Identity, in ShareRequestInput) (ShareRequest, *Grant, uint64, error) {
-	if actor.Role != RoleOfficer {
+func (cp *ControlPlane) RequestShare(ctx context.Context, actor vocab.Identity, in ShareRequestInput) (ShareRequest, *Grant, uint64, error) {
+	if actor.Role != vocab.RoleOfficer {
 		return ShareRequest{}, nil, 0, fault.Denied("%s: only a data officer requests data", actor.URI())
 	}
 	if _, err := catalog.ParseDatasetID(string(in.Dataset)); err != nil {
@@ -266,7 +267,7 @@ type Decision struct {
 }
 
 // Approve grants a pending conditional request, possibly narrowed.
-func (cp *ControlPlane) Approve(ctx context.Context, actor Identity, d Decision) (ShareRequest, Grant, uint64, error) {
+func (cp *ControlPlane) Approve(ctx context.Context, actor vocab.Identity, d Decision) (ShareRequest, Grant, uint64, error) {
 	if _, err := ParseRequestID(string(d.Request)); err != nil {
 		return ShareRequest{}, Grant{}, 0, err
 	}
@@ -317,7 +318,7 @@ func (cp *ControlPlane) Approve(ctx context.Context, actor Identity, d Decision)
 
 // pendingFor loads a pending request and its dataset and checks that actor
 // may decide it.
-func (cp *ControlPlane) pendingFor(txn *store.Txn, actor Identity, id RequestID, what string) (ShareRequest, catalog.Dataset, error) {
+func (cp *ControlPlane) pendingFor(txn *store.Txn, actor vocab.Identity, id RequestID, what string) (ShareRequest, catalog.Dataset, error) {
 	r, err := getRequest(txn, id)
 	if err != nil {
 		return r, catalog.Dataset{}, err
@@ -333,7 +334,7 @@ func (cp *ControlPlane) pendingFor(txn *store.Txn, actor Identity, id RequestID,
 }
 
 // Reject refuses a pending request; the reason is required.
-func (cp *ControlPlane) Reject(ctx context.Context, actor Identity, d Decision) (ShareRequest, uint64, error) {
+func (cp *ControlPlane) Reject(ctx context.Context, actor vocab.Identity, d Decision) (ShareRequest, uint64, error) {
 	if _, err := ParseRequestID(string(d.Request)); err != nil {
 		return ShareRequest{}, 0, err
 	}
@@ -356,7 +357,7 @@ func (cp *ControlPlane) Reject(ctx context.Context, actor Identity, d Decision) 
 }
 
 // Withdraw takes back a pending request; only the requester's officer.
-func (cp *ControlPlane) Withdraw(ctx context.Context, actor Identity, id RequestID) (ShareRequest, uint64, error) {
+func (cp *ControlPlane) Withdraw(ctx context.Context, actor vocab.Identity, id RequestID) (ShareRequest, uint64, error) {
 	if _, err := ParseRequestID(string(id)); err != nil {
 		return ShareRequest{}, 0, err
 	}
@@ -365,7 +366,7 @@ func (cp *ControlPlane) Withdraw(ctx context.Context, actor Identity, id Request
 		if err != nil {
 			return "", nil, err
 		}
-		if actor.Role != RoleOfficer || actor.Dept != r.Requester {
+		if actor.Role != vocab.RoleOfficer || actor.Dept != r.Requester {
 			return "", nil, fault.Denied("%s: only an officer of %s (the requester) may withdraw request %s", actor.URI(), r.Requester, id)
 		}
 		if r.Status != RequestPending {
@@ -383,7 +384,7 @@ func (cp *ControlPlane) Withdraw(ctx context.Context, actor Identity, id Request
 // RevokeGrant ends a grant before its term; the reason is required. Open
 // streams of the grantee end at once (the data plane watches the grant
 // index).
-func (cp *ControlPlane) RevokeGrant(ctx context.Context, actor Identity, id GrantID, reason string) (Grant, uint64, error) {
+func (cp *ControlPlane) RevokeGrant(ctx context.Context, actor vocab.Identity, id GrantID, reason string) (Grant, uint64, error) {
 	if _, err := ParseGrantID(string(id)); err != nil {
 		return Grant{}, 0, err
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
@@ -37,13 +38,13 @@ type ShareFilter struct {
 	// Viewer limits the answer to what the viewer may see: an officer or
 	// system sees grants and requests on its department's datasets and
 	// those of its department. The admin sees all.
-	Viewer Identity
+	Viewer vocab.Identity
 	// Owner, if set, keeps only datasets of this department (the inbox).
 	Owner catalog.DeptID
 }
 
 func (f ShareFilter) visible(dataset catalog.DatasetID, grantee catalog.DeptID) bool {
-	if f.Viewer.Role == RoleAdmin {
+	if f.Viewer.Role == vocab.RoleAdmin {
 		return true
 	}
 	return dataset.Owner() == f.Viewer.Dept || grantee == f.Viewer.Dept

@@ -9,7 +9,7 @@ import (
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 var fields = []catalog.Field{{Name: "id", Type: "integer"}, {Name: "name", Type: "string"}, {Name: "ok", Type: "boolean"}, {Name: "score", Type: "number|null"}}
@@ -27,11 +27,11 @@ func query(t *testing.T, s *Source, where string, limit int, token string) ([]st
 	t.Helper()
 	q := adapters.ProviderQuery{Limit: limit, PageToken: token}
 	if where != "" {
-		f, err := exchange.ParseFilter(where)
+		f, err := vocab.ParseFilter(where)
 		if err != nil {
 			t.Fatal(err)
 		}
-		q.Filters = []exchange.Filter{f}
+		q.Filters = []vocab.Filter{f}
 	}
 	recs, next, err := s.Handler()(context.Background(), q)
 	if err != nil {

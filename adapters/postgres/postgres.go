@@ -23,7 +23,7 @@ import (
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // Config configures a Source.
@@ -162,22 +162,22 @@ func (s *Source) BuildQuery(q adapters.ProviderQuery) (string, []any, error) {
 	return sql, args, nil
 }
 
-func condition(col string, f exchange.Filter, arg func(any) string) (string, error) {
+func condition(col string, f vocab.Filter, arg func(any) string) (string, error) {
 	v := sqlValue(f.Value)
 	switch f.Op {
-	case exchange.OpEq:
+	case vocab.OpEq:
 		if v == nil {
 			return col + " IS NULL", nil
 		}
 		return col + " = " + arg(v), nil
-	case exchange.OpNe:
+	case vocab.OpNe:
 		if v == nil {
 			return col + " IS NOT NULL", nil
 		}
 		return col + " IS DISTINCT FROM " + arg(v), nil
-	case exchange.OpLt, exchange.OpLe, exchange.OpGt, exchange.OpGe:
+	case vocab.OpLt, vocab.OpLe, vocab.OpGt, vocab.OpGe:
 		return col + " " + string(f.Op) + " " + arg(v), nil
-	case exchange.OpIn:
+	case vocab.OpIn:
 		vals, _ := f.Value.([]any)
 		if len(vals) == 0 {
 			return "FALSE", nil
@@ -187,7 +187,7 @@ func condition(col string, f exchange.Filter, arg func(any) string) (string, err
 			parts[i] = arg(sqlValue(x))
 		}
 		return col + " IN (" + strings.Join(parts, ", ") + ")", nil
-	case exchange.OpPrefix:
+	case vocab.OpPrefix:
 		p, _ := f.Value.(string)
 		esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(p)
 		return col + ` LIKE ` + arg(esc+"%") + ` ESCAPE '\'`, nil

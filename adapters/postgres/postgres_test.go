@@ -18,7 +18,7 @@ import (
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/adapters/postgres"
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -160,14 +160,14 @@ func TestPushdownAgreesWithTheHub(t *testing.T) {
 		`name=x' OR '1'='1`, `name="x' OR '1'='1"`, "admitted>=2026-02-01", `ward in []`, `name prefix ""`,
 	} {
 		t.Run(w, func(t *testing.T) {
-			f, err := exchange.ParseFilter(w)
+			f, err := vocab.ParseFilter(w)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := f.Validate(fields); err != nil {
 				t.Fatal(err)
 			}
-			got := all(t, h, adapters.ProviderQuery{Filters: []exchange.Filter{f}, Limit: 4})
+			got := all(t, h, adapters.ProviderQuery{Filters: []vocab.Filter{f}, Limit: 4})
 			var want []map[string]any
 			for _, r := range every {
 				if f.Match(r) {
@@ -180,15 +180,15 @@ func TestPushdownAgreesWithTheHub(t *testing.T) {
 		})
 	}
 	// Values never reach the SQL text.
-	f, _ := exchange.ParseFilter(`name="x'); DROP TABLE patients; --"`)
-	sql, args, err := src.BuildQuery(adapters.ProviderQuery{Filters: []exchange.Filter{f}, Limit: 10})
+	f, _ := vocab.ParseFilter(`name="x'); DROP TABLE patients; --"`)
+	sql, args, err := src.BuildQuery(adapters.ProviderQuery{Filters: []vocab.Filter{f}, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(sql, "DROP") || !slices.Contains(args, any("x'); DROP TABLE patients; --")) {
 		t.Fatalf("value spliced into SQL: %s %v", sql, args)
 	}
-	if got := all(t, h, adapters.ProviderQuery{Filters: []exchange.Filter{f}, Limit: 10}); len(got) != 0 {
+	if got := all(t, h, adapters.ProviderQuery{Filters: []vocab.Filter{f}, Limit: 10}); len(got) != 0 {
 		t.Fatalf("injection attempt matched %d rows", len(got))
 	}
 	if n := len(all(t, h, adapters.ProviderQuery{Limit: 10})); n != 6 {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
@@ -28,14 +28,14 @@ issues any credential; an officer issues system credentials of its own
 department.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := exchange.ParseRole(role)
+			r, err := vocab.ParseRole(role)
 			if err != nil {
 				return err
 			}
 			if name == "" {
 				name = role
 			}
-			id := exchange.Identity{Dept: catalog.DeptID(dept), Role: r, Name: name}
+			id := vocab.Identity{Dept: catalog.DeptID(dept), Role: r, Name: name}
 			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err != nil {
 				return fmt.Errorf("--out: %w", err)

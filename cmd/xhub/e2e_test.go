@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/xhub-gov/xhub/internal/pki"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/testenv"
 )
 
@@ -162,7 +162,7 @@ func TestCatalogAndSchemaStory(t *testing.T) {
 	}
 
 	// A revoked credential is refused at once.
-	c, err := pki.LoadCreds(sys)
+	c, err := vocab.LoadCreds(sys)
 	if err != nil {
 		t.Fatal(err)
 	}

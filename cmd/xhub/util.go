@@ -4,14 +4,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"google.golang.org/protobuf/types/known/timestamppb"
-
-	"github.com/xhub-gov/xhub/internal/pki"
 )
 
 // mustSerial reads the serial of a creds file ("" if unreadable).
 func mustSerial(path string) string {
-	c, err := pki.LoadCreds(path)
+	c, err := vocab.LoadCreds(path)
 	if err != nil {
 		return ""
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -129,12 +130,12 @@ type AuditFilter struct {
 // ListAudit returns a page of audit entries a viewer may see: an officer
 // sees accesses to its department's datasets and by its department; the
 // admin sees all. next is the sequence to continue after (0 at the end).
-func (p *Plane) ListAudit(ctx context.Context, viewer exchange.Identity, f AuditFilter) ([]AuditEntry, uint64, error) {
+func (p *Plane) ListAudit(ctx context.Context, viewer vocab.Identity, f AuditFilter) ([]AuditEntry, uint64, error) {
 	if f.Limit <= 0 || f.Limit > exchange.MaxPageSize {
 		return nil, 0, fault.Invalid("page_size", "%d is not between 1 and %d", f.Limit, exchange.MaxPageSize)
 	}
 	visible := func(e AuditEntry) bool {
-		if viewer.Role == exchange.RoleAdmin {
+		if viewer.Role == vocab.RoleAdmin {
 			return true
 		}
 		return e.Dept == viewer.Dept || e.Dataset.Owner() == viewer.Dept
@@ -194,7 +195,7 @@ func (p *Plane) ListAudit(ctx context.Context, viewer exchange.Identity, f Audit
 				if !visible(e) || f.Dept != "" && e.Dept != f.Dept && e.Dataset.Owner() != f.Dept || e.Time.Before(f.Since) {
 					continue
 				}
-				if viewer.Role != exchange.RoleAdmin && e.Dataset.Owner() != viewer.Dept {
+				if viewer.Role != vocab.RoleAdmin && e.Dataset.Owner() != viewer.Dept {
 					e.ProviderReasons = nil
 				}
 				out = append(out, e)

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/schemas"
 )
 
@@ -45,7 +45,7 @@ func FuzzFrames(f *testing.F) {
 	f.Add(encodeBatch("b1", [][]byte{[]byte(`{"a":1}`), nil}))
 	f.Add(Result{Error: "e", NextToken: "n", Records: [][]byte{[]byte("{}")}}.encode())
 	f.Add([]byte("XB1\x01"))
-	if c, err := (Call{Dataset: "a.bb", Fields: []string{"x"}, Limit: 3, Filters: []exchange.Filter{{Field: "x", Op: exchange.OpIn, Value: []any{"a"}}}}).encode(); err == nil {
+	if c, err := (Call{Dataset: "a.bb", Fields: []string{"x"}, Limit: 3, Filters: []vocab.Filter{{Field: "x", Op: vocab.OpIn, Value: []any{"a"}}}}).encode(); err == nil {
 		f.Add(c)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

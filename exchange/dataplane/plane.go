@@ -26,6 +26,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/schemas"
 )
@@ -198,7 +199,7 @@ func (p *Plane) publishedDataset(id catalog.DatasetID) (catalog.Dataset, error) 
 
 // access decides what caller may read of ds: the owner's own systems read
 // every field; any other department what its active grants allow.
-func (p *Plane) access(caller exchange.Identity, ds catalog.Dataset) (exchange.Access, error) {
+func (p *Plane) access(caller vocab.Identity, ds catalog.Dataset) (exchange.Access, error) {
 	if caller.Dept == ds.Owner() {
 		fs := make([]string, len(ds.Fields))
 		for i, f := range ds.Fields {

@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -42,7 +42,7 @@ const maxErrorsListed = 20
 // nothing: every error names the record index and JSON pointer) and stores
 // it durably in JetStream before returning. A retried batch id is stored
 // once.
-func (p *Plane) Publish(ctx context.Context, caller exchange.Identity, dataset catalog.DatasetID, records [][]byte, batchID string) (PublishResult, error) {
+func (p *Plane) Publish(ctx context.Context, caller vocab.Identity, dataset catalog.DatasetID, records [][]byte, batchID string) (PublishResult, error) {
 	ds, err := p.publishedDataset(dataset)
 	if err != nil {
 		return PublishResult{}, err

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -23,7 +23,7 @@ type Call struct {
 	ID        string
 	Dataset   catalog.DatasetID
 	Fields    []string
-	Filters   []exchange.Filter
+	Filters   []vocab.Filter
 	Limit     int
 	PageToken string
 	Consumer  catalog.DeptID
@@ -63,18 +63,18 @@ func decodeCall(b []byte) (Call, error) {
 	if strs[5] != "" {
 		var raw []struct {
 			Field string          `json:"field"`
-			Op    exchange.Op     `json:"op"`
+			Op    vocab.Op        `json:"op"`
 			Value json.RawMessage `json:"value"`
 		}
 		if err := json.Unmarshal([]byte(strs[5]), &raw); err != nil {
 			return Call{}, errFrame
 		}
 		for _, r := range raw {
-			v, err := exchange.DecodeFilterValue(r.Value)
+			v, err := vocab.DecodeFilterValue(r.Value)
 			if err != nil {
 				return Call{}, errFrame
 			}
-			c.Filters = append(c.Filters, exchange.Filter{Field: r.Field, Op: r.Op, Value: v})
+			c.Filters = append(c.Filters, vocab.Filter{Field: r.Field, Op: r.Op, Value: v})
 		}
 	}
 	return c, nil
@@ -104,7 +104,7 @@ func decodeResult(b []byte) (Result, error) {
 type QueryInput struct {
 	Dataset   catalog.DatasetID
 	Fields    []string
-	Filters   []exchange.Filter
+	Filters   []vocab.Filter
 	Limit     int
 	PageToken string
 }
@@ -124,7 +124,7 @@ const MaxWithheldReasons = 20
 
 // Query checks the caller's grant, forwards the query to a provider of
 // the dataset, validates and projects what comes back, and audits it.
-func (p *Plane) Query(ctx context.Context, caller exchange.Identity, in QueryInput) (res QueryResult, err error) {
+func (p *Plane) Query(ctx context.Context, caller vocab.Identity, in QueryInput) (res QueryResult, err error) {
 	defer func() {
 		outcome := "ok"
 		switch {
@@ -143,7 +143,7 @@ func (p *Plane) Query(ctx context.Context, caller exchange.Identity, in QueryInp
 	return p.query(ctx, caller, in)
 }
 
-func (p *Plane) query(ctx context.Context, caller exchange.Identity, in QueryInput) (QueryResult, error) {
+func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput) (QueryResult, error) {
 	ds, err := p.publishedDataset(in.Dataset)
 	if err != nil {
 		return QueryResult{}, err
@@ -156,8 +156,8 @@ func (p *Plane) query(ctx context.Context, caller exchange.Identity, in QueryInp
 	if err != nil {
 		return QueryResult{}, err
 	}
-	if len(in.Filters) > exchange.MaxFilters {
-		return QueryResult{}, fault.Invalid("filters", "%d filters, at most %d", len(in.Filters), exchange.MaxFilters)
+	if len(in.Filters) > vocab.MaxFilters {
+		return QueryResult{}, fault.Invalid("filters", "%d filters, at most %d", len(in.Filters), vocab.MaxFilters)
 	}
 	for _, f := range in.Filters {
 		if err := f.Validate(ds.Fields); err != nil {
@@ -302,7 +302,7 @@ type ProviderSession struct {
 // OpenProvider subscribes, in the providers' queue group, to the queries
 // of the given datasets; each must belong to the caller's department. The
 // session's Calls channel delivers them; answer each with Answer.
-func (p *Plane) OpenProvider(caller exchange.Identity, datasets []catalog.DatasetID) (*ProviderSession, error) {
+func (p *Plane) OpenProvider(caller vocab.Identity, datasets []catalog.DatasetID) (*ProviderSession, error) {
 	if len(datasets) == 0 || len(datasets) > MaxProvidedDatasets {
 		return nil, fault.Invalid("datasets", "name 1 to %d datasets to provide, not %d", MaxProvidedDatasets, len(datasets))
 	}

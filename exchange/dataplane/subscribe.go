@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -33,7 +33,7 @@ type Delivery struct {
 // subscriber.
 type Subscription struct {
 	p       *Plane
-	caller  exchange.Identity
+	caller  vocab.Identity
 	ds      catalog.Dataset
 	name    string
 	iter    jetstream.MessagesContext
@@ -68,7 +68,7 @@ func ValidateSubName(s string) error {
 }
 
 // Subscribe opens (or resumes) a subscription.
-func (p *Plane) Subscribe(ctx context.Context, caller exchange.Identity, in SubscribeInput) (*Subscription, error) {
+func (p *Plane) Subscribe(ctx context.Context, caller vocab.Identity, in SubscribeInput) (*Subscription, error) {
 	ds, err := p.publishedDataset(in.Dataset)
 	if err != nil {
 		return nil, err

@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
@@ -86,7 +86,7 @@ func subscriptionInfo(ci *jetstream.ConsumerInfo) (SubscriptionInfo, bool) {
 
 // durable returns the subscription's consumer, making it if it does not
 // exist yet, within the department's bound on durable subscriptions.
-func (p *Plane) durable(ctx context.Context, caller exchange.Identity, ds catalog.DatasetID, name string, fromBeginning bool) (jetstream.Consumer, error) {
+func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.DatasetID, name string, fromBeginning bool) (jetstream.Consumer, error) {
 	cname := bus.SubscriptionConsumerName(string(caller.Dept), string(ds), name)
 	cons, err := p.js.Consumer(ctx, p.cfg.DataStream, cname)
 	if err == nil {
@@ -163,9 +163,9 @@ func (p *Plane) eachSubscription(ctx context.Context, dept catalog.DeptID, fn fu
 
 // ListSubscriptions lists the durable subscriptions a viewer may see: its
 // own department's (the operator: every department's, or dept's).
-func (p *Plane) ListSubscriptions(ctx context.Context, viewer exchange.Identity, dept catalog.DeptID, dataset catalog.DatasetID) ([]SubscriptionInfo, error) {
+func (p *Plane) ListSubscriptions(ctx context.Context, viewer vocab.Identity, dept catalog.DeptID, dataset catalog.DatasetID) ([]SubscriptionInfo, error) {
 	switch {
-	case viewer.Role == exchange.RoleAdmin:
+	case viewer.Role == vocab.RoleAdmin:
 	case dept == "" || dept == viewer.Dept:
 		dept = viewer.Dept
 	default:
@@ -187,7 +187,7 @@ func (p *Plane) ListSubscriptions(ctx context.Context, viewer exchange.Identity,
 // subscriptions, its position with it. Without a dataset the name must be
 // unique among the department's subscriptions. A subscriber still
 // connected is ended.
-func (p *Plane) DeleteSubscription(ctx context.Context, caller exchange.Identity, dataset catalog.DatasetID, name string) (SubscriptionInfo, error) {
+func (p *Plane) DeleteSubscription(ctx context.Context, caller vocab.Identity, dataset catalog.DatasetID, name string) (SubscriptionInfo, error) {
 	if err := ValidateSubName(name); err != nil {
 		return SubscriptionInfo{}, err
 	}

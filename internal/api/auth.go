@@ -14,25 +14,25 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/xhub-gov/xhub/exchange"
-	"github.com/xhub-gov/xhub/internal/pki"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 type ctxKey struct{}
 
 // identityFrom returns the authenticated caller.
-func identityFrom(ctx context.Context) exchange.Identity {
-	id, _ := ctx.Value(ctxKey{}).(exchange.Identity)
+func identityFrom(ctx context.Context) vocab.Identity {
+	id, _ := ctx.Value(ctxKey{}).(vocab.Identity)
 	return id
 }
 
 var (
-	anyRole     = []exchange.Role{exchange.RoleAdmin, exchange.RoleOfficer, exchange.RoleSystem}
-	adminOnly   = []exchange.Role{exchange.RoleAdmin}
-	officers    = []exchange.Role{exchange.RoleOfficer}
-	staff       = []exchange.Role{exchange.RoleAdmin, exchange.RoleOfficer}
-	systems     = []exchange.Role{exchange.RoleSystem}
-	deptRoles   = []exchange.Role{exchange.RoleOfficer, exchange.RoleSystem}
-	methodRoles = map[string][]exchange.Role{
+	anyRole     = []vocab.Role{vocab.RoleAdmin, vocab.RoleOfficer, vocab.RoleSystem}
+	adminOnly   = []vocab.Role{vocab.RoleAdmin}
+	officers    = []vocab.Role{vocab.RoleOfficer}
+	staff       = []vocab.Role{vocab.RoleAdmin, vocab.RoleOfficer}
+	systems     = []vocab.Role{vocab.RoleSystem}
+	deptRoles   = []vocab.Role{vocab.RoleOfficer, vocab.RoleSystem}
+	methodRoles = map[string][]vocab.Role{
 		"/xhub.v1.Departments/AddDepartment":    adminOnly,
 		"/xhub.v1.Departments/ListDepartments":  anyRole,
 		"/xhub.v1.Credentials/IssueCredential":  staff,
@@ -98,7 +98,7 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 		return nil, status.Error(codes.Unauthenticated, "a client certificate issued by the hub is required")
 	}
 	cert := ti.State.VerifiedChains[0][0]
-	id, serial, err := pki.IdentityOf(cert)
+	id, serial, err := vocab.IdentityOf(cert)
 	if err != nil {
 		return nil, status.Errorf(codes.Unauthenticated, "client certificate: %v", err)
 	}
@@ -115,7 +115,7 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 	return context.WithValue(ctx, ctxKey{}, id), nil
 }
 
-func (a *authenticator) checkCredential(ctx context.Context, cert *x509.Certificate, id exchange.Identity, serial string) error {
+func (a *authenticator) checkCredential(ctx context.Context, cert *x509.Certificate, id vocab.Identity, serial string) error {
 	c, ok := a.cp.Credential(serial)
 	if !ok {
 		// Issued through another node moments ago? Catch up once, bounded.
@@ -137,7 +137,7 @@ func (a *authenticator) checkCredential(ctx context.Context, cert *x509.Certific
 	return nil
 }
 
-func rolesString(rs []exchange.Role) string {
+func rolesString(rs []vocab.Role) string {
 	s := make([]string, len(rs))
 	for i, r := range rs {
 		s[i] = string(r)
@@ -163,7 +163,7 @@ func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	}
 	p, _ := peer.FromContext(ctx)
 	ti, _ := p.AuthInfo.(credentials.TLSInfo)
-	_, serial, _ := pki.IdentityOf(ti.State.VerifiedChains[0][0])
+	_, serial, _ := vocab.IdentityOf(ti.State.VerifiedChains[0][0])
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// A revoked credential ends its open streams too: re-checked each

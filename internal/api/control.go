@@ -6,6 +6,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/pki"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -62,7 +63,7 @@ func (s *credentialsSvc) IssueCredential(ctx context.Context, r *xhubv1.IssueCre
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	role, err := exchange.ParseRole(r.Role)
+	role, err := vocab.ParseRole(r.Role)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -70,14 +71,14 @@ func (s *credentialsSvc) IssueCredential(ctx context.Context, r *xhubv1.IssueCre
 	if name == "" {
 		name = string(role)
 	}
-	if err := exchange.ValidateCredName(name); err != nil {
+	if err := vocab.ValidateCredName(name); err != nil {
 		return nil, toStatus(err)
 	}
 	days := int(r.ValidDays)
 	if days == 0 {
 		days = 365
 	}
-	id := exchange.Identity{Dept: dept, Role: role, Name: name}
+	id := vocab.Identity{Dept: dept, Role: role, Name: name}
 	if err := s.cp.CheckIssue(actor, id, days); err != nil {
 		return nil, toStatus(err)
 	}
@@ -85,7 +86,7 @@ func (s *credentialsSvc) IssueCredential(ctx context.Context, r *xhubv1.IssueCre
 	if err != nil {
 		return nil, invalid("csr_der", "%v", err)
 	}
-	c := exchange.Credential{Serial: pki.SerialHex(cert.SerialNumber), Identity: id.URI(), NotAfter: cert.NotAfter}
+	c := exchange.Credential{Serial: vocab.SerialHex(cert.SerialNumber), Identity: id.URI(), NotAfter: cert.NotAfter}
 	seq, err := s.cp.RecordCredential(ctx, actor, c)
 	if err != nil {
 		return nil, toStatus(err)
@@ -97,7 +98,7 @@ func (s *credentialsSvc) IssueCredential(ctx context.Context, r *xhubv1.IssueCre
 func (s *credentialsSvc) ListCredentials(ctx context.Context, r *xhubv1.ListCredentialsRequest) (*xhubv1.ListCredentialsResponse, error) {
 	actor := identityFrom(ctx)
 	dept := catalog.DeptID(r.Dept)
-	if actor.Role != exchange.RoleAdmin {
+	if actor.Role != vocab.RoleAdmin {
 		if dept != "" && dept != actor.Dept {
 			return nil, toStatus(permissionDenied("an officer lists only its own department's credentials"))
 		}

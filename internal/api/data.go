@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/dataplane"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
@@ -22,31 +22,11 @@ type exchangeSvc struct {
 	dp *dataplane.Plane
 }
 
-func filtersFrom(pb []*xhubv1.Filter) ([]exchange.Filter, error) {
-	out := make([]exchange.Filter, 0, len(pb))
-	for _, f := range pb {
-		v, err := exchange.DecodeFilterValue(f.ValueJson)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, exchange.Filter{Field: f.Field, Op: exchange.Op(f.Op), Value: v})
-	}
-	return out, nil
-}
-
-func filtersPB(fs []exchange.Filter) []*xhubv1.Filter {
-	out := make([]*xhubv1.Filter, len(fs))
-	for i, f := range fs {
-		out[i] = &xhubv1.Filter{Field: f.Field, Op: string(f.Op), ValueJson: f.ValueJSON()}
-	}
-	return out
-}
-
 func (s *exchangeSvc) Query(ctx context.Context, r *xhubv1.QueryRequest) (*xhubv1.QueryResponse, error) {
-	if len(r.Filters) > exchange.MaxFilters {
-		return nil, invalid("filters", "%d filters, at most %d", len(r.Filters), exchange.MaxFilters)
+	if len(r.Filters) > vocab.MaxFilters {
+		return nil, invalid("filters", "%d filters, at most %d", len(r.Filters), vocab.MaxFilters)
 	}
-	fs, err := filtersFrom(r.Filters)
+	fs, err := xhubv1.VocabFilters(r.Filters)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -236,7 +216,7 @@ func (s *providerSvc) Serve(stream xhubv1.Provider_ServeServer) error {
 	for {
 		select {
 		case c := <-sess.Calls():
-			if err := stream.Send(&xhubv1.ProviderCall{CallId: c.ID, Dataset: string(c.Dataset), Fields: c.Fields, Filters: filtersPB(c.Filters), Limit: int32(c.Limit), PageToken: c.PageToken}); err != nil {
+			if err := stream.Send(&xhubv1.ProviderCall{CallId: c.ID, Dataset: string(c.Dataset), Fields: c.Fields, Filters: xhubv1.FiltersPB(c.Filters), Limit: int32(c.Limit), PageToken: c.PageToken}); err != nil {
 				return err
 			}
 		case err := <-recvErr:

@@ -27,9 +27,8 @@ import (
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/hub"
-	"github.com/xhub-gov/xhub/internal/pki"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
@@ -184,25 +183,25 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 		return fail(err)
 	}
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000)
-	dial := func(dept string, role exchange.Role, name string) (*adapters.Client, error) {
+	dial := func(dept string, role vocab.Role, name string) (*adapters.Client, error) {
 		if _, err := e.admin.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: dept, Name: dept}); err != nil && !strings.Contains(err.Error(), "already exists") {
 			return nil, err
 		}
-		_, file, err := e.admin.IssueCredential(ctx, exchange.Identity{Dept: catalog.DeptID(dept), Role: role, Name: name}, 1)
+		_, file, err := e.admin.IssueCredential(ctx, vocab.Identity{Dept: catalog.DeptID(dept), Role: role, Name: name}, 1)
 		if err != nil {
 			return nil, err
 		}
-		c, err := pki.ParseCreds(file)
+		c, err := vocab.ParseCreds(file)
 		if err != nil {
 			return nil, err
 		}
 		return adapters.DialCreds(ctx, c, adapters.WithHub(hubAddr))
 	}
 	ownerDept := "bench-owner-" + suffix
-	if e.owner, err = dial(ownerDept, exchange.RoleOfficer, "officer"); err != nil {
+	if e.owner, err = dial(ownerDept, vocab.RoleOfficer, "officer"); err != nil {
 		return fail(err)
 	}
-	if e.provider, err = dial(ownerDept, exchange.RoleSystem, "provider"); err != nil {
+	if e.provider, err = dial(ownerDept, vocab.RoleSystem, "provider"); err != nil {
 		return fail(err)
 	}
 	e.dataset = ownerDept + ".records"
@@ -214,7 +213,7 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 	}
 	for i := range 10 {
 		dept := fmt.Sprintf("bench-g%d-%s", i, suffix)
-		off, err := dial(dept, exchange.RoleOfficer, "officer")
+		off, err := dial(dept, vocab.RoleOfficer, "officer")
 		if err != nil {
 			return fail(err)
 		}
@@ -222,7 +221,7 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 			return fail(err)
 		}
 		off.Close()
-		sys, err := dial(dept, exchange.RoleSystem, "consumer")
+		sys, err := dial(dept, vocab.RoleSystem, "consumer")
 		if err != nil {
 			return fail(err)
 		}
@@ -355,8 +354,8 @@ func (e *env) query(ctx context.Context) (Path, error) {
 	return p, nil
 }
 
-func mustCreds(path string) *pki.Creds {
-	c, err := pki.LoadCreds(path)
+func mustCreds(path string) *vocab.Creds {
+	c, err := vocab.LoadCreds(path)
 	if err != nil {
 		panic(err)
 	}

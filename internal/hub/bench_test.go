@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -20,11 +20,11 @@ func BenchmarkCatalogListGRPC100k(b *testing.B) {
 	ctx := context.Background()
 	officerCreds := make([]string, 0, 10)
 	for d := range 10 {
-		officerCreds = append(officerCreds, env.Creds(fmt.Sprintf("dept-%d", d), exchange.RoleOfficer, "officer"))
+		officerCreds = append(officerCreds, env.Creds(fmt.Sprintf("dept-%d", d), vocab.RoleOfficer, "officer"))
 	}
 	words := []string{"vaccination", "population", "tax", "housing", "transport", "school", "hospital", "water", "energy", "permit"}
 	for d := range 10 {
-		off := exchange.Identity{Dept: catalog.DeptID(fmt.Sprintf("dept-%d", d)), Role: exchange.RoleOfficer, Name: "officer"}
+		off := vocab.Identity{Dept: catalog.DeptID(fmt.Sprintf("dept-%d", d)), Role: vocab.RoleOfficer, Name: "officer"}
 		if _, _, _, err := env.Node.CP.RegisterSchema(ctx, off, catalog.DatasetID(fmt.Sprintf("dept-%d.schema", d)), []byte(schemaV1), ""); err != nil {
 			b.Fatal(err)
 		}
@@ -32,7 +32,7 @@ func BenchmarkCatalogListGRPC100k(b *testing.B) {
 	b.ResetTimer()
 	for i := range n {
 		d := i % 10
-		off := exchange.Identity{Dept: catalog.DeptID(fmt.Sprintf("dept-%d", d)), Role: exchange.RoleOfficer, Name: "officer"}
+		off := vocab.Identity{Dept: catalog.DeptID(fmt.Sprintf("dept-%d", d)), Role: vocab.RoleOfficer, Name: "officer"}
 		_, _, err := env.Node.CP.PublishDataset(ctx, off, catalog.Dataset{
 			ID:            catalog.DatasetID(fmt.Sprintf("dept-%d.set-%06d", d, i)),
 			Title:         fmt.Sprintf("%s records %d", words[i%10], i),

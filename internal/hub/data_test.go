@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/xhub-gov/xhub/adapters"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -48,7 +48,7 @@ func newGrantFixture(t *testing.T, fields []string, opts ...testenv.Option) *dat
 	t.Helper()
 	env := testenv.Start(t, opts...)
 	f := &dataFixture{env: env, owner: env.Officer("health"), grantee: env.Officer("tax")}
-	f.consumerCreds = env.Creds("tax", exchange.RoleSystem, "etl")
+	f.consumerCreds = env.Creds("tax", vocab.RoleSystem, "etl")
 	f.provider, f.consumer = env.System("health", "clinic-db"), env.Dial(f.consumerCreds)
 	ctx := context.Background()
 	if _, err := f.owner.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases", SchemaJson: []byte(casesSchema)}); err != nil {

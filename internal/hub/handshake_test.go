@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/hub"
-	"github.com/xhub-gov/xhub/internal/pki"
 	"github.com/xhub-gov/xhub/internal/testenv"
 )
 
@@ -38,7 +38,7 @@ func TestRefusedHandshakes(t *testing.T) {
 		t.Fatalf("refused handshake not counted:\n%s", grepLines(string(body), "xhub_"))
 	}
 
-	mine, err := pki.LoadCreds(env.Node.AdminCreds)
+	mine, err := vocab.LoadCreds(env.Node.AdminCreds)
 	if err != nil {
 		t.Fatal(err)
 	}

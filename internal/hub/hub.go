@@ -26,12 +26,15 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/dataplane"
-	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/api"
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/pki"
 	"github.com/xhub-gov/xhub/internal/store"
 )
+
+// The control plane runs on the JetStream log.
+var _ exchange.Log = (*bus.LedgerLog)(nil)
 
 // Config configures a node. Zero values are documented defaults.
 type Config struct {
@@ -204,7 +207,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if n.CP, err = exchange.Open(ctx, exchange.Config{
-		Store: n.Store, Log: ledger.NewLog(n.JS, bus.LedgerStream, bus.LedgerSubject), Logger: log.With("component", "controlplane"),
+		Store: n.Store, Log: bus.NewLedgerLog(n.JS), Logger: log.With("component", "controlplane"),
 		Now: cfg.Now, ResponseDays: cfg.ResponseDays, MaxGrantDays: cfg.MaxGrantDays, SweepInterval: cfg.SweepInterval, Events: n.NC,
 		MaxPendingRequests: cfg.Limits.MaxPendingRequests,
 	}); err != nil {
@@ -291,11 +294,11 @@ func (n *Node) ensureAdminCreds(ctx context.Context) error {
 		return nil
 	}
 	name := "admin" // a node with its own --name gets admin-<name>
-	if n.cfg.Name != "xhub" && exchange.ValidateCredName("admin-"+n.cfg.Name) == nil {
+	if n.cfg.Name != "xhub" && vocab.ValidateCredName("admin-"+n.cfg.Name) == nil {
 		name = "admin-" + n.cfg.Name
 	}
-	id := exchange.Identity{Dept: catalog.HubDept, Role: exchange.RoleAdmin, Name: name}
-	keyPEM, csr, err := pki.NewKey(id)
+	id := vocab.Identity{Dept: catalog.HubDept, Role: vocab.RoleAdmin, Name: name}
+	keyPEM, csr, err := vocab.NewKey(id)
 	if err != nil {
 		return err
 	}
@@ -303,11 +306,11 @@ func (n *Node) ensureAdminCreds(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c := exchange.Credential{Serial: pki.SerialHex(cert.SerialNumber), Identity: id.URI(), NotAfter: cert.NotAfter}
+	c := exchange.Credential{Serial: vocab.SerialHex(cert.SerialNumber), Identity: id.URI(), NotAfter: cert.NotAfter}
 	if _, err := n.CP.RecordCredential(ctx, exchange.HubPolicy, c); err != nil {
 		return fmt.Errorf("hub: record admin credential: %w", err)
 	}
-	return pki.WriteCreds(n.AdminCreds, n.dialAddr(), n.Authority.VerifierKey, certPEM, keyPEM, n.Authority.CertPEM)
+	return vocab.WriteCreds(n.AdminCreds, n.dialAddr(), n.Authority.VerifierKey, certPEM, keyPEM, n.Authority.CertPEM)
 }
 
 // dialAddr is the address a local client dials: the listen address, with

@@ -15,8 +15,8 @@ import (
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/hub"
-	"github.com/xhub-gov/xhub/internal/pki"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -217,7 +217,7 @@ func TestNodeWithAnotherCARefusesToJoin(t *testing.T) {
 
 func mustSerial(t *testing.T, credsFile string) string {
 	t.Helper()
-	c, err := pki.LoadCreds(credsFile)
+	c, err := vocab.LoadCreds(credsFile)
 	if err != nil {
 		t.Fatal(err)
 	}

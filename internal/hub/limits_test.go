@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/xhub-gov/xhub/adapters"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/hub"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
@@ -137,8 +137,8 @@ func TestSubscriptionsExpire(t *testing.T) {
 	s.Close()
 	eventually(t, "idle subscription deleted", func() bool { return len(subscriptions(t, f.grantee, "")) == 0 })
 
-	id := exchange.Identity{Dept: "tax", Role: exchange.RoleSystem, Name: "laptop"}
-	c := f.env.Dial(f.env.Creds("tax", exchange.RoleSystem, "laptop"))
+	id := vocab.Identity{Dept: "tax", Role: vocab.RoleSystem, Name: "laptop"}
+	c := f.env.Dial(f.env.Creds("tax", vocab.RoleSystem, "laptop"))
 	s, err = c.Subscribe(ctx, "health.cases", "lost", "")
 	if err != nil {
 		t.Fatal(err)

@@ -25,9 +25,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"golang.org/x/mod/sumdb/note"
-
-	"github.com/xhub-gov/xhub/exchange"
 )
 
 // Authority is the hub's CA and ledger key, loaded from a folder.
@@ -162,7 +161,7 @@ func (a *Authority) Pool() *x509.CertPool {
 
 // SignCSR issues a client certificate for id from a PKCS#10 request. Only
 // the request's public key is used; the identity comes from id.
-func (a *Authority) SignCSR(csrDER []byte, id exchange.Identity, validDays int) (certPEM []byte, cert *x509.Certificate, err error) {
+func (a *Authority) SignCSR(csrDER []byte, id vocab.Identity, validDays int) (certPEM []byte, cert *x509.Certificate, err error) {
 	csr, err := x509.ParseCertificateRequest(csrDER)
 	if err != nil {
 		return nil, nil, fmt.Errorf("certificate request: %w", err)
@@ -220,23 +219,6 @@ func (a *Authority) ServerCert(hosts []string) (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der, a.Cert.Raw}, PrivateKey: key}, nil
-}
-
-// SerialHex formats a serial as openssl x509 -serial prints it.
-func SerialHex(n *big.Int) string {
-	return strings.ToUpper(hex.EncodeToString(n.Bytes()))
-}
-
-// IdentityOf reads the SPIFFE identity and serial of a client certificate.
-func IdentityOf(cert *x509.Certificate) (exchange.Identity, string, error) {
-	if len(cert.URIs) != 1 {
-		return exchange.Identity{}, "", errors.New("certificate has no single URI SAN")
-	}
-	id, err := exchange.ParseIdentity(cert.URIs[0].String())
-	if err != nil {
-		return exchange.Identity{}, "", err
-	}
-	return id, SerialHex(cert.SerialNumber), nil
 }
 
 func randomSerial() *big.Int {

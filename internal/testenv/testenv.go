@@ -15,9 +15,8 @@ import (
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/hub"
-	"github.com/xhub-gov/xhub/internal/pki"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
@@ -124,10 +123,10 @@ func (e *Env) Dept(id string) {
 
 // Creds issues a credential (registering the department if needed) and
 // returns the path of its creds file.
-func (e *Env) Creds(dept string, role exchange.Role, name string) string {
+func (e *Env) Creds(dept string, role vocab.Role, name string) string {
 	e.t.Helper()
 	e.Dept(dept)
-	_, file, err := e.Admin.IssueCredential(context.Background(), exchange.Identity{Dept: catalog.DeptID(dept), Role: role, Name: name}, 30)
+	_, file, err := e.Admin.IssueCredential(context.Background(), vocab.Identity{Dept: catalog.DeptID(dept), Role: role, Name: name}, 30)
 	if err != nil {
 		e.t.Fatalf("issue %s/%s/%s: %v", dept, role, name, err)
 	}
@@ -140,12 +139,12 @@ func (e *Env) Creds(dept string, role exchange.Role, name string) string {
 
 // Officer returns a client for a new officer credential of dept.
 func (e *Env) Officer(dept string) *adapters.Client {
-	return e.Dial(e.Creds(dept, exchange.RoleOfficer, "officer"))
+	return e.Dial(e.Creds(dept, vocab.RoleOfficer, "officer"))
 }
 
 // System returns a client for a new system credential of dept.
 func (e *Env) System(dept, name string) *adapters.Client {
-	return e.Dial(e.Creds(dept, exchange.RoleSystem, name))
+	return e.Dial(e.Creds(dept, vocab.RoleSystem, name))
 }
 
 // CopyPKI copies this node's pki folder into dir/pki, as an operator does
@@ -189,7 +188,7 @@ func WithFsyncAlways() Option { return func(c *hub.Config) { c.FsyncAlways = tru
 func (e *Env) ForeignClient() *adapters.Client {
 	e.t.Helper()
 	other := Start(e.t)
-	foreign, err := pki.LoadCreds(other.Node.AdminCreds)
+	foreign, err := vocab.LoadCreds(other.Node.AdminCreds)
 	if err != nil {
 		e.t.Fatal(err)
 	}

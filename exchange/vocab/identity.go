@@ -1,4 +1,4 @@
-package exchange
+package vocab
 
 import (
 	"fmt"
@@ -34,10 +34,6 @@ type Identity struct {
 	Role Role
 	Name string
 }
-
-// HubPolicy is the actor of entries the hub appends on its own account
-// (initialisation, and later expiry and open-sharing grants).
-var HubPolicy = Identity{Dept: catalog.HubDept, Role: RoleAdmin, Name: "policy"}
 
 // URI is the SPIFFE form.
 func (id Identity) URI() string {

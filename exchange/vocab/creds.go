@@ -1,4 +1,4 @@
-package pki
+package vocab
 
 import (
 	"bufio"
@@ -9,14 +9,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"strings"
-
-	"github.com/xhub-gov/xhub/exchange"
 )
 
 // Creds is a credential bundle: the *.creds file.
@@ -30,12 +30,12 @@ type Creds struct {
 	Cert      tls.Certificate
 	Leaf      *x509.Certificate
 	CA        *x509.Certificate
-	Identity  exchange.Identity
+	Identity  Identity
 	Serial    string
 }
 
 // NewKey makes a key and a certificate request for id.
-func NewKey(id exchange.Identity) (keyPEM, csrDER []byte, err error) {
+func NewKey(id Identity) (keyPEM, csrDER []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -152,4 +152,34 @@ func (c *Creds) ClientTLS(addr string) *tls.Config {
 		RootCAs:      pool,
 		ServerName:   host,
 	}
+}
+
+// SerialHex formats a serial as openssl x509 -serial prints it.
+func SerialHex(n *big.Int) string {
+	return strings.ToUpper(hex.EncodeToString(n.Bytes()))
+}
+
+// IdentityOf reads the SPIFFE identity and serial of a client certificate.
+func IdentityOf(cert *x509.Certificate) (Identity, string, error) {
+	if len(cert.URIs) != 1 {
+		return Identity{}, "", errors.New("certificate has no single URI SAN")
+	}
+	id, err := ParseIdentity(cert.URIs[0].String())
+	if err != nil {
+		return Identity{}, "", err
+	}
+	return id, SerialHex(cert.SerialNumber), nil
+}
+
+// NormalizeSerial turns "0A:1B", "0x0a1b" or "0A1B" into "0A1B".
+func NormalizeSerial(s string) string {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "0X"), "SERIAL=")
+	s = strings.ReplaceAll(s, ":", "")
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return ""
+		}
+	}
+	return s
 }
