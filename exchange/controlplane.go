@@ -222,6 +222,15 @@ func (cp *ControlPlane) Close() {
 	<-cp.done
 }
 
+// Err is why the apply loop stopped on its own (nil while it runs and
+// after Close). An *IntegrityError means the log stopped verifying (see
+// Integrity).
+func (cp *ControlPlane) Err() error {
+	cp.mu.RLock()
+	defer cp.mu.RUnlock()
+	return cp.applyErr
+}
+
 // Done is closed once the apply loop has stopped.
 func (cp *ControlPlane) Done() <-chan struct{} { return cp.done }
 

@@ -14,6 +14,7 @@ import (
 func (c *cli) serveCmd() *cobra.Command {
 	var cfg hub.Config
 	var fsync, logLevel string
+	var rebuild bool
 	cmd := &cobra.Command{
 		Use:   "serve --data-dir DIR",
 		Short: "Run a hub node",
@@ -31,6 +32,7 @@ password the hub writes to DIR/nats.password: an open NATS port would
 bypass every grant.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.RebuildViews = rebuild
 			switch fsync {
 			case "":
 			case "always":
@@ -49,10 +51,17 @@ bypass every grant.`,
 				return err
 			}
 			c.say("xhub node listening on %s (data dir %s); admin credentials: %s", node.Addr(), cfg.DataDir, node.AdminCreds)
-			<-ctx.Done()
-			cfg.Logger.Info("shutting down")
-			node.Close()
-			return nil
+			if err := node.Integrity(); err != nil {
+				c.say("this node refuses to serve (only the ledger is served): %v", err)
+			}
+			select {
+			case <-ctx.Done():
+				cfg.Logger.Info("shutting down")
+				node.Close()
+				return nil
+			case <-node.Done():
+				return node.Err() // a part failed: exit non-zero with the reason
+			}
 		},
 	}
 	f := cmd.Flags()
@@ -67,6 +76,7 @@ bypass every grant.`,
 	f.IntVar(&cfg.ResponseDays, "response-days", 10, "days an owner has to answer a conditional request before it shows as overdue")
 	f.IntVar(&cfg.MaxGrantDays, "max-grant-days", 365, "longest grant, in days")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.BoolVar(&rebuild, "rebuild-views", false, "move DIR/badger aside and rebuild the views by replaying the ledger (after the node refused to start because its views do not match the ledger)")
 	l := &cfg.Limits
 	f.IntVar(&l.MaxDurableSubscriptions, "max-subscriptions", 32, "durable subscriptions one department may have")
 	f.DurationVar(&l.SubscriptionIdle, "subscription-idle", 7*24*time.Hour, "delete a durable subscription after this long with no subscriber")

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
@@ -128,8 +129,15 @@ type Node struct {
 	// AdminCreds is the path of this data dir's admin credentials.
 	AdminCreds string
 
+	// The supervisor: every long-lived part runs in group; the first to
+	// fail stops the node with its reason.
+	group    *errgroup.Group
+	stopping chan struct{} // closed by Close: parts ending now are not failing
+	done     chan struct{} // closed when the node has stopped
+	failMu   sync.Mutex
+	failure  error
+
 	closeOnce sync.Once
-	serveErr  chan error
 }
 
 // Start starts a node; on error everything started so far is stopped.
@@ -137,7 +145,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, serveErr: make(chan error, 2)}
+	n := &Node{cfg: cfg, group: &errgroup.Group{}, stopping: make(chan struct{}), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -236,7 +244,19 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.GRPC = api.New(api.Config{CP: n.CP, DP: n.DP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api"), Now: cfg.Now})
-	go func() { n.serveErr <- n.GRPC.Serve(n.lis) }()
+	n.supervise("grpc", func() error { return n.GRPC.Serve(n.lis) })
+	if degraded == nil {
+		n.supervise("apply", func() error {
+			<-n.CP.Done()
+			if n.CP.Integrity() != nil {
+				// The log stopped verifying: the node stays up, serving
+				// only the ledger, until the operator stops it.
+				<-n.stopping
+				return nil
+			}
+			return n.CP.Err()
+		})
+	}
 
 	n.AdminCreds = filepath.Join(cfg.DataDir, "admin.creds")
 	if degraded == nil {
@@ -253,6 +273,44 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	log.Info("hub node started", "listen", n.Addr(), "data_dir", cfg.DataDir, "applied", n.CP.Applied())
 	return n, nil
+}
+
+// supervise runs a long-lived part of the node. If it ends while the node
+// is not stopping, the node stops, with the part's name and error as the
+// reason (see Done and Err).
+func (n *Node) supervise(part string, run func() error) {
+	n.group.Go(func() error {
+		err := run()
+		select {
+		case <-n.stopping:
+			return nil
+		default:
+		}
+		if err == nil || errors.Is(err, http.ErrServerClosed) {
+			err = errors.New("stopped unexpectedly")
+		}
+		err = fmt.Errorf("hub node: %s: %w", part, err)
+		n.failMu.Lock()
+		if n.failure == nil {
+			n.failure = err
+		}
+		n.failMu.Unlock()
+		n.cfg.Logger.Error("hub node stopping: a part failed", "part", part, "err", err)
+		go n.Close()
+		return err
+	})
+}
+
+// Done is closed when the node has stopped, by Close or because a part
+// failed; Err then says which.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err is why the node stopped on its own (nil after a plain Close or
+// while it runs).
+func (n *Node) Err() error {
+	n.failMu.Lock()
+	defer n.failMu.Unlock()
+	return n.failure
 }
 
 // Integrity is nil when the node's log and views verify; otherwise the
@@ -344,13 +402,16 @@ func (n *Node) startMetrics(lis net.Listener) {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	n.metricsAddr = lis.Addr().String()
 	n.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { n.serveErr <- n.metrics.Serve(lis) }()
+	n.supervise("metrics", func() error { return n.metrics.Serve(lis) })
 }
 
 // Close stops the node in reverse order of start: gRPC (draining calls),
 // metrics, the control plane, Badger (flushed), NATS. It is idempotent.
 func (n *Node) Close() {
 	n.closeOnce.Do(func() {
+		defer close(n.done)
+		defer func() { _ = n.group.Wait() }()
+		close(n.stopping)
 		if n.GRPC != nil {
 			n.GRPC.Drain()
 			done := make(chan struct{})

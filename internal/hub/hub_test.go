@@ -223,3 +223,29 @@ func mustSerial(t *testing.T, credsFile string) string {
 	}
 	return c.Serial
 }
+
+// TestNodeStopsWhenAPartFails: a node whose gRPC server stops on its own
+// does not linger half-alive: it stops, saying which part failed.
+func TestNodeStopsWhenAPartFails(t *testing.T) {
+	env := testenv.Start(t)
+	env.Node.GRPC.Stop()
+	select {
+	case <-env.Node.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("the node kept running after its gRPC server stopped")
+	}
+	if err := env.Node.Err(); err == nil || !strings.Contains(err.Error(), "grpc") {
+		t.Fatalf("reason: %v", err)
+	}
+}
+
+// TestPlainCloseIsNotAFailure: Close stops every part with no failure.
+func TestPlainCloseIsNotAFailure(t *testing.T) {
+	env := testenv.Start(t, testenv.WithMetrics())
+	n := env.Node
+	env.Stop()
+	<-n.Done()
+	if err := n.Err(); err != nil {
+		t.Fatalf("a plain Close reported %v", err)
+	}
+}
