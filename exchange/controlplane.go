@@ -46,8 +46,8 @@ type Config struct {
 	// SweepInterval is how often this node looks for grants due to expire
 	// (and open requests still to grant). Zero: 1s; negative: never (tests).
 	SweepInterval time.Duration
-	// Events, if set, receives share events on xhub.ev.<dept>. A
-	// *nats.Conn fits.
+	// Events, if set, receives share events for each department's
+	// officers (bus.Events sends them on xhub.ev.<dept>).
 	Events EventPublisher
 }
 
@@ -64,9 +64,9 @@ type Log interface {
 	Follow(ctx context.Context, from uint64, out chan<- ledger.Message) (func(), error)
 }
 
-// EventPublisher publishes one message; *nats.Conn implements it.
+// EventPublisher sends one event to a department's officers.
 type EventPublisher interface {
-	Publish(subject string, data []byte) error
+	PublishEvent(dept catalog.DeptID, data []byte) error
 }
 
 func (c *Config) validate() error {

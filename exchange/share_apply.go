@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
@@ -224,11 +223,9 @@ func (cp *ControlPlane) sweep(ctx context.Context) {
 		switch {
 		case err == nil:
 			cp.lg.Info("grant expired", "grant", id, "seq", seq)
-		case errors.Is(err, errAlreadyEnded):
+		case errors.Is(err, errAlreadyEnded), errors.Is(err, errNotDue):
 		default:
-			if !strings.Contains(err.Error(), "not yet") {
-				cp.lg.Warn("expire grant", "grant", id, "err", err)
-			}
+			cp.lg.Warn("expire grant", "grant", id, "err", err)
 		}
 	}
 	for _, id := range open {

@@ -425,15 +425,21 @@ func (cp *ControlPlane) expireGrant(ctx context.Context, id GrantID) (uint64, er
 			return "", nil, errAlreadyEnded
 		}
 		if now.Before(g.ExpiresAt) {
-			return "", nil, fault.Precondition("GRANT_STATE", string(id), "grant %s expires at %s, not yet", id, g.ExpiresAt)
+			return "", nil, errNotDue
 		}
 		return string(g.Dataset), grantEnd{Grant: id}, nil
 	})
 }
 
-var errAlreadyEnded = &fault.Error{Kind: fault.KindPrecondition, Msg: "grant already ended"}
+// Outcomes of expireGrant that are not failures: another node got there
+// first, or the clock of this one is behind.
+var (
+	errAlreadyEnded = &fault.Error{Kind: fault.KindPrecondition, Msg: "grant already ended"}
+	errNotDue       = &fault.Error{Kind: fault.KindPrecondition, Msg: "grant not yet due to expire"}
+)
 
-// Event is what officers receive on xhub.ev.<dept>.
+// Event is what officers receive on their department's event subject
+// (bus.EventPrefix + dept).
 type Event struct {
 	Kind string `json:"kind"`
 	ID   string `json:"id"`
@@ -444,7 +450,7 @@ func (cp *ControlPlane) publishEvent(dept catalog.DeptID, kind string, id any) {
 		return
 	}
 	b, _ := json.Marshal(Event{Kind: kind, ID: fmt.Sprint(id)})
-	if err := cp.cfg.Events.Publish("xhub.ev."+string(dept), b); err != nil {
+	if err := cp.cfg.Events.PublishEvent(dept, b); err != nil {
 		cp.lg.Warn("event not published", "dept", dept, "kind", kind, "err", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -142,7 +143,7 @@ func (p *Plane) ListAudit(ctx context.Context, viewer vocab.Identity, f AuditFil
 	}
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if f.Dataset != "" {
-		cfg.FilterSubjects = []string{p.cfg.AuditPrefix + string(f.Dataset)}
+		cfg.FilterSubjects = []string{bus.AuditPrefix + string(f.Dataset)}
 	}
 	switch {
 	case f.After > 0:
@@ -151,7 +152,7 @@ func (p *Plane) ListAudit(ctx context.Context, viewer vocab.Identity, f AuditFil
 		t := f.Since
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
 	}
-	stream, err := p.js.Stream(ctx, p.cfg.AuditStream)
+	stream, err := p.js.Stream(ctx, bus.AuditStream)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -163,7 +164,7 @@ func (p *Plane) ListAudit(ctx context.Context, viewer vocab.Identity, f AuditFil
 	if end == 0 || f.After >= end {
 		return nil, 0, nil
 	}
-	cons, err := p.js.OrderedConsumer(ctx, p.cfg.AuditStream, cfg)
+	cons, err := p.js.OrderedConsumer(ctx, bus.AuditStream, cfg)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/schemas"
 )
@@ -60,10 +61,6 @@ type Config struct {
 	// MaxProviderStreams bounds the provider streams one department has
 	// open on this node. Zero: 16.
 	MaxProviderStreams int
-	// DataStream, AuditStream, subjects: see internal/bus. Required.
-	DataStream, AuditStream           string
-	DataPrefix, AuditPrefix, QueryPfx string
-	ProviderQueue                     string
 }
 
 func (c *Config) validate() error {
@@ -99,9 +96,6 @@ func (c *Config) validate() error {
 	}
 	if c.MaxProviderStreams <= 0 {
 		c.MaxProviderStreams = 16
-	}
-	if c.DataStream == "" || c.AuditStream == "" || c.DataPrefix == "" || c.AuditPrefix == "" || c.QueryPfx == "" || c.ProviderQueue == "" {
-		return errors.New("dataplane: stream names and subject prefixes are required")
 	}
 	return nil
 }
@@ -143,7 +137,7 @@ func New(cfg Config) (*Plane, error) {
 		providers: newDeptCounter("provider streams", cfg.MaxProviderStreams),
 		done:      make(chan struct{}),
 	}
-	p.audit = newAuditLog(cfg.JS, cfg.AuditStream, cfg.AuditPrefix, cfg.Logger)
+	p.audit = newAuditLog(cfg.JS, bus.AuditStream, bus.AuditPrefix, cfg.Logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	p.stop = cancel
 	go func() {

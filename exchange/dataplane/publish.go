@@ -9,6 +9,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -97,7 +98,7 @@ func (p *Plane) Publish(ctx context.Context, caller vocab.Identity, dataset cata
 		return PublishResult{}, bad
 	}
 	data := encodeBatch(batchID, records)
-	ack, err := p.js.Publish(ctx, p.cfg.DataPrefix+string(ds.ID), data, jetstream.WithMsgID(string(ds.ID)+"/"+batchID), jetstream.WithExpectStream(p.cfg.DataStream))
+	ack, err := p.js.Publish(ctx, bus.DataPrefix+string(ds.ID), data, jetstream.WithMsgID(string(ds.ID)+"/"+batchID), jetstream.WithExpectStream(bus.DataStream))
 	if err != nil {
 		return PublishResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: "store batch: " + err.Error()}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -205,7 +206,7 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 	}
 	qctx, cancel := context.WithTimeout(ctx, p.cfg.QueryTimeout)
 	defer cancel()
-	msg, err := p.nc.RequestWithContext(qctx, p.cfg.QueryPfx+string(ds.ID), data)
+	msg, err := p.nc.RequestWithContext(qctx, bus.QueryPrefix+string(ds.ID), data)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("no provider of %s is connected", ds.ID)}
@@ -322,7 +323,7 @@ func (p *Plane) OpenProvider(caller vocab.Identity, datasets []catalog.DatasetID
 	s := &ProviderSession{p: p, calls: make(chan Call, 256), pending: make(map[string]*nats.Msg), release: release}
 	p.m.providers.Inc()
 	for _, id := range datasets {
-		sub, err := p.nc.QueueSubscribe(p.cfg.QueryPfx+string(id), p.cfg.ProviderQueue, s.handle)
+		sub, err := p.nc.QueueSubscribe(bus.QueryPrefix+string(id), bus.ProviderQueue, s.handle)
 		if err != nil {
 			s.Close()
 			return nil, err

@@ -88,7 +88,7 @@ func subscriptionInfo(ci *jetstream.ConsumerInfo) (SubscriptionInfo, bool) {
 // exist yet, within the department's bound on durable subscriptions.
 func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.DatasetID, name string, fromBeginning bool) (jetstream.Consumer, error) {
 	cname := bus.SubscriptionConsumerName(string(caller.Dept), string(ds), name)
-	cons, err := p.js.Consumer(ctx, p.cfg.DataStream, cname)
+	cons, err := p.js.Consumer(ctx, bus.DataStream, cname)
 	if err == nil {
 		return cons, nil
 	}
@@ -107,7 +107,7 @@ func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.D
 	if n >= p.cfg.MaxDurableSubscriptions {
 		return nil, fault.Exhausted("dept:"+string(caller.Dept), "department %s has %d durable subscriptions, the most the hub allows (%d): delete one with `xhub subscription delete NAME`, or reuse a name", caller.Dept, n, p.cfg.MaxDurableSubscriptions)
 	}
-	cons, err = p.js.CreateConsumer(ctx, p.cfg.DataStream, bus.Subscription(string(caller.Dept), string(ds), name, caller.URI(), fromBeginning, p.cfg.SubscriptionIdle))
+	cons, err = p.js.CreateConsumer(ctx, bus.DataStream, bus.Subscription(string(caller.Dept), string(ds), name, caller.URI(), fromBeginning, p.cfg.SubscriptionIdle))
 	if errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
 		p.lg.Error("the NATS server's consumer limit is reached", "dept", caller.Dept, "err", err)
 		return nil, fault.Exhausted("hub", "the hub holds as many subscriptions as its NATS server allows: the operator must lower --max-subscriptions or raise the server's limit")
@@ -120,7 +120,7 @@ func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.D
 }
 
 func (p *Plane) countDurable(ctx context.Context, dept catalog.DeptID) (int, error) {
-	stream, err := p.js.Stream(ctx, p.cfg.DataStream)
+	stream, err := p.js.Stream(ctx, bus.DataStream)
 	if err != nil {
 		return 0, err
 	}
@@ -141,7 +141,7 @@ func (p *Plane) countDurable(ctx context.Context, dept catalog.DeptID) (int, err
 // eachSubscription calls fn for every durable subscription (of dept, if
 // set).
 func (p *Plane) eachSubscription(ctx context.Context, dept catalog.DeptID, fn func(SubscriptionInfo)) error {
-	stream, err := p.js.Stream(ctx, p.cfg.DataStream)
+	stream, err := p.js.Stream(ctx, bus.DataStream)
 	if err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func (p *Plane) DeleteSubscription(ctx context.Context, caller vocab.Identity, d
 		return SubscriptionInfo{}, fault.Invalid("dataset", "subscription %q exists on %s: name the dataset", name, strings.Join(ds, ", "))
 	}
 	si := match[0]
-	if err := p.js.DeleteConsumer(ctx, p.cfg.DataStream, bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err := p.js.DeleteConsumer(ctx, bus.DataStream, bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return SubscriptionInfo{}, fmt.Errorf("delete subscription: %w", err)
 	}
 	p.lg.Info("subscription deleted", "dept", si.Dept, "dataset", si.Dataset, "name", si.Name, "by", caller.URI())
@@ -288,7 +288,7 @@ func (p *Plane) cleanup(ctx context.Context) error {
 		return err
 	}
 	for i, si := range gone {
-		err := p.js.DeleteConsumer(cctx, p.cfg.DataStream, bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name))
+		err := p.js.DeleteConsumer(cctx, bus.DataStream, bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name))
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return err
 		}

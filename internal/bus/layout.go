@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/xhub-gov/xhub/catalog"
 )
 
 // Subjects and stream names.
@@ -118,4 +120,14 @@ func Subscription(dept, dataset, name, createdBy string, fromBeginning bool, idl
 		InactiveThreshold: idle,
 		Metadata:          map[string]string{MetaDept: dept, MetaDataset: dataset, MetaName: name, MetaCreatedBy: createdBy},
 	}
+}
+
+// Events sends share events to a department's officers on
+// EventPrefix<dept>, over core NATS (at most once: the inbox and the
+// ledger are the record; events only save a poll).
+type Events struct{ NC *nats.Conn }
+
+// PublishEvent publishes data on dept's event subject.
+func (e Events) PublishEvent(dept catalog.DeptID, data []byte) error {
+	return e.NC.Publish(EventPrefix+string(dept), data)
 }

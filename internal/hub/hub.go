@@ -35,7 +35,10 @@ import (
 )
 
 // The control plane runs on the JetStream log.
-var _ exchange.Log = (*bus.LedgerLog)(nil)
+var (
+	_ exchange.Log            = (*bus.LedgerLog)(nil)
+	_ exchange.EventPublisher = bus.Events{}
+)
 
 // Config configures a node. Zero values are documented defaults.
 type Config struct {
@@ -216,7 +219,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	if n.CP, err = exchange.Open(ctx, exchange.Config{
 		Store: n.Store, Log: bus.NewLedgerLog(n.JS), Logger: log.With("component", "controlplane"),
-		Now: cfg.Now, ResponseDays: cfg.ResponseDays, MaxGrantDays: cfg.MaxGrantDays, SweepInterval: cfg.SweepInterval, Events: n.NC,
+		Now: cfg.Now, ResponseDays: cfg.ResponseDays, MaxGrantDays: cfg.MaxGrantDays, SweepInterval: cfg.SweepInterval, Events: bus.Events{NC: n.NC},
 		MaxPendingRequests: cfg.Limits.MaxPendingRequests,
 	}); err != nil {
 		return nil, err
@@ -235,8 +238,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	if n.DP, err = dataplane.New(dataplane.Config{
 		CP: n.CP, NC: n.NC, JS: n.JS, Now: cfg.Now, Logger: log.With("component", "dataplane"),
-		DataStream: bus.DataStream, AuditStream: bus.AuditStream, DataPrefix: bus.DataPrefix, AuditPrefix: bus.AuditPrefix,
-		QueryPfx: bus.QueryPrefix, ProviderQueue: bus.ProviderQueue,
 		MaxRecordBytes: cfg.Limits.MaxRecordBytes, MaxBatchBytes: cfg.Limits.MaxBatchBytes,
 		MaxSubscriptions: cfg.Limits.MaxOpenSubscriptions, MaxDurableSubscriptions: cfg.Limits.MaxDurableSubscriptions,
 		SubscriptionIdle: cfg.Limits.SubscriptionIdle, MaxProviderStreams: cfg.Limits.MaxProviderStreams,
