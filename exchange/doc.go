@@ -1,14 +1,19 @@
 // Package exchange owns what happens between departments: the
 // control-plane log and the state it materialises (departments,
-// credentials, schema subjects, the catalog; later share requests, grants
-// and expiry), and — in later parts — the routing of queries and records
-// and the audit of every data access.
+// credentials, schema subjects, the catalog, share requests, grants and
+// their expiry). Its sub-packages own the rest: exchange/ledger the entry
+// format, the Merkle tree and the pure verifier; exchange/dataplane the
+// routing of queries and records and the audit of every data access;
+// exchange/vocab the client-safe vocabulary (identities, filters, the
+// creds file) that the SDK shares with the hub.
 //
 // # The control plane is a log
 //
 // Every control-plane change is an Entry (package exchange/ledger)
-// appended to the JetStream stream XHUB_LEDGER. Nothing else writes the
-// views. A change goes through ControlPlane.submit:
+// appended to a Log: in a hub, bus.LedgerLog on the JetStream stream
+// XHUB_LEDGER; in the rule scripts under testdata/, a log in memory.
+// Nothing else writes the views. A change goes through
+// ControlPlane.submit:
 //
 //  1. In a Badger read snapshot, read the last applied sequence N and the
 //     leaf hash of entry N, and validate the command against that state
@@ -38,6 +43,21 @@
 // node. Badger needs no per-transaction fsync: it can always be rebuilt
 // from the stream.
 //
+// # The views are checked against the log
+//
+// What a node enforces must be a function of the verified log. When Open
+// starts a node on existing views, it replays the log up to the applied
+// sequence into a store in memory — checking that every entry is the one
+// the node's Merkle tree committed to and chains to its predecessor — and
+// compares the result key by key with Badger (integrity.go). On a
+// difference the node applies nothing, appends nothing, and Integrity
+// returns an *IntegrityError naming the entry and the view; the API then
+// serves only the ledger. A malformed or unchained entry arriving later
+// stops apply the same way. Applying an entry that ends access (a grant
+// revoked or expired, a dataset retired, a credential revoked) closes the
+// AccessEnded channel, on which open streams and the data plane's cleanup
+// wait instead of polling.
+//
 // # Sharing
 //
 // A share request (share.requested) names the requester, the dataset, the
@@ -58,6 +78,10 @@
 // clock on every call, so no cache and no missing expiry entry can extend
 // a grant.
 //
+// The rules of sharing are tested as scripts (testdata/shares, run by
+// TestShareRules): commands, the entries they append, and the state they
+// leave, with no hub started.
+//
 // # Tamper evidence
 //
 // Entries are the leaves of an RFC 6962 Merkle tree whose stored hashes
@@ -68,7 +92,7 @@
 //
 // # Identity
 //
-// Actors are Identities, spiffe://xhub/dept/<dept>/<role>/<name>, taken
+// Actors are vocab.Identities, spiffe://xhub/dept/<dept>/<role>/<name>, taken
 // from mTLS client certificates by the API layer. The roles are admin (the
 // hub operator, department "hub"), officer and system. Authorisation that
 // depends on state — an officer acts only for its own department — is
