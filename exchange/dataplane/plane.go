@@ -32,9 +32,35 @@ import (
 	"github.com/xhub-gov/xhub/schemas"
 )
 
+// Grants is what the data plane asks the control plane before every
+// access: the dataset, its schema, and the caller's grant now.
+type Grants interface {
+	Dataset(id catalog.DatasetID) (catalog.Dataset, error)
+	DatasetSchema(d catalog.Dataset) (*schemas.Schema, error)
+	CheckAccess(grantee catalog.DeptID, dataset catalog.DatasetID, now time.Time) (exchange.Access, error)
+	Applied() uint64
+}
+
+// Changes tells the data plane when access may have ended, so open
+// streams end and subscriptions are removed without polling.
+type Changes interface {
+	AccessEnded() <-chan struct{}
+	CatchUp(ctx context.Context) error
+	Integrity() error
+	IdentitiesWithCredential() map[string]bool
+}
+
+// ControlPlane is the control plane as the data plane uses it.
+type ControlPlane interface {
+	Grants
+	Changes
+}
+
+var _ ControlPlane = (*exchange.ControlPlane)(nil)
+
 // Config configures a Plane. Zero values are documented defaults.
 type Config struct {
-	CP *exchange.ControlPlane // required
+	CP ControlPlane // required
 	NC *nats.Conn             // required
 	JS jetstream.JetStream    // required
 	// Now is the clock. Zero: time.Now.
@@ -103,7 +129,7 @@ func (c *Config) validate() error {
 // Plane is one node's data plane.
 type Plane struct {
 	cfg       Config
-	cp        *exchange.ControlPlane
+	cp        ControlPlane
 	nc        *nats.Conn
 	js        jetstream.JetStream
 	lg        *slog.Logger

@@ -82,12 +82,7 @@ func (s *credentialsSvc) IssueCredential(ctx context.Context, r *xhubv1.IssueCre
 	if err := s.cp.CheckIssue(actor, id, days); err != nil {
 		return nil, toStatus(err)
 	}
-	certPEM, cert, err := s.ca.SignCSR(r.CsrDer, id, days)
-	if err != nil {
-		return nil, invalid("csr_der", "%v", err)
-	}
-	c := exchange.Credential{Serial: vocab.SerialHex(cert.SerialNumber), Identity: id.URI(), NotAfter: cert.NotAfter}
-	seq, err := s.cp.RecordCredential(ctx, actor, c)
+	certPEM, c, seq, err := s.ca.Issue(ctx, s.cp, actor, id, r.CsrDer, days)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -361,13 +361,9 @@ func (n *Node) ensureAdminCreds(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	certPEM, cert, err := n.Authority.SignCSR(csr, id, exchange.MaxCredValidDays)
+	certPEM, _, _, err := n.Authority.Issue(ctx, n.CP, exchange.HubPolicy, id, csr, exchange.MaxCredValidDays)
 	if err != nil {
-		return err
-	}
-	c := exchange.Credential{Serial: vocab.SerialHex(cert.SerialNumber), Identity: id.URI(), NotAfter: cert.NotAfter}
-	if _, err := n.CP.RecordCredential(ctx, exchange.HubPolicy, c); err != nil {
-		return fmt.Errorf("hub: record admin credential: %w", err)
+		return fmt.Errorf("hub: issue admin credential: %w", err)
 	}
 	return vocab.WriteCreds(n.AdminCreds, n.dialAddr(), n.Authority.VerifierKey, certPEM, keyPEM, n.Authority.CertPEM)
 }

@@ -6,6 +6,7 @@
 package pki
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -25,7 +26,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/fault"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -270,3 +273,25 @@ func parseKey(b []byte) (*ecdsa.PrivateKey, error) {
 		return ek, nil
 	}
 }
+
+// Recorder records an issued credential in the ledger
+// (*exchange.ControlPlane).
+type Recorder interface {
+	RecordCredential(ctx context.Context, actor vocab.Identity, c exchange.Credential) (uint64, error)
+}
+
+// Issue signs csr for id and records the credential in the ledger as
+// actor's act: a certificate the hub signed counts only once the ledger
+// holds it. It is the one way credentials are issued, for the API and for
+// a data dir's first admin.creds alike.
+func (a *Authority) Issue(ctx context.Context, rec Recorder, actor, id vocab.Identity, csr []byte, days int) (certPEM []byte, c exchange.Credential, seq uint64, err error) {
+	certPEM, cert, err := a.SignCSR(csr, id, days)
+	if err != nil {
+		return nil, c, 0, fault.Invalid("csr_der", "%v", err)
+	}
+	c = exchange.Credential{Serial: vocab.SerialHex(cert.SerialNumber), Identity: id.URI(), NotAfter: cert.NotAfter}
+	seq, err = rec.RecordCredential(ctx, actor, c)
+	return certPEM, c, seq, err
+}
+
+var _ Recorder = (*exchange.ControlPlane)(nil)
