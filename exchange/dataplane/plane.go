@@ -60,9 +60,9 @@ var _ ControlPlane = (*exchange.ControlPlane)(nil)
 
 // Config configures a Plane. Zero values are documented defaults.
 type Config struct {
-	CP ControlPlane // required
-	NC *nats.Conn             // required
-	JS jetstream.JetStream    // required
+	CP ControlPlane        // required
+	NC *nats.Conn          // required
+	JS jetstream.JetStream // required
 	// Now is the clock. Zero: time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
