@@ -121,7 +121,7 @@ type ControlPlane struct {
 	index     *catalog.Index
 	grants    grantIndex
 	pending   map[RequestID]ShareRequest // pending requests
-	compiled  sync.Map                   // "subject@version" -> *schemas.Schema
+	compiled  schemas.Cache
 	applyErr  error
 	integrity error // non-nil: the log or the views do not verify
 	stopApply context.CancelFunc
@@ -579,14 +579,5 @@ func (cp *ControlPlane) submitKind(ctx context.Context, actor vocab.Identity, cm
 
 // cachedSchema returns the compiled schema of a stored version.
 func (cp *ControlPlane) cachedSchema(v SchemaVersion) (*schemas.Schema, error) {
-	key := fmt.Sprintf("%s@%d", v.Subject, v.Version)
-	if s, ok := cp.compiled.Load(key); ok {
-		return s.(*schemas.Schema), nil
-	}
-	s, err := schemas.Parse(v.Schema)
-	if err != nil {
-		return nil, err
-	}
-	cp.compiled.Store(key, s)
-	return s, nil
+	return cp.compiled.Compile(string(v.Subject), v.Version, v.Schema)
 }

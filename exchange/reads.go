@@ -213,8 +213,8 @@ func scanPage[T any](txn *store.Txn, prefix, after string, limit int, fn func(T)
 func (cp *ControlPlane) DatasetSchema(d catalog.Dataset) (*schemas.Schema, error) {
 	// Versions never change once registered, so the compiled cache needs
 	// no invalidation.
-	if s, ok := cp.compiled.Load(fmt.Sprintf("%s@%d", d.SchemaSubject, d.SchemaVersion)); ok {
-		return s.(*schemas.Schema), nil
+	if s, ok := cp.compiled.Get(d.SchemaSubject, d.SchemaVersion); ok {
+		return s, nil
 	}
 	v, err := cp.SchemaVersion(catalog.DatasetID(d.SchemaSubject), d.SchemaVersion)
 	if err != nil {
