@@ -289,15 +289,9 @@ const (
 	keyInit    = "m/init"
 )
 
-func entryKey(seq uint64) []byte       { return binKey("e/", seq) }
-func hashKey(index int64) []byte       { return binKey("h/", uint64(index)) }
-func deptKey(id catalog.DeptID) string { return "d/" + string(id) }
-func credKey(serial string) string     { return "c/" + serial }
-func subjectKey(s catalog.DatasetID) string {
-	return "s/" + string(s)
-}
-func versionKey(s catalog.DatasetID, v int) string { return fmt.Sprintf("sv/%s/%08d", s, v) }
-func datasetKey(id catalog.DatasetID) string       { return "ds/" + string(id) }
+func entryKey(seq uint64) []byte { return binKey("e/", seq) }
+
+func hashKey(index int64) []byte { return binKey("h/", uint64(index)) }
 
 func binKey(prefix string, n uint64) []byte {
 	k := make([]byte, len(prefix)+8)
@@ -575,9 +569,4 @@ func (cp *ControlPlane) submitKind(ctx context.Context, actor vocab.Identity, cm
 		return seq, nil
 	}
 	return 0, &fault.Error{Kind: fault.KindUnavailable, Msg: "ledger busy: lost the append race too often, try again"}
-}
-
-// cachedSchema returns the compiled schema of a stored version.
-func (cp *ControlPlane) cachedSchema(v SchemaVersion) (*schemas.Schema, error) {
-	return cp.compiled.Compile(string(v.Subject), v.Version, v.Schema)
 }

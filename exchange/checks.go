@@ -1,0 +1,40 @@
+package exchange
+
+import (
+	"strings"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/fault"
+)
+
+// Checks that commands of several subjects share, and the limits on
+// control-plane input.
+
+// Limits on control-plane input.
+const (
+	MaxReasonLen     = 1000
+	MaxCredValidDays = 3650
+)
+
+func checkReason(reason string, required bool) error {
+	r := strings.TrimSpace(reason)
+	if required && r == "" {
+		return fault.Invalid("reason", "is required")
+	}
+	if len(r) > MaxReasonLen {
+		return fault.Invalid("reason", "is %d bytes, at most %d", len(r), MaxReasonLen)
+	}
+	return nil
+}
+
+// mayActFor checks that actor is an officer of the department that owns a subject or dataset.
+func mayActFor(actor vocab.Identity, owner catalog.DeptID, what string) error {
+	if actor.Role != vocab.RoleOfficer {
+		return fault.Denied("%s: only a data officer of %s may %s (caller is %s)", actor.URI(), owner, what, actor.Role)
+	}
+	if actor.Dept != owner {
+		return fault.Denied("%s: an officer of %s may not %s of department %s", actor.URI(), actor.Dept, what, owner)
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+package exchange
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/internal/store"
+)
+
+// This file is the state machine of the catalog's datasets: publishing,
+// republishing and retirement (the metadata rules are in package catalog).
+
+// Entry kinds of the catalog's datasets.
+const (
+	KindDatasetPublished = "dataset.published"
+	KindDatasetRetired   = "dataset.retired"
+)
+
+type datasetRetired struct {
+	ID     catalog.DatasetID `json:"id"`
+	Reason string            `json:"reason"`
+}
+
+// PublishDataset creates or updates a dataset's catalog entry. Only an
+// officer of the owning department; the schema subject must belong to the
+// same department and exist.
+func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity, d catalog.Dataset) (catalog.Dataset, uint64, error) {
+	if err := d.ValidateMetadata(); err != nil {
+		return catalog.Dataset{}, 0, err
+	}
+	if err := mayActFor(actor, d.ID.Owner(), "publish datasets"); err != nil {
+		return catalog.Dataset{}, 0, err
+	}
+	subject, err := catalog.ParseDatasetID(d.SchemaSubject)
+	if err != nil {
+		return catalog.Dataset{}, 0, fault.Invalid("schema", "subject %q: %v", d.SchemaSubject, err)
+	}
+	if subject.Owner() != d.ID.Owner() {
+		return catalog.Dataset{}, 0, fault.Invalid("schema", "subject %s belongs to %s, not to the dataset's owner %s", subject, subject.Owner(), d.ID.Owner())
+	}
+	if d.SchemaVersion < 0 {
+		return catalog.Dataset{}, 0, fault.Invalid("schema_version", "%d is negative", d.SchemaVersion)
+	}
+	seq, err := cp.submit(ctx, actor, KindDatasetPublished, func(txn *store.Txn, _ time.Time) (string, any, error) {
+		var subj Subject
+		if ok, err := txn.Get(subjectKey(subject), &subj); err != nil {
+			return "", nil, err
+		} else if !ok || subj.Latest == 0 {
+			return "", nil, fault.Precondition("SCHEMA_MISSING", string(subject), "schema subject %s has no registered version: register it first (xhub schema register)", subject)
+		}
+		ver := d.SchemaVersion
+		if ver == 0 {
+			ver = subj.Latest
+		}
+		var sv SchemaVersion
+		if ok, err := txn.Get(versionKey(subject, ver), &sv); err != nil {
+			return "", nil, err
+		} else if !ok {
+			return "", nil, fault.NotFound("schema %s has no version %d (latest is %d)", subject, ver, subj.Latest)
+		}
+		var old catalog.Dataset
+		if ok, err := txn.Get(datasetKey(d.ID), &old); err != nil {
+			return "", nil, err
+		} else if ok && old.SchemaVersion > ver && old.Status == catalog.StatusPublished {
+			return "", nil, fault.Precondition("SCHEMA_VERSION", string(d.ID), "dataset %s already uses schema version %d; it cannot go back to %d", d.ID, old.SchemaVersion, ver)
+		}
+		body := d
+		body.SchemaSubject, body.SchemaVersion, body.Fields = string(subject), ver, sv.Fields
+		body.Status, body.Seq = "", 0
+		body.PublishedAt, body.UpdatedAt = time.Time{}, time.Time{}
+		return string(d.ID), body, nil
+	})
+	if err != nil {
+		return catalog.Dataset{}, 0, err
+	}
+	out, err := cp.Dataset(d.ID)
+	return out, seq, err
+}
+
+// RetireDataset marks a dataset retired. Only an officer of its owner.
+func (cp *ControlPlane) RetireDataset(ctx context.Context, actor vocab.Identity, id catalog.DatasetID, reason string) (catalog.Dataset, uint64, error) {
+	if _, err := catalog.ParseDatasetID(string(id)); err != nil {
+		return catalog.Dataset{}, 0, err
+	}
+	if err := mayActFor(actor, id.Owner(), "retire datasets"); err != nil {
+		return catalog.Dataset{}, 0, err
+	}
+	if err := checkReason(reason, false); err != nil {
+		return catalog.Dataset{}, 0, err
+	}
+	seq, err := cp.submit(ctx, actor, KindDatasetRetired, func(txn *store.Txn, _ time.Time) (string, any, error) {
+		var d catalog.Dataset
+		if ok, err := txn.Get(datasetKey(id), &d); err != nil {
+			return "", nil, err
+		} else if !ok {
+			return "", nil, fault.NotFound("dataset %s is not in the catalog", id)
+		}
+		if d.Status == catalog.StatusRetired {
+			return "", nil, fault.Precondition("DATASET_STATE", string(id), "dataset %s is already retired", id)
+		}
+		return string(id), datasetRetired{ID: id, Reason: strings.TrimSpace(reason)}, nil
+	})
+	if err != nil {
+		return catalog.Dataset{}, 0, err
+	}
+	out, err := cp.Dataset(id)
+	return out, seq, err
+}
+
+// Dataset returns one dataset from the catalog index.
+func (cp *ControlPlane) Dataset(id catalog.DatasetID) (catalog.Dataset, error) {
+	d, ok := cp.index.Get(id)
+	if !ok {
+		return d, fault.NotFound("dataset %s is not in the catalog", id)
+	}
+	return d, nil
+}
+
+// Datasets lists the catalog: see catalog.Index.List.
+func (cp *ControlPlane) Datasets(q catalog.Query) ([]catalog.Dataset, catalog.DatasetID, int) {
+	return cp.index.List(q)
+}
+
+func datasetKey(id catalog.DatasetID) string { return "ds/" + string(id) }
+
+// applyDatasetPublished applies a dataset.published entry.
+func (cp *ControlPlane) applyDatasetPublished(txn *store.Txn, e ledger.Entry) (func(), error) {
+	var d catalog.Dataset
+	if err := json.Unmarshal(e.Body, &d); err != nil {
+		return nil, err
+	}
+	var old catalog.Dataset
+	ok, err := txn.Get(datasetKey(d.ID), &old)
+	if err != nil {
+		return nil, err
+	}
+	d.PublishedAt = e.Time
+	if ok && old.Status == catalog.StatusPublished {
+		d.PublishedAt = old.PublishedAt
+	}
+	d.Status, d.UpdatedAt, d.Seq = catalog.StatusPublished, e.Time, e.Seq
+	if err := txn.Put(datasetKey(d.ID), d); err != nil {
+		return nil, err
+	}
+	return func() { cp.index.Put(d) }, nil
+}
+
+// applyDatasetRetired applies a dataset.retired entry.
+func (cp *ControlPlane) applyDatasetRetired(txn *store.Txn, e ledger.Entry) (func(), error) {
+	var r datasetRetired
+	if err := json.Unmarshal(e.Body, &r); err != nil {
+		return nil, err
+	}
+	var d catalog.Dataset
+	if ok, err := txn.Get(datasetKey(r.ID), &d); err != nil || !ok {
+		return nil, fmt.Errorf("dataset %s unknown", r.ID)
+	}
+	d.Status, d.UpdatedAt, d.Seq = catalog.StatusRetired, e.Time, e.Seq
+	end, err := cp.endForRetirement(txn, e, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := txn.Put(datasetKey(d.ID), d); err != nil {
+		return nil, err
+	}
+	return func() { cp.index.Put(d); end() }, nil
+}

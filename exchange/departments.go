@@ -1,0 +1,95 @@
+package exchange
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/internal/store"
+)
+
+// This file is the state machine of departments.
+
+// KindDeptAdded registers a department.
+const KindDeptAdded = "dept.added"
+
+// AddDepartment registers a department. Admin only.
+func (cp *ControlPlane) AddDepartment(ctx context.Context, actor vocab.Identity, id catalog.DeptID, name string) (catalog.Department, uint64, error) {
+	if actor.Role != vocab.RoleAdmin {
+		return catalog.Department{}, 0, fault.Denied("only the hub operator (admin) adds departments")
+	}
+	if _, err := catalog.ParseDeptID(string(id)); err != nil {
+		return catalog.Department{}, 0, err
+	}
+	if id == catalog.HubDept {
+		return catalog.Department{}, 0, fault.Invalid("department", "%q is reserved for the hub operator", id)
+	}
+	name = strings.TrimSpace(name)
+	if err := catalog.ValidateName(name); err != nil {
+		return catalog.Department{}, 0, err
+	}
+	seq, err := cp.submit(ctx, actor, KindDeptAdded, func(txn *store.Txn, _ time.Time) (string, any, error) {
+		var old catalog.Department
+		if ok, err := txn.Get(deptKey(id), &old); err != nil {
+			return "", nil, err
+		} else if ok {
+			return "", nil, fault.Exists("department %s already exists (%s)", id, old.Name)
+		}
+		return string(id), catalog.Department{ID: id, Name: name}, nil
+	})
+	if err != nil {
+		return catalog.Department{}, 0, err
+	}
+	d, err := cp.Department(id)
+	return d, seq, err
+}
+
+// Department returns one department.
+func (cp *ControlPlane) Department(id catalog.DeptID) (catalog.Department, error) {
+	var d catalog.Department
+	var ok bool
+	err := cp.st.View(func(txn *store.Txn) (err error) {
+		ok, err = txn.Get(deptKey(id), &d)
+		return err
+	})
+	if err == nil && !ok {
+		err = fault.NotFound("department %s is not registered", id)
+	}
+	return d, err
+}
+
+// Departments lists departments in id order after the given id.
+func (cp *ControlPlane) Departments(after catalog.DeptID, limit int) ([]catalog.Department, catalog.DeptID, error) {
+	var out []catalog.Department
+	err := cp.st.View(func(txn *store.Txn) error {
+		return scanPage(txn, "d/", string(after), limit+1, func(d catalog.Department) { out = append(out, d) })
+	})
+	var next catalog.DeptID
+	if len(out) > limit {
+		out = out[:limit]
+		next = out[limit-1].ID
+	}
+	return out, next, err
+}
+
+func deptKey(id catalog.DeptID) string { return "d/" + string(id) }
+
+// applyDeptAdded applies a dept.added entry.
+func (cp *ControlPlane) applyDeptAdded(txn *store.Txn, e ledger.Entry) (func(), error) {
+	var d catalog.Department
+	if err := json.Unmarshal(e.Body, &d); err != nil {
+		return nil, err
+	}
+	var old catalog.Department
+	if ok, err := txn.Get(deptKey(d.ID), &old); err != nil || ok {
+		return nil, fmt.Errorf("department %s exists", d.ID)
+	}
+	d.CreatedAt, d.Seq = e.Time, e.Seq
+	return nil, txn.Put(deptKey(d.ID), d)
+}

@@ -1,0 +1,288 @@
+package exchange
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/internal/store"
+	"github.com/xhub-gov/xhub/schemas"
+)
+
+// This file is the state machine of the schema registry: subjects, their
+// versions and compatibility modes (the rules themselves are in package
+// schemas).
+
+// Entry kinds of the schema registry.
+const (
+	KindSchemaRegistered = "schema.registered"
+	KindSchemaCompat     = "schema.compat"
+)
+
+// Subject is a schema subject's settings.
+type Subject struct {
+	Subject catalog.DatasetID `json:"subject"`
+	Compat  schemas.Mode      `json:"compat"`
+	Latest  int               `json:"latest"`
+}
+
+// SchemaVersion is one registered version of a subject.
+type SchemaVersion struct {
+	Subject      catalog.DatasetID `json:"subject"`
+	Version      int               `json:"version"`
+	Schema       json.RawMessage   `json:"schema"`
+	Fields       []catalog.Field   `json:"fields"`
+	Compat       schemas.Mode      `json:"compat"`
+	RegisteredAt time.Time         `json:"registered_at"`
+	Seq          uint64            `json:"seq"`
+}
+
+type schemaCompat struct {
+	Subject catalog.DatasetID `json:"subject"`
+	Compat  schemas.Mode      `json:"compat"`
+}
+
+// SchemaVerdict is the result of a compatibility check.
+type SchemaVerdict struct {
+	Compat      schemas.Mode // the mode checked under
+	Current     schemas.Mode // the subject's mode now
+	Problems    []schemas.Problem
+	NextVersion int
+	Existing    *SchemaVersion // an identical schema already registered
+}
+
+// CheckSchema checks a candidate against a subject without registering it.
+// compat, if not empty, is the mode to check under instead of the subject's.
+func (cp *ControlPlane) CheckSchema(subject catalog.DatasetID, raw []byte, compat string) (SchemaVerdict, *schemas.Schema, error) {
+	var v SchemaVerdict
+	var sch *schemas.Schema
+	err := cp.st.View(func(txn *store.Txn) (err error) {
+		v, sch, err = cp.checkSchema(txn, subject, raw, compat)
+		return err
+	})
+	return v, sch, err
+}
+
+func (cp *ControlPlane) checkSchema(txn *store.Txn, subject catalog.DatasetID, raw []byte, compat string) (SchemaVerdict, *schemas.Schema, error) {
+	if _, err := catalog.ParseDatasetID(string(subject)); err != nil {
+		return SchemaVerdict{}, nil, fault.Invalid("subject", "must be a dataset id <department>.<name>: %v", err)
+	}
+	cand, err := schemas.Parse(raw)
+	if err != nil {
+		return SchemaVerdict{}, nil, err
+	}
+	subj := Subject{Subject: subject, Compat: schemas.DefaultMode}
+	if _, err := txn.Get(subjectKey(subject), &subj); err != nil {
+		return SchemaVerdict{}, nil, err
+	}
+	v := SchemaVerdict{Compat: subj.Compat, Current: subj.Compat, NextVersion: subj.Latest + 1}
+	if compat != "" {
+		if v.Compat, err = schemas.ParseMode(compat); err != nil {
+			return SchemaVerdict{}, nil, err
+		}
+	}
+	var earlier []*schemas.Schema
+	for ver := 1; ver <= subj.Latest; ver++ {
+		var sv SchemaVersion
+		if ok, err := txn.Get(versionKey(subject, ver), &sv); err != nil || !ok {
+			return SchemaVerdict{}, nil, fault.NotFound("schema %s version %d missing from the view", subject, ver)
+		}
+		s, err := cp.cachedSchema(sv)
+		if err != nil {
+			return SchemaVerdict{}, nil, err
+		}
+		if s.Equal(cand) && v.Existing == nil {
+			svc := sv
+			v.Existing = &svc
+		}
+		earlier = append(earlier, s)
+	}
+	v.Problems = schemas.Check(v.Compat, earlier, cand)
+	return v, cand, nil
+}
+
+// RegisterSchema registers a new version under subject, after checking it
+// under the subject's mode (changed first to compat, if given). An
+// identical schema returns the existing version and appends nothing.
+func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity, subject catalog.DatasetID, raw []byte, compat string) (SchemaVersion, bool, uint64, error) {
+	if _, err := catalog.ParseDatasetID(string(subject)); err != nil {
+		return SchemaVersion{}, false, 0, fault.Invalid("subject", "must be a dataset id <department>.<name>: %v", err)
+	}
+	if err := mayActFor(actor, subject.Owner(), "register schemas"); err != nil {
+		return SchemaVersion{}, false, 0, err
+	}
+	var mode schemas.Mode
+	if compat != "" {
+		var err error
+		if mode, err = schemas.ParseMode(compat); err != nil {
+			return SchemaVersion{}, false, 0, err
+		}
+	}
+	var existing *SchemaVersion
+	seq, err := cp.submitKind(ctx, actor, func(txn *store.Txn, _ time.Time) (string, string, any, error) {
+		v, cand, err := cp.checkSchema(txn, subject, raw, string(mode))
+		if err != nil {
+			return "", "", nil, err
+		}
+		if v.Existing != nil {
+			existing = v.Existing
+			if mode != "" && mode != v.Current {
+				return KindSchemaCompat, string(subject), schemaCompat{Subject: subject, Compat: mode}, nil
+			}
+			return "", "", nil, errExisting
+		}
+		if len(v.Problems) > 0 {
+			return "", "", nil, incompatible(subject, v)
+		}
+		return KindSchemaRegistered, string(subject), SchemaVersion{
+			Subject: subject, Version: v.NextVersion, Schema: json.RawMessage(cand.Canonical()),
+			Fields: cand.Fields(), Compat: mode,
+		}, nil
+	})
+	if err == errExisting {
+		return *existing, true, existing.Seq, nil
+	}
+	if err != nil {
+		return SchemaVersion{}, false, 0, err
+	}
+	if existing != nil { // identical schema, mode changed
+		return *existing, true, seq, nil
+	}
+	sv, err := cp.SchemaVersion(subject, 0)
+	return sv, false, seq, err
+}
+
+var errExisting = &fault.Error{Kind: fault.KindExists, Msg: "identical schema exists"}
+
+func incompatible(subject catalog.DatasetID, v SchemaVerdict) error {
+	e := &fault.Error{Kind: fault.KindPrecondition, Msg: "schema is incompatible with " + string(subject) + " under " + string(v.Compat) + ": "}
+	var parts []string
+	for _, p := range v.Problems {
+		e.Violations = append(e.Violations, fault.Violation{Type: "SCHEMA_COMPATIBILITY", Field: p.Path, Description: p.String()})
+		parts = append(parts, p.String())
+	}
+	e.Msg += strings.Join(parts, "; ")
+	return e
+}
+
+// Subject returns a schema subject's settings.
+func (cp *ControlPlane) Subject(subject catalog.DatasetID) (Subject, error) {
+	var s Subject
+	var ok bool
+	err := cp.st.View(func(txn *store.Txn) (err error) {
+		ok, err = txn.Get(subjectKey(subject), &s)
+		return err
+	})
+	if err == nil && (!ok || s.Latest == 0) {
+		err = fault.NotFound("schema subject %s has no registered version", subject)
+	}
+	return s, err
+}
+
+// SchemaVersion returns one version of a subject (0: the latest).
+func (cp *ControlPlane) SchemaVersion(subject catalog.DatasetID, version int) (SchemaVersion, error) {
+	s, err := cp.Subject(subject)
+	if err != nil {
+		return SchemaVersion{}, err
+	}
+	if version == 0 {
+		version = s.Latest
+	}
+	if version < 0 || version > s.Latest {
+		return SchemaVersion{}, fault.NotFound("schema %s has no version %d (latest is %d)", subject, version, s.Latest)
+	}
+	var v SchemaVersion
+	err = cp.st.View(func(txn *store.Txn) error {
+		ok, err := txn.Get(versionKey(subject, version), &v)
+		if err == nil && !ok {
+			err = fault.NotFound("schema %s version %d missing", subject, version)
+		}
+		return err
+	})
+	if v.Compat == "" {
+		v.Compat = s.Compat
+	}
+	return v, err
+}
+
+// SchemaVersions lists every version of a subject, oldest first.
+func (cp *ControlPlane) SchemaVersions(subject catalog.DatasetID) ([]SchemaVersion, Subject, error) {
+	s, err := cp.Subject(subject)
+	if err != nil {
+		return nil, s, err
+	}
+	var out []SchemaVersion
+	err = cp.st.View(func(txn *store.Txn) error {
+		return scanPage(txn, "sv/"+string(subject)+"/", "", s.Latest, func(v SchemaVersion) { out = append(out, v) })
+	})
+	return out, s, err
+}
+
+// DatasetSchema returns the compiled schema version a dataset uses.
+func (cp *ControlPlane) DatasetSchema(d catalog.Dataset) (*schemas.Schema, error) {
+	// Versions never change once registered, so the compiled cache needs
+	// no invalidation.
+	if s, ok := cp.compiled.Get(d.SchemaSubject, d.SchemaVersion); ok {
+		return s, nil
+	}
+	v, err := cp.SchemaVersion(catalog.DatasetID(d.SchemaSubject), d.SchemaVersion)
+	if err != nil {
+		return nil, err
+	}
+	return cp.cachedSchema(v)
+}
+
+func subjectKey(s catalog.DatasetID) string {
+	return "s/" + string(s)
+}
+
+func versionKey(s catalog.DatasetID, v int) string { return fmt.Sprintf("sv/%s/%08d", s, v) }
+
+// cachedSchema returns the compiled schema of a stored version.
+func (cp *ControlPlane) cachedSchema(v SchemaVersion) (*schemas.Schema, error) {
+	return cp.compiled.Compile(string(v.Subject), v.Version, v.Schema)
+}
+
+// applySchemaCompat applies a schema.compat entry.
+func (cp *ControlPlane) applySchemaCompat(txn *store.Txn, e ledger.Entry) (func(), error) {
+	var b schemaCompat
+	if err := json.Unmarshal(e.Body, &b); err != nil {
+		return nil, err
+	}
+	subj := Subject{Subject: b.Subject}
+	if _, err := txn.Get(subjectKey(b.Subject), &subj); err != nil {
+		return nil, err
+	}
+	subj.Compat = b.Compat
+	return nil, txn.Put(subjectKey(b.Subject), subj)
+}
+
+// applySchemaRegistered applies a schema.registered entry.
+func (cp *ControlPlane) applySchemaRegistered(txn *store.Txn, e ledger.Entry) (func(), error) {
+	var v SchemaVersion
+	if err := json.Unmarshal(e.Body, &v); err != nil {
+		return nil, err
+	}
+	subj := Subject{Subject: v.Subject, Compat: schemas.DefaultMode}
+	if _, err := txn.Get(subjectKey(v.Subject), &subj); err != nil {
+		return nil, err
+	}
+	if v.Version != subj.Latest+1 {
+		return nil, fmt.Errorf("schema %s version %d after %d", v.Subject, v.Version, subj.Latest)
+	}
+	subj.Latest = v.Version
+	if v.Compat != "" {
+		subj.Compat = v.Compat
+	}
+	v.RegisteredAt, v.Seq = e.Time, e.Seq
+	if err := txn.Put(versionKey(v.Subject, v.Version), v); err != nil {
+		return nil, err
+	}
+	return nil, txn.Put(subjectKey(v.Subject), subj)
+}
