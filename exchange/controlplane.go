@@ -420,14 +420,12 @@ func (cp *ControlPlane) applyBatch(batch []ledger.Message) error {
 					return err
 				}
 			}
-			e, err := ledger.Parse(msg.Raw)
+			e, err := ledger.Check(msg.Raw, msg.Seq, m.Last)
 			switch {
 			case err != nil:
 				// No node appends such an entry: the log was written
 				// around the hub. Stop rather than decide on it.
-				return &IntegrityError{Seq: msg.Seq, InLog: true, Detail: "the entry is malformed: " + err.Error()}
-			case e.Seq != msg.Seq || e.Prev != m.Last:
-				return &IntegrityError{Seq: msg.Seq, InLog: true, Detail: fmt.Sprintf("it does not chain to entry %d", msg.Seq-1)}
+				return &IntegrityError{Seq: msg.Seq, InLog: true, Detail: reasonOf(err)}
 			default:
 				fn, err := cp.apply(txn, e)
 				if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -92,12 +93,8 @@ func (cp *ControlPlane) verifyViews(ctx context.Context, applied uint64) error {
 		if !cp.storedLeafIs(seq, leaf) {
 			return &IntegrityError{Seq: seq, InLog: true, Detail: "the log's entry differs from the one this node applied and committed to in its Merkle tree"}
 		}
-		e, err := ledger.Parse(m.Raw)
-		if err != nil {
-			return &IntegrityError{Seq: seq, InLog: true, Detail: "the entry is malformed: " + err.Error()}
-		}
-		if e.Seq != seq || e.Prev != prev {
-			return &IntegrityError{Seq: seq, InLog: true, Detail: fmt.Sprintf("it does not chain to entry %d", seq-1)}
+		if _, err := ledger.Check(m.Raw, seq, prev); err != nil {
+			return &IntegrityError{Seq: seq, InLog: true, Detail: reasonOf(err)}
 		}
 		prev = leaf
 		if batch = append(batch, m); len(batch) == cap(batch) || seq == applied {
@@ -152,6 +149,16 @@ func (cp *ControlPlane) explainDifference(d store.Difference) error {
 		e.Detail += fmt.Sprintf(" (last written by entry %d)", e.Seq)
 	}
 	return e
+}
+
+// reasonOf is a ledger check's reason without its entry number (the
+// IntegrityError names the entry).
+func reasonOf(err error) string {
+	var me *ledger.MismatchError
+	if errors.As(err, &me) {
+		return me.Reason
+	}
+	return err.Error()
 }
 
 func leafIndex(seq uint64) int64 { return tlog.StoredHashIndex(0, int64(seq-1)) }

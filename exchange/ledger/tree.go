@@ -167,17 +167,26 @@ func (v *Verifier) Add(raw []byte) error {
 	v.leaves = append(v.leaves, leaf)
 	v.n, v.prev = seq, leaf
 
+	_, err = Check(raw, seq, prev)
+	return err
+}
+
+// Check parses raw as entry seq of a log whose entry seq-1 has leaf hash
+// prev: it must be canonical, carry its own sequence and name prev. A
+// failure is a *MismatchError. Verify and a node's apply loop both check
+// each entry with it.
+func Check(raw []byte, seq uint64, prev Hash) (Entry, error) {
 	e, err := Parse(raw)
 	if err != nil {
-		return &MismatchError{Seq: seq, Reason: err.Error()}
+		return e, &MismatchError{Seq: seq, Reason: err.Error()}
 	}
 	if e.Seq != seq {
-		return &MismatchError{Seq: seq, Reason: fmt.Sprintf("it says it is entry %d", e.Seq)}
+		return e, &MismatchError{Seq: seq, Reason: fmt.Sprintf("it says it is entry %d", e.Seq)}
 	}
 	if e.Prev != prev {
-		return &MismatchError{Seq: seq, Reason: fmt.Sprintf("its predecessor hash is not the hash of entry %d as stored", seq-1)}
+		return e, &MismatchError{Seq: seq, Reason: fmt.Sprintf("its predecessor hash is not the hash of entry %d as stored", seq-1)}
 	}
-	return nil
+	return e, nil
 }
 
 // TreeAt is the recomputed tree head over the first n entries.
