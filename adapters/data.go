@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
@@ -80,8 +81,35 @@ func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error 
 // Publish stores a batch of records (JSON objects) in the dataset's
 // stream: validated whole, stored whole or not at all. Retrying with the
 // same batchID stores it once.
-func (c *Client) Publish(ctx context.Context, dataset string, records [][]byte, batchID string) (*xhubv1.PublishResponse, error) {
-	return c.Exchange.Publish(ctx, &xhubv1.PublishRequest{Dataset: dataset, Records: records, BatchId: batchID})
+func (c *Client) Publish(ctx context.Context, dataset string, records [][]byte, batchID string) (*PublishResult, error) {
+	r, err := c.Exchange.Publish(ctx, &xhubv1.PublishRequest{Dataset: dataset, Records: records, BatchId: batchID})
+	if err != nil {
+		return nil, err
+	}
+	return &PublishResult{StreamSeq: r.StreamSeq, Duplicate: r.Duplicate, Count: int(r.Count)}, nil
+}
+
+// PublishResult says where a batch was stored.
+type PublishResult struct {
+	StreamSeq uint64 // the batch's position in the dataset's stream
+	Duplicate bool   // the batch id was stored before: nothing new stored
+	Count     int    // records in the batch
+}
+
+// QueryResult is one page of a query's answer.
+type QueryResult struct {
+	Records         [][]byte // JSON objects, cut to the granted (and requested) fields
+	NextPageToken   string   // "" on the last page
+	Withheld        int      // records the hub refused to deliver (they failed the schema or the filters)
+	WithheldReasons []string // why, in terms of the granted fields only (at most 20)
+	RequestID       string   // the audit entry's request id
+}
+
+// Delivery is one record of a subscription.
+type Delivery struct {
+	ID          uint64 // acknowledge it with Ack(ID)
+	Record      []byte // a JSON object, cut to the granted fields
+	PublishedAt time.Time
 }
 
 // ---------------------------------------------------------------- consumer
@@ -96,7 +124,7 @@ type QueryOptions struct {
 }
 
 // Query reads records of a dataset this client's department is granted.
-func (c *Client) Query(ctx context.Context, dataset string, o QueryOptions) (*xhubv1.QueryResponse, error) {
+func (c *Client) Query(ctx context.Context, dataset string, o QueryOptions) (*QueryResult, error) {
 	req := &xhubv1.QueryRequest{Dataset: dataset, Fields: o.Fields, Limit: int32(o.Limit), PageToken: o.PageToken}
 	for _, w := range o.Where {
 		f, err := vocab.ParseFilter(w)
@@ -105,7 +133,11 @@ func (c *Client) Query(ctx context.Context, dataset string, o QueryOptions) (*xh
 		}
 		req.Filters = append(req.Filters, xhubv1.FilterPB(f))
 	}
-	return c.Exchange.Query(ctx, req)
+	r, err := c.Exchange.Query(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &QueryResult{Records: r.Records, NextPageToken: r.NextPageToken, Withheld: int(r.Withheld), WithheldReasons: r.WithheldReasons, RequestID: r.RequestId}, nil
 }
 
 // Subscription receives a dataset's published records, at least once.
@@ -142,7 +174,13 @@ func (c *Client) Subscribe(ctx context.Context, dataset, name, from string) (*Su
 
 // Recv waits for the next record. Its error is the reason the hub ended
 // the subscription (PERMISSION_DENIED when the grant ended).
-func (s *Subscription) Recv() (*xhubv1.SubscribeResponse, error) { return s.stream.Recv() }
+func (s *Subscription) Recv() (*Delivery, error) {
+	m, err := s.stream.Recv()
+	if err != nil {
+		return nil, err
+	}
+	return &Delivery{ID: m.DeliveryId, Record: m.Record, PublishedAt: m.PublishedAt.AsTime()}, nil
+}
 
 // Ack acknowledges records by delivery id; unacknowledged records are
 // delivered again.

@@ -404,7 +404,7 @@ func recvIDs(t *testing.T, sub *adapters.Subscription, n int) string {
 		var m map[string]any
 		_ = json.Unmarshal(d.Record, &m)
 		ids = append(ids, fmt.Sprint(m["id"]))
-		_ = sub.Ack(d.DeliveryId)
+		_ = sub.Ack(d.ID)
 	}
 	return strings.Join(ids, ",")
 }

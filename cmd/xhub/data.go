@@ -147,7 +147,7 @@ stream with PermissionDenied when the grant is revoked or expires.`,
 						return err
 					}
 					fmt.Fprintln(c.stdout, string(d.Record))
-					if err := sub.Ack(d.DeliveryId); err != nil {
+					if err := sub.Ack(d.ID); err != nil {
 						return err
 					}
 				}

@@ -77,7 +77,7 @@ func (c *cli) demoSubscribe(ctx context.Context, credsFile, hub string) (*demoSu
 				s.end <- err
 				return
 			}
-			_ = sub.Ack(d.DeliveryId)
+			_ = sub.Ack(d.ID)
 			s.recs <- string(d.Record)
 		}
 	}()

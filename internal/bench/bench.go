@@ -475,7 +475,7 @@ func (e *env) subscribe(ctx context.Context) (Path, error) {
 					return
 				}
 				got.Add(1)
-				if ids = append(ids, d.DeliveryId); len(ids) == 100 {
+				if ids = append(ids, d.ID); len(ids) == 100 {
 					_ = s.Ack(ids...)
 					ids = ids[:0]
 				}

@@ -60,6 +60,6 @@ func TestBadBytesAndSizes(t *testing.T) {
 	}
 	d, err := sub.Recv()
 	if err != nil || !bytes.Equal(d.Record, []byte(`{"id":7,"ward":"süd","name":"Zoë 张"}`)) {
-		t.Fatalf("first delivery: %q %v", d.GetRecord(), err)
+		t.Fatalf("first delivery: %+v %v", d, err)
 	}
 }

@@ -103,7 +103,7 @@ func TestEnforcementBoundToTheLedger(t *testing.T) {
 	}
 	r, err := consumer.Query(ctx, "health.cases", adapters.QueryOptions{})
 	if err != nil || len(r.Records) == 0 || strings.Contains(string(r.Records[0]), "name") {
-		t.Fatalf("after rebuild: %v %q", err, r.GetRecords())
+		t.Fatalf("after rebuild: %v %+v", err, r)
 	}
 }
 

@@ -327,7 +327,7 @@ func recvN(t *testing.T, sub *adapters.Subscription, n int) []string {
 			t.Fatal(err)
 		}
 		out = append(out, string(d.Record))
-		if err := sub.Ack(d.DeliveryId); err != nil {
+		if err := sub.Ack(d.ID); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -35,7 +35,7 @@ func TestWithheldTellsOnlyGrantedFields(t *testing.T) {
 
 	type seen struct {
 		Records  []string
-		Withheld int32
+		Withheld int
 		Reasons  []string
 	}
 	look := func(o adapters.QueryOptions) seen {
