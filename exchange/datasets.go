@@ -131,7 +131,7 @@ func (cp *ControlPlane) Datasets(q catalog.Query) ([]catalog.Dataset, catalog.Da
 func datasetKey(id catalog.DatasetID) string { return "ds/" + string(id) }
 
 // applyDatasetPublished applies a dataset.published entry.
-func (cp *ControlPlane) applyDatasetPublished(txn *store.Txn, e ledger.Entry) (func(), error) {
+func (cp *ControlPlane) applyDatasetPublished(txn views, e ledger.Entry) (func(), error) {
 	var d catalog.Dataset
 	if err := json.Unmarshal(e.Body, &d); err != nil {
 		return nil, err
@@ -153,7 +153,7 @@ func (cp *ControlPlane) applyDatasetPublished(txn *store.Txn, e ledger.Entry) (f
 }
 
 // applyDatasetRetired applies a dataset.retired entry.
-func (cp *ControlPlane) applyDatasetRetired(txn *store.Txn, e ledger.Entry) (func(), error) {
+func (cp *ControlPlane) applyDatasetRetired(txn views, e ledger.Entry) (func(), error) {
 	var r datasetRetired
 	if err := json.Unmarshal(e.Body, &r); err != nil {
 		return nil, err

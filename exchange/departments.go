@@ -81,7 +81,7 @@ func (cp *ControlPlane) Departments(after catalog.DeptID, limit int) ([]catalog.
 func deptKey(id catalog.DeptID) string { return "d/" + string(id) }
 
 // applyDeptAdded applies a dept.added entry.
-func (cp *ControlPlane) applyDeptAdded(txn *store.Txn, e ledger.Entry) (func(), error) {
+func (cp *ControlPlane) applyDeptAdded(txn views, e ledger.Entry) (func(), error) {
 	var d catalog.Department
 	if err := json.Unmarshal(e.Body, &d); err != nil {
 		return nil, err

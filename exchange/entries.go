@@ -11,7 +11,20 @@ import (
 // applier applies one entry to the views in txn. It validates before it
 // writes, so an error leaves the transaction untouched; the function it
 // returns updates the in-memory caches after the transaction commits.
-type applier func(cp *ControlPlane, txn *store.Txn, e ledger.Entry) (after func(), err error)
+type applier func(cp *ControlPlane, txn views, e ledger.Entry) (after func(), err error)
+
+// views is all that the state machines' apply functions read and write:
+// JSON values by key, in one transaction. A node's Badger transaction is
+// one; apply reads no clock (time is in the entry) and does no other I/O,
+// so every node that applies the same entries holds the same views.
+type views interface {
+	Get(key string, v any) (bool, error)
+	Put(key string, v any) error
+	Delete(key string) error
+	Scan(prefix, after string, fn func(key string, val []byte) (bool, error)) error
+}
+
+var _ views = (*store.Txn)(nil)
 
 // appliers are the entry kinds of the log, each with the state machine
 // (file) that owns it: identity.go, departments.go, subjects.go,
@@ -35,7 +48,7 @@ var appliers = map[string]applier{
 }
 
 // apply materialises one entry through the state machine of its kind.
-func (cp *ControlPlane) apply(txn *store.Txn, e ledger.Entry) (func(), error) {
+func (cp *ControlPlane) apply(txn views, e ledger.Entry) (func(), error) {
 	a, ok := appliers[e.Kind]
 	if !ok {
 		return nil, fmt.Errorf("unknown entry kind %q", e.Kind)

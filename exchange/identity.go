@@ -224,7 +224,7 @@ func (cp *ControlPlane) Credentials(dept catalog.DeptID, after string, limit int
 func credKey(serial string) string { return "c/" + serial }
 
 // applyHubInit applies a hub.init entry.
-func (cp *ControlPlane) applyHubInit(txn *store.Txn, e ledger.Entry) (func(), error) {
+func (cp *ControlPlane) applyHubInit(txn views, e ledger.Entry) (func(), error) {
 	var b HubInit
 	if err := json.Unmarshal(e.Body, &b); err != nil {
 		return nil, err
@@ -236,7 +236,7 @@ func (cp *ControlPlane) applyHubInit(txn *store.Txn, e ledger.Entry) (func(), er
 }
 
 // applyCredIssued applies a cred.issued entry.
-func (cp *ControlPlane) applyCredIssued(txn *store.Txn, e ledger.Entry) (func(), error) {
+func (cp *ControlPlane) applyCredIssued(txn views, e ledger.Entry) (func(), error) {
 	var c Credential
 	if err := json.Unmarshal(e.Body, &c); err != nil {
 		return nil, err
@@ -249,7 +249,7 @@ func (cp *ControlPlane) applyCredIssued(txn *store.Txn, e ledger.Entry) (func(),
 }
 
 // applyCredRevoked applies a cred.revoked entry.
-func (cp *ControlPlane) applyCredRevoked(txn *store.Txn, e ledger.Entry) (func(), error) {
+func (cp *ControlPlane) applyCredRevoked(txn views, e ledger.Entry) (func(), error) {
 	var r credRevoked
 	if err := json.Unmarshal(e.Body, &r); err != nil {
 		return nil, err

@@ -71,7 +71,7 @@ func pendingByDatasetKey(ds catalog.DatasetID, id RequestID) string {
 	return fmt.Sprintf("rqd/%s/%016x", ds, seq)
 }
 
-func getDataset(txn *store.Txn, id catalog.DatasetID) (catalog.Dataset, error) {
+func getDataset(txn views, id catalog.DatasetID) (catalog.Dataset, error) {
 	var d catalog.Dataset
 	ok, err := txn.Get(datasetKey(id), &d)
 	if err == nil && !ok {
@@ -80,7 +80,7 @@ func getDataset(txn *store.Txn, id catalog.DatasetID) (catalog.Dataset, error) {
 	return d, err
 }
 
-func getRequest(txn *store.Txn, id RequestID) (ShareRequest, error) {
+func getRequest(txn views, id RequestID) (ShareRequest, error) {
 	var r ShareRequest
 	ok, err := txn.Get(requestKey(id), &r)
 	if err == nil && !ok {
@@ -89,7 +89,7 @@ func getRequest(txn *store.Txn, id RequestID) (ShareRequest, error) {
 	return r, err
 }
 
-func getGrant(txn *store.Txn, id GrantID) (Grant, error) {
+func getGrant(txn views, id GrantID) (Grant, error) {
 	var g Grant
 	ok, err := txn.Get(grantKey(id), &g)
 	if err == nil && !ok {
@@ -458,7 +458,7 @@ func (cp *ControlPlane) publishEvent(dept catalog.DeptID, kind string, id any) {
 }
 
 // applyShare materialises the share workflow's entries.
-func (cp *ControlPlane) applyShare(txn *store.Txn, e ledger.Entry) (func(), error) {
+func (cp *ControlPlane) applyShare(txn views, e ledger.Entry) (func(), error) {
 	switch e.Kind {
 	case KindShareRequested:
 		var r ShareRequest
@@ -566,7 +566,7 @@ func (g *Grant) end(status GrantStatus, e ledger.Entry, reason string) {
 	g.Status, g.EndedAt, g.Reason, g.Seq = status, e.Time, reason, e.Seq
 }
 
-func (cp *ControlPlane) putDecided(txn *store.Txn, r ShareRequest) error {
+func (cp *ControlPlane) putDecided(txn views, r ShareRequest) error {
 	if err := txn.Put(requestKey(r.ID), r); err != nil {
 		return err
 	}
@@ -575,7 +575,7 @@ func (cp *ControlPlane) putDecided(txn *store.Txn, r ShareRequest) error {
 
 // endForRetirement ends the active grants of a retired dataset and rejects
 // its pending requests, inside the retirement's own transaction.
-func (cp *ControlPlane) endForRetirement(txn *store.Txn, e ledger.Entry, ds catalog.DatasetID) (func(), error) {
+func (cp *ControlPlane) endForRetirement(txn views, e ledger.Entry, ds catalog.DatasetID) (func(), error) {
 	var ended []Grant
 	var rejected []RequestID
 	err := txn.Scan("grd/"+string(ds)+"/", "", func(_ string, val []byte) (bool, error) {

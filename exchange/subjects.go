@@ -250,7 +250,7 @@ func (cp *ControlPlane) cachedSchema(v SchemaVersion) (*schemas.Schema, error) {
 }
 
 // applySchemaCompat applies a schema.compat entry.
-func (cp *ControlPlane) applySchemaCompat(txn *store.Txn, e ledger.Entry) (func(), error) {
+func (cp *ControlPlane) applySchemaCompat(txn views, e ledger.Entry) (func(), error) {
 	var b schemaCompat
 	if err := json.Unmarshal(e.Body, &b); err != nil {
 		return nil, err
@@ -264,7 +264,7 @@ func (cp *ControlPlane) applySchemaCompat(txn *store.Txn, e ledger.Entry) (func(
 }
 
 // applySchemaRegistered applies a schema.registered entry.
-func (cp *ControlPlane) applySchemaRegistered(txn *store.Txn, e ledger.Entry) (func(), error) {
+func (cp *ControlPlane) applySchemaRegistered(txn views, e ledger.Entry) (func(), error) {
 	var v SchemaVersion
 	if err := json.Unmarshal(e.Body, &v); err != nil {
 		return nil, err
