@@ -163,12 +163,8 @@ func (cp *ControlPlane) applyDatasetRetired(txn views, e ledger.Entry) (func(), 
 		return nil, fmt.Errorf("dataset %s unknown", r.ID)
 	}
 	d.Status, d.UpdatedAt, d.Seq = catalog.StatusRetired, e.Time, e.Seq
-	end, err := cp.endForRetirement(txn, e, d.ID)
-	if err != nil {
-		return nil, err
-	}
 	if err := txn.Put(datasetKey(d.ID), d); err != nil {
 		return nil, err
 	}
-	return func() { cp.index.Put(d); end() }, nil
+	return func() { cp.index.Put(d) }, nil
 }

@@ -26,34 +26,53 @@ type views interface {
 
 var _ views = (*store.Txn)(nil)
 
-// appliers are the entry kinds of the log, each with the state machine
-// (file) that owns it: identity.go, departments.go, subjects.go,
-// datasets.go, share_rules.go. A kind not listed here is refused at apply.
-var appliers = map[string]applier{
-	KindHubInit:          (*ControlPlane).applyHubInit,
-	KindCredIssued:       (*ControlPlane).applyCredIssued,
-	KindCredRevoked:      (*ControlPlane).applyCredRevoked,
-	KindDeptAdded:        (*ControlPlane).applyDeptAdded,
-	KindSchemaRegistered: (*ControlPlane).applySchemaRegistered,
-	KindSchemaCompat:     (*ControlPlane).applySchemaCompat,
-	KindDatasetPublished: (*ControlPlane).applyDatasetPublished,
-	KindDatasetRetired:   (*ControlPlane).applyDatasetRetired,
-	KindShareRequested:   (*ControlPlane).applyShare,
-	KindShareApproved:    (*ControlPlane).applyShare,
-	KindShareRejected:    (*ControlPlane).applyShare,
-	KindShareWithdrawn:   (*ControlPlane).applyShare,
-	KindGrantCreated:     (*ControlPlane).applyShare,
-	KindGrantRevoked:     (*ControlPlane).applyShare,
-	KindGrantExpired:     (*ControlPlane).applyShare,
+// appliers are the entry kinds of the log, each with the state machines
+// (files) that apply it, in order: identity.go, departments.go,
+// subjects.go, datasets.go, share_rules.go. A kind not listed here is
+// refused at apply. A kind may matter to more than one subject: retiring
+// a dataset is the catalog's entry, and ends the share workflow's grants
+// and pending requests on it.
+var appliers = map[string][]applier{
+	KindHubInit:          {(*ControlPlane).applyHubInit},
+	KindCredIssued:       {(*ControlPlane).applyCredIssued},
+	KindCredRevoked:      {(*ControlPlane).applyCredRevoked},
+	KindDeptAdded:        {(*ControlPlane).applyDeptAdded},
+	KindSchemaRegistered: {(*ControlPlane).applySchemaRegistered},
+	KindSchemaCompat:     {(*ControlPlane).applySchemaCompat},
+	KindDatasetPublished: {(*ControlPlane).applyDatasetPublished},
+	KindDatasetRetired:   {(*ControlPlane).applyDatasetRetired, (*ControlPlane).applyRetirementToShares},
+	KindShareRequested:   {(*ControlPlane).applyShare},
+	KindShareApproved:    {(*ControlPlane).applyShare},
+	KindShareRejected:    {(*ControlPlane).applyShare},
+	KindShareWithdrawn:   {(*ControlPlane).applyShare},
+	KindGrantCreated:     {(*ControlPlane).applyShare},
+	KindGrantRevoked:     {(*ControlPlane).applyShare},
+	KindGrantExpired:     {(*ControlPlane).applyShare},
 }
 
-// apply materialises one entry through the state machine of its kind.
+// apply materialises one entry through the state machines of its kind.
+// They validate before they write, so a refusal by the first leaves the
+// transaction untouched.
 func (cp *ControlPlane) apply(txn views, e ledger.Entry) (func(), error) {
-	a, ok := appliers[e.Kind]
+	as, ok := appliers[e.Kind]
 	if !ok {
 		return nil, fmt.Errorf("unknown entry kind %q", e.Kind)
 	}
-	return a(cp, txn, e)
+	var afters []func()
+	for _, a := range as {
+		after, err := a(cp, txn, e)
+		if err != nil {
+			return nil, err
+		}
+		if after != nil {
+			afters = append(afters, after)
+		}
+	}
+	return func() {
+		for _, f := range afters {
+			f()
+		}
+	}, nil
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -575,6 +575,16 @@ func (cp *ControlPlane) putDecided(txn views, r ShareRequest) error {
 
 // endForRetirement ends the active grants of a retired dataset and rejects
 // its pending requests, inside the retirement's own transaction.
+// applyRetirementToShares ends the grants on a retired dataset and
+// rejects its pending requests, in the dataset.retired entry itself.
+func (cp *ControlPlane) applyRetirementToShares(txn views, e ledger.Entry) (func(), error) {
+	var r datasetRetired
+	if err := json.Unmarshal(e.Body, &r); err != nil {
+		return nil, err
+	}
+	return cp.endForRetirement(txn, e, r.ID)
+}
+
 func (cp *ControlPlane) endForRetirement(txn views, e ledger.Entry, ds catalog.DatasetID) (func(), error) {
 	var ended []Grant
 	var rejected []RequestID
