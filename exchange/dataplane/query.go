@@ -368,7 +368,14 @@ func (s *ProviderSession) take(id string) *nats.Msg {
 }
 
 func (s *ProviderSession) reply(m *nats.Msg, r Result) {
-	if err := m.Respond(r.encode()); err != nil {
+	b := r.encode()
+	if max := s.p.nc.MaxPayload(); int64(len(b)) > max {
+		// One answer is one NATS message: say so, rather than let the
+		// consumer wait for an answer that cannot be delivered.
+		s.p.lg.Warn("provider answer too large", "bytes", len(b), "max", max)
+		b = Result{Error: fmt.Sprintf("the answer is %d bytes, more than one answer may carry (%d): ask for fewer records per page (limit) or fewer fields", len(b), max)}.encode()
+	}
+	if err := m.Respond(b); err != nil {
 		s.p.lg.Debug("provider reply", "err", err)
 	}
 }

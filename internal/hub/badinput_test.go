@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -61,5 +62,27 @@ func TestBadBytesAndSizes(t *testing.T) {
 	d, err := sub.Recv()
 	if err != nil || !bytes.Equal(d.Record, []byte(`{"id":7,"ward":"süd","name":"Zoë 张"}`)) {
 		t.Fatalf("first delivery: %+v %v", d, err)
+	}
+}
+
+// TestProviderAnswerTooLarge: an answer larger than one NATS message is
+// refused with the reason, at once, not left to time out.
+func TestProviderAnswerTooLarge(t *testing.T) {
+	f := newGrantFixture(t, []string{"id", "ward", "name"})
+	big := `{"id":1,"ward":"north","name":"` + strings.Repeat("x", 1<<20-64) + `"}`
+	f.serveWith(t, nil, func(q adapters.ProviderQuery) []string {
+		out := make([]string, q.Limit)
+		for i := range out {
+			out[i] = big
+		}
+		return out
+	})
+	_, err := f.consumer.Query(context.Background(), "health.cases", adapters.QueryOptions{Limit: 12})
+	if testenv.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "fewer records per page") {
+		t.Fatalf("a 12 MiB answer: %v", err)
+	}
+	r, err := f.consumer.Query(context.Background(), "health.cases", adapters.QueryOptions{Limit: 2})
+	if err != nil || len(r.Records) != 2 {
+		t.Fatalf("a 2 MiB answer: %v", err)
 	}
 }
