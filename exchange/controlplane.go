@@ -470,7 +470,7 @@ func (cp *ControlPlane) applyBatch(batch []ledger.Message) error {
 // endsAccess reports whether an entry of kind may end someone's access.
 func endsAccess(kind string) bool {
 	switch kind {
-	case KindGrantRevoked, KindGrantExpired, KindDatasetRetired, KindCredRevoked:
+	case KindGrantRevoked, KindGrantExpired, catalog.KindDatasetRetired, KindCredRevoked:
 		return true
 	}
 	return false

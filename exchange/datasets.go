@@ -2,8 +2,6 @@ package exchange
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -16,17 +14,6 @@ import (
 
 // This file is the state machine of the catalog's datasets: publishing,
 // republishing and retirement (the metadata rules are in package catalog).
-
-// Entry kinds of the catalog's datasets.
-const (
-	KindDatasetPublished = "dataset.published"
-	KindDatasetRetired   = "dataset.retired"
-)
-
-type datasetRetired struct {
-	ID     catalog.DatasetID `json:"id"`
-	Reason string            `json:"reason"`
-}
 
 // PublishDataset creates or updates a dataset's catalog entry. Only an
 // officer of the owning department; the schema subject must belong to the
@@ -48,7 +35,7 @@ func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity
 	if d.SchemaVersion < 0 {
 		return catalog.Dataset{}, 0, fault.Invalid("schema_version", "%d is negative", d.SchemaVersion)
 	}
-	seq, err := cp.submit(ctx, actor, KindDatasetPublished, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := cp.submit(ctx, actor, catalog.KindDatasetPublished, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		var subj Subject
 		if ok, err := txn.Get(subjectKey(subject), &subj); err != nil {
 			return "", nil, err
@@ -66,7 +53,7 @@ func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity
 			return "", nil, fault.NotFound("schema %s has no version %d (latest is %d)", subject, ver, subj.Latest)
 		}
 		var old catalog.Dataset
-		if ok, err := txn.Get(datasetKey(d.ID), &old); err != nil {
+		if ok, err := txn.Get(catalog.DatasetKey(d.ID), &old); err != nil {
 			return "", nil, err
 		} else if ok && old.SchemaVersion > ver && old.Status == catalog.StatusPublished {
 			return "", nil, fault.Precondition("SCHEMA_VERSION", string(d.ID), "dataset %s already uses schema version %d; it cannot go back to %d", d.ID, old.SchemaVersion, ver)
@@ -95,9 +82,9 @@ func (cp *ControlPlane) RetireDataset(ctx context.Context, actor vocab.Identity,
 	if err := checkReason(reason, false); err != nil {
 		return catalog.Dataset{}, 0, err
 	}
-	seq, err := cp.submit(ctx, actor, KindDatasetRetired, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := cp.submit(ctx, actor, catalog.KindDatasetRetired, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		var d catalog.Dataset
-		if ok, err := txn.Get(datasetKey(id), &d); err != nil {
+		if ok, err := txn.Get(catalog.DatasetKey(id), &d); err != nil {
 			return "", nil, err
 		} else if !ok {
 			return "", nil, fault.NotFound("dataset %s is not in the catalog", id)
@@ -105,7 +92,7 @@ func (cp *ControlPlane) RetireDataset(ctx context.Context, actor vocab.Identity,
 		if d.Status == catalog.StatusRetired {
 			return "", nil, fault.Precondition("DATASET_STATE", string(id), "dataset %s is already retired", id)
 		}
-		return string(id), datasetRetired{ID: id, Reason: strings.TrimSpace(reason)}, nil
+		return string(id), catalog.Retirement{ID: id, Reason: strings.TrimSpace(reason)}, nil
 	})
 	if err != nil {
 		return catalog.Dataset{}, 0, err
@@ -128,42 +115,21 @@ func (cp *ControlPlane) Datasets(q catalog.Query) ([]catalog.Dataset, catalog.Da
 	return cp.index.List(q)
 }
 
-func datasetKey(id catalog.DatasetID) string { return "ds/" + string(id) }
-
-// applyDatasetPublished applies a dataset.published entry.
+// applyDatasetPublished applies a dataset.published entry
+// (catalog.ApplyDatasetPublished) and indexes the dataset.
 func (cp *ControlPlane) applyDatasetPublished(txn views, e ledger.Entry) (func(), error) {
-	var d catalog.Dataset
-	if err := json.Unmarshal(e.Body, &d); err != nil {
-		return nil, err
-	}
-	var old catalog.Dataset
-	ok, err := txn.Get(datasetKey(d.ID), &old)
+	d, err := catalog.ApplyDatasetPublished(txn, e.Body, e.Time, e.Seq)
 	if err != nil {
-		return nil, err
-	}
-	d.PublishedAt = e.Time
-	if ok && old.Status == catalog.StatusPublished {
-		d.PublishedAt = old.PublishedAt
-	}
-	d.Status, d.UpdatedAt, d.Seq = catalog.StatusPublished, e.Time, e.Seq
-	if err := txn.Put(datasetKey(d.ID), d); err != nil {
 		return nil, err
 	}
 	return func() { cp.index.Put(d) }, nil
 }
 
-// applyDatasetRetired applies a dataset.retired entry.
+// applyDatasetRetired applies a dataset.retired entry
+// (catalog.ApplyDatasetRetired) and indexes the dataset.
 func (cp *ControlPlane) applyDatasetRetired(txn views, e ledger.Entry) (func(), error) {
-	var r datasetRetired
-	if err := json.Unmarshal(e.Body, &r); err != nil {
-		return nil, err
-	}
-	var d catalog.Dataset
-	if ok, err := txn.Get(datasetKey(r.ID), &d); err != nil || !ok {
-		return nil, fmt.Errorf("dataset %s unknown", r.ID)
-	}
-	d.Status, d.UpdatedAt, d.Seq = catalog.StatusRetired, e.Time, e.Seq
-	if err := txn.Put(datasetKey(d.ID), d); err != nil {
+	d, err := catalog.ApplyDatasetRetired(txn, e.Body, e.Time, e.Seq)
+	if err != nil {
 		return nil, err
 	}
 	return func() { cp.index.Put(d) }, nil

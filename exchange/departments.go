@@ -2,8 +2,6 @@ package exchange
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -14,10 +12,8 @@ import (
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
-// This file is the state machine of departments.
-
-// KindDeptAdded registers a department.
-const KindDeptAdded = "dept.added"
+// This file runs the catalog's department commands (the state machine is
+// in package catalog).
 
 // AddDepartment registers a department. Admin only.
 func (cp *ControlPlane) AddDepartment(ctx context.Context, actor vocab.Identity, id catalog.DeptID, name string) (catalog.Department, uint64, error) {
@@ -34,9 +30,9 @@ func (cp *ControlPlane) AddDepartment(ctx context.Context, actor vocab.Identity,
 	if err := catalog.ValidateName(name); err != nil {
 		return catalog.Department{}, 0, err
 	}
-	seq, err := cp.submit(ctx, actor, KindDeptAdded, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := cp.submit(ctx, actor, catalog.KindDeptAdded, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		var old catalog.Department
-		if ok, err := txn.Get(deptKey(id), &old); err != nil {
+		if ok, err := txn.Get(catalog.DeptKey(id), &old); err != nil {
 			return "", nil, err
 		} else if ok {
 			return "", nil, fault.Exists("department %s already exists (%s)", id, old.Name)
@@ -55,7 +51,7 @@ func (cp *ControlPlane) Department(id catalog.DeptID) (catalog.Department, error
 	var d catalog.Department
 	var ok bool
 	err := cp.st.View(func(txn *store.Txn) (err error) {
-		ok, err = txn.Get(deptKey(id), &d)
+		ok, err = txn.Get(catalog.DeptKey(id), &d)
 		return err
 	})
 	if err == nil && !ok {
@@ -78,18 +74,8 @@ func (cp *ControlPlane) Departments(after catalog.DeptID, limit int) ([]catalog.
 	return out, next, err
 }
 
-func deptKey(id catalog.DeptID) string { return "d/" + string(id) }
-
-// applyDeptAdded applies a dept.added entry.
+// applyDeptAdded applies a dept.added entry (catalog.ApplyDeptAdded).
 func (cp *ControlPlane) applyDeptAdded(txn views, e ledger.Entry) (func(), error) {
-	var d catalog.Department
-	if err := json.Unmarshal(e.Body, &d); err != nil {
-		return nil, err
-	}
-	var old catalog.Department
-	if ok, err := txn.Get(deptKey(d.ID), &old); err != nil || ok {
-		return nil, fmt.Errorf("department %s exists", d.ID)
-	}
-	d.CreatedAt, d.Seq = e.Time, e.Seq
-	return nil, txn.Put(deptKey(d.ID), d)
+	_, err := catalog.ApplyDeptAdded(txn, e.Body, e.Time, e.Seq)
+	return nil, err
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/internal/store"
 )
@@ -33,21 +34,21 @@ var _ views = (*store.Txn)(nil)
 // a dataset is the catalog's entry, and ends the share workflow's grants
 // and pending requests on it.
 var appliers = map[string][]applier{
-	KindHubInit:          {(*ControlPlane).applyHubInit},
-	KindCredIssued:       {(*ControlPlane).applyCredIssued},
-	KindCredRevoked:      {(*ControlPlane).applyCredRevoked},
-	KindDeptAdded:        {(*ControlPlane).applyDeptAdded},
-	KindSchemaRegistered: {(*ControlPlane).applySchemaRegistered},
-	KindSchemaCompat:     {(*ControlPlane).applySchemaCompat},
-	KindDatasetPublished: {(*ControlPlane).applyDatasetPublished},
-	KindDatasetRetired:   {(*ControlPlane).applyDatasetRetired, (*ControlPlane).applyRetirementToShares},
-	KindShareRequested:   {(*ControlPlane).applyShare},
-	KindShareApproved:    {(*ControlPlane).applyShare},
-	KindShareRejected:    {(*ControlPlane).applyShare},
-	KindShareWithdrawn:   {(*ControlPlane).applyShare},
-	KindGrantCreated:     {(*ControlPlane).applyShare},
-	KindGrantRevoked:     {(*ControlPlane).applyShare},
-	KindGrantExpired:     {(*ControlPlane).applyShare},
+	KindHubInit:                  {(*ControlPlane).applyHubInit},
+	KindCredIssued:               {(*ControlPlane).applyCredIssued},
+	KindCredRevoked:              {(*ControlPlane).applyCredRevoked},
+	catalog.KindDeptAdded:        {(*ControlPlane).applyDeptAdded},
+	KindSchemaRegistered:         {(*ControlPlane).applySchemaRegistered},
+	KindSchemaCompat:             {(*ControlPlane).applySchemaCompat},
+	catalog.KindDatasetPublished: {(*ControlPlane).applyDatasetPublished},
+	catalog.KindDatasetRetired:   {(*ControlPlane).applyDatasetRetired, (*ControlPlane).applyRetirementToShares},
+	KindShareRequested:           {(*ControlPlane).applyShare},
+	KindShareApproved:            {(*ControlPlane).applyShare},
+	KindShareRejected:            {(*ControlPlane).applyShare},
+	KindShareWithdrawn:           {(*ControlPlane).applyShare},
+	KindGrantCreated:             {(*ControlPlane).applyShare},
+	KindGrantRevoked:             {(*ControlPlane).applyShare},
+	KindGrantExpired:             {(*ControlPlane).applyShare},
 }
 
 // apply materialises one entry through the state machines of its kind.

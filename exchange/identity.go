@@ -131,7 +131,7 @@ func (cp *ControlPlane) RecordCredential(ctx context.Context, actor vocab.Identi
 	c.Dept, c.Role, c.Name = id.Dept, id.Role, id.Name
 	return cp.submit(ctx, actor, KindCredIssued, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		if id.Dept != catalog.HubDept {
-			if ok, err := txn.Get(deptKey(id.Dept), &catalog.Department{}); err != nil || !ok {
+			if ok, err := txn.Get(catalog.DeptKey(id.Dept), &catalog.Department{}); err != nil || !ok {
 				return "", nil, fault.NotFound("department %s is not registered", id.Dept)
 			}
 		}

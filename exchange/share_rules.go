@@ -73,7 +73,7 @@ func pendingByDatasetKey(ds catalog.DatasetID, id RequestID) string {
 
 func getDataset(txn views, id catalog.DatasetID) (catalog.Dataset, error) {
 	var d catalog.Dataset
-	ok, err := txn.Get(datasetKey(id), &d)
+	ok, err := txn.Get(catalog.DatasetKey(id), &d)
 	if err == nil && !ok {
 		err = fault.NotFound("dataset %s is not in the catalog", id)
 	}
@@ -578,7 +578,7 @@ func (cp *ControlPlane) putDecided(txn views, r ShareRequest) error {
 // applyRetirementToShares ends the grants on a retired dataset and
 // rejects its pending requests, in the dataset.retired entry itself.
 func (cp *ControlPlane) applyRetirementToShares(txn views, e ledger.Entry) (func(), error) {
-	var r datasetRetired
+	var r catalog.Retirement
 	if err := json.Unmarshal(e.Body, &r); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,85 @@
+package catalog
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// The catalog's state machine: the entry kinds that change departments
+// and datasets, the keys of their views, and how an entry changes them.
+// Apply functions read and write only the Views they are given, take time
+// from the entry and do no other I/O: every node that applies the same
+// entries holds the same views. Package exchange runs them from the log.
+
+// Entry kinds of the catalog.
+const (
+	KindDeptAdded        = "dept.added"
+	KindDatasetPublished = "dataset.published"
+	KindDatasetRetired   = "dataset.retired"
+)
+
+// Views are JSON values by key, in one transaction.
+type Views interface {
+	Get(key string, v any) (bool, error)
+	Put(key string, v any) error
+}
+
+// DeptKey and DatasetKey are where a department and a dataset live.
+func DeptKey(id DeptID) string       { return "d/" + string(id) }
+func DatasetKey(id DatasetID) string { return "ds/" + string(id) }
+
+// Retirement is the body of a dataset.retired entry.
+type Retirement struct {
+	ID     DatasetID `json:"id"`
+	Reason string    `json:"reason"`
+}
+
+// ApplyDeptAdded registers the department in body (a dept.added entry
+// appended at at, as entry seq).
+func ApplyDeptAdded(v Views, body []byte, at time.Time, seq uint64) (Department, error) {
+	var d Department
+	if err := json.Unmarshal(body, &d); err != nil {
+		return d, err
+	}
+	var old Department
+	if ok, err := v.Get(DeptKey(d.ID), &old); err != nil || ok {
+		return d, fmt.Errorf("department %s exists", d.ID)
+	}
+	d.CreatedAt, d.Seq = at, seq
+	return d, v.Put(DeptKey(d.ID), d)
+}
+
+// ApplyDatasetPublished publishes (or republishes) the dataset in body;
+// a republished dataset keeps its first publication time.
+func ApplyDatasetPublished(v Views, body []byte, at time.Time, seq uint64) (Dataset, error) {
+	var d Dataset
+	if err := json.Unmarshal(body, &d); err != nil {
+		return d, err
+	}
+	var old Dataset
+	ok, err := v.Get(DatasetKey(d.ID), &old)
+	if err != nil {
+		return d, err
+	}
+	d.PublishedAt = at
+	if ok && old.Status == StatusPublished {
+		d.PublishedAt = old.PublishedAt
+	}
+	d.Status, d.UpdatedAt, d.Seq = StatusPublished, at, seq
+	return d, v.Put(DatasetKey(d.ID), d)
+}
+
+// ApplyDatasetRetired retires the dataset named in body.
+func ApplyDatasetRetired(v Views, body []byte, at time.Time, seq uint64) (Dataset, error) {
+	var r Retirement
+	if err := json.Unmarshal(body, &r); err != nil {
+		return Dataset{}, err
+	}
+	var d Dataset
+	if ok, err := v.Get(DatasetKey(r.ID), &d); err != nil || !ok {
+		return d, fmt.Errorf("dataset %s unknown", r.ID)
+	}
+	d.Status, d.UpdatedAt, d.Seq = StatusRetired, at, seq
+	return d, v.Put(DatasetKey(d.ID), d)
+}
