@@ -10,6 +10,7 @@ import (
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
+	"github.com/xhub-gov/xhub/schemas"
 )
 
 // This file is the state machine of the catalog's datasets: publishing,
@@ -36,8 +37,8 @@ func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity
 		return catalog.Dataset{}, 0, fault.Invalid("schema_version", "%d is negative", d.SchemaVersion)
 	}
 	seq, err := cp.submit(ctx, actor, catalog.KindDatasetPublished, func(txn *store.Txn, _ time.Time) (string, any, error) {
-		var subj Subject
-		if ok, err := txn.Get(subjectKey(subject), &subj); err != nil {
+		var subj schemas.Subject
+		if ok, err := txn.Get(schemas.SubjectKey(subject), &subj); err != nil {
 			return "", nil, err
 		} else if !ok || subj.Latest == 0 {
 			return "", nil, fault.Precondition("SCHEMA_MISSING", string(subject), "schema subject %s has no registered version: register it first (xhub schema register)", subject)
@@ -46,8 +47,8 @@ func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity
 		if ver == 0 {
 			ver = subj.Latest
 		}
-		var sv SchemaVersion
-		if ok, err := txn.Get(versionKey(subject, ver), &sv); err != nil {
+		var sv schemas.Version
+		if ok, err := txn.Get(schemas.VersionKey(subject, ver), &sv); err != nil {
 			return "", nil, err
 		} else if !ok {
 			return "", nil, fault.NotFound("schema %s has no version %d (latest is %d)", subject, ver, subj.Latest)

@@ -7,6 +7,7 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/internal/store"
+	"github.com/xhub-gov/xhub/schemas"
 )
 
 // applier applies one entry to the views in txn. It validates before it
@@ -38,8 +39,8 @@ var appliers = map[string][]applier{
 	KindCredIssued:               {(*ControlPlane).applyCredIssued},
 	KindCredRevoked:              {(*ControlPlane).applyCredRevoked},
 	catalog.KindDeptAdded:        {(*ControlPlane).applyDeptAdded},
-	KindSchemaRegistered:         {(*ControlPlane).applySchemaRegistered},
-	KindSchemaCompat:             {(*ControlPlane).applySchemaCompat},
+	schemas.KindSchemaRegistered: {(*ControlPlane).applySchemaRegistered},
+	schemas.KindSchemaCompat:     {(*ControlPlane).applySchemaCompat},
 	catalog.KindDatasetPublished: {(*ControlPlane).applyDatasetPublished},
 	catalog.KindDatasetRetired:   {(*ControlPlane).applyDatasetRetired, (*ControlPlane).applyRetirementToShares},
 	KindShareRequested:           {(*ControlPlane).applyShare},

@@ -3,7 +3,6 @@ package exchange
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -19,42 +18,13 @@ import (
 // versions and compatibility modes (the rules themselves are in package
 // schemas).
 
-// Entry kinds of the schema registry.
-const (
-	KindSchemaRegistered = "schema.registered"
-	KindSchemaCompat     = "schema.compat"
-)
-
-// Subject is a schema subject's settings.
-type Subject struct {
-	Subject catalog.DatasetID `json:"subject"`
-	Compat  schemas.Mode      `json:"compat"`
-	Latest  int               `json:"latest"`
-}
-
-// SchemaVersion is one registered version of a subject.
-type SchemaVersion struct {
-	Subject      catalog.DatasetID `json:"subject"`
-	Version      int               `json:"version"`
-	Schema       json.RawMessage   `json:"schema"`
-	Fields       []catalog.Field   `json:"fields"`
-	Compat       schemas.Mode      `json:"compat"`
-	RegisteredAt time.Time         `json:"registered_at"`
-	Seq          uint64            `json:"seq"`
-}
-
-type schemaCompat struct {
-	Subject catalog.DatasetID `json:"subject"`
-	Compat  schemas.Mode      `json:"compat"`
-}
-
 // SchemaVerdict is the result of a compatibility check.
 type SchemaVerdict struct {
 	Compat      schemas.Mode // the mode checked under
 	Current     schemas.Mode // the subject's mode now
 	Problems    []schemas.Problem
 	NextVersion int
-	Existing    *SchemaVersion // an identical schema already registered
+	Existing    *schemas.Version // an identical schema already registered
 }
 
 // CheckSchema checks a candidate against a subject without registering it.
@@ -77,8 +47,8 @@ func (cp *ControlPlane) checkSchema(txn *store.Txn, subject catalog.DatasetID, r
 	if err != nil {
 		return SchemaVerdict{}, nil, err
 	}
-	subj := Subject{Subject: subject, Compat: schemas.DefaultMode}
-	if _, err := txn.Get(subjectKey(subject), &subj); err != nil {
+	subj := schemas.Subject{Subject: subject, Compat: schemas.DefaultMode}
+	if _, err := txn.Get(schemas.SubjectKey(subject), &subj); err != nil {
 		return SchemaVerdict{}, nil, err
 	}
 	v := SchemaVerdict{Compat: subj.Compat, Current: subj.Compat, NextVersion: subj.Latest + 1}
@@ -89,8 +59,8 @@ func (cp *ControlPlane) checkSchema(txn *store.Txn, subject catalog.DatasetID, r
 	}
 	var earlier []*schemas.Schema
 	for ver := 1; ver <= subj.Latest; ver++ {
-		var sv SchemaVersion
-		if ok, err := txn.Get(versionKey(subject, ver), &sv); err != nil || !ok {
+		var sv schemas.Version
+		if ok, err := txn.Get(schemas.VersionKey(subject, ver), &sv); err != nil || !ok {
 			return SchemaVerdict{}, nil, fault.NotFound("schema %s version %d missing from the view", subject, ver)
 		}
 		s, err := cp.cachedSchema(sv)
@@ -110,21 +80,21 @@ func (cp *ControlPlane) checkSchema(txn *store.Txn, subject catalog.DatasetID, r
 // RegisterSchema registers a new version under subject, after checking it
 // under the subject's mode (changed first to compat, if given). An
 // identical schema returns the existing version and appends nothing.
-func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity, subject catalog.DatasetID, raw []byte, compat string) (SchemaVersion, bool, uint64, error) {
+func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity, subject catalog.DatasetID, raw []byte, compat string) (schemas.Version, bool, uint64, error) {
 	if _, err := catalog.ParseDatasetID(string(subject)); err != nil {
-		return SchemaVersion{}, false, 0, fault.Invalid("subject", "must be a dataset id <department>.<name>: %v", err)
+		return schemas.Version{}, false, 0, fault.Invalid("subject", "must be a dataset id <department>.<name>: %v", err)
 	}
 	if err := mayActFor(actor, subject.Owner(), "register schemas"); err != nil {
-		return SchemaVersion{}, false, 0, err
+		return schemas.Version{}, false, 0, err
 	}
 	var mode schemas.Mode
 	if compat != "" {
 		var err error
 		if mode, err = schemas.ParseMode(compat); err != nil {
-			return SchemaVersion{}, false, 0, err
+			return schemas.Version{}, false, 0, err
 		}
 	}
-	var existing *SchemaVersion
+	var existing *schemas.Version
 	seq, err := cp.submitKind(ctx, actor, func(txn *store.Txn, _ time.Time) (string, string, any, error) {
 		v, cand, err := cp.checkSchema(txn, subject, raw, string(mode))
 		if err != nil {
@@ -133,14 +103,14 @@ func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity
 		if v.Existing != nil {
 			existing = v.Existing
 			if mode != "" && mode != v.Current {
-				return KindSchemaCompat, string(subject), schemaCompat{Subject: subject, Compat: mode}, nil
+				return schemas.KindSchemaCompat, string(subject), schemas.CompatChange{Subject: subject, Compat: mode}, nil
 			}
 			return "", "", nil, errExisting
 		}
 		if len(v.Problems) > 0 {
 			return "", "", nil, incompatible(subject, v)
 		}
-		return KindSchemaRegistered, string(subject), SchemaVersion{
+		return schemas.KindSchemaRegistered, string(subject), schemas.Version{
 			Subject: subject, Version: v.NextVersion, Schema: json.RawMessage(cand.Canonical()),
 			Fields: cand.Fields(), Compat: mode,
 		}, nil
@@ -149,7 +119,7 @@ func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity
 		return *existing, true, existing.Seq, nil
 	}
 	if err != nil {
-		return SchemaVersion{}, false, 0, err
+		return schemas.Version{}, false, 0, err
 	}
 	if existing != nil { // identical schema, mode changed
 		return *existing, true, seq, nil
@@ -171,12 +141,12 @@ func incompatible(subject catalog.DatasetID, v SchemaVerdict) error {
 	return e
 }
 
-// Subject returns a schema subject's settings.
-func (cp *ControlPlane) Subject(subject catalog.DatasetID) (Subject, error) {
-	var s Subject
+// schemas.Subject returns a schema subject's settings.
+func (cp *ControlPlane) Subject(subject catalog.DatasetID) (schemas.Subject, error) {
+	var s schemas.Subject
 	var ok bool
 	err := cp.st.View(func(txn *store.Txn) (err error) {
-		ok, err = txn.Get(subjectKey(subject), &s)
+		ok, err = txn.Get(schemas.SubjectKey(subject), &s)
 		return err
 	})
 	if err == nil && (!ok || s.Latest == 0) {
@@ -185,21 +155,21 @@ func (cp *ControlPlane) Subject(subject catalog.DatasetID) (Subject, error) {
 	return s, err
 }
 
-// SchemaVersion returns one version of a subject (0: the latest).
-func (cp *ControlPlane) SchemaVersion(subject catalog.DatasetID, version int) (SchemaVersion, error) {
+// schemas.Version returns one version of a subject (0: the latest).
+func (cp *ControlPlane) SchemaVersion(subject catalog.DatasetID, version int) (schemas.Version, error) {
 	s, err := cp.Subject(subject)
 	if err != nil {
-		return SchemaVersion{}, err
+		return schemas.Version{}, err
 	}
 	if version == 0 {
 		version = s.Latest
 	}
 	if version < 0 || version > s.Latest {
-		return SchemaVersion{}, fault.NotFound("schema %s has no version %d (latest is %d)", subject, version, s.Latest)
+		return schemas.Version{}, fault.NotFound("schema %s has no version %d (latest is %d)", subject, version, s.Latest)
 	}
-	var v SchemaVersion
+	var v schemas.Version
 	err = cp.st.View(func(txn *store.Txn) error {
-		ok, err := txn.Get(versionKey(subject, version), &v)
+		ok, err := txn.Get(schemas.VersionKey(subject, version), &v)
 		if err == nil && !ok {
 			err = fault.NotFound("schema %s version %d missing", subject, version)
 		}
@@ -212,14 +182,14 @@ func (cp *ControlPlane) SchemaVersion(subject catalog.DatasetID, version int) (S
 }
 
 // SchemaVersions lists every version of a subject, oldest first.
-func (cp *ControlPlane) SchemaVersions(subject catalog.DatasetID) ([]SchemaVersion, Subject, error) {
+func (cp *ControlPlane) SchemaVersions(subject catalog.DatasetID) ([]schemas.Version, schemas.Subject, error) {
 	s, err := cp.Subject(subject)
 	if err != nil {
 		return nil, s, err
 	}
-	var out []SchemaVersion
+	var out []schemas.Version
 	err = cp.st.View(func(txn *store.Txn) error {
-		return scanPage(txn, "sv/"+string(subject)+"/", "", s.Latest, func(v SchemaVersion) { out = append(out, v) })
+		return scanPage(txn, "sv/"+string(subject)+"/", "", s.Latest, func(v schemas.Version) { out = append(out, v) })
 	})
 	return out, s, err
 }
@@ -238,51 +208,18 @@ func (cp *ControlPlane) DatasetSchema(d catalog.Dataset) (*schemas.Schema, error
 	return cp.cachedSchema(v)
 }
 
-func subjectKey(s catalog.DatasetID) string {
-	return "s/" + string(s)
-}
-
-func versionKey(s catalog.DatasetID, v int) string { return fmt.Sprintf("sv/%s/%08d", s, v) }
-
 // cachedSchema returns the compiled schema of a stored version.
-func (cp *ControlPlane) cachedSchema(v SchemaVersion) (*schemas.Schema, error) {
+func (cp *ControlPlane) cachedSchema(v schemas.Version) (*schemas.Schema, error) {
 	return cp.compiled.Compile(string(v.Subject), v.Version, v.Schema)
 }
 
-// applySchemaCompat applies a schema.compat entry.
+// applySchemaCompat applies a schema.compat entry (schemas.ApplyCompat).
 func (cp *ControlPlane) applySchemaCompat(txn views, e ledger.Entry) (func(), error) {
-	var b schemaCompat
-	if err := json.Unmarshal(e.Body, &b); err != nil {
-		return nil, err
-	}
-	subj := Subject{Subject: b.Subject}
-	if _, err := txn.Get(subjectKey(b.Subject), &subj); err != nil {
-		return nil, err
-	}
-	subj.Compat = b.Compat
-	return nil, txn.Put(subjectKey(b.Subject), subj)
+	return nil, schemas.ApplyCompat(txn, e.Body)
 }
 
-// applySchemaRegistered applies a schema.registered entry.
+// applySchemaRegistered applies a schema.registered entry
+// (schemas.ApplyRegistered).
 func (cp *ControlPlane) applySchemaRegistered(txn views, e ledger.Entry) (func(), error) {
-	var v SchemaVersion
-	if err := json.Unmarshal(e.Body, &v); err != nil {
-		return nil, err
-	}
-	subj := Subject{Subject: v.Subject, Compat: schemas.DefaultMode}
-	if _, err := txn.Get(subjectKey(v.Subject), &subj); err != nil {
-		return nil, err
-	}
-	if v.Version != subj.Latest+1 {
-		return nil, fmt.Errorf("schema %s version %d after %d", v.Subject, v.Version, subj.Latest)
-	}
-	subj.Latest = v.Version
-	if v.Compat != "" {
-		subj.Compat = v.Compat
-	}
-	v.RegisteredAt, v.Seq = e.Time, e.Seq
-	if err := txn.Put(versionKey(v.Subject, v.Version), v); err != nil {
-		return nil, err
-	}
-	return nil, txn.Put(subjectKey(v.Subject), subj)
+	return nil, schemas.ApplyRegistered(txn, e.Body, e.Time, e.Seq)
 }

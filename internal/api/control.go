@@ -9,6 +9,7 @@ import (
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/pki"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+	"github.com/xhub-gov/xhub/schemas"
 )
 
 type departments struct {
@@ -135,7 +136,7 @@ func fieldsPB(fs []catalog.Field) []*xhubv1.Field {
 	return out
 }
 
-func schemaPB(v exchange.SchemaVersion, withBody bool) *xhubv1.Schema {
+func schemaPB(v schemas.Version, withBody bool) *xhubv1.Schema {
 	s := &xhubv1.Schema{Subject: string(v.Subject), Version: int32(v.Version), Compat: string(v.Compat), Fields: fieldsPB(v.Fields), RegisteredAt: ts(v.RegisteredAt), Seq: v.Seq}
 	if withBody {
 		s.SchemaJson = v.Schema

@@ -1,0 +1,89 @@
+package schemas
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/xhub-gov/xhub/catalog"
+)
+
+// The schema registry's state machine: the entry kinds that change
+// subjects and versions, the keys of their views, and how an entry
+// changes them. Apply functions read and write only the Views they are
+// given and take time from the entry. Package exchange runs them from the
+// log.
+
+// Entry kinds of the schema registry.
+const (
+	KindSchemaRegistered = "schema.registered"
+	KindSchemaCompat     = "schema.compat"
+)
+
+// Subject is a schema subject's settings.
+type Subject struct {
+	Subject catalog.DatasetID `json:"subject"`
+	Compat  Mode              `json:"compat"`
+	Latest  int               `json:"latest"`
+}
+
+// Version is one registered version of a subject (the body of a
+// schema.registered entry).
+type Version struct {
+	Subject      catalog.DatasetID `json:"subject"`
+	Version      int               `json:"version"`
+	Schema       json.RawMessage   `json:"schema"`
+	Fields       []catalog.Field   `json:"fields"`
+	Compat       Mode              `json:"compat"`
+	RegisteredAt time.Time         `json:"registered_at"`
+	Seq          uint64            `json:"seq"`
+}
+
+// CompatChange is the body of a schema.compat entry.
+type CompatChange struct {
+	Subject catalog.DatasetID `json:"subject"`
+	Compat  Mode              `json:"compat"`
+}
+
+// SubjectKey and VersionKey are where a subject and a version live.
+func SubjectKey(s catalog.DatasetID) string        { return "s/" + string(s) }
+func VersionKey(s catalog.DatasetID, v int) string { return fmt.Sprintf("sv/%s/%08d", s, v) }
+
+// ApplyCompat sets a subject's compatibility mode.
+func ApplyCompat(v catalog.Views, body []byte) error {
+	var b CompatChange
+	if err := json.Unmarshal(body, &b); err != nil {
+		return err
+	}
+	subj := Subject{Subject: b.Subject}
+	if _, err := v.Get(SubjectKey(b.Subject), &subj); err != nil {
+		return err
+	}
+	subj.Compat = b.Compat
+	return v.Put(SubjectKey(b.Subject), subj)
+}
+
+// ApplyRegistered stores the next version of a subject (a
+// schema.registered entry appended at at, as entry seq).
+func ApplyRegistered(v catalog.Views, body []byte, at time.Time, seq uint64) error {
+	var ver Version
+	if err := json.Unmarshal(body, &ver); err != nil {
+		return err
+	}
+	subj := Subject{Subject: ver.Subject, Compat: DefaultMode}
+	if _, err := v.Get(SubjectKey(ver.Subject), &subj); err != nil {
+		return err
+	}
+	if ver.Version != subj.Latest+1 {
+		return fmt.Errorf("schema %s version %d after %d", ver.Subject, ver.Version, subj.Latest)
+	}
+	subj.Latest = ver.Version
+	if ver.Compat != "" {
+		subj.Compat = ver.Compat
+	}
+	ver.RegisteredAt, ver.Seq = at, seq
+	if err := v.Put(VersionKey(ver.Subject, ver.Version), ver); err != nil {
+		return err
+	}
+	return v.Put(SubjectKey(ver.Subject), subj)
+}
