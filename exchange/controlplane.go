@@ -13,6 +13,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
@@ -120,7 +121,7 @@ type ControlPlane struct {
 	creds     map[string]Credential
 	index     *catalog.Index
 	grants    grantIndex
-	pending   map[RequestID]ShareRequest // pending requests
+	pending   map[shares.RequestID]shares.Request // pending requests
 	compiled  schemas.Cache
 	applyErr  error
 	integrity error // non-nil: the log or the views do not verify
@@ -140,7 +141,7 @@ func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		creds:    make(map[string]Credential),
 		index:    catalog.NewIndex(),
 		grants:   newGrantIndex(),
-		pending:  make(map[RequestID]ShareRequest),
+		pending:  make(map[shares.RequestID]shares.Request),
 		done:     make(chan struct{}),
 	}
 	var applied uint64
@@ -327,11 +328,11 @@ func (cp *ControlPlane) load() error {
 		if err := scanJSON(txn, "c/", func(c Credential) { cp.creds[c.Serial] = c }); err != nil {
 			return err
 		}
-		if err := scanJSON(txn, "gr/", func(g Grant) { cp.grants.put(g) }); err != nil {
+		if err := scanJSON(txn, "gr/", func(g shares.Grant) { cp.grants.put(g) }); err != nil {
 			return err
 		}
-		if err := scanJSON(txn, "rq/", func(r ShareRequest) {
-			if r.Status == RequestPending {
+		if err := scanJSON(txn, "rq/", func(r shares.Request) {
+			if r.Status == shares.RequestPending {
 				cp.pending[r.ID] = r
 			}
 		}); err != nil {
@@ -470,7 +471,7 @@ func (cp *ControlPlane) applyBatch(batch []ledger.Message) error {
 // endsAccess reports whether an entry of kind may end someone's access.
 func endsAccess(kind string) bool {
 	switch kind {
-	case KindGrantRevoked, KindGrantExpired, catalog.KindDatasetRetired, KindCredRevoked:
+	case shares.KindGrantRevoked, shares.KindGrantExpired, catalog.KindDatasetRetired, KindCredRevoked:
 		return true
 	}
 	return false

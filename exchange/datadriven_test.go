@@ -13,6 +13,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
@@ -248,25 +249,25 @@ func (s *script) exec(d *datadriven.TestData) (string, error) {
 		}
 		return out, nil
 	case "approve":
-		r, g, _, err := s.cp.Approve(ctx, s.actor(d), Decision{Request: RequestID(s.arg(d, "req")), Fields: s.list(d, "fields"), Days: s.num(d, "days"), Reason: s.arg(d, "reason")})
+		r, g, _, err := s.cp.Approve(ctx, s.actor(d), Decision{Request: shares.RequestID(s.arg(d, "req")), Fields: s.list(d, "fields"), Days: s.num(d, "days"), Reason: s.arg(d, "reason")})
 		if err != nil {
 			return "", err
 		}
 		return describeRequest(r, s.clock()) + describeGrant(g, s.clock()), nil
 	case "reject":
-		r, _, err := s.cp.Reject(ctx, s.actor(d), Decision{Request: RequestID(s.arg(d, "req")), Reason: s.arg(d, "reason")})
+		r, _, err := s.cp.Reject(ctx, s.actor(d), Decision{Request: shares.RequestID(s.arg(d, "req")), Reason: s.arg(d, "reason")})
 		if err != nil {
 			return "", err
 		}
 		return describeRequest(r, s.clock()), nil
 	case "withdraw":
-		r, _, err := s.cp.Withdraw(ctx, s.actor(d), RequestID(s.arg(d, "req")))
+		r, _, err := s.cp.Withdraw(ctx, s.actor(d), shares.RequestID(s.arg(d, "req")))
 		if err != nil {
 			return "", err
 		}
 		return describeRequest(r, s.clock()), nil
 	case "revoke":
-		g, _, err := s.cp.RevokeGrant(ctx, s.actor(d), GrantID(s.arg(d, "grant")), s.arg(d, "reason"))
+		g, _, err := s.cp.RevokeGrant(ctx, s.actor(d), shares.GrantID(s.arg(d, "grant")), s.arg(d, "reason"))
 		if err != nil {
 			return "", err
 		}
@@ -309,7 +310,7 @@ func joinIDs[T ~string](ids []T) string {
 	return strings.Join(s, ",")
 }
 
-func describeRequest(r ShareRequest, now time.Time) string {
+func describeRequest(r shares.Request, now time.Time) string {
 	out := fmt.Sprintf("request %s: %s %s for %s", r.ID, r.Status, r.Dataset, r.Requester)
 	if len(r.Fields) > 0 {
 		out += " fields " + strings.Join(r.Fields, ",")
@@ -326,9 +327,9 @@ func describeRequest(r ShareRequest, now time.Time) string {
 	return out + "\n"
 }
 
-func describeGrant(g Grant, now time.Time) string {
+func describeGrant(g shares.Grant, now time.Time) string {
 	out := fmt.Sprintf("grant %s: %s %s to %s fields %s until %s", g.ID, g.Status, g.Dataset, g.Grantee, strings.Join(g.Fields, ","), g.ExpiresAt.Format("2006-01-02"))
-	if g.Status == GrantActive && !g.ActiveAt(now) {
+	if g.Status == shares.GrantActive && !g.ActiveAt(now) {
 		out += " (past its expiry)"
 	}
 	if g.Reason != "" {
@@ -375,7 +376,7 @@ func (s *script) race(d *datadriven.TestData) (string, error) {
 	if err := other.CatchUp(s.ctx); err != nil {
 		return "", err
 	}
-	req := RequestID(s.arg(d, "req"))
+	req := shares.RequestID(s.arg(d, "req"))
 	owner := s.actor(d)
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
@@ -405,7 +406,7 @@ func (s *script) race(d *datadriven.TestData) (string, error) {
 		return "", err
 	}
 	decided := "decided once"
-	if r.Status == RequestPending {
+	if r.Status == shares.RequestPending {
 		decided = "NOT DECIDED"
 	}
 	return fmt.Sprintf("%d decision landed, %d refused as already decided; request %s %s\n", landed, refused, req, decided), nil

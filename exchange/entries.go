@@ -6,6 +6,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/internal/store"
 	"github.com/xhub-gov/xhub/schemas"
 )
@@ -43,13 +44,13 @@ var appliers = map[string][]applier{
 	schemas.KindSchemaCompat:     {(*ControlPlane).applySchemaCompat},
 	catalog.KindDatasetPublished: {(*ControlPlane).applyDatasetPublished},
 	catalog.KindDatasetRetired:   {(*ControlPlane).applyDatasetRetired, (*ControlPlane).applyRetirementToShares},
-	KindShareRequested:           {(*ControlPlane).applyShare},
-	KindShareApproved:            {(*ControlPlane).applyShare},
-	KindShareRejected:            {(*ControlPlane).applyShare},
-	KindShareWithdrawn:           {(*ControlPlane).applyShare},
-	KindGrantCreated:             {(*ControlPlane).applyShare},
-	KindGrantRevoked:             {(*ControlPlane).applyShare},
-	KindGrantExpired:             {(*ControlPlane).applyShare},
+	shares.KindShareRequested:    {(*ControlPlane).applyShare},
+	shares.KindShareApproved:     {(*ControlPlane).applyShare},
+	shares.KindShareRejected:     {(*ControlPlane).applyShare},
+	shares.KindShareWithdrawn:    {(*ControlPlane).applyShare},
+	shares.KindGrantCreated:      {(*ControlPlane).applyShare},
+	shares.KindGrantRevoked:      {(*ControlPlane).applyShare},
+	shares.KindGrantExpired:      {(*ControlPlane).applyShare},
 }
 
 // apply materialises one entry through the state machines of its kind.

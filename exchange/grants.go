@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -19,16 +20,16 @@ type pairKey struct {
 // it always answers as of the applied sequence. It stores expiry times and
 // never decides expiry itself: every check compares with the clock.
 type grantIndex struct {
-	byPair map[pairKey]map[GrantID]Grant
+	byPair map[pairKey]map[shares.GrantID]shares.Grant
 }
 
 func newGrantIndex() grantIndex {
-	return grantIndex{byPair: make(map[pairKey]map[GrantID]Grant)}
+	return grantIndex{byPair: make(map[pairKey]map[shares.GrantID]shares.Grant)}
 }
 
-func (x grantIndex) put(g Grant) {
+func (x grantIndex) put(g shares.Grant) {
 	k := pairKey{g.Grantee, g.Dataset}
-	if g.Status != GrantActive {
+	if g.Status != shares.GrantActive {
 		if m := x.byPair[k]; m != nil {
 			delete(m, g.ID)
 			if len(m) == 0 {
@@ -39,7 +40,7 @@ func (x grantIndex) put(g Grant) {
 	}
 	m := x.byPair[k]
 	if m == nil {
-		m = make(map[GrantID]Grant)
+		m = make(map[shares.GrantID]shares.Grant)
 		x.byPair[k] = m
 	}
 	m[g.ID] = g
@@ -47,10 +48,10 @@ func (x grantIndex) put(g Grant) {
 
 // Access is the answer to "may grantee read dataset now".
 type Access struct {
-	Grants    []GrantID // the active grants that allow it
-	Fields    []string  // the union of their fields, sorted
-	ExpiresAt time.Time // when the last of them expires
-	AsOf      uint64    // the log sequence the answer reflects
+	Grants    []shares.GrantID // the active grants that allow it
+	Fields    []string         // the union of their fields, sorted
+	ExpiresAt time.Time        // when the last of them expires
+	AsOf      uint64           // the log sequence the answer reflects
 }
 
 // Allows reports whether every field is granted; the first that is not is

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -67,7 +68,7 @@ func (cp *ControlPlane) verifyViews(ctx context.Context, applied uint64) error {
 		cfg: cfg, st: mem, log: cp.log, lg: quiet,
 		advanced: make(chan struct{}), ended: make(chan struct{}),
 		creds: make(map[string]Credential), index: catalog.NewIndex(), grants: newGrantIndex(),
-		pending: make(map[RequestID]ShareRequest),
+		pending: make(map[shares.RequestID]shares.Request),
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()

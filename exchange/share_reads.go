@@ -5,26 +5,27 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
 // Request returns one share request.
-func (cp *ControlPlane) Request(id RequestID) (ShareRequest, error) {
-	var r ShareRequest
+func (cp *ControlPlane) Request(id shares.RequestID) (shares.Request, error) {
+	var r shares.Request
 	err := cp.st.View(func(txn *store.Txn) (err error) {
-		r, err = getRequest(txn, id)
+		r, err = shares.GetRequest(txn, id)
 		return err
 	})
 	return r, err
 }
 
-// Grant returns one grant.
-func (cp *ControlPlane) Grant(id GrantID) (Grant, error) {
-	var g Grant
+// shares.Grant returns one grant.
+func (cp *ControlPlane) Grant(id shares.GrantID) (shares.Grant, error) {
+	var g shares.Grant
 	err := cp.st.View(func(txn *store.Txn) (err error) {
-		g, err = getGrant(txn, id)
+		g, err = shares.GetGrant(txn, id)
 		return err
 	})
 	return g, err
@@ -55,8 +56,8 @@ func (f ShareFilter) match(dataset catalog.DatasetID, grantee catalog.DeptID) bo
 		(f.Owner == "" || dataset.Owner() == f.Owner) && f.visible(dataset, grantee)
 }
 
-var grantStatuses = []string{string(GrantActive), string(GrantRevoked), string(GrantExpired), string(GrantEnded)}
-var requestStatuses = []string{string(RequestPending), string(RequestApproved), string(RequestRejected), string(RequestWithdrawn), "overdue"}
+var grantStatuses = []string{string(shares.GrantActive), string(shares.GrantRevoked), string(shares.GrantExpired), string(shares.GrantEnded)}
+var requestStatuses = []string{string(shares.RequestPending), string(shares.RequestApproved), string(shares.RequestRejected), string(shares.RequestWithdrawn), "overdue"}
 
 func checkStatus(s string, allowed []string) error {
 	if s == "" {
@@ -73,22 +74,22 @@ func checkStatus(s string, allowed []string) error {
 // ListGrants returns one page of grants in id order after the given id,
 // with their status as of now, and the id to continue from ("" at the end).
 // The list is complete: every page is scanned in full, filtered exactly.
-func (cp *ControlPlane) ListGrants(f ShareFilter, after GrantID, limit int, now time.Time) ([]Grant, GrantID, error) {
+func (cp *ControlPlane) ListGrants(f ShareFilter, after shares.GrantID, limit int, now time.Time) ([]shares.Grant, shares.GrantID, error) {
 	if err := checkStatus(f.Status, grantStatuses); err != nil {
 		return nil, "", err
 	}
 	start := ""
 	if after != "" {
-		if _, err := ParseGrantID(string(after)); err != nil {
+		if _, err := shares.ParseGrantID(string(after)); err != nil {
 			return nil, "", err
 		}
-		start = grantKey(after)
+		start = shares.GrantKey(after)
 	}
-	var out []Grant
+	var out []shares.Grant
 	prefix := "gr/"
 	err := cp.st.View(func(txn *store.Txn) error {
 		return txn.Scan(prefix, start, func(_ string, val []byte) (bool, error) {
-			var g Grant
+			var g shares.Grant
 			if err := jsonUnmarshal(val, &g); err != nil {
 				return false, err
 			}
@@ -100,7 +101,7 @@ func (cp *ControlPlane) ListGrants(f ShareFilter, after GrantID, limit int, now 
 			return len(out) <= limit, nil
 		})
 	})
-	var next GrantID
+	var next shares.GrantID
 	if len(out) > limit {
 		out = out[:limit]
 		next = out[limit-1].ID
@@ -110,21 +111,21 @@ func (cp *ControlPlane) ListGrants(f ShareFilter, after GrantID, limit int, now 
 
 // ListRequests is ListGrants for share requests; status "overdue" selects
 // pending requests past their deadline.
-func (cp *ControlPlane) ListRequests(f ShareFilter, after RequestID, limit int, now time.Time) ([]ShareRequest, RequestID, error) {
+func (cp *ControlPlane) ListRequests(f ShareFilter, after shares.RequestID, limit int, now time.Time) ([]shares.Request, shares.RequestID, error) {
 	if err := checkStatus(f.Status, requestStatuses); err != nil {
 		return nil, "", err
 	}
 	start := ""
 	if after != "" {
-		if _, err := ParseRequestID(string(after)); err != nil {
+		if _, err := shares.ParseRequestID(string(after)); err != nil {
 			return nil, "", err
 		}
-		start = requestKey(after)
+		start = shares.RequestKey(after)
 	}
-	var out []ShareRequest
+	var out []shares.Request
 	err := cp.st.View(func(txn *store.Txn) error {
 		return txn.Scan("rq/", start, func(_ string, val []byte) (bool, error) {
-			var r ShareRequest
+			var r shares.Request
 			if err := jsonUnmarshal(val, &r); err != nil {
 				return false, err
 			}
@@ -146,7 +147,7 @@ func (cp *ControlPlane) ListRequests(f ShareFilter, after RequestID, limit int, 
 			return len(out) <= limit, nil
 		})
 	})
-	var next RequestID
+	var next shares.RequestID
 	if len(out) > limit {
 		out = out[:limit]
 		next = out[limit-1].ID

@@ -5,25 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
-)
-
-// Entry kinds of the share workflow.
-const (
-	KindShareRequested = "share.requested"
-	KindShareApproved  = "share.approved" // creates a grant
-	KindShareRejected  = "share.rejected"
-	KindShareWithdrawn = "share.withdrawn"
-	KindGrantCreated   = "grant.created" // by the open-sharing policy
-	KindGrantRevoked   = "grant.revoked"
-	KindGrantExpired   = "grant.expired"
 )
 
 // OpenSharingPolicy is the actor of grants made for open datasets.
@@ -32,45 +23,6 @@ var OpenSharingPolicy = vocab.Identity{Dept: catalog.HubDept, Role: vocab.RoleAd
 // ExpiryPolicy is the actor of grant.expired entries.
 var ExpiryPolicy = vocab.Identity{Dept: catalog.HubDept, Role: vocab.RoleAdmin, Name: "expiry"}
 
-// grantBody is the body of share.approved and grant.created.
-type grantBody struct {
-	Request   RequestID `json:"request"`
-	Grant     GrantID   `json:"grant"`
-	Fields    []string  `json:"fields"`
-	ExpiresAt time.Time `json:"expires_at"`
-	Reason    string    `json:"reason,omitempty"`
-}
-
-type requestDecision struct {
-	Request RequestID `json:"request"`
-	Reason  string    `json:"reason,omitempty"`
-}
-
-type grantEnd struct {
-	Grant  GrantID `json:"grant"`
-	Reason string  `json:"reason,omitempty"`
-}
-
-func requestKey(id RequestID) string {
-	seq, _ := idSeq(string(id), "r-")
-	return fmt.Sprintf("rq/%016x", seq)
-}
-
-func grantKey(id GrantID) string {
-	seq, _ := idSeq(string(id), "g-")
-	return fmt.Sprintf("gr/%016x", seq)
-}
-
-func grantByDatasetKey(ds catalog.DatasetID, id GrantID) string {
-	seq, _ := idSeq(string(id), "g-")
-	return fmt.Sprintf("grd/%s/%016x", ds, seq)
-}
-
-func pendingByDatasetKey(ds catalog.DatasetID, id RequestID) string {
-	seq, _ := idSeq(string(id), "r-")
-	return fmt.Sprintf("rqd/%s/%016x", ds, seq)
-}
-
 func getDataset(txn views, id catalog.DatasetID) (catalog.Dataset, error) {
 	var d catalog.Dataset
 	ok, err := txn.Get(catalog.DatasetKey(id), &d)
@@ -78,24 +30,6 @@ func getDataset(txn views, id catalog.DatasetID) (catalog.Dataset, error) {
 		err = fault.NotFound("dataset %s is not in the catalog", id)
 	}
 	return d, err
-}
-
-func getRequest(txn views, id RequestID) (ShareRequest, error) {
-	var r ShareRequest
-	ok, err := txn.Get(requestKey(id), &r)
-	if err == nil && !ok {
-		err = fault.NotFound("share request %s does not exist", id)
-	}
-	return r, err
-}
-
-func getGrant(txn views, id GrantID) (Grant, error) {
-	var g Grant
-	ok, err := txn.Get(grantKey(id), &g)
-	if err == nil && !ok {
-		err = fault.NotFound("grant %s does not exist", id)
-	}
-	return g, err
 }
 
 // mayDecide: the owner department's officer, or the hub operator.
@@ -135,30 +69,30 @@ func (cp *ControlPlane) pendingOf(dept catalog.DeptID) int {
 // RequestShare files a request. For an open dataset the open-sharing
 // policy grants it at once (a second entry); for a conditional one it waits
 // for the owner; for none it is refused with the reason.
-func (cp *ControlPlane) RequestShare(ctx context.Context, actor vocab.Identity, in ShareRequestInput) (ShareRequest, *Grant, uint64, error) {
+func (cp *ControlPlane) RequestShare(ctx context.Context, actor vocab.Identity, in ShareRequestInput) (shares.Request, *shares.Grant, uint64, error) {
 	if actor.Role != vocab.RoleOfficer {
-		return ShareRequest{}, nil, 0, fault.Denied("%s: only a data officer requests data", actor.URI())
+		return shares.Request{}, nil, 0, fault.Denied("%s: only a data officer requests data", actor.URI())
 	}
 	if _, err := catalog.ParseDatasetID(string(in.Dataset)); err != nil {
-		return ShareRequest{}, nil, 0, err
+		return shares.Request{}, nil, 0, err
 	}
 	purpose := strings.TrimSpace(in.Purpose)
 	if purpose == "" {
-		return ShareRequest{}, nil, 0, fault.Invalid("purpose", "is required: say what the data is for")
+		return shares.Request{}, nil, 0, fault.Invalid("purpose", "is required: say what the data is for")
 	}
 	if len(purpose) > MaxPurposeLen {
-		return ShareRequest{}, nil, 0, fault.Invalid("purpose", "is %d bytes, at most %d", len(purpose), MaxPurposeLen)
+		return shares.Request{}, nil, 0, fault.Invalid("purpose", "is %d bytes, at most %d", len(purpose), MaxPurposeLen)
 	}
 	days := in.Days
 	if days == 0 {
 		days = cp.cfg.MaxGrantDays
 	}
 	if days < 1 || days > cp.cfg.MaxGrantDays {
-		return ShareRequest{}, nil, 0, fault.Invalid("days", "%d is not between 1 and %d (the hub's longest grant)", days, cp.cfg.MaxGrantDays)
+		return shares.Request{}, nil, 0, fault.Invalid("days", "%d is not between 1 and %d (the hub's longest grant)", days, cp.cfg.MaxGrantDays)
 	}
-	var req ShareRequest
+	var req shares.Request
 	var share catalog.ShareType
-	seq, err := cp.submit(ctx, actor, KindShareRequested, func(txn *store.Txn, now time.Time) (string, any, error) {
+	seq, err := cp.submit(ctx, actor, shares.KindShareRequested, func(txn *store.Txn, now time.Time) (string, any, error) {
 		ds, err := getDataset(txn, in.Dataset)
 		if err != nil {
 			return "", nil, err
@@ -178,9 +112,9 @@ func (cp *ControlPlane) RequestShare(ctx context.Context, actor vocab.Identity, 
 		}
 		var dup error
 		_ = txn.Scan("rqd/"+string(ds.ID)+"/", "", func(_ string, val []byte) (bool, error) {
-			var id RequestID
+			var id shares.RequestID
 			if json.Unmarshal(val, &id) == nil {
-				if r, err := getRequest(txn, id); err == nil && r.Requester == actor.Dept {
+				if r, err := shares.GetRequest(txn, id); err == nil && r.Requester == actor.Dept {
 					dup = fault.Precondition("REQUEST_PENDING", string(id), "request %s of %s for %s is already pending", id, actor.Dept, ds.ID)
 					return false, nil
 				}
@@ -198,14 +132,14 @@ func (cp *ControlPlane) RequestShare(ctx context.Context, actor vocab.Identity, 
 			return "", nil, err
 		}
 		share = ds.ShareType
-		req = ShareRequest{
-			ID: requestID(m.Applied + 1), Requester: actor.Dept, Dataset: ds.ID, Fields: fields, Purpose: purpose, Days: days,
-			Status: RequestPending, RequestedBy: actor.URI(), Deadline: now.AddDate(0, 0, cp.cfg.ResponseDays),
+		req = shares.Request{
+			ID: shares.RequestIDAt(m.Applied + 1), Requester: actor.Dept, Dataset: ds.ID, Fields: fields, Purpose: purpose, Days: days,
+			Status: shares.RequestPending, RequestedBy: actor.URI(), Deadline: now.AddDate(0, 0, cp.cfg.ResponseDays),
 		}
 		return string(ds.ID), req, nil
 	})
 	if err != nil {
-		return ShareRequest{}, nil, 0, err
+		return shares.Request{}, nil, 0, err
 	}
 	if share == catalog.ShareOpen {
 		g, gseq, err := cp.grantOpen(ctx, req.ID)
@@ -218,21 +152,21 @@ func (cp *ControlPlane) RequestShare(ctx context.Context, actor vocab.Identity, 
 			return r, &g, gseq, nil
 		}
 	} else {
-		cp.publishEvent(req.Dataset.Owner(), KindShareRequested, req.ID)
+		cp.publishEvent(req.Dataset.Owner(), shares.KindShareRequested, req.ID)
 	}
 	r, err := cp.Request(req.ID)
 	return r, nil, seq, err
 }
 
 // grantOpen grants a pending request on an open dataset, as the policy.
-func (cp *ControlPlane) grantOpen(ctx context.Context, id RequestID) (Grant, uint64, error) {
-	var gid GrantID
-	seq, err := cp.submit(ctx, OpenSharingPolicy, KindGrantCreated, func(txn *store.Txn, now time.Time) (string, any, error) {
-		r, err := getRequest(txn, id)
+func (cp *ControlPlane) grantOpen(ctx context.Context, id shares.RequestID) (shares.Grant, uint64, error) {
+	var gid shares.GrantID
+	seq, err := cp.submit(ctx, OpenSharingPolicy, shares.KindGrantCreated, func(txn *store.Txn, now time.Time) (string, any, error) {
+		r, err := shares.GetRequest(txn, id)
 		if err != nil {
 			return "", nil, err
 		}
-		if r.Status != RequestPending {
+		if r.Status != shares.RequestPending {
 			return "", nil, fault.Precondition("REQUEST_STATE", string(id), "request %s is %s, not pending", id, r.Status)
 		}
 		ds, err := getDataset(txn, r.Dataset)
@@ -250,11 +184,11 @@ func (cp *ControlPlane) grantOpen(ctx context.Context, id RequestID) (Grant, uin
 		if err != nil {
 			return "", nil, err
 		}
-		gid = grantID(m.Applied + 1)
-		return string(ds.ID), grantBody{Request: id, Grant: gid, Fields: fields, ExpiresAt: now.AddDate(0, 0, r.Days), Reason: "open sharing"}, nil
+		gid = shares.GrantIDAt(m.Applied + 1)
+		return string(ds.ID), shares.GrantBody{Request: id, Grant: gid, Fields: fields, ExpiresAt: now.AddDate(0, 0, r.Days), Reason: "open sharing"}, nil
 	})
 	if err != nil {
-		return Grant{}, 0, err
+		return shares.Grant{}, 0, err
 	}
 	g, err := cp.Grant(gid)
 	return g, seq, err
@@ -262,22 +196,22 @@ func (cp *ControlPlane) grantOpen(ctx context.Context, id RequestID) (Grant, uin
 
 // Decision is an owner's answer to a request.
 type Decision struct {
-	Request RequestID
+	Request shares.RequestID
 	Fields  []string // approve: narrow to these (empty: as requested)
 	Days    int      // approve: shorten to this (0: as requested)
 	Reason  string   // reject: required
 }
 
 // Approve grants a pending conditional request, possibly narrowed.
-func (cp *ControlPlane) Approve(ctx context.Context, actor vocab.Identity, d Decision) (ShareRequest, Grant, uint64, error) {
-	if _, err := ParseRequestID(string(d.Request)); err != nil {
-		return ShareRequest{}, Grant{}, 0, err
+func (cp *ControlPlane) Approve(ctx context.Context, actor vocab.Identity, d Decision) (shares.Request, shares.Grant, uint64, error) {
+	if _, err := shares.ParseRequestID(string(d.Request)); err != nil {
+		return shares.Request{}, shares.Grant{}, 0, err
 	}
 	if err := checkReason(d.Reason, false); err != nil {
-		return ShareRequest{}, Grant{}, 0, err
+		return shares.Request{}, shares.Grant{}, 0, err
 	}
-	var gid GrantID
-	seq, err := cp.submit(ctx, actor, KindShareApproved, func(txn *store.Txn, now time.Time) (string, any, error) {
+	var gid shares.GrantID
+	seq, err := cp.submit(ctx, actor, shares.KindShareApproved, func(txn *store.Txn, now time.Time) (string, any, error) {
 		r, ds, err := cp.pendingFor(txn, actor, d.Request, "approve requests for it")
 		if err != nil {
 			return "", nil, err
@@ -306,29 +240,29 @@ func (cp *ControlPlane) Approve(ctx context.Context, actor vocab.Identity, d Dec
 		if err != nil {
 			return "", nil, err
 		}
-		gid = grantID(m.Applied + 1)
-		return string(ds.ID), grantBody{Request: r.ID, Grant: gid, Fields: fields, ExpiresAt: now.AddDate(0, 0, days), Reason: strings.TrimSpace(d.Reason)}, nil
+		gid = shares.GrantIDAt(m.Applied + 1)
+		return string(ds.ID), shares.GrantBody{Request: r.ID, Grant: gid, Fields: fields, ExpiresAt: now.AddDate(0, 0, days), Reason: strings.TrimSpace(d.Reason)}, nil
 	})
 	if err != nil {
-		return ShareRequest{}, Grant{}, 0, err
+		return shares.Request{}, shares.Grant{}, 0, err
 	}
 	r, _ := cp.Request(d.Request)
 	g, err := cp.Grant(gid)
-	cp.publishEvent(r.Requester, KindShareApproved, r.ID)
+	cp.publishEvent(r.Requester, shares.KindShareApproved, r.ID)
 	return r, g, seq, err
 }
 
 // pendingFor loads a pending request and its dataset and checks that actor
 // may decide it.
-func (cp *ControlPlane) pendingFor(txn *store.Txn, actor vocab.Identity, id RequestID, what string) (ShareRequest, catalog.Dataset, error) {
-	r, err := getRequest(txn, id)
+func (cp *ControlPlane) pendingFor(txn *store.Txn, actor vocab.Identity, id shares.RequestID, what string) (shares.Request, catalog.Dataset, error) {
+	r, err := shares.GetRequest(txn, id)
 	if err != nil {
 		return r, catalog.Dataset{}, err
 	}
 	if err := mayDecide(actor, r.Dataset.Owner(), what); err != nil {
 		return r, catalog.Dataset{}, err
 	}
-	if r.Status != RequestPending {
+	if r.Status != shares.RequestPending {
 		return r, catalog.Dataset{}, fault.Precondition("REQUEST_STATE", string(id), "request %s is already %s", id, r.Status)
 	}
 	ds, err := getDataset(txn, r.Dataset)
@@ -336,48 +270,48 @@ func (cp *ControlPlane) pendingFor(txn *store.Txn, actor vocab.Identity, id Requ
 }
 
 // Reject refuses a pending request; the reason is required.
-func (cp *ControlPlane) Reject(ctx context.Context, actor vocab.Identity, d Decision) (ShareRequest, uint64, error) {
-	if _, err := ParseRequestID(string(d.Request)); err != nil {
-		return ShareRequest{}, 0, err
+func (cp *ControlPlane) Reject(ctx context.Context, actor vocab.Identity, d Decision) (shares.Request, uint64, error) {
+	if _, err := shares.ParseRequestID(string(d.Request)); err != nil {
+		return shares.Request{}, 0, err
 	}
 	if err := checkReason(d.Reason, true); err != nil {
-		return ShareRequest{}, 0, err
+		return shares.Request{}, 0, err
 	}
-	seq, err := cp.submit(ctx, actor, KindShareRejected, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := cp.submit(ctx, actor, shares.KindShareRejected, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		r, _, err := cp.pendingFor(txn, actor, d.Request, "reject requests for it")
 		if err != nil {
 			return "", nil, err
 		}
-		return string(r.Dataset), requestDecision{Request: r.ID, Reason: strings.TrimSpace(d.Reason)}, nil
+		return string(r.Dataset), shares.Decided{Request: r.ID, Reason: strings.TrimSpace(d.Reason)}, nil
 	})
 	if err != nil {
-		return ShareRequest{}, 0, err
+		return shares.Request{}, 0, err
 	}
 	r, err := cp.Request(d.Request)
-	cp.publishEvent(r.Requester, KindShareRejected, r.ID)
+	cp.publishEvent(r.Requester, shares.KindShareRejected, r.ID)
 	return r, seq, err
 }
 
 // Withdraw takes back a pending request; only the requester's officer.
-func (cp *ControlPlane) Withdraw(ctx context.Context, actor vocab.Identity, id RequestID) (ShareRequest, uint64, error) {
-	if _, err := ParseRequestID(string(id)); err != nil {
-		return ShareRequest{}, 0, err
+func (cp *ControlPlane) Withdraw(ctx context.Context, actor vocab.Identity, id shares.RequestID) (shares.Request, uint64, error) {
+	if _, err := shares.ParseRequestID(string(id)); err != nil {
+		return shares.Request{}, 0, err
 	}
-	seq, err := cp.submit(ctx, actor, KindShareWithdrawn, func(txn *store.Txn, _ time.Time) (string, any, error) {
-		r, err := getRequest(txn, id)
+	seq, err := cp.submit(ctx, actor, shares.KindShareWithdrawn, func(txn *store.Txn, _ time.Time) (string, any, error) {
+		r, err := shares.GetRequest(txn, id)
 		if err != nil {
 			return "", nil, err
 		}
 		if actor.Role != vocab.RoleOfficer || actor.Dept != r.Requester {
 			return "", nil, fault.Denied("%s: only an officer of %s (the requester) may withdraw request %s", actor.URI(), r.Requester, id)
 		}
-		if r.Status != RequestPending {
+		if r.Status != shares.RequestPending {
 			return "", nil, fault.Precondition("REQUEST_STATE", string(id), "request %s is already %s", id, r.Status)
 		}
-		return string(r.Dataset), requestDecision{Request: id}, nil
+		return string(r.Dataset), shares.Decided{Request: id}, nil
 	})
 	if err != nil {
-		return ShareRequest{}, 0, err
+		return shares.Request{}, 0, err
 	}
 	r, err := cp.Request(id)
 	return r, seq, err
@@ -386,50 +320,50 @@ func (cp *ControlPlane) Withdraw(ctx context.Context, actor vocab.Identity, id R
 // RevokeGrant ends a grant before its term; the reason is required. Open
 // streams of the grantee end at once (the data plane watches the grant
 // index).
-func (cp *ControlPlane) RevokeGrant(ctx context.Context, actor vocab.Identity, id GrantID, reason string) (Grant, uint64, error) {
-	if _, err := ParseGrantID(string(id)); err != nil {
-		return Grant{}, 0, err
+func (cp *ControlPlane) RevokeGrant(ctx context.Context, actor vocab.Identity, id shares.GrantID, reason string) (shares.Grant, uint64, error) {
+	if _, err := shares.ParseGrantID(string(id)); err != nil {
+		return shares.Grant{}, 0, err
 	}
 	if err := checkReason(reason, true); err != nil {
-		return Grant{}, 0, err
+		return shares.Grant{}, 0, err
 	}
-	seq, err := cp.submit(ctx, actor, KindGrantRevoked, func(txn *store.Txn, now time.Time) (string, any, error) {
-		g, err := getGrant(txn, id)
+	seq, err := cp.submit(ctx, actor, shares.KindGrantRevoked, func(txn *store.Txn, now time.Time) (string, any, error) {
+		g, err := shares.GetGrant(txn, id)
 		if err != nil {
 			return "", nil, err
 		}
 		if err := mayDecide(actor, g.Dataset.Owner(), "revoke grants on it"); err != nil {
 			return "", nil, err
 		}
-		if st := g.StatusAt(now); st != GrantActive {
+		if st := g.StatusAt(now); st != shares.GrantActive {
 			return "", nil, fault.Precondition("GRANT_STATE", string(id), "grant %s is already %s", id, st)
 		}
-		return string(g.Dataset), grantEnd{Grant: id, Reason: strings.TrimSpace(reason)}, nil
+		return string(g.Dataset), shares.Ended{Grant: id, Reason: strings.TrimSpace(reason)}, nil
 	})
 	if err != nil {
-		return Grant{}, 0, err
+		return shares.Grant{}, 0, err
 	}
 	g, err := cp.Grant(id)
-	cp.publishEvent(g.Grantee, KindGrantRevoked, g.ID)
+	cp.publishEvent(g.Grantee, shares.KindGrantRevoked, g.ID)
 	return g, seq, err
 }
 
 // expireGrant appends grant.expired for a grant past its expiry. Several
 // nodes may try at once; expected-last-sequence lets one append it and the
 // others find it no longer active when they re-validate.
-func (cp *ControlPlane) expireGrant(ctx context.Context, id GrantID) (uint64, error) {
-	return cp.submit(ctx, ExpiryPolicy, KindGrantExpired, func(txn *store.Txn, now time.Time) (string, any, error) {
-		g, err := getGrant(txn, id)
+func (cp *ControlPlane) expireGrant(ctx context.Context, id shares.GrantID) (uint64, error) {
+	return cp.submit(ctx, ExpiryPolicy, shares.KindGrantExpired, func(txn *store.Txn, now time.Time) (string, any, error) {
+		g, err := shares.GetGrant(txn, id)
 		if err != nil {
 			return "", nil, err
 		}
-		if g.Status != GrantActive {
+		if g.Status != shares.GrantActive {
 			return "", nil, errAlreadyEnded
 		}
 		if now.Before(g.ExpiresAt) {
 			return "", nil, errNotDue
 		}
-		return string(g.Dataset), grantEnd{Grant: id}, nil
+		return string(g.Dataset), shares.Ended{Grant: id}, nil
 	})
 }
 
@@ -457,191 +391,46 @@ func (cp *ControlPlane) publishEvent(dept catalog.DeptID, kind string, id any) {
 	}
 }
 
-// applyShare materialises the share workflow's entries.
+// applyShare applies an entry of the share workflow (shares.Apply) and
+// keeps the pending requests and the grant index in step.
 func (cp *ControlPlane) applyShare(txn views, e ledger.Entry) (func(), error) {
-	switch e.Kind {
-	case KindShareRequested:
-		var r ShareRequest
-		if err := json.Unmarshal(e.Body, &r); err != nil {
-			return nil, err
-		}
-		if r.ID != requestID(e.Seq) {
-			return nil, fmt.Errorf("request id %s in entry %d", r.ID, e.Seq)
-		}
-		r.RequestedAt, r.Seq = e.Time, e.Seq
-		if err := txn.Put(requestKey(r.ID), r); err != nil {
-			return nil, err
-		}
-		if err := txn.Put(pendingByDatasetKey(r.Dataset, r.ID), r.ID); err != nil {
-			return nil, err
-		}
-		return func() { cp.pending[r.ID] = r }, nil
-
-	case KindShareApproved, KindGrantCreated:
-		var b grantBody
-		if err := json.Unmarshal(e.Body, &b); err != nil {
-			return nil, err
-		}
-		if b.Grant != grantID(e.Seq) {
-			return nil, fmt.Errorf("grant id %s in entry %d", b.Grant, e.Seq)
-		}
-		r, err := getRequest(txn, b.Request)
-		if err != nil {
-			return nil, err
-		}
-		if r.Status != RequestPending {
-			return nil, fmt.Errorf("request %s is %s", r.ID, r.Status)
-		}
-		g := Grant{
-			ID: b.Grant, Grantee: r.Requester, Dataset: r.Dataset, Fields: b.Fields, GrantedAt: e.Time, ExpiresAt: b.ExpiresAt,
-			GrantedBy: e.Actor, Status: GrantActive, Request: r.ID, Reason: b.Reason, Seq: e.Seq,
-		}
-		r.Status, r.DecidedBy, r.DecidedAt, r.Grant, r.Reason, r.Seq = RequestApproved, e.Actor, e.Time, g.ID, b.Reason, e.Seq
-		if err := cp.putDecided(txn, r); err != nil {
-			return nil, err
-		}
-		if err := txn.Put(grantKey(g.ID), g); err != nil {
-			return nil, err
-		}
-		if err := txn.Put(grantByDatasetKey(g.Dataset, g.ID), g.ID); err != nil {
-			return nil, err
-		}
-		return func() { delete(cp.pending, r.ID); cp.grants.put(g) }, nil
-
-	case KindShareRejected, KindShareWithdrawn:
-		var b requestDecision
-		if err := json.Unmarshal(e.Body, &b); err != nil {
-			return nil, err
-		}
-		r, err := getRequest(txn, b.Request)
-		if err != nil {
-			return nil, err
-		}
-		if r.Status != RequestPending {
-			return nil, fmt.Errorf("request %s is %s", r.ID, r.Status)
-		}
-		status := RequestRejected
-		if e.Kind == KindShareWithdrawn {
-			status = RequestWithdrawn
-		}
-		r.decide(status, e, b.Reason)
-		if err := cp.putDecided(txn, r); err != nil {
-			return nil, err
-		}
-		return func() { delete(cp.pending, r.ID) }, nil
-
-	case KindGrantRevoked, KindGrantExpired:
-		var b grantEnd
-		if err := json.Unmarshal(e.Body, &b); err != nil {
-			return nil, err
-		}
-		g, err := getGrant(txn, b.Grant)
-		if err != nil {
-			return nil, err
-		}
-		if g.Status != GrantActive {
-			return nil, fmt.Errorf("grant %s is %s", g.ID, g.Status)
-		}
-		if e.Kind == KindGrantExpired {
-			g.end(GrantExpired, e, "")
-		} else {
-			g.end(GrantRevoked, e, b.Reason)
-		}
-		if err := txn.Put(grantKey(g.ID), g); err != nil {
-			return nil, err
-		}
-		return func() { cp.grants.put(g) }, nil
+	ch, err := shares.Apply(txn, e)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("entry kind %q is not the share workflow's", e.Kind)
+	return cp.cacheShares(ch), nil
 }
 
-// putDecided stores a request that is no longer pending.
-// decide moves a pending request to status, as entry e records it.
-func (r *ShareRequest) decide(status RequestStatus, e ledger.Entry, reason string) {
-	r.Status, r.DecidedBy, r.DecidedAt, r.Reason, r.Seq = status, e.Actor, e.Time, reason, e.Seq
-}
-
-// end moves an active grant to status, as entry e records it.
-func (g *Grant) end(status GrantStatus, e ledger.Entry, reason string) {
-	g.Status, g.EndedAt, g.Reason, g.Seq = status, e.Time, reason, e.Seq
-}
-
-func (cp *ControlPlane) putDecided(txn views, r ShareRequest) error {
-	if err := txn.Put(requestKey(r.ID), r); err != nil {
-		return err
-	}
-	return txn.Delete(pendingByDatasetKey(r.Dataset, r.ID))
-}
-
-// endForRetirement ends the active grants of a retired dataset and rejects
-// its pending requests, inside the retirement's own transaction.
 // applyRetirementToShares ends the grants on a retired dataset and
-// rejects its pending requests, in the dataset.retired entry itself.
+// rejects its pending requests, in the dataset.retired entry itself
+// (shares.ApplyRetirement).
 func (cp *ControlPlane) applyRetirementToShares(txn views, e ledger.Entry) (func(), error) {
 	var r catalog.Retirement
 	if err := json.Unmarshal(e.Body, &r); err != nil {
 		return nil, err
 	}
-	return cp.endForRetirement(txn, e, r.ID)
+	ch, err := shares.ApplyRetirement(txn, e, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	return cp.cacheShares(ch), nil
 }
 
-func (cp *ControlPlane) endForRetirement(txn views, e ledger.Entry, ds catalog.DatasetID) (func(), error) {
-	var ended []Grant
-	var rejected []RequestID
-	err := txn.Scan("grd/"+string(ds)+"/", "", func(_ string, val []byte) (bool, error) {
-		var id GrantID
-		if err := json.Unmarshal(val, &id); err != nil {
-			return false, err
-		}
-		g, err := getGrant(txn, id)
-		if err != nil {
-			return false, err
-		}
-		if g.Status == GrantActive {
-			g.end(GrantEnded, e, "dataset retired")
-			ended = append(ended, g)
-		}
-		return true, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	var pend []ShareRequest
-	err = txn.Scan("rqd/"+string(ds)+"/", "", func(_ string, val []byte) (bool, error) {
-		var id RequestID
-		if err := json.Unmarshal(val, &id); err != nil {
-			return false, err
-		}
-		r, err := getRequest(txn, id)
-		if err != nil {
-			return false, err
-		}
-		pend = append(pend, r)
-		return true, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, g := range ended {
-		if err := txn.Put(grantKey(g.ID), g); err != nil {
-			return nil, err
-		}
-	}
-	for _, r := range pend {
-		r.decide(RequestRejected, e, "dataset retired")
-		if err := cp.putDecided(txn, r); err != nil {
-			return nil, err
-		}
-		rejected = append(rejected, r.ID)
-	}
+// cacheShares is what a change does to the in-memory views, once its
+// transaction has committed.
+func (cp *ControlPlane) cacheShares(ch shares.Change) func() {
 	return func() {
-		for _, g := range ended {
+		for _, r := range ch.Requests {
+			if r.Status == shares.RequestPending {
+				cp.pending[r.ID] = r
+			} else {
+				delete(cp.pending, r.ID)
+			}
+		}
+		for _, g := range ch.Grants {
 			cp.grants.put(g)
 		}
-		for _, id := range rejected {
-			delete(cp.pending, id)
-		}
-	}, nil
+	}
 }
 
 // sweepLoop appends grant.expired for grants past their expiry, and grants
@@ -662,8 +451,8 @@ func (cp *ControlPlane) sweepLoop(ctx context.Context) {
 
 func (cp *ControlPlane) sweep(ctx context.Context) {
 	now := cp.cfg.Now()
-	var due []GrantID
-	var open []RequestID
+	var due []shares.GrantID
+	var open []shares.RequestID
 	cp.mu.RLock()
 	for _, m := range cp.grants.byPair {
 		for _, g := range m {
@@ -696,4 +485,55 @@ func (cp *ControlPlane) sweep(ctx context.Context) {
 			cp.lg.Debug("open grant", "request", id, "err", err)
 		}
 	}
+}
+
+// Limits on share input.
+const (
+	MaxPurposeLen = 2000
+	MaxFields     = 512
+)
+
+// checkFields checks requested fields against a dataset's fields: each must
+// exist, none twice. It returns them sorted.
+func checkFields(field string, want []string, ds catalog.Dataset) ([]string, error) {
+	if len(want) > MaxFields {
+		return nil, fault.Invalid(field, "%d fields, at most %d", len(want), MaxFields)
+	}
+	have := make(map[string]bool, len(ds.Fields))
+	names := make([]string, len(ds.Fields))
+	for i, f := range ds.Fields {
+		have[f.Name], names[i] = true, f.Name
+	}
+	seen := map[string]bool{}
+	out := make([]string, 0, len(want))
+	for _, f := range want {
+		if !have[f] {
+			return nil, fault.Invalid(field, "field %q is not in dataset %s (its fields: %s)", f, ds.ID, strings.Join(names, ", "))
+		}
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func allFields(ds catalog.Dataset) []string {
+	out := make([]string, len(ds.Fields))
+	for i, f := range ds.Fields {
+		out[i] = f.Name
+	}
+	slices.Sort(out)
+	return out
+}
+
+// subsetOf reports whether every element of a is in b.
+func subsetOf(a, b []string) (string, bool) {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return x, false
+		}
+	}
+	return "", true
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/shares"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
@@ -15,7 +16,7 @@ type sharesSvc struct {
 	now func() time.Time
 }
 
-func requestPB(r exchange.ShareRequest, now time.Time) *xhubv1.ShareRequest {
+func requestPB(r shares.Request, now time.Time) *xhubv1.ShareRequest {
 	return &xhubv1.ShareRequest{
 		Id: string(r.ID), Requester: string(r.Requester), Dataset: string(r.Dataset), Fields: r.Fields, Purpose: r.Purpose,
 		Days: int32(r.Days), Status: string(r.Status), Overdue: r.Overdue(now), Reason: r.Reason, RequestedAt: ts(r.RequestedAt),
@@ -23,7 +24,7 @@ func requestPB(r exchange.ShareRequest, now time.Time) *xhubv1.ShareRequest {
 	}
 }
 
-func grantPB(g exchange.Grant, now time.Time) *xhubv1.Grant {
+func grantPB(g shares.Grant, now time.Time) *xhubv1.Grant {
 	return &xhubv1.Grant{
 		Id: string(g.ID), Grantee: string(g.Grantee), Dataset: string(g.Dataset), Fields: g.Fields, GrantedAt: ts(g.GrantedAt),
 		ExpiresAt: ts(g.ExpiresAt), Status: string(g.StatusAt(now)), RequestId: string(g.Request), Reason: g.Reason, Seq: g.Seq,
@@ -46,7 +47,7 @@ func (s *sharesSvc) RequestShare(ctx context.Context, r *xhubv1.RequestShareRequ
 	return out, nil
 }
 
-func (s *sharesSvc) decision(req exchange.ShareRequest, g *exchange.Grant, seq uint64) *xhubv1.DecisionResponse {
+func (s *sharesSvc) decision(req shares.Request, g *shares.Grant, seq uint64) *xhubv1.DecisionResponse {
 	now := s.now()
 	out := &xhubv1.DecisionResponse{Seq: seq}
 	if req.ID != "" {
@@ -59,7 +60,7 @@ func (s *sharesSvc) decision(req exchange.ShareRequest, g *exchange.Grant, seq u
 }
 
 func (s *sharesSvc) Approve(ctx context.Context, r *xhubv1.ApproveRequest) (*xhubv1.DecisionResponse, error) {
-	req, g, seq, err := s.cp.Approve(ctx, identityFrom(ctx), exchange.Decision{Request: exchange.RequestID(r.RequestId), Fields: r.Fields, Days: int(r.Days), Reason: r.Reason})
+	req, g, seq, err := s.cp.Approve(ctx, identityFrom(ctx), exchange.Decision{Request: shares.RequestID(r.RequestId), Fields: r.Fields, Days: int(r.Days), Reason: r.Reason})
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -67,7 +68,7 @@ func (s *sharesSvc) Approve(ctx context.Context, r *xhubv1.ApproveRequest) (*xhu
 }
 
 func (s *sharesSvc) Reject(ctx context.Context, r *xhubv1.RejectRequest) (*xhubv1.DecisionResponse, error) {
-	req, seq, err := s.cp.Reject(ctx, identityFrom(ctx), exchange.Decision{Request: exchange.RequestID(r.RequestId), Reason: r.Reason})
+	req, seq, err := s.cp.Reject(ctx, identityFrom(ctx), exchange.Decision{Request: shares.RequestID(r.RequestId), Reason: r.Reason})
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -75,7 +76,7 @@ func (s *sharesSvc) Reject(ctx context.Context, r *xhubv1.RejectRequest) (*xhubv
 }
 
 func (s *sharesSvc) Withdraw(ctx context.Context, r *xhubv1.WithdrawRequest) (*xhubv1.DecisionResponse, error) {
-	req, seq, err := s.cp.Withdraw(ctx, identityFrom(ctx), exchange.RequestID(r.RequestId))
+	req, seq, err := s.cp.Withdraw(ctx, identityFrom(ctx), shares.RequestID(r.RequestId))
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -83,11 +84,11 @@ func (s *sharesSvc) Withdraw(ctx context.Context, r *xhubv1.WithdrawRequest) (*x
 }
 
 func (s *sharesSvc) RevokeGrant(ctx context.Context, r *xhubv1.RevokeGrantRequest) (*xhubv1.DecisionResponse, error) {
-	g, seq, err := s.cp.RevokeGrant(ctx, identityFrom(ctx), exchange.GrantID(r.GrantId), r.Reason)
+	g, seq, err := s.cp.RevokeGrant(ctx, identityFrom(ctx), shares.GrantID(r.GrantId), r.Reason)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return s.decision(exchange.ShareRequest{}, &g, seq), nil
+	return s.decision(shares.Request{}, &g, seq), nil
 }
 
 func (s *sharesSvc) Inbox(ctx context.Context, r *xhubv1.InboxRequest) (*xhubv1.ListSharesResponse, error) {
@@ -97,8 +98,8 @@ func (s *sharesSvc) Inbox(ctx context.Context, r *xhubv1.InboxRequest) (*xhubv1.
 	}
 	id := identityFrom(ctx)
 	now := s.now()
-	f := exchange.ShareFilter{Status: string(exchange.RequestPending), Viewer: id, Owner: id.Dept}
-	reqs, next, err := s.cp.ListRequests(f, exchange.RequestID(after), size, now)
+	f := exchange.ShareFilter{Status: string(shares.RequestPending), Viewer: id, Owner: id.Dept}
+	reqs, next, err := s.cp.ListRequests(f, shares.RequestID(after), size, now)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -132,7 +133,7 @@ func (s *sharesSvc) ListShares(ctx context.Context, r *xhubv1.ListSharesRequest)
 	now := s.now()
 	out := &xhubv1.ListSharesResponse{}
 	if r.Requests {
-		reqs, next, err := s.cp.ListRequests(f, exchange.RequestID(after), size, now)
+		reqs, next, err := s.cp.ListRequests(f, shares.RequestID(after), size, now)
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -142,7 +143,7 @@ func (s *sharesSvc) ListShares(ctx context.Context, r *xhubv1.ListSharesRequest)
 		out.NextPageToken = encodeToken(string(next))
 		return out, nil
 	}
-	grants, next, err := s.cp.ListGrants(f, exchange.GrantID(after), size, now)
+	grants, next, err := s.cp.ListGrants(f, shares.GrantID(after), size, now)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -1,0 +1,80 @@
+package shares
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xhub-gov/xhub/exchange/ledger"
+)
+
+// mapViews is the share workflow's state in a map: Apply needs no store.
+type mapViews map[string][]byte
+
+func (m mapViews) Get(key string, v any) (bool, error) {
+	b, ok := m[key]
+	if !ok {
+		return false, nil
+	}
+	return true, json.Unmarshal(b, v)
+}
+
+func (m mapViews) Put(key string, v any) error {
+	b, err := json.Marshal(v)
+	m[key] = b
+	return err
+}
+
+func (m mapViews) Delete(key string) error { delete(m, key); return nil }
+
+func (m mapViews) Scan(prefix, after string, fn func(string, []byte) (bool, error)) error {
+	var keys []string
+	for k := range m {
+		if strings.HasPrefix(k, prefix) && k > after {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if more, err := fn(k, m[k]); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+func entry(t *testing.T, seq uint64, at time.Time, kind string, body any) ledger.Entry {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ledger.Entry{Seq: seq, Time: at, Actor: "spiffe://xhub/dept/health/officer/o", Kind: kind, Body: b}
+}
+
+func TestApplyOnAMap(t *testing.T) {
+	v := mapViews{}
+	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	req := Request{ID: "r-7", Requester: "tax", Dataset: "health.cases", Purpose: "p", Days: 30, Status: RequestPending}
+	ch, err := Apply(v, entry(t, 7, t0, KindShareRequested, req))
+	if err != nil || len(ch.Requests) != 1 || ch.Requests[0].Status != RequestPending {
+		t.Fatalf("requested: %+v %v", ch, err)
+	}
+	grant := GrantBody{Request: "r-7", Grant: "g-8", Fields: []string{"id"}, ExpiresAt: t0.Add(24 * time.Hour)}
+	ch, err = Apply(v, entry(t, 8, t0, KindShareApproved, grant))
+	if err != nil || ch.Requests[0].Status != RequestApproved || ch.Grants[0].Status != GrantActive {
+		t.Fatalf("approved: %+v %v", ch, err)
+	}
+	if _, err := Apply(v, entry(t, 9, t0, KindShareApproved, GrantBody{Request: "r-7", Grant: "g-9"})); err == nil {
+		t.Fatal("a request approved twice")
+	}
+	ch, err = ApplyRetirement(v, entry(t, 10, t0.Add(time.Hour), "dataset.retired", nil), "health.cases")
+	if err != nil || len(ch.Grants) != 1 || ch.Grants[0].Status != GrantEnded || ch.Grants[0].Reason != "dataset retired" {
+		t.Fatalf("retired: %+v %v", ch, err)
+	}
+	if _, err := Apply(v, entry(t, 11, t0, KindGrantRevoked, Ended{Grant: "g-8", Reason: "x"})); err == nil {
+		t.Fatal("an ended grant revoked")
+	}
+}
