@@ -1,11 +1,17 @@
 // Package exchange owns what happens between departments: the
 // control-plane log and the state it materialises (departments,
 // credentials, schema subjects, the catalog, share requests, grants and
-// their expiry). Its sub-packages own the rest: exchange/ledger the entry
-// format, the Merkle tree and the pure verifier; exchange/dataplane the
-// routing of queries and records and the audit of every data access;
-// exchange/vocab the client-safe vocabulary (identities, filters, the
-// creds file) that the SDK shares with the hub.
+// their expiry). Each subject owns its state machine — its entry kinds,
+// view keys and a pure apply: package catalog (departments, datasets),
+// package schemas (subjects, versions), package exchange/shares (requests,
+// grants), and identity.go here (the hub's init, credentials). This
+// package checks commands against the state, appends them, and runs the
+// state machines from the log (entries.go lists every kind). Its other
+// sub-packages own the rest: exchange/ledger the entry format, the Merkle
+// tree and the pure verifier; exchange/dataplane the routing of queries
+// and records and the audit of every data access; exchange/vocab the
+// client-safe vocabulary (identities, filters, the creds file) that the
+// SDK shares with the hub.
 //
 // # The control plane is a log
 //
