@@ -13,8 +13,9 @@ import (
 	"github.com/xhub-gov/xhub/schemas"
 )
 
-// This file is the state machine of the catalog's datasets: publishing,
-// republishing and retirement (the metadata rules are in package catalog).
+// This file runs the catalog's dataset commands: publishing, republishing
+// and retirement (the state machine and the metadata rules are in package
+// catalog).
 
 // PublishDataset creates or updates a dataset's catalog entry. Only an
 // officer of the owning department; the schema subject must belong to the

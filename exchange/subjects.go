@@ -14,9 +14,9 @@ import (
 	"github.com/xhub-gov/xhub/schemas"
 )
 
-// This file is the state machine of the schema registry: subjects, their
-// versions and compatibility modes (the rules themselves are in package
-// schemas).
+// This file runs the schema registry's commands: registering versions and
+// changing compatibility modes (the state machine and the rules are in
+// package schemas).
 
 // SchemaVerdict is the result of a compatibility check.
 type SchemaVerdict struct {
