@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/testenv"
 )
@@ -84,7 +84,7 @@ func BenchmarkCheckAccess(b *testing.B) {
 		if _, _, err := cp.AddDepartment(ctx, admin, d, "D"); err != nil {
 			b.Fatal(err)
 		}
-		if _, g, _, err := cp.RequestShare(ctx, vocab.Identity{Dept: d, Role: vocab.RoleOfficer, Name: "o"}, exchange.ShareRequestInput{Dataset: "health.cases", Purpose: "bench"}); err != nil || g == nil {
+		if _, g, _, err := cp.RequestShare(ctx, vocab.Identity{Dept: d, Role: vocab.RoleOfficer, Name: "o"}, shares.Input{Dataset: "health.cases", Purpose: "bench"}); err != nil || g == nil {
 			b.Fatal(err)
 		}
 	}

@@ -237,7 +237,7 @@ func (s *script) exec(d *datadriven.TestData) (string, error) {
 		if purpose == "" && !d.HasArg("nopurpose") {
 			purpose = "statistics"
 		}
-		r, g, _, err := s.cp.RequestShare(ctx, s.actor(d), ShareRequestInput{
+		r, g, _, err := s.cp.RequestShare(ctx, s.actor(d), shares.Input{
 			Dataset: catalog.DatasetID(s.arg(d, "dataset")), Fields: s.list(d, "fields"), Purpose: purpose, Days: s.num(d, "days"),
 		})
 		if err != nil {
@@ -249,13 +249,13 @@ func (s *script) exec(d *datadriven.TestData) (string, error) {
 		}
 		return out, nil
 	case "approve":
-		r, g, _, err := s.cp.Approve(ctx, s.actor(d), Decision{Request: shares.RequestID(s.arg(d, "req")), Fields: s.list(d, "fields"), Days: s.num(d, "days"), Reason: s.arg(d, "reason")})
+		r, g, _, err := s.cp.Approve(ctx, s.actor(d), shares.Decision{Request: shares.RequestID(s.arg(d, "req")), Fields: s.list(d, "fields"), Days: s.num(d, "days"), Reason: s.arg(d, "reason")})
 		if err != nil {
 			return "", err
 		}
 		return describeRequest(r, s.clock()) + describeGrant(g, s.clock()), nil
 	case "reject":
-		r, _, err := s.cp.Reject(ctx, s.actor(d), Decision{Request: shares.RequestID(s.arg(d, "req")), Reason: s.arg(d, "reason")})
+		r, _, err := s.cp.Reject(ctx, s.actor(d), shares.Decision{Request: shares.RequestID(s.arg(d, "req")), Reason: s.arg(d, "reason")})
 		if err != nil {
 			return "", err
 		}
@@ -381,10 +381,10 @@ func (s *script) race(d *datadriven.TestData) (string, error) {
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); _, _, _, errs[0] = s.cp.Approve(s.ctx, owner, Decision{Request: req}) }()
+	go func() { defer wg.Done(); _, _, _, errs[0] = s.cp.Approve(s.ctx, owner, shares.Decision{Request: req}) }()
 	go func() {
 		defer wg.Done()
-		_, _, errs[1] = other.Reject(s.ctx, owner, Decision{Request: req, Reason: "race"})
+		_, _, errs[1] = other.Reject(s.ctx, owner, shares.Decision{Request: req, Reason: "race"})
 	}()
 	wg.Wait()
 	if err := s.cp.CatchUp(s.ctx); err != nil {

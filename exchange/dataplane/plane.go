@@ -26,6 +26,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/fault"
@@ -237,8 +238,8 @@ func fieldsWithin(requested []string, a exchange.Access, ds catalog.DatasetID) (
 	if len(requested) == 0 {
 		return a.Fields, nil
 	}
-	if len(requested) > exchange.MaxFields {
-		return nil, fault.Invalid("fields", "%d fields, at most %d", len(requested), exchange.MaxFields)
+	if len(requested) > shares.MaxFields {
+		return nil, fault.Invalid("fields", "%d fields, at most %d", len(requested), shares.MaxFields)
 	}
 	out := slices.Clone(requested)
 	slices.Sort(out)

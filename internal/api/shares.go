@@ -33,7 +33,7 @@ func grantPB(g shares.Grant, now time.Time) *xhubv1.Grant {
 }
 
 func (s *sharesSvc) RequestShare(ctx context.Context, r *xhubv1.RequestShareRequest) (*xhubv1.RequestShareResponse, error) {
-	req, g, seq, err := s.cp.RequestShare(ctx, identityFrom(ctx), exchange.ShareRequestInput{
+	req, g, seq, err := s.cp.RequestShare(ctx, identityFrom(ctx), shares.Input{
 		Dataset: catalog.DatasetID(r.Dataset), Fields: r.Fields, Purpose: r.Purpose, Days: int(r.Days),
 	})
 	if err != nil {
@@ -60,7 +60,7 @@ func (s *sharesSvc) decision(req shares.Request, g *shares.Grant, seq uint64) *x
 }
 
 func (s *sharesSvc) Approve(ctx context.Context, r *xhubv1.ApproveRequest) (*xhubv1.DecisionResponse, error) {
-	req, g, seq, err := s.cp.Approve(ctx, identityFrom(ctx), exchange.Decision{Request: shares.RequestID(r.RequestId), Fields: r.Fields, Days: int(r.Days), Reason: r.Reason})
+	req, g, seq, err := s.cp.Approve(ctx, identityFrom(ctx), shares.Decision{Request: shares.RequestID(r.RequestId), Fields: r.Fields, Days: int(r.Days), Reason: r.Reason})
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -68,7 +68,7 @@ func (s *sharesSvc) Approve(ctx context.Context, r *xhubv1.ApproveRequest) (*xhu
 }
 
 func (s *sharesSvc) Reject(ctx context.Context, r *xhubv1.RejectRequest) (*xhubv1.DecisionResponse, error) {
-	req, seq, err := s.cp.Reject(ctx, identityFrom(ctx), exchange.Decision{Request: shares.RequestID(r.RequestId), Reason: r.Reason})
+	req, seq, err := s.cp.Reject(ctx, identityFrom(ctx), shares.Decision{Request: shares.RequestID(r.RequestId), Reason: r.Reason})
 	if err != nil {
 		return nil, toStatus(err)
 	}
