@@ -1,31 +1,14 @@
 package catalog
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/xhub-gov/xhub/internal/store"
 )
 
-// mapViews is the catalog's state in a map: the apply functions need no
-// store.
-type mapViews map[string][]byte
-
-func (m mapViews) Get(key string, v any) (bool, error) {
-	b, ok := m[key]
-	if !ok {
-		return false, nil
-	}
-	return true, json.Unmarshal(b, v)
-}
-
-func (m mapViews) Put(key string, v any) error {
-	b, err := json.Marshal(v)
-	m[key] = b
-	return err
-}
-
 func TestCatalogStateMachine(t *testing.T) {
-	v := mapViews{}
+	v := store.Map{}
 	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	if _, err := ApplyDeptAdded(v, []byte(`{"id":"health","name":"Health"}`), t0, 2); err != nil {
 		t.Fatal(err)

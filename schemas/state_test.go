@@ -4,26 +4,12 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/xhub-gov/xhub/internal/store"
 )
 
-type mapViews map[string][]byte
-
-func (m mapViews) Get(key string, v any) (bool, error) {
-	b, ok := m[key]
-	if !ok {
-		return false, nil
-	}
-	return true, json.Unmarshal(b, v)
-}
-
-func (m mapViews) Put(key string, v any) error {
-	b, err := json.Marshal(v)
-	m[key] = b
-	return err
-}
-
 func TestRegistryStateMachine(t *testing.T) {
-	v := mapViews{}
+	v := store.Map{}
 	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	reg := func(version int, compat Mode) error {
 		b, _ := json.Marshal(Version{Subject: "health.cases", Version: version, Schema: json.RawMessage(`{}`), Compat: compat})

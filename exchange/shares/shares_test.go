@@ -2,48 +2,12 @@ package shares
 
 import (
 	"encoding/json"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/internal/store"
 )
-
-// mapViews is the share workflow's state in a map: Apply needs no store.
-type mapViews map[string][]byte
-
-func (m mapViews) Get(key string, v any) (bool, error) {
-	b, ok := m[key]
-	if !ok {
-		return false, nil
-	}
-	return true, json.Unmarshal(b, v)
-}
-
-func (m mapViews) Put(key string, v any) error {
-	b, err := json.Marshal(v)
-	m[key] = b
-	return err
-}
-
-func (m mapViews) Delete(key string) error { delete(m, key); return nil }
-
-func (m mapViews) Scan(prefix, after string, fn func(string, []byte) (bool, error)) error {
-	var keys []string
-	for k := range m {
-		if strings.HasPrefix(k, prefix) && k > after {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if more, err := fn(k, m[k]); err != nil || !more {
-			return err
-		}
-	}
-	return nil
-}
 
 func entry(t *testing.T, seq uint64, at time.Time, kind string, body any) ledger.Entry {
 	t.Helper()
@@ -55,7 +19,7 @@ func entry(t *testing.T, seq uint64, at time.Time, kind string, body any) ledger
 }
 
 func TestApplyOnAMap(t *testing.T) {
-	v := mapViews{}
+	v := store.Map{}
 	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	req := Request{ID: "r-7", Requester: "tax", Dataset: "health.cases", Purpose: "p", Days: 30, Status: RequestPending}
 	ch, err := Apply(v, entry(t, 7, t0, KindShareRequested, req))
