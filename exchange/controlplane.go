@@ -389,7 +389,25 @@ func (cp *ControlPlane) applyLoop(ctx context.Context, msgs <-chan ledger.Messag
 	}
 }
 
+// errVoided makes applyBatch discard its transaction and start the batch
+// again with one more entry voided.
+var errVoided = errors.New("entry voided: apply the batch again")
+
 func (cp *ControlPlane) applyBatch(batch []ledger.Message) error {
+	// An entry its state machines refuse is void: it stays in the log and
+	// the tree, and none of its writes stay in the views. Badger has no
+	// savepoint, so the batch's transaction is discarded and the batch
+	// applied again with the entry skipped. Deterministic on every node.
+	void := map[uint64]bool{}
+	for {
+		err := cp.applyBatchOnce(batch, void)
+		if !errors.Is(err, errVoided) {
+			return err
+		}
+	}
+}
+
+func (cp *ControlPlane) applyBatchOnce(batch []ledger.Message, void map[uint64]bool) error {
 	var after []func()
 	var applied uint64
 	var ended bool
@@ -427,18 +445,18 @@ func (cp *ControlPlane) applyBatch(batch []ledger.Message) error {
 				// No node appends such an entry: the log was written
 				// around the hub. Stop rather than decide on it.
 				return &IntegrityError{Seq: msg.Seq, InLog: true, Detail: reasonOf(err)}
+			case void[e.Seq]:
 			default:
 				fn, err := cp.apply(txn, e)
 				if err != nil {
-					// Deterministic on every node: the entry stays in the log
-					// and the tree, its effect is void.
-					cp.lg.Warn("ledger entry refused at apply", "seq", e.Seq, "kind", e.Kind, "err", err)
-				} else {
-					if fn != nil {
-						after = append(after, fn)
-					}
-					ended = ended || endsAccess(e.Kind)
+					cp.lg.Warn("ledger entry refused at apply; void", "seq", e.Seq, "kind", e.Kind, "err", err)
+					void[e.Seq] = true
+					return errVoided
 				}
+				if fn != nil {
+					after = append(after, fn)
+				}
+				ended = ended || endsAccess(e.Kind)
 			}
 			m.Applied, m.Last = msg.Seq, leaf
 		}
