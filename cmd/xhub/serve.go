@@ -82,6 +82,7 @@ bypass every grant.`,
 	f.DurationVar(&l.SubscriptionIdle, "subscription-idle", 7*24*time.Hour, "delete a durable subscription after this long with no subscriber")
 	f.IntVar(&l.MaxOpenSubscriptions, "max-open-subscriptions", 64, "subscriptions one department may have open on this node")
 	f.IntVar(&l.MaxProviderStreams, "max-provider-streams", 16, "provider streams one department may have open on this node")
+	f.DurationVar(&l.QueryTimeout, "query-timeout", 10*time.Second, "how long a query waits for the provider's answer")
 	f.IntVar(&l.MaxPendingRequests, "max-pending-requests", 100, "share requests one department may have pending")
 	f.IntVar(&l.MaxRecordBytes, "max-record-bytes", 1<<20, "largest record, in bytes")
 	f.IntVar(&l.MaxBatchBytes, "max-batch-bytes", 4<<20, "largest published batch, in bytes of records (held under NATS's max payload)")

@@ -8,6 +8,7 @@ import (
 // them for the node's registry.
 type metrics struct {
 	queries   *prometheus.CounterVec
+	routes    *prometheus.CounterVec
 	returned  prometheus.Counter
 	withheld  prometheus.Counter
 	published prometheus.Counter
@@ -19,6 +20,7 @@ type metrics struct {
 func newMetrics() *metrics {
 	return &metrics{
 		queries:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xhub_queries_total", Help: "Queries answered or refused by this node, by outcome."}, []string{"outcome"}),
+		routes:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xhub_query_routes_total", Help: "Queries sent to a provider, by route: local (a provider stream on this node) or nats (any node's, over NATS)."}, []string{"route"}),
 		returned:  prometheus.NewCounter(prometheus.CounterOpts{Name: "xhub_query_records_total", Help: "Records returned to consumers."}),
 		withheld:  prometheus.NewCounter(prometheus.CounterOpts{Name: "xhub_query_records_withheld_total", Help: "Provider records withheld (schema or filters)."}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "xhub_published_records_total", Help: "Records stored by publish (duplicates not counted)."}),
@@ -31,5 +33,5 @@ func newMetrics() *metrics {
 // Collectors returns the data plane's metrics.
 func (p *Plane) Collectors() []prometheus.Collector {
 	m := p.m
-	return []prometheus.Collector{m.queries, m.returned, m.withheld, m.published, m.delivered, m.subs, m.providers}
+	return []prometheus.Collector{m.queries, m.routes, m.returned, m.withheld, m.published, m.delivered, m.subs, m.providers}
 }

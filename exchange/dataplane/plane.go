@@ -1,5 +1,6 @@
 // Package dataplane owns the routing of data between departments over
-// NATS: queries to providers (core request-reply on xhub.q.<dataset>),
+// NATS: queries to providers (to a provider stream on this node directly,
+// else core request-reply on xhub.q.<dataset>; provider.go),
 // validated durable publishing of record batches (JetStream XHUB_DATA),
 // subscriptions served from durable consumers, and the audit log of every
 // access (JetStream XHUB_AUDIT). Every call is checked against the grant
@@ -137,7 +138,8 @@ type Plane struct {
 	audit     *auditLog
 	subs      *deptCounter // open subscriptions on this node
 	providers *deptCounter // open provider streams on this node
-	durableMu sync.Mutex   // one durable subscription made at a time
+	local     localProviders
+	durableMu sync.Mutex // one durable subscription made at a time
 	m         *metrics
 
 	stop      context.CancelFunc

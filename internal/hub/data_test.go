@@ -168,14 +168,9 @@ func TestQuery(t *testing.T) {
 	}
 
 	// The node counts what it did.
-	resp, err := http.Get("http://" + f.env.Node.MetricsAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := metricsText(t, f.env)
 	for _, want := range []string{`xhub_queries_total{outcome="ok"}`, `xhub_queries_total{outcome="denied"}`, "xhub_query_records_withheld_total", "xhub_open_provider_streams 1", "xhub_ledger_applied_seq"} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Fatalf("metrics lack %s", want)
 		}
 	}
@@ -417,4 +412,90 @@ func TestProvidersShareTheLoad(t *testing.T) {
 	if served["a"] == 0 || served["b"] == 0 || served["a"]+served["b"] != 60 {
 		t.Fatalf("queries served: %v", served)
 	}
+}
+
+// TestQueryAcrossNodes: a provider connected to node B answers queries
+// that reach B directly and queries that reach A, which forwards them
+// over NATS; the consumer sees the same either way (records, withheld
+// count and reasons, filters, the refusal of an answer too large to
+// carry), and a provider that leaves frees both paths at once.
+func TestQueryAcrossNodes(t *testing.T) {
+	f := newDataFixture(t, testenv.WithNATSListen(), testenv.WithMetrics())
+	dirB := t.TempDir()
+	f.env.CopyPKI(dirB)
+	b := testenv.StartIn(t, dirB, testenv.WithNATSURL(f.env.NATSURL()), testenv.WithMetrics())
+	ctx := context.Background()
+	top, err := f.owner.Ledger.GetHead(ctx, &xhubv1.GetHeadRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Admin.Ledger.GetHead(ctx, &xhubv1.GetHeadRequest{MinSeq: top.Size}); err != nil {
+		t.Fatal(err)
+	}
+	huge := strings.Repeat("x", 10_000)
+	f.provider = b.Dial(f.env.Creds("health", vocab.RoleSystem, "on-b"))
+	f.serveWith(t, nil, func(q adapters.ProviderQuery) []string {
+		if q.Limit == 1000 { // more than one NATS message may carry
+			out := make([]string, 1000)
+			for i := range out {
+				out[i] = fmt.Sprintf(`{"id":%d,"ward":%q}`, i, huge)
+			}
+			return out
+		}
+		return casesRecords
+	})
+	onA, onB := f.consumer, b.Dial(f.consumerCreds)
+	for _, o := range []adapters.QueryOptions{
+		{},
+		{Fields: []string{"id"}, Where: []string{"age>=30", "ward=north"}},
+		{Where: []string{`ward in ["north","east"]`, "id<9007199254740993"}},
+		{Fields: []string{"ward"}, Limit: 2},
+	} {
+		ra, errA := onA.Query(ctx, "health.cases", o)
+		rb, errB := onB.Query(ctx, "health.cases", o)
+		if errA != nil || errB != nil {
+			t.Fatalf("%+v: through A: %v; through B: %v", o, errA, errB)
+		}
+		if fmt.Sprint(ra.Records, ra.Withheld, ra.WithheldReasons) != fmt.Sprint(rb.Records, rb.Withheld, rb.WithheldReasons) {
+			t.Fatalf("%+v: through A %q %d %q; through B %q %d %q", o, ra.Records, ra.Withheld, ra.WithheldReasons, rb.Records, rb.Withheld, rb.WithheldReasons)
+		}
+		if len(ra.Records) == 0 {
+			t.Fatalf("%+v: no records", o)
+		}
+	}
+	_, errA := onA.Query(ctx, "health.cases", adapters.QueryOptions{Limit: 1000})
+	_, errB := onB.Query(ctx, "health.cases", adapters.QueryOptions{Limit: 1000})
+	for _, err := range []error{errA, errB} {
+		if testenv.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "more than one answer may carry") {
+			t.Fatalf("answer too large: through A %v; through B %v", errA, errB)
+		}
+	}
+	if errA.Error() != errB.Error() {
+		t.Fatalf("answer too large: through A %v; through B %v", errA, errB)
+	}
+	// Each node took the route it should: B its own provider stream, A
+	// NATS (its readiness probe included).
+	for _, tc := range []struct {
+		env        *testenv.Env
+		want, none string
+	}{{b, `xhub_query_routes_total{route="local"} 5`, `route="nats"`}, {f.env, `xhub_query_routes_total{route="nats"}`, `route="local"`}} {
+		m := metricsText(t, tc.env)
+		if !strings.Contains(m, tc.want) || strings.Contains(m, tc.none) {
+			t.Fatalf("node metrics: want %s and no %s:\n%s", tc.want, tc.none, grepLines(m, "xhub_query_routes"))
+		}
+	}
+}
+
+func metricsText(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	resp, err := http.Get("http://" + env.Node.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }

@@ -3,9 +3,7 @@ package hub_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,14 +26,9 @@ func TestRefusedHandshakes(t *testing.T) {
 	if testenv.Code(err) != 16 /* Unauthenticated */ || !strings.Contains(err.Error(), "refused this credential's certificate") {
 		t.Fatalf("foreign certificate: %v", err)
 	}
-	resp, err := http.Get("http://" + env.Node.MetricsAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), `xhub_tls_handshakes_refused_total{reason="unknown_authority"}`) {
-		t.Fatalf("refused handshake not counted:\n%s", grepLines(string(body), "xhub_"))
+	body := metricsText(t, env)
+	if !strings.Contains(body, `xhub_tls_handshakes_refused_total{reason="unknown_authority"}`) {
+		t.Fatalf("refused handshake not counted:\n%s", grepLines(body, "xhub_"))
 	}
 
 	mine, err := vocab.LoadCreds(env.Node.AdminCreds)

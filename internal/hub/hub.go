@@ -86,6 +86,7 @@ type Limits struct {
 	MaxPendingRequests      int           // share requests pending per department (100)
 	MaxRecordBytes          int           // one record (1 MiB)
 	MaxBatchBytes           int           // one published batch, under NATS's max payload (4 MiB)
+	QueryTimeout            time.Duration // a query's wait for the provider's answer (10s)
 }
 
 func (c *Config) validate() error {
@@ -241,6 +242,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		MaxRecordBytes: cfg.Limits.MaxRecordBytes, MaxBatchBytes: cfg.Limits.MaxBatchBytes,
 		MaxSubscriptions: cfg.Limits.MaxOpenSubscriptions, MaxDurableSubscriptions: cfg.Limits.MaxDurableSubscriptions,
 		SubscriptionIdle: cfg.Limits.SubscriptionIdle, MaxProviderStreams: cfg.Limits.MaxProviderStreams,
+		QueryTimeout: cfg.Limits.QueryTimeout,
 	}); err != nil {
 		return nil, err
 	}

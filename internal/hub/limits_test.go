@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,4 +205,61 @@ func TestOtherBoundsPerDepartment(t *testing.T) {
 	exhausted(t, p2.Serve(actx, []string{"health.d0"}, nil), "(1)")
 	cancel()
 	<-first
+}
+
+// TestSilentProvider: a provider that takes calls and never answers costs
+// each consumer at most the query timeout, with a reason; a flood of
+// queries is refused as busy beyond what one provider stream holds,
+// rather than queued without bound; once the provider leaves, queries
+// are told at once.
+func TestSilentProvider(t *testing.T) {
+	f := newGrantFixture(t, []string{"id", "ward"}, testenv.WithLimits(hub.Limits{QueryTimeout: 500 * time.Millisecond}))
+	ctx := context.Background()
+	pctx, stop := context.WithCancel(ctx)
+	served := make(chan struct{}, 4096)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = f.provider.Serve(pctx, []string{"health.cases"}, func(ctx context.Context, _ adapters.ProviderQuery) ([][]byte, string, error) {
+			served <- struct{}{}
+			<-ctx.Done()
+			return nil, "", ctx.Err()
+		})
+	}()
+	eventually(t, "provider connected", func() bool {
+		_, err := f.consumer.Query(ctx, "health.cases", adapters.QueryOptions{})
+		return err != nil && strings.Contains(err.Error(), "did not answer within 500ms")
+	})
+
+	const flood = 1100 // more than one provider stream holds unanswered (1024)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	for range flood {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.consumer.Query(ctx, "health.cases", adapters.QueryOptions{})
+			key := "other: " + fmt.Sprint(err)
+			switch {
+			case testenv.Code(err) == codes.Unavailable && strings.Contains(err.Error(), "did not answer within"):
+				key = "timeout"
+			case testenv.Code(err) == codes.Unavailable && strings.Contains(err.Error(), "busy"):
+				key = "busy"
+			}
+			mu.Lock()
+			outcomes[key]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if outcomes["timeout"]+outcomes["busy"] != flood || outcomes["busy"] == 0 || outcomes["timeout"] == 0 {
+		t.Fatalf("flood of %d queries on a silent provider: %v", flood, outcomes)
+	}
+	stop()
+	<-done
+	eventually(t, "provider gone", func() bool {
+		_, err := f.consumer.Query(ctx, "health.cases", adapters.QueryOptions{})
+		return err != nil && strings.Contains(err.Error(), "no provider")
+	})
 }
