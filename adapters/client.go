@@ -2,7 +2,13 @@
 // the ready-made adapters (adapters/postgres, adapters/file). A Client
 // dials a hub node over gRPC with mTLS from a *.creds file; the CLI uses
 // the same Client, so what an integrator copies from here is what the hub's
-// own tools run.
+// own tools run. Its API is in its own types: the data plane (Query,
+// Publish, Subscribe, Serve; data.go), the control plane an officer or
+// operator drives (departments, credentials, schemas, catalog, shares,
+// audit, subscriptions, ledger entries; control.go) and ledger
+// verification against a pinned key (ledger.go). It depends on the
+// client-safe vocabulary (exchange/vocab), the proto package and gRPC
+// only; Conn gives the raw gRPC API for anything it does not wrap.
 package adapters
 
 import (
@@ -24,15 +30,15 @@ type Client struct {
 	creds *vocab.Creds
 	addr  string
 
-	Departments xhubv1.DepartmentsClient
-	Credentials xhubv1.CredentialsClient
-	Schemas     xhubv1.SchemasClient
-	Catalog     xhubv1.CatalogClient
-	Shares      xhubv1.SharesClient
-	Ledger      xhubv1.LedgerClient
-	Exchange    xhubv1.ExchangeClient
-	Provider    xhubv1.ProviderClient
-	Audit       xhubv1.AuditClient
+	departments xhubv1.DepartmentsClient
+	credentials xhubv1.CredentialsClient
+	schemas     xhubv1.SchemasClient
+	catalog     xhubv1.CatalogClient
+	shares      xhubv1.SharesClient
+	ledger      xhubv1.LedgerClient
+	exchange    xhubv1.ExchangeClient
+	provider    xhubv1.ProviderClient
+	audit       xhubv1.AuditClient
 }
 
 // Option changes how Dial connects.
@@ -85,15 +91,15 @@ func DialCreds(_ context.Context, creds *vocab.Creds, opts ...Option) (*Client, 
 	}
 	return &Client{
 		conn: conn, creds: creds, addr: o.hub,
-		Departments: xhubv1.NewDepartmentsClient(conn),
-		Credentials: xhubv1.NewCredentialsClient(conn),
-		Schemas:     xhubv1.NewSchemasClient(conn),
-		Catalog:     xhubv1.NewCatalogClient(conn),
-		Shares:      xhubv1.NewSharesClient(conn),
-		Ledger:      xhubv1.NewLedgerClient(conn),
-		Exchange:    xhubv1.NewExchangeClient(conn),
-		Provider:    xhubv1.NewProviderClient(conn),
-		Audit:       xhubv1.NewAuditClient(conn),
+		departments: xhubv1.NewDepartmentsClient(conn),
+		credentials: xhubv1.NewCredentialsClient(conn),
+		schemas:     xhubv1.NewSchemasClient(conn),
+		catalog:     xhubv1.NewCatalogClient(conn),
+		shares:      xhubv1.NewSharesClient(conn),
+		ledger:      xhubv1.NewLedgerClient(conn),
+		exchange:    xhubv1.NewExchangeClient(conn),
+		provider:    xhubv1.NewProviderClient(conn),
+		audit:       xhubv1.NewAuditClient(conn),
 	}, nil
 }
 
@@ -110,19 +116,7 @@ func (c *Client) Addr() string { return c.addr }
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// IssueCredential creates a key locally, has the hub sign it for the
-// identity, and returns the bytes of a complete creds file. The private
-// key never leaves this process.
-func (c *Client) IssueCredential(ctx context.Context, id vocab.Identity, validDays int) (*xhubv1.IssueCredentialResponse, []byte, error) {
-	keyPEM, csr, err := vocab.NewKey(id)
-	if err != nil {
-		return nil, nil, err
-	}
-	resp, err := c.Credentials.IssueCredential(ctx, &xhubv1.IssueCredentialRequest{
-		Dept: string(id.Dept), Role: string(id.Role), Name: id.Name, CsrDer: csr, ValidDays: int32(validDays),
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return resp, vocab.EncodeCreds(c.addr, resp.LedgerKey, resp.CertificatePem, keyPEM, resp.CaPem), nil
-}
+// Conn is the client's gRPC connection, for the API's calls the SDK does
+// not wrap (xhubv1.NewLedgerClient(c.Conn()) and the like): the same
+// identity, mTLS and refusal handling.
+func (c *Client) Conn() grpc.ClientConnInterface { return c.conn }

@@ -35,7 +35,7 @@ type Handler func(ctx context.Context, q ProviderQuery) (records [][]byte, next 
 // answers each query with h, concurrently. It returns when ctx ends or the
 // stream breaks; call it again to reconnect.
 func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error {
-	stream, err := c.Provider.Serve(ctx)
+	stream, err := c.provider.Serve(ctx)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error 
 // stream: validated whole, stored whole or not at all. Retrying with the
 // same batchID stores it once.
 func (c *Client) Publish(ctx context.Context, dataset string, records [][]byte, batchID string) (*PublishResult, error) {
-	r, err := c.Exchange.Publish(ctx, &xhubv1.PublishRequest{Dataset: dataset, Records: records, BatchId: batchID})
+	r, err := c.exchange.Publish(ctx, &xhubv1.PublishRequest{Dataset: dataset, Records: records, BatchId: batchID})
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func (c *Client) Query(ctx context.Context, dataset string, o QueryOptions) (*Qu
 		}
 		req.Filters = append(req.Filters, xhubv1.FilterPB(f))
 	}
-	r, err := c.Exchange.Query(ctx, req)
+	r, err := c.exchange.Query(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ type Subscription struct {
 // subscription is first made). It returns once the hub has the
 // subscription in place, or with the hub's refusal.
 func (c *Client) Subscribe(ctx context.Context, dataset, name, from string) (*Subscription, error) {
-	stream, err := c.Exchange.Subscribe(ctx)
+	stream, err := c.exchange.Subscribe(ctx)
 	if err != nil {
 		return nil, err
 	}

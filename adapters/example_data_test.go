@@ -12,13 +12,12 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/hub"
-	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 // dialAs issues a credential for id with the operator's client and dials.
 func dialAs(ctx context.Context, admin *adapters.Client, id vocab.Identity, dir string) *adapters.Client {
 	// Registers the department; AlreadyExists the second time is fine.
-	_, _ = admin.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: string(id.Dept), Name: string(id.Dept)})
+	_, _ = admin.AddDepartment(ctx, string(id.Dept), string(id.Dept))
 	_, file, err := admin.IssueCredential(ctx, id, 1)
 	if err != nil {
 		log.Fatal(err)
@@ -49,11 +48,11 @@ func ExampleClient_Query() {
 	admin, _ := adapters.Dial(ctx, node.AdminCreds)
 	defer admin.Close()
 	officer := dialAs(ctx, admin, vocab.Identity{Dept: "health", Role: vocab.RoleOfficer, Name: "officer"}, dir)
-	_, _ = officer.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases",
-		SchemaJson: []byte(`{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string"},"ward":{"type":"string"}}}`)})
-	_, _ = officer.Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: "health.cases", Title: "Cases", ShareType: "open", SchemaSubject: "health.cases"})
+	_, _, _ = officer.RegisterSchema(ctx, "health.cases",
+		[]byte(`{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string"},"ward":{"type":"string"}}}`), "")
+	_, _ = officer.PublishDataset(ctx, adapters.DatasetSpec{ID: "health.cases", Title: "Cases", ShareType: "open", SchemaSubject: "health.cases"})
 	taxOfficer := dialAs(ctx, admin, vocab.Identity{Dept: catalog.DeptID("tax"), Role: vocab.RoleOfficer, Name: "tax-officer"}, dir)
-	_, _ = taxOfficer.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "ward statistics", Fields: []string{"id", "ward"}})
+	_, _ = taxOfficer.RequestShare(ctx, "health.cases", []string{"id", "ward"}, "ward statistics", 0)
 
 	// The provider: health's system answers queries for its dataset.
 	provider := dialAs(ctx, admin, vocab.Identity{Dept: "health", Role: vocab.RoleSystem, Name: "clinic-db"}, dir)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/internal/hub"
-	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 // Dial a hub with a creds file and browse the catalog. Here the hub is
@@ -30,15 +29,15 @@ func ExampleDial() {
 	defer client.Close()
 	fmt.Println("acting as", client.Identity())
 
-	if _, err := client.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "health", Name: "Health Commission"}); err != nil {
+	if _, err := client.AddDepartment(ctx, "health", "Health Commission"); err != nil {
 		log.Fatal(err)
 	}
-	list, err := client.Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{})
+	list, err := client.Departments(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, d := range list.Departments {
-		fmt.Println(d.Id, "-", d.Name)
+	for _, d := range list {
+		fmt.Println(d.ID, "-", d.Name)
 	}
 	// Output:
 	// acting as spiffe://xhub/dept/hub/admin/admin

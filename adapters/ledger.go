@@ -35,7 +35,7 @@ func (c *Client) LedgerVerifier(key string) (*LedgerVerifier, error) {
 
 // Head fetches and verifies the current signed tree head.
 func (l *LedgerVerifier) Head(ctx context.Context) (ledger.Tree, []byte, error) {
-	r, err := l.c.Ledger.GetHead(ctx, &xhubv1.GetHeadRequest{})
+	r, err := l.c.ledger.GetHead(ctx, &xhubv1.GetHeadRequest{})
 	if err != nil {
 		return ledger.Tree{}, nil, err
 	}
@@ -50,16 +50,16 @@ func (l *LedgerVerifier) OpenHead(note []byte) (ledger.Tree, error) {
 
 // Inclusion fetches and verifies a proof that entry seq is in the current
 // signed tree. It returns the entry and the head it was proved against.
-func (l *LedgerVerifier) Inclusion(ctx context.Context, seq uint64) (*xhubv1.Entry, ledger.Tree, error) {
-	r, err := l.c.Ledger.InclusionProof(ctx, &xhubv1.InclusionProofRequest{Seq: seq})
+func (l *LedgerVerifier) Inclusion(ctx context.Context, seq uint64) (Entry, ledger.Tree, error) {
+	r, err := l.c.ledger.InclusionProof(ctx, &xhubv1.InclusionProofRequest{Seq: seq})
 	if err != nil {
-		return nil, ledger.Tree{}, err
+		return Entry{}, ledger.Tree{}, err
 	}
 	t, err := ledger.OpenHead(r.SignedNote, l.key)
 	if err != nil {
-		return nil, t, err
+		return Entry{}, t, err
 	}
-	return r.Entry, t, ledger.CheckInclusion(t, seq, r.Entry.Raw, r.Proof)
+	return entryOf(r.Entry), t, ledger.CheckInclusion(t, seq, r.Entry.GetRaw(), r.Proof)
 }
 
 // Consistency verifies that the current signed tree extends the tree of an
@@ -68,7 +68,7 @@ func (l *LedgerVerifier) Consistency(ctx context.Context, earlier []byte) (old, 
 	if old, err = ledger.OpenHead(earlier, l.key); err != nil {
 		return old, cur, fmt.Errorf("earlier head: %w", err)
 	}
-	r, err := l.c.Ledger.ConsistencyProof(ctx, &xhubv1.ConsistencyProofRequest{OldSize: uint64(old.N)})
+	r, err := l.c.ledger.ConsistencyProof(ctx, &xhubv1.ConsistencyProofRequest{OldSize: uint64(old.N)})
 	if err != nil {
 		return old, cur, err
 	}
@@ -81,7 +81,7 @@ func (l *LedgerVerifier) Consistency(ctx context.Context, earlier []byte) (old, 
 // treeAt is the hub's signed tree of size n (via an inclusion proof of the
 // n-th entry in the tree of n).
 func (l *LedgerVerifier) treeAt(ctx context.Context, n uint64) (ledger.Tree, error) {
-	r, err := l.c.Ledger.InclusionProof(ctx, &xhubv1.InclusionProofRequest{Seq: n, TreeSize: n})
+	r, err := l.c.ledger.InclusionProof(ctx, &xhubv1.InclusionProofRequest{Seq: n, TreeSize: n})
 	if err != nil {
 		return ledger.Tree{}, err
 	}
@@ -112,7 +112,7 @@ func (l *LedgerVerifier) Verify(ctx context.Context, progress func(done, total u
 	var firstChain *ledger.MismatchError
 	var since uint64
 	for v.Len() < total {
-		r, err := l.c.Ledger.ListEntries(ctx, &xhubv1.ListEntriesRequest{Since: since, PageSize: 1000})
+		r, err := l.c.ledger.ListEntries(ctx, &xhubv1.ListEntriesRequest{Since: since, PageSize: 1000})
 		if err != nil {
 			return rep, err
 		}

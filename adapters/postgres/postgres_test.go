@@ -237,11 +237,11 @@ func servedThroughTheHub(t *testing.T, tbl string, fields []string) *adapters.Cl
 	ds := "health." + tbl
 	owner, grantee := env.Officer("health"), env.Officer("tax")
 	mustPublish(t, owner, ds, "conditional")
-	r, err := grantee.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: ds, Purpose: "p", Fields: fields})
+	r, err := testenv.RPC(grantee).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: ds, Purpose: "p", Fields: fields})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := owner.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id}); err != nil {
+	if _, err := testenv.RPC(owner).Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id}); err != nil {
 		t.Fatal(err)
 	}
 	provider, consumer := env.System("health", "pg"), env.System("tax", "etl")
@@ -264,10 +264,10 @@ func servedThroughTheHub(t *testing.T, tbl string, fields []string) *adapters.Cl
 func mustPublish(t *testing.T, owner *adapters.Client, id, share string) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := owner.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: id, SchemaJson: []byte(schema)}); err != nil {
+	if _, err := testenv.RPC(owner).Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: id, SchemaJson: []byte(schema)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := owner.Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: id, Title: id, ShareType: share, SchemaSubject: id}); err != nil {
+	if _, err := testenv.RPC(owner).Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: id, Title: id, ShareType: share, SchemaSubject: id}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -287,7 +287,7 @@ func TestWatchWithRestart(t *testing.T) {
 	mustPublish(t, owner, "health.admissions", "open")
 	provider := env.System("health", "pg")
 	consumer := env.System("tax", "etl")
-	if _, err := env.Officer("tax").Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.admissions", Purpose: "p"}); err != nil {
+	if _, err := testenv.RPC(env.Officer("tax")).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.admissions", Purpose: "p"}); err != nil {
 		t.Fatal(err)
 	}
 	sub, err := consumer.Subscribe(ctx, "health.admissions", "w", "beginning")

@@ -14,7 +14,6 @@ import (
 	"github.com/xhub-gov/xhub/adapters/file"
 	"github.com/xhub-gov/xhub/adapters/postgres"
 	"github.com/xhub-gov/xhub/catalog"
-	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 func (c *cli) adapterCmd() *cobra.Command {
@@ -133,12 +132,12 @@ func serveLoop(ctx context.Context, cl *adapters.Client, datasets []string, h ad
 
 // datasetFields reads a dataset's fields from the catalog.
 func datasetFields(ctx context.Context, cl *adapters.Client, id string) ([]catalog.Field, error) {
-	d, err := cl.Catalog.GetDataset(ctx, &xhubv1.GetDatasetRequest{Id: id})
+	d, err := cl.Dataset(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	fields := make([]catalog.Field, len(d.Dataset.Fields))
-	for i, f := range d.Dataset.Fields {
+	fields := make([]catalog.Field, len(d.Fields))
+	for i, f := range d.Fields {
 		fields[i] = catalog.Field{Name: f.Name, Type: f.Type}
 	}
 	return fields, nil

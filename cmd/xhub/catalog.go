@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
-	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 func (c *cli) catalogCmd() *cobra.Command {
@@ -40,15 +39,14 @@ conditional (your officers decide each request), none (listed, never shared).`,
 				}
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{
-					Id: args[0], Title: title, Description: description, Keywords: kw, ShareType: share,
-					Frequency: frequency, SchemaSubject: subject, SchemaVersion: int32(version),
+				d, err := cl.PublishDataset(ctx, adapters.DatasetSpec{
+					ID: args[0], Title: title, Description: description, Keywords: kw, ShareType: share,
+					Frequency: frequency, SchemaSubject: subject, SchemaVersion: version,
 				})
 				if err != nil {
 					return err
 				}
-				d := r.Dataset
-				c.say("published %s (%s, schema %s:%d, %d fields), ledger entry %d", d.Id, d.ShareType, d.SchemaSubject, d.SchemaVersion, len(d.Fields), r.Seq)
+				c.say("published %s (%s, schema %s:%d, %d fields), ledger entry %d", d.ID, d.ShareType, d.SchemaSubject, d.SchemaVersion, len(d.Fields), d.Seq)
 				return nil
 			})
 		},
@@ -75,31 +73,22 @@ conditional (your officers decide each request), none (listed, never shared).`,
 				return err
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				all := &xhubv1.ListDatasetsResponse{}
-				token := ""
-				for {
-					r, err := cl.Catalog.ListDatasets(ctx, &xhubv1.ListDatasetsRequest{Dept: dept, ShareType: shareF, Search: search, IncludeRetired: retired, PageSize: 1000, PageToken: token})
-					if err != nil {
-						return err
-					}
-					all.Datasets = append(all.Datasets, r.Datasets...)
-					all.Total = r.Total
-					if token = r.NextPageToken; token == "" {
-						break
-					}
+				all, err := cl.Datasets(ctx, adapters.DatasetQuery{Dept: dept, ShareType: shareF, Search: search, IncludeRetired: retired})
+				if err != nil {
+					return err
 				}
 				if c.json() {
-					return c.printProto(all)
+					return c.printJSON(map[string]any{"datasets": all, "total": len(all)})
 				}
 				w := c.table()
 				fmt.Fprintln(w, "ID\tSHARE\tSTATUS\tSCHEMA\tTITLE")
-				for _, d := range all.Datasets {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s:%d\t%s\n", d.Id, d.ShareType, d.Status, d.SchemaSubject, d.SchemaVersion, d.Title)
+				for _, d := range all {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s:%d\t%s\n", d.ID, d.ShareType, d.Status, d.SchemaSubject, d.SchemaVersion, d.Title)
 				}
 				if err := w.Flush(); err != nil {
 					return err
 				}
-				c.say("(%d datasets)", all.Total)
+				c.say("(%d datasets)", len(all))
 				return nil
 			})
 		},
@@ -115,16 +104,15 @@ conditional (your officers decide each request), none (listed, never shared).`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Catalog.GetDataset(ctx, &xhubv1.GetDatasetRequest{Id: args[0]})
+				d, err := cl.Dataset(ctx, args[0])
 				if err != nil {
 					return err
 				}
 				if c.json() {
-					return c.printProto(r.Dataset)
+					return c.printJSON(d)
 				}
-				d := r.Dataset
 				c.say("id:          %s\ntitle:       %s\nowner:       %s\nshare:       %s\nstatus:      %s\nschema:      %s:%d\nfrequency:   %s\nkeywords:    %s\ndescription: %s\nfields:",
-					d.Id, d.Title, d.Owner, d.ShareType, d.Status, d.SchemaSubject, d.SchemaVersion, d.Frequency, strings.Join(d.Keywords, ", "), d.Description)
+					d.ID, d.Title, d.Owner, d.ShareType, d.Status, d.SchemaSubject, d.SchemaVersion, d.Frequency, strings.Join(d.Keywords, ", "), d.Description)
 				for _, f := range d.Fields {
 					req := ""
 					if f.Required {
@@ -144,11 +132,11 @@ conditional (your officers decide each request), none (listed, never shared).`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Catalog.RetireDataset(ctx, &xhubv1.RetireDatasetRequest{Id: args[0], Reason: reason})
+				d, err := cl.RetireDataset(ctx, args[0], reason)
 				if err != nil {
 					return err
 				}
-				c.say("retired %s, ledger entry %d", r.Dataset.Id, r.Seq)
+				c.say("retired %s, ledger entry %d", d.ID, d.Seq)
 				return nil
 			})
 		},

@@ -10,7 +10,6 @@ import (
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 func (c *cli) credsCmd() *cobra.Command {
@@ -42,7 +41,7 @@ department.`,
 			}
 			defer f.Close()
 			err = c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				resp, file, err := cl.IssueCredential(ctx, id, days)
+				cr, file, err := cl.IssueCredential(ctx, id, days)
 				if err != nil {
 					return err
 				}
@@ -50,7 +49,7 @@ department.`,
 					return err
 				}
 				c.say("issued %s, serial %s, valid until %s, ledger entry %d; written to %s",
-					resp.Credential.Identity, resp.Credential.Serial, resp.Credential.NotAfter.AsTime().Format("2006-01-02"), resp.Seq, out)
+					cr.URI, cr.Serial, day(cr.NotAfter), cr.Seq, out)
 				return nil
 			})
 			if err != nil {
@@ -79,29 +78,21 @@ department.`,
 				return err
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				all := &xhubv1.ListCredentialsResponse{}
-				token := ""
-				for {
-					r, err := cl.Credentials.ListCredentials(ctx, &xhubv1.ListCredentialsRequest{Dept: listDept, PageSize: 1000, PageToken: token})
-					if err != nil {
-						return err
-					}
-					all.Credentials = append(all.Credentials, r.Credentials...)
-					if token = r.NextPageToken; token == "" {
-						break
-					}
+				all, err := cl.Credentials(ctx, listDept)
+				if err != nil {
+					return err
 				}
 				if c.json() {
-					return c.printProto(all)
+					return c.printJSON(map[string]any{"credentials": all})
 				}
 				w := c.table()
 				fmt.Fprintln(w, "SERIAL\tIDENTITY\tNOT AFTER\tSTATE")
-				for _, cr := range all.Credentials {
+				for _, cr := range all {
 					state := "active"
 					if cr.Revoked {
 						state = "revoked: " + cr.RevokeReason
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cr.Serial, cr.Identity, cr.NotAfter.AsTime().Format("2006-01-02"), state)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cr.Serial, cr.URI, day(cr.NotAfter), state)
 				}
 				return w.Flush()
 			})
@@ -117,11 +108,11 @@ department.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Credentials.RevokeCredential(ctx, &xhubv1.RevokeCredentialRequest{Serial: args[0], Reason: reason})
+				cr, seq, err := cl.RevokeCredential(ctx, args[0], reason)
 				if err != nil {
 					return err
 				}
-				c.say("credential %s (%s) revoked, ledger entry %d", r.Credential.Serial, r.Credential.Identity, r.Seq)
+				c.say("credential %s (%s) revoked, ledger entry %d", cr.Serial, cr.URI, seq)
 				return nil
 			})
 		},

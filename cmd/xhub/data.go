@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
-	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 func (c *cli) queryCmd() *cobra.Command {
@@ -171,33 +170,26 @@ func (c *cli) auditCmd() *cobra.Command {
 			if err := c.checkOutput(); err != nil {
 				return err
 			}
-			req := &xhubv1.ListAuditRequest{Dataset: dataset, Dept: dept, PageSize: 1000}
+			q := adapters.AuditQuery{Dataset: dataset, Dept: dept}
 			if since != "" {
 				t, err := parseTime(since)
 				if err != nil {
 					return err
 				}
-				req.Since = ts(t)
+				q.Since = t
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				all := &xhubv1.ListAuditResponse{}
-				for {
-					r, err := cl.Audit.ListAudit(ctx, req)
-					if err != nil {
-						return err
-					}
-					all.Entries = append(all.Entries, r.Entries...)
-					if req.PageToken = r.NextPageToken; req.PageToken == "" {
-						break
-					}
+				all, err := cl.Audit(ctx, q)
+				if err != nil {
+					return err
 				}
 				if c.json() {
-					return c.printProto(all)
+					return c.printJSON(map[string]any{"entries": all})
 				}
 				w := c.table()
 				fmt.Fprintln(w, "TIME\tDEPT\tACTION\tDATASET\tRECORDS\tWITHHELD\tFIELDS\tREQUEST")
-				for _, e := range all.Entries {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", e.Time.AsTime().Format("2006-01-02 15:04:05"), e.Dept, e.Action, e.Dataset, e.Records, e.Withheld, strings.Join(e.Fields, ","), e.RequestId)
+				for _, e := range all {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", e.Time.Format("2006-01-02 15:04:05"), e.Dept, e.Action, e.Dataset, e.Records, e.Withheld, strings.Join(e.Fields, ","), e.RequestID)
 				}
 				return w.Flush()
 			})

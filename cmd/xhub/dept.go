@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
-	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 func (c *cli) deptCmd() *cobra.Command {
@@ -20,11 +19,11 @@ func (c *cli) deptCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: args[0], Name: name})
+				d, err := cl.AddDepartment(ctx, args[0], name)
 				if err != nil {
 					return err
 				}
-				c.say("department %s (%s) added, ledger entry %d", r.Department.Id, r.Department.Name, r.Seq)
+				c.say("department %s (%s) added, ledger entry %d", d.ID, d.Name, d.Seq)
 				return nil
 			})
 		},
@@ -40,25 +39,17 @@ func (c *cli) deptCmd() *cobra.Command {
 				return err
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				all := &xhubv1.ListDepartmentsResponse{}
-				token := ""
-				for {
-					r, err := cl.Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{PageSize: 1000, PageToken: token})
-					if err != nil {
-						return err
-					}
-					all.Departments = append(all.Departments, r.Departments...)
-					if token = r.NextPageToken; token == "" {
-						break
-					}
+				all, err := cl.Departments(ctx)
+				if err != nil {
+					return err
 				}
 				if c.json() {
-					return c.printProto(all)
+					return c.printJSON(map[string]any{"departments": all})
 				}
 				w := c.table()
 				fmt.Fprintln(w, "ID\tNAME\tSINCE\tSEQ")
-				for _, d := range all.Departments {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", d.Id, d.Name, d.CreatedAt.AsTime().Format("2006-01-02"), d.Seq)
+				for _, d := range all {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", d.ID, d.Name, day(d.CreatedAt), d.Seq)
 				}
 				return w.Flush()
 			})

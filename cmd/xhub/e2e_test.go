@@ -187,7 +187,7 @@ func TestUnknownAuthority(t *testing.T) {
 	env := testenv.Start(t)
 	other := testenv.Start(t)
 	cl := env.ForeignClient()
-	_, err := cl.Catalog.ListDatasets(context.Background(), nil)
+	_, err := testenv.RPC(cl).Catalog.ListDatasets(context.Background(), nil)
 	if err == nil {
 		t.Fatal("a certificate from another CA was accepted")
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
@@ -82,7 +83,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	cl := dialAdmin(t, dir, addr)
 	var last uint64
 	for i := range 50 {
-		r, err := cl.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "dept-" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Name: "D"})
+		r, err := testenv.RPC(cl).Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "dept-" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Name: "D"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,21 +98,21 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	_, addr = startServe(t, dir)
 	cl = dialAdmin(t, dir, addr)
 	defer cl.Close()
-	r, err := cl.Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{MinSeq: last, PageSize: 1000})
+	r, err := testenv.RPC(cl).Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{MinSeq: last, PageSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(r.Departments) != 50 {
 		t.Fatalf("after kill -9: %d departments, want 50", len(r.Departments))
 	}
-	e, err := cl.Ledger.ListEntries(ctx, &xhubv1.ListEntriesRequest{PageSize: 1000})
+	e, err := testenv.RPC(cl).Ledger.ListEntries(ctx, &xhubv1.ListEntriesRequest{PageSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if uint64(len(e.Entries)) != last {
 		t.Fatalf("ledger has %d entries, want %d", len(e.Entries), last)
 	}
-	n, err := cl.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "after", Name: "After"})
+	n, err := testenv.RPC(cl).Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "after", Name: "After"})
 	if err != nil || n.Seq != last+1 {
 		t.Fatalf("next entry: %v %v, want seq %d", n, err, last+1)
 	}
@@ -127,7 +128,7 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	cmd, addr := startServe(t, dir)
 	ctx := context.Background()
 	cl := dialAdmin(t, dir, addr)
-	r, err := cl.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "health", Name: "Health"})
+	r, err := testenv.RPC(cl).Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "health", Name: "Health"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	_, addr = startServe(t, dir)
 	cl = dialAdmin(t, dir, addr)
 	defer cl.Close()
-	d, err := cl.Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{MinSeq: r.Seq})
+	d, err := testenv.RPC(cl).Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{MinSeq: r.Seq})
 	if err != nil || len(d.Departments) != 1 {
 		t.Fatalf("after restart: %v %v", d, err)
 	}

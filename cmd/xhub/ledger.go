@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
-	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 func (c *cli) ledgerCmd() *cobra.Command {
@@ -26,28 +25,20 @@ func (c *cli) ledgerCmd() *cobra.Command {
 				return err
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				all := &xhubv1.ListEntriesResponse{}
-				next := since
-				for {
-					r, err := cl.Ledger.ListEntries(ctx, &xhubv1.ListEntriesRequest{Since: next, Dataset: dataset, PageSize: 1000})
-					if err != nil {
-						return err
-					}
-					all.Entries = append(all.Entries, r.Entries...)
-					if next = r.NextSince; next == 0 {
-						break
-					}
+				all, err := cl.Entries(ctx, since, dataset)
+				if err != nil {
+					return err
 				}
 				if c.json() {
-					for _, e := range all.Entries {
-						e.Raw = nil
+					for i := range all {
+						all[i].Raw = nil
 					}
-					return c.printProto(all)
+					return c.printJSON(map[string]any{"entries": all})
 				}
 				w := c.table()
 				fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tKIND\tSUBJECT")
-				for _, e := range all.Entries {
-					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.AsTime().Format("2006-01-02 15:04:05"), e.Actor, e.Kind, e.Subject)
+				for _, e := range all {
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format("2006-01-02 15:04:05"), e.Actor, e.Kind, e.Subject)
 				}
 				return w.Flush()
 			})
@@ -114,7 +105,7 @@ extends that earlier one, i.e. that nothing recorded before was rewritten.`,
 					return err
 				}
 				if c.json() {
-					out := map[string]any{"seq": e.Seq, "kind": e.Kind, "subject": e.Subject, "actor": e.Actor, "time": e.Time.AsTime(),
+					out := map[string]any{"seq": e.Seq, "kind": e.Kind, "subject": e.Subject, "actor": e.Actor, "time": e.Time,
 						"inclusion_verified": true, "head_size": t.N, "head_root": t.Hash.String()}
 					if earlier != nil {
 						old, cur, err := lv.Consistency(ctx, earlier)
@@ -125,7 +116,7 @@ extends that earlier one, i.e. that nothing recorded before was rewritten.`,
 					}
 					return c.printJSON(out)
 				}
-				c.say("entry %d: %s %s by %s at %s", e.Seq, e.Kind, e.Subject, e.Actor, e.Time.AsTime().Format(time.RFC3339))
+				c.say("entry %d: %s %s by %s at %s", e.Seq, e.Kind, e.Subject, e.Actor, e.Time.Format(time.RFC3339))
 				c.say("inclusion proof verified against the signed head of %d entries (root %s)", t.N, t.Hash)
 				if earlier != nil {
 					old, cur, err := lv.Consistency(ctx, earlier)

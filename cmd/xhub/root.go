@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,8 +10,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/xhub-gov/xhub/adapters"
 )
@@ -86,25 +83,6 @@ func (c *cli) checkOutput() error {
 }
 
 func (c *cli) json() bool { return c.output == "json" }
-
-// printProto writes one message as one JSON document.
-func (c *cli) printProto(m proto.Message) error {
-	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
-	if err != nil {
-		return err
-	}
-	// protojson varies its white space on purpose; settle it for readers.
-	var compact, out bytes.Buffer
-	if err := json.Compact(&compact, b); err != nil {
-		return err
-	}
-	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
-		return err
-	}
-	out.WriteByte('\n')
-	_, err = c.stdout.Write(out.Bytes())
-	return err
-}
 
 // printJSON writes any value as one JSON document.
 func (c *cli) printJSON(v any) error {

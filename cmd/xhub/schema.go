@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
-	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 func (c *cli) schemaCmd() *cobra.Command {
@@ -39,16 +38,15 @@ FORWARD). Every incompatibility is explained with a JSON pointer and a rule.`,
 				return err
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: args[0], SchemaJson: b, Compat: compat})
+				s, existing, err := cl.RegisterSchema(ctx, args[0], b, compat)
 				if err != nil {
 					return err
 				}
-				s := r.Schema
-				if r.Existing {
+				if existing {
 					c.say("%s: identical to version %d, nothing new registered", s.Subject, s.Version)
 					return nil
 				}
-				c.say("%s: registered version %d (%s), %d fields, ledger entry %d", s.Subject, s.Version, s.Compat, len(s.Fields), r.Seq)
+				c.say("%s: registered version %d (%s), %d fields, ledger entry %d", s.Subject, s.Version, s.Compat, len(s.Fields), s.Seq)
 				return nil
 			})
 		},
@@ -67,12 +65,12 @@ FORWARD). Every incompatibility is explained with a JSON pointer and a rule.`,
 				return err
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Schemas.CheckSchema(ctx, &xhubv1.CheckSchemaRequest{Subject: args[0], SchemaJson: b, Compat: compat})
+				r, err := cl.CheckSchema(ctx, args[0], b, compat)
 				if err != nil {
 					return err
 				}
 				if c.json() {
-					if err := c.printProto(r); err != nil {
+					if err := c.printJSON(r); err != nil {
 						return err
 					}
 				} else if r.Compatible {
@@ -101,14 +99,13 @@ FORWARD). Every incompatibility is explained with a JSON pointer and a rule.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Schemas.GetSchema(ctx, &xhubv1.GetSchemaRequest{Subject: args[0], Version: int32(version)})
+				s, err := cl.Schema(ctx, args[0], version)
 				if err != nil {
 					return err
 				}
 				if c.json() {
-					return c.printProto(r.Schema)
+					return c.printJSON(s)
 				}
-				s := r.Schema
 				c.say("subject: %s\nversion: %d\ncompat:  %s\nfields:", s.Subject, s.Version, s.Compat)
 				for _, f := range s.Fields {
 					req := ""
@@ -117,7 +114,7 @@ FORWARD). Every incompatibility is explained with a JSON pointer and a rule.`,
 					}
 					c.say("  %s: %s%s", f.Name, f.Type, req)
 				}
-				c.say("schema:  %s", string(s.SchemaJson))
+				c.say("schema:  %s", string(s.JSON))
 				return nil
 			})
 		},
@@ -130,21 +127,21 @@ FORWARD). Every incompatibility is explained with a JSON pointer and a rule.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Schemas.ListVersions(ctx, &xhubv1.ListVersionsRequest{Subject: args[0]})
+				all, err := cl.SchemaVersions(ctx, args[0])
 				if err != nil {
 					return err
 				}
 				if c.json() {
-					return c.printProto(r)
+					return c.printJSON(map[string]any{"versions": all})
 				}
 				w := c.table()
 				fmt.Fprintln(w, "VERSION\tCOMPAT\tREGISTERED\tFIELDS\tSEQ")
-				for _, v := range r.Versions {
+				for _, v := range all {
 					names := make([]string, len(v.Fields))
 					for i, f := range v.Fields {
 						names[i] = f.Name
 					}
-					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\n", v.Version, v.Compat, v.RegisteredAt.AsTime().Format("2006-01-02 15:04"), strings.Join(names, ","), v.Seq)
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\n", v.Version, v.Compat, v.RegisteredAt.Format("2006-01-02 15:04"), strings.Join(names, ","), v.Seq)
 				}
 				return w.Flush()
 			})

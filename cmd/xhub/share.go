@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
-	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 func splitList(s string) []string {
@@ -42,17 +41,17 @@ Every step is a ledger entry.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: args[0], Fields: splitList(fields), Purpose: purpose, Days: int32(days)})
+				r, err := cl.RequestShare(ctx, args[0], splitList(fields), purpose, days)
 				if err != nil {
 					return err
 				}
 				if r.Grant != nil {
 					c.say("request %s granted at once (open dataset): grant %s on %s, fields %s, until %s, ledger entry %d",
-						r.Request.Id, r.Grant.Id, r.Grant.Dataset, strings.Join(r.Grant.Fields, ","), day(r.Grant.ExpiresAt.AsTime()), r.Seq)
+						r.Request.ID, r.Grant.ID, r.Grant.Dataset, strings.Join(r.Grant.Fields, ","), day(r.Grant.ExpiresAt), r.Seq)
 					return nil
 				}
 				c.say("request %s for %s is pending with %s's officers (answer due by %s), ledger entry %d",
-					r.Request.Id, r.Request.Dataset, strings.SplitN(r.Request.Dataset, ".", 2)[0], day(r.Request.Deadline.AsTime()), r.Seq)
+					r.Request.ID, r.Request.Dataset, strings.SplitN(r.Request.Dataset, ".", 2)[0], day(r.Request.Deadline), r.Seq)
 				return nil
 			})
 		},
@@ -71,9 +70,7 @@ Every step is a ledger entry.`,
 				return err
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				all, err := pages(func(token string) (*xhubv1.ListSharesResponse, error) {
-					return cl.Shares.Inbox(ctx, &xhubv1.InboxRequest{PageSize: 1000, PageToken: token})
-				})
+				all, err := cl.Inbox(ctx)
 				if err != nil {
 					return err
 				}
@@ -90,12 +87,12 @@ Every step is a ledger entry.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: args[0], Fields: splitList(apFields), Days: int32(apDays), Reason: reason})
+				r, err := cl.Approve(ctx, args[0], splitList(apFields), apDays, reason)
 				if err != nil {
 					return err
 				}
 				c.say("request %s approved: grant %s to %s on %s, fields %s, until %s, ledger entry %d",
-					r.Request.Id, r.Grant.Id, r.Grant.Grantee, r.Grant.Dataset, strings.Join(r.Grant.Fields, ","), day(r.Grant.ExpiresAt.AsTime()), r.Seq)
+					r.Request.ID, r.Grant.ID, r.Grant.Grantee, r.Grant.Dataset, strings.Join(r.Grant.Fields, ","), day(r.Grant.ExpiresAt), r.Seq)
 				return nil
 			})
 		},
@@ -111,11 +108,11 @@ Every step is a ledger entry.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Shares.Reject(ctx, &xhubv1.RejectRequest{RequestId: args[0], Reason: rjReason})
+				r, err := cl.Reject(ctx, args[0], rjReason)
 				if err != nil {
 					return err
 				}
-				c.say("request %s rejected: %s, ledger entry %d", r.Request.Id, r.Request.Reason, r.Seq)
+				c.say("request %s rejected: %s, ledger entry %d", r.Request.ID, r.Request.Reason, r.Seq)
 				return nil
 			})
 		},
@@ -129,11 +126,11 @@ Every step is a ledger entry.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Shares.Withdraw(ctx, &xhubv1.WithdrawRequest{RequestId: args[0]})
+				r, err := cl.Withdraw(ctx, args[0])
 				if err != nil {
 					return err
 				}
-				c.say("request %s withdrawn, ledger entry %d", r.Request.Id, r.Seq)
+				c.say("request %s withdrawn, ledger entry %d", r.Request.ID, r.Seq)
 				return nil
 			})
 		},
@@ -146,11 +143,11 @@ Every step is a ledger entry.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Shares.RevokeGrant(ctx, &xhubv1.RevokeGrantRequest{GrantId: args[0], Reason: rvReason})
+				r, err := cl.RevokeGrant(ctx, args[0], rvReason)
 				if err != nil {
 					return err
 				}
-				c.say("grant %s to %s on %s revoked: %s, ledger entry %d", r.Grant.Id, r.Grant.Grantee, r.Grant.Dataset, r.Grant.Reason, r.Seq)
+				c.say("grant %s to %s on %s revoked: %s, ledger entry %d", r.Grant.ID, r.Grant.Grantee, r.Grant.Dataset, r.Grant.Reason, r.Seq)
 				return nil
 			})
 		},
@@ -174,26 +171,29 @@ rejected, withdrawn, overdue.`,
 				return err
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				all, err := pages(func(token string) (*xhubv1.ListSharesResponse, error) {
-					return cl.Shares.ListShares(ctx, &xhubv1.ListSharesRequest{Dataset: lDataset, Grantee: lGrantee, Status: lStatus, Requests: lRequests, PageSize: 1000, PageToken: token})
-				})
+				q := adapters.ShareQuery{Dataset: lDataset, Grantee: lGrantee, Status: lStatus}
+				if lRequests {
+					all, err := cl.Requests(ctx, q)
+					if err != nil {
+						return err
+					}
+					return c.printRequests(all)
+				}
+				all, err := cl.Grants(ctx, q)
 				if err != nil {
 					return err
 				}
-				if lRequests {
-					return c.printRequests(all)
-				}
 				if c.json() {
-					return c.printProto(all)
+					return c.printJSON(map[string]any{"grants": all})
 				}
 				w := c.table()
 				fmt.Fprintln(w, "GRANT\tDATASET\tGRANTEE\tFIELDS\tSTATUS\tEXPIRES\tREQUEST")
-				for _, g := range all.Grants {
+				for _, g := range all {
 					st := g.Status
 					if g.Reason != "" && st != "active" {
 						st += ": " + g.Reason
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Id, g.Dataset, g.Grantee, strings.Join(g.Fields, ","), st, day(g.ExpiresAt.AsTime()), g.RequestId)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Dataset, g.Grantee, strings.Join(g.Fields, ","), st, day(g.ExpiresAt), g.RequestID)
 				}
 				return w.Flush()
 			})
@@ -208,30 +208,13 @@ rejected, withdrawn, overdue.`,
 	return cmd
 }
 
-// pages follows page tokens to the end.
-func pages(fetch func(token string) (*xhubv1.ListSharesResponse, error)) (*xhubv1.ListSharesResponse, error) {
-	all := &xhubv1.ListSharesResponse{}
-	token := ""
-	for {
-		r, err := fetch(token)
-		if err != nil {
-			return nil, err
-		}
-		all.Requests = append(all.Requests, r.Requests...)
-		all.Grants = append(all.Grants, r.Grants...)
-		if token = r.NextPageToken; token == "" {
-			return all, nil
-		}
-	}
-}
-
-func (c *cli) printRequests(all *xhubv1.ListSharesResponse) error {
+func (c *cli) printRequests(all []adapters.ShareRequest) error {
 	if c.json() {
-		return c.printProto(all)
+		return c.printJSON(map[string]any{"requests": all})
 	}
 	w := c.table()
 	fmt.Fprintln(w, "REQUEST\tDATASET\tREQUESTER\tFIELDS\tDAYS\tSTATUS\tDUE\tPURPOSE")
-	for _, r := range all.Requests {
+	for _, r := range all {
 		st := r.Status
 		if r.Overdue {
 			st = "pending OVERDUE"
@@ -242,7 +225,7 @@ func (c *cli) printRequests(all *xhubv1.ListSharesResponse) error {
 		if f == "" {
 			f = "(all)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Id, r.Dataset, r.Requester, f, r.Days, st, day(r.Deadline.AsTime()), r.Purpose)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.Dataset, r.Requester, f, r.Days, st, day(r.Deadline), r.Purpose)
 	}
 	return w.Flush()
 }

@@ -85,7 +85,7 @@ func TestShareWorkflow(t *testing.T) {
 	wantRefused(t, err, codes.FailedPrecondition, "your own department")
 	_, err = xhub(t, env, f.hsys, "share", "request", "health.open", "--purpose", "x")
 	wantRefused(t, err, codes.PermissionDenied, "role system may not call")
-	if _, err := env.Officer("tax").Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cond", Purpose: "  "}); testenv.Code(err) != codes.InvalidArgument {
+	if _, err := testenv.RPC(env.Officer("tax")).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cond", Purpose: "  "}); testenv.Code(err) != codes.InvalidArgument {
 		t.Fatalf("empty purpose: %v", err)
 	}
 
@@ -128,7 +128,7 @@ func TestShareWorkflow(t *testing.T) {
 	// Reject needs a reason; withdraw is the requester's.
 	out = mustX(t, env, f.police, "share", "request", "health.cond", "--purpose", "investigation")
 	preq, _ := ids(out)
-	if _, err := env.Officer("health").Shares.Reject(ctx, &xhubv1.RejectRequest{RequestId: preq}); testenv.Code(err) != codes.InvalidArgument {
+	if _, err := testenv.RPC(env.Officer("health")).Shares.Reject(ctx, &xhubv1.RejectRequest{RequestId: preq}); testenv.Code(err) != codes.InvalidArgument {
 		t.Fatalf("reject without reason: %v", err)
 	}
 	_, err = xhub(t, env, f.tax, "share", "withdraw", preq)

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
-	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 func (c *cli) subscriptionCmd() *cobra.Command {
@@ -30,23 +29,23 @@ ended or whose maker's credentials are all revoked.`,
 				return err
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Exchange.ListSubscriptions(ctx, &xhubv1.ListSubscriptionsRequest{Dataset: dataset, Dept: dept})
+				subs, limit, err := cl.Subscriptions(ctx, dataset, dept)
 				if err != nil {
 					return err
 				}
 				if c.json() {
-					return c.printProto(r)
+					return c.printJSON(map[string]any{"subscriptions": subs, "limit": limit})
 				}
 				w := c.table()
 				fmt.Fprintln(w, "DEPT\tDATASET\tNAME\tOPEN\tPENDING\tUNACKED\tCREATED\tBY")
-				for _, s := range r.Subscriptions {
+				for _, s := range subs {
 					fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%d\t%d\t%s\t%s\n", s.Dept, s.Dataset, s.Name, s.Open, s.Pending, s.AckPending,
-						s.Created.AsTime().Format("2006-01-02 15:04"), s.CreatedBy)
+						s.Created.Format("2006-01-02 15:04"), s.CreatedBy)
 				}
 				if err := w.Flush(); err != nil {
 					return err
 				}
-				c.say("%d subscriptions; a department may have %d", len(r.Subscriptions), r.Limit)
+				c.say("%d subscriptions; a department may have %d", len(subs), limit)
 				return nil
 			})
 		},
@@ -60,11 +59,11 @@ ended or whose maker's credentials are all revoked.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				r, err := cl.Exchange.DeleteSubscription(ctx, &xhubv1.DeleteSubscriptionRequest{Name: args[0], Dataset: delDataset})
+				d, err := cl.DeleteSubscription(ctx, args[0], delDataset)
 				if err != nil {
 					return err
 				}
-				c.say("subscription %s of %s to %s deleted", r.Deleted.Name, r.Deleted.Dept, r.Deleted.Dataset)
+				c.say("subscription %s of %s to %s deleted", d.Name, d.Dept, d.Dataset)
 				return nil
 			})
 		},

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // mustSerial reads the serial of a creds file ("" if unreadable).
@@ -30,5 +29,3 @@ func parseTime(s string) (time.Time, error) {
 	}
 	return time.Time{}, fmt.Errorf("--since %q: want RFC 3339, a date like 2026-11-22, or a duration like 2h", s)
 }
-
-func ts(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

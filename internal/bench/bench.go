@@ -184,7 +184,7 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 	}
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000)
 	dial := func(dept string, role vocab.Role, name string) (*adapters.Client, error) {
-		if _, err := e.admin.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: dept, Name: dept}); err != nil && !strings.Contains(err.Error(), "already exists") {
+		if _, err := e.admin.AddDepartment(ctx, dept, dept); err != nil && !strings.Contains(err.Error(), "already exists") {
 			return nil, err
 		}
 		_, file, err := e.admin.IssueCredential(ctx, vocab.Identity{Dept: catalog.DeptID(dept), Role: role, Name: name}, 1)
@@ -205,10 +205,10 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 		return fail(err)
 	}
 	e.dataset = ownerDept + ".records"
-	if _, err := e.owner.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: e.dataset, SchemaJson: []byte(benchSchema)}); err != nil {
+	if _, _, err := e.owner.RegisterSchema(ctx, e.dataset, []byte(benchSchema), ""); err != nil {
 		return fail(err)
 	}
-	if _, err := e.owner.Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: e.dataset, Title: "bench", ShareType: "open", SchemaSubject: e.dataset}); err != nil {
+	if _, err := e.owner.PublishDataset(ctx, adapters.DatasetSpec{ID: e.dataset, Title: "bench", ShareType: "open", SchemaSubject: e.dataset}); err != nil {
 		return fail(err)
 	}
 	for i := range 10 {
@@ -217,7 +217,7 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 		if err != nil {
 			return fail(err)
 		}
-		if _, err := off.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: e.dataset, Purpose: "benchmark", Days: 1}); err != nil {
+		if _, err := off.RequestShare(ctx, e.dataset, nil, "benchmark", 1); err != nil {
 			return fail(err)
 		}
 		off.Close()
@@ -375,8 +375,9 @@ func (e *env) query(ctx context.Context) (Path, error) {
 		return Path{}, err
 	}
 	defer rawClient.Close()
+	rawQueries := xhubv1.NewExchangeClient(rawClient.Conn())
 	rawQuery := func(ctx context.Context, _ int) error {
-		_, err := rawClient.Exchange.Query(ctx, &xhubv1.QueryRequest{Dataset: e.dataset, Limit: 10})
+		_, err := rawQueries.Query(ctx, &xhubv1.QueryRequest{Dataset: e.dataset, Limit: 10})
 		return err
 	}
 	h, r := alternate(ctx, e.cfg.Concurrency, e.cfg.Duration, hubQuery, rawQuery)

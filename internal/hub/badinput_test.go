@@ -33,7 +33,7 @@ func TestBadBytesAndSizes(t *testing.T) {
 		{"invalid UTF-8", "{\"type\":\"object\",\"description\":\"\xc3\x28\"}", "not valid UTF-8"},
 		{"self reference", `{"type":"object","properties":{"x":{"$ref":"#/properties/x"}}}`, "$ref cycle"},
 	} {
-		_, err := f.owner.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.bad", SchemaJson: []byte(tc.schema)})
+		_, err := testenv.RPC(f.owner).Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.bad", SchemaJson: []byte(tc.schema)})
 		if testenv.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.want) {
 			t.Fatalf("schema with %s: %v", tc.name, err)
 		}

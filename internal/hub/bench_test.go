@@ -57,7 +57,7 @@ func BenchmarkCatalogListGRPC100k(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
-				r, err := cl.Catalog.ListDatasets(ctx, bc.req)
+				r, err := testenv.RPC(cl).Catalog.ListDatasets(ctx, bc.req)
 				if err != nil || len(r.Datasets) == 0 {
 					b.Fatal(err)
 				}

@@ -130,7 +130,7 @@ func TestAlteredEntryIsNotEnforced(t *testing.T) {
 	if _, err := consumer.Query(ctx, "health.cases", adapters.QueryOptions{Fields: []string{"name"}}); testenv.Code(err) != codes.Unavailable {
 		t.Fatalf("query with an altered grant entry: %v", err)
 	}
-	if _, err := f.env.Admin.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "x", Name: "X"}); testenv.Code(err) != codes.Unavailable {
+	if _, err := testenv.RPC(f.env.Admin).Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "x", Name: "X"}); testenv.Code(err) != codes.Unavailable {
 		t.Fatalf("a change appended on a log that does not verify: %v", err)
 	}
 	// The node's own copy, which departments' proofs were made from, is

@@ -51,17 +51,17 @@ func newGrantFixture(t *testing.T, fields []string, opts ...testenv.Option) *dat
 	f.consumerCreds = env.Creds("tax", vocab.RoleSystem, "etl")
 	f.provider, f.consumer = env.System("health", "clinic-db"), env.Dial(f.consumerCreds)
 	ctx := context.Background()
-	if _, err := f.owner.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases", SchemaJson: []byte(casesSchema)}); err != nil {
+	if _, err := testenv.RPC(f.owner).Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases", SchemaJson: []byte(casesSchema)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.owner.Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: "health.cases", Title: "Cases", ShareType: "conditional", SchemaSubject: "health.cases"}); err != nil {
+	if _, err := testenv.RPC(f.owner).Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: "health.cases", Title: "Cases", ShareType: "conditional", SchemaSubject: "health.cases"}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := f.grantee.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "statistics", Fields: fields})
+	r, err := testenv.RPC(f.grantee).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "statistics", Fields: fields})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := f.owner.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id})
+	d, err := testenv.RPC(f.owner).Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestQuery(t *testing.T) {
 	}
 
 	// Revoked: refused.
-	if _, err := f.owner.Shares.RevokeGrant(ctx, &xhubv1.RevokeGrantRequest{GrantId: f.grant, Reason: "done"}); err != nil {
+	if _, err := testenv.RPC(f.owner).Shares.RevokeGrant(ctx, &xhubv1.RevokeGrantRequest{GrantId: f.grant, Reason: "done"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.consumer.Query(ctx, "health.cases", adapters.QueryOptions{}); testenv.Code(err) != codes.PermissionDenied {
@@ -189,7 +189,7 @@ func TestQuery(t *testing.T) {
 		c    *adapters.Client
 		want int
 	}{{f.owner, 3}, {f.grantee, 3}, {f.env.Officer("police"), 0}} { // readiness probe, full, filtered
-		a, err := tc.c.Audit.ListAudit(ctx, &xhubv1.ListAuditRequest{Dataset: "health.cases"})
+		a, err := testenv.RPC(tc.c).Audit.ListAudit(ctx, &xhubv1.ListAuditRequest{Dataset: "health.cases"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,7 +287,7 @@ func TestPublishSubscribe(t *testing.T) {
 
 	// Revocation ends the stream within a second; nothing after it arrives.
 	owner := f.env.Officer("health")
-	if _, err := owner.Shares.RevokeGrant(ctx, &xhubv1.RevokeGrantRequest{GrantId: f.grant, Reason: "ended"}); err != nil {
+	if _, err := testenv.RPC(owner).Shares.RevokeGrant(ctx, &xhubv1.RevokeGrantRequest{GrantId: f.grant, Reason: "ended"}); err != nil {
 		t.Fatal(err)
 	}
 	revoked := time.Now()
@@ -345,7 +345,7 @@ func TestRevokedCredentialEndsStreams(t *testing.T) {
 	}
 	recvN(t, sub, 1)
 	serial := mustSerial(t, creds)
-	if _, err := f.env.Admin.Credentials.RevokeCredential(ctx, &xhubv1.RevokeCredentialRequest{Serial: serial, Reason: "laptop lost"}); err != nil {
+	if _, err := testenv.RPC(f.env.Admin).Credentials.RevokeCredential(ctx, &xhubv1.RevokeCredentialRequest{Serial: serial, Reason: "laptop lost"}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -425,11 +425,11 @@ func TestQueryAcrossNodes(t *testing.T) {
 	f.env.CopyPKI(dirB)
 	b := testenv.StartIn(t, dirB, testenv.WithNATSURL(f.env.NATSURL()), testenv.WithMetrics())
 	ctx := context.Background()
-	top, err := f.owner.Ledger.GetHead(ctx, &xhubv1.GetHeadRequest{})
+	top, err := testenv.RPC(f.owner).Ledger.GetHead(ctx, &xhubv1.GetHeadRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Admin.Ledger.GetHead(ctx, &xhubv1.GetHeadRequest{MinSeq: top.Size}); err != nil {
+	if _, err := testenv.RPC(b.Admin).Ledger.GetHead(ctx, &xhubv1.GetHeadRequest{MinSeq: top.Size}); err != nil {
 		t.Fatal(err)
 	}
 	huge := strings.Repeat("x", 10_000)

@@ -19,18 +19,18 @@ func TestBadInputHasDetails(t *testing.T) {
 	env := testenv.Start(t)
 	ctx := context.Background()
 	off := env.Officer("health")
-	if _, err := off.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases", SchemaJson: []byte(schemaV1)}); err != nil {
+	if _, err := testenv.RPC(off).Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases", SchemaJson: []byte(schemaV1)}); err != nil {
 		t.Fatal(err)
 	}
 	applied := env.Node.CP.Applied()
 
-	_, err := env.Admin.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "Bad Id", Name: "x"})
+	_, err := testenv.RPC(env.Admin).Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "Bad Id", Name: "x"})
 	br := detail[*errdetails.BadRequest](t, err, codes.InvalidArgument)
 	if len(br.FieldViolations) != 1 || br.FieldViolations[0].Field != "department" {
 		t.Fatalf("violations: %v", br.FieldViolations)
 	}
 
-	_, err = off.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases",
+	_, err = testenv.RPC(off).Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases",
 		SchemaJson: []byte(`{"type":"object","properties":{"id":{"type":"string"}}}`)})
 	pf := detail[*errdetails.PreconditionFailure](t, err, codes.FailedPrecondition)
 	var got []string
@@ -41,30 +41,30 @@ func TestBadInputHasDetails(t *testing.T) {
 		t.Fatalf("violations: %v", got)
 	}
 
-	_, err = off.Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: "health.cases", Title: strings.Repeat("t", 201), ShareType: "open", SchemaSubject: "health.cases"})
+	_, err = testenv.RPC(off).Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: "health.cases", Title: strings.Repeat("t", 201), ShareType: "open", SchemaSubject: "health.cases"})
 	br = detail[*errdetails.BadRequest](t, err, codes.InvalidArgument)
 	if br.FieldViolations[0].Field != "title" {
 		t.Fatalf("violations: %v", br.FieldViolations)
 	}
-	_, err = off.Catalog.ListDatasets(ctx, &xhubv1.ListDatasetsRequest{PageSize: 5000})
+	_, err = testenv.RPC(off).Catalog.ListDatasets(ctx, &xhubv1.ListDatasetsRequest{PageSize: 5000})
 	detail[*errdetails.BadRequest](t, err, codes.InvalidArgument)
-	_, err = off.Catalog.ListDatasets(ctx, &xhubv1.ListDatasetsRequest{PageToken: "%%%"})
+	_, err = testenv.RPC(off).Catalog.ListDatasets(ctx, &xhubv1.ListDatasetsRequest{PageToken: "%%%"})
 	detail[*errdetails.BadRequest](t, err, codes.InvalidArgument)
-	_, err = off.Catalog.GetDataset(ctx, &xhubv1.GetDatasetRequest{Id: "health.nothing"})
+	_, err = testenv.RPC(off).Catalog.GetDataset(ctx, &xhubv1.GetDatasetRequest{Id: "health.nothing"})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("missing dataset: %v", err)
 	}
-	_, err = off.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases", SchemaJson: []byte(schemaV1), Compat: "SIDEWAYS"})
+	_, err = testenv.RPC(off).Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases", SchemaJson: []byte(schemaV1), Compat: "SIDEWAYS"})
 	detail[*errdetails.BadRequest](t, err, codes.InvalidArgument)
 
 	if got := env.Node.CP.Applied(); got != applied {
 		t.Fatalf("refused calls appended entries: applied %d → %d", applied, got)
 	}
 	sys := env.System("health", "s1")
-	if _, err := sys.Exchange.Query(ctx, &xhubv1.QueryRequest{Dataset: "health.cases"}); status.Code(err) != codes.NotFound {
+	if _, err := testenv.RPC(sys).Exchange.Query(ctx, &xhubv1.QueryRequest{Dataset: "health.cases"}); status.Code(err) != codes.NotFound {
 		t.Fatalf("query of a dataset not in the catalog: %v", err)
 	}
-	_, err = sys.Exchange.Query(ctx, &xhubv1.QueryRequest{Dataset: "health.cases", Filters: []*xhubv1.Filter{{Field: "id", Op: "=", ValueJson: []byte("{")}}})
+	_, err = testenv.RPC(sys).Exchange.Query(ctx, &xhubv1.QueryRequest{Dataset: "health.cases", Filters: []*xhubv1.Filter{{Field: "id", Op: "=", ValueJson: []byte("{")}}})
 	detail[*errdetails.BadRequest](t, err, codes.InvalidArgument)
 }
 

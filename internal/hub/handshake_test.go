@@ -22,7 +22,7 @@ import (
 func TestRefusedHandshakes(t *testing.T) {
 	env := testenv.Start(t, testenv.WithMetrics())
 	cl := env.ForeignClient()
-	_, err := cl.Catalog.ListDatasets(context.Background(), nil)
+	_, err := testenv.RPC(cl).Catalog.ListDatasets(context.Background(), nil)
 	if testenv.Code(err) != 16 /* Unauthenticated */ || !strings.Contains(err.Error(), "refused this credential's certificate") {
 		t.Fatalf("foreign certificate: %v", err)
 	}

@@ -29,7 +29,7 @@ func entries(t *testing.T, c *adapters.Client, minSeq uint64) []*xhubv1.Entry {
 	var all []*xhubv1.Entry
 	var since uint64
 	for {
-		r, err := c.Ledger.ListEntries(context.Background(), &xhubv1.ListEntriesRequest{Since: since, PageSize: 1000, MinSeq: minSeq})
+		r, err := testenv.RPC(c).Ledger.ListEntries(context.Background(), &xhubv1.ListEntriesRequest{Since: since, PageSize: 1000, MinSeq: minSeq})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,16 +64,16 @@ func TestRestartKeepsStateAndAppliesOnce(t *testing.T) {
 	ctx := context.Background()
 	officer := env.Officer("health")
 	env.Dept("tax")
-	if _, err := officer.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases", SchemaJson: []byte(schemaV1)}); err != nil {
+	if _, err := testenv.RPC(officer).Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.cases", SchemaJson: []byte(schemaV1)}); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := officer.Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: "health.cases", Title: "Cases", ShareType: "open", SchemaSubject: "health.cases"})
+	pub, err := testenv.RPC(officer).Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: "health.cases", Title: "Cases", ShareType: "open", SchemaSubject: "health.cases"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := entries(t, env.Admin, pub.Seq)
 	applied := env.Node.CP.Applied()
-	depts, err := env.Admin.Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{})
+	depts, err := testenv.RPC(env.Admin).Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestRestartKeepsStateAndAppliesOnce(t *testing.T) {
 	if diff := cmp.Diff(before, after, protocmp.Transform()); diff != "" {
 		t.Fatalf("ledger changed across restart (-want +got):\n%s", diff)
 	}
-	depts2, err := env.Admin.Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{})
+	depts2, err := testenv.RPC(env.Admin).Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,19 +94,19 @@ func TestRestartKeepsStateAndAppliesOnce(t *testing.T) {
 		t.Fatalf("departments changed (-want +got):\n%s", diff)
 	}
 	off := env.Officer("health")
-	v, err := off.Schemas.ListVersions(ctx, &xhubv1.ListVersionsRequest{Subject: "health.cases"})
+	v, err := testenv.RPC(off).Schemas.ListVersions(ctx, &xhubv1.ListVersionsRequest{Subject: "health.cases"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(v.Versions) != 1 {
 		t.Fatalf("schema versions after restart: %d, want 1 (applied twice?)", len(v.Versions))
 	}
-	d, err := off.Catalog.GetDataset(ctx, &xhubv1.GetDatasetRequest{Id: "health.cases"})
+	d, err := testenv.RPC(off).Catalog.GetDataset(ctx, &xhubv1.GetDatasetRequest{Id: "health.cases"})
 	if err != nil || d.Dataset.Seq != pub.Seq {
 		t.Fatalf("dataset after restart: %v %v", d, err)
 	}
 	// A new entry continues the sequence.
-	r, err := env.Admin.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "police", Name: "Police"})
+	r, err := testenv.RPC(env.Admin).Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "police", Name: "Police"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestTwoNodesOneLinearLog(t *testing.T) {
 				defer wg.Done()
 				for i := range perNode / 2 {
 					id := fmt.Sprintf("d%d-%d-%d", ni, w, i)
-					r, err := node.Admin.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: id, Name: id})
+					r, err := testenv.RPC(node.Admin).Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: id, Name: id})
 					if err != nil {
 						errs <- fmt.Errorf("node %d add %s: %w", ni, id, err)
 						return
@@ -151,7 +151,7 @@ func TestTwoNodesOneLinearLog(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := node.Admin.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "contested", Name: "Contested"})
+			_, err := testenv.RPC(node.Admin).Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "contested", Name: "Contested"})
 			mu.Lock()
 			defer mu.Unlock()
 			switch testenv.Code(err) {
@@ -185,8 +185,8 @@ func TestTwoNodesOneLinearLog(t *testing.T) {
 		}
 	}
 	checkChain(t, ea)
-	da, _ := a.Admin.Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{MinSeq: top, PageSize: 1000})
-	db, _ := b.Admin.Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{MinSeq: top, PageSize: 1000})
+	da, _ := testenv.RPC(a.Admin).Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{MinSeq: top, PageSize: 1000})
+	db, _ := testenv.RPC(b.Admin).Departments.ListDepartments(ctx, &xhubv1.ListDepartmentsRequest{MinSeq: top, PageSize: 1000})
 	if len(da.Departments) != 2*perNode+1 {
 		t.Fatalf("node A has %d departments, want %d", len(da.Departments), 2*perNode+1)
 	}
@@ -196,7 +196,7 @@ func TestTwoNodesOneLinearLog(t *testing.T) {
 	// A credential issued through A is honoured by B at once.
 	off := a.Creds("health", "officer", "o1")
 	cb := b.Dial(off)
-	if _, err := cb.Catalog.ListDatasets(ctx, &xhubv1.ListDatasetsRequest{}); err != nil {
+	if _, err := testenv.RPC(cb).Catalog.ListDatasets(ctx, &xhubv1.ListDatasetsRequest{}); err != nil {
 		t.Fatalf("credential issued on A, used on B: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
@@ -84,7 +85,7 @@ func TestWithheldTellsOnlyGrantedFields(t *testing.T) {
 	// only what tax was told. Audit entries are stored within a few
 	// milliseconds of the access: wait for the last query's.
 	eventually(t, "audit of the malformed answer stored", func() bool {
-		a, err := f.owner.Audit.ListAudit(ctx, &xhubv1.ListAuditRequest{Dataset: "health.cases"})
+		a, err := testenv.RPC(f.owner).Audit.ListAudit(ctx, &xhubv1.ListAuditRequest{Dataset: "health.cases"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +100,7 @@ func TestWithheldTellsOnlyGrantedFields(t *testing.T) {
 		c    *adapters.Client
 		full bool
 	}{{f.owner, true}, {f.grantee, false}} {
-		a, err := tc.c.Audit.ListAudit(ctx, &xhubv1.ListAuditRequest{Dataset: "health.cases"})
+		a, err := testenv.RPC(tc.c).Audit.ListAudit(ctx, &xhubv1.ListAuditRequest{Dataset: "health.cases"})
 		if err != nil {
 			t.Fatal(err)
 		}

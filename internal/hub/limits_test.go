@@ -37,7 +37,7 @@ func exhausted(t *testing.T, err error, bound string) {
 
 func subscriptions(t *testing.T, c *adapters.Client, dept string) []string {
 	t.Helper()
-	r, err := c.Exchange.ListSubscriptions(context.Background(), &xhubv1.ListSubscriptionsRequest{Dept: dept})
+	r, err := testenv.RPC(c).Exchange.ListSubscriptions(context.Background(), &xhubv1.ListSubscriptionsRequest{Dept: dept})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,11 +67,11 @@ func TestSubscriptionsBounded(t *testing.T) {
 	f := newGrantFixture(t, []string{"id", "ward"}, testenv.WithLimits(hub.Limits{MaxDurableSubscriptions: 3}))
 	ctx := context.Background()
 	police, policeOfficer := f.env.System("police", "ops"), f.env.Officer("police")
-	r, err := policeOfficer.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p", Fields: []string{"id"}})
+	r, err := testenv.RPC(policeOfficer).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p", Fields: []string{"id"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.owner.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id}); err != nil {
+	if _, err := testenv.RPC(f.owner).Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id}); err != nil {
 		t.Fatal(err)
 	}
 	open := func(c *adapters.Client, name string) error {
@@ -100,16 +100,16 @@ func TestSubscriptionsBounded(t *testing.T) {
 	if got := subscriptions(t, policeOfficer, ""); len(got) != 1 || got[0] != "police/ops" {
 		t.Fatalf("police lists %v", got)
 	}
-	if _, err := police.Exchange.ListSubscriptions(ctx, &xhubv1.ListSubscriptionsRequest{Dept: "tax"}); testenv.Code(err) != codes.PermissionDenied {
+	if _, err := testenv.RPC(police).Exchange.ListSubscriptions(ctx, &xhubv1.ListSubscriptionsRequest{Dept: "tax"}); testenv.Code(err) != codes.PermissionDenied {
 		t.Fatalf("police listing tax's subscriptions: %v", err)
 	}
-	if _, err := police.Exchange.DeleteSubscription(ctx, &xhubv1.DeleteSubscriptionRequest{Name: "s0"}); testenv.Code(err) != codes.NotFound {
+	if _, err := testenv.RPC(police).Exchange.DeleteSubscription(ctx, &xhubv1.DeleteSubscriptionRequest{Name: "s0"}); testenv.Code(err) != codes.NotFound {
 		t.Fatalf("police deleting tax's subscription: %v", err)
 	}
 	if got := subscriptions(t, f.env.Admin, ""); len(got) != 4 {
 		t.Fatalf("the operator lists %v", got)
 	}
-	if _, err := f.grantee.Exchange.DeleteSubscription(ctx, &xhubv1.DeleteSubscriptionRequest{Name: "s0"}); err != nil {
+	if _, err := testenv.RPC(f.grantee).Exchange.DeleteSubscription(ctx, &xhubv1.DeleteSubscriptionRequest{Name: "s0"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := open(f.consumer, "s3"); err != nil {
@@ -117,7 +117,7 @@ func TestSubscriptionsBounded(t *testing.T) {
 	}
 
 	// The grant ends: tax's subscriptions go, police's stay.
-	if _, err := f.owner.Shares.RevokeGrant(ctx, &xhubv1.RevokeGrantRequest{GrantId: f.grant, Reason: "ended"}); err != nil {
+	if _, err := testenv.RPC(f.owner).Shares.RevokeGrant(ctx, &xhubv1.RevokeGrantRequest{GrantId: f.grant, Reason: "ended"}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "tax's subscriptions removed after revocation", func() bool { return len(subscriptions(t, f.env.Admin, "tax")) == 0 })
@@ -144,13 +144,13 @@ func TestSubscriptionsExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := f.env.Admin.Credentials.ListCredentials(ctx, &xhubv1.ListCredentialsRequest{Dept: "tax"})
+	creds, err := testenv.RPC(f.env.Admin).Credentials.ListCredentials(ctx, &xhubv1.ListCredentialsRequest{Dept: "tax"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, cr := range creds.Credentials {
 		if cr.Identity == id.URI() {
-			if _, err := f.grantee.Credentials.RevokeCredential(ctx, &xhubv1.RevokeCredentialRequest{Serial: cr.Serial, Reason: "lost laptop"}); err != nil {
+			if _, err := testenv.RPC(f.grantee).Credentials.RevokeCredential(ctx, &xhubv1.RevokeCredentialRequest{Serial: cr.Serial, Reason: "lost laptop"}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -169,21 +169,21 @@ func TestOtherBoundsPerDepartment(t *testing.T) {
 	owner, tax := env.Officer("health"), env.Officer("tax")
 	for i := range 3 {
 		id := fmt.Sprintf("health.d%d", i)
-		if _, err := owner.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: id, SchemaJson: []byte(casesSchema)}); err != nil {
+		if _, err := testenv.RPC(owner).Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: id, SchemaJson: []byte(casesSchema)}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := owner.Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: id, Title: id, ShareType: "conditional", SchemaSubject: id}); err != nil {
+		if _, err := testenv.RPC(owner).Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: id, Title: id, ShareType: "conditional", SchemaSubject: id}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := range 2 {
-		if _, err := tax.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: fmt.Sprintf("health.d%d", i), Purpose: "p"}); err != nil {
+		if _, err := testenv.RPC(tax).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: fmt.Sprintf("health.d%d", i), Purpose: "p"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := tax.Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.d2", Purpose: "p"})
+	_, err := testenv.RPC(tax).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.d2", Purpose: "p"})
 	exhausted(t, err, "(2)")
-	if _, err := env.Officer("police").Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.d2", Purpose: "p"}); err != nil {
+	if _, err := testenv.RPC(env.Officer("police")).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.d2", Purpose: "p"}); err != nil {
 		t.Fatalf("police blocked by tax's pending requests: %v", err)
 	}
 

@@ -21,10 +21,10 @@ var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 func publishOpen(t *testing.T, owner *adapters.Client, id, share string) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := owner.Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: id, SchemaJson: []byte(schemaV1)}); err != nil {
+	if _, err := testenv.RPC(owner).Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: id, SchemaJson: []byte(schemaV1)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := owner.Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: id, Title: id, ShareType: share, SchemaSubject: id}); err != nil {
+	if _, err := testenv.RPC(owner).Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: id, Title: id, ShareType: share, SchemaSubject: id}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -56,7 +56,7 @@ func TestExpiryTwoNodesExactlyOnce(t *testing.T) {
 	for i := range grants {
 		dept := fmt.Sprintf("dept-%d", i)
 		node := []*testenv.Env{a, b}[i%2]
-		r, err := node.Officer(dept).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p", Days: int32(1 + i%3)})
+		r, err := testenv.RPC(node.Officer(dept)).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p", Days: int32(1 + i%3)})
 		if err != nil || r.Grant == nil {
 			t.Fatalf("request %d: %v %v", i, r, err)
 		}
@@ -78,7 +78,7 @@ func TestExpiryTwoNodesExactlyOnce(t *testing.T) {
 	if n := countKind(t, a.Admin, "grant.expired"); n != grants {
 		t.Fatalf("%d grant.expired entries for %d grants", n, grants)
 	}
-	r, err := b.Admin.Shares.ListShares(ctx, &xhubv1.ListSharesRequest{Status: "expired", MinSeq: a.Node.CP.Applied(), PageSize: 100})
+	r, err := testenv.RPC(b.Admin).Shares.ListShares(ctx, &xhubv1.ListSharesRequest{Status: "expired", MinSeq: a.Node.CP.Applied(), PageSize: 100})
 	if err != nil || len(r.Grants) != grants {
 		t.Fatalf("node B lists %d expired grants: %v", len(r.Grants), err)
 	}
@@ -91,7 +91,7 @@ func TestExpiredGrantNeverCounts(t *testing.T) {
 	env := testenv.Start(t, testenv.WithClock(clock), testenv.WithSweep(-1))
 	ctx := context.Background()
 	publishOpen(t, env.Officer("health"), "health.cases", "open")
-	if _, err := env.Officer("tax").Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p", Days: 2}); err != nil {
+	if _, err := testenv.RPC(env.Officer("tax")).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p", Days: 2}); err != nil {
 		t.Fatal(err)
 	}
 	cp := env.Node.CP
@@ -108,7 +108,7 @@ func TestExpiredGrantNeverCounts(t *testing.T) {
 		t.Fatal("a department without a grant was allowed")
 	}
 	clock.Advance(72 * time.Hour)
-	r, err := env.Admin.Shares.ListShares(ctx, &xhubv1.ListSharesRequest{Dataset: "health.cases"})
+	r, err := testenv.RPC(env.Admin).Shares.ListShares(ctx, &xhubv1.ListSharesRequest{Dataset: "health.cases"})
 	if err != nil || len(r.Grants) != 1 || r.Grants[0].Status != "expired" {
 		t.Fatalf("listing shows %v, want one expired grant: %v", r, err)
 	}
@@ -123,19 +123,19 @@ func TestOverdueRequests(t *testing.T) {
 	ctx := context.Background()
 	owner := env.Officer("health")
 	publishOpen(t, owner, "health.cases", "conditional")
-	if _, err := env.Officer("tax").Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p"}); err != nil {
+	if _, err := testenv.RPC(env.Officer("tax")).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p"}); err != nil {
 		t.Fatal(err)
 	}
-	in, err := owner.Shares.Inbox(ctx, &xhubv1.InboxRequest{})
+	in, err := testenv.RPC(owner).Shares.Inbox(ctx, &xhubv1.InboxRequest{})
 	if err != nil || len(in.Requests) != 1 || in.Requests[0].Overdue {
 		t.Fatalf("inbox: %v %v", in, err)
 	}
 	clock.Advance(3*24*time.Hour + time.Minute)
-	in, _ = owner.Shares.Inbox(ctx, &xhubv1.InboxRequest{})
+	in, _ = testenv.RPC(owner).Shares.Inbox(ctx, &xhubv1.InboxRequest{})
 	if !in.Requests[0].Overdue {
 		t.Fatal("request past the response deadline not shown overdue")
 	}
-	l, err := owner.Shares.ListShares(ctx, &xhubv1.ListSharesRequest{Requests: true, Status: "overdue"})
+	l, err := testenv.RPC(owner).Shares.ListShares(ctx, &xhubv1.ListSharesRequest{Requests: true, Status: "overdue"})
 	if err != nil || len(l.Requests) != 1 {
 		t.Fatalf("overdue list: %v %v", l, err)
 	}
@@ -149,14 +149,14 @@ func TestGrantListsArePagedCompletely(t *testing.T) {
 	publishOpen(t, env.Officer("health"), "health.cases", "open")
 	const n = 23
 	for i := range n {
-		if _, err := env.Officer(fmt.Sprintf("d-%02d", i)).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p"}); err != nil {
+		if _, err := testenv.RPC(env.Officer(fmt.Sprintf("d-%02d", i))).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	seen := map[string]bool{}
 	token := ""
 	for {
-		r, err := env.Admin.Shares.ListShares(ctx, &xhubv1.ListSharesRequest{Dataset: "health.cases", Status: "active", PageSize: 5, PageToken: token})
+		r, err := testenv.RPC(env.Admin).Shares.ListShares(ctx, &xhubv1.ListSharesRequest{Dataset: "health.cases", Status: "active", PageSize: 5, PageToken: token})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,11 +190,11 @@ func TestShareEvents(t *testing.T) {
 		}
 		defer sub.Unsubscribe()
 	}
-	r, err := env.Officer("tax").Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p"})
+	r, err := testenv.RPC(env.Officer("tax")).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := owner.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id}); err != nil {
+	if _, err := testenv.RPC(owner).Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -243,18 +243,18 @@ func TestTwoNodesRaceToDecide(t *testing.T) {
 	ctx := context.Background()
 	publishOpen(t, a.Officer("health"), "health.cases", "conditional")
 	for round := range 5 {
-		r, err := a.Officer(fmt.Sprintf("dept-%d", round)).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p"})
+		r, err := testenv.RPC(a.Officer(fmt.Sprintf("dept-%d", round))).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: "health.cases", Purpose: "p"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		offA, offB := a.Officer("health"), b.Officer("health")
 		errs := make(chan error, 2)
 		go func() {
-			_, err := offA.Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id})
+			_, err := testenv.RPC(offA).Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id})
 			errs <- err
 		}()
 		go func() {
-			_, err := offB.Shares.Reject(ctx, &xhubv1.RejectRequest{RequestId: r.Request.Id, Reason: "no"})
+			_, err := testenv.RPC(offB).Shares.Reject(ctx, &xhubv1.RejectRequest{RequestId: r.Request.Id, Reason: "no"})
 			errs <- err
 		}()
 		e1, e2 := <-errs, <-errs

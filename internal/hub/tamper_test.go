@@ -27,7 +27,7 @@ func addDepts(t *testing.T, env *testenv.Env, n int) uint64 {
 	t.Helper()
 	var seq uint64
 	for i := range n {
-		r, err := env.Admin.Departments.AddDepartment(context.Background(), &xhubv1.AddDepartmentRequest{Id: fmt.Sprintf("d%d", i), Name: fmt.Sprintf("Department d%d", i)})
+		r, err := testenv.RPC(env.Admin).Departments.AddDepartment(context.Background(), &xhubv1.AddDepartmentRequest{Id: fmt.Sprintf("d%d", i), Name: fmt.Sprintf("Department d%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +165,7 @@ func TestRewriteBreaksEarlierProofs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldProof, err := env.Admin.Ledger.InclusionProof(ctx, &xhubv1.InclusionProofRequest{Seq: 5})
+	oldProof, err := testenv.RPC(env.Admin).Ledger.InclusionProof(ctx, &xhubv1.InclusionProofRequest{Seq: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestConsistencyBetweenHeads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Admin.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "later", Name: "Later"}); err != nil {
+	if _, err := testenv.RPC(a.Admin).Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: "later", Name: "Later"}); err != nil {
 		t.Fatal(err)
 	}
 	old, cur, err := lv.Consistency(ctx, early)

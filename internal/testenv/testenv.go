@@ -115,7 +115,7 @@ func (e *Env) Dial(credsFile string) *adapters.Client {
 func (e *Env) Dept(id string) {
 	e.t.Helper()
 	ctx := context.Background()
-	_, err := e.Admin.Departments.AddDepartment(ctx, &xhubv1.AddDepartmentRequest{Id: id, Name: "Department " + id})
+	_, err := e.Admin.AddDepartment(ctx, id, "Department "+id)
 	if err != nil && !isExists(err) {
 		e.t.Fatalf("add department %s: %v", id, err)
 	}
@@ -199,4 +199,35 @@ func (e *Env) ForeignClient() *adapters.Client {
 	}
 	e.t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// API is the hub's gRPC API over c's connection (identity, mTLS and all):
+// the tests of the server call it directly, as a client in any language
+// would, rather than through the SDK.
+type API struct {
+	Departments xhubv1.DepartmentsClient
+	Credentials xhubv1.CredentialsClient
+	Schemas     xhubv1.SchemasClient
+	Catalog     xhubv1.CatalogClient
+	Shares      xhubv1.SharesClient
+	Ledger      xhubv1.LedgerClient
+	Exchange    xhubv1.ExchangeClient
+	Provider    xhubv1.ProviderClient
+	Audit       xhubv1.AuditClient
+}
+
+// RPC is the API over c's connection.
+func RPC(c *adapters.Client) API {
+	conn := c.Conn()
+	return API{
+		Departments: xhubv1.NewDepartmentsClient(conn),
+		Credentials: xhubv1.NewCredentialsClient(conn),
+		Schemas:     xhubv1.NewSchemasClient(conn),
+		Catalog:     xhubv1.NewCatalogClient(conn),
+		Shares:      xhubv1.NewSharesClient(conn),
+		Ledger:      xhubv1.NewLedgerClient(conn),
+		Exchange:    xhubv1.NewExchangeClient(conn),
+		Provider:    xhubv1.NewProviderClient(conn),
+		Audit:       xhubv1.NewAuditClient(conn),
+	}
 }
