@@ -13,7 +13,7 @@ import (
 
 // Limits on control-plane input.
 const (
-	MaxReasonLen     = 1000
+	MaxReasonLen     = catalog.MaxReasonLen
 	MaxCredValidDays = 3650
 )
 

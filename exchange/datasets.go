@@ -2,7 +2,6 @@ package exchange
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
@@ -14,8 +13,9 @@ import (
 )
 
 // This file runs the catalog's dataset commands: publishing, republishing
-// and retirement (the state machine and the metadata rules are in package
-// catalog).
+// and retirement. The checks against state are catalog's (rules.go); here
+// the caller's authority is checked and the publication's schema version
+// resolved from the schemas subject.
 
 // PublishDataset creates or updates a dataset's catalog entry. Only an
 // officer of the owning department; the schema subject must belong to the
@@ -54,17 +54,8 @@ func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity
 		} else if !ok {
 			return "", nil, fault.NotFound("schema %s has no version %d (latest is %d)", subject, ver, subj.Latest)
 		}
-		var old catalog.Dataset
-		if ok, err := txn.Get(catalog.DatasetKey(d.ID), &old); err != nil {
-			return "", nil, err
-		} else if ok && old.SchemaVersion > ver && old.Status == catalog.StatusPublished {
-			return "", nil, fault.Precondition("SCHEMA_VERSION", string(d.ID), "dataset %s already uses schema version %d; it cannot go back to %d", d.ID, old.SchemaVersion, ver)
-		}
-		body := d
-		body.SchemaSubject, body.SchemaVersion, body.Fields = string(subject), ver, sv.Fields
-		body.Status, body.Seq = "", 0
-		body.PublishedAt, body.UpdatedAt = time.Time{}, time.Time{}
-		return string(d.ID), body, nil
+		body, err := catalog.Publication(txn, d, catalog.SchemaRef{Subject: subject, Version: ver, Fields: sv.Fields})
+		return string(d.ID), body, err
 	})
 	if err != nil {
 		return catalog.Dataset{}, 0, err
@@ -81,20 +72,9 @@ func (cp *ControlPlane) RetireDataset(ctx context.Context, actor vocab.Identity,
 	if err := mayActFor(actor, id.Owner(), "retire datasets"); err != nil {
 		return catalog.Dataset{}, 0, err
 	}
-	if err := checkReason(reason, false); err != nil {
-		return catalog.Dataset{}, 0, err
-	}
 	seq, err := cp.submit(ctx, actor, catalog.KindDatasetRetired, func(txn *store.Txn, _ time.Time) (string, any, error) {
-		var d catalog.Dataset
-		if ok, err := txn.Get(catalog.DatasetKey(id), &d); err != nil {
-			return "", nil, err
-		} else if !ok {
-			return "", nil, fault.NotFound("dataset %s is not in the catalog", id)
-		}
-		if d.Status == catalog.StatusRetired {
-			return "", nil, fault.Precondition("DATASET_STATE", string(id), "dataset %s is already retired", id)
-		}
-		return string(id), catalog.Retirement{ID: id, Reason: strings.TrimSpace(reason)}, nil
+		body, err := catalog.Retire(txn, id, reason)
+		return string(id), body, err
 	})
 	if err != nil {
 		return catalog.Dataset{}, 0, err

@@ -2,7 +2,6 @@ package exchange
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
@@ -12,32 +11,18 @@ import (
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
-// This file runs the catalog's department commands (the state machine is
-// in package catalog).
+// This file runs the catalog's department commands (the checks against
+// state and the state machine are in package catalog); only the operator
+// may give them.
 
 // AddDepartment registers a department. Admin only.
 func (cp *ControlPlane) AddDepartment(ctx context.Context, actor vocab.Identity, id catalog.DeptID, name string) (catalog.Department, uint64, error) {
 	if actor.Role != vocab.RoleAdmin {
 		return catalog.Department{}, 0, fault.Denied("only the hub operator (admin) adds departments")
 	}
-	if _, err := catalog.ParseDeptID(string(id)); err != nil {
-		return catalog.Department{}, 0, err
-	}
-	if id == catalog.HubDept {
-		return catalog.Department{}, 0, fault.Invalid("department", "%q is reserved for the hub operator", id)
-	}
-	name = strings.TrimSpace(name)
-	if err := catalog.ValidateName(name); err != nil {
-		return catalog.Department{}, 0, err
-	}
 	seq, err := cp.submit(ctx, actor, catalog.KindDeptAdded, func(txn *store.Txn, _ time.Time) (string, any, error) {
-		var old catalog.Department
-		if ok, err := txn.Get(catalog.DeptKey(id), &old); err != nil {
-			return "", nil, err
-		} else if ok {
-			return "", nil, fault.Exists("department %s already exists (%s)", id, old.Name)
-		}
-		return string(id), catalog.Department{ID: id, Name: name}, nil
+		body, err := catalog.NewDepartment(txn, id, name)
+		return string(id), body, err
 	})
 	if err != nil {
 		return catalog.Department{}, 0, err
