@@ -2,11 +2,13 @@
 // control-plane log and the state it materialises (departments,
 // credentials, schema subjects, the catalog, share requests, grants and
 // their expiry). Each subject owns its state machine — its entry kinds,
-// view keys and a pure apply: package catalog (departments, datasets),
+// view keys, the check of a command against current state and a pure
+// apply: package catalog (departments, datasets; rules.go, state.go),
 // package schemas (subjects, versions), package exchange/shares (requests,
-// grants), and identity.go here (the hub's init, credentials). This
-// package checks commands against the state, appends them, and runs the
-// state machines from the log (entries.go lists every kind). Its other
+// grants; rules.go, state.go), and identity.go here (the hub's init,
+// credentials). This package checks who may give a command, runs the
+// subject's check on one snapshot, appends the entry, and runs the state
+// machines from the log (entries.go lists every kind). Its other
 // sub-packages own the rest: exchange/ledger the entry format, the Merkle
 // tree and the pure verifier; exchange/dataplane the routing of queries
 // and records and the audit of every data access; exchange/vocab the
