@@ -201,7 +201,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 		n.NC, err = n.Embedded.Connect(cfg.Name)
 	} else {
-		n.NC, err = nats.Connect(cfg.NATSURL, nats.Name(cfg.Name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
+		// A cluster that is still forming is waited for (EnsureStreams
+		// retries until JetStream answers), not a reason to exit.
+		n.NC, err = nats.Connect(cfg.NATSURL, nats.Name(cfg.Name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true),
+			nats.ReconnectWait(500*time.Millisecond), nats.ReconnectJitter(250*time.Millisecond, time.Second))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hub: connect to NATS: %w", err)
@@ -209,10 +212,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.JS, err = jetstream.New(n.NC); err != nil {
 		return nil, fmt.Errorf("hub: jetstream: %w", err)
 	}
-	for _, sc := range []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas), bus.Audit(cfg.Replicas)} {
-		if _, err := n.JS.CreateOrUpdateStream(ctx, sc); err != nil {
-			return nil, fmt.Errorf("hub: stream %s: %w", sc.Name, err)
-		}
+	if err := bus.EnsureStreams(ctx, n.JS, []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas), bus.Audit(cfg.Replicas)}, log); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
 	}
 
 	if n.Store, err = store.Open(filepath.Join(cfg.DataDir, "badger"), log); err != nil {

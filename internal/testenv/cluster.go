@@ -1,0 +1,292 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/xhub-gov/xhub/internal/hub"
+)
+
+// NATSCluster is a cluster of real nats-server processes on 127.0.0.1,
+// with JetStream, built from the module's own nats-server version.
+type NATSCluster struct {
+	t     testing.TB
+	Nodes []*NATSNode
+	User  string
+	Pass  string
+}
+
+// NATSNode is one nats-server process of a cluster.
+type NATSNode struct {
+	Name        string
+	Port        int
+	ClusterPort int
+	Dir         string
+	conf        string
+	log         string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// WithReplicas sets the replicas of the node's streams.
+func WithReplicas(n int) Option { return func(c *hub.Config) { c.Replicas = n } }
+
+// WithName names the node (in logs and NATS).
+func WithName(name string) Option { return func(c *hub.Config) { c.Name = name } }
+
+// StartNATSCluster starts n nats-server processes forming one cluster and
+// stops them (SIGKILL) when the test ends. It does not wait for the
+// cluster to elect a JetStream leader: hub nodes must cope with that.
+func StartNATSCluster(t testing.TB, n int) *NATSCluster {
+	t.Helper()
+	c := NewNATSCluster(t, n)
+	c.Start(t)
+	return c
+}
+
+// Start starts every node's process.
+func (c *NATSCluster) Start(t testing.TB) {
+	bin := NATSServerBinary(t)
+	for _, nd := range c.Nodes {
+		nd.start(t, bin)
+	}
+}
+
+// NewNATSCluster configures n nats-server processes forming one cluster,
+// without starting them.
+func NewNATSCluster(t testing.TB, n int) *NATSCluster {
+	t.Helper()
+	NATSServerBinary(t)
+	c := &NATSCluster{t: t, User: "xhub", Pass: "cluster-test-password"}
+	ports := FreePorts(t, 2*n)
+	dir := t.TempDir()
+	for i := range n {
+		c.Nodes = append(c.Nodes, &NATSNode{Name: fmt.Sprintf("n%d", i+1), Port: ports[2*i], ClusterPort: ports[2*i+1], Dir: filepath.Join(dir, fmt.Sprintf("n%d", i+1))})
+	}
+	for _, nd := range c.Nodes {
+		var routes []string
+		for _, o := range c.Nodes {
+			if o != nd {
+				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", o.ClusterPort))
+			}
+		}
+		if err := os.MkdirAll(nd.Dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		nd.conf = filepath.Join(nd.Dir, "nats.conf")
+		nd.log = filepath.Join(nd.Dir, "nats.log")
+		conf := fmt.Sprintf(`server_name: %s
+listen: 127.0.0.1:%d
+max_payload: 8MB
+jetstream { store_dir: %q }
+authorization { user: %s, password: %s }
+cluster {
+  name: xhub
+  listen: 127.0.0.1:%d
+  routes: [%s]
+}
+`, nd.Name, nd.Port, filepath.Join(nd.Dir, "js"), c.User, c.Pass, nd.ClusterPort, strings.Join(routes, ", "))
+		if err := os.WriteFile(nd.conf, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, nd := range c.Nodes {
+			nd.Kill()
+		}
+	})
+	return c
+}
+
+func (nd *NATSNode) start(t testing.TB, bin string) {
+	t.Helper()
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	logf, err := os.OpenFile(nd.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", nd.conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nats-server %s: %v", nd.Name, err)
+	}
+	logf.Close()
+	nd.cmd = cmd
+	go func() { _ = cmd.Wait() }()
+}
+
+// Kill stops the process with SIGKILL (no clean shutdown).
+func (nd *NATSNode) Kill() {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.cmd != nil && nd.cmd.Process != nil {
+		_ = nd.cmd.Process.Signal(syscall.SIGKILL)
+		nd.cmd = nil
+	}
+}
+
+// Restart starts a killed node again on its own store.
+func (nd *NATSNode) Restart(t testing.TB) {
+	t.Helper()
+	nd.start(t, NATSServerBinary(t))
+}
+
+// Log is what the process wrote.
+func (nd *NATSNode) Log() string {
+	b, _ := os.ReadFile(nd.log)
+	return string(b)
+}
+
+// URL is the cluster's client URL list with credentials, for --nats-url.
+func (c *NATSCluster) URL() string {
+	var urls []string
+	for _, nd := range c.Nodes {
+		urls = append(urls, fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", c.User, c.Pass, nd.Port))
+	}
+	return strings.Join(urls, ",")
+}
+
+// Connect connects a plain client to the cluster.
+func (c *NATSCluster) Connect(t testing.TB) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(c.URL(), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+var (
+	natsBinOnce sync.Once
+	natsBin     string
+	natsBinErr  error
+)
+
+// NATSServerBinary builds nats-server from the module (the version in
+// go.mod) once per machine and returns its path.
+func NATSServerBinary(t testing.TB) string {
+	t.Helper()
+	natsBinOnce.Do(func() {
+		natsBin, natsBinErr = buildCached("nats-server", "github.com/nats-io/nats-server/v2")
+	})
+	if natsBinErr != nil {
+		t.Fatalf("build nats-server: %v", natsBinErr)
+	}
+	return natsBin
+}
+
+// buildCached builds pkg into a file named after it and the module
+// version, in the user cache, atomically (several test binaries may build
+// at once).
+func buildCached(name, pkg string) (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", strings.TrimSuffix(pkg, "/cmd")).Output()
+	if err != nil {
+		return "", fmt.Errorf("go list: %w", err)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "xhub-test-bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, name+"-"+strings.TrimSpace(string(out)))
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	tmp := fmt.Sprintf("%s.tmp-%d", bin, os.Getpid())
+	cmd := exec.Command("go", "build", "-o", tmp, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return bin, os.Rename(tmp, bin)
+}
+
+// FreePorts returns n distinct ports free on 127.0.0.1 just now (for
+// processes that must know each other's ports before they start).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// WaitFor polls cond until it holds or d passes.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: not within %s", what, d)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// StartConcurrently starts one node per option list at the same moment,
+// each in a fresh temp dir prepared by prepare (may be nil), and fails the
+// test if any does not start within 90 s.
+func StartConcurrently(t testing.TB, prepare func(i int, dir string), nodes ...[]Option) []*Env {
+	t.Helper()
+	envs := make([]*Env, len(nodes))
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, opts := range nodes {
+		dir := t.TempDir()
+		if prepare != nil {
+			prepare(i, dir)
+		}
+		cfg := hub.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: Logger()}
+		for _, o := range opts {
+			o(&cfg)
+		}
+		envs[i] = &Env{t: t, Dir: dir, Config: cfg}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			envs[i].Node, errs[i] = hub.Start(ctx, cfg)
+		}()
+	}
+	wg.Wait()
+	for i, e := range envs {
+		if e.Node != nil {
+			t.Cleanup(e.Stop)
+		}
+		if errs[i] != nil {
+			t.Fatalf("node %d: %v", i, errs[i])
+		}
+		e.Admin = e.Dial(e.Node.AdminCreds)
+	}
+	return envs
+}
