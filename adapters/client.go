@@ -39,6 +39,7 @@ type Client struct {
 	exchange    xhubv1.ExchangeClient
 	provider    xhubv1.ProviderClient
 	audit       xhubv1.AuditClient
+	nodes       xhubv1.NodesClient
 }
 
 // Option changes how Dial connects.
@@ -100,6 +101,7 @@ func DialCreds(_ context.Context, creds *vocab.Creds, opts ...Option) (*Client, 
 		exchange:    xhubv1.NewExchangeClient(conn),
 		provider:    xhubv1.NewProviderClient(conn),
 		audit:       xhubv1.NewAuditClient(conn),
+		nodes:       xhubv1.NewNodesClient(conn),
 	}, nil
 }
 

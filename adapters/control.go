@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xhub-gov/xhub/exchange/vocab"
@@ -563,4 +564,49 @@ func subscriptionOf(s *xhubv1.SubscriptionInfo) SubscriptionInfo {
 
 func entryOf(e *xhubv1.Entry) Entry {
 	return Entry{Seq: e.GetSeq(), Kind: e.GetKind(), Subject: e.GetSubject(), Actor: e.GetActor(), Time: at(e.GetTime()), Raw: e.GetRaw()}
+}
+
+// JoinTokenInfo is a join token as the ledger records it (never its
+// secret).
+type JoinTokenInfo struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name,omitempty"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Status    string    `json:"status"` // unused | joined | expired
+	JoinedAt  time.Time `json:"joined_at,omitzero"`
+	JoinedAs  string    `json:"joined_as,omitempty"`
+	Seq       uint64    `json:"seq"`
+}
+
+// CreateJoinToken makes a one-time token for a new hub node (operator):
+// the text to give `xhub serve --join`, naming hubs (default: the address
+// this client dialled) as the nodes to join through. ttl 0 is an hour.
+func (c *Client) CreateJoinToken(ctx context.Context, name string, ttl time.Duration, hubs []string) (string, JoinTokenInfo, error) {
+	req := &xhubv1.CreateJoinTokenRequest{Name: name}
+	if ttl != 0 {
+		req.Ttl = durationpb.New(ttl)
+	}
+	r, err := c.nodes.CreateJoinToken(ctx, req)
+	if err != nil {
+		return "", JoinTokenInfo{}, err
+	}
+	if len(hubs) == 0 {
+		hubs = []string{c.addr}
+	}
+	tok := vocab.JoinToken{Hubs: hubs, CASHA256: r.CaSha256, ID: r.TokenId, Secret: r.Secret}
+	return tok.String(), JoinTokenInfo{ID: r.TokenId, Name: name, ExpiresAt: at(r.ExpiresAt), Status: "unused", Seq: r.Seq}, nil
+}
+
+// JoinTokens lists every join token and the node that used it (operator).
+func (c *Client) JoinTokens(ctx context.Context) ([]JoinTokenInfo, error) {
+	r, err := c.nodes.ListNodes(ctx, &xhubv1.ListNodesRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return mapped(r.Tokens, func(t *xhubv1.JoinToken) JoinTokenInfo {
+		return JoinTokenInfo{ID: t.GetId(), Name: t.GetName(), CreatedBy: t.GetCreatedBy(), CreatedAt: at(t.GetCreatedAt()), ExpiresAt: at(t.GetExpiresAt()),
+			Status: t.GetStatus(), JoinedAt: at(t.GetJoinedAt()), JoinedAs: t.GetJoinedAs(), Seq: t.GetSeq()}
+	}), nil
 }

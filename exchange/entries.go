@@ -31,7 +31,7 @@ var _ views = (*store.Txn)(nil)
 
 // appliers are the entry kinds of the log, each with the state machines
 // (files) that apply it, in order: identity.go, departments.go,
-// subjects.go, datasets.go, share_rules.go. A kind not listed here is
+// subjects.go, datasets.go, share_rules.go, nodes.go. A kind not listed here is
 // refused at apply. A kind may matter to more than one subject: retiring
 // a dataset is the catalog's entry, and ends the share workflow's grants
 // and pending requests on it.
@@ -51,6 +51,8 @@ var appliers = map[string][]applier{
 	shares.KindGrantCreated:      {(*ControlPlane).applyShare},
 	shares.KindGrantRevoked:      {(*ControlPlane).applyShare},
 	shares.KindGrantExpired:      {(*ControlPlane).applyShare},
+	KindNodeToken:                {(*ControlPlane).applyNodeToken},
+	KindNodeJoined:               {(*ControlPlane).applyNodeJoined},
 }
 
 // apply materialises one entry through the state machines of its kind.

@@ -24,8 +24,12 @@ serves gRPC with mTLS on --listen. On first start it creates the hub CA and
 ledger key in DIR/pki and writes DIR/admin.creds.
 
 With --nats-url it uses an existing NATS cluster instead (with --replicas
-for the streams). To add a node to an existing hub, copy DIR/pki of the
-first node into the new node's data dir before its first start.
+for the streams); a cluster still forming is waited for. To add a node to
+a running hub, the operator makes a join token (xhub node token) and the
+new node starts with --join TOKEN on an empty data dir: it receives the
+CA and ledger key over TLS from a running node (pinned by the token) and,
+unless given here, the NATS URL and replicas. The token admits one node,
+once, and is ignored on later starts, so the same command restarts it.
 
 --nats-listen opens the embedded server's client port, with a user and
 password the hub writes to DIR/nats.password: an open NATS port would
@@ -73,6 +77,7 @@ bypass every grant.`,
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus /metrics here")
 	f.StringVar(&fsync, "fsync", "", "always: JetStream fsyncs every write (slower; survives power loss)")
 	f.StringVar(&cfg.Name, "name", "xhub", "node name")
+	f.StringVar(&cfg.Join, "join", os.Getenv("XHUB_JOIN"), "join a running hub with this token from `xhub node token` (env XHUB_JOIN)")
 	f.IntVar(&cfg.ResponseDays, "response-days", 10, "days an owner has to answer a conditional request before it shows as overdue")
 	f.IntVar(&cfg.MaxGrantDays, "max-grant-days", 365, "longest grant, in days")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -34,6 +34,8 @@ var (
 	deptRoles   = []vocab.Role{vocab.RoleOfficer, vocab.RoleSystem}
 	methodRoles = map[string][]vocab.Role{
 		"/xhub.v1.Departments/AddDepartment":    adminOnly,
+		"/xhub.v1.Nodes/CreateJoinToken":        adminOnly,
+		"/xhub.v1.Nodes/ListNodes":              adminOnly,
 		"/xhub.v1.Departments/ListDepartments":  anyRole,
 		"/xhub.v1.Credentials/IssueCredential":  staff,
 		"/xhub.v1.Credentials/ListCredentials":  staff,
@@ -69,7 +71,7 @@ var (
 
 // open methods need no client identity: health checks and reflection.
 func openMethod(method string) bool {
-	return strings.HasPrefix(method, "/grpc.health.v1.") || strings.HasPrefix(method, "/grpc.reflection.")
+	return strings.HasPrefix(method, "/grpc.health.v1.") || strings.HasPrefix(method, "/grpc.reflection.") || method == "/xhub.v1.Nodes/Join"
 }
 
 type authenticator struct {

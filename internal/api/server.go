@@ -35,6 +35,7 @@ type Config struct {
 	ServerTLS tls.Certificate        // required
 	Logger    *slog.Logger           // zero: discard
 	Now       func() time.Time       // zero: time.Now
+	Join      JoinConfig             // what a joining node is told
 }
 
 // Server is the gRPC server of a hub node.
@@ -69,8 +70,11 @@ func New(cfg Config) *Server {
 	tlsCfg := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cfg.ServerTLS},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    cfg.Authority.Pool(),
+		// A certificate, when given, must be the hub's (a foreign or
+		// expired one is refused in the handshake); without one, only
+		// the open methods answer (health, reflection, Nodes/Join).
+		ClientAuth: tls.VerifyClientCertIfGiven,
+		ClientCAs:  cfg.Authority.Pool(),
 	}
 	auth := &authenticator{cp: cfg.CP, now: cfg.Now}
 	watch := newHandshakeWatch(cfg.Logger, time.Now)
@@ -93,6 +97,7 @@ func New(cfg Config) *Server {
 	xhubv1.RegisterLedgerServer(gs, &ledgerSvc{base: base, ca: cfg.Authority})
 	xhubv1.RegisterSharesServer(gs, &sharesSvc{base: base, now: cfg.Now})
 	xhubv1.RegisterExchangeServer(gs, &exchangeSvc{base: base, dp: cfg.DP})
+	xhubv1.RegisterNodesServer(gs, &nodesSvc{base: base, ca: cfg.Authority, join: cfg.Join, now: cfg.Now})
 	xhubv1.RegisterProviderServer(gs, &providerSvc{base: base, dp: cfg.DP})
 	xhubv1.RegisterAuditServer(gs, &auditSvc{base: base, dp: cfg.DP})
 	if cfg.CP.Integrity() != nil {

@@ -63,6 +63,11 @@ type Config struct {
 	RebuildViews bool
 	// Name is this node's name in logs and NATS. Zero: "xhub".
 	Name string
+	// Join is a join token (xhub node token): on a data dir without a
+	// pki folder the node joins the deployment through it, receiving the
+	// CA and ledger key, and the NATS URL and replicas if not set here.
+	// Ignored once the node has joined, so the same command restarts it.
+	Join string
 	// ResponseDays, MaxGrantDays, SweepInterval: see exchange.Config.
 	ResponseDays  int
 	MaxGrantDays  int
@@ -141,6 +146,8 @@ type Node struct {
 	failMu   sync.Mutex
 	failure  error
 
+	joined bool // this start joined the deployment
+
 	closeOnce sync.Once
 }
 
@@ -188,7 +195,33 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	if n.Authority, err = pki.LoadOrCreate(filepath.Join(cfg.DataDir, "pki")); err != nil {
+	pkiDir := filepath.Join(cfg.DataDir, "pki")
+	if _, statErr := os.Stat(filepath.Join(pkiDir, "ca.crt")); cfg.Join != "" && os.IsNotExist(statErr) {
+		j, err := join(ctx, cfg.Join, cfg.Name, pkiDir, log)
+		if err != nil {
+			return nil, err
+		}
+		n.joined = true // the token is spent: keep pki/ whatever happens next
+		if err := j.save(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	} else if cfg.Join != "" {
+		log.Info("already joined: the join token is not used again")
+	}
+	if j, ok, err := loadJoined(cfg.DataDir); err != nil {
+		return nil, err
+	} else if ok {
+		if cfg.NATSURL == "" && cfg.NATSListen == "" {
+			if j.NATSURL == "" {
+				return nil, errors.New("hub: joined, but the node that admitted this one runs NATS without a client port: give --nats-url")
+			}
+			cfg.NATSURL, n.cfg.NATSURL = j.NATSURL, j.NATSURL
+		}
+		if cfg.Replicas <= 1 && j.Replicas > 1 {
+			cfg.Replicas, n.cfg.Replicas = j.Replicas, j.Replicas
+		}
+	}
+	if n.Authority, err = pki.LoadOrCreate(pkiDir); err != nil {
 		return nil, err
 	}
 
@@ -247,7 +280,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	n.GRPC = api.New(api.Config{CP: n.CP, DP: n.DP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api"), Now: cfg.Now})
+	joinNATS := cfg.NATSURL
+	if n.Embedded != nil {
+		joinNATS = n.Embedded.URL // "" without --nats-listen
+	}
+	n.GRPC = api.New(api.Config{CP: n.CP, DP: n.DP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api"), Now: cfg.Now,
+		Join: api.JoinConfig{PKIDir: pkiDir, NATSURL: joinNATS, Replicas: cfg.Replicas}})
 	n.supervise("grpc", func() error { return n.GRPC.Serve(n.lis) })
 	if degraded == nil {
 		n.supervise("apply", func() error {
@@ -325,6 +363,9 @@ func (n *Node) Integrity() error { return n.CP.Integrity() }
 // start begins clean (the next start makes a new CA and ledger key).
 func (n *Node) removeFirstStart() {
 	for _, d := range []string{"pki", "nats", "badger", "admin.creds"} {
+		if n.joined && d == "pki" {
+			continue
+		}
 		_ = os.RemoveAll(filepath.Join(n.cfg.DataDir, d))
 	}
 }

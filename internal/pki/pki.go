@@ -295,3 +295,53 @@ func (a *Authority) Issue(ctx context.Context, rec Recorder, actor, id vocab.Ide
 }
 
 var _ Recorder = (*exchange.ControlPlane)(nil)
+
+// Files reads the pki folder's files (CA certificate and key, ledger
+// key pair), for a node joining the deployment.
+func Files(dir string) (map[string][]byte, error) {
+	out := make(map[string][]byte)
+	for _, name := range []string{caCertFile, caKeyFile, ledgerKeyFile, ledgerPubFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("pki: %w", err)
+		}
+		out[name] = b
+	}
+	return out, nil
+}
+
+// Install writes files received on joining into dir (which must not hold
+// an authority yet) and loads them; they must pin the CA fingerprint
+// caSHA256. Nothing is left behind on error.
+func Install(dir string, files map[string][]byte, caSHA256 string) (*Authority, error) {
+	if _, err := os.Stat(filepath.Join(dir, caCertFile)); err == nil {
+		return nil, fmt.Errorf("pki: %s already holds an authority", dir)
+	}
+	tmp := dir + ".joining"
+	_ = os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	for _, name := range []string{caCertFile, caKeyFile, ledgerKeyFile, ledgerPubFile} {
+		b, ok := files[name]
+		if !ok {
+			return nil, fmt.Errorf("pki: the joined node sent no %s", name)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, name), b, 0o600); err != nil {
+			return nil, fmt.Errorf("pki: %w", err)
+		}
+	}
+	a, err := load(tmp)
+	if err != nil {
+		return nil, err
+	}
+	if a.Fingerprint() != caSHA256 {
+		return nil, fmt.Errorf("pki: the CA received (sha256 %s) is not the one the token pins (%s)", a.Fingerprint(), caSHA256)
+	}
+	_ = os.RemoveAll(dir) // an empty folder made earlier
+	if err := os.Rename(tmp, dir); err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	return load(dir)
+}

@@ -290,3 +290,6 @@ func StartConcurrently(t testing.TB, prepare func(i int, dir string), nodes ...[
 	}
 	return envs
 }
+
+// WithJoin makes the node join a running hub with a join token.
+func WithJoin(token string) Option { return func(c *hub.Config) { c.Join = token } }

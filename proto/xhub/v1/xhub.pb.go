@@ -4936,6 +4936,462 @@ func (x *ListAuditResponse) GetNextPageToken() string {
 	return ""
 }
 
+type CreateJoinTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // the node to join (for the record)
+	Ttl           *durationpb.Duration   `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`   // default 1h, at most 24h
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateJoinTokenRequest) Reset() {
+	*x = CreateJoinTokenRequest{}
+	mi := &file_xhub_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateJoinTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateJoinTokenRequest) ProtoMessage() {}
+
+func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *CreateJoinTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateJoinTokenRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type CreateJoinTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`                     // 32 random bytes; the hub keeps only their SHA-256
+	CaSha256      string                 `protobuf:"bytes,3,opt,name=ca_sha256,json=caSha256,proto3" json:"ca_sha256,omitempty"` // the hub CA's fingerprint, to pin
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Seq           uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateJoinTokenResponse) Reset() {
+	*x = CreateJoinTokenResponse{}
+	mi := &file_xhub_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateJoinTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateJoinTokenResponse) ProtoMessage() {}
+
+func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *CreateJoinTokenResponse) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *CreateJoinTokenResponse) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *CreateJoinTokenResponse) GetCaSha256() string {
+	if x != nil {
+		return x.CaSha256
+	}
+	return ""
+}
+
+func (x *CreateJoinTokenResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *CreateJoinTokenResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type JoinToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	CreatedBy     string                 `protobuf:"bytes,3,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Status        string                 `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"` // unused | joined | expired
+	JoinedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=joined_at,json=joinedAt,proto3" json:"joined_at,omitempty"`
+	JoinedAs      string                 `protobuf:"bytes,8,opt,name=joined_as,json=joinedAs,proto3" json:"joined_as,omitempty"` // the name the node gave
+	Seq           uint64                 `protobuf:"varint,9,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinToken) Reset() {
+	*x = JoinToken{}
+	mi := &file_xhub_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinToken) ProtoMessage() {}
+
+func (x *JoinToken) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinToken.ProtoReflect.Descriptor instead.
+func (*JoinToken) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *JoinToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *JoinToken) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *JoinToken) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *JoinToken) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *JoinToken) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *JoinToken) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *JoinToken) GetJoinedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.JoinedAt
+	}
+	return nil
+}
+
+func (x *JoinToken) GetJoinedAs() string {
+	if x != nil {
+		return x.JoinedAs
+	}
+	return ""
+}
+
+func (x *JoinToken) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type ListNodesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MinSeq        uint64                 `protobuf:"varint,1,opt,name=min_seq,json=minSeq,proto3" json:"min_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNodesRequest) Reset() {
+	*x = ListNodesRequest{}
+	mi := &file_xhub_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNodesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNodesRequest) ProtoMessage() {}
+
+func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
+func (*ListNodesRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *ListNodesRequest) GetMinSeq() uint64 {
+	if x != nil {
+		return x.MinSeq
+	}
+	return 0
+}
+
+type ListNodesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*JoinToken           `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNodesResponse) Reset() {
+	*x = ListNodesResponse{}
+	mi := &file_xhub_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNodesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNodesResponse) ProtoMessage() {}
+
+func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
+func (*ListNodesResponse) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *ListNodesResponse) GetTokens() []*JoinToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type JoinRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinRequest) Reset() {
+	*x = JoinRequest{}
+	mi := &file_xhub_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinRequest) ProtoMessage() {}
+
+func (x *JoinRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
+func (*JoinRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *JoinRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *JoinRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type JoinResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The files of the deployment's pki/ folder (CA certificate and key,
+	// ledger signing key), by name.
+	PkiFiles map[string][]byte `protobuf:"bytes,1,rep,name=pki_files,json=pkiFiles,proto3" json:"pki_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// How the serving node reaches NATS, with credentials ("" if it runs
+	// NATS embedded without a port: then the joiner must be given a URL).
+	NatsUrl       string `protobuf:"bytes,2,opt,name=nats_url,json=natsUrl,proto3" json:"nats_url,omitempty"`
+	Replicas      int32  `protobuf:"varint,3,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Seq           uint64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinResponse) Reset() {
+	*x = JoinResponse{}
+	mi := &file_xhub_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinResponse) ProtoMessage() {}
+
+func (x *JoinResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
+func (*JoinResponse) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *JoinResponse) GetPkiFiles() map[string][]byte {
+	if x != nil {
+		return x.PkiFiles
+	}
+	return nil
+}
+
+func (x *JoinResponse) GetNatsUrl() string {
+	if x != nil {
+		return x.NatsUrl
+	}
+	return ""
+}
+
+func (x *JoinResponse) GetReplicas() int32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
+func (x *JoinResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 var File_xhub_proto protoreflect.FileDescriptor
 
 const file_xhub_proto_rawDesc = "" +
@@ -5346,7 +5802,46 @@ const file_xhub_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"j\n" +
 	"\x11ListAuditResponse\x12-\n" +
 	"\aentries\x18\x01 \x03(\v2\x13.xhub.v1.AuditEntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xb3\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Y\n" +
+	"\x16CreateJoinTokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\xb6\x01\n" +
+	"\x17CreateJoinTokenResponse\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\fR\x06secret\x12\x1b\n" +
+	"\tca_sha256\x18\x03 \x01(\tR\bcaSha256\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\"\xc4\x02\n" +
+	"\tJoinToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x03 \x01(\tR\tcreatedBy\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x16\n" +
+	"\x06status\x18\x06 \x01(\tR\x06status\x127\n" +
+	"\tjoined_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bjoinedAt\x12\x1b\n" +
+	"\tjoined_as\x18\b \x01(\tR\bjoinedAs\x12\x10\n" +
+	"\x03seq\x18\t \x01(\x04R\x03seq\"+\n" +
+	"\x10ListNodesRequest\x12\x17\n" +
+	"\amin_seq\x18\x01 \x01(\x04R\x06minSeq\"?\n" +
+	"\x11ListNodesResponse\x12*\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x12.xhub.v1.JoinTokenR\x06tokens\"T\n" +
+	"\vJoinRequest\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\fR\x06secret\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\xd6\x01\n" +
+	"\fJoinResponse\x12@\n" +
+	"\tpki_files\x18\x01 \x03(\v2#.xhub.v1.JoinResponse.PkiFilesEntryR\bpkiFiles\x12\x19\n" +
+	"\bnats_url\x18\x02 \x01(\tR\anatsUrl\x12\x1a\n" +
+	"\breplicas\x18\x03 \x01(\x05R\breplicas\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\x1a;\n" +
+	"\rPkiFilesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x012\xb3\x01\n" +
 	"\vDepartments\x12N\n" +
 	"\rAddDepartment\x12\x1d.xhub.v1.AddDepartmentRequest\x1a\x1e.xhub.v1.AddDepartmentResponse\x12T\n" +
 	"\x0fListDepartments\x12\x1f.xhub.v1.ListDepartmentsRequest\x1a .xhub.v1.ListDepartmentsResponse2\x92\x02\n" +
@@ -5388,7 +5883,11 @@ const file_xhub_proto_rawDesc = "" +
 	"\bProvider\x12<\n" +
 	"\x05Serve\x12\x18.xhub.v1.ProviderMessage\x1a\x15.xhub.v1.ProviderCall(\x010\x012K\n" +
 	"\x05Audit\x12B\n" +
-	"\tListAudit\x12\x19.xhub.v1.ListAuditRequest\x1a\x1a.xhub.v1.ListAuditResponseB/Z-github.com/xhub-gov/xhub/proto/xhub/v1;xhubv1b\x06proto3"
+	"\tListAudit\x12\x19.xhub.v1.ListAuditRequest\x1a\x1a.xhub.v1.ListAuditResponse2\xd6\x01\n" +
+	"\x05Nodes\x12T\n" +
+	"\x0fCreateJoinToken\x12\x1f.xhub.v1.CreateJoinTokenRequest\x1a .xhub.v1.CreateJoinTokenResponse\x12B\n" +
+	"\tListNodes\x12\x19.xhub.v1.ListNodesRequest\x1a\x1a.xhub.v1.ListNodesResponse\x123\n" +
+	"\x04Join\x12\x14.xhub.v1.JoinRequest\x1a\x15.xhub.v1.JoinResponseB/Z-github.com/xhub-gov/xhub/proto/xhub/v1;xhubv1b\x06proto3"
 
 var (
 	file_xhub_proto_rawDescOnce sync.Once
@@ -5402,7 +5901,7 @@ func file_xhub_proto_rawDescGZIP() []byte {
 	return file_xhub_proto_rawDescData
 }
 
-var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
+var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
 var file_xhub_proto_goTypes = []any{
 	(*Department)(nil),                 // 0: xhub.v1.Department
 	(*AddDepartmentRequest)(nil),       // 1: xhub.v1.AddDepartmentRequest
@@ -5477,125 +5976,146 @@ var file_xhub_proto_goTypes = []any{
 	(*AuditEntry)(nil),                 // 70: xhub.v1.AuditEntry
 	(*ListAuditRequest)(nil),           // 71: xhub.v1.ListAuditRequest
 	(*ListAuditResponse)(nil),          // 72: xhub.v1.ListAuditResponse
-	(*timestamppb.Timestamp)(nil),      // 73: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 74: google.protobuf.Duration
+	(*CreateJoinTokenRequest)(nil),     // 73: xhub.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil),    // 74: xhub.v1.CreateJoinTokenResponse
+	(*JoinToken)(nil),                  // 75: xhub.v1.JoinToken
+	(*ListNodesRequest)(nil),           // 76: xhub.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),          // 77: xhub.v1.ListNodesResponse
+	(*JoinRequest)(nil),                // 78: xhub.v1.JoinRequest
+	(*JoinResponse)(nil),               // 79: xhub.v1.JoinResponse
+	nil,                                // 80: xhub.v1.JoinResponse.PkiFilesEntry
+	(*timestamppb.Timestamp)(nil),      // 81: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 82: google.protobuf.Duration
 }
 var file_xhub_proto_depIdxs = []int32{
-	73, // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	81, // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
 	0,  // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
-	73, // 3: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
+	81, // 3: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
 	5,  // 4: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
 	5,  // 5: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
 	5,  // 6: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
 	13, // 7: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
-	73, // 8: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
+	81, // 8: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
 	12, // 9: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
 	12, // 10: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
 	12, // 11: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
 	13, // 12: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
-	73, // 13: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
-	73, // 14: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
+	81, // 13: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
+	81, // 14: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
 	22, // 15: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	22, // 16: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	22, // 17: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
 	22, // 18: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	73, // 19: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
-	73, // 20: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	73, // 21: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
-	73, // 22: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	73, // 23: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	73, // 24: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	81, // 19: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
+	81, // 20: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
+	81, // 21: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	81, // 22: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	81, // 23: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	81, // 24: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
 	31, // 25: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
 	32, // 26: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
 	31, // 27: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
 	32, // 28: xhub.v1.DecisionResponse.grant:type_name -> xhub.v1.Grant
 	31, // 29: xhub.v1.ListSharesResponse.requests:type_name -> xhub.v1.ShareRequest
 	32, // 30: xhub.v1.ListSharesResponse.grants:type_name -> xhub.v1.Grant
-	73, // 31: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	81, // 31: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
 	43, // 32: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
 	43, // 33: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
 	52, // 34: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
 	58, // 35: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
 	64, // 36: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	73, // 37: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
-	74, // 38: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
+	81, // 37: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
+	82, // 38: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
 	60, // 39: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
 	60, // 40: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
-	73, // 41: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	81, // 41: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
 	67, // 42: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
 	68, // 43: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
 	52, // 44: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	73, // 45: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	73, // 46: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	81, // 45: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	81, // 46: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
 	70, // 47: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	1,  // 48: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,  // 49: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	6,  // 50: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	8,  // 51: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	10, // 52: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	14, // 53: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	16, // 54: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	18, // 55: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	20, // 56: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	23, // 57: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	25, // 58: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	27, // 59: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	29, // 60: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	33, // 61: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	35, // 62: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	36, // 63: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	37, // 64: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	38, // 65: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	39, // 66: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	41, // 67: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	44, // 68: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	46, // 69: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	48, // 70: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	50, // 71: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	53, // 72: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	55, // 73: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	57, // 74: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	59, // 75: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
-	62, // 76: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
-	66, // 77: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	71, // 78: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	2,  // 79: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,  // 80: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	7,  // 81: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	9,  // 82: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	11, // 83: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	15, // 84: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	17, // 85: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	19, // 86: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	21, // 87: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	24, // 88: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	26, // 89: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	28, // 90: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	30, // 91: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	34, // 92: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	42, // 93: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	40, // 94: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	40, // 95: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	40, // 96: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	40, // 97: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	42, // 98: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	45, // 99: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	47, // 100: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	49, // 101: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	51, // 102: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	54, // 103: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	56, // 104: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	65, // 105: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	61, // 106: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
-	63, // 107: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
-	69, // 108: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	72, // 109: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	79, // [79:110] is the sub-list for method output_type
-	48, // [48:79] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	82, // 48: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	81, // 49: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	81, // 50: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	81, // 51: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	81, // 52: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
+	75, // 53: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
+	80, // 54: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
+	1,  // 55: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,  // 56: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	6,  // 57: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	8,  // 58: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	10, // 59: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	14, // 60: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	16, // 61: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	18, // 62: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	20, // 63: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	23, // 64: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	25, // 65: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	27, // 66: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	29, // 67: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	33, // 68: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	35, // 69: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	36, // 70: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	37, // 71: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	38, // 72: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	39, // 73: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	41, // 74: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	44, // 75: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	46, // 76: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	48, // 77: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	50, // 78: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	53, // 79: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	55, // 80: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	57, // 81: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	59, // 82: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	62, // 83: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	66, // 84: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	71, // 85: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	73, // 86: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
+	76, // 87: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
+	78, // 88: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
+	2,  // 89: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,  // 90: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	7,  // 91: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	9,  // 92: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	11, // 93: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	15, // 94: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	17, // 95: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	19, // 96: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	21, // 97: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	24, // 98: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	26, // 99: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	28, // 100: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	30, // 101: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	34, // 102: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	42, // 103: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	40, // 104: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	40, // 105: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	40, // 106: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	40, // 107: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	42, // 108: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	45, // 109: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	47, // 110: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	49, // 111: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	51, // 112: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	54, // 113: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	56, // 114: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	65, // 115: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	61, // 116: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	63, // 117: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	69, // 118: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	72, // 119: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	74, // 120: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
+	77, // 121: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
+	79, // 122: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
+	89, // [89:123] is the sub-list for method output_type
+	55, // [55:89] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }
@@ -5617,9 +6137,9 @@ func file_xhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   73,
+			NumMessages:   81,
 			NumExtensions: 0,
-			NumServices:   9,
+			NumServices:   10,
 		},
 		GoTypes:           file_xhub_proto_goTypes,
 		DependencyIndexes: file_xhub_proto_depIdxs,

@@ -1792,3 +1792,195 @@ var Audit_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "xhub.proto",
 }
+
+const (
+	Nodes_CreateJoinToken_FullMethodName = "/xhub.v1.Nodes/CreateJoinToken"
+	Nodes_ListNodes_FullMethodName       = "/xhub.v1.Nodes/ListNodes"
+	Nodes_Join_FullMethodName            = "/xhub.v1.Nodes/Join"
+)
+
+// NodesClient is the client API for Nodes service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Nodes: joining a hub node to a deployment without copying files. The
+// operator makes a one-time join token (a ledger entry holding only the
+// secret's hash); the new node presents it to any running node over TLS,
+// having pinned the hub CA's fingerprint from the token, and receives the
+// deployment's signing material; the join is a ledger entry too. Join is
+// the one call open to a caller without a client certificate.
+type NodesClient interface {
+	CreateJoinToken(ctx context.Context, in *CreateJoinTokenRequest, opts ...grpc.CallOption) (*CreateJoinTokenResponse, error)
+	ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error)
+	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
+}
+
+type nodesClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewNodesClient(cc grpc.ClientConnInterface) NodesClient {
+	return &nodesClient{cc}
+}
+
+func (c *nodesClient) CreateJoinToken(ctx context.Context, in *CreateJoinTokenRequest, opts ...grpc.CallOption) (*CreateJoinTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateJoinTokenResponse)
+	err := c.cc.Invoke(ctx, Nodes_CreateJoinToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodesClient) ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListNodesResponse)
+	err := c.cc.Invoke(ctx, Nodes_ListNodes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodesClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JoinResponse)
+	err := c.cc.Invoke(ctx, Nodes_Join_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// NodesServer is the server API for Nodes service.
+// All implementations must embed UnimplementedNodesServer
+// for forward compatibility.
+//
+// Nodes: joining a hub node to a deployment without copying files. The
+// operator makes a one-time join token (a ledger entry holding only the
+// secret's hash); the new node presents it to any running node over TLS,
+// having pinned the hub CA's fingerprint from the token, and receives the
+// deployment's signing material; the join is a ledger entry too. Join is
+// the one call open to a caller without a client certificate.
+type NodesServer interface {
+	CreateJoinToken(context.Context, *CreateJoinTokenRequest) (*CreateJoinTokenResponse, error)
+	ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error)
+	Join(context.Context, *JoinRequest) (*JoinResponse, error)
+	mustEmbedUnimplementedNodesServer()
+}
+
+// UnimplementedNodesServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedNodesServer struct{}
+
+func (UnimplementedNodesServer) CreateJoinToken(context.Context, *CreateJoinTokenRequest) (*CreateJoinTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateJoinToken not implemented")
+}
+func (UnimplementedNodesServer) ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListNodes not implemented")
+}
+func (UnimplementedNodesServer) Join(context.Context, *JoinRequest) (*JoinResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Join not implemented")
+}
+func (UnimplementedNodesServer) mustEmbedUnimplementedNodesServer() {}
+func (UnimplementedNodesServer) testEmbeddedByValue()               {}
+
+// UnsafeNodesServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to NodesServer will
+// result in compilation errors.
+type UnsafeNodesServer interface {
+	mustEmbedUnimplementedNodesServer()
+}
+
+func RegisterNodesServer(s grpc.ServiceRegistrar, srv NodesServer) {
+	// If the following call panics, it indicates UnimplementedNodesServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Nodes_ServiceDesc, srv)
+}
+
+func _Nodes_CreateJoinToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateJoinTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodesServer).CreateJoinToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Nodes_CreateJoinToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodesServer).CreateJoinToken(ctx, req.(*CreateJoinTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Nodes_ListNodes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListNodesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodesServer).ListNodes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Nodes_ListNodes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodesServer).ListNodes(ctx, req.(*ListNodesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Nodes_Join_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodesServer).Join(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Nodes_Join_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodesServer).Join(ctx, req.(*JoinRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Nodes_ServiceDesc is the grpc.ServiceDesc for Nodes service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Nodes_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "xhub.v1.Nodes",
+	HandlerType: (*NodesServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CreateJoinToken",
+			Handler:    _Nodes_CreateJoinToken_Handler,
+		},
+		{
+			MethodName: "ListNodes",
+			Handler:    _Nodes_ListNodes_Handler,
+		},
+		{
+			MethodName: "Join",
+			Handler:    _Nodes_Join_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "xhub.proto",
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xhub-gov/xhub/adapters"
+)
+
+func (c *cli) nodeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Add hub nodes to the deployment (operator)",
+		Long: `Hub nodes of one deployment share the NATS cluster, the CA and the ledger
+key. To add one: make a join token here, then on the new machine run
+  xhub serve --data-dir DIR --join TOKEN [--listen ADDR] [--nats-url URL]
+The token names the nodes to join through (--via, default the hub this
+command dialled), pins the hub CA's fingerprint, and holds a one-time
+secret of which the ledger keeps only the hash. It admits one node before
+it expires; both steps are ledger entries. To remove a node, stop it
+(SIGTERM drains its streams; clients move to the other nodes) and delete
+its data dir: the log and the streams live in the NATS cluster.`,
+	}
+	var name string
+	var ttl time.Duration
+	var via []string
+	token := &cobra.Command{
+		Use:   "token [--name N] [--ttl 1h] [--via HOST:PORT,...]",
+		Short: "Make a one-time join token for a new hub node",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				tok, info, err := cl.CreateJoinToken(ctx, name, ttl, via)
+				if err != nil {
+					return err
+				}
+				if c.json() {
+					return c.printJSON(map[string]any{"token": tok, "id": info.ID, "expires_at": info.ExpiresAt, "seq": info.Seq})
+				}
+				c.say("%s", tok)
+				fmt.Fprintf(c.stderr, "join token %s (ledger entry %d): admits one node until %s; keep it secret.\non the new node: xhub serve --data-dir DIR --join TOKEN\n",
+					info.ID, info.Seq, info.ExpiresAt.Format(time.RFC3339))
+				return nil
+			})
+		},
+	}
+	token.Flags().StringVar(&name, "name", "", "the new node's name, for the record")
+	token.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token may be used (at most 24h)")
+	token.Flags().StringSliceVar(&via, "via", nil, "hub addresses the new node dials to join (default: --hub)")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List join tokens and the nodes that used them",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.checkOutput(); err != nil {
+				return err
+			}
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				all, err := cl.JoinTokens(ctx)
+				if err != nil {
+					return err
+				}
+				if c.json() {
+					return c.printJSON(map[string]any{"tokens": all})
+				}
+				w := c.table()
+				fmt.Fprintln(w, "TOKEN\tNAME\tSTATUS\tCREATED\tEXPIRES\tJOINED AS\tJOINED")
+				for _, t := range all {
+					joinedAt := ""
+					if !t.JoinedAt.IsZero() {
+						joinedAt = t.JoinedAt.Format("2006-01-02 15:04")
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Status, t.CreatedAt.Format("2006-01-02 15:04"), t.ExpiresAt.Format("2006-01-02 15:04"), t.JoinedAs, joinedAt)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	cmd.AddCommand(token, list)
+	return cmd
+}

@@ -1,0 +1,233 @@
+package exchange
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/ledger"
+	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/internal/store"
+)
+
+// This file is the state machine of node membership: the operator makes
+// a one-time join token (node.token; the log keeps only the secret's
+// SHA-256), and a new node that presents it joins (node.joined). Both are
+// ledger entries, so who added which node, when, is as verifiable as a
+// grant.
+
+// Entry kinds of node membership.
+const (
+	KindNodeToken  = "node.token"
+	KindNodeJoined = "node.joined"
+)
+
+// Bounds of join tokens.
+const (
+	DefaultJoinTTL     = time.Hour
+	MaxJoinTTL         = 24 * time.Hour
+	MaxOpenJoinTokens  = 16
+	joinTokenKeyPrefix = "nt/"
+)
+
+// JoinPolicy is the actor of node.joined entries: the node that admits a
+// joiner appends it on the token's authority.
+var JoinPolicy = vocab.Identity{Dept: catalog.HubDept, Role: vocab.RoleAdmin, Name: "join"}
+
+// JoinToken is a join token's view.
+type JoinToken struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name,omitempty"`
+	SecretSHA256 string    `json:"secret_sha256"`
+	CreatedBy    string    `json:"created_by,omitempty"`
+	CreatedAt    time.Time `json:"created_at,omitzero"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	JoinedAt     time.Time `json:"joined_at,omitzero"`
+	JoinedAs     string    `json:"joined_as,omitempty"`
+	Seq          uint64    `json:"seq,omitempty"`
+}
+
+// Status of a token at now: unused, joined or expired.
+func (t JoinToken) Status(now time.Time) string {
+	switch {
+	case !t.JoinedAt.IsZero():
+		return "joined"
+	case !now.Before(t.ExpiresAt):
+		return "expired"
+	}
+	return "unused"
+}
+
+type nodeJoined struct {
+	Token string `json:"token"`
+	Name  string `json:"name"`
+}
+
+func joinTokenKey(id string) string { return joinTokenKeyPrefix + id }
+
+// CreateJoinToken makes a one-time join token valid for ttl (0: an hour).
+// It returns the token's view and its secret, which the log never holds.
+func (cp *ControlPlane) CreateJoinToken(ctx context.Context, actor vocab.Identity, name string, ttl time.Duration) (JoinToken, []byte, uint64, error) {
+	if actor.Role != vocab.RoleAdmin {
+		return JoinToken{}, nil, 0, fault.Denied("only the hub operator (admin) makes join tokens")
+	}
+	if ttl == 0 {
+		ttl = DefaultJoinTTL
+	}
+	if ttl < time.Minute || ttl > MaxJoinTTL {
+		return JoinToken{}, nil, 0, fault.Invalid("ttl", "%s is not between 1m and %s", ttl, MaxJoinTTL)
+	}
+	if err := checkNodeName(name); err != nil {
+		return JoinToken{}, nil, 0, err
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return JoinToken{}, nil, 0, err
+	}
+	sum := sha256.Sum256(secret)
+	var tok JoinToken
+	seq, err := cp.submit(ctx, actor, KindNodeToken, func(txn *store.Txn, now time.Time) (string, any, error) {
+		m, err := readMeta(txn)
+		if err != nil {
+			return "", nil, err
+		}
+		open := 0
+		err = txn.Scan(joinTokenKeyPrefix, "", func(key string, val []byte) (bool, error) {
+			if !strings.HasPrefix(key, joinTokenKeyPrefix) {
+				return false, nil
+			}
+			var t JoinToken
+			if err := jsonUnmarshal(val, &t); err != nil {
+				return false, err
+			}
+			if t.Status(now) == "unused" {
+				open++
+			}
+			return true, nil
+		})
+		if err != nil {
+			return "", nil, err
+		}
+		if open >= MaxOpenJoinTokens {
+			return "", nil, fault.Exhausted("join tokens", "%d join tokens are unused and unexpired, at most %d: use or let them expire", open, MaxOpenJoinTokens)
+		}
+		tok = JoinToken{ID: fmt.Sprintf("j-%d", m.Applied+1), Name: name, SecretSHA256: hex.EncodeToString(sum[:]), ExpiresAt: now.Add(ttl).UTC()}
+		return tok.ID, tok, nil
+	})
+	if err != nil {
+		return JoinToken{}, nil, 0, err
+	}
+	t, err := cp.JoinToken(tok.ID)
+	return t, secret, seq, err
+}
+
+// errJoinRefused is the one answer to a wrong token or secret: a caller
+// that cannot prove the secret learns nothing about which tokens exist.
+var errJoinRefused = fault.Denied("join refused: no such join token, or the secret does not match (ask the operator for a new token: xhub node token)")
+
+// Join admits a node presenting token id with its secret, once, before the
+// token expires, and records it under name.
+func (cp *ControlPlane) Join(ctx context.Context, id string, secret []byte, name string) (uint64, error) {
+	if err := checkNodeName(name); err != nil {
+		return 0, err
+	}
+	if len(id) > 64 || len(secret) != 32 {
+		return 0, errJoinRefused
+	}
+	return cp.submit(ctx, JoinPolicy, KindNodeJoined, func(txn *store.Txn, now time.Time) (string, any, error) {
+		var t JoinToken
+		ok, err := txn.Get(joinTokenKey(id), &t)
+		if err != nil {
+			return "", nil, err
+		}
+		sum := sha256.Sum256(secret)
+		want, _ := hex.DecodeString(t.SecretSHA256)
+		if !ok || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+			return "", nil, errJoinRefused
+		}
+		switch t.Status(now) {
+		case "joined":
+			return "", nil, fault.Precondition("JOIN_TOKEN", id, "join token %s was used at %s by node %q: a token admits one node; make a new one", id, t.JoinedAt.Format(time.RFC3339), t.JoinedAs)
+		case "expired":
+			return "", nil, fault.Precondition("JOIN_TOKEN", id, "join token %s expired at %s: make a new one", id, t.ExpiresAt.Format(time.RFC3339))
+		}
+		return id, nodeJoined{Token: id, Name: name}, nil
+	})
+}
+
+func checkNodeName(name string) error {
+	if name == "" {
+		return nil
+	}
+	if len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool {
+		return !(r == '-' || r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	}) {
+		return fault.Invalid("name", "%q: a node name is 1 to 64 letters, digits, '.', '-' or '_'", name)
+	}
+	return nil
+}
+
+// JoinToken returns one token's view.
+func (cp *ControlPlane) JoinToken(id string) (JoinToken, error) {
+	var t JoinToken
+	var ok bool
+	err := cp.st.View(func(txn *store.Txn) (err error) {
+		ok, err = txn.Get(joinTokenKey(id), &t)
+		return err
+	})
+	if err == nil && !ok {
+		err = fault.NotFound("join token %s does not exist", id)
+	}
+	return t, err
+}
+
+// JoinTokens lists every join token, oldest first (they are few: at most
+// MaxOpenJoinTokens open at once).
+func (cp *ControlPlane) JoinTokens() ([]JoinToken, error) {
+	var out []JoinToken
+	err := cp.st.View(func(txn *store.Txn) error {
+		return scanPage(txn, joinTokenKeyPrefix, "", 1<<20, func(t JoinToken) { out = append(out, t) })
+	})
+	return out, err
+}
+
+// applyNodeToken records a token (node.token).
+func (cp *ControlPlane) applyNodeToken(txn views, e ledger.Entry) (func(), error) {
+	var t JoinToken
+	if err := jsonUnmarshal(e.Body, &t); err != nil {
+		return nil, err
+	}
+	if ok, err := txn.Get(joinTokenKey(t.ID), &JoinToken{}); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, fmt.Errorf("join token %s exists", t.ID)
+	}
+	t.CreatedBy, t.CreatedAt, t.Seq = e.Actor, e.Time, e.Seq
+	return nil, txn.Put(joinTokenKey(t.ID), t)
+}
+
+// applyNodeJoined marks a token used (node.joined).
+func (cp *ControlPlane) applyNodeJoined(txn views, e ledger.Entry) (func(), error) {
+	var j nodeJoined
+	if err := jsonUnmarshal(e.Body, &j); err != nil {
+		return nil, err
+	}
+	var t JoinToken
+	if ok, err := txn.Get(joinTokenKey(j.Token), &t); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("join token %s does not exist", j.Token)
+	}
+	if st := t.Status(e.Time); st != "unused" {
+		return nil, fmt.Errorf("join token %s is %s", j.Token, st)
+	}
+	t.JoinedAt, t.JoinedAs = e.Time, j.Name
+	return nil, txn.Put(joinTokenKey(t.ID), t)
+}

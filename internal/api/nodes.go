@@ -1,0 +1,72 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/xhub-gov/xhub/internal/pki"
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+// nodesSvc serves join tokens and joins. The pki files go only to a
+// caller that proved a token's secret, over the TLS connection whose
+// server certificate the caller checked against the CA the token pins.
+type nodesSvc struct {
+	xhubv1.UnimplementedNodesServer
+	*base
+	ca   *pki.Authority
+	join JoinConfig
+	now  func() time.Time
+}
+
+// JoinConfig is what a joining node is told besides the pki files.
+type JoinConfig struct {
+	PKIDir   string // this node's pki folder
+	NATSURL  string // how a joiner reaches NATS ("" if it must be told)
+	Replicas int
+}
+
+func (s *nodesSvc) CreateJoinToken(ctx context.Context, r *xhubv1.CreateJoinTokenRequest) (*xhubv1.CreateJoinTokenResponse, error) {
+	var ttl time.Duration
+	if r.Ttl != nil {
+		if err := r.Ttl.CheckValid(); err != nil {
+			return nil, invalid("ttl", "%v", err)
+		}
+		ttl = r.Ttl.AsDuration()
+	}
+	t, secret, seq, err := s.cp.CreateJoinToken(ctx, identityFrom(ctx), r.Name, ttl)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &xhubv1.CreateJoinTokenResponse{TokenId: t.ID, Secret: secret, CaSha256: s.ca.Fingerprint(), ExpiresAt: ts(t.ExpiresAt), Seq: seq}, nil
+}
+
+func (s *nodesSvc) ListNodes(ctx context.Context, r *xhubv1.ListNodesRequest) (*xhubv1.ListNodesResponse, error) {
+	if err := s.wait(ctx, r.MinSeq); err != nil {
+		return nil, err
+	}
+	toks, err := s.cp.JoinTokens()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	now := s.now()
+	out := &xhubv1.ListNodesResponse{}
+	for _, t := range toks {
+		out.Tokens = append(out.Tokens, &xhubv1.JoinToken{Id: t.ID, Name: t.Name, CreatedBy: t.CreatedBy, CreatedAt: ts(t.CreatedAt), ExpiresAt: ts(t.ExpiresAt),
+			Status: t.Status(now), JoinedAt: ts(t.JoinedAt), JoinedAs: t.JoinedAs, Seq: t.Seq})
+	}
+	return out, nil
+}
+
+func (s *nodesSvc) Join(ctx context.Context, r *xhubv1.JoinRequest) (*xhubv1.JoinResponse, error) {
+	seq, err := s.cp.Join(ctx, r.TokenId, r.Secret, r.Name)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	files, err := pki.Files(s.join.PKIDir)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.log.Info("node joined", "token", r.TokenId, "name", r.Name, "seq", seq)
+	return &xhubv1.JoinResponse{PkiFiles: files, NatsUrl: s.join.NATSURL, Replicas: int32(s.join.Replicas), Seq: seq}, nil
+}

@@ -1,0 +1,129 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/pki"
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+// joined is what a node learns by joining, besides its pki folder; it
+// is kept in the data dir (joined.json, mode 0600: the URL may hold a
+// password) so the node restarts the same way.
+type joined struct {
+	NATSURL  string `json:"nats_url"`
+	Replicas int    `json:"replicas"`
+}
+
+const joinedFile = "joined.json"
+
+func (j joined) save(dataDir string) error {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dataDir, joinedFile), b, 0o600)
+}
+
+func loadJoined(dataDir string) (joined, bool, error) {
+	var j joined
+	b, err := os.ReadFile(filepath.Join(dataDir, joinedFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return j, false, nil
+	}
+	if err != nil {
+		return j, false, fmt.Errorf("hub: %w", err)
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return j, false, fmt.Errorf("hub: %s: %w", joinedFile, err)
+	}
+	return j, true, nil
+}
+
+// join presents the token to the deployment's nodes, one after another,
+// and installs the pki files the first to admit it sends. Each node is
+// dialled over TLS trusting only a server certificate issued by the CA
+// whose fingerprint the token pins; no client certificate is shown.
+func join(ctx context.Context, token, name, pkiDir string, log *slog.Logger) (joined, error) {
+	tok, err := vocab.ParseJoinToken(token)
+	if err != nil {
+		return joined{}, err
+	}
+	var errs []error
+	for _, addr := range tok.Hubs {
+		resp, err := joinAt(ctx, addr, tok, name)
+		if err != nil {
+			log.Warn("join: node refused or unreachable", "hub", addr, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		if _, err := pki.Install(pkiDir, resp.PkiFiles, tok.CASHA256); err != nil {
+			return joined{}, err
+		}
+		log.Info("joined the deployment", "via", addr, "token", tok.ID, "ledger_entry", resp.Seq)
+		return joined{NATSURL: resp.NatsUrl, Replicas: int(resp.Replicas)}, nil
+	}
+	return joined{}, fmt.Errorf("hub: join: %w", errors.Join(errs...))
+}
+
+func joinAt(ctx context.Context, addr string, tok vocab.JoinToken, name string) (*xhubv1.JoinResponse, error) {
+	pin, _ := hex.DecodeString(tok.CASHA256)
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		// The chain is checked below against the pinned CA, not the
+		// system roots; host names are not what is trusted here.
+		InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			return verifyPinned(raw, pin)
+		},
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return xhubv1.NewNodesClient(conn).Join(cctx, &xhubv1.JoinRequest{TokenId: tok.ID, Secret: tok.Secret, Name: name})
+}
+
+// verifyPinned checks that the server's chain ends in the CA with the
+// pinned fingerprint and that its leaf is a server certificate that CA
+// signed.
+func verifyPinned(raw [][]byte, pin []byte) error {
+	if len(raw) < 2 {
+		return errors.New("the hub node sent no CA certificate with its own")
+	}
+	ca := raw[len(raw)-1]
+	if sum := sha256.Sum256(ca); !bytes.Equal(sum[:], pin) {
+		return fmt.Errorf("the hub node's CA (sha256 %x) is not the one the join token pins (%x)", sum, pin)
+	}
+	caCert, err := x509.ParseCertificate(ca)
+	if err != nil {
+		return err
+	}
+	leaf, err := x509.ParseCertificate(raw[0])
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err
+}
