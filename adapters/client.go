@@ -49,7 +49,8 @@ type dialOptions struct {
 	hub string
 }
 
-// WithHub dials addr instead of the address in the creds file.
+// WithHub dials addr instead of the address in the creds file; several
+// addresses, comma-separated, are tried in turn (see failover.go).
 func WithHub(addr string) Option {
 	return func(o *dialOptions) error {
 		if addr == "" {
@@ -83,10 +84,20 @@ func DialCreds(_ context.Context, creds *vocab.Creds, opts ...Option) (*Client, 
 	if err := checkValidity(creds.Identity.URI(), creds.Leaf.NotBefore, creds.Leaf.NotAfter, time.Now()); err != nil {
 		return nil, err
 	}
-	tlsCfg := creds.ClientTLS(o.hub)
+	addrs := splitHubs(o.hub)
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("hub address %q names no host:port", o.hub)
+	}
+	// Several addresses: the server name comes from each address.
+	tlsCfg := creds.ClientTLS(addrs[0])
+	if len(addrs) > 1 {
+		tlsCfg.ServerName = ""
+	}
+	tgt, topts := target(addrs)
 	dopts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}, refusalInterceptors(o.hub, tlsCfg)...)
-	conn, err := grpc.NewClient(o.hub, dopts...)
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)), grpc.WithChainUnaryInterceptor(failoverUnary())},
+		refusalInterceptors(addrs[0], creds.ClientTLS(addrs[0]))...)
+	conn, err := grpc.NewClient(tgt, append(dopts, topts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", o.hub, err)
 	}

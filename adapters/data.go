@@ -10,6 +10,8 @@ import (
 
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // ---------------------------------------------------------------- provider
@@ -141,45 +143,94 @@ func (c *Client) Query(ctx context.Context, dataset string, o QueryOptions) (*Qu
 }
 
 // Subscription receives a dataset's published records, at least once.
+// With several hub addresses, a subscription whose node goes away resumes
+// on another from its durable position: records not yet acknowledged are
+// delivered again, and acknowledgements of deliveries made before the
+// switch are dropped (those records come again), never applied to others.
 type Subscription struct {
-	stream xhubv1.Exchange_SubscribeClient
+	c                   *Client
+	ctx                 context.Context
+	dataset, name, from string
+	resume              bool
+
 	mu     sync.Mutex
+	stream xhubv1.Exchange_SubscribeClient
+	gen    uint64 // stream generation: the high bits of every Delivery.ID
+	closed bool
+
+	// Resumed counts the times the subscription moved to another node.
+	Resumed int
 }
+
+// genShift puts the stream generation above the hub's delivery ids.
+const genShift = 40
 
 // Subscribe opens (or resumes) the durable subscription name of this
 // client's department. from is "new" or "beginning" (used when the
 // subscription is first made). It returns once the hub has the
 // subscription in place, or with the hub's refusal.
 func (c *Client) Subscribe(ctx context.Context, dataset, name, from string) (*Subscription, error) {
-	stream, err := c.exchange.Subscribe(ctx)
+	s := &Subscription{c: c, ctx: ctx, dataset: dataset, name: name, from: from, resume: len(splitHubs(c.addr)) > 1}
+	stream, err := s.open()
 	if err != nil {
 		return nil, err
 	}
-	err = stream.Send(&xhubv1.SubscribeRequest{Msg: &xhubv1.SubscribeRequest_Start{Start: &xhubv1.SubscribeStart{Dataset: dataset, Name: name, From: from}}})
-	if err != nil {
-		return nil, err
-	}
-	// Wait for the hub's ready marker (delivery id 0): a refusal is
-	// reported here, and records published after Subscribe returns are
-	// delivered.
-	ready, err := stream.Recv()
-	if err != nil {
-		return nil, err
-	}
-	if ready.DeliveryId != 0 || ready.Record != nil {
-		return nil, fmt.Errorf("subscribe: hub sent a record before its ready marker")
-	}
-	return &Subscription{stream: stream}, nil
+	s.stream = stream
+	return s, nil
+}
+
+func (s *Subscription) open() (xhubv1.Exchange_SubscribeClient, error) {
+	return openStream(s.ctx, func() (xhubv1.Exchange_SubscribeClient, error) {
+		stream, err := s.c.exchange.Subscribe(s.ctx)
+		if err != nil {
+			return nil, err
+		}
+		err = stream.Send(&xhubv1.SubscribeRequest{Msg: &xhubv1.SubscribeRequest_Start{Start: &xhubv1.SubscribeStart{Dataset: s.dataset, Name: s.name, From: s.from}}})
+		if err != nil {
+			return nil, err
+		}
+		// Wait for the hub's ready marker (delivery id 0): a refusal is
+		// reported here, and records published after Subscribe returns
+		// are delivered.
+		ready, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		if ready.DeliveryId != 0 || ready.Record != nil {
+			return nil, fmt.Errorf("subscribe: hub sent a record before its ready marker")
+		}
+		return stream, nil
+	})
 }
 
 // Recv waits for the next record. Its error is the reason the hub ended
 // the subscription (PERMISSION_DENIED when the grant ended).
 func (s *Subscription) Recv() (*Delivery, error) {
-	m, err := s.stream.Recv()
-	if err != nil {
-		return nil, err
+	for {
+		s.mu.Lock()
+		stream, gen := s.stream, s.gen
+		s.mu.Unlock()
+		m, err := stream.Recv()
+		if err == nil {
+			return &Delivery{ID: gen<<genShift | m.DeliveryId, Record: m.Record, PublishedAt: m.PublishedAt.AsTime()}, nil
+		}
+		if !s.resume || status.Code(err) != codes.Unavailable || s.ctx.Err() != nil {
+			return nil, err
+		}
+		next, oerr := s.open()
+		if oerr != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = next.CloseSend()
+			return nil, err
+		}
+		s.stream, s.gen = next, s.gen+1
+		s.Resumed++
+		s.mu.Unlock()
 	}
-	return &Delivery{ID: m.DeliveryId, Record: m.Record, PublishedAt: m.PublishedAt.AsTime()}, nil
 }
 
 // Ack acknowledges records by delivery id; unacknowledged records are
@@ -187,12 +238,26 @@ func (s *Subscription) Recv() (*Delivery, error) {
 func (s *Subscription) Ack(ids ...uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.stream.Send(&xhubv1.SubscribeRequest{Msg: &xhubv1.SubscribeRequest_Ack{Ack: &xhubv1.SubscribeAck{DeliveryIds: ids}}})
+	cur := make([]uint64, 0, len(ids))
+	for _, id := range ids {
+		if id>>genShift == s.gen {
+			cur = append(cur, id&(1<<genShift-1))
+		}
+	}
+	if len(cur) == 0 {
+		return nil
+	}
+	err := s.stream.Send(&xhubv1.SubscribeRequest{Msg: &xhubv1.SubscribeRequest_Ack{Ack: &xhubv1.SubscribeAck{DeliveryIds: cur}}})
+	if err != nil && s.resume && errors.Is(err, io.EOF) {
+		return nil // the stream broke: Recv resumes, these records come again
+	}
+	return err
 }
 
 // Close ends the subscription.
 func (s *Subscription) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	return s.stream.CloseSend()
 }

@@ -548,10 +548,19 @@ func (cp *ControlPlane) submitKind(ctx context.Context, actor vocab.Identity, cm
 		var raw []byte
 		var after uint64
 		var kind string
+		rid := requestIDFrom(ctx)
 		err := cp.st.View(func(txn *store.Txn) error {
 			m, err := readMeta(txn)
 			if err != nil {
 				return err
+			}
+			if rid != "" {
+				var rec recordedRequest
+				if ok, err := txn.Get(requestKey(actor.URI(), rid), &rec); err != nil {
+					return err
+				} else if ok {
+					return &Replayed{Seq: rec.Seq, Kind: rec.Kind, RequestID: rid}
+				}
 			}
 			now := cp.cfg.Now()
 			k, subject, body, err := cmd(txn, now)
@@ -563,6 +572,7 @@ func (cp *ControlPlane) submitKind(ctx context.Context, actor vocab.Identity, cm
 			if err != nil {
 				return err
 			}
+			e.Request = rid
 			raw, after = e.Marshal(), m.Applied
 			return nil
 		})

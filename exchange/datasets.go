@@ -37,7 +37,7 @@ func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity
 	if d.SchemaVersion < 0 {
 		return catalog.Dataset{}, 0, fault.Invalid("schema_version", "%d is negative", d.SchemaVersion)
 	}
-	seq, err := cp.submit(ctx, actor, catalog.KindDatasetPublished, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, catalog.KindDatasetPublished, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		var subj schemas.Subject
 		if ok, err := txn.Get(schemas.SubjectKey(subject), &subj); err != nil {
 			return "", nil, err
@@ -56,7 +56,7 @@ func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity
 		}
 		body, err := catalog.Publication(txn, d, catalog.SchemaRef{Subject: subject, Version: ver, Fields: sv.Fields})
 		return string(d.ID), body, err
-	})
+	}))
 	if err != nil {
 		return catalog.Dataset{}, 0, err
 	}
@@ -72,10 +72,10 @@ func (cp *ControlPlane) RetireDataset(ctx context.Context, actor vocab.Identity,
 	if err := mayActFor(actor, id.Owner(), "retire datasets"); err != nil {
 		return catalog.Dataset{}, 0, err
 	}
-	seq, err := cp.submit(ctx, actor, catalog.KindDatasetRetired, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, catalog.KindDatasetRetired, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		body, err := catalog.Retire(txn, id, reason)
 		return string(id), body, err
-	})
+	}))
 	if err != nil {
 		return catalog.Dataset{}, 0, err
 	}

@@ -20,10 +20,10 @@ func (cp *ControlPlane) AddDepartment(ctx context.Context, actor vocab.Identity,
 	if actor.Role != vocab.RoleAdmin {
 		return catalog.Department{}, 0, fault.Denied("only the hub operator (admin) adds departments")
 	}
-	seq, err := cp.submit(ctx, actor, catalog.KindDeptAdded, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, catalog.KindDeptAdded, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		body, err := catalog.NewDepartment(txn, id, name)
 		return string(id), body, err
-	})
+	}))
 	if err != nil {
 		return catalog.Department{}, 0, err
 	}

@@ -63,6 +63,11 @@ func (cp *ControlPlane) apply(txn views, e ledger.Entry) (func(), error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown entry kind %q", e.Kind)
 	}
+	if e.Request != "" {
+		if err := txn.Put(requestKey(e.Actor, e.Request), recordedRequest{Seq: e.Seq, Kind: e.Kind}); err != nil {
+			return nil, err
+		}
+	}
 	var afters []func()
 	for _, a := range as {
 		after, err := a(cp, txn, e)

@@ -153,7 +153,7 @@ func (cp *ControlPlane) RevokeCredential(ctx context.Context, actor vocab.Identi
 	if err := checkReason(reason, false); err != nil {
 		return Credential{}, 0, err
 	}
-	seq, err := cp.submit(ctx, actor, KindCredRevoked, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, KindCredRevoked, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		var c Credential
 		if ok, err := txn.Get(credKey(serial), &c); err != nil {
 			return "", nil, err
@@ -167,7 +167,7 @@ func (cp *ControlPlane) RevokeCredential(ctx context.Context, actor vocab.Identi
 			return "", nil, fault.Denied("%s may not revoke credential %s of %s", actor.URI(), serial, c.Identity)
 		}
 		return string(c.Dept), credRevoked{Serial: serial, Reason: reason}, nil
-	})
+	}))
 	if err != nil {
 		return Credential{}, 0, err
 	}

@@ -48,26 +48,37 @@ func (cp *ControlPlane) pendingOf(dept catalog.DeptID) int {
 // conditional one it waits for the owner; for none it is refused with the
 // reason.
 func (cp *ControlPlane) RequestShare(ctx context.Context, actor vocab.Identity, in shares.Input) (shares.Request, *shares.Grant, uint64, error) {
-	var req shares.Request
-	var share catalog.ShareType
-	seq, err := cp.submit(ctx, actor, shares.KindShareRequested, func(txn *store.Txn, now time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, shares.KindShareRequested, func(txn *store.Txn, now time.Time) (string, any, error) {
 		m, err := readMeta(txn)
 		if err != nil {
 			return "", nil, err
 		}
 		rules := shares.Rules{ResponseDays: cp.cfg.ResponseDays, MaxGrantDays: cp.cfg.MaxGrantDays, MaxPendingRequests: cp.cfg.MaxPendingRequests}
-		if req, err = shares.NewRequest(txn, rules, actor, in, cp.pendingOf(actor.Dept), shares.RequestIDAt(m.Applied+1), now); err != nil {
+		req, err := shares.NewRequest(txn, rules, actor, in, cp.pendingOf(actor.Dept), shares.RequestIDAt(m.Applied+1), now)
+		if err != nil {
 			return "", nil, err
 		}
-		ds, err := getDataset(txn, req.Dataset)
-		share = ds.ShareType
-		return string(req.Dataset), req, err
-	})
+		if _, err := getDataset(txn, req.Dataset); err != nil {
+			return "", nil, err
+		}
+		return string(req.Dataset), req, nil
+	}))
 	if err != nil {
 		return shares.Request{}, nil, 0, err
 	}
-	if share == catalog.ShareOpen {
-		g, gseq, err := cp.grantOpen(ctx, req.ID)
+	// The request's id is its entry's sequence, so a replayed call finds
+	// it too.
+	req, err := cp.Request(shares.RequestIDAt(seq))
+	if err != nil {
+		return shares.Request{}, nil, 0, err
+	}
+	ds, _ := cp.Dataset(req.Dataset)
+	if req.Grant != "" { // granted already (a replayed call)
+		g, err := cp.Grant(req.Grant)
+		return req, &g, g.Seq, err
+	}
+	if ds.ShareType == catalog.ShareOpen && req.Status == shares.RequestPending {
+		g, gseq, err := cp.grantOpen(WithRequestID(ctx, ""), req.ID)
 		if err != nil {
 			// The request stands; the sweeper grants it when the log is
 			// reachable again.
@@ -112,19 +123,18 @@ func (cp *ControlPlane) Approve(ctx context.Context, actor vocab.Identity, d sha
 	if err := checkReason(d.Reason, false); err != nil {
 		return shares.Request{}, shares.Grant{}, 0, err
 	}
-	var gid shares.GrantID
-	seq, err := cp.submit(ctx, actor, shares.KindShareApproved, func(txn *store.Txn, now time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, shares.KindShareApproved, func(txn *store.Txn, now time.Time) (string, any, error) {
 		m, err := readMeta(txn)
 		if err != nil {
 			return "", nil, err
 		}
-		gid = shares.GrantIDAt(m.Applied + 1)
-		body, ds, err := shares.Approval(txn, actor, d, gid, now)
+		body, ds, err := shares.Approval(txn, actor, d, shares.GrantIDAt(m.Applied+1), now)
 		return string(ds), body, err
-	})
+	}))
 	if err != nil {
 		return shares.Request{}, shares.Grant{}, 0, err
 	}
+	gid := shares.GrantIDAt(seq) // a grant's id is its entry's sequence
 	r, _ := cp.Request(d.Request)
 	g, err := cp.Grant(gid)
 	cp.publishEvent(r.Requester, shares.KindShareApproved, r.ID)
@@ -140,10 +150,10 @@ func (cp *ControlPlane) Reject(ctx context.Context, actor vocab.Identity, d shar
 	if err := checkReason(d.Reason, true); err != nil {
 		return shares.Request{}, 0, err
 	}
-	seq, err := cp.submit(ctx, actor, shares.KindShareRejected, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, shares.KindShareRejected, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		body, ds, err := shares.Rejection(txn, actor, d)
 		return string(ds), body, err
-	})
+	}))
 	if err != nil {
 		return shares.Request{}, 0, err
 	}
@@ -158,10 +168,10 @@ func (cp *ControlPlane) Withdraw(ctx context.Context, actor vocab.Identity, id s
 	if _, err := shares.ParseRequestID(string(id)); err != nil {
 		return shares.Request{}, 0, err
 	}
-	seq, err := cp.submit(ctx, actor, shares.KindShareWithdrawn, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, shares.KindShareWithdrawn, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		body, ds, err := shares.Withdrawal(txn, actor, id)
 		return string(ds), body, err
-	})
+	}))
 	if err != nil {
 		return shares.Request{}, 0, err
 	}
@@ -178,10 +188,10 @@ func (cp *ControlPlane) RevokeGrant(ctx context.Context, actor vocab.Identity, i
 	if err := checkReason(reason, true); err != nil {
 		return shares.Grant{}, 0, err
 	}
-	seq, err := cp.submit(ctx, actor, shares.KindGrantRevoked, func(txn *store.Txn, now time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, shares.KindGrantRevoked, func(txn *store.Txn, now time.Time) (string, any, error) {
 		body, ds, err := shares.Revocation(txn, actor, id, reason, now)
 		return string(ds), body, err
-	})
+	}))
 	if err != nil {
 		return shares.Grant{}, 0, err
 	}

@@ -118,6 +118,19 @@ func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity
 	if err == errExisting {
 		return *existing, true, existing.Seq, nil
 	}
+	if r, ok := err.(*Replayed); ok {
+		// A retried call: answer with the version that entry registered.
+		vs, _, verr := cp.SchemaVersions(subject)
+		if verr != nil {
+			return schemas.Version{}, false, 0, verr
+		}
+		for _, v := range vs {
+			if v.Seq == r.Seq {
+				return v, false, r.Seq, nil
+			}
+		}
+		return schemas.Version{}, false, 0, err
+	}
 	if err != nil {
 		return schemas.Version{}, false, 0, err
 	}

@@ -21,6 +21,7 @@ type cli struct {
 	hub, creds     string
 	output         string
 	ledgerKey      string
+	requestID      string
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -41,7 +42,8 @@ find the hub and their identity from --hub/--creds or XHUB_HUB/XHUB_CREDS
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
-	pf.StringVar(&c.hub, "hub", os.Getenv("XHUB_HUB"), "hub address host:port (env XHUB_HUB; default: the address in the creds file)")
+	pf.StringVar(&c.hub, "hub", os.Getenv("XHUB_HUB"), "hub address host:port, or several comma-separated to fail over between (env XHUB_HUB; default: the address(es) in the creds file)")
+	pf.StringVar(&c.requestID, "request-id", "", "name this call: a state-changing command retried with the same id is applied once (default: a new id per call)")
 	pf.StringVar(&c.creds, "creds", os.Getenv("XHUB_CREDS"), "credentials file (env XHUB_CREDS)")
 	pf.StringVarP(&c.output, "output", "o", "table", "output format for read commands: table or json")
 	pf.StringVar(&c.ledgerKey, "ledger-key", os.Getenv("XHUB_LEDGER_KEY"), "the hub's ledger verifier key (default: the one pinned in the creds file)")
@@ -67,6 +69,9 @@ func (c *cli) client(ctx context.Context) (*adapters.Client, error) {
 // withClient runs fn with a client that is closed afterwards.
 func (c *cli) withClient(cmd *cobra.Command, fn func(ctx context.Context, cl *adapters.Client) error) error {
 	ctx := cmd.Context()
+	if c.requestID != "" {
+		ctx = adapters.WithRequestID(ctx, c.requestID)
+	}
 	cl, err := c.client(ctx)
 	if err != nil {
 		return err

@@ -31,6 +31,11 @@ type Entry struct {
 	Subject string          `json:"subject"`
 	Prev    tlog.Hash       `json:"prev"`
 	Body    json.RawMessage `json:"body"`
+	// Request is the client's request id of the call that appended the
+	// entry (absent for the hub's own entries and calls without one): a
+	// call retried with the same id, on any node, is answered with this
+	// entry instead of appending another.
+	Request string `json:"request,omitempty"`
 }
 
 // Hash is a leaf hash.

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -75,8 +76,9 @@ func openMethod(method string) bool {
 }
 
 type authenticator struct {
-	cp  *exchange.ControlPlane
-	now func() time.Time
+	cp   *exchange.ControlPlane
+	now  func() time.Time
+	node string
 }
 
 // authenticate finds the caller's identity from its verified client
@@ -148,11 +150,40 @@ func rolesString(rs []vocab.Role) string {
 }
 
 func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	// Every answer names the node that gave it: a client tells a refusal
+	// from a node (not retried) from a node that could not be reached.
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(NodeTrailer, a.node))
 	ctx, err := a.authenticate(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
 	}
+	if ctx, err = withRequestID(ctx); err != nil {
+		return nil, err
+	}
 	return handler(ctx, req)
+}
+
+// NodeTrailer names the answering node in every unary answer's trailer.
+const NodeTrailer = "xhub-node"
+
+// RequestIDHeader is the metadata key of a call's client request id: a
+// call that changes state and is retried with the same id (on any node)
+// is applied once.
+const RequestIDHeader = "xhub-request-id"
+
+func withRequestID(ctx context.Context) (context.Context, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	ids := md.Get(RequestIDHeader)
+	if len(ids) == 0 {
+		return ctx, nil
+	}
+	if len(ids) > 1 {
+		return nil, invalid("request_id", "%d request ids given, at most one", len(ids))
+	}
+	if err := exchange.CheckRequestID(ids[0]); err != nil {
+		return nil, toStatus(err)
+	}
+	return exchange.WithRequestID(ctx, ids[0]), nil
 }
 
 func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

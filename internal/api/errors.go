@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -25,6 +26,12 @@ func toStatus(err error) error {
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
+	}
+	var rp *exchange.Replayed
+	if errors.As(err, &rp) {
+		st, _ := status.New(codes.FailedPrecondition, err.Error()).WithDetails(&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{
+			{Type: "REQUEST_REPLAYED", Subject: rp.RequestID, Description: err.Error()}}})
+		return st.Err()
 	}
 	var fe *fault.Error
 	if !errors.As(err, &fe) {

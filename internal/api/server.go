@@ -36,6 +36,7 @@ type Config struct {
 	Logger    *slog.Logger           // zero: discard
 	Now       func() time.Time       // zero: time.Now
 	Join      JoinConfig             // what a joining node is told
+	Node      string                 // this node's name (in answers' trailers)
 }
 
 // Server is the gRPC server of a hub node.
@@ -76,7 +77,10 @@ func New(cfg Config) *Server {
 		ClientAuth: tls.VerifyClientCertIfGiven,
 		ClientCAs:  cfg.Authority.Pool(),
 	}
-	auth := &authenticator{cp: cfg.CP, now: cfg.Now}
+	if cfg.Node == "" {
+		cfg.Node = "xhub"
+	}
+	auth := &authenticator{cp: cfg.CP, now: cfg.Now, node: cfg.Node}
 	watch := newHandshakeWatch(cfg.Logger, time.Now)
 	gs := grpc.NewServer(
 		grpc.Creds(watchedCreds{TransportCredentials: credentials.NewTLS(tlsCfg), w: watch}),

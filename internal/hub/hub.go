@@ -285,7 +285,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		joinNATS = n.Embedded.URL // "" without --nats-listen
 	}
 	n.GRPC = api.New(api.Config{CP: n.CP, DP: n.DP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api"), Now: cfg.Now,
-		Join: api.JoinConfig{PKIDir: pkiDir, NATSURL: joinNATS, Replicas: cfg.Replicas}})
+		Join: api.JoinConfig{PKIDir: pkiDir, NATSURL: joinNATS, Replicas: cfg.Replicas}, Node: cfg.Name})
 	n.supervise("grpc", func() error { return n.GRPC.Serve(n.lis) })
 	if degraded == nil {
 		n.supervise("apply", func() error {
