@@ -4,12 +4,14 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/xhub ./cmd/xhub && mkdir -p /out/data/pki
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/xhub ./cmd/xhub && mkdir -p /out/data/pki /out/join
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/xhub /usr/local/bin/xhub
 # The data dir must belong to the nonroot user (65532) before the volume mounts.
 COPY --from=build --chown=65532:65532 /out/data /data
+# Where a join token is handed to a joining node (docker-compose.yml).
+COPY --from=build --chown=65532:65532 /out/join /join
 VOLUME ["/data"]
 EXPOSE 7443 9090
 ENTRYPOINT ["/usr/local/bin/xhub"]

@@ -529,6 +529,10 @@ type command func(txn *store.Txn, now time.Time) (subject string, body any, err 
 // maxAttempts bounds retries when other nodes keep appending first.
 const maxAttempts = 50
 
+// unknownBudget bounds how long a command keeps trying after appends whose
+// outcome it could not learn (the log's leader moving).
+const unknownBudget = 20 * time.Second
+
 // submit appends one entry: it validates cmd against the state as of the
 // last applied entry, appends with that entry as the expected last, and on
 // a conflict catches up and tries again (re-validating). It returns once
@@ -544,6 +548,7 @@ func (cp *ControlPlane) submit(ctx context.Context, actor vocab.Identity, kind s
 func (cp *ControlPlane) submitKind(ctx context.Context, actor vocab.Identity, cmd func(txn *store.Txn, now time.Time) (kind, subject string, body any, err error)) (uint64, error) {
 	cp.submitMu.Lock()
 	defer cp.submitMu.Unlock()
+	started := time.Now()
 	for range maxAttempts {
 		var raw []byte
 		var after uint64
@@ -584,6 +589,22 @@ func (cp *ControlPlane) submitKind(ctx context.Context, actor vocab.Identity, cm
 			if err := cp.CatchUp(ctx); err != nil {
 				return 0, err
 			}
+			continue
+		}
+		if errors.Is(err, ledger.ErrUnknownOutcome) && time.Since(started) < unknownBudget {
+			// The entry may be stored: catch up (once the log answers
+			// again) and validate anew; its request id, if any, then finds
+			// it. Without one, the command is checked against the state
+			// that now includes it.
+			cp.lg.Warn("ledger append outcome unknown; catching up and trying again", "kind", kind, "err", err)
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			if cerr := cp.CatchUp(cctx); cerr != nil {
+				select {
+				case <-time.After(200 * time.Millisecond):
+				case <-ctx.Done():
+				}
+			}
+			cancel()
 			continue
 		}
 		if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,15 +28,29 @@ its data dir: the log and the streams live in the NATS cluster.`,
 	var name string
 	var ttl time.Duration
 	var via []string
+	var out string
 	token := &cobra.Command{
-		Use:   "token [--name N] [--ttl 1h] [--via HOST:PORT,...]",
+		Use:   "token [--name N] [--ttl 1h] [--via HOST:PORT,...] [--out FILE]",
 		Short: "Make a one-time join token for a new hub node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if out != "" {
+				if _, err := os.Stat(out); err == nil {
+					c.say("%s exists: no new token made (delete it for a new one)", out)
+					return nil
+				}
+			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
 				tok, info, err := cl.CreateJoinToken(ctx, name, ttl, via)
 				if err != nil {
 					return err
+				}
+				if out != "" {
+					if err := os.WriteFile(out, []byte(tok+"\n"), 0o600); err != nil {
+						return fmt.Errorf("--out: %w", err)
+					}
+					c.say("join token %s written to %s (ledger entry %d); it admits one node until %s", info.ID, out, info.Seq, info.ExpiresAt.Format(time.RFC3339))
+					return nil
 				}
 				if c.json() {
 					return c.printJSON(map[string]any{"token": tok, "id": info.ID, "expires_at": info.ExpiresAt, "seq": info.Seq})
@@ -50,6 +65,7 @@ its data dir: the log and the streams live in the NATS cluster.`,
 	token.Flags().StringVar(&name, "name", "", "the new node's name, for the record")
 	token.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token may be used (at most 24h)")
 	token.Flags().StringSliceVar(&via, "via", nil, "hub addresses the new node dials to join (default: --hub)")
+	token.Flags().StringVar(&out, "out", "", "write the token to this file (mode 0600) instead of printing it; an existing file is left as it is")
 
 	list := &cobra.Command{
 		Use:   "list",

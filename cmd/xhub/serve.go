@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +17,7 @@ func (c *cli) serveCmd() *cobra.Command {
 	var cfg hub.Config
 	var fsync, logLevel string
 	var rebuild bool
+	var joinFile string
 	cmd := &cobra.Command{
 		Use:   "serve --data-dir DIR",
 		Short: "Run a hub node",
@@ -37,6 +40,15 @@ bypass every grant.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.RebuildViews = rebuild
+			if joinFile != "" && cfg.Join == "" {
+				if _, err := os.Stat(filepath.Join(cfg.DataDir, "pki", "ca.crt")); err != nil { // not joined yet
+					b, err := os.ReadFile(joinFile)
+					if err != nil {
+						return fmt.Errorf("--join-file: %w", err)
+					}
+					cfg.Join = strings.TrimSpace(string(b))
+				}
+			}
 			switch fsync {
 			case "":
 			case "always":
@@ -78,6 +90,7 @@ bypass every grant.`,
 	f.StringVar(&fsync, "fsync", "", "always: JetStream fsyncs every write (slower; survives power loss)")
 	f.StringVar(&cfg.Name, "name", "xhub", "node name")
 	f.StringVar(&cfg.Join, "join", os.Getenv("XHUB_JOIN"), "join a running hub with this token from `xhub node token` (env XHUB_JOIN)")
+	f.StringVar(&joinFile, "join-file", "", "like --join, the token read from this file (absent once used is fine: a node that has joined ignores it)")
 	f.IntVar(&cfg.ResponseDays, "response-days", 10, "days an owner has to answer a conditional request before it shows as overdue")
 	f.IntVar(&cfg.MaxGrantDays, "max-grant-days", 365, "longest grant, in days")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
@@ -98,12 +96,14 @@ func (p *Plane) Publish(ctx context.Context, caller vocab.Identity, dataset cata
 		return PublishResult{}, bad
 	}
 	data := encodeBatch(batchID, records)
-	ack, err := p.js.Publish(ctx, bus.DataPrefix+string(ds.ID), data, jetstream.WithMsgID(string(ds.ID)+"/"+batchID), jetstream.WithExpectStream(bus.DataStream))
+	ack, retried, err := bus.PublishOnce(ctx, p.js, bus.DataPrefix+string(ds.ID), data, string(ds.ID)+"/"+batchID, bus.DataStream)
 	if err != nil {
 		return PublishResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: "store batch: " + err.Error()}
 	}
-	res := PublishResult{StreamSeq: ack.Sequence, Duplicate: ack.Duplicate, Count: len(records), BatchID: batchID}
-	if !ack.Duplicate {
+	res := PublishResult{StreamSeq: ack.Sequence, Duplicate: ack.Duplicate && !retried, Count: len(records), BatchID: batchID}
+	// A batch stored by an attempt whose answer was lost comes back as a
+	// duplicate of itself: it is this call's, and audited as such.
+	if !res.Duplicate {
 		p.m.published.Add(float64(len(records)))
 		p.audit.record(AuditEntry{RequestID: batchID, Dept: caller.Dept, Identity: caller.URI(), Dataset: ds.ID, Action: ActionPublish, Records: int64(len(records)), Time: p.cfg.Now()})
 	}

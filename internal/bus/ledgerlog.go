@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhub-gov/xhub/exchange/ledger"
@@ -18,6 +20,10 @@ type LedgerLog struct {
 	subject string
 }
 
+// appendTimeout bounds one append's wait for the stream's answer; an
+// append that gets none is retried by the control plane after catching up.
+const appendTimeout = 3 * time.Second
+
 // NewLedgerLog uses the existing XHUB_LEDGER stream.
 func NewLedgerLog(js jetstream.JetStream) *LedgerLog {
 	return &LedgerLog{js: js, stream: LedgerStream, subject: LedgerSubject}
@@ -26,11 +32,16 @@ func NewLedgerLog(js jetstream.JetStream) *LedgerLog {
 // Append stores raw as entry number after+1, only if the stream's last
 // sequence is still after. It returns once JetStream has stored it.
 func (l *LedgerLog) Append(ctx context.Context, raw []byte, after uint64) (uint64, error) {
-	ack, err := l.js.Publish(ctx, l.subject, raw, jetstream.WithExpectLastSequence(after), jetstream.WithExpectStream(l.stream))
+	actx, cancel := context.WithTimeout(ctx, appendTimeout)
+	defer cancel()
+	ack, err := l.js.Publish(actx, l.subject, raw, jetstream.WithExpectLastSequence(after), jetstream.WithExpectStream(l.stream))
 	if err != nil {
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		switch {
+		case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
 			return 0, ledger.ErrConflict
+		case unanswered(ctx, err):
+			return 0, fmt.Errorf("%w (%v)", ledger.ErrUnknownOutcome, err)
 		}
 		return 0, fmt.Errorf("ledger append: %w", err)
 	}
@@ -90,4 +101,37 @@ func (l *LedgerLog) Follow(ctx context.Context, from uint64, out chan<- ledger.M
 		return nil, fmt.Errorf("ledger follow: %w", err)
 	}
 	return cc.Stop, nil
+}
+
+// PublishOnce stores data under msgID in stream, trying again while the
+// stream does not answer (its leader moving) for up to publishBudget:
+// JetStream's duplicate window makes a repeat of a stored message a
+// no-op. retried says an attempt's answer was lost (so a duplicate ack
+// may be of this call's own first attempt).
+func PublishOnce(ctx context.Context, js jetstream.JetStream, subject string, data []byte, msgID, stream string) (*jetstream.PubAck, bool, error) {
+	deadline := time.Now().Add(publishBudget)
+	delay := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, appendTimeout)
+		ack, err := js.Publish(actx, subject, data, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(stream))
+		cancel()
+		if err == nil || !unanswered(ctx, err) || time.Now().Add(delay).After(deadline) {
+			return ack, attempt > 0, err
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, attempt > 0, err
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+// publishBudget bounds PublishOnce's attempts.
+const publishBudget = 20 * time.Second
+
+// unanswered is a publish that got no answer (not a refusal).
+func unanswered(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrConnectionReconnecting))
 }

@@ -28,9 +28,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/testenv"
 )
 
@@ -47,7 +50,7 @@ type proc struct {
 	cmd *exec.Cmd
 }
 
-func (p *proc) start(t *testing.T) {
+func (p *proc) start(t testing.TB) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -77,14 +80,18 @@ func (p *proc) kill() {
 
 // deployment is the processes and the clients of one run.
 type deployment struct {
-	t        *testing.T
-	dir      string
-	nats     *testenv.NATSCluster
-	hubs     []*proc
-	addrs    []string
-	provider *proc
-	admin    *adapters.Client
-	both     string // every hub address, for failover
+	t          testing.TB
+	adminCreds string
+	dir        string
+	nats       *testenv.NATSCluster
+	hubs       []*proc
+	addrs      []string
+	provider   *proc
+	admin      *adapters.Client
+	both       string // every hub address, for failover
+
+	natsOnce sync.Once
+	nc       *nats.Conn
 }
 
 func trials() int {
@@ -158,7 +165,7 @@ func TestCrashTrials(t *testing.T) {
 		time.Sleep(time.Second)
 		what := victim.name
 		if fault == "nats" {
-			n := d.nats.Nodes[i%len(d.nats.Nodes)]
+			n := d.natsVictim(i / len(faults))
 			what = "nats " + n.Name
 			n.Kill()
 			time.Sleep(time.Second)
@@ -216,9 +223,12 @@ func TestCrashTrials(t *testing.T) {
 	for _, r := range rows {
 		t.Log(r)
 	}
-	t.Logf("TRIALS %d | faults %d | acknowledged writes %d, lost %d, applied twice %d | acknowledged records %d, lost %d, duplicated %d | queries %d ok, %d failed | longest stall %s, longest outage %s | nodes agree at %s | ledger verified (%d entries)",
+	t.Logf("TRIALS %d | faults %d | acknowledged writes %d, lost %d, applied twice %d | acknowledged records %d, lost %d, duplicated %d | queries %d ok, %d failed | longest stall %s (%s), longest outage %s | nodes agree at %s | ledger verified (%d entries)",
 		trials(), st.faults.Load(), len(st.ackedWrites()), lostWrites, twice, len(want), len(lost), dups, st.queries.Load(), st.queryFails.Load(),
-		time.Duration(st.stall.Load()).Round(time.Millisecond), time.Duration(st.outageNS.Load()).Round(time.Millisecond), heads, vr.Entries)
+		time.Duration(st.stall.Load()).Round(time.Millisecond), st.stallKind, time.Duration(st.outageNS.Load()).Round(time.Millisecond), heads, vr.Entries)
+	for e, n := range st.errs {
+		t.Logf("failed %d×: %s", n, e)
+	}
 	if len(lost) > 0 {
 		t.Errorf("%d acknowledged records never delivered (e.g. %v)", len(lost), lost[:min(5, len(lost))])
 	}
@@ -237,10 +247,32 @@ type stats struct {
 	outageNS             atomic.Int64 // longest run of failed calls of one worker, to its next success (ns)
 	mu                   sync.Mutex
 	acked, tried, ackRec []string
+	stallKind            string
+	errs                 map[string]int // error text (first line) by count
 }
 
-func (s *stats) took(d time.Duration)   { raise(&s.stall, d) }
+func (s *stats) took(kind string, d time.Duration) {
+	raise(&s.stall, d)
+	s.mu.Lock()
+	if int64(d) >= s.stall.Load() {
+		s.stallKind = kind
+	}
+	s.mu.Unlock()
+}
 func (s *stats) outage(d time.Duration) { raise(&s.outageNS, d) }
+
+func (s *stats) failed(kind string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.errs == nil {
+		s.errs = map[string]int{}
+	}
+	msg := err.Error()
+	if len(msg) > 160 {
+		msg = msg[:160]
+	}
+	s.errs[kind+": "+msg]++
+}
 
 func raise(v *atomic.Int64, d time.Duration) {
 	for {
@@ -281,7 +313,7 @@ var batchSeq atomic.Int64
 // load runs, until ctx ends: 8 control-plane writers, 2 publishers of
 // 10-record batches and 4 queriers, each bounded to one call at a time.
 func load(ctx context.Context, wg *sync.WaitGroup, st *stats, trial int, writer, publisher, consumer *adapters.Client) {
-	run := func(fn func(i int) error, ok, fail *atomic.Int64) {
+	run := func(kind string, fn func(i int) error, ok, fail *atomic.Int64) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -290,12 +322,13 @@ func load(ctx context.Context, wg *sync.WaitGroup, st *stats, trial int, writer,
 				start := time.Now()
 				if err := fn(i); err != nil {
 					fail.Add(1)
+					st.failed(kind, err)
 					if failingSince.IsZero() {
 						failingSince = start
 					}
 					continue
 				}
-				st.took(time.Since(start))
+				st.took(kind, time.Since(start))
 				if !failingSince.IsZero() {
 					st.outage(time.Since(failingSince))
 					failingSince = time.Time{}
@@ -305,7 +338,7 @@ func load(ctx context.Context, wg *sync.WaitGroup, st *stats, trial int, writer,
 		}()
 	}
 	for w := range 8 {
-		run(func(i int) error {
+		run("write", func(i int) error {
 			id := fmt.Sprintf("t%d-w%d-%d", trial, w, i)
 			st.mu.Lock()
 			st.tried = append(st.tried, id)
@@ -320,7 +353,7 @@ func load(ctx context.Context, wg *sync.WaitGroup, st *stats, trial int, writer,
 		}, &st.writes, &st.writeFails)
 	}
 	for range 2 {
-		run(func(int) error {
+		run("publish", func(int) error {
 			b := int(batchSeq.Add(1))
 			recs := make([][]byte, 10)
 			for i := range recs {
@@ -336,14 +369,14 @@ func load(ctx context.Context, wg *sync.WaitGroup, st *stats, trial int, writer,
 		}, &st.batches, &st.batchFails)
 	}
 	for range 4 {
-		run(func(int) error {
+		run("query", func(int) error {
 			_, err := consumer.Query(context.Background(), "health.cases", adapters.QueryOptions{Where: []string{fmt.Sprintf("ward=w%d", rand.IntN(3))}, Limit: 10})
 			return err
 		}, &st.queries, &st.queryFails)
 	}
 }
 
-func deploy(t *testing.T) *deployment {
+func deploy(t testing.TB) *deployment {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "xhub")
@@ -378,6 +411,7 @@ func deploy(t *testing.T) *deployment {
 		}
 	})
 	adminCreds := filepath.Join(dir, "hub-a", "admin.creds")
+	d.adminCreds = adminCreds
 	testenv.WaitFor(t, 60*time.Second, "hub-a up", func() bool {
 		_, err := os.Stat(adminCreds)
 		return err == nil && listening(d.addrs[0])
@@ -395,6 +429,29 @@ func deploy(t *testing.T) *deployment {
 	d.hubs[1].start(t)
 	testenv.WaitFor(t, 60*time.Second, "hub-b up", func() bool { return listening(d.addrs[1]) })
 	return d
+}
+
+// natsVictim is, every other time, the leader of the ledger stream, else
+// the next node in turn.
+func (d *deployment) natsVictim(k int) *testenv.NATSNode {
+	if k%2 == 0 {
+		js, err := jetstream.New(d.natsConn())
+		if err == nil {
+			if s, err := js.Stream(context.Background(), bus.LedgerStream); err == nil && s.CachedInfo().Cluster != nil {
+				for _, n := range d.nats.Nodes {
+					if n.Name == s.CachedInfo().Cluster.Leader {
+						return n
+					}
+				}
+			}
+		}
+	}
+	return d.nats.Nodes[k%len(d.nats.Nodes)]
+}
+
+func (d *deployment) natsConn() *nats.Conn {
+	d.natsOnce.Do(func() { d.nc = d.nats.Connect(d.t) })
+	return d.nc
 }
 
 func (d *deployment) startProvider() {
