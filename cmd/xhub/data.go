@@ -198,5 +198,6 @@ func (c *cli) auditCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dataset, "dataset", "", "only this dataset")
 	cmd.Flags().StringVar(&dept, "dept", "", "only accesses by, or to datasets of, this department")
 	cmd.Flags().StringVar(&since, "since", "", "from this time (RFC 3339, a date, or a duration ago like 2h)")
+	cmd.AddCommand(c.auditExportCmd())
 	return cmd
 }

@@ -89,6 +89,8 @@ bypass every grant.`,
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus /metrics here")
 	f.StringVar(&fsync, "fsync", "", "always: JetStream fsyncs every write (slower; survives power loss)")
 	f.StringVar(&cfg.Name, "name", "xhub", "node name")
+	f.DurationVar(&cfg.AuditRetention, "audit-retention", 180*24*time.Hour, "keep audit entries this long (the stream removes older ones)")
+	f.Int64Var(&cfg.AuditMaxBytes, "audit-max-bytes", 0, "bound the audit stream's size (oldest removed first; 0: no bound; a warning is logged at 80%)")
 	f.StringVar(&cfg.Join, "join", os.Getenv("XHUB_JOIN"), "join a running hub with this token from `xhub node token` (env XHUB_JOIN)")
 	f.StringVar(&joinFile, "join-file", "", "like --join, the token read from this file (absent once used is fine: a node that has joined ignores it)")
 	f.IntVar(&cfg.ResponseDays, "response-days", 10, "days an owner has to answer a conditional request before it shows as overdue")

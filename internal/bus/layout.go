@@ -51,8 +51,16 @@ func Data(replicas int) jetstream.StreamConfig {
 // DuplicateWindow is how long a batch id is remembered.
 const DuplicateWindow = 24 * time.Hour
 
-// Audit holds one entry per data access, kept forever.
-func Audit(replicas int) jetstream.StreamConfig {
+// Audit holds the data-access audit log: kept for retention (entries
+// older are removed by the stream itself, oldest first), within maxBytes
+// if set (0: no bound). No entry can be deleted or purged by hand.
+func Audit(replicas int, retention time.Duration, maxBytes int64) jetstream.StreamConfig {
+	if retention <= 0 {
+		retention = DefaultAuditRetention
+	}
+	if maxBytes <= 0 {
+		maxBytes = -1
+	}
 	return jetstream.StreamConfig{
 		Name:        AuditStream,
 		Description: "xhub data-access audit log",
@@ -60,10 +68,17 @@ func Audit(replicas int) jetstream.StreamConfig {
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
+		MaxAge:      retention,
+		MaxBytes:    maxBytes,
+		Discard:     jetstream.DiscardOld,
 		DenyDelete:  true,
 		DenyPurge:   true,
 	}
 }
+
+// DefaultAuditRetention is 180 days: what China's rules ask of network
+// logs at least (and no longer than needed: set --audit-retention).
+const DefaultAuditRetention = 180 * 24 * time.Hour
 
 // Ledger is the control-plane log: every entry kept forever, in one total
 // order, never deleted or purged.

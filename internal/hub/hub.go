@@ -63,6 +63,10 @@ type Config struct {
 	RebuildViews bool
 	// Name is this node's name in logs and NATS. Zero: "xhub".
 	Name string
+	// AuditRetention is how long audit entries are kept (zero: 180
+	// days); AuditMaxBytes bounds the audit stream (zero: no bound).
+	AuditRetention time.Duration
+	AuditMaxBytes  int64
 	// Join is a join token (xhub node token): on a data dir without a
 	// pki folder the node joins the deployment through it, receiving the
 	// CA and ledger key, and the NATS URL and replicas if not set here.
@@ -245,7 +249,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.JS, err = jetstream.New(n.NC); err != nil {
 		return nil, fmt.Errorf("hub: jetstream: %w", err)
 	}
-	if err := bus.EnsureStreams(ctx, n.JS, []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas), bus.Audit(cfg.Replicas)}, log); err != nil {
+	if err := bus.EnsureStreams(ctx, n.JS, []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas), bus.Audit(cfg.Replicas, cfg.AuditRetention, cfg.AuditMaxBytes)}, log); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 

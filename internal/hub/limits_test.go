@@ -263,3 +263,38 @@ func TestSilentProvider(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "no provider")
 	})
 }
+
+// TestAuditStreamCost: the audit stream's size is a metric; the figure it
+// gives per query goes in the README (go test -run TestAuditStreamCost -v).
+func TestAuditStreamCost(t *testing.T) {
+	f := newDataFixture(t, testenv.WithMetrics())
+	f.serve(t, nil)
+	ctx := context.Background()
+	bytesNow := func() float64 {
+		for _, l := range strings.Split(metricsText(t, f.env), "\n") {
+			if v, ok := strings.CutPrefix(l, "xhub_audit_stream_bytes "); ok {
+				var x float64
+				fmt.Sscan(v, &x)
+				return x
+			}
+		}
+		t.Fatal("no xhub_audit_stream_bytes metric")
+		return 0
+	}
+	const n = 300
+	var before float64
+	eventually(t, "audit of the readiness probe stored", func() bool { before = bytesNow(); return before > 0 })
+	for range n {
+		if _, err := f.consumer.Query(ctx, "health.cases", adapters.QueryOptions{Fields: []string{"id", "ward"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var after float64
+	eventually(t, "audit entries stored", func() bool { after = bytesNow(); return after-before > n*100 })
+	t.Logf("audit stream: %.0f bytes per query (%d queries of 3 records, one withheld)", (after-before)/n, n)
+	for _, m := range []string{"xhub_audit_stream_messages", "xhub_audit_retention_seconds 1.5552e+07", "xhub_audit_max_bytes -1", "xhub_audit_oldest_seconds"} {
+		if !strings.Contains(metricsText(t, f.env), m) {
+			t.Fatalf("metrics lack %s", m)
+		}
+	}
+}
