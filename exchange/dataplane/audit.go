@@ -55,13 +55,21 @@ type auditLog struct {
 	lg     *slog.Logger
 	in     chan AuditEntry
 	done   chan struct{}
+	idBase string // random, per node start
+	seq    uint64 // groups stored (the flush goroutine's own)
+}
+
+// nextGroupID names the next group of entries for deduplication.
+func (a *auditLog) nextGroupID() string {
+	a.seq++
+	return fmt.Sprintf("audit-%s-%d", a.idBase, a.seq)
 }
 
 // AuditFlush is the longest an audit entry waits to be stored.
 const AuditFlush = 5 * time.Millisecond
 
 func newAuditLog(js jetstream.JetStream, stream, prefix string, lg *slog.Logger) *auditLog {
-	a := &auditLog{js: js, stream: stream, prefix: prefix, lg: lg, in: make(chan AuditEntry, 4096), done: make(chan struct{})}
+	a := &auditLog{js: js, stream: stream, prefix: prefix, lg: lg, in: make(chan AuditEntry, 4096), done: make(chan struct{}), idBase: newRequestID()}
 	go a.run()
 	return a
 }
@@ -110,9 +118,9 @@ func (a *auditLog) flush(es []AuditEntry) {
 			a.lg.Error("audit encode", "err", err)
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err = a.js.Publish(ctx, a.prefix+string(ds), b)
-		cancel()
+		// One message id per group, kept across attempts: a group whose
+		// answer was lost while the stream's leader moved is stored once.
+		_, _, err = bus.PublishOnce(context.Background(), a.js, a.prefix+string(ds), b, a.nextGroupID(), bus.AuditStream)
 		if err != nil {
 			a.lg.Error("audit entries not stored", "dataset", ds, "entries", len(group), "err", err)
 		}

@@ -53,36 +53,64 @@ func (l *LedgerLog) Append(ctx context.Context, raw []byte, after uint64) (uint6
 
 // LastSeq is the sequence of the newest entry in the stream.
 func (l *LedgerLog) LastSeq(ctx context.Context) (uint64, error) {
-	s, err := l.js.Stream(ctx, l.stream)
-	if err != nil {
-		return 0, fmt.Errorf("ledger: %w", err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("ledger: %w", err)
-	}
-	return info.State.LastSeq, nil
+	return whileUnanswered(ctx, func(ctx context.Context) (uint64, error) {
+		s, err := l.js.Stream(ctx, l.stream)
+		if err != nil {
+			return 0, fmt.Errorf("ledger: %w", err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("ledger: %w", err)
+		}
+		return info.State.LastSeq, nil
+	})
 }
 
 // Get reads one entry's bytes from the stream.
 func (l *LedgerLog) Get(ctx context.Context, seq uint64) ([]byte, error) {
-	s, err := l.js.Stream(ctx, l.stream)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: %w", err)
+	return whileUnanswered(ctx, func(ctx context.Context) ([]byte, error) {
+		s, err := l.js.Stream(ctx, l.stream)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			return nil, fmt.Errorf("ledger get %d: %w", seq, err)
+		}
+		return m.Data, nil
+	})
+}
+
+// whileUnanswered runs a read of the cluster, again while it gets no
+// answer (a stream leader moving, a server restarting), for up to
+// publishBudget, logging nothing: reads are safe to repeat.
+func whileUnanswered[T any](ctx context.Context, read func(context.Context) (T, error)) (T, error) {
+	deadline := time.Now().Add(publishBudget)
+	delay := 100 * time.Millisecond
+	for {
+		rctx, cancel := context.WithTimeout(ctx, appendTimeout)
+		v, err := read(rctx)
+		cancel()
+		if err == nil || !unanswered(ctx, err) || time.Now().Add(delay).After(deadline) {
+			return v, err
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return v, err
+		}
+		delay = min(2*delay, time.Second)
 	}
-	m, err := s.GetMsg(ctx, seq)
-	if err != nil {
-		return nil, fmt.Errorf("ledger get %d: %w", seq, err)
-	}
-	return m.Data, nil
 }
 
 // Follow delivers every entry from sequence from onwards, in order, to out,
 // until ctx ends or Stop is called on the returned handle.
 func (l *LedgerLog) Follow(ctx context.Context, from uint64, out chan<- ledger.Message) (func(), error) {
-	cons, err := l.js.OrderedConsumer(ctx, l.stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   max(from, 1),
+	cons, err := whileUnanswered(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+		return l.js.OrderedConsumer(ctx, l.stream, jetstream.OrderedConsumerConfig{
+			DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:   max(from, 1),
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ledger follow: %w", err)

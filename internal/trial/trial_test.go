@@ -46,8 +46,9 @@ type proc struct {
 	env  []string
 	log  string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	died atomic.Int64 // exits not caused by the trial
 }
 
 func (p *proc) start(t testing.TB) {
@@ -66,7 +67,25 @@ func (p *proc) start(t testing.TB) {
 	}
 	f.Close()
 	p.cmd = cmd
-	go func() { _ = cmd.Wait() }()
+	go func() {
+		_ = cmd.Wait()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.cmd == cmd { // not killed by the trial
+			p.died.Add(1)
+			p.cmd = nil
+		}
+	}()
+}
+
+// ensure restarts the process if it exited on its own.
+func (p *proc) ensure(t testing.TB) {
+	p.mu.Lock()
+	running := p.cmd != nil
+	p.mu.Unlock()
+	if !running {
+		p.start(t)
+	}
 }
 
 func (p *proc) kill() {
@@ -159,6 +178,10 @@ func TestCrashTrials(t *testing.T) {
 		case "provider":
 			victim = d.provider
 		}
+		for _, h := range d.hubs {
+			h.ensure(t)
+		}
+		d.provider.ensure(t)
 		ctx, stop := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		load(ctx, &wg, &st, i, writer, publisher, consumer)
@@ -183,6 +206,9 @@ func TestCrashTrials(t *testing.T) {
 			i+1, what, st.writes.Load(), st.writeFails.Load(), st.batches.Load(), st.batchFails.Load(), st.queries.Load(), st.queryFails.Load()))
 	}
 
+	for _, h := range d.hubs {
+		h.ensure(t)
+	}
 	// Every acknowledged batch delivered; every acknowledged write there
 	// once; both nodes agree; the ledger verifies.
 	want := st.ackedRecords()
@@ -228,6 +254,11 @@ func TestCrashTrials(t *testing.T) {
 		time.Duration(st.stall.Load()).Round(time.Millisecond), st.stallKind, time.Duration(st.outageNS.Load()).Round(time.Millisecond), heads, vr.Entries)
 	for e, n := range st.errs {
 		t.Logf("failed %d×: %s", n, e)
+	}
+	for _, p := range append(append([]*proc(nil), d.hubs...), d.provider) {
+		if n := p.died.Load(); n > 0 {
+			t.Errorf("%s exited on its own %d times (a node must ride out a fault elsewhere)", p.name, n)
+		}
 	}
 	if len(lost) > 0 {
 		t.Errorf("%d acknowledged records never delivered (e.g. %v)", len(lost), lost[:min(5, len(lost))])
