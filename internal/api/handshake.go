@@ -51,10 +51,14 @@ type handshakeWatch struct {
 const HandshakeLogEvery = time.Second
 
 func newHandshakeWatch(log *slog.Logger, now func() time.Time) *handshakeWatch {
-	return &handshakeWatch{log: log, now: now, counter: prometheus.NewCounterVec(prometheus.CounterOpts{
+	w := &handshakeWatch{log: log, now: now, counter: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "xhub_tls_handshakes_refused_total",
 		Help: "TLS handshakes the hub refused, by reason (unknown_authority, expired, no_certificate, other).",
 	}, []string{"reason"})}
+	for _, r := range []string{"unknown_authority", "expired", "no_certificate", "other"} {
+		w.counter.WithLabelValues(r) // served at 0 from the start
+	}
+	return w
 }
 
 func (w *handshakeWatch) refused(remote net.Addr, err error) {

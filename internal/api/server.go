@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -45,11 +47,12 @@ type Server struct {
 	Health *health.Server
 	drain  context.CancelFunc
 	watch  *handshakeWatch
+	calls  *grpcprom.ServerMetrics
 }
 
 // Collectors are the server's Prometheus metrics.
 func (s *Server) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.watch.counter}
+	return []prometheus.Collector{s.watch.counter, s.calls}
 }
 
 // Drain ends the long-lived streams (subscriptions, providers) with
@@ -82,10 +85,14 @@ func New(cfg Config) *Server {
 	}
 	auth := &authenticator{cp: cfg.CP, now: cfg.Now, node: cfg.Node}
 	watch := newHandshakeWatch(cfg.Logger, time.Now)
+	// Calls by service, method and code, with handling-time histograms
+	// (grpc_server_handled_total, grpc_server_handling_seconds).
+	calls := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+		grpcprom.WithHistogramBuckets([]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10})))
 	gs := grpc.NewServer(
 		grpc.Creds(watchedCreds{TransportCredentials: credentials.NewTLS(tlsCfg), w: watch}),
-		grpc.ChainUnaryInterceptor(recoverUnary(cfg.Logger), auth.unary),
-		grpc.ChainStreamInterceptor(auth.stream),
+		grpc.ChainUnaryInterceptor(calls.UnaryServerInterceptor(), recoverUnary(cfg.Logger), auth.unary),
+		grpc.ChainStreamInterceptor(calls.StreamServerInterceptor(), auth.stream),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
@@ -102,6 +109,7 @@ func New(cfg Config) *Server {
 	xhubv1.RegisterSharesServer(gs, &sharesSvc{base: base, now: cfg.Now})
 	xhubv1.RegisterExchangeServer(gs, &exchangeSvc{base: base, dp: cfg.DP})
 	xhubv1.RegisterNodesServer(gs, &nodesSvc{base: base, ca: cfg.Authority, join: cfg.Join, now: cfg.Now})
+	calls.InitializeMetrics(gs)
 	xhubv1.RegisterProviderServer(gs, &providerSvc{base: base, dp: cfg.DP})
 	xhubv1.RegisterAuditServer(gs, &auditSvc{base: base, dp: cfg.DP})
 	if cfg.CP.Integrity() != nil {
@@ -109,7 +117,7 @@ func New(cfg Config) *Server {
 	} else {
 		h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	}
-	return &Server{Server: gs, Health: h, drain: drain, watch: watch}
+	return &Server{Server: gs, Health: h, drain: drain, watch: watch, calls: calls}
 }
 
 func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {

@@ -169,7 +169,9 @@ func TestQuery(t *testing.T) {
 
 	// The node counts what it did.
 	body := metricsText(t, f.env)
-	for _, want := range []string{`xhub_queries_total{outcome="ok"}`, `xhub_queries_total{outcome="denied"}`, "xhub_query_records_withheld_total", "xhub_open_provider_streams 1", "xhub_ledger_applied_seq"} {
+	for _, want := range []string{`xhub_queries_total{outcome="ok"}`, `xhub_queries_total{outcome="denied"}`, "xhub_query_records_withheld_total", "xhub_open_provider_streams 1", "xhub_ledger_applied_seq",
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="Query",grpc_service="xhub.v1.Exchange",grpc_type="unary"}`, "grpc_server_handling_seconds_bucket",
+		"xhub_ledger_apply_lag 0", "xhub_nats_connected 1", "xhub_nats_reconnects_total 0"} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("metrics lack %s", want)
 		}

@@ -2,10 +2,12 @@ package hub_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -83,4 +85,43 @@ func TestPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = env
+}
+
+// TestDashboardMetricsExist: every metric the Grafana dashboard
+// (deploy/grafana/xhub.json) queries is served by a node.
+func TestDashboardMetricsExist(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/grafana/xhub.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	f := newDataFixture(t, testenv.WithMetrics())
+	f.serve(t, nil)
+	if _, err := f.consumer.Query(context.Background(), "health.cases", adapters.QueryOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	served := metricsText(t, f.env)
+	name := regexp.MustCompile(`\b(xhub_[a-z_]+|grpc_server_[a-z_]+)\b`)
+	n := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				n++
+				if !strings.Contains(served, "\n"+m+" ") && !strings.Contains(served, "\n"+m+"{") {
+					t.Errorf("panel %q uses %s, which no node serves", p.Title, m)
+				}
+			}
+		}
+	}
+	if n < 15 {
+		t.Fatalf("found %d metric names in the dashboard; the pattern lost some", n)
+	}
 }

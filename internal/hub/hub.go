@@ -441,6 +441,25 @@ func (n *Node) startMetrics(lis net.Listener) {
 			}
 			return 1
 		}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xhub_ledger_apply_lag", Help: "Entries in the ledger stream this node has not applied yet (the stream's last sequence minus the applied one)."},
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			last, err := bus.NewLedgerLog(n.JS).LastSeq(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(last) - float64(n.CP.Applied())
+		}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xhub_nats_connected", Help: "1 while this node's NATS connection is up."},
+		func() float64 {
+			if n.NC.IsConnected() {
+				return 1
+			}
+			return 0
+		}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "xhub_nats_reconnects_total", Help: "Times this node's NATS connection was re-established."},
+		func() float64 { return float64(n.NC.Stats().Reconnects) }))
 	reg.MustRegister(n.DP.Collectors()...)
 	reg.MustRegister(n.GRPC.Collectors()...)
 	mux := http.NewServeMux()
