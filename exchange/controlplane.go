@@ -245,10 +245,14 @@ func (cp *ControlPlane) Applied() uint64 {
 // WaitApplied waits until entry seq is applied, at most the configured
 // ReadWait (or until ctx ends).
 func (cp *ControlPlane) WaitApplied(ctx context.Context, seq uint64) error {
+	return cp.waitApplied(ctx, seq, cp.cfg.ReadWait)
+}
+
+func (cp *ControlPlane) waitApplied(ctx context.Context, seq uint64, wait time.Duration) error {
 	if seq == 0 {
 		return nil
 	}
-	timer := time.NewTimer(cp.cfg.ReadWait)
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		cp.mu.RLock()
@@ -266,7 +270,7 @@ func (cp *ControlPlane) WaitApplied(ctx context.Context, seq uint64) error {
 		select {
 		case <-ch:
 		case <-timer.C:
-			return &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("entry %d not applied on this node within %s (applied: %d)", seq, cp.cfg.ReadWait, applied)}
+			return &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("entry %d not applied on this node within %s (applied: %d)", seq, wait, applied)}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -610,7 +614,10 @@ func (cp *ControlPlane) submitKind(ctx context.Context, actor vocab.Identity, cm
 		if err != nil {
 			return 0, &fault.Error{Kind: fault.KindUnavailable, Msg: err.Error()}
 		}
-		if err := cp.WaitApplied(ctx, seq); err != nil {
+		// The entry is in the log: wait for it here as long as an append
+		// may take to learn its outcome (the log's leader may be moving),
+		// rather than report a failure of what succeeded.
+		if err := cp.waitApplied(ctx, seq, max(cp.cfg.ReadWait, unknownBudget)); err != nil {
 			return 0, err
 		}
 		cp.lg.Info("ledger entry appended", "seq", seq, "kind", kind, "actor", actor.URI())

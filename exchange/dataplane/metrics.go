@@ -57,7 +57,7 @@ func newAuditStream(p *Plane) *auditStream {
 		p:          p,
 		bytes:      prometheus.NewDesc("xhub_audit_stream_bytes", "Bytes held by the audit stream.", nil, nil),
 		msgs:       prometheus.NewDesc("xhub_audit_stream_messages", "Messages (batches of audit entries) in the audit stream.", nil, nil),
-		oldest:     prometheus.NewDesc("xhub_audit_oldest_seconds", "Age of the oldest audit message kept.", nil, nil),
+		oldest:     prometheus.NewDesc("xhub_audit_oldest_seconds", "Age of the oldest audit message kept (0 while the stream is empty).", nil, nil),
 		retention:  prometheus.NewDesc("xhub_audit_retention_seconds", "How long the audit stream keeps entries.", nil, nil),
 		boundBytes: prometheus.NewDesc("xhub_audit_max_bytes", "The audit stream's byte bound (-1: none).", nil, nil),
 	}
@@ -85,9 +85,11 @@ func (a *auditStream) Collect(ch chan<- prometheus.Metric) {
 	st, cfg := info.State, info.Config
 	ch <- prometheus.MustNewConstMetric(a.bytes, prometheus.GaugeValue, float64(st.Bytes))
 	ch <- prometheus.MustNewConstMetric(a.msgs, prometheus.GaugeValue, float64(st.Msgs))
+	oldest := 0.0 // an empty stream
 	if !st.FirstTime.IsZero() && st.Msgs > 0 {
-		ch <- prometheus.MustNewConstMetric(a.oldest, prometheus.GaugeValue, time.Since(st.FirstTime).Seconds())
+		oldest = time.Since(st.FirstTime).Seconds()
 	}
+	ch <- prometheus.MustNewConstMetric(a.oldest, prometheus.GaugeValue, oldest)
 	ch <- prometheus.MustNewConstMetric(a.retention, prometheus.GaugeValue, cfg.MaxAge.Seconds())
 	ch <- prometheus.MustNewConstMetric(a.boundBytes, prometheus.GaugeValue, float64(cfg.MaxBytes))
 	if cfg.MaxBytes > 0 && float64(st.Bytes) > 0.8*float64(cfg.MaxBytes) {
