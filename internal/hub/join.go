@@ -13,10 +13,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/pki"
@@ -65,22 +68,44 @@ func join(ctx context.Context, token, name, pkiDir string, log *slog.Logger) (jo
 	if err != nil {
 		return joined{}, err
 	}
-	var errs []error
-	for _, addr := range tok.Hubs {
-		resp, err := joinAt(ctx, addr, tok, name)
-		if err != nil {
-			log.Warn("join: node refused or unreachable", "hub", addr, "err", err)
-			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-			continue
+	// Nodes that cannot be reached (restarting, not up yet) are tried
+	// again, with a logged back-off, for joinPatience; a refusal (a spent,
+	// expired or wrong token, another CA) ends the attempt at once.
+	deadline := time.Now().Add(joinPatience)
+	delay := 200 * time.Millisecond
+	for {
+		var errs []error
+		for _, addr := range tok.Hubs {
+			resp, err := joinAt(ctx, addr, tok, name)
+			if err != nil {
+				log.Warn("join: node refused or unreachable", "hub", addr, "err", err)
+				errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+				if status.Code(err) != codes.Unavailable || strings.Contains(err.Error(), "pins") {
+					return joined{}, fmt.Errorf("hub: join: %w", errors.Join(errs...))
+				}
+				continue
+			}
+			if _, err := pki.Install(pkiDir, resp.PkiFiles, tok.CASHA256); err != nil {
+				return joined{}, err
+			}
+			log.Info("joined the deployment", "via", addr, "token", tok.ID, "ledger_entry", resp.Seq)
+			return joined{NATSURL: resp.NatsUrl, Replicas: int(resp.Replicas)}, nil
 		}
-		if _, err := pki.Install(pkiDir, resp.PkiFiles, tok.CASHA256); err != nil {
-			return joined{}, err
+		if time.Now().Add(delay).After(deadline) {
+			return joined{}, fmt.Errorf("hub: join: no node of the token answered within %s: %w", joinPatience, errors.Join(errs...))
 		}
-		log.Info("joined the deployment", "via", addr, "token", tok.ID, "ledger_entry", resp.Seq)
-		return joined{NATSURL: resp.NatsUrl, Replicas: int(resp.Replicas)}, nil
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return joined{}, fmt.Errorf("hub: join: %w", errors.Join(append(errs, ctx.Err())...))
+		}
+		delay = min(2*delay, 5*time.Second)
 	}
-	return joined{}, fmt.Errorf("hub: join: %w", errors.Join(errs...))
 }
+
+// joinPatience is how long a joining node waits for a node of its token
+// to answer.
+const joinPatience = 2 * time.Minute
 
 func joinAt(ctx context.Context, addr string, tok vocab.JoinToken, name string) (*xhubv1.JoinResponse, error) {
 	pin, _ := hex.DecodeString(tok.CASHA256)
