@@ -103,37 +103,39 @@ func failoverUnary() grpc.UnaryClientInterceptor {
 			id = newRequestID()
 		}
 		ctx = metadata.AppendToOutgoingContext(ctx, RequestIDHeader, id)
-		deadline := time.Now().Add(retryBudget)
-		delay := retryFirst
-		for {
+		return retrying(ctx, func() (bool, error) {
 			var trailer metadata.MD
 			err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Trailer(&trailer))...)
-			if err == nil || !retriable(err, trailer) || time.Now().Add(delay).After(deadline) {
-				return err
-			}
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return err
-			}
-			delay = min(2*delay, retryMaxDelay)
-		}
+			return err != nil && retriable(err, trailer), err
+		})
 	}
 }
 
 // openStream opens a stream, trying again while no node answers.
 func openStream[S grpc.ClientStream](ctx context.Context, open func() (S, error)) (S, error) {
+	var s S
+	err := retrying(ctx, func() (bool, error) {
+		var err error
+		s, err = open()
+		return err != nil && retriable(err, nil), err
+	})
+	return s, err
+}
+
+// retrying runs try until it succeeds, says not to try again, or the
+// retry budget is spent, waiting longer between tries.
+func retrying(ctx context.Context, try func() (again bool, err error)) error {
 	deadline := time.Now().Add(retryBudget)
 	delay := retryFirst
 	for {
-		s, err := open()
-		if err == nil || !retriable(err, nil) || time.Now().Add(delay).After(deadline) {
-			return s, err
+		again, err := try()
+		if !again || time.Now().Add(delay).After(deadline) {
+			return err
 		}
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-			return s, err
+			return err
 		}
 		delay = min(2*delay, retryMaxDelay)
 	}

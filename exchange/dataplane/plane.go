@@ -89,6 +89,11 @@ type Config struct {
 	// MaxProviderStreams bounds the provider streams one department has
 	// open on this node. Zero: 16.
 	MaxProviderStreams int
+	// MaxPendingCalls bounds the calls one provider stream holds
+	// unanswered (a provider that never answers holds each until the
+	// consumer's timeout); beyond it, queries are refused as busy.
+	// Zero: 1024.
+	MaxPendingCalls int
 }
 
 func (c *Config) validate() error {
@@ -124,6 +129,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxProviderStreams <= 0 {
 		c.MaxProviderStreams = 16
+	}
+	if c.MaxPendingCalls <= 0 {
+		c.MaxPendingCalls = 1024
 	}
 	return nil
 }

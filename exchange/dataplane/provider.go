@@ -26,10 +26,6 @@ import (
 // MaxProvidedDatasets bounds the datasets of one provider stream.
 const MaxProvidedDatasets = 256
 
-// maxPendingCalls bounds the calls one provider stream holds unanswered
-// (a provider that never answers holds each until the consumer's timeout).
-const maxPendingCalls = 1024
-
 // ProviderSession routes the queries for a provider's datasets to it,
 // while it is connected.
 type ProviderSession struct {
@@ -112,7 +108,7 @@ func (s *ProviderSession) offer(c Call, w waiter) (string, error) {
 	case s.closed:
 		s.mu.Unlock()
 		return "", errProviderGone
-	case len(s.pending) >= maxPendingCalls:
+	case len(s.pending) >= s.p.cfg.MaxPendingCalls:
 		s.mu.Unlock()
 		return "", errProviderBusy
 	}

@@ -81,9 +81,9 @@ func (l *LedgerLog) Get(ctx context.Context, seq uint64) ([]byte, error) {
 	})
 }
 
-// whileUnanswered runs a read of the cluster, again while it gets no
+// whileUnanswered runs a call to the cluster, again while it gets no
 // answer (a stream leader moving, a server restarting), for up to
-// publishBudget, logging nothing: reads are safe to repeat.
+// publishBudget: for reads, and for writes that are safe to repeat.
 func whileUnanswered[T any](ctx context.Context, read func(context.Context) (T, error)) (T, error) {
 	deadline := time.Now().Add(publishBudget)
 	delay := 100 * time.Millisecond
@@ -137,22 +137,12 @@ func (l *LedgerLog) Follow(ctx context.Context, from uint64, out chan<- ledger.M
 // no-op. retried says an attempt's answer was lost (so a duplicate ack
 // may be of this call's own first attempt).
 func PublishOnce(ctx context.Context, js jetstream.JetStream, subject string, data []byte, msgID, stream string) (*jetstream.PubAck, bool, error) {
-	deadline := time.Now().Add(publishBudget)
-	delay := 100 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, appendTimeout)
-		ack, err := js.Publish(actx, subject, data, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(stream))
-		cancel()
-		if err == nil || !unanswered(ctx, err) || time.Now().Add(delay).After(deadline) {
-			return ack, attempt > 0, err
-		}
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return nil, attempt > 0, err
-		}
-		delay = min(2*delay, time.Second)
-	}
+	attempts := 0
+	ack, err := whileUnanswered(ctx, func(ctx context.Context) (*jetstream.PubAck, error) {
+		attempts++
+		return js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(stream))
+	})
+	return ack, attempts > 1, err
 }
 
 // publishBudget bounds PublishOnce's attempts.

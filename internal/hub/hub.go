@@ -96,6 +96,7 @@ type Limits struct {
 	MaxRecordBytes          int           // one record (1 MiB)
 	MaxBatchBytes           int           // one published batch, under NATS's max payload (4 MiB)
 	QueryTimeout            time.Duration // a query's wait for the provider's answer (10s)
+	MaxPendingCalls         int           // unanswered calls one provider stream holds (1024)
 }
 
 func (c *Config) validate() error {
@@ -280,7 +281,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		MaxRecordBytes: cfg.Limits.MaxRecordBytes, MaxBatchBytes: cfg.Limits.MaxBatchBytes,
 		MaxSubscriptions: cfg.Limits.MaxOpenSubscriptions, MaxDurableSubscriptions: cfg.Limits.MaxDurableSubscriptions,
 		SubscriptionIdle: cfg.Limits.SubscriptionIdle, MaxProviderStreams: cfg.Limits.MaxProviderStreams,
-		QueryTimeout: cfg.Limits.QueryTimeout,
+		QueryTimeout: cfg.Limits.QueryTimeout, MaxPendingCalls: cfg.Limits.MaxPendingCalls,
 	}); err != nil {
 		return nil, err
 	}
