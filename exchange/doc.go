@@ -46,6 +46,16 @@
 // impossible) is kept in the log and the tree but has no effect, the same
 // on every node.
 //
+// A call may carry a client request id (WithRequestID). It goes into the
+// entry the call appends, and applying the entry records it under the
+// caller, so the same call retried — after a timeout, or on another node —
+// is answered from its entry instead of appending another (requests.go).
+// An append whose answer never came (the stream's leader moving) is
+// treated the same way: catch up, validate again, find it.
+//
+// Node membership is a subject too (nodes.go): join tokens and joins are
+// entries, so who added which hub node, when, is in the verifiable log.
+//
 // Reads take a min_seq: they wait, bounded by Config.ReadWait, until the
 // node has applied that entry, so a client reads its own writes on any
 // node. Badger needs no per-transaction fsync: it can always be rebuilt

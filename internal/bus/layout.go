@@ -2,7 +2,9 @@
 // (JetStream on the data dir, in-process connection, no TCP port unless
 // asked and then only with authentication) and the layout of every stream
 // the hub uses, kept here as plain jetstream.StreamConfig values so that
-// the bus reads at a glance.
+// the bus reads at a glance; making them exist on a cluster that may still
+// be forming (ensure.go); the control-plane log on XHUB_LEDGER and calls
+// to the cluster repeated while a stream's leader moves (ledgerlog.go).
 package bus
 
 import (
