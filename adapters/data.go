@@ -26,6 +26,7 @@ type ProviderQuery struct {
 	Filters   []vocab.Filter
 	Limit     int
 	PageToken string
+	RequestID string // the consumer's request id for this query (also in the audit entry): log it
 }
 
 // Handler answers one query with records (JSON objects) and the page token
@@ -58,7 +59,7 @@ func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			q := ProviderQuery{Dataset: call.Dataset, Fields: call.Fields, Limit: int(call.Limit), PageToken: call.PageToken}
+			q := ProviderQuery{Dataset: call.Dataset, Fields: call.Fields, Limit: int(call.Limit), PageToken: call.PageToken, RequestID: call.RequestId}
 			res := &xhubv1.ProviderResult{CallId: call.CallId}
 			fs, err := xhubv1.VocabFilters(call.Filters)
 			if err != nil {

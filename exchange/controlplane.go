@@ -620,7 +620,7 @@ func (cp *ControlPlane) submitKind(ctx context.Context, actor vocab.Identity, cm
 		if err := cp.waitApplied(ctx, seq, max(cp.cfg.ReadWait, unknownBudget)); err != nil {
 			return 0, err
 		}
-		cp.lg.Info("ledger entry appended", "seq", seq, "kind", kind, "actor", actor.URI())
+		cp.lg.Info("ledger entry appended", "seq", seq, "kind", kind, "actor", actor.URI(), "request_id", rid)
 		return seq, nil
 	}
 	return 0, &fault.Error{Kind: fault.KindUnavailable, Msg: "ledger busy: lost the append race too often, try again"}

@@ -22,6 +22,9 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
 }
 
+// RequestIDFrom is the client's request id of the call ("" if none).
+func RequestIDFrom(ctx context.Context) string { return requestIDFrom(ctx) }
+
 func requestIDFrom(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id

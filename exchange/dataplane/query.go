@@ -20,6 +20,9 @@ type QueryInput struct {
 	Filters   []vocab.Filter
 	Limit     int
 	PageToken string
+	// RequestID is the consumer's id of the call ("": the hub makes
+	// one); the provider's call, the answer and the audit entry carry it.
+	RequestID string
 }
 
 // QueryResult is what the consumer receives.
@@ -110,7 +113,10 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 	if err != nil {
 		return QueryResult{}, fmt.Errorf("schema of %s restricted to %v: %w", ds.ID, fetch, err)
 	}
-	reqID := newRequestID()
+	reqID := in.RequestID
+	if reqID == "" {
+		reqID = newRequestID()
+	}
 	call := Call{Dataset: ds.ID, Fields: fetch, Filters: in.Filters, Limit: limit, PageToken: in.PageToken, Consumer: caller.Dept, RequestID: reqID}
 	qctx, cancel := context.WithTimeout(ctx, p.cfg.QueryTimeout)
 	defer cancel()
@@ -179,6 +185,7 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 		}
 		out.Records = append(out.Records, b)
 	}
+	p.lg.Debug("query", "request_id", reqID, "dataset", ds.ID, "dept", caller.Dept, "records", len(out.Records), "withheld", out.Withheld)
 	p.audit.record(AuditEntry{
 		RequestID: reqID, Dept: caller.Dept, Identity: caller.URI(), Dataset: ds.ID, Action: ActionQuery, Fields: fields,
 		Records: int64(len(out.Records)), Withheld: int64(out.Withheld), WithheldReasons: out.WithheldReasons, ProviderReasons: providerReasons, Time: p.cfg.Now(),

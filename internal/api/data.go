@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/dataplane"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
@@ -32,6 +33,7 @@ func (s *exchangeSvc) Query(ctx context.Context, r *xhubv1.QueryRequest) (*xhubv
 	}
 	res, err := s.dp.Query(ctx, identityFrom(ctx), dataplane.QueryInput{
 		Dataset: catalog.DatasetID(r.Dataset), Fields: r.Fields, Filters: fs, Limit: int(r.Limit), PageToken: r.PageToken,
+		RequestID: exchange.RequestIDFrom(ctx),
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -216,7 +218,7 @@ func (s *providerSvc) Serve(stream xhubv1.Provider_ServeServer) error {
 	for {
 		select {
 		case c := <-sess.Calls():
-			if err := stream.Send(&xhubv1.ProviderCall{CallId: c.ID, Dataset: string(c.Dataset), Fields: c.Fields, Filters: xhubv1.FiltersPB(c.Filters), Limit: int32(c.Limit), PageToken: c.PageToken}); err != nil {
+			if err := stream.Send(&xhubv1.ProviderCall{CallId: c.ID, Dataset: string(c.Dataset), Fields: c.Fields, Filters: xhubv1.FiltersPB(c.Filters), Limit: int32(c.Limit), PageToken: c.PageToken, RequestId: c.RequestID}); err != nil {
 				return err
 			}
 		case err := <-recvErr:

@@ -234,3 +234,38 @@ func TestRequestIDReplay(t *testing.T) {
 		t.Fatalf("request id with characters outside the set: %v", err)
 	}
 }
+
+// TestOneRequestIDEndToEnd: the consumer's request id reaches the
+// provider's handler, comes back in the answer, and names the audit
+// entry.
+func TestOneRequestIDEndToEnd(t *testing.T) {
+	f := newDataFixture(t)
+	seen := make(chan string, 16)
+	f.serveWith(t, nil, func(q adapters.ProviderQuery) []string {
+		seen <- q.RequestID
+		return casesRecords
+	})
+	for len(seen) > 0 {
+		<-seen // the readiness probe's
+	}
+	ctx := adapters.WithRequestID(context.Background(), "trace-42")
+	r, err := f.consumer.Query(ctx, "health.cases", adapters.QueryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-seen; got != "trace-42" || r.RequestID != "trace-42" {
+		t.Fatalf("provider saw %q, answer says %q; want trace-42", got, r.RequestID)
+	}
+	eventually(t, "audit entry with the request id", func() bool {
+		es, err := f.owner.Audit(context.Background(), adapters.AuditQuery{Dataset: "health.cases"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if e.RequestID == "trace-42" && e.Dept == "tax" {
+				return true
+			}
+		}
+		return false
+	})
+}
