@@ -13,7 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -80,7 +80,8 @@ func join(ctx context.Context, token, name, pkiDir string, log *slog.Logger) (jo
 			if err != nil {
 				log.Warn("join: node refused or unreachable", "hub", addr, "err", err)
 				errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-				if status.Code(err) != codes.Unavailable || strings.Contains(err.Error(), "pins") {
+				var pe *pinError
+				if status.Code(err) != codes.Unavailable || errors.As(err, &pe) {
 					return joined{}, fmt.Errorf("hub: join: %w", errors.Join(errs...))
 				}
 				continue
@@ -109,13 +110,18 @@ const joinPatience = 2 * time.Minute
 
 func joinAt(ctx context.Context, addr string, tok vocab.JoinToken, name string) (*xhubv1.JoinResponse, error) {
 	pin, _ := hex.DecodeString(tok.CASHA256)
+	var refused atomic.Pointer[error] // the pin check's own refusal, kept typed
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		// The chain is checked below against the pinned CA, not the
 		// system roots; host names are not what is trusted here.
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			return verifyPinned(raw, pin)
+			err := verifyPinned(raw, pin)
+			if err != nil {
+				refused.Store(&err)
+			}
+			return err
 		},
 	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
@@ -125,8 +131,18 @@ func joinAt(ctx context.Context, addr string, tok vocab.JoinToken, name string) 
 	defer conn.Close()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return xhubv1.NewNodesClient(conn).Join(cctx, &xhubv1.JoinRequest{TokenId: tok.ID, Secret: tok.Secret, Name: name})
+	resp, err := xhubv1.NewNodesClient(conn).Join(cctx, &xhubv1.JoinRequest{TokenId: tok.ID, Secret: tok.Secret, Name: name})
+	if p := refused.Load(); err != nil && p != nil {
+		return nil, &pinError{err: *p}
+	}
+	return resp, err
 }
+
+// pinError is a node whose certificate is not from the pinned CA: trying
+// again will not change that.
+type pinError struct{ err error }
+
+func (e *pinError) Error() string { return e.err.Error() }
 
 // verifyPinned checks that the server's chain ends in the CA with the
 // pinned fingerprint and that its leaf is a server certificate that CA
