@@ -3,6 +3,8 @@ package exchange_test
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +26,26 @@ var admin = vocab.Identity{Dept: catalog.HubDept, Role: vocab.RoleAdmin, Name: "
 func BenchmarkControlPlane(b *testing.B) {
 	b.Run("default", func(b *testing.B) { benchControlPlane(b, testenv.Start(b)) })
 	b.Run("fsync-always", func(b *testing.B) { benchControlPlane(b, testenv.Start(b, testenv.WithFsyncAlways())) })
+	b.Run("64-writers", func(b *testing.B) { benchControlPlaneParallel(b, testenv.Start(b), 64) })
+}
+
+// benchControlPlaneParallel: writers concurrent changes on one node, which
+// its appender groups into atomic appends.
+func benchControlPlaneParallel(b *testing.B, env *testenv.Env, writers int) {
+	ctx := context.Background()
+	var n atomic.Int64
+	b.SetParallelism(max(1, writers/runtime.GOMAXPROCS(0)))
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			if _, _, err := env.Node.CP.AddDepartment(ctx, admin, catalog.DeptID(fmt.Sprintf("d-%d", i)), "Department"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), "entries/s")
 }
 
 func benchControlPlane(b *testing.B, env *testenv.Env) {

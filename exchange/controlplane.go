@@ -14,7 +14,6 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/shares"
-	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 	"github.com/xhub-gov/xhub/schemas"
@@ -55,9 +54,11 @@ type Config struct {
 // Log is the control-plane log as the driver uses it: an append that
 // only succeeds on the expected last entry, and an ordered follow.
 type Log interface {
-	// Append stores raw as entry after+1, or fails with
-	// ledger.ErrConflict if the log has moved on.
-	Append(ctx context.Context, raw []byte, after uint64) (uint64, error)
+	// Append stores raws as entries after+1, after+2, … and returns the
+	// last one stored: a prefix of raws, all of them unless err says why
+	// not (ledger.ErrConflict: the log had moved on, the rest is not
+	// stored; ledger.ErrUnknownOutcome: it may be).
+	Append(ctx context.Context, raws [][]byte, after uint64) (uint64, error)
 	// LastSeq is the newest entry's sequence.
 	LastSeq(ctx context.Context) (uint64, error)
 	// Follow delivers every entry from from on, in order, until the
@@ -112,7 +113,11 @@ type ControlPlane struct {
 	log Log
 	lg  *slog.Logger
 
-	submitMu sync.Mutex // one command in flight per node
+	ops   chan *op // commands waiting for the appender (groupcommit.go)
+	stats appendStats
+	// drafted are the share requests in the appender's draft: those
+	// not applied yet count as pending (pendingOf).
+	drafted []draftedRequest
 
 	mu        sync.RWMutex
 	applied   uint64
@@ -143,6 +148,7 @@ func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		grants:   newGrantIndex(),
 		pending:  make(map[shares.RequestID]shares.Request),
 		done:     make(chan struct{}),
+		ops:      make(chan *op, maxQueuedCommands),
 	}
 	var applied uint64
 	if err := cp.st.View(func(txn *store.Txn) error {
@@ -193,6 +199,11 @@ func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		defer wg.Done()
 		defer cc()
 		cp.applyLoop(actx, msgs)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		cp.appendLoop(actx)
 	}()
 	if cfg.SweepInterval > 0 {
 		wg.Add(1)
@@ -524,104 +535,4 @@ func (r txnHashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		copy(out[i][:], b)
 	}
 	return out, nil
-}
-
-// command validates a change against the applied state and builds its
-// entry; it runs inside a read snapshot.
-type command func(txn *store.Txn, now time.Time) (subject string, body any, err error)
-
-// maxAttempts bounds retries when other nodes keep appending first.
-const maxAttempts = 50
-
-// unknownBudget bounds how long a command keeps trying after appends whose
-// outcome it could not learn (the log's leader moving).
-const unknownBudget = 20 * time.Second
-
-// submit appends one entry: it validates cmd against the state as of the
-// last applied entry, appends with that entry as the expected last, and on
-// a conflict catches up and tries again (re-validating). It returns once
-// this node has applied the new entry.
-func (cp *ControlPlane) submit(ctx context.Context, actor vocab.Identity, kind string, cmd command) (uint64, error) {
-	return cp.submitKind(ctx, actor, func(txn *store.Txn, now time.Time) (string, string, any, error) {
-		subject, body, err := cmd(txn, now)
-		return kind, subject, body, err
-	})
-}
-
-// submitKind is submit for a command that decides the entry's kind.
-func (cp *ControlPlane) submitKind(ctx context.Context, actor vocab.Identity, cmd func(txn *store.Txn, now time.Time) (kind, subject string, body any, err error)) (uint64, error) {
-	cp.submitMu.Lock()
-	defer cp.submitMu.Unlock()
-	started := time.Now()
-	for range maxAttempts {
-		var raw []byte
-		var after uint64
-		var kind string
-		rid := requestIDFrom(ctx)
-		err := cp.st.View(func(txn *store.Txn) error {
-			m, err := readMeta(txn)
-			if err != nil {
-				return err
-			}
-			if rid != "" {
-				var rec recordedRequest
-				if ok, err := txn.Get(requestKey(actor.URI(), rid), &rec); err != nil {
-					return err
-				} else if ok {
-					return &Replayed{Seq: rec.Seq, Kind: rec.Kind, RequestID: rid}
-				}
-			}
-			now := cp.cfg.Now()
-			k, subject, body, err := cmd(txn, now)
-			if err != nil {
-				return err
-			}
-			kind = k
-			e, err := ledger.New(m.Applied+1, m.Last, now, actor.URI(), kind, subject, body)
-			if err != nil {
-				return err
-			}
-			e.Request = rid
-			raw, after = e.Marshal(), m.Applied
-			return nil
-		})
-		if err != nil {
-			return 0, err
-		}
-		seq, err := cp.log.Append(ctx, raw, after)
-		if errors.Is(err, ledger.ErrConflict) {
-			if err := cp.CatchUp(ctx); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		if errors.Is(err, ledger.ErrUnknownOutcome) && time.Since(started) < unknownBudget {
-			// The entry may be stored: catch up (once the log answers
-			// again) and validate anew; its request id, if any, then finds
-			// it. Without one, the command is checked against the state
-			// that now includes it.
-			cp.lg.Warn("ledger append outcome unknown; catching up and trying again", "kind", kind, "err", err)
-			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			if cerr := cp.CatchUp(cctx); cerr != nil {
-				select {
-				case <-time.After(200 * time.Millisecond):
-				case <-ctx.Done():
-				}
-			}
-			cancel()
-			continue
-		}
-		if err != nil {
-			return 0, &fault.Error{Kind: fault.KindUnavailable, Msg: err.Error()}
-		}
-		// The entry is in the log: wait for it here as long as an append
-		// may take to learn its outcome (the log's leader may be moving),
-		// rather than report a failure of what succeeded.
-		if err := cp.waitApplied(ctx, seq, max(cp.cfg.ReadWait, unknownBudget)); err != nil {
-			return 0, err
-		}
-		cp.lg.Info("ledger entry appended", "seq", seq, "kind", kind, "actor", actor.URI(), "request_id", rid)
-		return seq, nil
-	}
-	return 0, &fault.Error{Kind: fault.KindUnavailable, Msg: "ledger busy: lost the append race too often, try again"}
 }

@@ -31,13 +31,13 @@ var _ Log = (*memLog)(nil)
 
 func newMemLog() *memLog { return &memLog{grew: make(chan struct{})} }
 
-func (l *memLog) Append(_ context.Context, raw []byte, after uint64) (uint64, error) {
+func (l *memLog) Append(_ context.Context, raws [][]byte, after uint64) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if uint64(len(l.entries)) != after {
-		return 0, ledger.ErrConflict
+		return after, ledger.ErrConflict
 	}
-	l.entries = append(l.entries, raw)
+	l.entries = append(l.entries, raws...)
 	close(l.grew)
 	l.grew = make(chan struct{})
 	return uint64(len(l.entries)), nil

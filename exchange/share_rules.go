@@ -30,11 +30,17 @@ func getDataset(txn views, id catalog.DatasetID) (catalog.Dataset, error) {
 	return d, err
 }
 
-// pendingOf counts the requests of dept still pending.
+// pendingOf counts the requests of dept still pending, with those the
+// appender has drafted and this node not yet applied.
 func (cp *ControlPlane) pendingOf(dept catalog.DeptID) int {
 	cp.mu.RLock()
 	defer cp.mu.RUnlock()
 	n := 0
+	for _, r := range cp.drafted {
+		if r.dept == dept && r.seq > cp.applied {
+			n++
+		}
+	}
 	for _, r := range cp.pending {
 		if r.Requester == dept {
 			n++

@@ -147,5 +147,6 @@ func otherDiffs(have, want jetstream.StreamConfig) []string {
 	diff("deny_purge", have.DenyPurge, want.DenyPurge)
 	diff("allow_direct", have.AllowDirect, want.AllowDirect)
 	diff("discard", have.Discard, want.Discard)
+	diff("allow_atomic", have.AllowAtomicPublish, want.AllowAtomicPublish)
 	return d
 }

@@ -97,6 +97,9 @@ func Ledger(replicas int) jetstream.StreamConfig {
 		DenyDelete:  true,
 		DenyPurge:   true,
 		AllowDirect: true,
+		// A node appends the commands that reach it together, as one
+		// atomic batch on a replicated stream (LedgerLog.Append).
+		AllowAtomicPublish: true,
 	}
 }
 

@@ -258,7 +258,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if n.CP, err = exchange.Open(ctx, exchange.Config{
-		Store: n.Store, Log: bus.NewLedgerLog(n.JS), Logger: log.With("component", "controlplane"),
+		Store: n.Store, Log: bus.NewLedgerLog(n.JS, cfg.Replicas), Logger: log.With("component", "controlplane"),
 		Now: cfg.Now, ResponseDays: cfg.ResponseDays, MaxGrantDays: cfg.MaxGrantDays, SweepInterval: cfg.SweepInterval, Events: bus.Events{NC: n.NC},
 		MaxPendingRequests: cfg.Limits.MaxPendingRequests,
 	}); err != nil {
@@ -442,11 +442,23 @@ func (n *Node) startMetrics(lis net.Listener) {
 			}
 			return 1
 		}))
+	for _, c := range []struct {
+		name, help string
+		get        func(exchange.AppendStats) uint64
+	}{
+		{"xhub_ledger_appends_total", "Appends this node made to the ledger stream (each one group of entries).", func(s exchange.AppendStats) uint64 { return s.Appends }},
+		{"xhub_ledger_appended_entries_total", "Entries this node stored in the ledger stream (divided by xhub_ledger_appends_total: the mean group).", func(s exchange.AppendStats) uint64 { return s.Entries }},
+		{"xhub_ledger_append_conflicts_total", "Appends refused because another node appended first (the group is drafted again).", func(s exchange.AppendStats) uint64 { return s.Conflicts }},
+		{"xhub_ledger_append_unknown_total", "Appends whose outcome this node could not learn (the stream's leader moving).", func(s exchange.AppendStats) uint64 { return s.Unknown }},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return float64(c.get(n.CP.AppendStats())) }))
+	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xhub_ledger_apply_lag", Help: "Entries in the ledger stream this node has not applied yet (the stream's last sequence minus the applied one)."},
 		func() float64 {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			last, err := bus.NewLedgerLog(n.JS).LastSeq(ctx)
+			last, err := bus.NewLedgerLog(n.JS, n.cfg.Replicas).LastSeq(ctx)
 			if err != nil {
 				return -1
 			}

@@ -52,6 +52,17 @@ func (s *Store) Update(fn func(*Txn) error) error {
 	return s.db.Update(func(t *badger.Txn) error { return fn(&Txn{t: t}) })
 }
 
+// Draft is a read-write transaction that is never committed: it sees its
+// own writes on top of the state committed when it began, and nothing it
+// writes stays.
+type Draft struct{ Txn }
+
+// BeginDraft starts a draft; Discard it when done.
+func (s *Store) BeginDraft() *Draft { return &Draft{Txn{t: s.db.NewTransaction(true)}} }
+
+// Discard drops the draft and everything written to it.
+func (d *Draft) Discard() { d.t.Discard() }
+
 // Txn is a transaction.
 type Txn struct{ t *badger.Txn }
 

@@ -1,9 +1,13 @@
 package trial
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,4 +65,35 @@ func BenchmarkClusterWrites(b *testing.B) {
 	el := time.Since(start)
 	b.ReportMetric(float64(n.Load())/el.Seconds(), "entries/s")
 	b.ReportMetric(float64(fails.Load()), "errors")
+	var appends, entries, conflicts float64
+	for _, addr := range d.metrics {
+		appends += scrape(b, addr, "xhub_ledger_appends_total")
+		entries += scrape(b, addr, "xhub_ledger_appended_entries_total")
+		conflicts += scrape(b, addr, "xhub_ledger_append_conflicts_total")
+	}
+	if appends > 0 {
+		b.ReportMetric(entries/appends, "entries/append")
+		b.ReportMetric(conflicts/appends, "conflicts/append")
+	}
+}
+
+// scrape reads one unlabelled metric from a hub's /metrics.
+func scrape(t testing.TB, addr, name string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s has no %s", addr, name)
+	return 0
 }

@@ -105,6 +105,7 @@ type deployment struct {
 	nats       *testenv.NATSCluster
 	hubs       []*proc
 	addrs      []string
+	metrics    []string // each hub's /metrics address
 	provider   *proc
 	admin      *adapters.Client
 	both       string // every hub address, for failover
@@ -415,11 +416,12 @@ func deploy(t testing.TB) *deployment {
 		t.Fatalf("build xhub: %v\n%s", err, b)
 	}
 	d := &deployment{t: t, dir: dir, nats: testenv.StartNATSCluster(t, 3)}
-	ports := testenv.FreePorts(t, 2)
+	ports := testenv.FreePorts(t, 4)
 	for i, name := range []string{"hub-a", "hub-b"} {
 		addr := fmt.Sprintf("127.0.0.1:%d", ports[i])
 		d.addrs = append(d.addrs, addr)
-		args := []string{bin, "serve", "--data-dir", filepath.Join(dir, name), "--listen", addr, "--name", name, "--log-level", "warn"}
+		d.metrics = append(d.metrics, fmt.Sprintf("127.0.0.1:%d", ports[2+i]))
+		args := []string{bin, "serve", "--data-dir", filepath.Join(dir, name), "--listen", addr, "--name", name, "--log-level", "warn", "--metrics-listen", d.metrics[i]}
 		if i == 0 {
 			args = append(args, "--nats-url", d.nats.URL(), "--replicas", "3")
 		}
