@@ -15,7 +15,7 @@ func (c *cli) benchCmd() *cobra.Command {
 	var cfg bench.Config
 	var cpuProfile string
 	cmd := &cobra.Command{
-		Use:   "bench [--hub ADDR --creds ADMIN.creds] [--duration D] [--concurrency N] [-o json]",
+		Use:   "bench [--hub ADDR --creds ADMIN.creds [--raw-nats URL --replicas N]] [--duration D] [--concurrency N] [-o json]",
 		Short: "Measure the hub's data paths against raw NATS/JetStream baselines, with ratios",
 		Long: `Measure, in one run on this machine, with the same payloads and concurrency:
   query      through the hub (grant check, validation, projection, audit;
@@ -25,7 +25,8 @@ func (c *cli) benchCmd() *cobra.Command {
   subscribe  deliveries to 10 grantee departments vs raw JetStream consumption
 By default against an in-process hub in a temp dir; with --hub and the
 operator's --creds against a running hub (it creates bench departments
-there). The raw baselines always run on an in-process NATS.`,
+there). The raw baselines run on an in-process NATS, or with --raw-nats on
+the hub's own NATS cluster, their streams with --replicas like the hub's.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := c.checkOutput(); err != nil {
@@ -82,6 +83,8 @@ there). The raw baselines always run on an in-process NATS.`,
 	}
 	cmd.Flags().DurationVar(&cfg.Duration, "duration", 5*time.Second, "length of each timed phase")
 	cmd.Flags().IntVar(&cfg.Concurrency, "concurrency", 64, "concurrent callers for query and publish")
+	cmd.Flags().StringVar(&cfg.RawNATS, "raw-nats", "", "run the raw baselines on this NATS (the hub's cluster URL) instead of an in-process one")
+	cmd.Flags().IntVar(&cfg.Replicas, "replicas", 1, "replicas of the raw baselines' streams")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run here")
 	return cmd
 }

@@ -39,8 +39,13 @@ type Config struct {
 	// Concurrency of queries and publishes. Zero: 64.
 	Concurrency int
 	// Hub and AdminCreds select a remote hub; empty: an in-process hub in a
-	// temp dir. The raw baselines always run on an in-process NATS.
+	// temp dir.
 	Hub, AdminCreds string
+	// RawNATS is where the raw baselines run (a NATS URL, e.g. the remote
+	// hub's cluster); empty: an in-process NATS.
+	RawNATS string
+	// Replicas of the raw baselines' streams (match the hub's). Zero: 1.
+	Replicas int
 	// Progress receives one line per phase (may be nil).
 	Progress io.Writer
 }
@@ -117,7 +122,8 @@ type env struct {
 	provider *adapters.Client
 	grantees []*adapters.Client // systems of 10 departments
 	dataset  string
-	nc       *nats.Conn
+	nc       *nats.Conn // the raw baselines' callers
+	ncResp   *nats.Conn // the raw query responder
 	js       jetstream.JetStream
 	raw      *hub.Node // in-process NATS for the baselines
 	warnings []string
@@ -168,8 +174,12 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 	if err != nil {
 		return fail(err)
 	}
-	// The baselines get their own connection, as a plain NATS client would.
-	if e.nc, err = e.raw.Embedded.Connect("xhub-bench-raw"); err != nil {
+	// The baselines get their own connections, as plain NATS clients
+	// would: one for the callers, one for the responder.
+	if e.nc, err = e.connect("xhub-bench-raw"); err != nil {
+		return fail(err)
+	}
+	if e.ncResp, err = e.connect("xhub-bench-raw-responder"); err != nil {
 		return fail(err)
 	}
 	if e.js, err = jetstream.New(e.nc); err != nil {
@@ -230,14 +240,24 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 	return e, nil
 }
 
+// connect opens a plain NATS connection where the raw baselines run.
+func (e *env) connect(name string) (*nats.Conn, error) {
+	if e.cfg.RawNATS != "" {
+		return nats.Connect(e.cfg.RawNATS, nats.Name(name))
+	}
+	return e.raw.Embedded.Connect(name)
+}
+
 func (e *env) close() {
 	for _, c := range append([]*adapters.Client{e.admin, e.owner, e.provider}, e.grantees...) {
 		if c != nil {
 			c.Close()
 		}
 	}
-	if e.nc != nil {
-		e.nc.Close()
+	for _, nc := range []*nats.Conn{e.nc, e.ncResp} {
+		if nc != nil {
+			nc.Close()
+		}
 	}
 	if e.raw != nil {
 		e.raw.Close()
@@ -360,8 +380,11 @@ func (e *env) query(ctx context.Context) (Path, error) {
 	}
 
 	// Raw: the same gRPC service shape, nothing but the NATS round trip.
-	sub, err := e.nc.Subscribe("bench.raw.q", func(m *nats.Msg) { _ = m.Respond(rec) })
+	sub, err := e.ncResp.Subscribe("bench.raw.q", func(m *nats.Msg) { _ = m.Respond(rec) })
 	if err != nil {
+		return Path{}, err
+	}
+	if err := e.ncResp.Flush(); err != nil {
 		return Path{}, err
 	}
 	defer sub.Unsubscribe()
@@ -439,7 +462,7 @@ func (e *env) publish(ctx context.Context) (Path, error) {
 		_, err := e.provider.Publish(ctx, e.dataset, recs, fmt.Sprintf("bench-%d", seq.Add(1)))
 		return err
 	}
-	if _, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_RAW", Subjects: []string{"bench.raw.d"}, Storage: jetstream.FileStorage}); err != nil {
+	if _, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_RAW", Subjects: []string{"bench.raw.d"}, Storage: jetstream.FileStorage, Replicas: max(e.cfg.Replicas, 1)}); err != nil {
 		return Path{}, err
 	}
 	defer e.js.DeleteStream(context.Background(), "BENCH_RAW")
@@ -556,7 +579,7 @@ const rawRounds = 3
 func (e *env) rawSubscribeRound(ctx context.Context, round int, recs [][]byte, total int, got, redelivered *atomic.Int64) (float64, error) {
 	name := fmt.Sprintf("BENCH_RAW_SUB_%d", round)
 	subject := fmt.Sprintf("bench.raw.s%d", round)
-	if _, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subject}, Storage: jetstream.FileStorage}); err != nil {
+	if _, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subject}, Storage: jetstream.FileStorage, Replicas: max(e.cfg.Replicas, 1)}); err != nil {
 		return 0, err
 	}
 	defer e.js.DeleteStream(context.Background(), name)
@@ -585,7 +608,7 @@ func (e *env) rawSubscribeRound(ctx context.Context, round int, recs [][]byte, t
 		// then for the 30 s pull expiry (the server holds no pull request
 		// while the client still counts one outstanding), which is what
 		// made this baseline read 6k records/s in some runs.
-		nc, err := e.raw.Embedded.Connect(fmt.Sprintf("raw-sub-%d", i))
+		nc, err := e.connect(fmt.Sprintf("raw-sub-%d", i))
 		if err != nil {
 			return 0, err
 		}

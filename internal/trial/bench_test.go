@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,4 +98,24 @@ func scrape(t testing.TB, addr, name string) float64 {
 	}
 	t.Fatalf("%s has no %s", addr, name)
 	return 0
+}
+
+// BenchmarkClusterPaths runs `xhub bench --hub A,B --raw-nats CLUSTER
+// --replicas 3` against two hub nodes on R3 streams of a three-node NATS
+// cluster, all processes on this machine: query, publish and subscribe
+// through the hub, and the raw baselines on the same cluster.
+//
+//	go test -run X -bench ClusterPaths -benchtime 1x ./internal/trial/
+func BenchmarkClusterPaths(b *testing.B) {
+	d := deploy(b)
+	bin := filepath.Join(d.dir, "xhub")
+	for b.Loop() {
+		cmd := exec.Command(bin, "bench", "--hub", d.both, "--creds", d.adminCreds, "--raw-nats", d.nats.URL(), "--replicas", "3", "--duration", "4s")
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("xhub bench: %v", err)
+		}
+		b.Logf("\n%s", out)
+	}
 }
