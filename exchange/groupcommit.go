@@ -145,7 +145,7 @@ const maxGroupsApplying = 8
 // on the applied state.
 const (
 	maxDraftEntries = 4096
-	maxDraftBytes   = 4 << 20
+	maxDraftBytes   = 1 << 20
 )
 
 // appender is the state of the node's appender between groups: the draft
@@ -236,11 +236,19 @@ func (a *appender) commit(ctx context.Context, ops []*op) {
 			}
 		}
 		after := a.m.Applied
+		grown := a.entries
 		out, rest, err := a.draft(live, refused)
 		if errors.Is(err, errVoided) {
 			// The draft holds part of a refused entry: begin again from
 			// the applied state, without it.
 			a.reset()
+			continue
+		}
+		if errors.Is(err, store.ErrTxnTooBig) && grown > 0 {
+			// The draft is full before its bound (entries whose views
+			// are large): begin again from the applied state.
+			a.reset()
+			attempts--
 			continue
 		}
 		if err != nil {
@@ -387,6 +395,9 @@ func (a *appender) draftOne(o *op) (drafted, error) {
 	}
 	now := cp.cfg.Now()
 	kind, subject, body, err := o.cmd(txn, now)
+	if errors.Is(err, store.ErrTxnTooBig) {
+		return d, err
+	}
 	if err != nil {
 		d.err = err
 		return d, nil
@@ -405,6 +416,9 @@ func (a *appender) draftOne(o *op) (drafted, error) {
 		return d, fmt.Errorf("drafted entry %d does not check: %w", e.Seq, err)
 	}
 	if _, err := cp.apply(txn, checked); err != nil {
+		if errors.Is(err, store.ErrTxnTooBig) {
+			return d, err
+		}
 		d.err = err
 		return d, errVoided
 	}

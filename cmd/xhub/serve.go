@@ -87,6 +87,7 @@ bypass every grant.`,
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS (comma-separated URLs) instead of the embedded server")
 	f.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas on an external NATS cluster")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus /metrics here")
+	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve Go's /debug/pprof/ profiles on --metrics-listen")
 	f.StringVar(&fsync, "fsync", "", "always: JetStream fsyncs every write (slower; survives power loss)")
 	f.StringVar(&cfg.Name, "name", "xhub", "node name")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", 180*24*time.Hour, "keep audit entries this long (the stream removes older ones)")

@@ -31,8 +31,10 @@ const MaxProvidedDatasets = 256
 type ProviderSession struct {
 	p        *Plane
 	datasets []catalog.DatasetID
-	calls    chan Call
+	calls    chan *Call // pointers: a buffer of values would cost 34 KB per stream
 	subs     []*nats.Subscription
+	msgs     chan *nats.Msg // every dataset's queries from NATS, in one
+	stop     chan struct{}  // ends the goroutine that takes msgs
 	mu       sync.Mutex
 	pending  map[string]waiter
 	next     atomic.Uint64
@@ -69,22 +71,36 @@ func (p *Plane) OpenProvider(caller vocab.Identity, datasets []catalog.DatasetID
 	if err != nil {
 		return nil, err
 	}
-	s := &ProviderSession{p: p, datasets: datasets, calls: make(chan Call, 256), pending: make(map[string]waiter), release: release}
+	s := &ProviderSession{p: p, datasets: datasets, calls: make(chan *Call, 256), pending: make(map[string]waiter), release: release,
+		msgs: make(chan *nats.Msg, 256), stop: make(chan struct{})}
 	p.m.providers.Inc()
+	// One channel and one goroutine take the queries of all the stream's
+	// datasets (a callback subscription would cost a goroutine per
+	// dataset); handle never blocks, so the channel drains as it fills.
 	for _, id := range datasets {
-		sub, err := p.nc.QueueSubscribe(bus.QueryPrefix+string(id), bus.ProviderQueue, s.handle)
+		sub, err := p.nc.ChanQueueSubscribe(bus.QueryPrefix+string(id), bus.ProviderQueue, s.msgs)
 		if err != nil {
 			s.Close()
 			return nil, err
 		}
 		s.subs = append(s.subs, sub)
 	}
+	go func() {
+		for {
+			select {
+			case m := <-s.msgs:
+				s.handle(m)
+			case <-s.stop:
+				return
+			}
+		}
+	}()
 	p.local.add(s)
 	return s, nil
 }
 
 // Calls delivers the queries to answer.
-func (s *ProviderSession) Calls() <-chan Call { return s.calls }
+func (s *ProviderSession) Calls() <-chan *Call { return s.calls }
 
 // handle takes a call from another node (or this one, when no provider
 // here could take it).
@@ -115,7 +131,7 @@ func (s *ProviderSession) offer(c Call, w waiter) (string, error) {
 	s.pending[c.ID] = w
 	s.mu.Unlock()
 	select {
-	case s.calls <- c:
+	case s.calls <- &c:
 		return c.ID, nil
 	default:
 		s.take(c.ID)
@@ -168,14 +184,24 @@ func (s *ProviderSession) Answer(r Result) error {
 // Close unsubscribes and answers every call still waiting with an error,
 // so consumers see UNAVAILABLE at once rather than a timeout.
 func (s *ProviderSession) Close() {
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
 	s.closeOnce.Do(func() {
 		s.p.local.remove(s)
 		s.p.m.providers.Dec()
 		s.release()
+		close(s.stop)
+		// Queries taken from NATS and not handled yet are refused at once.
+		for {
+			select {
+			case m := <-s.msgs:
+				s.reply(waiter{msg: m}, Result{Error: errProviderGone.Error()})
+			default:
+				return
+			}
+		}
 	})
-	for _, sub := range s.subs {
-		_ = sub.Unsubscribe()
-	}
 	s.mu.Lock()
 	s.closed = true
 	pending := s.pending

@@ -46,6 +46,9 @@ type Config struct {
 	RawNATS string
 	// Replicas of the raw baselines' streams (match the hub's). Zero: 1.
 	Replicas int
+	// Spread, if set, also measures the province-scale query workload
+	// (and only queries: publish and subscribe are skipped).
+	Spread *Spread
 	// Progress receives one line per phase (may be nil).
 	Progress io.Writer
 }
@@ -78,6 +81,11 @@ type Report struct {
 	Query       Path    `json:"query"`
 	Publish     Path    `json:"publish"`
 	Subscribe   Path    `json:"subscribe"`
+	// Spread is the province-scale query workload (with Config.Spread),
+	// and SpreadToSingle its hub figure over the single-dataset query's.
+	Spread         *Path        `json:"spread,omitempty"`
+	SpreadSetup    *SpreadSetup `json:"spread_setup,omitempty"`
+	SpreadToSingle float64      `json:"spread_to_single,omitempty"`
 	// The ratios again, each under a key naming its path.
 	QueryThroughputRatio float64 `json:"query_throughput_ratio"`
 	QueryP99Ratio        float64 `json:"query_p99_ratio"`
@@ -122,6 +130,7 @@ type env struct {
 	provider *adapters.Client
 	grantees []*adapters.Client // systems of 10 departments
 	dataset  string
+	hubAddr  string
 	nc       *nats.Conn // the raw baselines' callers
 	ncResp   *nats.Conn // the raw query responder
 	js       jetstream.JetStream
@@ -147,13 +156,22 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if rep.Query, err = e.query(ctx); err != nil {
 		return rep, err
 	}
-	fmt.Fprintf(cfg.Progress, "publish: batches of 100 records, %d concurrent, %s ...\n", cfg.Concurrency, cfg.Duration)
-	if rep.Publish, err = e.publish(ctx); err != nil {
-		return rep, err
-	}
-	fmt.Fprintf(cfg.Progress, "subscribe: 10 grantee departments ...\n")
-	if rep.Subscribe, err = e.subscribe(ctx); err != nil {
-		return rep, err
+	if sp := cfg.Spread; sp != nil {
+		fmt.Fprintf(cfg.Progress, "spread: %d departments, %d datasets, %d provider streams, %d grants; %d consumers ...\n", sp.Depts, sp.Datasets, sp.Providers, sp.Grants, sp.Consumers)
+		p, setup, err := e.spread(ctx, *sp)
+		if err != nil {
+			return rep, err
+		}
+		rep.Spread, rep.SpreadSetup, rep.SpreadToSingle = &p, setup, ratio(p.Hub, rep.Query.Hub)
+	} else {
+		fmt.Fprintf(cfg.Progress, "publish: batches of 100 records, %d concurrent, %s ...\n", cfg.Concurrency, cfg.Duration)
+		if rep.Publish, err = e.publish(ctx); err != nil {
+			return rep, err
+		}
+		fmt.Fprintf(cfg.Progress, "subscribe: 10 grantee departments ...\n")
+		if rep.Subscribe, err = e.subscribe(ctx); err != nil {
+			return rep, err
+		}
 	}
 	rep.QueryThroughputRatio, rep.QueryP99Ratio = rep.Query.Ratio, rep.Query.P99Ratio
 	rep.PublishRatio, rep.SubscribeRatio = rep.Publish.Ratio, rep.Subscribe.Ratio
@@ -189,6 +207,7 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 	if cfg.Hub == "" {
 		adminCreds, hubAddr = e.raw.AdminCreds, e.raw.Addr()
 	}
+	e.hubAddr = hubAddr
 	if e.admin, err = adapters.Dial(ctx, adminCreds, adapters.WithHub(hubAddr)); err != nil {
 		return fail(err)
 	}
@@ -380,7 +399,7 @@ func (e *env) query(ctx context.Context) (Path, error) {
 	}
 
 	// Raw: the same gRPC service shape, nothing but the NATS round trip.
-	sub, err := e.ncResp.Subscribe("bench.raw.q", func(m *nats.Msg) { _ = m.Respond(rec) })
+	sub, err := e.ncResp.Subscribe(rawQuerySubject+e.dataset, func(m *nats.Msg) { _ = m.Respond(rec) })
 	if err != nil {
 		return Path{}, err
 	}
@@ -425,7 +444,7 @@ type rawExchange struct {
 }
 
 func (r *rawExchange) Query(ctx context.Context, q *xhubv1.QueryRequest) (*xhubv1.QueryResponse, error) {
-	m, err := r.nc.RequestWithContext(ctx, "bench.raw.q", []byte(q.Dataset))
+	m, err := r.nc.RequestWithContext(ctx, rawQuerySubject+q.Dataset, []byte(q.Dataset))
 	if err != nil {
 		return nil, err
 	}

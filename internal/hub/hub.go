@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -55,6 +56,8 @@ type Config struct {
 	Replicas int
 	// MetricsListen serves Prometheus /metrics. Zero: off.
 	MetricsListen string
+	// Pprof also serves Go's /debug/pprof/ profiles on MetricsListen.
+	Pprof bool
 	// FsyncAlways makes the embedded JetStream fsync every write.
 	FsyncAlways bool
 	// RebuildViews moves DataDir/badger aside and rebuilds the views by
@@ -477,6 +480,12 @@ func (n *Node) startMetrics(lis net.Listener) {
 	reg.MustRegister(n.GRPC.Collectors()...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if n.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	n.metricsAddr = lis.Addr().String()
 	n.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	n.supervise("metrics", func() error { return n.metrics.Serve(lis) })

@@ -52,6 +52,9 @@ func (s *Store) Update(fn func(*Txn) error) error {
 	return s.db.Update(func(t *badger.Txn) error { return fn(&Txn{t: t}) })
 }
 
+// ErrTxnTooBig is a transaction that cannot take more writes.
+var ErrTxnTooBig = badger.ErrTxnTooBig
+
 // Draft is a read-write transaction that is never committed: it sees its
 // own writes on top of the state committed when it began, and nothing it
 // writes stays.
