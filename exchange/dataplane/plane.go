@@ -149,6 +149,7 @@ type Plane struct {
 	local     localProviders
 	durableMu sync.Mutex // one durable subscription made at a time
 	m         *metrics
+	stats     *datasetStats
 
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -174,6 +175,7 @@ func New(cfg Config) (*Plane, error) {
 		providers: newDeptCounter("provider streams", cfg.MaxProviderStreams),
 		done:      make(chan struct{}),
 	}
+	p.stats = newDatasetStats(p)
 	p.audit = newAuditLog(cfg.JS, bus.AuditStream, bus.AuditPrefix, cfg.Logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	p.stop = cancel

@@ -105,6 +105,7 @@ func (p *Plane) Publish(ctx context.Context, caller vocab.Identity, dataset cata
 	// duplicate of itself: it is this call's, and audited as such.
 	if !res.Duplicate {
 		p.m.published.Add(float64(len(records)))
+		p.stats.publish(ds.ID, len(records))
 		p.audit.record(AuditEntry{RequestID: batchID, Dept: caller.Dept, Identity: caller.URI(), Dataset: ds.ID, Action: ActionPublish, Records: int64(len(records)), Time: p.cfg.Now()})
 	}
 	return res, nil

@@ -42,19 +42,20 @@ const MaxWithheldReasons = 20
 // the dataset, validates and projects what comes back, and audits it.
 func (p *Plane) Query(ctx context.Context, caller vocab.Identity, in QueryInput) (res QueryResult, err error) {
 	defer func() {
-		outcome := "ok"
+		outcome := 0 // queryOutcomes
 		switch {
 		case err == nil:
 			p.m.returned.Add(float64(len(res.Records)))
 			p.m.withheld.Add(float64(res.Withheld))
 		case fault.KindOf(err) == fault.KindDenied:
-			outcome = "denied"
+			outcome = 1
 		case fault.KindOf(err) == fault.KindUnavailable:
-			outcome = "unavailable"
+			outcome = 2
 		default:
-			outcome = "error"
+			outcome = 3
 		}
-		p.m.queries.WithLabelValues(outcome).Inc()
+		p.m.queries.WithLabelValues(queryOutcomes[outcome]).Inc()
+		p.stats.query(in.Dataset, outcome, len(res.Records), res.Withheld)
 	}()
 	return p.query(ctx, caller, in)
 }

@@ -171,10 +171,22 @@ func TestQuery(t *testing.T) {
 	body := metricsText(t, f.env)
 	for _, want := range []string{`xhub_queries_total{outcome="ok"}`, `xhub_queries_total{outcome="denied"}`, "xhub_query_records_withheld_total", "xhub_open_provider_streams 1", "xhub_ledger_applied_seq",
 		`grpc_server_handled_total{grpc_code="OK",grpc_method="Query",grpc_service="xhub.v1.Exchange",grpc_type="unary"}`, "grpc_server_handling_seconds_bucket",
-		"xhub_ledger_apply_lag 0", "xhub_nats_connected 1", "xhub_nats_reconnects_total 0"} {
+		"xhub_ledger_apply_lag 0", "xhub_nats_connected 1", "xhub_nats_reconnects_total 0",
+		`xhub_dataset_queries_total{dataset="health.cases",outcome="ok"}`, `xhub_dataset_queries_total{dataset="health.cases",outcome="denied"}`,
+		`xhub_dataset_provider_streams{dataset="health.cases"} 1`, "xhub_ledger_appends_total"} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("metrics lack %s", want)
 		}
+	}
+	// Datasets that do not exist make no series: a caller cannot grow the
+	// node's metrics (or its memory) by naming them.
+	for i := range 20 {
+		if _, err := f.consumer.Query(ctx, fmt.Sprintf("health.nope%d", i), adapters.QueryOptions{}); err == nil {
+			t.Fatal("query of a dataset that does not exist answered")
+		}
+	}
+	if body := metricsText(t, f.env); strings.Contains(body, "nope") {
+		t.Fatal("a dataset that does not exist has a metrics series")
 	}
 
 	// Revoked: refused.

@@ -108,6 +108,12 @@ func TestDashboardMetricsExist(t *testing.T) {
 	if _, err := f.consumer.Query(context.Background(), "health.cases", adapters.QueryOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A durable subscription, so its lag is served.
+	sub, err := f.consumer.Subscribe(context.Background(), "health.cases", "dash", "beginning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
 	served := metricsText(t, f.env)
 	name := regexp.MustCompile(`\b(xhub_[a-z_]+|grpc_server_[a-z_]+)\b`)
 	n := 0
