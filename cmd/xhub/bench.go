@@ -94,9 +94,6 @@ the hub's own NATS cluster, their streams with --replicas like the hub's.`,
 			if s := rep.SpreadSetup; s != nil {
 				c.say("spread: %.2f× the single-dataset query (hub); setup of %d departments, %d datasets, %d grants, %d provider streams, %d consumers: %d ledger entries in %.1fs",
 					rep.SpreadToSingle, s.Depts, s.Datasets, s.Grants, s.Providers, s.Consumers, s.LedgerEntries, s.SetupS)
-				if s.HeapPerProviderKB > 0 {
-					c.say("spread: per provider stream (hub and SDK ends, one process): %.0f KB of heap, %.1f goroutines", s.HeapPerProviderKB, s.GoroutinesPerProvider)
-				}
 			}
 			for _, w := range rep.Warnings {
 				c.say("warning: %s", w)

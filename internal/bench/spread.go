@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"time"
 
@@ -222,10 +221,6 @@ func (e *env) spread(ctx context.Context, s Spread) (Path, *SpreadSetup, error) 
 	rec := record(1)
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
-	var ms0, ms1 runtime.MemStats
-	g0 := runtime.NumGoroutine()
-	runtime.GC()
-	runtime.ReadMemStats(&ms0)
 	for p, c := range se.providers {
 		go func() {
 			_ = c.Serve(pctx, se.datasets[p], func(context.Context, adapters.ProviderQuery) ([][]byte, string, error) {
@@ -249,13 +244,7 @@ func (e *env) spread(ctx context.Context, s Spread) (Path, *SpreadSetup, error) 
 			}
 		}
 	}
-	runtime.GC()
-	runtime.ReadMemStats(&ms1)
 	setup := &SpreadSetup{Spread: s, LedgerEntries: se.entries, SetupS: se.took.Seconds()}
-	if e.cfg.Hub == "" { // the hub runs in this process: what its streams cost
-		setup.HeapPerProviderKB = float64(int64(ms1.HeapAlloc)-int64(ms0.HeapAlloc)) / 1024 / float64(s.Providers)
-		setup.GoroutinesPerProvider = float64(runtime.NumGoroutine()-g0) / float64(s.Providers)
-	}
 	hubQuery := func(ctx context.Context, w int) error {
 		list := se.granted[w]
 		r, err := se.consumers[w].Query(ctx, list[rand.IntN(len(list))], adapters.QueryOptions{Limit: 10})
@@ -314,10 +303,6 @@ type SpreadSetup struct {
 	Spread
 	LedgerEntries int     `json:"ledger_entries"`
 	SetupS        float64 `json:"setup_s"`
-	// In-process hubs only: heap and goroutines per provider stream,
-	// both ends (the hub's session and the SDK's stream) included.
-	HeapPerProviderKB     float64 `json:"heap_per_provider_kb,omitempty"`
-	GoroutinesPerProvider float64 `json:"goroutines_per_provider,omitempty"`
 }
 
 // rawQuerySubject prefixes the raw baselines' query subjects, one per dataset.
