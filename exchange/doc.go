@@ -7,8 +7,10 @@
 // package schemas (subjects, versions), package exchange/shares (requests,
 // grants; rules.go, state.go), and identity.go here (the hub's init,
 // credentials). This package checks who may give a command, runs the
-// subject's check on one snapshot, appends the entry, and runs the state
-// machines from the log (entries.go lists every kind). Its other
+// subject's check in the node's appender, which drafts the commands
+// waiting in one discarded transaction and appends them as one group
+// (groupcommit.go), and runs the state machines from the log (entries.go
+// lists every kind). Its other
 // sub-packages own the rest: exchange/ledger the entry format, the Merkle
 // tree and the pure verifier; exchange/dataplane the routing of queries
 // and records and the audit of every data access; exchange/vocab the
