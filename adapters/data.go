@@ -81,6 +81,44 @@ func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error 
 	}
 }
 
+// Provide is Serve that stays connected: when the stream breaks (its hub
+// node stopped, the network cut) it opens it again — on the next hub
+// address when there are several — after a back-off from 100 ms doubling
+// to 10 s (back to 100 ms after a stream that lasted 10 s). onBreak, if
+// set, hears each break and the wait before the next try. It returns nil
+// when ctx ends, and the error when trying again cannot help (the
+// credential refused or revoked, a dataset not the caller's or not in the
+// catalog).
+func (c *Client) Provide(ctx context.Context, datasets []string, h Handler, onBreak func(err error, wait time.Duration)) error {
+	backoff := 100 * time.Millisecond
+	for {
+		start := time.Now()
+		err := c.Serve(ctx, datasets, h)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("stream closed")
+		}
+		switch status.Code(err) {
+		case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition:
+			return err
+		}
+		if time.Since(start) > 10*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		if onBreak != nil {
+			onBreak(err, backoff)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
 // Publish stores a batch of records (JSON objects) in the dataset's
 // stream: validated whole, stored whole or not at all. Retrying with the
 // same batchID stores it once.

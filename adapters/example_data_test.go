@@ -58,9 +58,9 @@ func ExampleClient_Query() {
 	provider := dialAs(ctx, admin, vocab.Identity{Dept: "health", Role: vocab.RoleSystem, Name: "clinic-db"}, dir)
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go provider.Serve(pctx, []string{"health.cases"}, func(ctx context.Context, q adapters.ProviderQuery) ([][]byte, string, error) {
+	go provider.Provide(pctx, []string{"health.cases"}, func(ctx context.Context, q adapters.ProviderQuery) ([][]byte, string, error) {
 		return [][]byte{[]byte(`{"id":1,"name":"Ana","ward":"north"}`)}, "", nil
-	})
+	}, nil)
 	time.Sleep(200 * time.Millisecond)
 
 	// The consumer: tax's system queries what tax was granted.

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/adapters/file"
@@ -103,31 +100,9 @@ duplicates rows.`,
 
 // serveLoop keeps a provider connected, reconnecting with backoff.
 func serveLoop(ctx context.Context, cl *adapters.Client, datasets []string, h adapters.Handler, c *cli) error {
-	backoff := 100 * time.Millisecond
-	for {
-		start := time.Now()
-		err := cl.Serve(ctx, datasets, h)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err == nil {
-			err = errors.New("stream closed")
-		}
-		switch status.Code(err) {
-		case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition:
-			return err // reconnecting cannot help
-		}
-		if time.Since(start) > 10*time.Second {
-			backoff = 100 * time.Millisecond
-		}
-		c.say("provider stream ended (%s); reconnecting in %s", errorLine(err), backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return nil
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
+	return cl.Provide(ctx, datasets, h, func(err error, wait time.Duration) {
+		c.say("provider stream ended (%s); reconnecting in %s", errorLine(err), wait)
+	})
 }
 
 // datasetFields reads a dataset's fields from the catalog.

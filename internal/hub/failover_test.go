@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,8 +110,42 @@ func TestFailover(t *testing.T) {
 	}
 	receive(30)
 
+	// A provider that stays connected (the SDK's Provide), and a
+	// consumer, both naming both nodes.
+	provider := dialBoth(a.Creds("health", vocab.RoleSystem, "db"))
+	consumer := dialBoth(a.Creds("tax", vocab.RoleSystem, "reader"))
+	pctx, stopProvider := context.WithCancel(ctx)
+	defer stopProvider()
+	var breaks atomic.Int32
+	go func() {
+		_ = provider.Provide(pctx, []string{"health.cases"}, func(context.Context, adapters.ProviderQuery) ([][]byte, string, error) {
+			return [][]byte{[]byte(`{"id":1,"ward":"north","age":30}`)}, "", nil
+		}, func(error, time.Duration) { breaks.Add(1) })
+	}()
+	query := func(within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			_, err := consumer.Query(ctx, "health.cases", adapters.QueryOptions{})
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no answer within %s: %v", within, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	query(10 * time.Second)
+
 	// The node every client uses first stops.
 	a.Stop()
+	stopped := time.Now()
+	query(15 * time.Second)
+	t.Logf("the provider served again %s after its node stopped (%d breaks)", time.Since(stopped).Round(10*time.Millisecond), breaks.Load())
+	if breaks.Load() == 0 {
+		t.Fatal("the provider's stream never broke: it was not on the stopped node")
+	}
 	for i := 3; i < 6; i++ {
 		publish(i)
 	}
