@@ -68,6 +68,8 @@ type Path struct {
 	HubCalls  int64   `json:"hub_calls"`
 	RawCalls  int64   `json:"raw_calls"`
 	HubErrors int64   `json:"hub_errors"`
+	// HubFirstError is the first error the hub path returned, if any.
+	HubFirstError string `json:"hub_first_error,omitempty"`
 	// RawRounds are the baseline's rounds where it is measured more than
 	// once (Raw is their median).
 	RawRounds []float64 `json:"raw_rounds,omitempty"`
@@ -285,9 +287,14 @@ func (e *env) close() {
 }
 
 // timed runs fn from n workers until d passes, collecting latencies.
-func timed(ctx context.Context, n int, d time.Duration, fn func(ctx context.Context, worker int) error) (calls, errs int64, lat []time.Duration, elapsed time.Duration) {
+func timed(ctx context.Context, n int, d time.Duration, fn func(ctx context.Context, worker int) error) (calls, errs int64, lat []time.Duration, elapsed time.Duration, first error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
+	// A call cut by the round's end is not an error, even when its
+	// DeadlineExceeded (from the server, whose copy of the deadline is
+	// rounded down) comes back before ctx's own timer has fired.
+	over := func() bool { return ctx.Err() != nil || time.Until(deadline) < 5*time.Millisecond }
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var nc, ne atomic.Int64
@@ -297,11 +304,16 @@ func timed(ctx context.Context, n int, d time.Duration, fn func(ctx context.Cont
 		go func() {
 			defer wg.Done()
 			local := make([]time.Duration, 0, 4096)
-			for ctx.Err() == nil {
+			for !over() {
 				t := time.Now()
 				if err := fn(ctx, w); err != nil {
-					if ctx.Err() == nil {
+					if !over() {
 						ne.Add(1)
+						mu.Lock()
+						if first == nil {
+							first = err
+						}
+						mu.Unlock()
 					}
 					continue
 				}
@@ -314,7 +326,7 @@ func timed(ctx context.Context, n int, d time.Duration, fn func(ctx context.Cont
 		}()
 	}
 	wg.Wait()
-	return nc.Load(), ne.Load(), lat, time.Since(start)
+	return nc.Load(), ne.Load(), lat, time.Since(start), first
 }
 
 // measured is what timed collected, summed over rounds.
@@ -322,11 +334,15 @@ type measured struct {
 	calls, errs int64
 	lat         []time.Duration
 	elapsed     time.Duration
+	first       error // the first error seen
 }
 
-func (m *measured) add(calls, errs int64, lat []time.Duration, elapsed time.Duration) {
+func (m *measured) add(calls, errs int64, lat []time.Duration, elapsed time.Duration, first error) {
 	m.calls += calls
 	m.errs += errs
+	if m.first == nil {
+		m.first = first
+	}
 	m.lat = append(m.lat, lat...)
 	m.elapsed += elapsed
 }

@@ -293,6 +293,9 @@ func (e *env) spread(ctx context.Context, s Spread) (Path, *SpreadSetup, error) 
 	p := Path{Unit: "calls/s", Hub: h.rate(1), Raw: r.rate(1), HubCalls: h.calls, RawCalls: r.calls, HubErrors: h.errs,
 		HubP50us: pct(h.lat, .5), HubP99us: pct(h.lat, .99), RawP50us: pct(r.lat, .5), RawP99us: pct(r.lat, .99)}
 	p.Ratio, p.P99Ratio = ratio(p.Hub, p.Raw), ratio(p.HubP99us, p.RawP99us)
+	if h.first != nil {
+		p.HubFirstError = h.first.Error()
+	}
 	p.Note = fmt.Sprintf("%d consumers on their own connections querying random granted datasets among %d, served by %d provider streams of %d departments; 1 record of ~1 KiB per call",
 		s.Consumers, s.Datasets, s.Providers, s.Depts)
 	return p, setup, nil
