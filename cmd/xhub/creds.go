@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -118,6 +120,66 @@ department.`,
 		},
 	}
 	revoke.Flags().StringVar(&reason, "reason", "", "why")
-	cmd.AddCommand(issue, list, revoke)
+
+	var pemDir string
+	export := &cobra.Command{
+		Use:   "export FILE --pem DIR",
+		Short: "Write a creds file as PEM files any TLS client can use",
+		Long: `Write the credential in FILE as DIR/cert.pem (the client certificate),
+DIR/key.pem (its private key) and DIR/ca.pem (the hub's CA), each mode 0600,
+for TLS clients that take PEM files (grpcurl, curl, OpenSSL, Java, .NET,
+Python, Node), and print the lines that call the hub with them. DIR is made
+(0700) if missing; files already there are not overwritten.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cr, err := vocab.LoadCreds(args[0])
+			if err != nil {
+				return err
+			}
+			certPEM, keyPEM, caPEM, err := cr.PEM()
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(pemDir, 0o700); err != nil {
+				return fmt.Errorf("--pem: %w", err)
+			}
+			files := []struct {
+				name string
+				data []byte
+			}{{"cert.pem", certPEM}, {"key.pem", keyPEM}, {"ca.pem", caPEM}}
+			for _, f := range files {
+				if _, err := os.Stat(filepath.Join(pemDir, f.name)); err == nil {
+					return fmt.Errorf("--pem: %s already exists; nothing written (remove it, or export to another directory)", filepath.Join(pemDir, f.name))
+				}
+			}
+			for _, f := range files {
+				path := filepath.Join(pemDir, f.name)
+				fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+				if err != nil {
+					return fmt.Errorf("--pem: %w", err)
+				}
+				_, werr := fh.Write(f.data)
+				if cerr := fh.Close(); werr == nil {
+					werr = cerr
+				}
+				if werr != nil {
+					return fmt.Errorf("--pem: %w", werr)
+				}
+			}
+			hub := c.hub
+			if hub == "" {
+				hub = cr.Hub
+			}
+			hub, _, _ = strings.Cut(hub, ",")
+			d := pemDir
+			c.say("%s (%s) written to %s/{cert,key,ca}.pem", cr.Identity.URI(), cr.Serial, d)
+			fmt.Fprintf(c.stdout, "grpcurl -cert %s/cert.pem -key %s/key.pem -cacert %s/ca.pem %s list\n", d, d, d, hub)
+			fmt.Fprintf(c.stdout, "grpcurl -cert %s/cert.pem -key %s/key.pem -cacert %s/ca.pem -d '{\"page_size\": 10}' %s xhub.v1.Catalog/ListDatasets\n", d, d, d, hub)
+			return nil
+		},
+	}
+	export.Flags().StringVar(&pemDir, "pem", "", "directory for cert.pem, key.pem and ca.pem (required)")
+	_ = export.MarkFlagRequired("pem")
+	cmd.AddCommand(issue, list, revoke, export)
 	return cmd
 }

@@ -138,6 +138,18 @@ func ParseCreds(b []byte) (*Creds, error) {
 	return c, nil
 }
 
+// PEM returns the credential as the three PEM files any TLS client takes:
+// the client certificate, its private key (PKCS #8) and the hub's CA.
+func (c *Creds) PEM() (cert, key, ca []byte, err error) {
+	der, err := x509.MarshalPKCS8PrivateKey(c.Cert.PrivateKey)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("private key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Leaf.Raw}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.CA.Raw}), nil
+}
+
 // ClientTLS is the TLS configuration to dial addr with these credentials.
 func (c *Creds) ClientTLS(addr string) *tls.Config {
 	pool := x509.NewCertPool()

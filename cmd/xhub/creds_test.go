@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+// TestCredsExportPEM: a creds file becomes three PEM files (0600) that a
+// plain TLS client — here gRPC with nothing of xhub but the generated
+// stubs — uses to call the hub as the same identity; the printed lines
+// name them; nothing is overwritten; a file that is not a creds file is
+// refused by name.
+func TestCredsExportPEM(t *testing.T) {
+	f := newShareFixture(t)
+	env := f.env
+	dir := filepath.Join(t.TempDir(), "tax-pem")
+	out := mustX(t, env, f.tax, "creds", "export", f.tax, "--pem", dir)
+	for _, name := range []string{"cert.pem", "key.pem", "ca.pem"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", name, fi.Mode().Perm())
+		}
+		if !strings.Contains(out, filepath.Join(dir, name)) {
+			t.Errorf("the printed lines do not name %s:\n%s", name, out)
+		}
+	}
+	if !strings.Contains(out, "grpcurl -cert") || !strings.Contains(out, "xhub.v1.Catalog/ListDatasets") {
+		t.Fatalf("printed lines:\n%s", out)
+	}
+
+	// Any TLS client: the standard library's key pair and pool.
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("ca.pem holds no certificate")
+	}
+	conn, err := grpc.NewClient(env.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, ServerName: "127.0.0.1"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := xhubv1.NewCatalogClient(conn).ListDatasets(context.Background(), &xhubv1.ListDatasetsRequest{PageSize: 10}); err != nil {
+		t.Fatalf("the hub refused the exported PEM files: %v", err)
+	}
+	me, err := xhubv1.NewDepartmentsClient(conn).ListDepartments(context.Background(), &xhubv1.ListDepartmentsRequest{})
+	if err != nil || len(me.Departments) == 0 {
+		t.Fatalf("as tax's officer: %v", err)
+	}
+
+	// Exported twice into the same directory: refused, files kept.
+	before, _ := os.ReadFile(filepath.Join(dir, "key.pem"))
+	if _, err := xhub(t, env, f.tax, "creds", "export", f.health, "--pem", dir); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("export over existing files: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "key.pem")); string(after) != string(before) {
+		t.Fatal("an exported key was overwritten")
+	}
+	// Not a creds file.
+	bogus := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(bogus, []byte("hub: x\nnot a credential\n"), 0o600)
+	if _, err := xhub(t, env, f.tax, "creds", "export", bogus, "--pem", t.TempDir()); err == nil || !strings.Contains(err.Error(), bogus) {
+		t.Fatalf("export of a file that is not a creds file: %v", err)
+	}
+}
