@@ -126,6 +126,9 @@ func (c *Client) Identity() vocab.Identity { return c.creds.Identity }
 // Addr is the hub address dialled.
 func (c *Client) Addr() string { return c.addr }
 
+// Hub is the hub address (or addresses, comma-separated) this client dials.
+func (c *Client) Hub() string { return c.addr }
+
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -179,6 +180,17 @@ type Dataset struct {
 	PublishedAt   time.Time `json:"published_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
 	Seq           uint64    `json:"seq"` // the entry that last changed it
+}
+
+// Catalog is the dataset as package catalog holds it (for its exports).
+func (d Dataset) Catalog() catalog.Dataset {
+	fs := make([]catalog.Field, len(d.Fields))
+	for i, f := range d.Fields {
+		fs[i] = catalog.Field{Name: f.Name, Type: f.Type, Required: f.Required, Description: f.Description}
+	}
+	return catalog.Dataset{ID: catalog.DatasetID(d.ID), Title: d.Title, Description: d.Description, Keywords: d.Keywords,
+		ShareType: catalog.ShareType(d.ShareType), Frequency: d.Frequency, SchemaSubject: d.SchemaSubject, SchemaVersion: d.SchemaVersion,
+		Fields: fs, Status: catalog.Status(d.Status), PublishedAt: d.PublishedAt, UpdatedAt: d.UpdatedAt, Seq: d.Seq}
 }
 
 // DatasetSpec is what an officer publishes (or republishes).

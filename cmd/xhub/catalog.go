@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/catalog"
 )
 
 func (c *cli) catalogCmd() *cobra.Command {
@@ -142,6 +145,70 @@ conditional (your officers decide each request), none (listed, never shared).`,
 		},
 	}
 	retire.Flags().StringVar(&reason, "reason", "", "why")
-	cmd.AddCommand(publish, list, show, retire)
+	var format, out, base string
+	var exportRetired bool
+	export := &cobra.Command{
+		Use:   "export --format dcat|csv [--out FILE] [--dept D] [--retired] [--base IRI]",
+		Short: "Export the catalog as DCAT-AP 3 JSON-LD or as the resource catalog's CSV columns",
+		Long: `Export the catalog (every dataset the caller may list):
+  dcat  one dcat:Catalog in JSON-LD (DCAT-AP 3): each dataset with its publisher
+        department, keywords, the share type as access rights (PUBLIC,
+        RESTRICTED, NON_PUBLIC), update frequency, the schema version it
+        conforms to, its fields, and query and subscribe distributions
+  csv   the government resource catalog's columns (资源代码, 资源名称, 资源摘要,
+        提供方, 提供方代码, 共享类型, 更新周期, 信息项, 关键词, 状态, 模式版本),
+        one row per dataset; 信息项 lists name(type), * on required fields
+Ids are IRIs under --base (default urn:xhub:).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "dcat" && format != "csv" {
+				return fmt.Errorf("--format: %q is not dcat or csv", format)
+			}
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				all, err := cl.Datasets(ctx, adapters.DatasetQuery{Dept: dept, IncludeRetired: exportRetired})
+				if err != nil {
+					return err
+				}
+				depts, err := cl.Departments(ctx)
+				if err != nil {
+					return err
+				}
+				names := map[catalog.DeptID]string{}
+				for _, d := range depts {
+					names[catalog.DeptID(d.ID)] = d.Name
+				}
+				ds := make([]catalog.Dataset, len(all))
+				for i, d := range all {
+					ds[i] = d.Catalog()
+				}
+				var buf bytes.Buffer
+				if format == "dcat" {
+					err = catalog.DCAT(&buf, ds, names, catalog.ExportOptions{Base: base, Hub: cl.Hub()})
+				} else {
+					err = catalog.CSV(&buf, ds, names)
+				}
+				if err != nil {
+					return err
+				}
+				if out == "" {
+					_, err = c.stdout.Write(buf.Bytes())
+					return err
+				}
+				if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+					return fmt.Errorf("--out: %w", err)
+				}
+				c.say("%d datasets written to %s (%s)", len(ds), out, format)
+				return nil
+			})
+		},
+	}
+	export.Flags().StringVar(&format, "format", "", "dcat or csv (required)")
+	export.Flags().StringVar(&out, "out", "", "write here instead of standard output")
+	export.Flags().StringVar(&dept, "dept", "", "only this department's datasets")
+	export.Flags().BoolVar(&exportRetired, "retired", false, "include retired datasets")
+	export.Flags().StringVar(&base, "base", "", "IRI prefix of the exported ids (default urn:xhub:)")
+	_ = export.MarkFlagRequired("format")
+
+	cmd.AddCommand(publish, list, show, retire, export)
 	return cmd
 }
