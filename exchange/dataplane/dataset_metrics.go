@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,24 +26,42 @@ const MaxDatasetSeries = 50
 var queryOutcomes = [...]string{"ok", "denied", "unavailable", "error"}
 
 type datasetCounts struct {
-	queries   [len(queryOutcomes)]uint64
-	records   uint64
-	withheld  uint64
-	published uint64
+	queries   [len(queryOutcomes)]atomic.Uint64
+	records   atomic.Uint64
+	withheld  atomic.Uint64
+	published atomic.Uint64
 }
 
-func (c *datasetCounts) total() uint64 {
-	var n uint64
-	for _, q := range c.queries {
+// counted is a snapshot of datasetCounts.
+type counted struct {
+	queries                      [len(queryOutcomes)]uint64
+	records, withheld, published uint64
+}
+
+func (c *datasetCounts) load() counted {
+	var v counted
+	for i := range c.queries {
+		v.queries[i] = c.queries[i].Load()
+	}
+	v.records, v.withheld, v.published = c.records.Load(), c.withheld.Load(), c.published.Load()
+	return v
+}
+
+func (v counted) total() uint64 {
+	n := v.published
+	for _, q := range v.queries {
 		n += q
 	}
-	return n + c.published
+	return n
 }
 
+// datasetStats counts per dataset without a lock on the query path: a
+// dataset's counters are made once (under mu, after checking the catalog)
+// and then only added to.
 type datasetStats struct {
 	p  *Plane
-	mu sync.Mutex
-	by map[catalog.DatasetID]*datasetCounts
+	mu sync.Mutex // making counters
+	by sync.Map   // catalog.DatasetID → *datasetCounts
 
 	queries, records, withheld, published, providers *prometheus.Desc
 	pending, ackPending                              *prometheus.Desc
@@ -52,7 +71,6 @@ func newDatasetStats(p *Plane) *datasetStats {
 	ds := []string{"dataset"}
 	return &datasetStats{
 		p:          p,
-		by:         map[catalog.DatasetID]*datasetCounts{},
 		queries:    prometheus.NewDesc("xhub_dataset_queries_total", "Queries of a dataset answered or refused by this node, by outcome (the busiest datasets by name, the rest as dataset=\"other\").", []string{"dataset", "outcome"}, nil),
 		records:    prometheus.NewDesc("xhub_dataset_query_records_total", "Records of a dataset returned to consumers by this node.", ds, nil),
 		withheld:   prometheus.NewDesc("xhub_dataset_query_records_withheld_total", "Provider records of a dataset withheld by this node (schema or filters).", ds, nil),
@@ -63,35 +81,36 @@ func newDatasetStats(p *Plane) *datasetStats {
 	}
 }
 
-// counts returns the counts of dataset id, made on first use if the
-// dataset is in the catalog (nil otherwise). Caller holds s.mu.
+// counts returns the counters of dataset id, made on first use if the
+// dataset is in the catalog (nil otherwise).
 func (s *datasetStats) counts(id catalog.DatasetID) *datasetCounts {
-	if c, ok := s.by[id]; ok {
-		return c
+	if c, ok := s.by.Load(id); ok {
+		return c.(*datasetCounts)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.by.Load(id); ok {
+		return c.(*datasetCounts)
 	}
 	if _, err := s.p.cp.Dataset(id); err != nil {
 		return nil
 	}
 	c := &datasetCounts{}
-	s.by[id] = c
+	s.by.Store(id, c)
 	return c
 }
 
 func (s *datasetStats) query(id catalog.DatasetID, outcome int, records, withheld int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if c := s.counts(id); c != nil {
-		c.queries[outcome]++
-		c.records += uint64(records)
-		c.withheld += uint64(withheld)
+		c.queries[outcome].Add(1)
+		c.records.Add(uint64(records))
+		c.withheld.Add(uint64(withheld))
 	}
 }
 
 func (s *datasetStats) publish(id catalog.DatasetID, records int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if c := s.counts(id); c != nil {
-		c.published += uint64(records)
+		c.published.Add(uint64(records))
 	}
 }
 
@@ -109,49 +128,49 @@ func (s *datasetStats) Collect(ch chan<- prometheus.Metric) {
 // collectDatasets reports queries, records and provider streams by
 // dataset.
 func (s *datasetStats) collectDatasets(ch chan<- prometheus.Metric) {
-	s.mu.Lock()
-	ids := make([]catalog.DatasetID, 0, len(s.by))
-	for id := range s.by {
-		ids = append(ids, id)
+	type row struct {
+		id catalog.DatasetID
+		v  counted
 	}
-	slices.SortFunc(ids, func(a, b catalog.DatasetID) int {
-		return cmp.Or(cmp.Compare(s.by[b].total(), s.by[a].total()), cmp.Compare(a, b))
+	var rows []row
+	s.by.Range(func(k, c any) bool {
+		rows = append(rows, row{k.(catalog.DatasetID), c.(*datasetCounts).load()})
+		return true
 	})
-	named := map[catalog.DatasetID]bool{}
-	var other datasetCounts
-	emit := func(label string, c *datasetCounts) {
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Or(cmp.Compare(b.v.total(), a.v.total()), cmp.Compare(a.id, b.id)) })
+	emit := func(label string, v counted) {
 		for i, o := range queryOutcomes {
-			ch <- prometheus.MustNewConstMetric(s.queries, prometheus.CounterValue, float64(c.queries[i]), label, o)
+			ch <- prometheus.MustNewConstMetric(s.queries, prometheus.CounterValue, float64(v.queries[i]), label, o)
 		}
-		ch <- prometheus.MustNewConstMetric(s.records, prometheus.CounterValue, float64(c.records), label)
-		ch <- prometheus.MustNewConstMetric(s.withheld, prometheus.CounterValue, float64(c.withheld), label)
-		ch <- prometheus.MustNewConstMetric(s.published, prometheus.CounterValue, float64(c.published), label)
+		ch <- prometheus.MustNewConstMetric(s.records, prometheus.CounterValue, float64(v.records), label)
+		ch <- prometheus.MustNewConstMetric(s.withheld, prometheus.CounterValue, float64(v.withheld), label)
+		ch <- prometheus.MustNewConstMetric(s.published, prometheus.CounterValue, float64(v.published), label)
 	}
-	for i, id := range ids {
-		c := s.by[id]
+	named := map[catalog.DatasetID]bool{}
+	var other counted
+	for i, r := range rows {
 		if i < MaxDatasetSeries {
-			named[id] = true
-			emit(string(id), c)
+			named[r.id] = true
+			emit(string(r.id), r.v)
 			continue
 		}
 		for k := range other.queries {
-			other.queries[k] += c.queries[k]
+			other.queries[k] += r.v.queries[k]
 		}
-		other.records += c.records
-		other.withheld += c.withheld
-		other.published += c.published
+		other.records += r.v.records
+		other.withheld += r.v.withheld
+		other.published += r.v.published
 	}
-	if len(ids) > MaxDatasetSeries {
-		emit("other", &other)
+	if len(rows) > MaxDatasetSeries {
+		emit("other", other)
 	}
-	s.mu.Unlock()
 
-	// Provider streams: the datasets named above, and every other one
-	// that has a stream here, summed.
+	// Provider streams: by name when few datasets have streams here or
+	// the dataset is named above; the rest summed.
 	streams := s.p.local.counts()
 	otherStreams := 0
 	for id, n := range streams {
-		if named[id] || len(named) < MaxDatasetSeries && len(streams) <= MaxDatasetSeries {
+		if named[id] || len(streams) <= MaxDatasetSeries {
 			ch <- prometheus.MustNewConstMetric(s.providers, prometheus.GaugeValue, float64(n), string(id))
 			continue
 		}

@@ -96,6 +96,11 @@ func parallel(n, workers int, fn func(i int) error) error {
 // the provider streams.
 func (e *env) setupSpread(ctx context.Context, s Spread) (*spreadEnv, error) {
 	se := &spreadEnv{}
+	ledger := xhubv1.NewLedgerClient(e.admin.Conn())
+	head, err := ledger.GetHead(ctx, &xhubv1.GetHeadRequest{})
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000)
 	dept := func(i int) string { return fmt.Sprintf("p%d-%s", i, suffix) }
@@ -201,8 +206,14 @@ func (e *env) setupSpread(ctx context.Context, s Spread) (*spreadEnv, error) {
 		se.close()
 		return nil, fmt.Errorf("spread consumers: %w", err)
 	}
-	se.entries = 2*s.Depts + 2*s.Datasets + 2*len(grants) + s.Providers + s.Consumers
 	se.took = time.Since(start)
+	// What the setup appended, as the ledger counts it.
+	end, err := ledger.GetHead(ctx, &xhubv1.GetHeadRequest{})
+	if err != nil {
+		se.close()
+		return nil, err
+	}
+	se.entries = int(end.Size - head.Size)
 	return se, nil
 }
 
