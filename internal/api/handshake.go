@@ -10,29 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc/credentials"
 )
-
-// watchedCreds is the server's TLS credentials, counting and logging
-// every handshake it refuses (a certificate from another CA, an expired
-// one, none at all): without it a refused client is only a broken pipe on
-// its side and nothing on the hub's.
-type watchedCreds struct {
-	credentials.TransportCredentials
-	w *handshakeWatch
-}
-
-func (c watchedCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	nc, ai, err := c.TransportCredentials.ServerHandshake(conn)
-	if err != nil {
-		c.w.refused(conn.RemoteAddr(), err)
-	}
-	return nc, ai, err
-}
-
-func (c watchedCreds) Clone() credentials.TransportCredentials {
-	return watchedCreds{TransportCredentials: c.TransportCredentials.Clone(), w: c.w}
-}
 
 // handshakeWatch counts refused handshakes by reason and logs them, at
 // most one line per HandshakeLogEvery (with the number left unlogged), so

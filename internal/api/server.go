@@ -1,8 +1,10 @@
-// Package api is the gRPC layer of a hub node: it authenticates callers
-// from their mTLS client certificates, authorises every method by role,
-// translates between the xhub.v1 protobuf types and the domain packages,
-// and maps domain errors to gRPC statuses with google.rpc details. It holds
-// no rules of its own.
+// Package api is the API layer of a hub node: it serves the xhub.v1
+// services over native gRPC and, on the same TLS listener, over HTTP
+// (Connect, gRPC-Web, JSON; see http.go and listen.go); it authenticates
+// callers from their mTLS client certificates, authorises every method by
+// role, translates between the xhub.v1 protobuf types and the domain
+// packages, and maps domain errors to gRPC statuses with google.rpc
+// details. It holds no rules of its own.
 package api
 
 import (
@@ -10,13 +12,13 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"log/slog"
+	"net"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -41,13 +43,16 @@ type Config struct {
 	Node      string                 // this node's name (in answers' trailers)
 }
 
-// Server is the gRPC server of a hub node.
+// Server is a hub node's API server: native gRPC and, on the same
+// listener, the same services over HTTP (Connect, gRPC-Web, JSON).
 type Server struct {
 	*grpc.Server
 	Health *health.Server
 	drain  context.CancelFunc
 	watch  *handshakeWatch
 	calls  *grpcprom.ServerMetrics
+	router *router
+	cp     *exchange.ControlPlane
 }
 
 // Collectors are the server's Prometheus metrics.
@@ -63,6 +68,48 @@ func (s *Server) Drain() {
 	s.drain()
 }
 
+// Serve accepts connections on lis and serves them until the server
+// stops: each, after its TLS handshake, goes to the native gRPC server or
+// to the HTTP handler (see router).
+func (s *Server) Serve(lis net.Listener) error {
+	return s.router.serve(lis, s.Server.Serve)
+}
+
+// GracefulStop stops accepting, lets calls in flight finish (gRPC and
+// HTTP), then returns.
+func (s *Server) GracefulStop() {
+	s.router.close(false)
+	done := make(chan struct{})
+	go func() {
+		s.router.shutdown(context.Background(), false)
+		close(done)
+	}()
+	s.Server.GracefulStop()
+	<-done
+}
+
+// Stop closes every connection at once.
+func (s *Server) Stop() {
+	s.router.close(true)
+	s.router.shutdown(context.Background(), true)
+	s.Server.Stop()
+}
+
+// services are the xhub.v1 service implementations, served over both
+// native gRPC and HTTP.
+type services struct {
+	departments *departments
+	credentials *credentialsSvc
+	schemas     *schemasSvc
+	catalog     *catalogSvc
+	ledger      *ledgerSvc
+	shares      *sharesSvc
+	exchange    *exchangeSvc
+	nodes       *nodesSvc
+	provider    *providerSvc
+	audit       *auditSvc
+}
+
 // New builds the server with every xhub.v1 service, health and reflection.
 func New(cfg Config) *Server {
 	if cfg.Logger == nil {
@@ -76,9 +123,11 @@ func New(cfg Config) *Server {
 		Certificates: []tls.Certificate{cfg.ServerTLS},
 		// A certificate, when given, must be the hub's (a foreign or
 		// expired one is refused in the handshake); without one, only
-		// the open methods answer (health, reflection, Nodes/Join).
+		// the open methods answer (health, reflection, Nodes/Join, the
+		// OpenAPI document).
 		ClientAuth: tls.VerifyClientCertIfGiven,
 		ClientCAs:  cfg.Authority.Pool(),
+		NextProtos: []string{"h2", "http/1.1"},
 	}
 	if cfg.Node == "" {
 		cfg.Node = "xhub"
@@ -86,13 +135,16 @@ func New(cfg Config) *Server {
 	auth := &authenticator{cp: cfg.CP, now: cfg.Now, node: cfg.Node}
 	watch := newHandshakeWatch(cfg.Logger, time.Now)
 	// Calls by service, method and code, with handling-time histograms
-	// (grpc_server_handled_total, grpc_server_handling_seconds).
+	// (grpc_server_handled_total, grpc_server_handling_seconds), over
+	// native gRPC and HTTP alike.
 	calls := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 		grpcprom.WithHistogramBuckets([]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10})))
+	unary := []grpc.UnaryServerInterceptor{calls.UnaryServerInterceptor(), recoverUnary(cfg.Logger), auth.unary}
+	stream := []grpc.StreamServerInterceptor{calls.StreamServerInterceptor(), auth.stream}
 	gs := grpc.NewServer(
-		grpc.Creds(watchedCreds{TransportCredentials: credentials.NewTLS(tlsCfg), w: watch}),
-		grpc.ChainUnaryInterceptor(calls.UnaryServerInterceptor(), recoverUnary(cfg.Logger), auth.unary),
-		grpc.ChainStreamInterceptor(calls.StreamServerInterceptor(), auth.stream),
+		grpc.Creds(routedCreds{}),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
@@ -101,23 +153,63 @@ func New(cfg Config) *Server {
 	reflection.Register(gs)
 	draining, drain := context.WithCancel(context.Background())
 	base := &base{cp: cfg.CP, log: cfg.Logger, draining: draining.Done()}
-	xhubv1.RegisterDepartmentsServer(gs, &departments{base: base})
-	xhubv1.RegisterCredentialsServer(gs, &credentialsSvc{base: base, ca: cfg.Authority})
-	xhubv1.RegisterSchemasServer(gs, &schemasSvc{base: base})
-	xhubv1.RegisterCatalogServer(gs, &catalogSvc{base: base})
-	xhubv1.RegisterLedgerServer(gs, &ledgerSvc{base: base, ca: cfg.Authority})
-	xhubv1.RegisterSharesServer(gs, &sharesSvc{base: base, now: cfg.Now})
-	xhubv1.RegisterExchangeServer(gs, &exchangeSvc{base: base, dp: cfg.DP})
-	xhubv1.RegisterNodesServer(gs, &nodesSvc{base: base, ca: cfg.Authority, join: cfg.Join, now: cfg.Now})
+	svcs := services{
+		departments: &departments{base: base},
+		credentials: &credentialsSvc{base: base, ca: cfg.Authority},
+		schemas:     &schemasSvc{base: base},
+		catalog:     &catalogSvc{base: base},
+		ledger:      &ledgerSvc{base: base, ca: cfg.Authority},
+		shares:      &sharesSvc{base: base, now: cfg.Now},
+		exchange:    &exchangeSvc{base: base, dp: cfg.DP},
+		nodes:       &nodesSvc{base: base, ca: cfg.Authority, join: cfg.Join, now: cfg.Now},
+		provider:    &providerSvc{base: base, dp: cfg.DP},
+		audit:       &auditSvc{base: base, dp: cfg.DP},
+	}
+	xhubv1.RegisterDepartmentsServer(gs, svcs.departments)
+	xhubv1.RegisterCredentialsServer(gs, svcs.credentials)
+	xhubv1.RegisterSchemasServer(gs, svcs.schemas)
+	xhubv1.RegisterCatalogServer(gs, svcs.catalog)
+	xhubv1.RegisterLedgerServer(gs, svcs.ledger)
+	xhubv1.RegisterSharesServer(gs, svcs.shares)
+	xhubv1.RegisterExchangeServer(gs, svcs.exchange)
+	xhubv1.RegisterNodesServer(gs, svcs.nodes)
 	calls.InitializeMetrics(gs)
-	xhubv1.RegisterProviderServer(gs, &providerSvc{base: base, dp: cfg.DP})
-	xhubv1.RegisterAuditServer(gs, &auditSvc{base: base, dp: cfg.DP})
+	xhubv1.RegisterProviderServer(gs, svcs.provider)
+	xhubv1.RegisterAuditServer(gs, svcs.audit)
 	if cfg.CP.Integrity() != nil {
 		h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	} else {
 		h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	}
-	return &Server{Server: gs, Health: h, drain: drain, watch: watch, calls: calls}
+	s := &Server{Server: gs, Health: h, drain: drain, watch: watch, calls: calls, cp: cfg.CP}
+	b := &bridge{unary: chainUnary(unary), stream: chainStream(stream)}
+	s.router = newRouter(tlsCfg, watch, s.httpHandler(svcs, b))
+	return s
+}
+
+// chainUnary is interceptors as one, the first outermost (as
+// grpc.ChainUnaryInterceptor runs them).
+func chainUnary(is []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		h := handler
+		for i := len(is) - 1; i >= 0; i-- {
+			next, in := h, is[i]
+			h = func(ctx context.Context, req any) (any, error) { return in(ctx, req, info, next) }
+		}
+		return h(ctx, req)
+	}
+}
+
+// chainStream is interceptors as one, the first outermost.
+func chainStream(is []grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		h := handler
+		for i := len(is) - 1; i >= 0; i-- {
+			next, in := h, is[i]
+			h = func(srv any, ss grpc.ServerStream) error { return in(srv, ss, info, next) }
+		}
+		return h(srv, ss)
+	}
 }
 
 func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {

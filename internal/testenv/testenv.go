@@ -8,6 +8,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -230,4 +231,36 @@ func RPC(c *adapters.Client) API {
 		Provider:    xhubv1.NewProviderClient(conn),
 		Audit:       xhubv1.NewAuditClient(conn),
 	}
+}
+
+// URL is the node's address as an https URL (the HTTP API is on the same
+// port as gRPC).
+func (e *Env) URL() string { return "https://" + e.Node.Addr() }
+
+// HTTP returns an HTTP client with a creds file's identity ("" for none:
+// the hub's CA only), speaking HTTP/2 when h2, else HTTP/1.1.
+func (e *Env) HTTP(credsFile string, h2 bool) *http.Client {
+	e.t.Helper()
+	path := credsFile
+	if path == "" {
+		path = e.Node.AdminCreds
+	}
+	c, err := vocab.LoadCreds(path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := c.ClientTLS(e.Node.Addr())
+	if credsFile == "" {
+		cfg.Certificates = nil
+	}
+	tr := &http.Transport{TLSClientConfig: cfg}
+	var p http.Protocols
+	if h2 {
+		p.SetHTTP2(true)
+	} else {
+		p.SetHTTP1(true)
+	}
+	tr.Protocols = &p
+	e.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }

@@ -17,6 +17,7 @@ package xhubv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	descriptorpb "google.golang.org/protobuf/types/descriptorpb"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -2985,7 +2986,7 @@ type Entry struct {
 	Subject       string                 `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
 	Actor         string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
 	Time          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=time,proto3" json:"time,omitempty"`
-	Raw           []byte                 `protobuf:"bytes,6,opt,name=raw,proto3" json:"raw,omitempty"` // the canonical JSON bytes that are the Merkle leaf
+	Raw           []byte                 `protobuf:"bytes,6,opt,name=raw,proto3" json:"raw,omitempty"` // the canonical JSON bytes that are the Merkle leaf (base64 in JSON: exact bytes)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5403,12 +5404,29 @@ func (x *JoinResponse) GetSeq() uint64 {
 	return 0
 }
 
+var file_xhub_proto_extTypes = []protoimpl.ExtensionInfo{
+	{
+		ExtendedType:  (*descriptorpb.FieldOptions)(nil),
+		ExtensionType: (*bool)(nil),
+		Field:         51234,
+		Name:          "xhub.v1.json_value",
+		Tag:           "varint,51234,opt,name=json_value",
+		Filename:      "xhub.proto",
+	},
+}
+
+// Extension fields to descriptorpb.FieldOptions.
+var (
+	// optional bool json_value = 51234;
+	E_JsonValue = &file_xhub_proto_extTypes[0]
+)
+
 var File_xhub_proto protoreflect.FileDescriptor
 
 const file_xhub_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"xhub.proto\x12\axhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/duration.proto\"}\n" +
+	"xhub.proto\x12\axhub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/descriptor.proto\"}\n" +
 	"\n" +
 	"Department\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -5475,11 +5493,11 @@ const file_xhub_proto_rawDesc = "" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x13.xhub.v1.CredentialR\n" +
 	"credential\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xf0\x01\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xf6\x01\n" +
 	"\x06Schema\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x05R\aversion\x12\x1f\n" +
-	"\vschema_json\x18\x03 \x01(\fR\n" +
+	"\aversion\x18\x02 \x01(\x05R\aversion\x12%\n" +
+	"\vschema_json\x18\x03 \x01(\fB\x04\x90\x82\x19\x01R\n" +
 	"schemaJson\x12\x16\n" +
 	"\x06compat\x18\x04 \x01(\tR\x06compat\x12&\n" +
 	"\x06fields\x18\x05 \x03(\v2\x0e.xhub.v1.FieldR\x06fields\x12?\n" +
@@ -5489,19 +5507,19 @@ const file_xhub_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
 	"\brequired\x18\x03 \x01(\bR\brequired\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescription\"j\n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\"p\n" +
 	"\x15RegisterSchemaRequest\x12\x18\n" +
-	"\asubject\x18\x01 \x01(\tR\asubject\x12\x1f\n" +
-	"\vschema_json\x18\x02 \x01(\fR\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12%\n" +
+	"\vschema_json\x18\x02 \x01(\fB\x04\x90\x82\x19\x01R\n" +
 	"schemaJson\x12\x16\n" +
 	"\x06compat\x18\x03 \x01(\tR\x06compat\"o\n" +
 	"\x16RegisterSchemaResponse\x12'\n" +
 	"\x06schema\x18\x01 \x01(\v2\x0f.xhub.v1.SchemaR\x06schema\x12\x1a\n" +
 	"\bexisting\x18\x02 \x01(\bR\bexisting\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\x04R\x03seq\"\x80\x01\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\"\x86\x01\n" +
 	"\x12CheckSchemaRequest\x12\x18\n" +
-	"\asubject\x18\x01 \x01(\tR\asubject\x12\x1f\n" +
-	"\vschema_json\x18\x02 \x01(\fR\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12%\n" +
+	"\vschema_json\x18\x02 \x01(\fB\x04\x90\x82\x19\x01R\n" +
 	"schemaJson\x12\x16\n" +
 	"\x06compat\x18\x03 \x01(\tR\x06compat\x12\x17\n" +
 	"\amin_seq\x18\x04 \x01(\x04R\x06minSeq\"\x8c\x01\n" +
@@ -5700,29 +5718,29 @@ const file_xhub_proto_rawDesc = "" +
 	"\x18ConsistencyProofResponse\x12\x1f\n" +
 	"\vsigned_note\x18\x01 \x01(\fR\n" +
 	"signedNote\x12\x14\n" +
-	"\x05proof\x18\x02 \x03(\fR\x05proof\"M\n" +
+	"\x05proof\x18\x02 \x03(\fR\x05proof\"S\n" +
 	"\x06Filter\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x0e\n" +
-	"\x02op\x18\x02 \x01(\tR\x02op\x12\x1d\n" +
+	"\x02op\x18\x02 \x01(\tR\x02op\x12#\n" +
 	"\n" +
-	"value_json\x18\x03 \x01(\fR\tvalueJson\"\xa0\x01\n" +
+	"value_json\x18\x03 \x01(\fB\x04\x90\x82\x19\x01R\tvalueJson\"\xa0\x01\n" +
 	"\fQueryRequest\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12\x16\n" +
 	"\x06fields\x18\x02 \x03(\tR\x06fields\x12)\n" +
 	"\afilters\x18\x03 \x03(\v2\x0f.xhub.v1.FilterR\afilters\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"\xb7\x01\n" +
-	"\rQueryResponse\x12\x18\n" +
-	"\arecords\x18\x01 \x03(\fR\arecords\x12&\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"\xbd\x01\n" +
+	"\rQueryResponse\x12\x1e\n" +
+	"\arecords\x18\x01 \x03(\fB\x04\x90\x82\x19\x01R\arecords\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
 	"\bwithheld\x18\x03 \x01(\x05R\bwithheld\x12)\n" +
 	"\x10withheld_reasons\x18\x04 \x03(\tR\x0fwithheldReasons\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x05 \x01(\tR\trequestId\"_\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\"e\n" +
 	"\x0ePublishRequest\x12\x18\n" +
-	"\adataset\x18\x01 \x01(\tR\adataset\x12\x18\n" +
-	"\arecords\x18\x02 \x03(\fR\arecords\x12\x19\n" +
+	"\adataset\x18\x01 \x01(\tR\adataset\x12\x1e\n" +
+	"\arecords\x18\x02 \x03(\fB\x04\x90\x82\x19\x01R\arecords\x12\x19\n" +
 	"\bbatch_id\x18\x03 \x01(\tR\abatchId\"d\n" +
 	"\x0fPublishResponse\x12\x1d\n" +
 	"\n" +
@@ -5762,21 +5780,21 @@ const file_xhub_proto_rawDesc = "" +
 	"\x1aDeleteSubscriptionResponse\x123\n" +
 	"\adeleted\x18\x01 \x01(\v2\x19.xhub.v1.SubscriptionInfoR\adeleted\"1\n" +
 	"\fSubscribeAck\x12!\n" +
-	"\fdelivery_ids\x18\x01 \x03(\x04R\vdeliveryIds\"\x8b\x01\n" +
+	"\fdelivery_ids\x18\x01 \x03(\x04R\vdeliveryIds\"\x91\x01\n" +
 	"\x11SubscribeResponse\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\x04R\n" +
-	"deliveryId\x12\x16\n" +
-	"\x06record\x18\x02 \x01(\fR\x06record\x12=\n" +
+	"deliveryId\x12\x1c\n" +
+	"\x06record\x18\x02 \x01(\fB\x04\x90\x82\x19\x01R\x06record\x12=\n" +
 	"\fpublished_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vpublishedAt\"{\n" +
 	"\x0fProviderMessage\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.xhub.v1.ProviderHelloH\x00R\x05hello\x121\n" +
 	"\x06result\x18\x02 \x01(\v2\x17.xhub.v1.ProviderResultH\x00R\x06resultB\x05\n" +
 	"\x03msg\"+\n" +
 	"\rProviderHello\x12\x1a\n" +
-	"\bdatasets\x18\x01 \x03(\tR\bdatasets\"\x81\x01\n" +
+	"\bdatasets\x18\x01 \x03(\tR\bdatasets\"\x87\x01\n" +
 	"\x0eProviderResult\x12\x17\n" +
-	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x18\n" +
-	"\arecords\x18\x02 \x03(\fR\arecords\x12&\n" +
+	"\acall_id\x18\x01 \x01(\tR\x06callId\x12\x1e\n" +
+	"\arecords\x18\x02 \x03(\fB\x04\x90\x82\x19\x01R\arecords\x12&\n" +
 	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\"\xd8\x01\n" +
 	"\fProviderCall\x12\x17\n" +
@@ -5900,7 +5918,9 @@ const file_xhub_proto_rawDesc = "" +
 	"\x05Nodes\x12T\n" +
 	"\x0fCreateJoinToken\x12\x1f.xhub.v1.CreateJoinTokenRequest\x1a .xhub.v1.CreateJoinTokenResponse\x12B\n" +
 	"\tListNodes\x12\x19.xhub.v1.ListNodesRequest\x1a\x1a.xhub.v1.ListNodesResponse\x123\n" +
-	"\x04Join\x12\x14.xhub.v1.JoinRequest\x1a\x15.xhub.v1.JoinResponseB/Z-github.com/xhub-gov/xhub/proto/xhub/v1;xhubv1b\x06proto3"
+	"\x04Join\x12\x14.xhub.v1.JoinRequest\x1a\x15.xhub.v1.JoinResponse:>\n" +
+	"\n" +
+	"json_value\x12\x1d.google.protobuf.FieldOptions\x18\xa2\x90\x03 \x01(\bR\tjsonValueB/Z-github.com/xhub-gov/xhub/proto/xhub/v1;xhubv1b\x06proto3"
 
 var (
 	file_xhub_proto_rawDescOnce sync.Once
@@ -5999,6 +6019,7 @@ var file_xhub_proto_goTypes = []any{
 	nil,                                // 80: xhub.v1.JoinResponse.PkiFilesEntry
 	(*timestamppb.Timestamp)(nil),      // 81: google.protobuf.Timestamp
 	(*durationpb.Duration)(nil),        // 82: google.protobuf.Duration
+	(*descriptorpb.FieldOptions)(nil),  // 83: google.protobuf.FieldOptions
 }
 var file_xhub_proto_depIdxs = []int32{
 	81, // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
@@ -6056,78 +6077,79 @@ var file_xhub_proto_depIdxs = []int32{
 	81, // 52: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
 	75, // 53: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
 	80, // 54: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
-	1,  // 55: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,  // 56: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	6,  // 57: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	8,  // 58: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	10, // 59: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	14, // 60: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	16, // 61: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	18, // 62: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	20, // 63: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	23, // 64: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	25, // 65: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	27, // 66: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	29, // 67: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	33, // 68: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	35, // 69: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	36, // 70: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	37, // 71: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	38, // 72: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	39, // 73: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	41, // 74: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	44, // 75: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	46, // 76: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	48, // 77: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	50, // 78: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	53, // 79: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	55, // 80: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	57, // 81: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	59, // 82: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
-	62, // 83: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
-	66, // 84: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	71, // 85: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	73, // 86: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
-	76, // 87: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
-	78, // 88: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
-	2,  // 89: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,  // 90: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	7,  // 91: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	9,  // 92: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	11, // 93: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	15, // 94: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	17, // 95: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	19, // 96: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	21, // 97: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	24, // 98: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	26, // 99: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	28, // 100: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	30, // 101: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	34, // 102: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	42, // 103: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	40, // 104: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	40, // 105: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	40, // 106: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	40, // 107: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	42, // 108: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	45, // 109: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	47, // 110: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	49, // 111: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	51, // 112: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	54, // 113: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	56, // 114: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	65, // 115: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	61, // 116: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
-	63, // 117: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
-	69, // 118: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	72, // 119: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	74, // 120: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
-	77, // 121: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
-	79, // 122: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
-	89, // [89:123] is the sub-list for method output_type
-	55, // [55:89] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
+	83, // 55: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
+	1,  // 56: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,  // 57: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	6,  // 58: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	8,  // 59: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	10, // 60: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	14, // 61: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	16, // 62: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	18, // 63: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	20, // 64: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	23, // 65: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	25, // 66: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	27, // 67: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	29, // 68: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	33, // 69: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	35, // 70: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	36, // 71: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	37, // 72: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	38, // 73: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	39, // 74: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	41, // 75: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	44, // 76: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	46, // 77: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	48, // 78: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	50, // 79: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	53, // 80: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	55, // 81: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	57, // 82: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	59, // 83: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	62, // 84: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	66, // 85: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	71, // 86: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	73, // 87: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
+	76, // 88: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
+	78, // 89: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
+	2,  // 90: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,  // 91: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	7,  // 92: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	9,  // 93: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	11, // 94: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	15, // 95: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	17, // 96: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	19, // 97: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	21, // 98: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	24, // 99: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	26, // 100: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	28, // 101: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	30, // 102: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	34, // 103: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	42, // 104: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	40, // 105: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	40, // 106: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	40, // 107: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	40, // 108: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	42, // 109: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	45, // 110: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	47, // 111: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	49, // 112: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	51, // 113: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	54, // 114: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	56, // 115: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	65, // 116: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	61, // 117: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	63, // 118: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	69, // 119: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	72, // 120: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	74, // 121: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
+	77, // 122: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
+	79, // 123: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
+	90, // [90:124] is the sub-list for method output_type
+	56, // [56:90] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	55, // [55:56] is the sub-list for extension extendee
 	0,  // [0:55] is the sub-list for field type_name
 }
 
@@ -6151,12 +6173,13 @@ func file_xhub_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   81,
-			NumExtensions: 0,
+			NumExtensions: 1,
 			NumServices:   10,
 		},
 		GoTypes:           file_xhub_proto_goTypes,
 		DependencyIndexes: file_xhub_proto_depIdxs,
 		MessageInfos:      file_xhub_proto_msgTypes,
+		ExtensionInfos:    file_xhub_proto_extTypes,
 	}.Build()
 	File_xhub_proto = out.File
 	file_xhub_proto_goTypes = nil
