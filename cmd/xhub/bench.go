@@ -71,9 +71,9 @@ the hub's own NATS cluster, their streams with --replicas like the hub's.`,
 			paths := []struct {
 				name string
 				p    bench.Path
-			}{{"query", rep.Query}, {"publish", rep.Publish}, {"subscribe", rep.Subscribe}}
+			}{{"query", rep.Query}, {"query-json", rep.QueryJSON}, {"publish", rep.Publish}, {"subscribe", rep.Subscribe}}
 			if rep.Spread != nil {
-				paths = append(paths[:1], struct {
+				paths = append(paths[:2], struct {
 					name string
 					p    bench.Path
 				}{"spread", *rep.Spread})

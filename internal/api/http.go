@@ -34,6 +34,10 @@ import (
 // API (no client certificate needed).
 const OpenAPIPath = "/openapi.json"
 
+// CompressMinBytes: HTTP answers smaller than this are not compressed,
+// whatever the client accepts.
+const CompressMinBytes = 16 << 10
+
 // bridge runs the gRPC interceptor chains for calls that arrive over
 // HTTP, so that there is one authentication, one authorisation and one
 // set of call metrics.
@@ -46,6 +50,9 @@ func (s *Server) httpHandler(svcs services, b *bridge) http.Handler {
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(b),
 		connect.WithReadMaxBytes(64 << 20),
+		// gzip only answers worth it: compressing a one-record answer
+		// cost more CPU than the whole JSON encoding.
+		connect.WithCompressMinBytes(CompressMinBytes),
 	}
 	for _, c := range jsonapi.Codecs() {
 		opts = append(opts, connect.WithCodec(c))

@@ -6,11 +6,14 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,6 +84,10 @@ type Report struct {
 	DurationS   float64 `json:"duration_s"`
 	RecordBytes int     `json:"record_bytes"`
 	Query       Path    `json:"query"`
+	// QueryJSON is the same query over HTTP/2 with a JSON body (the
+	// Connect protocol, as curl or any HTTP client sends it), against the
+	// same raw gRPC baseline.
+	QueryJSON Path `json:"query_json"`
 	Publish     Path    `json:"publish"`
 	Subscribe   Path    `json:"subscribe"`
 	// Spread is the province-scale query workload (with Config.Spread),
@@ -131,6 +138,7 @@ type env struct {
 	owner    *adapters.Client
 	provider *adapters.Client
 	grantees []*adapters.Client // systems of 10 departments
+	consumer *vocab.Creds       // the first grantee's credential
 	dataset  string
 	hubAddr  string
 	nc       *nats.Conn // the raw baselines' callers
@@ -156,6 +164,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep := Report{Concurrency: cfg.Concurrency, DurationS: cfg.Duration.Seconds(), RecordBytes: len(record(0))}
 	fmt.Fprintf(cfg.Progress, "query: hub path, %d concurrent, %s ...\n", cfg.Concurrency, cfg.Duration)
 	if rep.Query, err = e.query(ctx); err != nil {
+		return rep, err
+	}
+	fmt.Fprintf(cfg.Progress, "query over HTTP/JSON: hub path, %d concurrent, %s ...\n", cfg.Concurrency, cfg.Duration)
+	if rep.QueryJSON, err = e.queryJSON(ctx); err != nil {
 		return rep, err
 	}
 	if sp := cfg.Spread; sp != nil {
@@ -214,6 +226,7 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 		return fail(err)
 	}
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000)
+	var lastCreds *vocab.Creds
 	dial := func(dept string, role vocab.Role, name string) (*adapters.Client, error) {
 		if _, err := e.admin.AddDepartment(ctx, dept, dept); err != nil && !strings.Contains(err.Error(), "already exists") {
 			return nil, err
@@ -226,6 +239,7 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 		if err != nil {
 			return nil, err
 		}
+		lastCreds = c
 		return adapters.DialCreds(ctx, c, adapters.WithHub(hubAddr))
 	}
 	ownerDept := "bench-owner-" + suffix
@@ -255,6 +269,9 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 		sys, err := dial(dept, vocab.RoleSystem, "consumer")
 		if err != nil {
 			return fail(err)
+		}
+		if e.consumer == nil {
+			e.consumer = lastCreds
 		}
 		e.grantees = append(e.grantees, sys)
 	}
@@ -443,6 +460,95 @@ func (e *env) query(ctx context.Context) (Path, error) {
 		HubP50us: pct(h.lat, .5), HubP99us: pct(h.lat, .99), RawP50us: pct(r.lat, .5), RawP99us: pct(r.lat, .99)}
 	p.Ratio, p.P99Ratio = ratio(p.Hub, p.Raw), ratio(p.HubP99us, p.RawP99us)
 	p.Note = "1 record of ~1 KiB per call"
+	return p, nil
+}
+
+// queryJSON: the same hub query as POST /xhub.v1.Exchange/Query with a
+// JSON body over HTTP/2 (one connection, as the gRPC client), answered
+// records decoded as JSON, against the same raw gRPC baseline.
+func (e *env) queryJSON(ctx context.Context) (Path, error) {
+	rec := record(1)
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		_ = e.provider.Serve(pctx, []string{e.dataset}, func(context.Context, adapters.ProviderQuery) ([][]byte, string, error) {
+			return [][]byte{rec}, "", nil
+		})
+	}()
+	addr := strings.Split(e.hubAddr, ",")[0]
+	tr := &http.Transport{TLSClientConfig: e.consumer.ClientTLS(addr), ForceAttemptHTTP2: true, MaxIdleConnsPerHost: e.cfg.Concurrency}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	url := "https://" + addr + "/xhub.v1.Exchange/Query"
+	body := []byte(`{"dataset":"` + e.dataset + `","limit":10}`)
+	jsonQuery := func(ctx context.Context, _ int) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		res, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			return err
+		}
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("HTTP %d: %s", res.StatusCode, b)
+		}
+		var out struct {
+			Records []json.RawMessage `json:"records"`
+		}
+		if err := json.Unmarshal(b, &out); err != nil {
+			return err
+		}
+		if len(out.Records) != 1 {
+			return fmt.Errorf("got %d records", len(out.Records))
+		}
+		return nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := jsonQuery(ctx, 0)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return Path{}, fmt.Errorf("bench: JSON query: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sub, err := e.ncResp.Subscribe(rawQuerySubject+e.dataset, func(m *nats.Msg) { _ = m.Respond(rec) })
+	if err != nil {
+		return Path{}, err
+	}
+	defer sub.Unsubscribe()
+	raddr, stopRaw, err := e.rawGRPC()
+	if err != nil {
+		return Path{}, err
+	}
+	defer stopRaw()
+	rawClient, err := adapters.DialCreds(ctx, mustCreds(e.raw.AdminCreds), adapters.WithHub(raddr))
+	if err != nil {
+		return Path{}, err
+	}
+	defer rawClient.Close()
+	rawQueries := xhubv1.NewExchangeClient(rawClient.Conn())
+	rawQuery := func(ctx context.Context, _ int) error {
+		_, err := rawQueries.Query(ctx, &xhubv1.QueryRequest{Dataset: e.dataset, Limit: 10})
+		return err
+	}
+	h, r := alternate(ctx, e.cfg.Concurrency, e.cfg.Duration, jsonQuery, rawQuery)
+	p := Path{Unit: "calls/s", Hub: h.rate(1), Raw: r.rate(1), HubCalls: h.calls, RawCalls: r.calls, HubErrors: h.errs,
+		HubP50us: pct(h.lat, .5), HubP99us: pct(h.lat, .99), RawP50us: pct(r.lat, .5), RawP99us: pct(r.lat, .99)}
+	p.Ratio, p.P99Ratio = ratio(p.Hub, p.Raw), ratio(p.HubP99us, p.RawP99us)
+	if h.first != nil {
+		p.HubFirstError = h.first.Error()
+	}
+	p.Note = "1 record of ~1 KiB per call, JSON over HTTP/2"
 	return p, nil
 }
 
