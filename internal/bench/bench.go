@@ -88,8 +88,8 @@ type Report struct {
 	// Connect protocol, as curl or any HTTP client sends it), against the
 	// same raw gRPC baseline.
 	QueryJSON Path `json:"query_json"`
-	Publish     Path    `json:"publish"`
-	Subscribe   Path    `json:"subscribe"`
+	Publish   Path `json:"publish"`
+	Subscribe Path `json:"subscribe"`
 	// Spread is the province-scale query workload (with Config.Spread),
 	// and SpreadToSingle its hub figure over the single-dataset query's.
 	Spread         *Path        `json:"spread,omitempty"`
