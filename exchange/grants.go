@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
@@ -95,4 +96,47 @@ func (cp *ControlPlane) CheckAccess(grantee catalog.DeptID, dataset catalog.Data
 		a.Fields = slices.Compact(a.Fields)
 	}
 	return a, nil
+}
+
+// GrantPair is a department holding at least one active grant on a
+// dataset.
+type GrantPair struct {
+	Dept    catalog.DeptID
+	Dataset catalog.DatasetID
+	// ExpiresAt is when the last of those grants ends.
+	ExpiresAt time.Time
+}
+
+// ActiveGrantPairs lists every (department, dataset) with an active grant
+// at now, sorted.
+func (cp *ControlPlane) ActiveGrantPairs(now time.Time) []GrantPair {
+	cp.mu.RLock()
+	defer cp.mu.RUnlock()
+	var out []GrantPair
+	for k, gs := range cp.grants.byPair {
+		p := GrantPair{Dept: k.grantee, Dataset: k.dataset}
+		for _, g := range gs {
+			if g.ActiveAt(now) && g.ExpiresAt.After(p.ExpiresAt) {
+				p.ExpiresAt = g.ExpiresAt
+			}
+		}
+		if !p.ExpiresAt.IsZero() {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b GrantPair) int {
+		if c := strings.Compare(string(a.Dept), string(b.Dept)); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.Dataset), string(b.Dataset))
+	})
+	return out
+}
+
+// Advanced returns a channel closed when this node next applies an entry.
+// Take a new channel after each close.
+func (cp *ControlPlane) Advanced() <-chan struct{} {
+	cp.mu.RLock()
+	defer cp.mu.RUnlock()
+	return cp.advanced
 }

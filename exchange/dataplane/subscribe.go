@@ -10,6 +10,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -69,6 +70,15 @@ func ValidateSubName(s string) error {
 
 // Subscribe opens (or resumes) a subscription.
 func (p *Plane) Subscribe(ctx context.Context, caller vocab.Identity, in SubscribeInput) (*Subscription, error) {
+	if in.Name == bus.OutSubscription {
+		return nil, fault.Invalid("name", "%q is the name of the hub's own NATS delivery: choose another", in.Name)
+	}
+	return p.subscribe(ctx, caller, in, true)
+}
+
+// subscribe is Subscribe; bounded counts it against the department's
+// subscription bounds (the hub's own NATS delivery is not).
+func (p *Plane) subscribe(ctx context.Context, caller vocab.Identity, in SubscribeInput, bounded bool) (*Subscription, error) {
 	ds, err := p.publishedDataset(in.Dataset)
 	if err != nil {
 		return nil, err
@@ -90,11 +100,13 @@ func (p *Plane) Subscribe(ctx context.Context, caller vocab.Identity, in Subscri
 	default:
 		return nil, fault.Invalid("from", "%q is not new or beginning", in.From)
 	}
-	release, err := p.subs.take(caller.Dept)
-	if err != nil {
-		return nil, err
+	release := func() {}
+	if bounded {
+		if release, err = p.subs.take(caller.Dept); err != nil {
+			return nil, err
+		}
 	}
-	cons, err := p.durable(ctx, caller, ds.ID, in.Name, fromBeginning)
+	cons, err := p.durable(ctx, caller, ds.ID, in.Name, fromBeginning, bounded)
 	if err != nil {
 		release()
 		return nil, err

@@ -86,7 +86,7 @@ func subscriptionInfo(ci *jetstream.ConsumerInfo) (SubscriptionInfo, bool) {
 
 // durable returns the subscription's consumer, making it if it does not
 // exist yet, within the department's bound on durable subscriptions.
-func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.DatasetID, name string, fromBeginning bool) (jetstream.Consumer, error) {
+func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.DatasetID, name string, fromBeginning, bounded bool) (jetstream.Consumer, error) {
 	cname := bus.SubscriptionConsumerName(string(caller.Dept), string(ds), name)
 	cons, err := p.js.Consumer(ctx, bus.DataStream, cname)
 	if err == nil {
@@ -104,7 +104,7 @@ func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.D
 	if err != nil {
 		return nil, err
 	}
-	if n >= p.cfg.MaxDurableSubscriptions {
+	if bounded && n >= p.cfg.MaxDurableSubscriptions {
 		return nil, fault.Exhausted("dept:"+string(caller.Dept), "department %s has %d durable subscriptions, the most the hub allows (%d): delete one with `xhub subscription delete NAME`, or reuse a name", caller.Dept, n, p.cfg.MaxDurableSubscriptions)
 	}
 	cons, err = p.js.CreateConsumer(ctx, bus.DataStream, bus.Subscription(string(caller.Dept), string(ds), name, caller.URI(), fromBeginning, p.cfg.SubscriptionIdle))
@@ -128,7 +128,7 @@ func (p *Plane) countDurable(ctx context.Context, dept catalog.DeptID) (int, err
 	names := stream.ConsumerNames(ctx)
 	n := 0
 	for name := range names.Name() {
-		if strings.HasPrefix(name, prefix) {
+		if strings.HasPrefix(name, prefix) && !strings.HasSuffix(name, "_"+bus.OutSubscription) {
 			n++
 		}
 	}

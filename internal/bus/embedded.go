@@ -2,6 +2,7 @@ package bus
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,6 +29,14 @@ type EmbeddedConfig struct {
 	// PasswordFile is where the credentials for Listen live. Default:
 	// Dir/../nats.password.
 	PasswordFile string
+	// TLS and CalloutIssuer, with Listen, open the port to departments'
+	// systems too: a connection over TLS must present a certificate TLS
+	// verifies (the hub's CA), and is authorised by the auth callout
+	// service whose account key is CalloutIssuer (internal/natsauth).
+	// Connections with the hub's user and password (other hub nodes)
+	// bypass the callout and may stay plain.
+	TLS           *tls.Config
+	CalloutIssuer string
 	// SyncAlways makes JetStream fsync every write.
 	SyncAlways bool
 	// Name of the server. Default "xhub".
@@ -39,7 +48,9 @@ type EmbeddedConfig struct {
 type Embedded struct {
 	Server *server.Server
 	// URL is the client URL with credentials when Listen was set, else "".
-	URL        string
+	URL string
+	// Addr is the client port's address when Listen was set, else "".
+	Addr       string
 	user, pass string
 }
 
@@ -83,6 +94,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		}
 		opts.Host, opts.Port = host, port
 		opts.Username, opts.Password = user, pass
+		if cfg.TLS != nil && cfg.CalloutIssuer != "" {
+			opts.TLSConfig, opts.TLSVerify, opts.AllowNonTLS, opts.TLSTimeout = cfg.TLS, true, true, 5
+			opts.AuthCallout = &server.AuthCallout{Issuer: cfg.CalloutIssuer, Account: server.DEFAULT_GLOBAL_ACCOUNT, AuthUsers: []string{user}}
+			opts.AuthTimeout = 5
+		}
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -96,7 +112,8 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	e := &Embedded{Server: srv, user: opts.Username, pass: opts.Password}
 	if cfg.Listen != "" {
 		addr := srv.Addr().(*net.TCPAddr)
-		e.URL = fmt.Sprintf("nats://%s:%s@%s", opts.Username, opts.Password, net.JoinHostPort(addr.IP.String(), strconv.Itoa(addr.Port)))
+		e.Addr = net.JoinHostPort(addr.IP.String(), strconv.Itoa(addr.Port))
+		e.URL = fmt.Sprintf("nats://%s:%s@%s", opts.Username, opts.Password, e.Addr)
 	}
 	if cfg.Log != nil {
 		cfg.Log.Info("embedded nats started", "dir", cfg.Dir, "listen", cfg.Listen != "")

@@ -32,6 +32,10 @@ const (
 	ProviderQueue = "xhub-providers"
 	// EventPrefix + department: share events for its officers.
 	EventPrefix = "xhub.ev."
+	// OutPrefix: xhub.out.<dept>.<dataset> carries a department's records
+	// of a dataset, already cut to its grant, to its NATS-native
+	// integrators (core NATS; the only subjects they may subscribe to).
+	OutPrefix = "xhub.out."
 )
 
 // Data holds published batches, one message per batch (so a batch is
@@ -151,3 +155,10 @@ type Events struct{ NC *nats.Conn }
 func (e Events) PublishEvent(dept catalog.DeptID, data []byte) error {
 	return e.NC.Publish(EventPrefix+string(dept), data)
 }
+
+// OutSubject is the delivery subject of dept's records of dataset.
+func OutSubject(dept, dataset string) string { return OutPrefix + dept + "." + dataset }
+
+// OutSubscription is the name of the durable subscription that feeds
+// OutSubject; one per (dept, dataset), shared by every node.
+const OutSubscription = "nats"

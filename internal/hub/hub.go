@@ -7,6 +7,7 @@ package hub
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,6 +33,7 @@ import (
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/api"
 	"github.com/xhub-gov/xhub/internal/bus"
+	"github.com/xhub-gov/xhub/internal/natsauth"
 	"github.com/xhub-gov/xhub/internal/pki"
 	"github.com/xhub-gov/xhub/internal/store"
 )
@@ -138,8 +141,11 @@ type Node struct {
 	CP        *exchange.ControlPlane
 	DP        *dataplane.Plane
 	GRPC      *api.Server
-	lis       net.Listener
-	metrics   *http.Server
+	// Integrators authorises departments' systems on the embedded NATS
+	// port (nil without --nats-listen).
+	Integrators *natsauth.Service
+	lis         net.Listener
+	metrics     *http.Server
 	// metricsAddr is where /metrics is served ("" when off).
 	metricsAddr string
 
@@ -233,10 +239,21 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 
+	var issuer nkeys.KeyPair
 	if cfg.NATSURL == "" {
-		n.Embedded, err = bus.StartEmbedded(bus.EmbeddedConfig{
+		ecfg := bus.EmbeddedConfig{
 			Dir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, SyncAlways: cfg.FsyncAlways, Name: cfg.Name, Log: log,
-		})
+		}
+		if cfg.NATSListen != "" {
+			// Departments' systems read their granted records here
+			// with the certificate the hub issued them.
+			if ecfg.TLS, issuer, err = n.integratorTLS(cfg.NATSListen); err != nil {
+				return nil, err
+			}
+			pub, _ := issuer.PublicKey()
+			ecfg.CalloutIssuer = pub
+		}
+		n.Embedded, err = bus.StartEmbedded(ecfg)
 		if err != nil {
 			return nil, err
 		}
@@ -295,6 +312,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.GRPC = api.New(api.Config{CP: n.CP, DP: n.DP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api"), Now: cfg.Now,
 		Join: api.JoinConfig{PKIDir: pkiDir, NATSURL: joinNATS, Replicas: cfg.Replicas}, Node: cfg.Name})
 	n.supervise("grpc", func() error { return n.GRPC.Serve(n.lis) })
+	if issuer != nil && degraded == nil {
+		if err := n.startIntegrators(ctx, issuer, log); err != nil {
+			return nil, err
+		}
+	}
 	if degraded == nil {
 		n.supervise("apply", func() error {
 			<-n.CP.Done()
@@ -530,4 +552,51 @@ func (n *Node) Close() {
 			n.Embedded.Shutdown()
 		}
 	})
+}
+
+// integratorTLS is the embedded NATS port's TLS: the hub's server
+// certificate, and client certificates required and verified against the
+// hub's CA. issuer is the account key of the auth callout.
+func (n *Node) integratorTLS(listen string) (*tls.Config, nkeys.KeyPair, error) {
+	host, _, _ := net.SplitHostPort(listen)
+	hostname, _ := os.Hostname()
+	cert, err := n.Authority.ServerCert([]string{host, "127.0.0.1", "::1", "localhost", hostname, "xhub"})
+	if err != nil {
+		return nil, nil, err
+	}
+	issuer, err := natsauth.Issuer()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    n.Authority.Pool(),
+	}, issuer, nil
+}
+
+// startIntegrators runs the auth callout service and the NATS delivery of
+// granted records, for departments' systems on the embedded NATS port.
+func (n *Node) startIntegrators(ctx context.Context, issuer nkeys.KeyPair, log *slog.Logger) error {
+	ictx, cancel := context.WithCancel(context.Background())
+	svc, err := natsauth.Start(ictx, natsauth.Config{CP: n.CP, Conn: n.NC, Issuer: issuer, Server: n.Embedded.Server, Now: n.cfg.Now, Log: log.With("component", "natsauth")})
+	if err != nil {
+		cancel()
+		return err
+	}
+	n.Integrators = svc
+	n.supervise("nats-delivery", func() error {
+		defer cancel()
+		go func() {
+			select {
+			case <-n.CP.Done():
+			case <-n.stopping:
+			}
+			cancel()
+		}()
+		n.DP.DeliverToNATS(ictx, n.CP)
+		return nil
+	})
+	return nil
 }

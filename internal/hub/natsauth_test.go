@@ -1,0 +1,209 @@
+package hub_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/bus"
+	"github.com/xhub-gov/xhub/internal/natsauth"
+	"github.com/xhub-gov/xhub/internal/testenv"
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+// natsClient is a department system on the hub's NATS port, as any
+// language's NATS client connects: TLS with the hub-issued certificate.
+type natsClient struct {
+	nc           *nats.Conn
+	mu           sync.Mutex
+	errs         []string
+	disconnected chan time.Time
+}
+
+func dialNATS(t *testing.T, env *testenv.Env, credsFile string) (*natsClient, error) {
+	t.Helper()
+	c, err := vocab.LoadCreds(credsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := env.Node.Embedded.Addr
+	nc := &natsClient{disconnected: make(chan time.Time, 16)}
+	conn, err := nats.Connect("tls://"+addr, nats.Secure(c.ClientTLS(addr)), nats.Timeout(5*time.Second),
+		nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			nc.mu.Lock()
+			nc.errs = append(nc.errs, err.Error())
+			nc.mu.Unlock()
+		}),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) {
+			select {
+			case nc.disconnected <- time.Now():
+			default:
+			}
+		}))
+	if err != nil {
+		return nil, err
+	}
+	nc.nc = conn
+	t.Cleanup(conn.Close)
+	return nc, nil
+}
+
+// violation waits for a permissions violation naming subject.
+func (c *natsClient) violation(t *testing.T, subject string) {
+	t.Helper()
+	testenv.WaitFor(t, 5*time.Second, "permissions violation for "+subject, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, e := range c.errs {
+			if strings.Contains(strings.ToLower(e), "permissions violation") && strings.Contains(e, subject) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestNATSIntegrators: a department's system reads its granted records
+// straight from NATS, cut to the grant, and nothing else; revoking the
+// grant or the credential cuts it off within a second.
+func TestNATSIntegrators(t *testing.T) {
+	f := newDataFixture(t, testenv.WithNATSListen())
+	env := f.env
+	ctx := context.Background()
+
+	tax, err := dialNATS(t, env, f.consumerCreds)
+	if err != nil {
+		t.Fatalf("a granted system could not connect: %v", err)
+	}
+	own := bus.OutSubject("tax", "health.cases")
+	sub, err := tax.nc.SubscribeSync(own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tax.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The feed starts with the grant (records from then on).
+	testenv.WaitFor(t, 10*time.Second, "the NATS delivery's subscription", func() bool {
+		_, err := env.Node.JS.Consumer(ctx, bus.DataStream, bus.SubscriptionConsumerName("tax", "health.cases", bus.OutSubscription))
+		return err == nil
+	})
+	if _, err := f.provider.Publish(ctx, "health.cases", [][]byte{[]byte(casesRecords[0]), []byte(casesRecords[2])}, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"id":1`, `"id":3`} {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("no record over NATS: %v", err)
+		}
+		if !strings.Contains(string(m.Data), want) || strings.Contains(string(m.Data), "name") || strings.Contains(string(m.Data), "Ana") {
+			t.Fatalf("record %s: want %s, cut to id, ward, age", m.Data, want)
+		}
+		if m.Header.Get("Xhub-Published-At") == "" {
+			t.Errorf("no publication time: %v", m.Header)
+		}
+	}
+
+	// Nothing else: not the raw data, not another department's subject,
+	// no publishing, no JetStream API.
+	for _, s := range []string{bus.DataPrefix + "health.cases", bus.OutSubject("edu", "health.cases"), "xhub.>", ">"} {
+		if _, err := tax.nc.SubscribeSync(s); err != nil {
+			t.Fatal(err)
+		}
+		tax.violation(t, s)
+	}
+	_ = tax.nc.Publish(bus.DataPrefix+"health.cases", []byte(`{"id":666,"ward":"x"}`))
+	tax.violation(t, bus.DataPrefix+"health.cases")
+	if _, err := tax.nc.Request("$JS.API.INFO", nil, time.Second); err == nil {
+		t.Fatal("the JetStream API answered an integrator")
+	}
+
+	// A department without a grant connects and may read nothing.
+	edu, err := dialNATS(t, env, env.Creds("edu", vocab.RoleSystem, "reader"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := edu.nc.SubscribeSync(own); err != nil {
+		t.Fatal(err)
+	}
+	edu.violation(t, own)
+
+	// An officer's certificate, no certificate, another CA: refused.
+	if _, err := dialNATS(t, env, env.Creds("tax", vocab.RoleOfficer, "clerk")); err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("an officer's certificate: %v", err)
+	}
+	if nc, err := nats.Connect("nats://"+env.Node.Embedded.Addr, nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("a plain connection without credentials was accepted")
+	}
+
+	// One department cannot use up the server's connections.
+	var many []*natsClient
+	for range natsauth.DefaultMaxConnsPerDept - 1 { // edu holds one already
+		c, err := dialNATS(t, env, env.Creds("edu", vocab.RoleSystem, "reader"))
+		if err != nil {
+			t.Fatalf("connection %d: %v", len(many)+2, err)
+		}
+		many = append(many, c)
+	}
+	if _, err := dialNATS(t, env, env.Creds("edu", vocab.RoleSystem, "reader")); err == nil {
+		t.Fatal("a department opened more NATS connections than the bound")
+	}
+	if _, err := dialNATS(t, env, env.Creds("fin", vocab.RoleSystem, "reader")); err != nil {
+		t.Fatalf("another department was refused while edu is at its bound: %v", err)
+	}
+	for _, c := range many {
+		c.nc.Close()
+	}
+
+	// Revoking the grant cuts tax off within a second; reconnected, it
+	// may no longer read the subject, and receives nothing more.
+	start := time.Now()
+	if _, err := testenv.RPC(f.owner).Shares.RevokeGrant(ctx, &xhubv1.RevokeGrantRequest{GrantId: f.grant, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-tax.disconnected:
+		t.Logf("cut off %v after the revocation call began", at.Sub(start))
+		if at.Sub(start) > time.Second {
+			t.Errorf("cut off after %v, more than a second", at.Sub(start))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the integrator was not cut off after its grant was revoked")
+	}
+	tax.violation(t, own)
+	if _, err := f.provider.Publish(ctx, "health.cases", [][]byte{[]byte(casesRecords[0])}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := sub.NextMsg(500 * time.Millisecond); err == nil {
+		t.Fatalf("a record after revocation: %s", m.Data)
+	}
+
+	// Revoking the credential cuts the connection and refuses it after.
+	fin := env.Creds("fin", vocab.RoleSystem, "etl")
+	c, err := dialNATS(t, env, fin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if _, _, err := env.Admin.RevokeCredential(ctx, mustSerial(t, fin), "test"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-c.disconnected:
+		if at.Sub(start) > time.Second {
+			t.Errorf("cut off after %v, more than a second", at.Sub(start))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a revoked credential stayed connected")
+	}
+	if _, err := dialNATS(t, env, fin); err == nil {
+		t.Fatal("a revoked credential connected again")
+	}
+}

@@ -1,0 +1,291 @@
+// Package natsauth owns who may connect to the hub's NATS port besides the
+// hub itself: it is the NATS auth callout service. A department's system
+// connects over TLS with the certificate the hub issued it (the same one it
+// uses for gRPC and HTTP); the NATS server verifies the chain and asks
+// this service, which checks the credential against the ledger and answers
+// with permissions the server enforces: subscribe to the department's
+// delivery subjects (bus.OutSubject) of datasets it holds an active grant
+// on, nothing else, and publish nothing. When access changes — a grant
+// revoked or expired, a credential revoked, a new grant — the connections
+// it concerns are closed at once and re-authorised on reconnect.
+package natsauth
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/bus"
+)
+
+// ControlPlane is what the callout asks the ledger's views.
+type ControlPlane interface {
+	Credential(serial string) (exchange.Credential, bool)
+	ActiveGrantPairs(now time.Time) []exchange.GrantPair
+	Advanced() <-chan struct{}
+}
+
+var _ ControlPlane = (*exchange.ControlPlane)(nil)
+
+// DefaultMaxConnsPerDept bounds one department's NATS connections on a
+// server, so that no department can use up the server's connections.
+const DefaultMaxConnsPerDept = 32
+
+// Config configures the service.
+type Config struct {
+	CP     ControlPlane   // required
+	Conn   *nats.Conn     // an auth user's connection (required)
+	Issuer nkeys.KeyPair  // the account key the server trusts (required)
+	Server *server.Server // the embedded server, for closing connections (required)
+	Now    func() time.Time
+	Log    *slog.Logger
+	// MaxConnsPerDept: zero is DefaultMaxConnsPerDept.
+	MaxConnsPerDept int
+}
+
+// Service answers the server's authorization requests.
+type Service struct {
+	cfg Config
+	sub *nats.Subscription
+
+	mu      sync.Mutex
+	clients map[uint64]client // by the server's client id
+}
+
+type client struct {
+	id      vocab.Identity
+	serial  string
+	allowed []string // subjects, sorted
+}
+
+// Start subscribes to the server's authorization requests and watches the
+// ledger until ctx ends.
+func Start(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxConnsPerDept == 0 {
+		cfg.MaxConnsPerDept = DefaultMaxConnsPerDept
+	}
+	s := &Service{cfg: cfg, clients: map[uint64]client{}}
+	sub, err := cfg.Conn.Subscribe(server.AuthCalloutSubject, s.handle)
+	if err != nil {
+		return nil, fmt.Errorf("natsauth: %w", err)
+	}
+	if err := cfg.Conn.Flush(); err != nil {
+		return nil, fmt.Errorf("natsauth: %w", err)
+	}
+	s.sub = sub
+	go s.watch(ctx)
+	return s, nil
+}
+
+// Issuer makes the account key whose public half the NATS server is
+// configured with.
+func Issuer() (nkeys.KeyPair, error) { return nkeys.CreateAccount() }
+
+func (s *Service) handle(m *nats.Msg) {
+	req, err := jwt.DecodeAuthorizationRequestClaims(string(m.Data))
+	if err != nil {
+		s.cfg.Log.Warn("NATS authorization request not readable", "err", err)
+		return // the server times the client out
+	}
+	res := jwt.NewAuthorizationResponseClaims(req.UserNkey)
+	res.Audience = req.Server.ID
+	ujwt, who, err := s.authorize(req)
+	if err != nil {
+		res.Error = err.Error()
+		s.cfg.Log.Info("NATS connection refused", "host", req.ClientInformation.Host, "identity", who, "reason", err)
+	} else {
+		res.Jwt = ujwt
+	}
+	token, err := res.Encode(s.cfg.Issuer)
+	if err != nil {
+		s.cfg.Log.Error("NATS authorization response", "err", err)
+		return
+	}
+	_ = m.Respond([]byte(token))
+}
+
+// authorize decides one connection and returns its user JWT.
+func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (string, string, error) {
+	if req.TLS == nil || len(req.TLS.VerifiedChains) == 0 || len(req.TLS.VerifiedChains[0]) == 0 {
+		return "", "", errors.New("connect over TLS with a client certificate issued by the hub (xhub creds export --pem)")
+	}
+	blk, _ := pem.Decode([]byte(req.TLS.VerifiedChains[0][0]))
+	if blk == nil {
+		return "", "", errors.New("client certificate unreadable")
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return "", "", errors.New("client certificate unreadable")
+	}
+	id, serial, err := vocab.IdentityOf(cert)
+	if err != nil {
+		return "", "", fmt.Errorf("client certificate: %v", err)
+	}
+	now := s.cfg.Now()
+	if err := s.checkCredential(cert, id, serial, now); err != nil {
+		return "", id.URI(), err
+	}
+	if id.Role != vocab.RoleSystem {
+		return "", id.URI(), fmt.Errorf("%s: only a department's system (role system) reads data over NATS, not role %s", id.URI(), id.Role)
+	}
+	allowed, expires := allowedOf(s.cfg.CP.ActiveGrantPairs(now), id.Dept)
+	if cert.NotAfter.Before(expires) || expires.IsZero() {
+		expires = cert.NotAfter
+	}
+	cid := req.ClientInformation.ID
+	s.mu.Lock()
+	n := 0
+	for _, c := range s.clients {
+		if c.id.Dept == id.Dept {
+			n++
+		}
+	}
+	if n >= s.cfg.MaxConnsPerDept {
+		s.prune()
+		n = 0
+		for _, c := range s.clients {
+			if c.id.Dept == id.Dept {
+				n++
+			}
+		}
+	}
+	if n >= s.cfg.MaxConnsPerDept {
+		s.mu.Unlock()
+		return "", id.URI(), fmt.Errorf("department %s has %d NATS connections, the most the hub allows", id.Dept, n)
+	}
+	s.clients[cid] = client{id: id, serial: serial, allowed: allowed}
+	s.mu.Unlock()
+
+	uc := jwt.NewUserClaims(req.UserNkey)
+	uc.Name = id.URI()
+	uc.Audience = server.DEFAULT_GLOBAL_ACCOUNT
+	uc.Expires = expires.Unix()
+	if len(allowed) == 0 {
+		// Connected, and allowed nothing: it learns that no grant stands
+		// by the permission error of its subscription.
+		uc.Sub.Deny.Add(">")
+	} else {
+		uc.Sub.Allow.Add(allowed...)
+	}
+	uc.Pub.Deny.Add(">")
+	ujwt, err := uc.Encode(s.cfg.Issuer)
+	if err != nil {
+		return "", id.URI(), err
+	}
+	return ujwt, id.URI(), nil
+}
+
+func (s *Service) checkCredential(cert *x509.Certificate, id vocab.Identity, serial string, now time.Time) error {
+	c, ok := s.cfg.CP.Credential(serial)
+	switch {
+	case !ok:
+		return fmt.Errorf("credential %s is not recorded in the hub's ledger", serial)
+	case c.Revoked:
+		return fmt.Errorf("credential %s was revoked", serial)
+	case c.Identity != id.URI():
+		return fmt.Errorf("credential %s: certificate identity does not match the ledger", serial)
+	case now.After(cert.NotAfter):
+		return fmt.Errorf("credential %s expired", serial)
+	}
+	return nil
+}
+
+// allowedOf is dept's delivery subjects among pairs, and when the first
+// of their grants ends (zero: none).
+func allowedOf(pairs []exchange.GrantPair, dept catalog.DeptID) ([]string, time.Time) {
+	var subjects []string
+	var first time.Time
+	for _, gp := range pairs {
+		if gp.Dept != dept {
+			continue
+		}
+		subjects = append(subjects, bus.OutSubject(string(gp.Dept), string(gp.Dataset)))
+		if first.IsZero() || gp.ExpiresAt.Before(first) {
+			first = gp.ExpiresAt
+		}
+	}
+	slices.Sort(subjects)
+	return subjects, first
+}
+
+// watch closes the connections whose access changed, each time the node
+// applies an entry. (A grant's term ending needs no entry: the user JWT
+// expires with the first grant it names, and the server closes it.)
+func (s *Service) watch(ctx context.Context) {
+	for {
+		advanced := s.cfg.CP.Advanced()
+		s.recheck()
+		select {
+		case <-ctx.Done():
+			_ = s.sub.Unsubscribe()
+			return
+		case <-advanced:
+		}
+	}
+}
+
+func (s *Service) recheck() {
+	pairs := s.cfg.CP.ActiveGrantPairs(s.cfg.Now())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune()
+	for cid, c := range s.clients {
+		cred, ok := s.cfg.CP.Credential(c.serial)
+		allowed, _ := allowedOf(pairs, c.id.Dept)
+		if ok && !cred.Revoked && slices.Equal(allowed, c.allowed) {
+			continue
+		}
+		delete(s.clients, cid)
+		if err := s.cfg.Server.DisconnectClientByID(cid); err == nil {
+			s.cfg.Log.Info("NATS connection closed: its access changed", "identity", c.id.URI(), "cid", cid)
+		}
+	}
+}
+
+// prune forgets connections the server no longer has. Called with mu.
+func (s *Service) prune() {
+	if len(s.clients) == 0 {
+		return
+	}
+	cz, err := s.cfg.Server.Connz(&server.ConnzOptions{Limit: s.cfg.Server.NumClients() + 64})
+	if err != nil {
+		return
+	}
+	open := make(map[uint64]bool, len(cz.Conns))
+	for _, c := range cz.Conns {
+		open[c.Cid] = true
+	}
+	for cid := range s.clients {
+		if !open[cid] {
+			delete(s.clients, cid)
+		}
+	}
+}
+
+// Connections is how many integrator connections the service knows of.
+func (s *Service) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune()
+	return len(s.clients)
+}
