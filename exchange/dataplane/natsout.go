@@ -42,7 +42,9 @@ func (p *Plane) DeliverToNATS(ctx context.Context, grants ActiveGrants) {
 		done   chan struct{}
 	}
 	feeds := map[exchange.GrantPair]running{}
-	key := func(gp exchange.GrantPair) exchange.GrantPair { return exchange.GrantPair{Dept: gp.Dept, Dataset: gp.Dataset} }
+	key := func(gp exchange.GrantPair) exchange.GrantPair {
+		return exchange.GrantPair{Dept: gp.Dept, Dataset: gp.Dataset}
+	}
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
 	for {
