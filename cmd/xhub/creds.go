@@ -175,6 +175,11 @@ Python, Node), and print the lines that call the hub with them. DIR is made
 			c.say("%s (%s) written to %s/{cert,key,ca}.pem", cr.Identity.URI(), cr.Serial, d)
 			fmt.Fprintf(c.stdout, "grpcurl -cert %s/cert.pem -key %s/key.pem -cacert %s/ca.pem %s list\n", d, d, d, hub)
 			fmt.Fprintf(c.stdout, "grpcurl -cert %s/cert.pem -key %s/key.pem -cacert %s/ca.pem -d '{\"page_size\": 10}' %s xhub.v1.Catalog/ListDatasets\n", d, d, d, hub)
+			fmt.Fprintf(c.stdout, "curl --cert %s/cert.pem --key %s/key.pem --cacert %s/ca.pem -H 'Content-Type: application/json' -d '{\"pageSize\": 10}' https://%s/xhub.v1.Catalog/ListDatasets\n", d, d, d, hub)
+			if cr.Identity.Role == vocab.RoleSystem {
+				fmt.Fprintf(c.stdout, "curl --cert %s/cert.pem --key %s/key.pem --cacert %s/ca.pem -H 'Content-Type: application/json' -d '{\"dataset\": \"DATASET\", \"limit\": 10}' https://%s/xhub.v1.Exchange/Query\n", d, d, d, hub)
+				fmt.Fprintf(c.stdout, "nats --tlscert %s/cert.pem --tlskey %s/key.pem --tlsca %s/ca.pem -s tls://HUB:NATS-PORT sub 'xhub.out.%s.DATASET'\n", d, d, d, cr.Identity.Dept)
+			}
 			return nil
 		},
 	}

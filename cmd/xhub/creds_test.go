@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -65,6 +66,27 @@ func TestCredsExportPEM(t *testing.T) {
 	me, err := xhubv1.NewDepartmentsClient(conn).ListDepartments(context.Background(), &xhubv1.ListDepartmentsRequest{})
 	if err != nil || len(me.Departments) == 0 {
 		t.Fatalf("as tax's officer: %v", err)
+	}
+
+	// The printed curl line works as printed (HTTP/2; .ci/run installs curl).
+	curl, err := exec.LookPath("curl")
+	if err != nil && os.Getenv("CI") != "" {
+		t.Fatal("curl is needed in CI")
+	}
+	if err == nil {
+		var line string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "curl ") && strings.Contains(l, "Catalog/ListDatasets") {
+				line = l
+			}
+		}
+		if line == "" {
+			t.Fatalf("no curl line:\n%s", out)
+		}
+		res, err := exec.Command("sh", "-c", strings.Replace(line, "curl ", curl+" -sS --fail-with-body ", 1)).CombinedOutput()
+		if err != nil || !strings.Contains(string(res), `"datasets"`) {
+			t.Fatalf("%s\n%v: %s", line, err, res)
+		}
 	}
 
 	// Exported twice into the same directory: refused, files kept.

@@ -213,8 +213,8 @@ func (r *router) route(raw net.Conn) {
 	}()
 }
 
-// peekH2 sends the server's connection preface (an empty SETTINGS frame:
-// gRPC clients wait for it before their first request), reads the client's
+// peekH2 sends the server's connection preface (a SETTINGS frame: gRPC
+// clients wait for it before their first request), reads the client's
 // preface and frames up to its first request's headers, and says whether
 // that request is native gRPC. A connection that sends no request within
 // PeekTimeout is a gRPC client connecting ahead of its first call. For the
@@ -222,7 +222,10 @@ func (r *router) route(raw net.Conn) {
 // out of the stream: the HTTP/2 server that takes over sends its own and
 // counts acknowledgements.
 func peekH2(tc *tls.Conn) (*routedConn, bool, error) {
-	if _, err := tc.Write([]byte{0, 0, 0, http2FrameSettings, 0, 0, 0, 0, 0}); err != nil {
+	// SETTINGS_NO_RFC7540_PRIORITIES=1, as Go's HTTP/2 server sends it:
+	// a client may refuse its change between two SETTINGS frames (curl's
+	// nghttp2 does); gRPC's server leaves it out, which changes nothing.
+	if _, err := tc.Write([]byte{0, 0, 6, http2FrameSettings, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 1}); err != nil {
 		return nil, false, err
 	}
 	p := &peeker{conn: tc, ackAt: -1}
