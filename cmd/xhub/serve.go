@@ -34,9 +34,17 @@ CA and ledger key over TLS from a running node (pinned by the token) and,
 unless given here, the NATS URL and replicas. The token admits one node,
 once, and is ignored on later starts, so the same command restarts it.
 
---nats-listen opens the embedded server's client port, with a user and
-password the hub writes to DIR/nats.password: an open NATS port would
-bypass every grant.`,
+--nats-listen opens the embedded server's client port. Other hub nodes
+use a user and password the hub writes to DIR/nats.password. Departments'
+systems connect over TLS with the certificate the hub issued them (xhub
+creds export --pem) and may only subscribe to xhub.out.<dept>.<dataset> of
+their active grants, where the hub publishes their records already cut to
+the grant; the hub authorises each connection (NATS auth callout) and
+closes it when a grant or the credential is revoked.
+
+The same port as gRPC answers JSON over HTTP (POST /xhub.v1.<Service>/<Method>),
+Connect and gRPC-Web, with the same mutual TLS; /openapi.json describes it
+and /catalog/export?format=dcat|csv exports the catalog.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.RebuildViews = rebuild
@@ -83,7 +91,7 @@ bypass every grant.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", "", "data directory (required)")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7443", "gRPC listen address")
-	f.StringVar(&cfg.NATSListen, "nats-listen", "", "open the embedded NATS client port here (with authentication)")
+	f.StringVar(&cfg.NATSListen, "nats-listen", "", "open the embedded NATS client port here (hub nodes by password; departments' systems by their certificate, for their granted records)")
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS (comma-separated URLs) instead of the embedded server")
 	f.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas on an external NATS cluster")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus /metrics here")
