@@ -432,6 +432,18 @@ func (e *env) query(ctx context.Context) (Path, error) {
 	}
 
 	// Raw: the same gRPC service shape, nothing but the NATS round trip.
+	p, err := e.againstRawQuery(ctx, rec, hubQuery)
+	if err != nil {
+		return Path{}, err
+	}
+	p.Note = "1 record of ~1 KiB per call"
+	return p, nil
+}
+
+// againstRawQuery measures hub, a query path, alternating with the raw
+// one: gRPC unary over the same mTLS → NATS request → a responder
+// answering rec.
+func (e *env) againstRawQuery(ctx context.Context, rec []byte, hub func(context.Context, int) error) (Path, error) {
 	sub, err := e.ncResp.Subscribe(rawQuerySubject+e.dataset, func(m *nats.Msg) { _ = m.Respond(rec) })
 	if err != nil {
 		return Path{}, err
@@ -455,11 +467,13 @@ func (e *env) query(ctx context.Context) (Path, error) {
 		_, err := rawQueries.Query(ctx, &xhubv1.QueryRequest{Dataset: e.dataset, Limit: 10})
 		return err
 	}
-	h, r := alternate(ctx, e.cfg.Concurrency, e.cfg.Duration, hubQuery, rawQuery)
+	h, r := alternate(ctx, e.cfg.Concurrency, e.cfg.Duration, hub, rawQuery)
 	p := Path{Unit: "calls/s", Hub: h.rate(1), Raw: r.rate(1), HubCalls: h.calls, RawCalls: r.calls, HubErrors: h.errs,
 		HubP50us: pct(h.lat, .5), HubP99us: pct(h.lat, .99), RawP50us: pct(r.lat, .5), RawP99us: pct(r.lat, .99)}
 	p.Ratio, p.P99Ratio = ratio(p.Hub, p.Raw), ratio(p.HubP99us, p.RawP99us)
-	p.Note = "1 record of ~1 KiB per call"
+	if h.first != nil {
+		p.HubFirstError = h.first.Error()
+	}
 	return p, nil
 }
 
@@ -521,32 +535,9 @@ func (e *env) queryJSON(ctx context.Context) (Path, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	sub, err := e.ncResp.Subscribe(rawQuerySubject+e.dataset, func(m *nats.Msg) { _ = m.Respond(rec) })
+	p, err := e.againstRawQuery(ctx, rec, jsonQuery)
 	if err != nil {
 		return Path{}, err
-	}
-	defer sub.Unsubscribe()
-	raddr, stopRaw, err := e.rawGRPC()
-	if err != nil {
-		return Path{}, err
-	}
-	defer stopRaw()
-	rawClient, err := adapters.DialCreds(ctx, mustCreds(e.raw.AdminCreds), adapters.WithHub(raddr))
-	if err != nil {
-		return Path{}, err
-	}
-	defer rawClient.Close()
-	rawQueries := xhubv1.NewExchangeClient(rawClient.Conn())
-	rawQuery := func(ctx context.Context, _ int) error {
-		_, err := rawQueries.Query(ctx, &xhubv1.QueryRequest{Dataset: e.dataset, Limit: 10})
-		return err
-	}
-	h, r := alternate(ctx, e.cfg.Concurrency, e.cfg.Duration, jsonQuery, rawQuery)
-	p := Path{Unit: "calls/s", Hub: h.rate(1), Raw: r.rate(1), HubCalls: h.calls, RawCalls: r.calls, HubErrors: h.errs,
-		HubP50us: pct(h.lat, .5), HubP99us: pct(h.lat, .99), RawP50us: pct(r.lat, .5), RawP99us: pct(r.lat, .99)}
-	p.Ratio, p.P99Ratio = ratio(p.Hub, p.Raw), ratio(p.HubP99us, p.RawP99us)
-	if h.first != nil {
-		p.HubFirstError = h.first.Error()
 	}
 	p.Note = "1 record of ~1 KiB per call, JSON over HTTP/2"
 	return p, nil
