@@ -40,7 +40,10 @@ systems connect over TLS with the certificate the hub issued them (xhub
 creds export --pem) and may only subscribe to xhub.out.<dept>.<dataset> of
 their active grants, where the hub publishes their records already cut to
 the grant; the hub authorises each connection (NATS auth callout) and
-closes it when a grant or the credential is revoked.
+closes it when a grant or the credential is revoked. With an external
+cluster the same is --nats-callout-key and --nats-system-url, with the
+servers configured for TLS with the hub's CA and the auth callout (see the
+README).
 
 The same port as gRPC answers JSON over HTTP (POST /xhub.v1.<Service>/<Method>),
 Connect and gRPC-Web, with the same mutual TLS; /openapi.json describes it
@@ -93,6 +96,8 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7443", "gRPC listen address")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "open the embedded NATS client port here (hub nodes by password; departments' systems by their certificate, for their granted records)")
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS (comma-separated URLs) instead of the embedded server")
+	f.StringVar(&cfg.NATSCalloutKey, "nats-callout-key", "", "with --nats-url: be the cluster's auth callout for departments' systems, with this account key seed (made if absent; its public key goes in the servers' auth_callout.issuer)")
+	f.StringVar(&cfg.NATSSystemURL, "nats-system-url", "", "with --nats-callout-key: a user of the cluster's system account, to close connections whose access ended")
 	f.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas on an external NATS cluster")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus /metrics here")
 	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve Go's /debug/pprof/ profiles on --metrics-listen")

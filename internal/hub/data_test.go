@@ -46,7 +46,17 @@ func newDataFixture(t *testing.T, opts ...testenv.Option) *dataFixture {
 // newGrantFixture is newDataFixture with a grant of the given fields.
 func newGrantFixture(t *testing.T, fields []string, opts ...testenv.Option) *dataFixture {
 	t.Helper()
-	env := testenv.Start(t, opts...)
+	return grantFixture(t, testenv.Start(t, opts...), fields)
+}
+
+// grantOn is newDataFixture on a running env.
+func grantOn(t *testing.T, env *testenv.Env) *dataFixture {
+	t.Helper()
+	return grantFixture(t, env, []string{"id", "ward", "age"})
+}
+
+func grantFixture(t *testing.T, env *testenv.Env, fields []string) *dataFixture {
+	t.Helper()
 	f := &dataFixture{env: env, owner: env.Officer("health"), grantee: env.Officer("tax")}
 	f.consumerCreds = env.Creds("tax", vocab.RoleSystem, "etl")
 	f.provider, f.consumer = env.System("health", "clinic-db"), env.Dial(f.consumerCreds)

@@ -55,6 +55,14 @@ type Config struct {
 	NATSListen string
 	// NATSURL uses an external NATS instead of the embedded server.
 	NATSURL string
+	// NATSCalloutKey, with NATSURL, makes this node the auth callout
+	// service of the external cluster for departments' systems: the
+	// account key seed (made there if absent) whose public key the
+	// servers' auth_callout.issuer names. NATSSystemURL is then a user of
+	// the cluster's system account, to close connections whose access
+	// ended. (The embedded server needs neither: --nats-listen.)
+	NATSCalloutKey string
+	NATSSystemURL  string
 	// Replicas of each stream (external clusters). Zero: 1.
 	Replicas int
 	// MetricsListen serves Prometheus /metrics. Zero: off.
@@ -127,6 +135,12 @@ func (c *Config) validate() error {
 	if c.NATSURL != "" && c.NATSListen != "" {
 		return errors.New("hub: --nats-listen applies to the embedded server; it cannot be used with --nats-url")
 	}
+	if (c.NATSCalloutKey != "" || c.NATSSystemURL != "") && c.NATSURL == "" {
+		return errors.New("hub: --nats-callout-key and --nats-system-url apply to an external cluster (--nats-url); the embedded server's port is --nats-listen")
+	}
+	if (c.NATSCalloutKey == "") != (c.NATSSystemURL == "") {
+		return errors.New("hub: --nats-callout-key and --nats-system-url go together: the callout decides connections, the system account closes them when access ends")
+	}
 	return nil
 }
 
@@ -144,6 +158,7 @@ type Node struct {
 	// Integrators authorises departments' systems on the embedded NATS
 	// port (nil without --nats-listen).
 	Integrators *natsauth.Service
+	sysNC       *nats.Conn // the system account's, with an external cluster's callout
 	lis         net.Listener
 	metrics     *http.Server
 	// metricsAddr is where /metrics is served ("" when off).
@@ -240,6 +255,21 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 
 	var issuer nkeys.KeyPair
+	if cfg.NATSCalloutKey != "" {
+		kp, created, err := natsauth.LoadOrCreateIssuer(cfg.NATSCalloutKey)
+		if err != nil {
+			return nil, err
+		}
+		pub, _ := kp.PublicKey()
+		if created {
+			log.Warn("made the NATS auth callout key: name its public key in every NATS server's authorization { auth_callout { issuer } }", "file", cfg.NATSCalloutKey, "issuer", pub)
+		}
+		issuer = kp
+		if n.sysNC, err = nats.Connect(cfg.NATSSystemURL, nats.Name(cfg.Name+"-system"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true),
+			nats.ReconnectWait(500*time.Millisecond)); err != nil {
+			return nil, fmt.Errorf("hub: --nats-system-url: %w", err)
+		}
+	}
 	if cfg.NATSURL == "" {
 		ecfg := bus.EmbeddedConfig{
 			Dir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, SyncAlways: cfg.FsyncAlways, Name: cfg.Name, Log: log,
@@ -548,6 +578,9 @@ func (n *Node) Close() {
 			_ = n.NC.Drain()
 			n.NC.Close()
 		}
+		if n.sysNC != nil {
+			n.sysNC.Close()
+		}
 		if n.Embedded != nil {
 			n.Embedded.Shutdown()
 		}
@@ -577,10 +610,15 @@ func (n *Node) integratorTLS(listen string) (*tls.Config, nkeys.KeyPair, error) 
 }
 
 // startIntegrators runs the auth callout service and the NATS delivery of
-// granted records, for departments' systems on the embedded NATS port.
+// granted records, for departments' systems on the embedded NATS port or
+// the external cluster.
 func (n *Node) startIntegrators(ctx context.Context, issuer nkeys.KeyPair, log *slog.Logger) error {
 	ictx, cancel := context.WithCancel(context.Background())
-	svc, err := natsauth.Start(ictx, natsauth.Config{CP: n.CP, Conn: n.NC, Issuer: issuer, Server: n.Embedded.Server, Now: n.cfg.Now, Log: log.With("component", "natsauth")})
+	acfg := natsauth.Config{CP: n.CP, Conn: n.NC, Issuer: issuer, System: n.sysNC, Now: n.cfg.Now, Log: log.With("component", "natsauth")}
+	if n.Embedded != nil {
+		acfg.Server = n.Embedded.Server
+	}
+	svc, err := natsauth.Start(ictx, acfg)
 	if err != nil {
 		cancel()
 		return err

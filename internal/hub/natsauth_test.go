@@ -2,6 +2,11 @@ package hub_test
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +17,7 @@ import (
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/natsauth"
+	"github.com/xhub-gov/xhub/internal/pki"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -205,5 +211,109 @@ func TestNATSIntegrators(t *testing.T) {
 	}
 	if _, err := dialNATS(t, env, fin); err == nil {
 		t.Fatal("a revoked credential connected again")
+	}
+}
+
+// TestNATSIntegratorsExternalCluster: the same, with the hub as the auth
+// callout of an external three-server cluster (processes), the servers
+// configured with TLS on the hub's CA; the integrator connects to a
+// server the hub is not connected to.
+func TestNATSIntegratorsExternalCluster(t *testing.T) {
+	dir := t.TempDir()
+	// The hub's CA first: the servers' TLS names it.
+	authority, err := pki.LoadOrCreate(filepath.Join(dir, "pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := authority.ServerCert([]string{"127.0.0.1", "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(files, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keyFile := filepath.Join(files, "callout.nk")
+	issuer, created, err := natsauth.LoadOrCreateIssuer(keyFile)
+	if err != nil || !created {
+		t.Fatal(err)
+	}
+	pub, _ := issuer.PublicKey()
+	cluster := testenv.NewNATSCluster(t, 3)
+	cluster.EnableCallout(t, testenv.Callout{
+		Issuer:   pub,
+		CertFile: write("server.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})),
+		KeyFile:  write("server-key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
+		CAFile:   write("ca.pem", authority.CertPEM),
+	})
+	cluster.Start(t)
+	// The hub talks to the first server only.
+	first := fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", cluster.User, cluster.Pass, cluster.Nodes[0].Port)
+	env := testenv.StartIn(t, dir, testenv.WithNATSURL(first), testenv.WithReplicas(3),
+		testenv.WithNATSCallout(keyFile, fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", cluster.SysUser, cluster.SysPass, cluster.Nodes[0].Port)))
+	f := grantOn(t, env)
+	ctx := context.Background()
+
+	c, err := vocab.LoadCreds(f.consumerCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", cluster.Nodes[2].Port)
+	disconnected := make(chan time.Time, 4)
+	nc, err := nats.Connect("tls://"+addr, nats.Secure(c.ClientTLS(addr)), nats.Timeout(10*time.Second),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { disconnected <- time.Now() }), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("a granted system on another server of the cluster: %v", err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync(bus.OutSubject("tax", "health.cases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 20*time.Second, "the NATS delivery's subscription", func() bool {
+		_, err := env.Node.JS.Consumer(ctx, bus.DataStream, bus.SubscriptionConsumerName("tax", "health.cases", bus.OutSubscription))
+		return err == nil
+	})
+	// A clustered consumer made with "deliver new" starts where its
+	// leader says: publish until the feed is past that point.
+	var m *nats.Msg
+	for i := 0; m == nil; i++ {
+		if i == 30 {
+			for _, nd := range cluster.Nodes {
+				t.Log(nd.Name, nd.Log())
+			}
+			t.Fatal("no record over the cluster")
+		}
+		if _, err := f.provider.Publish(ctx, "health.cases", [][]byte{[]byte(casesRecords[0])}, ""); err != nil {
+			t.Fatal(err)
+		}
+		m, _ = sub.NextMsg(500 * time.Millisecond)
+	}
+	if strings.Contains(string(m.Data), "Ana") {
+		t.Fatalf("a field outside the grant: %s", m.Data)
+	}
+	start := time.Now()
+	if _, err := testenv.RPC(f.owner).Shares.RevokeGrant(ctx, &xhubv1.RevokeGrantRequest{GrantId: f.grant, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-disconnected:
+		t.Logf("cut off %v after the revocation call began", at.Sub(start))
+		if at.Sub(start) > time.Second {
+			t.Errorf("cut off after %v, more than a second", at.Sub(start))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the integrator on another server was not cut off")
 	}
 }

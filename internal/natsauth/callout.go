@@ -11,12 +11,15 @@
 package natsauth
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -47,10 +50,15 @@ const DefaultMaxConnsPerDept = 32
 
 // Config configures the service.
 type Config struct {
-	CP     ControlPlane   // required
-	Conn   *nats.Conn     // an auth user's connection (required)
-	Issuer nkeys.KeyPair  // the account key the server trusts (required)
-	Server *server.Server // the embedded server, for closing connections (required)
+	CP     ControlPlane  // required
+	Conn   *nats.Conn    // an auth user's connection (required)
+	Issuer nkeys.KeyPair // the account key the servers trust (required)
+	// One of: Server, the embedded server (connections are closed and
+	// listed through it), or System, a connection in the system account
+	// of an external cluster (connections are closed with
+	// $SYS.REQ.SERVER.<id>.KICK and forgotten on their disconnect events).
+	Server *server.Server
+	System *nats.Conn
 	Now    func() time.Time
 	Log    *slog.Logger
 	// MaxConnsPerDept: zero is DefaultMaxConnsPerDept.
@@ -63,7 +71,13 @@ type Service struct {
 	sub *nats.Subscription
 
 	mu      sync.Mutex
-	clients map[uint64]client // by the server's client id
+	clients map[clientKey]client
+}
+
+// clientKey names a connection: the server's id and its client id there.
+type clientKey struct {
+	server string
+	cid    uint64
 }
 
 type client struct {
@@ -84,7 +98,20 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.MaxConnsPerDept == 0 {
 		cfg.MaxConnsPerDept = DefaultMaxConnsPerDept
 	}
-	s := &Service{cfg: cfg, clients: map[uint64]client{}}
+	if (cfg.Server == nil) == (cfg.System == nil) {
+		return nil, errors.New("natsauth: give the embedded server or a system account connection")
+	}
+	s := &Service{cfg: cfg, clients: map[clientKey]client{}}
+	if cfg.System != nil {
+		dsub, err := cfg.System.Subscribe(fmt.Sprintf("$SYS.ACCOUNT.%s.DISCONNECT", server.DEFAULT_GLOBAL_ACCOUNT), s.disconnected)
+		if err != nil {
+			return nil, fmt.Errorf("natsauth: disconnect events: %w", err)
+		}
+		go func() { <-ctx.Done(); _ = dsub.Unsubscribe() }()
+		if err := cfg.System.Flush(); err != nil {
+			return nil, fmt.Errorf("natsauth: %w", err)
+		}
+	}
 	sub, err := cfg.Conn.Subscribe(server.AuthCalloutSubject, s.handle)
 	if err != nil {
 		return nil, fmt.Errorf("natsauth: %w", err)
@@ -100,6 +127,36 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 // Issuer makes the account key whose public half the NATS server is
 // configured with.
 func Issuer() (nkeys.KeyPair, error) { return nkeys.CreateAccount() }
+
+// LoadOrCreateIssuer reads the account key seed at path, or makes one and
+// writes it there (0600). created says it is new: its public key must go
+// into the NATS servers' configuration (auth_callout.issuer).
+func LoadOrCreateIssuer(path string) (kp nkeys.KeyPair, created bool, err error) {
+	if b, err := os.ReadFile(path); err == nil {
+		kp, err := nkeys.FromSeed(bytes.TrimSpace(b))
+		if err != nil {
+			return nil, false, fmt.Errorf("natsauth: %s is not an nkey seed: %v", path, err)
+		}
+		if pub, _ := kp.PublicKey(); !nkeys.IsValidPublicAccountKey(pub) {
+			return nil, false, fmt.Errorf("natsauth: %s is not an account key (its public key must start with A)", path)
+		}
+		return kp, false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("natsauth: %w", err)
+	}
+	kp, err = nkeys.CreateAccount()
+	if err != nil {
+		return nil, false, err
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		return nil, false, err
+	}
+	if err := os.WriteFile(path, append(seed, '\n'), 0o600); err != nil {
+		return nil, false, fmt.Errorf("natsauth: write %s: %w", path, err)
+	}
+	return kp, true, nil
+}
 
 func (s *Service) handle(m *nats.Msg) {
 	req, err := jwt.DecodeAuthorizationRequestClaims(string(m.Data))
@@ -152,7 +209,7 @@ func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (string, string
 	if cert.NotAfter.Before(expires) || expires.IsZero() {
 		expires = cert.NotAfter
 	}
-	cid := req.ClientInformation.ID
+	key := clientKey{server: req.Server.ID, cid: req.ClientInformation.ID}
 	s.mu.Lock()
 	n := 0
 	for _, c := range s.clients {
@@ -173,7 +230,7 @@ func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (string, string
 		s.mu.Unlock()
 		return "", id.URI(), fmt.Errorf("department %s has %d NATS connections, the most the hub allows", id.Dept, n)
 	}
-	s.clients[cid] = client{id: id, serial: serial, allowed: allowed}
+	s.clients[key] = client{id: id, serial: serial, allowed: allowed}
 	s.mu.Unlock()
 
 	uc := jwt.NewUserClaims(req.UserNkey)
@@ -249,22 +306,53 @@ func (s *Service) recheck() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.prune()
-	for cid, c := range s.clients {
+	for k, c := range s.clients {
 		cred, ok := s.cfg.CP.Credential(c.serial)
 		allowed, _ := allowedOf(pairs, c.id.Dept)
 		if ok && !cred.Revoked && slices.Equal(allowed, c.allowed) {
 			continue
 		}
-		delete(s.clients, cid)
-		if err := s.cfg.Server.DisconnectClientByID(cid); err == nil {
-			s.cfg.Log.Info("NATS connection closed: its access changed", "identity", c.id.URI(), "cid", cid)
+		delete(s.clients, k)
+		if err := s.kick(k); err != nil {
+			s.cfg.Log.Warn("NATS connection not closed", "identity", c.id.URI(), "server", k.server, "cid", k.cid, "err", err)
+		} else {
+			s.cfg.Log.Info("NATS connection closed: its access changed", "identity", c.id.URI(), "server", k.server, "cid", k.cid)
 		}
 	}
 }
 
-// prune forgets connections the server no longer has. Called with mu.
+// kick closes one connection. Called with mu.
+func (s *Service) kick(k clientKey) error {
+	if s.cfg.Server != nil {
+		return s.cfg.Server.DisconnectClientByID(k.cid)
+	}
+	body, _ := json.Marshal(server.KickClientReq{CID: k.cid})
+	res, err := s.cfg.System.Request(fmt.Sprintf("$SYS.REQ.SERVER.%s.KICK", k.server), body, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	var r server.ServerAPIResponse
+	if err := json.Unmarshal(res.Data, &r); err == nil && r.Error != nil {
+		return errors.New(r.Error.Description)
+	}
+	return nil
+}
+
+// disconnected forgets a connection the cluster reports closed.
+func (s *Service) disconnected(m *nats.Msg) {
+	var ev server.DisconnectEventMsg
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return
+	}
+	s.mu.Lock()
+	delete(s.clients, clientKey{server: ev.Server.ID, cid: ev.Client.ID})
+	s.mu.Unlock()
+}
+
+// prune forgets connections the embedded server no longer has (with an
+// external cluster, disconnect events do). Called with mu.
 func (s *Service) prune() {
-	if len(s.clients) == 0 {
+	if len(s.clients) == 0 || s.cfg.Server == nil {
 		return
 	}
 	cz, err := s.cfg.Server.Connz(&server.ConnzOptions{Limit: s.cfg.Server.NumClients() + 64})
@@ -275,9 +363,9 @@ func (s *Service) prune() {
 	for _, c := range cz.Conns {
 		open[c.Cid] = true
 	}
-	for cid := range s.clients {
-		if !open[cid] {
-			delete(s.clients, cid)
+	for k := range s.clients {
+		if !open[k.cid] {
+			delete(s.clients, k)
 		}
 	}
 }

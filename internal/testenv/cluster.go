@@ -25,6 +25,71 @@ type NATSCluster struct {
 	Nodes []*NATSNode
 	User  string
 	Pass  string
+	// With EnableCallout: the system account's user, and the settings.
+	SysUser, SysPass string
+	callout          *Callout
+}
+
+// Callout configures the servers for departments' systems: TLS with the
+// hub's CA (client certificates verified; the hub's own plain
+// connections still allowed), the hub as auth callout, a system account.
+type Callout struct {
+	Issuer                    string // the callout's account public key
+	CertFile, KeyFile, CAFile string
+}
+
+// EnableCallout rewrites the servers' configuration (before Start).
+func (c *NATSCluster) EnableCallout(t testing.TB, co Callout) {
+	t.Helper()
+	c.callout = &co
+	c.SysUser, c.SysPass = "sys", "cluster-test-system-password"
+	for _, nd := range c.Nodes {
+		if err := os.WriteFile(nd.conf, []byte(c.conf(nd)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// SystemURL is a system account user's URL list.
+func (c *NATSCluster) SystemURL() string {
+	var urls []string
+	for _, nd := range c.Nodes {
+		urls = append(urls, fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", c.SysUser, c.SysPass, nd.Port))
+	}
+	return strings.Join(urls, ",")
+}
+
+func (c *NATSCluster) conf(nd *NATSNode) string {
+	var routes []string
+	for _, o := range c.Nodes {
+		if o != nd {
+			routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", o.ClusterPort))
+		}
+	}
+	auth := fmt.Sprintf("authorization { user: %s, password: %s }", c.User, c.Pass)
+	extra := ""
+	if co := c.callout; co != nil {
+		auth = fmt.Sprintf(`authorization {
+  users: [ { user: %s, password: %s } ]
+  auth_callout { issuer: %s, auth_users: [ %s, %s ] }
+}`, c.User, c.Pass, co.Issuer, c.User, c.SysUser)
+		extra = fmt.Sprintf(`tls { cert_file: %q, key_file: %q, ca_file: %q, verify: true, timeout: 5 }
+allow_non_tls: true
+accounts { SYS { users: [ { user: %s, password: %s } ] } }
+system_account: SYS
+`, co.CertFile, co.KeyFile, co.CAFile, c.SysUser, c.SysPass)
+	}
+	return fmt.Sprintf(`server_name: %s
+listen: 127.0.0.1:%d
+max_payload: 8MB
+jetstream { store_dir: %q }
+%s
+%scluster {
+  name: xhub
+  listen: 127.0.0.1:%d
+  routes: [%s]
+}
+`, nd.Name, nd.Port, filepath.Join(nd.Dir, "js"), auth, extra, nd.ClusterPort, strings.Join(routes, ", "))
 }
 
 // NATSNode is one nats-server process of a cluster.
@@ -76,29 +141,12 @@ func NewNATSCluster(t testing.TB, n int) *NATSCluster {
 		c.Nodes = append(c.Nodes, &NATSNode{Name: fmt.Sprintf("n%d", i+1), Port: ports[2*i], ClusterPort: ports[2*i+1], Dir: filepath.Join(dir, fmt.Sprintf("n%d", i+1))})
 	}
 	for _, nd := range c.Nodes {
-		var routes []string
-		for _, o := range c.Nodes {
-			if o != nd {
-				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", o.ClusterPort))
-			}
-		}
 		if err := os.MkdirAll(nd.Dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
 		nd.conf = filepath.Join(nd.Dir, "nats.conf")
 		nd.log = filepath.Join(nd.Dir, "nats.log")
-		conf := fmt.Sprintf(`server_name: %s
-listen: 127.0.0.1:%d
-max_payload: 8MB
-jetstream { store_dir: %q }
-authorization { user: %s, password: %s }
-cluster {
-  name: xhub
-  listen: 127.0.0.1:%d
-  routes: [%s]
-}
-`, nd.Name, nd.Port, filepath.Join(nd.Dir, "js"), c.User, c.Pass, nd.ClusterPort, strings.Join(routes, ", "))
-		if err := os.WriteFile(nd.conf, []byte(conf), 0o600); err != nil {
+		if err := os.WriteFile(nd.conf, []byte(c.conf(nd)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -293,3 +341,8 @@ func StartConcurrently(t testing.TB, prepare func(i int, dir string), nodes ...[
 
 // WithJoin makes the node join a running hub with a join token.
 func WithJoin(token string) Option { return func(c *hub.Config) { c.Join = token } }
+
+// WithNATSCallout makes the node the external cluster's auth callout.
+func WithNATSCallout(keyFile, systemURL string) Option {
+	return func(c *hub.Config) { c.NATSCalloutKey, c.NATSSystemURL = keyFile, systemURL }
+}
