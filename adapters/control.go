@@ -257,6 +257,43 @@ func (c *Client) RetireDataset(ctx context.Context, id, reason string) (Dataset,
 	return datasetOf(r.Dataset), nil
 }
 
+// DatasetUpdate is a change of a published dataset's metadata: only the
+// fields set change (Keywords set to an empty slice clears them).
+type DatasetUpdate struct {
+	ID            string
+	Title         *string
+	Description   *string
+	Keywords      *[]string
+	Frequency     *string
+	ShareType     *string
+	SchemaSubject string // with SchemaVersion: a new schema version
+	SchemaVersion int    // 0: the subject's latest
+}
+
+// DatasetUpdated is what an update did.
+type DatasetUpdated struct {
+	Dataset Dataset  `json:"dataset"`
+	Changed []string `json:"changed"`
+	// ActiveGrants stay active after the change (until they expire or
+	// are revoked), whatever the new share type.
+	ActiveGrants int    `json:"active_grants"`
+	Seq          uint64 `json:"seq"`
+}
+
+// UpdateDataset changes some of a dataset's metadata (officer of its owner).
+func (c *Client) UpdateDataset(ctx context.Context, u DatasetUpdate) (DatasetUpdated, error) {
+	req := &xhubv1.UpdateDatasetRequest{Id: u.ID, Title: u.Title, Description: u.Description, Frequency: u.Frequency, ShareType: u.ShareType,
+		SchemaSubject: u.SchemaSubject, SchemaVersion: int32(u.SchemaVersion)}
+	if u.Keywords != nil {
+		req.Keywords = &xhubv1.Keywords{Values: *u.Keywords}
+	}
+	r, err := c.catalog.UpdateDataset(ctx, req)
+	if err != nil {
+		return DatasetUpdated{}, err
+	}
+	return DatasetUpdated{Dataset: datasetOf(r.Dataset), Changed: r.Changed, ActiveGrants: int(r.ActiveGrants), Seq: r.Seq}, nil
+}
+
 // ShareRequest is a department's request to read a dataset.
 type ShareRequest struct {
 	ID          string    `json:"id"`

@@ -64,6 +64,79 @@ func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity
 	return out, seq, err
 }
 
+// UpdateDataset changes only what u gives of a published dataset, as one
+// dataset.updated entry. Only an officer of its owner; a new schema must
+// be a version of a subject of the same department. It returns the
+// dataset, the fields changed, and the grants still active on it (a
+// stricter share type does not end them).
+func (cp *ControlPlane) UpdateDataset(ctx context.Context, actor vocab.Identity, u catalog.Update, schemaSubject string, schemaVersion int) (catalog.Dataset, []string, int, uint64, error) {
+	if _, err := catalog.ParseDatasetID(string(u.ID)); err != nil {
+		return catalog.Dataset{}, nil, 0, 0, err
+	}
+	if err := mayActFor(actor, u.ID.Owner(), "update datasets"); err != nil {
+		return catalog.Dataset{}, nil, 0, 0, err
+	}
+	var subject catalog.DatasetID
+	if schemaSubject != "" || schemaVersion != 0 {
+		if schemaSubject == "" {
+			d, err := cp.Dataset(u.ID)
+			if err != nil {
+				return catalog.Dataset{}, nil, 0, 0, err
+			}
+			schemaSubject = d.SchemaSubject
+		}
+		var err error
+		if subject, err = catalog.ParseDatasetID(schemaSubject); err != nil {
+			return catalog.Dataset{}, nil, 0, 0, fault.Invalid("schema", "subject %q: %v", schemaSubject, err)
+		}
+		if subject.Owner() != u.ID.Owner() {
+			return catalog.Dataset{}, nil, 0, 0, fault.Invalid("schema", "subject %s belongs to %s, not to the dataset's owner %s", subject, subject.Owner(), u.ID.Owner())
+		}
+		if schemaVersion < 0 {
+			return catalog.Dataset{}, nil, 0, 0, fault.Invalid("schema_version", "%d is negative", schemaVersion)
+		}
+	}
+	var changed []string
+	seq, err := replayed(cp.submit(ctx, actor, catalog.KindDatasetUpdated, func(txn *store.Txn, _ time.Time) (string, any, error) {
+		if subject != "" {
+			var subj schemas.Subject
+			if ok, err := txn.Get(schemas.SubjectKey(subject), &subj); err != nil {
+				return "", nil, err
+			} else if !ok || subj.Latest == 0 {
+				return "", nil, fault.Precondition("SCHEMA_MISSING", string(subject), "schema subject %s has no registered version: register it first (xhub schema register)", subject)
+			}
+			ver := schemaVersion
+			if ver == 0 {
+				ver = subj.Latest
+			}
+			var sv schemas.Version
+			if ok, err := txn.Get(schemas.VersionKey(subject, ver), &sv); err != nil {
+				return "", nil, err
+			} else if !ok {
+				return "", nil, fault.NotFound("schema %s has no version %d (latest is %d)", subject, ver, subj.Latest)
+			}
+			u.Schema = &catalog.SchemaRef{Subject: subject, Version: ver, Fields: sv.Fields}
+		}
+		body, _, err := catalog.CheckUpdate(txn, u)
+		changed = body.Changed()
+		return string(u.ID), body, err
+	}))
+	if err != nil {
+		return catalog.Dataset{}, nil, 0, 0, err
+	}
+	out, err := cp.Dataset(u.ID)
+	if err != nil {
+		return out, nil, 0, 0, err
+	}
+	active := 0
+	for _, gp := range cp.ActiveGrantPairs(cp.cfg.Now()) {
+		if gp.Dataset == u.ID {
+			active++
+		}
+	}
+	return out, changed, active, seq, nil
+}
+
 // RetireDataset marks a dataset retired. Only an officer of its owner.
 func (cp *ControlPlane) RetireDataset(ctx context.Context, actor vocab.Identity, id catalog.DatasetID, reason string) (catalog.Dataset, uint64, error) {
 	if _, err := catalog.ParseDatasetID(string(id)); err != nil {
@@ -101,6 +174,16 @@ func (cp *ControlPlane) Datasets(q catalog.Query) ([]catalog.Dataset, catalog.Da
 // (catalog.ApplyDatasetPublished) and indexes the dataset.
 func (cp *ControlPlane) applyDatasetPublished(txn views, e ledger.Entry) (func(), error) {
 	d, err := catalog.ApplyDatasetPublished(txn, e.Body, e.Time, e.Seq)
+	if err != nil {
+		return nil, err
+	}
+	return func() { cp.index.Put(d) }, nil
+}
+
+// applyDatasetUpdated applies a dataset.updated entry
+// (catalog.ApplyDatasetUpdated) and indexes the dataset.
+func (cp *ControlPlane) applyDatasetUpdated(txn views, e ledger.Entry) (func(), error) {
+	d, err := catalog.ApplyDatasetUpdated(txn, e.Body, e.Time, e.Seq)
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,7 @@ var appliers = map[string][]applier{
 	schemas.KindSchemaCompat:     {(*ControlPlane).applySchemaCompat},
 	catalog.KindDatasetPublished: {(*ControlPlane).applyDatasetPublished},
 	catalog.KindDatasetRetired:   {(*ControlPlane).applyDatasetRetired, (*ControlPlane).applyRetirementToShares},
+	catalog.KindDatasetUpdated:   {(*ControlPlane).applyDatasetUpdated},
 	shares.KindShareRequested:    {(*ControlPlane).applyShare},
 	shares.KindShareApproved:     {(*ControlPlane).applyShare},
 	shares.KindShareRejected:     {(*ControlPlane).applyShare},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -64,6 +65,83 @@ conditional (your officers decide each request), none (listed, never shared).`,
 	for _, n := range []string{"title", "share", "schema"} {
 		_ = publish.MarkFlagRequired(n)
 	}
+
+	var uTitle, uDescription, uKeywords, uFrequency, uShare, uSchema string
+	update := &cobra.Command{
+		Use:   "update ID [--title T] [--description D] [--keywords a,b] [--frequency F] [--schema SUBJECT[:VERSION]] [--share T]",
+		Short: "Change some of a dataset's metadata, keeping the rest (officer)",
+		Long: `Change only the metadata given, as one ledger entry (dataset.updated);
+everything else is kept. --keywords "" clears the keywords; --schema moves
+the dataset to a newer schema version (default: the subject's latest).
+
+A stricter share type (open → conditional → none) does not end grants
+already made: they stay until they expire or are revoked (the output says
+how many; xhub share revoke ends one). New requests follow the new type.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fl := cmd.Flags()
+			u := adapters.DatasetUpdate{ID: args[0]}
+			if fl.Changed("title") {
+				u.Title = &uTitle
+			}
+			if fl.Changed("description") {
+				u.Description = &uDescription
+			}
+			if fl.Changed("keywords") {
+				kw := []string{}
+				for _, k := range strings.Split(uKeywords, ",") {
+					if k = strings.TrimSpace(k); k != "" {
+						kw = append(kw, k)
+					}
+				}
+				u.Keywords = &kw
+			}
+			if fl.Changed("frequency") {
+				u.Frequency = &uFrequency
+			}
+			if fl.Changed("share") {
+				u.ShareType = &uShare
+			}
+			if fl.Changed("schema") {
+				subject, version := uSchema, 0
+				if s, v, ok := strings.Cut(uSchema, ":"); ok {
+					n, err := strconv.Atoi(v)
+					if err != nil || n < 1 {
+						return fmt.Errorf("--schema %q: version after ':' must be a positive number", uSchema)
+					}
+					subject, version = s, n
+				}
+				if subject == "" && version == 0 {
+					return fmt.Errorf("--schema: give SUBJECT, SUBJECT:VERSION or :VERSION")
+				}
+				u.SchemaSubject, u.SchemaVersion = subject, version
+			}
+			if u.Title == nil && u.Description == nil && u.Keywords == nil && u.Frequency == nil && u.ShareType == nil && !fl.Changed("schema") {
+				return fmt.Errorf("nothing to change: give at least one of --title, --description, --keywords, --frequency, --schema, --share")
+			}
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				r, err := cl.UpdateDataset(ctx, u)
+				if err != nil {
+					return err
+				}
+				if c.json() {
+					return c.printJSON(r)
+				}
+				c.say("updated %s: %s (ledger entry %d)", r.Dataset.ID, strings.Join(r.Changed, ", "), r.Seq)
+				if slices.Contains(r.Changed, "share_type") && r.ActiveGrants > 0 {
+					c.say("%d active grants on %s stay until they expire or are revoked (xhub share list --dataset %s --status active; xhub share revoke GRANT --reason R)", r.ActiveGrants, r.Dataset.ID, r.Dataset.ID)
+				}
+				return nil
+			})
+		},
+	}
+	uf := update.Flags()
+	uf.StringVar(&uTitle, "title", "", "new title")
+	uf.StringVar(&uDescription, "description", "", "new description")
+	uf.StringVar(&uKeywords, "keywords", "", "new comma-separated keywords (\"\" clears them)")
+	uf.StringVar(&uFrequency, "frequency", "", "new update frequency")
+	uf.StringVar(&uShare, "share", "", "new share type: open, conditional or none")
+	uf.StringVar(&uSchema, "schema", "", "new schema SUBJECT[:VERSION] (default version: latest)")
 
 	var dept, shareF, search string
 	var retired bool
@@ -209,6 +287,6 @@ Ids are IRIs under --base (default urn:xhub:).`,
 	export.Flags().StringVar(&base, "base", "", "IRI prefix of the exported ids (default urn:xhub:)")
 	_ = export.MarkFlagRequired("format")
 
-	cmd.AddCommand(publish, list, show, retire, export)
+	cmd.AddCommand(publish, update, list, show, retire, export)
 	return cmd
 }

@@ -47,6 +47,7 @@ var (
 		"/xhub.v1.Schemas/ListVersions":         anyRole,
 		"/xhub.v1.Catalog/PublishDataset":       officers,
 		"/xhub.v1.Catalog/RetireDataset":        officers,
+		"/xhub.v1.Catalog/UpdateDataset":        officers,
 		"/xhub.v1.Catalog/GetDataset":           anyRole,
 		"/xhub.v1.Catalog/ListDatasets":         anyRole,
 		"/xhub.v1.Shares/RequestShare":          officers,

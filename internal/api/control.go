@@ -233,6 +233,26 @@ func (s *catalogSvc) RetireDataset(ctx context.Context, r *xhubv1.RetireDatasetR
 	return &xhubv1.RetireDatasetResponse{Dataset: datasetPB(d), Seq: seq}, nil
 }
 
+func (s *catalogSvc) UpdateDataset(ctx context.Context, r *xhubv1.UpdateDatasetRequest) (*xhubv1.UpdateDatasetResponse, error) {
+	u := catalog.Update{ID: catalog.DatasetID(r.Id), Title: r.Title, Description: r.Description, Frequency: r.Frequency}
+	if r.Keywords != nil {
+		kw := append([]string{}, r.Keywords.Values...)
+		u.Keywords = &kw
+	}
+	if r.ShareType != nil {
+		st, err := catalog.ParseShareType(*r.ShareType)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		u.ShareType = &st
+	}
+	d, changed, active, seq, err := s.cp.UpdateDataset(ctx, identityFrom(ctx), u, r.SchemaSubject, int(r.SchemaVersion))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &xhubv1.UpdateDatasetResponse{Dataset: datasetPB(d), Seq: seq, Changed: changed, ActiveGrants: int32(active)}, nil
+}
+
 func (s *catalogSvc) GetDataset(ctx context.Context, r *xhubv1.GetDatasetRequest) (*xhubv1.GetDatasetResponse, error) {
 	if err := s.wait(ctx, r.MinSeq); err != nil {
 		return nil, err

@@ -129,6 +129,9 @@ func (g *gen) message(md protoreflect.MessageDescriptor) object {
 	os := md.Oneofs()
 	for i := 0; i < os.Len(); i++ {
 		o := os.Get(i)
+		if o.IsSynthetic() {
+			continue // proto3 optional: presence, not a choice
+		}
 		var names []string
 		for j := 0; j < o.Fields().Len(); j++ {
 			names = append(names, o.Fields().Get(j).JSONName())

@@ -2073,6 +2073,220 @@ func (x *RetireDatasetResponse) GetSeq() uint64 {
 	return 0
 }
 
+type UpdateDatasetRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Title       *string                `protobuf:"bytes,2,opt,name=title,proto3,oneof" json:"title,omitempty"`
+	Description *string                `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	Keywords    *Keywords              `protobuf:"bytes,4,opt,name=keywords,proto3" json:"keywords,omitempty"` // absent: unchanged; empty: none
+	Frequency   *string                `protobuf:"bytes,5,opt,name=frequency,proto3,oneof" json:"frequency,omitempty"`
+	ShareType   *string                `protobuf:"bytes,6,opt,name=share_type,json=shareType,proto3,oneof" json:"share_type,omitempty"`
+	// A new schema version: subject (default: the dataset's) and version
+	// (0: the subject's latest). Both empty: unchanged.
+	SchemaSubject string `protobuf:"bytes,7,opt,name=schema_subject,json=schemaSubject,proto3" json:"schema_subject,omitempty"`
+	SchemaVersion int32  `protobuf:"varint,8,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateDatasetRequest) Reset() {
+	*x = UpdateDatasetRequest{}
+	mi := &file_xhub_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateDatasetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateDatasetRequest) ProtoMessage() {}
+
+func (x *UpdateDatasetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateDatasetRequest.ProtoReflect.Descriptor instead.
+func (*UpdateDatasetRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UpdateDatasetRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateDatasetRequest) GetTitle() string {
+	if x != nil && x.Title != nil {
+		return *x.Title
+	}
+	return ""
+}
+
+func (x *UpdateDatasetRequest) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+func (x *UpdateDatasetRequest) GetKeywords() *Keywords {
+	if x != nil {
+		return x.Keywords
+	}
+	return nil
+}
+
+func (x *UpdateDatasetRequest) GetFrequency() string {
+	if x != nil && x.Frequency != nil {
+		return *x.Frequency
+	}
+	return ""
+}
+
+func (x *UpdateDatasetRequest) GetShareType() string {
+	if x != nil && x.ShareType != nil {
+		return *x.ShareType
+	}
+	return ""
+}
+
+func (x *UpdateDatasetRequest) GetSchemaSubject() string {
+	if x != nil {
+		return x.SchemaSubject
+	}
+	return ""
+}
+
+func (x *UpdateDatasetRequest) GetSchemaVersion() int32 {
+	if x != nil {
+		return x.SchemaVersion
+	}
+	return 0
+}
+
+type Keywords struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        []string               `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Keywords) Reset() {
+	*x = Keywords{}
+	mi := &file_xhub_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Keywords) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Keywords) ProtoMessage() {}
+
+func (x *Keywords) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Keywords.ProtoReflect.Descriptor instead.
+func (*Keywords) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *Keywords) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+type UpdateDatasetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dataset       *Dataset               `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Changed       []string               `protobuf:"bytes,3,rep,name=changed,proto3" json:"changed,omitempty"`                                // the fields the entry changed
+	ActiveGrants  int32                  `protobuf:"varint,4,opt,name=active_grants,json=activeGrants,proto3" json:"active_grants,omitempty"` // grants still active on the dataset
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateDatasetResponse) Reset() {
+	*x = UpdateDatasetResponse{}
+	mi := &file_xhub_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateDatasetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateDatasetResponse) ProtoMessage() {}
+
+func (x *UpdateDatasetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateDatasetResponse.ProtoReflect.Descriptor instead.
+func (*UpdateDatasetResponse) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *UpdateDatasetResponse) GetDataset() *Dataset {
+	if x != nil {
+		return x.Dataset
+	}
+	return nil
+}
+
+func (x *UpdateDatasetResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *UpdateDatasetResponse) GetChanged() []string {
+	if x != nil {
+		return x.Changed
+	}
+	return nil
+}
+
+func (x *UpdateDatasetResponse) GetActiveGrants() int32 {
+	if x != nil {
+		return x.ActiveGrants
+	}
+	return 0
+}
+
 type ShareRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2096,7 +2310,7 @@ type ShareRequest struct {
 
 func (x *ShareRequest) Reset() {
 	*x = ShareRequest{}
-	mi := &file_xhub_proto_msgTypes[31]
+	mi := &file_xhub_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2108,7 +2322,7 @@ func (x *ShareRequest) String() string {
 func (*ShareRequest) ProtoMessage() {}
 
 func (x *ShareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[31]
+	mi := &file_xhub_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2121,7 +2335,7 @@ func (x *ShareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareRequest.ProtoReflect.Descriptor instead.
 func (*ShareRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{31}
+	return file_xhub_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ShareRequest) GetId() string {
@@ -2249,7 +2463,7 @@ type Grant struct {
 
 func (x *Grant) Reset() {
 	*x = Grant{}
-	mi := &file_xhub_proto_msgTypes[32]
+	mi := &file_xhub_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2475,7 @@ func (x *Grant) String() string {
 func (*Grant) ProtoMessage() {}
 
 func (x *Grant) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[32]
+	mi := &file_xhub_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2488,7 @@ func (x *Grant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Grant.ProtoReflect.Descriptor instead.
 func (*Grant) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{32}
+	return file_xhub_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Grant) GetId() string {
@@ -2373,7 +2587,7 @@ type RequestShareRequest struct {
 
 func (x *RequestShareRequest) Reset() {
 	*x = RequestShareRequest{}
-	mi := &file_xhub_proto_msgTypes[33]
+	mi := &file_xhub_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2385,7 +2599,7 @@ func (x *RequestShareRequest) String() string {
 func (*RequestShareRequest) ProtoMessage() {}
 
 func (x *RequestShareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[33]
+	mi := &file_xhub_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2398,7 +2612,7 @@ func (x *RequestShareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestShareRequest.ProtoReflect.Descriptor instead.
 func (*RequestShareRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{33}
+	return file_xhub_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RequestShareRequest) GetDataset() string {
@@ -2440,7 +2654,7 @@ type RequestShareResponse struct {
 
 func (x *RequestShareResponse) Reset() {
 	*x = RequestShareResponse{}
-	mi := &file_xhub_proto_msgTypes[34]
+	mi := &file_xhub_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2666,7 @@ func (x *RequestShareResponse) String() string {
 func (*RequestShareResponse) ProtoMessage() {}
 
 func (x *RequestShareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[34]
+	mi := &file_xhub_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2679,7 @@ func (x *RequestShareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestShareResponse.ProtoReflect.Descriptor instead.
 func (*RequestShareResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{34}
+	return file_xhub_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RequestShareResponse) GetRequest() *ShareRequest {
@@ -2500,7 +2714,7 @@ type InboxRequest struct {
 
 func (x *InboxRequest) Reset() {
 	*x = InboxRequest{}
-	mi := &file_xhub_proto_msgTypes[35]
+	mi := &file_xhub_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2512,7 +2726,7 @@ func (x *InboxRequest) String() string {
 func (*InboxRequest) ProtoMessage() {}
 
 func (x *InboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[35]
+	mi := &file_xhub_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2525,7 +2739,7 @@ func (x *InboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxRequest.ProtoReflect.Descriptor instead.
 func (*InboxRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{35}
+	return file_xhub_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *InboxRequest) GetMinSeq() uint64 {
@@ -2561,7 +2775,7 @@ type ApproveRequest struct {
 
 func (x *ApproveRequest) Reset() {
 	*x = ApproveRequest{}
-	mi := &file_xhub_proto_msgTypes[36]
+	mi := &file_xhub_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +2787,7 @@ func (x *ApproveRequest) String() string {
 func (*ApproveRequest) ProtoMessage() {}
 
 func (x *ApproveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[36]
+	mi := &file_xhub_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +2800,7 @@ func (x *ApproveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveRequest.ProtoReflect.Descriptor instead.
 func (*ApproveRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{36}
+	return file_xhub_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ApproveRequest) GetRequestId() string {
@@ -2627,7 +2841,7 @@ type RejectRequest struct {
 
 func (x *RejectRequest) Reset() {
 	*x = RejectRequest{}
-	mi := &file_xhub_proto_msgTypes[37]
+	mi := &file_xhub_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2639,7 +2853,7 @@ func (x *RejectRequest) String() string {
 func (*RejectRequest) ProtoMessage() {}
 
 func (x *RejectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[37]
+	mi := &file_xhub_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2652,7 +2866,7 @@ func (x *RejectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectRequest.ProtoReflect.Descriptor instead.
 func (*RejectRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{37}
+	return file_xhub_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RejectRequest) GetRequestId() string {
@@ -2678,7 +2892,7 @@ type WithdrawRequest struct {
 
 func (x *WithdrawRequest) Reset() {
 	*x = WithdrawRequest{}
-	mi := &file_xhub_proto_msgTypes[38]
+	mi := &file_xhub_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2690,7 +2904,7 @@ func (x *WithdrawRequest) String() string {
 func (*WithdrawRequest) ProtoMessage() {}
 
 func (x *WithdrawRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[38]
+	mi := &file_xhub_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2703,7 +2917,7 @@ func (x *WithdrawRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{38}
+	return file_xhub_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WithdrawRequest) GetRequestId() string {
@@ -2723,7 +2937,7 @@ type RevokeGrantRequest struct {
 
 func (x *RevokeGrantRequest) Reset() {
 	*x = RevokeGrantRequest{}
-	mi := &file_xhub_proto_msgTypes[39]
+	mi := &file_xhub_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2735,7 +2949,7 @@ func (x *RevokeGrantRequest) String() string {
 func (*RevokeGrantRequest) ProtoMessage() {}
 
 func (x *RevokeGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[39]
+	mi := &file_xhub_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2748,7 +2962,7 @@ func (x *RevokeGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeGrantRequest.ProtoReflect.Descriptor instead.
 func (*RevokeGrantRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{39}
+	return file_xhub_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RevokeGrantRequest) GetGrantId() string {
@@ -2776,7 +2990,7 @@ type DecisionResponse struct {
 
 func (x *DecisionResponse) Reset() {
 	*x = DecisionResponse{}
-	mi := &file_xhub_proto_msgTypes[40]
+	mi := &file_xhub_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2788,7 +3002,7 @@ func (x *DecisionResponse) String() string {
 func (*DecisionResponse) ProtoMessage() {}
 
 func (x *DecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[40]
+	mi := &file_xhub_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2801,7 +3015,7 @@ func (x *DecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionResponse.ProtoReflect.Descriptor instead.
 func (*DecisionResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{40}
+	return file_xhub_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DecisionResponse) GetRequest() *ShareRequest {
@@ -2842,7 +3056,7 @@ type ListSharesRequest struct {
 
 func (x *ListSharesRequest) Reset() {
 	*x = ListSharesRequest{}
-	mi := &file_xhub_proto_msgTypes[41]
+	mi := &file_xhub_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2854,7 +3068,7 @@ func (x *ListSharesRequest) String() string {
 func (*ListSharesRequest) ProtoMessage() {}
 
 func (x *ListSharesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[41]
+	mi := &file_xhub_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2867,7 +3081,7 @@ func (x *ListSharesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSharesRequest.ProtoReflect.Descriptor instead.
 func (*ListSharesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{41}
+	return file_xhub_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListSharesRequest) GetDataset() string {
@@ -2930,7 +3144,7 @@ type ListSharesResponse struct {
 
 func (x *ListSharesResponse) Reset() {
 	*x = ListSharesResponse{}
-	mi := &file_xhub_proto_msgTypes[42]
+	mi := &file_xhub_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2942,7 +3156,7 @@ func (x *ListSharesResponse) String() string {
 func (*ListSharesResponse) ProtoMessage() {}
 
 func (x *ListSharesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[42]
+	mi := &file_xhub_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2955,7 +3169,7 @@ func (x *ListSharesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSharesResponse.ProtoReflect.Descriptor instead.
 func (*ListSharesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{42}
+	return file_xhub_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListSharesResponse) GetRequests() []*ShareRequest {
@@ -2993,7 +3207,7 @@ type Entry struct {
 
 func (x *Entry) Reset() {
 	*x = Entry{}
-	mi := &file_xhub_proto_msgTypes[43]
+	mi := &file_xhub_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3005,7 +3219,7 @@ func (x *Entry) String() string {
 func (*Entry) ProtoMessage() {}
 
 func (x *Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[43]
+	mi := &file_xhub_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3018,7 +3232,7 @@ func (x *Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entry.ProtoReflect.Descriptor instead.
 func (*Entry) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{43}
+	return file_xhub_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Entry) GetSeq() uint64 {
@@ -3075,7 +3289,7 @@ type ListEntriesRequest struct {
 
 func (x *ListEntriesRequest) Reset() {
 	*x = ListEntriesRequest{}
-	mi := &file_xhub_proto_msgTypes[44]
+	mi := &file_xhub_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3087,7 +3301,7 @@ func (x *ListEntriesRequest) String() string {
 func (*ListEntriesRequest) ProtoMessage() {}
 
 func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[44]
+	mi := &file_xhub_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3100,7 +3314,7 @@ func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{44}
+	return file_xhub_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListEntriesRequest) GetSince() uint64 {
@@ -3141,7 +3355,7 @@ type ListEntriesResponse struct {
 
 func (x *ListEntriesResponse) Reset() {
 	*x = ListEntriesResponse{}
-	mi := &file_xhub_proto_msgTypes[45]
+	mi := &file_xhub_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3153,7 +3367,7 @@ func (x *ListEntriesResponse) String() string {
 func (*ListEntriesResponse) ProtoMessage() {}
 
 func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[45]
+	mi := &file_xhub_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3166,7 +3380,7 @@ func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{45}
+	return file_xhub_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListEntriesResponse) GetEntries() []*Entry {
@@ -3192,7 +3406,7 @@ type GetHeadRequest struct {
 
 func (x *GetHeadRequest) Reset() {
 	*x = GetHeadRequest{}
-	mi := &file_xhub_proto_msgTypes[46]
+	mi := &file_xhub_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3204,7 +3418,7 @@ func (x *GetHeadRequest) String() string {
 func (*GetHeadRequest) ProtoMessage() {}
 
 func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[46]
+	mi := &file_xhub_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3217,7 +3431,7 @@ func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHeadRequest.ProtoReflect.Descriptor instead.
 func (*GetHeadRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{46}
+	return file_xhub_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetHeadRequest) GetMinSeq() uint64 {
@@ -3238,7 +3452,7 @@ type GetHeadResponse struct {
 
 func (x *GetHeadResponse) Reset() {
 	*x = GetHeadResponse{}
-	mi := &file_xhub_proto_msgTypes[47]
+	mi := &file_xhub_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3250,7 +3464,7 @@ func (x *GetHeadResponse) String() string {
 func (*GetHeadResponse) ProtoMessage() {}
 
 func (x *GetHeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[47]
+	mi := &file_xhub_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3263,7 +3477,7 @@ func (x *GetHeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHeadResponse.ProtoReflect.Descriptor instead.
 func (*GetHeadResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{47}
+	return file_xhub_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetHeadResponse) GetSignedNote() []byte {
@@ -3297,7 +3511,7 @@ type InclusionProofRequest struct {
 
 func (x *InclusionProofRequest) Reset() {
 	*x = InclusionProofRequest{}
-	mi := &file_xhub_proto_msgTypes[48]
+	mi := &file_xhub_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3309,7 +3523,7 @@ func (x *InclusionProofRequest) String() string {
 func (*InclusionProofRequest) ProtoMessage() {}
 
 func (x *InclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[48]
+	mi := &file_xhub_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3322,7 +3536,7 @@ func (x *InclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*InclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{48}
+	return file_xhub_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *InclusionProofRequest) GetSeq() uint64 {
@@ -3350,7 +3564,7 @@ type InclusionProofResponse struct {
 
 func (x *InclusionProofResponse) Reset() {
 	*x = InclusionProofResponse{}
-	mi := &file_xhub_proto_msgTypes[49]
+	mi := &file_xhub_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3362,7 +3576,7 @@ func (x *InclusionProofResponse) String() string {
 func (*InclusionProofResponse) ProtoMessage() {}
 
 func (x *InclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[49]
+	mi := &file_xhub_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3375,7 +3589,7 @@ func (x *InclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*InclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{49}
+	return file_xhub_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *InclusionProofResponse) GetSignedNote() []byte {
@@ -3409,7 +3623,7 @@ type ConsistencyProofRequest struct {
 
 func (x *ConsistencyProofRequest) Reset() {
 	*x = ConsistencyProofRequest{}
-	mi := &file_xhub_proto_msgTypes[50]
+	mi := &file_xhub_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3421,7 +3635,7 @@ func (x *ConsistencyProofRequest) String() string {
 func (*ConsistencyProofRequest) ProtoMessage() {}
 
 func (x *ConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[50]
+	mi := &file_xhub_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3434,7 +3648,7 @@ func (x *ConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*ConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{50}
+	return file_xhub_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ConsistencyProofRequest) GetOldSize() uint64 {
@@ -3461,7 +3675,7 @@ type ConsistencyProofResponse struct {
 
 func (x *ConsistencyProofResponse) Reset() {
 	*x = ConsistencyProofResponse{}
-	mi := &file_xhub_proto_msgTypes[51]
+	mi := &file_xhub_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3473,7 +3687,7 @@ func (x *ConsistencyProofResponse) String() string {
 func (*ConsistencyProofResponse) ProtoMessage() {}
 
 func (x *ConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[51]
+	mi := &file_xhub_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3486,7 +3700,7 @@ func (x *ConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*ConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{51}
+	return file_xhub_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ConsistencyProofResponse) GetSignedNote() []byte {
@@ -3514,7 +3728,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_xhub_proto_msgTypes[52]
+	mi := &file_xhub_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3526,7 +3740,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[52]
+	mi := &file_xhub_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3539,7 +3753,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{52}
+	return file_xhub_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Filter) GetField() string {
@@ -3576,7 +3790,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_xhub_proto_msgTypes[53]
+	mi := &file_xhub_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3588,7 +3802,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[53]
+	mi := &file_xhub_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3601,7 +3815,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{53}
+	return file_xhub_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *QueryRequest) GetDataset() string {
@@ -3652,7 +3866,7 @@ type QueryResponse struct {
 
 func (x *QueryResponse) Reset() {
 	*x = QueryResponse{}
-	mi := &file_xhub_proto_msgTypes[54]
+	mi := &file_xhub_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3664,7 +3878,7 @@ func (x *QueryResponse) String() string {
 func (*QueryResponse) ProtoMessage() {}
 
 func (x *QueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[54]
+	mi := &file_xhub_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3677,7 +3891,7 @@ func (x *QueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResponse.ProtoReflect.Descriptor instead.
 func (*QueryResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{54}
+	return file_xhub_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *QueryResponse) GetRecords() [][]byte {
@@ -3726,7 +3940,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_xhub_proto_msgTypes[55]
+	mi := &file_xhub_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3738,7 +3952,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[55]
+	mi := &file_xhub_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3751,7 +3965,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{55}
+	return file_xhub_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *PublishRequest) GetDataset() string {
@@ -3786,7 +4000,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_xhub_proto_msgTypes[56]
+	mi := &file_xhub_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3798,7 +4012,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[56]
+	mi := &file_xhub_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3811,7 +4025,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{56}
+	return file_xhub_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *PublishResponse) GetStreamSeq() uint64 {
@@ -3848,7 +4062,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_xhub_proto_msgTypes[57]
+	mi := &file_xhub_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3860,7 +4074,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[57]
+	mi := &file_xhub_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3873,7 +4087,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{57}
+	return file_xhub_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *SubscribeRequest) GetMsg() isSubscribeRequest_Msg {
@@ -3928,7 +4142,7 @@ type SubscribeStart struct {
 
 func (x *SubscribeStart) Reset() {
 	*x = SubscribeStart{}
-	mi := &file_xhub_proto_msgTypes[58]
+	mi := &file_xhub_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3940,7 +4154,7 @@ func (x *SubscribeStart) String() string {
 func (*SubscribeStart) ProtoMessage() {}
 
 func (x *SubscribeStart) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[58]
+	mi := &file_xhub_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3953,7 +4167,7 @@ func (x *SubscribeStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeStart.ProtoReflect.Descriptor instead.
 func (*SubscribeStart) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{58}
+	return file_xhub_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *SubscribeStart) GetDataset() string {
@@ -3987,7 +4201,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_xhub_proto_msgTypes[59]
+	mi := &file_xhub_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3999,7 +4213,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[59]
+	mi := &file_xhub_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4012,7 +4226,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{59}
+	return file_xhub_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListSubscriptionsRequest) GetDataset() string {
@@ -4046,7 +4260,7 @@ type SubscriptionInfo struct {
 
 func (x *SubscriptionInfo) Reset() {
 	*x = SubscriptionInfo{}
-	mi := &file_xhub_proto_msgTypes[60]
+	mi := &file_xhub_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4058,7 +4272,7 @@ func (x *SubscriptionInfo) String() string {
 func (*SubscriptionInfo) ProtoMessage() {}
 
 func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[60]
+	mi := &file_xhub_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4071,7 +4285,7 @@ func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionInfo.ProtoReflect.Descriptor instead.
 func (*SubscriptionInfo) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{60}
+	return file_xhub_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SubscriptionInfo) GetDept() string {
@@ -4147,7 +4361,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_xhub_proto_msgTypes[61]
+	mi := &file_xhub_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4159,7 +4373,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[61]
+	mi := &file_xhub_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4172,7 +4386,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{61}
+	return file_xhub_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*SubscriptionInfo {
@@ -4199,7 +4413,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_xhub_proto_msgTypes[62]
+	mi := &file_xhub_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4211,7 +4425,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[62]
+	mi := &file_xhub_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4224,7 +4438,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{62}
+	return file_xhub_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *DeleteSubscriptionRequest) GetName() string {
@@ -4250,7 +4464,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_xhub_proto_msgTypes[63]
+	mi := &file_xhub_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4262,7 +4476,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[63]
+	mi := &file_xhub_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4275,7 +4489,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{63}
+	return file_xhub_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DeleteSubscriptionResponse) GetDeleted() *SubscriptionInfo {
@@ -4294,7 +4508,7 @@ type SubscribeAck struct {
 
 func (x *SubscribeAck) Reset() {
 	*x = SubscribeAck{}
-	mi := &file_xhub_proto_msgTypes[64]
+	mi := &file_xhub_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4306,7 +4520,7 @@ func (x *SubscribeAck) String() string {
 func (*SubscribeAck) ProtoMessage() {}
 
 func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[64]
+	mi := &file_xhub_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4319,7 +4533,7 @@ func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeAck.ProtoReflect.Descriptor instead.
 func (*SubscribeAck) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{64}
+	return file_xhub_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *SubscribeAck) GetDeliveryIds() []uint64 {
@@ -4340,7 +4554,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_xhub_proto_msgTypes[65]
+	mi := &file_xhub_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4352,7 +4566,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[65]
+	mi := &file_xhub_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4365,7 +4579,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{65}
+	return file_xhub_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *SubscribeResponse) GetDeliveryId() uint64 {
@@ -4402,7 +4616,7 @@ type ProviderMessage struct {
 
 func (x *ProviderMessage) Reset() {
 	*x = ProviderMessage{}
-	mi := &file_xhub_proto_msgTypes[66]
+	mi := &file_xhub_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4414,7 +4628,7 @@ func (x *ProviderMessage) String() string {
 func (*ProviderMessage) ProtoMessage() {}
 
 func (x *ProviderMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[66]
+	mi := &file_xhub_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4427,7 +4641,7 @@ func (x *ProviderMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderMessage.ProtoReflect.Descriptor instead.
 func (*ProviderMessage) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{66}
+	return file_xhub_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ProviderMessage) GetMsg() isProviderMessage_Msg {
@@ -4480,7 +4694,7 @@ type ProviderHello struct {
 
 func (x *ProviderHello) Reset() {
 	*x = ProviderHello{}
-	mi := &file_xhub_proto_msgTypes[67]
+	mi := &file_xhub_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4492,7 +4706,7 @@ func (x *ProviderHello) String() string {
 func (*ProviderHello) ProtoMessage() {}
 
 func (x *ProviderHello) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[67]
+	mi := &file_xhub_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4505,7 +4719,7 @@ func (x *ProviderHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderHello.ProtoReflect.Descriptor instead.
 func (*ProviderHello) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{67}
+	return file_xhub_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ProviderHello) GetDatasets() []string {
@@ -4527,7 +4741,7 @@ type ProviderResult struct {
 
 func (x *ProviderResult) Reset() {
 	*x = ProviderResult{}
-	mi := &file_xhub_proto_msgTypes[68]
+	mi := &file_xhub_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4539,7 +4753,7 @@ func (x *ProviderResult) String() string {
 func (*ProviderResult) ProtoMessage() {}
 
 func (x *ProviderResult) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[68]
+	mi := &file_xhub_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4552,7 +4766,7 @@ func (x *ProviderResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderResult.ProtoReflect.Descriptor instead.
 func (*ProviderResult) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{68}
+	return file_xhub_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ProviderResult) GetCallId() string {
@@ -4601,7 +4815,7 @@ type ProviderCall struct {
 
 func (x *ProviderCall) Reset() {
 	*x = ProviderCall{}
-	mi := &file_xhub_proto_msgTypes[69]
+	mi := &file_xhub_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4613,7 +4827,7 @@ func (x *ProviderCall) String() string {
 func (*ProviderCall) ProtoMessage() {}
 
 func (x *ProviderCall) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[69]
+	mi := &file_xhub_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4626,7 +4840,7 @@ func (x *ProviderCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderCall.ProtoReflect.Descriptor instead.
 func (*ProviderCall) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{69}
+	return file_xhub_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ProviderCall) GetCallId() string {
@@ -4701,7 +4915,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_xhub_proto_msgTypes[70]
+	mi := &file_xhub_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4713,7 +4927,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[70]
+	mi := &file_xhub_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4726,7 +4940,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{70}
+	return file_xhub_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -4833,7 +5047,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_xhub_proto_msgTypes[71]
+	mi := &file_xhub_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4845,7 +5059,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[71]
+	mi := &file_xhub_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4858,7 +5072,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{71}
+	return file_xhub_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListAuditRequest) GetDataset() string {
@@ -4906,7 +5120,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_xhub_proto_msgTypes[72]
+	mi := &file_xhub_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4918,7 +5132,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[72]
+	mi := &file_xhub_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4931,7 +5145,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{72}
+	return file_xhub_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -4958,7 +5172,7 @@ type CreateJoinTokenRequest struct {
 
 func (x *CreateJoinTokenRequest) Reset() {
 	*x = CreateJoinTokenRequest{}
-	mi := &file_xhub_proto_msgTypes[73]
+	mi := &file_xhub_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4970,7 +5184,7 @@ func (x *CreateJoinTokenRequest) String() string {
 func (*CreateJoinTokenRequest) ProtoMessage() {}
 
 func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[73]
+	mi := &file_xhub_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4983,7 +5197,7 @@ func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{73}
+	return file_xhub_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *CreateJoinTokenRequest) GetName() string {
@@ -5013,7 +5227,7 @@ type CreateJoinTokenResponse struct {
 
 func (x *CreateJoinTokenResponse) Reset() {
 	*x = CreateJoinTokenResponse{}
-	mi := &file_xhub_proto_msgTypes[74]
+	mi := &file_xhub_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5025,7 +5239,7 @@ func (x *CreateJoinTokenResponse) String() string {
 func (*CreateJoinTokenResponse) ProtoMessage() {}
 
 func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[74]
+	mi := &file_xhub_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5038,7 +5252,7 @@ func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{74}
+	return file_xhub_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *CreateJoinTokenResponse) GetTokenId() string {
@@ -5093,7 +5307,7 @@ type JoinToken struct {
 
 func (x *JoinToken) Reset() {
 	*x = JoinToken{}
-	mi := &file_xhub_proto_msgTypes[75]
+	mi := &file_xhub_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5105,7 +5319,7 @@ func (x *JoinToken) String() string {
 func (*JoinToken) ProtoMessage() {}
 
 func (x *JoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[75]
+	mi := &file_xhub_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5118,7 +5332,7 @@ func (x *JoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinToken.ProtoReflect.Descriptor instead.
 func (*JoinToken) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{75}
+	return file_xhub_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *JoinToken) GetId() string {
@@ -5193,7 +5407,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_xhub_proto_msgTypes[76]
+	mi := &file_xhub_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5205,7 +5419,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[76]
+	mi := &file_xhub_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5218,7 +5432,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{76}
+	return file_xhub_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ListNodesRequest) GetMinSeq() uint64 {
@@ -5237,7 +5451,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_xhub_proto_msgTypes[77]
+	mi := &file_xhub_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5249,7 +5463,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[77]
+	mi := &file_xhub_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5262,7 +5476,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{77}
+	return file_xhub_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ListNodesResponse) GetTokens() []*JoinToken {
@@ -5283,7 +5497,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_xhub_proto_msgTypes[78]
+	mi := &file_xhub_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5295,7 +5509,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[78]
+	mi := &file_xhub_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5308,7 +5522,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{78}
+	return file_xhub_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -5348,7 +5562,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_xhub_proto_msgTypes[79]
+	mi := &file_xhub_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5360,7 +5574,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[79]
+	mi := &file_xhub_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5373,7 +5587,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{79}
+	return file_xhub_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *JoinResponse) GetPkiFiles() map[string][]byte {
@@ -5596,7 +5810,29 @@ const file_xhub_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"U\n" +
 	"\x15RetireDatasetResponse\x12*\n" +
 	"\adataset\x18\x01 \x01(\v2\x10.xhub.v1.DatasetR\adataset\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xe4\x03\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xe3\x02\n" +
+	"\x14UpdateDatasetRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
+	"\x05title\x18\x02 \x01(\tH\x00R\x05title\x88\x01\x01\x12%\n" +
+	"\vdescription\x18\x03 \x01(\tH\x01R\vdescription\x88\x01\x01\x12-\n" +
+	"\bkeywords\x18\x04 \x01(\v2\x11.xhub.v1.KeywordsR\bkeywords\x12!\n" +
+	"\tfrequency\x18\x05 \x01(\tH\x02R\tfrequency\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"share_type\x18\x06 \x01(\tH\x03R\tshareType\x88\x01\x01\x12%\n" +
+	"\x0eschema_subject\x18\a \x01(\tR\rschemaSubject\x12%\n" +
+	"\x0eschema_version\x18\b \x01(\x05R\rschemaVersionB\b\n" +
+	"\x06_titleB\x0e\n" +
+	"\f_descriptionB\f\n" +
+	"\n" +
+	"_frequencyB\r\n" +
+	"\v_share_type\"\"\n" +
+	"\bKeywords\x12\x16\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"\x94\x01\n" +
+	"\x15UpdateDatasetResponse\x12*\n" +
+	"\adataset\x18\x01 \x01(\v2\x10.xhub.v1.DatasetR\adataset\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x18\n" +
+	"\achanged\x18\x03 \x03(\tR\achanged\x12#\n" +
+	"\ractive_grants\x18\x04 \x01(\x05R\factiveGrants\"\xe4\x03\n" +
 	"\fShareRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\tR\trequester\x12\x18\n" +
@@ -5884,13 +6120,14 @@ const file_xhub_proto_rawDesc = "" +
 	"\x0eRegisterSchema\x12\x1e.xhub.v1.RegisterSchemaRequest\x1a\x1f.xhub.v1.RegisterSchemaResponse\x12H\n" +
 	"\vCheckSchema\x12\x1b.xhub.v1.CheckSchemaRequest\x1a\x1c.xhub.v1.CheckSchemaResponse\x12B\n" +
 	"\tGetSchema\x12\x19.xhub.v1.GetSchemaRequest\x1a\x1a.xhub.v1.GetSchemaResponse\x12K\n" +
-	"\fListVersions\x12\x1c.xhub.v1.ListVersionsRequest\x1a\x1d.xhub.v1.ListVersionsResponse2\xc0\x02\n" +
+	"\fListVersions\x12\x1c.xhub.v1.ListVersionsRequest\x1a\x1d.xhub.v1.ListVersionsResponse2\x90\x03\n" +
 	"\aCatalog\x12Q\n" +
 	"\x0ePublishDataset\x12\x1e.xhub.v1.PublishDatasetRequest\x1a\x1f.xhub.v1.PublishDatasetResponse\x12E\n" +
 	"\n" +
 	"GetDataset\x12\x1a.xhub.v1.GetDatasetRequest\x1a\x1b.xhub.v1.GetDatasetResponse\x12K\n" +
 	"\fListDatasets\x12\x1c.xhub.v1.ListDatasetsRequest\x1a\x1d.xhub.v1.ListDatasetsResponse\x12N\n" +
-	"\rRetireDataset\x12\x1d.xhub.v1.RetireDatasetRequest\x1a\x1e.xhub.v1.RetireDatasetResponse2\xdd\x03\n" +
+	"\rRetireDataset\x12\x1d.xhub.v1.RetireDatasetRequest\x1a\x1e.xhub.v1.RetireDatasetResponse\x12N\n" +
+	"\rUpdateDataset\x12\x1d.xhub.v1.UpdateDatasetRequest\x1a\x1e.xhub.v1.UpdateDatasetResponse2\xdd\x03\n" +
 	"\x06Shares\x12K\n" +
 	"\fRequestShare\x12\x1c.xhub.v1.RequestShareRequest\x1a\x1d.xhub.v1.RequestShareResponse\x12;\n" +
 	"\x05Inbox\x12\x15.xhub.v1.InboxRequest\x1a\x1b.xhub.v1.ListSharesResponse\x12=\n" +
@@ -5934,7 +6171,7 @@ func file_xhub_proto_rawDescGZIP() []byte {
 	return file_xhub_proto_rawDescData
 }
 
-var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 81)
+var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
 var file_xhub_proto_goTypes = []any{
 	(*Department)(nil),                 // 0: xhub.v1.Department
 	(*AddDepartmentRequest)(nil),       // 1: xhub.v1.AddDepartmentRequest
@@ -5967,190 +6204,197 @@ var file_xhub_proto_goTypes = []any{
 	(*ListDatasetsResponse)(nil),       // 28: xhub.v1.ListDatasetsResponse
 	(*RetireDatasetRequest)(nil),       // 29: xhub.v1.RetireDatasetRequest
 	(*RetireDatasetResponse)(nil),      // 30: xhub.v1.RetireDatasetResponse
-	(*ShareRequest)(nil),               // 31: xhub.v1.ShareRequest
-	(*Grant)(nil),                      // 32: xhub.v1.Grant
-	(*RequestShareRequest)(nil),        // 33: xhub.v1.RequestShareRequest
-	(*RequestShareResponse)(nil),       // 34: xhub.v1.RequestShareResponse
-	(*InboxRequest)(nil),               // 35: xhub.v1.InboxRequest
-	(*ApproveRequest)(nil),             // 36: xhub.v1.ApproveRequest
-	(*RejectRequest)(nil),              // 37: xhub.v1.RejectRequest
-	(*WithdrawRequest)(nil),            // 38: xhub.v1.WithdrawRequest
-	(*RevokeGrantRequest)(nil),         // 39: xhub.v1.RevokeGrantRequest
-	(*DecisionResponse)(nil),           // 40: xhub.v1.DecisionResponse
-	(*ListSharesRequest)(nil),          // 41: xhub.v1.ListSharesRequest
-	(*ListSharesResponse)(nil),         // 42: xhub.v1.ListSharesResponse
-	(*Entry)(nil),                      // 43: xhub.v1.Entry
-	(*ListEntriesRequest)(nil),         // 44: xhub.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),        // 45: xhub.v1.ListEntriesResponse
-	(*GetHeadRequest)(nil),             // 46: xhub.v1.GetHeadRequest
-	(*GetHeadResponse)(nil),            // 47: xhub.v1.GetHeadResponse
-	(*InclusionProofRequest)(nil),      // 48: xhub.v1.InclusionProofRequest
-	(*InclusionProofResponse)(nil),     // 49: xhub.v1.InclusionProofResponse
-	(*ConsistencyProofRequest)(nil),    // 50: xhub.v1.ConsistencyProofRequest
-	(*ConsistencyProofResponse)(nil),   // 51: xhub.v1.ConsistencyProofResponse
-	(*Filter)(nil),                     // 52: xhub.v1.Filter
-	(*QueryRequest)(nil),               // 53: xhub.v1.QueryRequest
-	(*QueryResponse)(nil),              // 54: xhub.v1.QueryResponse
-	(*PublishRequest)(nil),             // 55: xhub.v1.PublishRequest
-	(*PublishResponse)(nil),            // 56: xhub.v1.PublishResponse
-	(*SubscribeRequest)(nil),           // 57: xhub.v1.SubscribeRequest
-	(*SubscribeStart)(nil),             // 58: xhub.v1.SubscribeStart
-	(*ListSubscriptionsRequest)(nil),   // 59: xhub.v1.ListSubscriptionsRequest
-	(*SubscriptionInfo)(nil),           // 60: xhub.v1.SubscriptionInfo
-	(*ListSubscriptionsResponse)(nil),  // 61: xhub.v1.ListSubscriptionsResponse
-	(*DeleteSubscriptionRequest)(nil),  // 62: xhub.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 63: xhub.v1.DeleteSubscriptionResponse
-	(*SubscribeAck)(nil),               // 64: xhub.v1.SubscribeAck
-	(*SubscribeResponse)(nil),          // 65: xhub.v1.SubscribeResponse
-	(*ProviderMessage)(nil),            // 66: xhub.v1.ProviderMessage
-	(*ProviderHello)(nil),              // 67: xhub.v1.ProviderHello
-	(*ProviderResult)(nil),             // 68: xhub.v1.ProviderResult
-	(*ProviderCall)(nil),               // 69: xhub.v1.ProviderCall
-	(*AuditEntry)(nil),                 // 70: xhub.v1.AuditEntry
-	(*ListAuditRequest)(nil),           // 71: xhub.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),          // 72: xhub.v1.ListAuditResponse
-	(*CreateJoinTokenRequest)(nil),     // 73: xhub.v1.CreateJoinTokenRequest
-	(*CreateJoinTokenResponse)(nil),    // 74: xhub.v1.CreateJoinTokenResponse
-	(*JoinToken)(nil),                  // 75: xhub.v1.JoinToken
-	(*ListNodesRequest)(nil),           // 76: xhub.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),          // 77: xhub.v1.ListNodesResponse
-	(*JoinRequest)(nil),                // 78: xhub.v1.JoinRequest
-	(*JoinResponse)(nil),               // 79: xhub.v1.JoinResponse
-	nil,                                // 80: xhub.v1.JoinResponse.PkiFilesEntry
-	(*timestamppb.Timestamp)(nil),      // 81: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 82: google.protobuf.Duration
-	(*descriptorpb.FieldOptions)(nil),  // 83: google.protobuf.FieldOptions
+	(*UpdateDatasetRequest)(nil),       // 31: xhub.v1.UpdateDatasetRequest
+	(*Keywords)(nil),                   // 32: xhub.v1.Keywords
+	(*UpdateDatasetResponse)(nil),      // 33: xhub.v1.UpdateDatasetResponse
+	(*ShareRequest)(nil),               // 34: xhub.v1.ShareRequest
+	(*Grant)(nil),                      // 35: xhub.v1.Grant
+	(*RequestShareRequest)(nil),        // 36: xhub.v1.RequestShareRequest
+	(*RequestShareResponse)(nil),       // 37: xhub.v1.RequestShareResponse
+	(*InboxRequest)(nil),               // 38: xhub.v1.InboxRequest
+	(*ApproveRequest)(nil),             // 39: xhub.v1.ApproveRequest
+	(*RejectRequest)(nil),              // 40: xhub.v1.RejectRequest
+	(*WithdrawRequest)(nil),            // 41: xhub.v1.WithdrawRequest
+	(*RevokeGrantRequest)(nil),         // 42: xhub.v1.RevokeGrantRequest
+	(*DecisionResponse)(nil),           // 43: xhub.v1.DecisionResponse
+	(*ListSharesRequest)(nil),          // 44: xhub.v1.ListSharesRequest
+	(*ListSharesResponse)(nil),         // 45: xhub.v1.ListSharesResponse
+	(*Entry)(nil),                      // 46: xhub.v1.Entry
+	(*ListEntriesRequest)(nil),         // 47: xhub.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),        // 48: xhub.v1.ListEntriesResponse
+	(*GetHeadRequest)(nil),             // 49: xhub.v1.GetHeadRequest
+	(*GetHeadResponse)(nil),            // 50: xhub.v1.GetHeadResponse
+	(*InclusionProofRequest)(nil),      // 51: xhub.v1.InclusionProofRequest
+	(*InclusionProofResponse)(nil),     // 52: xhub.v1.InclusionProofResponse
+	(*ConsistencyProofRequest)(nil),    // 53: xhub.v1.ConsistencyProofRequest
+	(*ConsistencyProofResponse)(nil),   // 54: xhub.v1.ConsistencyProofResponse
+	(*Filter)(nil),                     // 55: xhub.v1.Filter
+	(*QueryRequest)(nil),               // 56: xhub.v1.QueryRequest
+	(*QueryResponse)(nil),              // 57: xhub.v1.QueryResponse
+	(*PublishRequest)(nil),             // 58: xhub.v1.PublishRequest
+	(*PublishResponse)(nil),            // 59: xhub.v1.PublishResponse
+	(*SubscribeRequest)(nil),           // 60: xhub.v1.SubscribeRequest
+	(*SubscribeStart)(nil),             // 61: xhub.v1.SubscribeStart
+	(*ListSubscriptionsRequest)(nil),   // 62: xhub.v1.ListSubscriptionsRequest
+	(*SubscriptionInfo)(nil),           // 63: xhub.v1.SubscriptionInfo
+	(*ListSubscriptionsResponse)(nil),  // 64: xhub.v1.ListSubscriptionsResponse
+	(*DeleteSubscriptionRequest)(nil),  // 65: xhub.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 66: xhub.v1.DeleteSubscriptionResponse
+	(*SubscribeAck)(nil),               // 67: xhub.v1.SubscribeAck
+	(*SubscribeResponse)(nil),          // 68: xhub.v1.SubscribeResponse
+	(*ProviderMessage)(nil),            // 69: xhub.v1.ProviderMessage
+	(*ProviderHello)(nil),              // 70: xhub.v1.ProviderHello
+	(*ProviderResult)(nil),             // 71: xhub.v1.ProviderResult
+	(*ProviderCall)(nil),               // 72: xhub.v1.ProviderCall
+	(*AuditEntry)(nil),                 // 73: xhub.v1.AuditEntry
+	(*ListAuditRequest)(nil),           // 74: xhub.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),          // 75: xhub.v1.ListAuditResponse
+	(*CreateJoinTokenRequest)(nil),     // 76: xhub.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil),    // 77: xhub.v1.CreateJoinTokenResponse
+	(*JoinToken)(nil),                  // 78: xhub.v1.JoinToken
+	(*ListNodesRequest)(nil),           // 79: xhub.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),          // 80: xhub.v1.ListNodesResponse
+	(*JoinRequest)(nil),                // 81: xhub.v1.JoinRequest
+	(*JoinResponse)(nil),               // 82: xhub.v1.JoinResponse
+	nil,                                // 83: xhub.v1.JoinResponse.PkiFilesEntry
+	(*timestamppb.Timestamp)(nil),      // 84: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 85: google.protobuf.Duration
+	(*descriptorpb.FieldOptions)(nil),  // 86: google.protobuf.FieldOptions
 }
 var file_xhub_proto_depIdxs = []int32{
-	81, // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	84, // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
 	0,  // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
-	81, // 3: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
+	84, // 3: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
 	5,  // 4: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
 	5,  // 5: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
 	5,  // 6: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
 	13, // 7: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
-	81, // 8: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
+	84, // 8: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
 	12, // 9: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
 	12, // 10: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
 	12, // 11: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
 	13, // 12: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
-	81, // 13: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
-	81, // 14: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
+	84, // 13: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
+	84, // 14: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
 	22, // 15: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	22, // 16: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	22, // 17: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
 	22, // 18: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	81, // 19: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
-	81, // 20: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	81, // 21: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
-	81, // 22: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	81, // 23: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	81, // 24: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
-	31, // 25: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
-	32, // 26: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
-	31, // 27: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
-	32, // 28: xhub.v1.DecisionResponse.grant:type_name -> xhub.v1.Grant
-	31, // 29: xhub.v1.ListSharesResponse.requests:type_name -> xhub.v1.ShareRequest
-	32, // 30: xhub.v1.ListSharesResponse.grants:type_name -> xhub.v1.Grant
-	81, // 31: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
-	43, // 32: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
-	43, // 33: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
-	52, // 34: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
-	58, // 35: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
-	64, // 36: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	81, // 37: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
-	82, // 38: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
-	60, // 39: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
-	60, // 40: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
-	81, // 41: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
-	67, // 42: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
-	68, // 43: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
-	52, // 44: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	81, // 45: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	81, // 46: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
-	70, // 47: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	82, // 48: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	81, // 49: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	81, // 50: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	81, // 51: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	81, // 52: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
-	75, // 53: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
-	80, // 54: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
-	83, // 55: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
-	1,  // 56: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,  // 57: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	6,  // 58: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	8,  // 59: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	10, // 60: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	14, // 61: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	16, // 62: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	18, // 63: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	20, // 64: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	23, // 65: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	25, // 66: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	27, // 67: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	29, // 68: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	33, // 69: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	35, // 70: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	36, // 71: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	37, // 72: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	38, // 73: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	39, // 74: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	41, // 75: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	44, // 76: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	46, // 77: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	48, // 78: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	50, // 79: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	53, // 80: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	55, // 81: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	57, // 82: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	59, // 83: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
-	62, // 84: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
-	66, // 85: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	71, // 86: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	73, // 87: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
-	76, // 88: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
-	78, // 89: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
-	2,  // 90: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,  // 91: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	7,  // 92: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	9,  // 93: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	11, // 94: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	15, // 95: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	17, // 96: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	19, // 97: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	21, // 98: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	24, // 99: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	26, // 100: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	28, // 101: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	30, // 102: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	34, // 103: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	42, // 104: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	40, // 105: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	40, // 106: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	40, // 107: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	40, // 108: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	42, // 109: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	45, // 110: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	47, // 111: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	49, // 112: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	51, // 113: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	54, // 114: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	56, // 115: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	65, // 116: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	61, // 117: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
-	63, // 118: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
-	69, // 119: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	72, // 120: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	74, // 121: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
-	77, // 122: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
-	79, // 123: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
-	90, // [90:124] is the sub-list for method output_type
-	56, // [56:90] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	55, // [55:56] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	32, // 19: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
+	22, // 20: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
+	84, // 21: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
+	84, // 22: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
+	84, // 23: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	84, // 24: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	84, // 25: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	84, // 26: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	34, // 27: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
+	35, // 28: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
+	34, // 29: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
+	35, // 30: xhub.v1.DecisionResponse.grant:type_name -> xhub.v1.Grant
+	34, // 31: xhub.v1.ListSharesResponse.requests:type_name -> xhub.v1.ShareRequest
+	35, // 32: xhub.v1.ListSharesResponse.grants:type_name -> xhub.v1.Grant
+	84, // 33: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	46, // 34: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
+	46, // 35: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
+	55, // 36: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
+	61, // 37: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
+	67, // 38: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
+	84, // 39: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
+	85, // 40: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
+	63, // 41: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
+	63, // 42: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
+	84, // 43: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	70, // 44: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
+	71, // 45: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
+	55, // 46: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
+	84, // 47: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	84, // 48: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	73, // 49: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
+	85, // 50: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	84, // 51: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	84, // 52: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	84, // 53: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	84, // 54: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
+	78, // 55: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
+	83, // 56: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
+	86, // 57: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
+	1,  // 58: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,  // 59: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	6,  // 60: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	8,  // 61: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	10, // 62: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	14, // 63: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	16, // 64: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	18, // 65: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	20, // 66: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	23, // 67: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	25, // 68: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	27, // 69: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	29, // 70: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	31, // 71: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
+	36, // 72: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	38, // 73: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	39, // 74: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	40, // 75: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	41, // 76: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	42, // 77: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	44, // 78: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	47, // 79: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	49, // 80: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	51, // 81: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	53, // 82: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	56, // 83: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	58, // 84: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	60, // 85: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	62, // 86: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	65, // 87: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	69, // 88: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	74, // 89: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	76, // 90: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
+	79, // 91: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
+	81, // 92: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
+	2,  // 93: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,  // 94: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	7,  // 95: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	9,  // 96: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	11, // 97: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	15, // 98: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	17, // 99: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	19, // 100: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	21, // 101: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	24, // 102: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	26, // 103: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	28, // 104: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	30, // 105: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	33, // 106: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
+	37, // 107: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	45, // 108: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	43, // 109: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	43, // 110: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	43, // 111: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	43, // 112: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	45, // 113: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	48, // 114: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	50, // 115: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	52, // 116: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	54, // 117: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	57, // 118: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	59, // 119: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	68, // 120: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	64, // 121: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	66, // 122: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	72, // 123: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	75, // 124: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	77, // 125: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
+	80, // 126: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
+	82, // 127: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
+	93, // [93:128] is the sub-list for method output_type
+	58, // [58:93] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	57, // [57:58] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }
@@ -6158,11 +6402,12 @@ func file_xhub_proto_init() {
 	if File_xhub_proto != nil {
 		return
 	}
-	file_xhub_proto_msgTypes[57].OneofWrappers = []any{
+	file_xhub_proto_msgTypes[31].OneofWrappers = []any{}
+	file_xhub_proto_msgTypes[60].OneofWrappers = []any{
 		(*SubscribeRequest_Start)(nil),
 		(*SubscribeRequest_Ack)(nil),
 	}
-	file_xhub_proto_msgTypes[66].OneofWrappers = []any{
+	file_xhub_proto_msgTypes[69].OneofWrappers = []any{
 		(*ProviderMessage_Hello)(nil),
 		(*ProviderMessage_Result)(nil),
 	}
@@ -6172,7 +6417,7 @@ func file_xhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   81,
+			NumMessages:   84,
 			NumExtensions: 1,
 			NumServices:   10,
 		},

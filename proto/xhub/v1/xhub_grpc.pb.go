@@ -569,6 +569,7 @@ const (
 	Catalog_GetDataset_FullMethodName     = "/xhub.v1.Catalog/GetDataset"
 	Catalog_ListDatasets_FullMethodName   = "/xhub.v1.Catalog/ListDatasets"
 	Catalog_RetireDataset_FullMethodName  = "/xhub.v1.Catalog/RetireDataset"
+	Catalog_UpdateDataset_FullMethodName  = "/xhub.v1.Catalog/UpdateDataset"
 )
 
 // CatalogClient is the client API for Catalog service.
@@ -579,6 +580,10 @@ type CatalogClient interface {
 	GetDataset(ctx context.Context, in *GetDatasetRequest, opts ...grpc.CallOption) (*GetDatasetResponse, error)
 	ListDatasets(ctx context.Context, in *ListDatasetsRequest, opts ...grpc.CallOption) (*ListDatasetsResponse, error)
 	RetireDataset(ctx context.Context, in *RetireDatasetRequest, opts ...grpc.CallOption) (*RetireDatasetResponse, error)
+	// UpdateDataset changes only the fields given (one dataset.updated
+	// entry). A stricter share type does not end active grants: they stay
+	// until they expire or are revoked; new requests follow the new type.
+	UpdateDataset(ctx context.Context, in *UpdateDatasetRequest, opts ...grpc.CallOption) (*UpdateDatasetResponse, error)
 }
 
 type catalogClient struct {
@@ -629,6 +634,16 @@ func (c *catalogClient) RetireDataset(ctx context.Context, in *RetireDatasetRequ
 	return out, nil
 }
 
+func (c *catalogClient) UpdateDataset(ctx context.Context, in *UpdateDatasetRequest, opts ...grpc.CallOption) (*UpdateDatasetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateDatasetResponse)
+	err := c.cc.Invoke(ctx, Catalog_UpdateDataset_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CatalogServer is the server API for Catalog service.
 // All implementations must embed UnimplementedCatalogServer
 // for forward compatibility.
@@ -637,6 +652,10 @@ type CatalogServer interface {
 	GetDataset(context.Context, *GetDatasetRequest) (*GetDatasetResponse, error)
 	ListDatasets(context.Context, *ListDatasetsRequest) (*ListDatasetsResponse, error)
 	RetireDataset(context.Context, *RetireDatasetRequest) (*RetireDatasetResponse, error)
+	// UpdateDataset changes only the fields given (one dataset.updated
+	// entry). A stricter share type does not end active grants: they stay
+	// until they expire or are revoked; new requests follow the new type.
+	UpdateDataset(context.Context, *UpdateDatasetRequest) (*UpdateDatasetResponse, error)
 	mustEmbedUnimplementedCatalogServer()
 }
 
@@ -658,6 +677,9 @@ func (UnimplementedCatalogServer) ListDatasets(context.Context, *ListDatasetsReq
 }
 func (UnimplementedCatalogServer) RetireDataset(context.Context, *RetireDatasetRequest) (*RetireDatasetResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RetireDataset not implemented")
+}
+func (UnimplementedCatalogServer) UpdateDataset(context.Context, *UpdateDatasetRequest) (*UpdateDatasetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateDataset not implemented")
 }
 func (UnimplementedCatalogServer) mustEmbedUnimplementedCatalogServer() {}
 func (UnimplementedCatalogServer) testEmbeddedByValue()                 {}
@@ -752,6 +774,24 @@ func _Catalog_RetireDataset_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Catalog_UpdateDataset_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateDatasetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServer).UpdateDataset(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Catalog_UpdateDataset_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServer).UpdateDataset(ctx, req.(*UpdateDatasetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Catalog_ServiceDesc is the grpc.ServiceDesc for Catalog service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -774,6 +814,10 @@ var Catalog_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RetireDataset",
 			Handler:    _Catalog_RetireDataset_Handler,
+		},
+		{
+			MethodName: "UpdateDataset",
+			Handler:    _Catalog_UpdateDataset_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -90,6 +90,8 @@ const (
 	CatalogListDatasetsProcedure = "/xhub.v1.Catalog/ListDatasets"
 	// CatalogRetireDatasetProcedure is the fully-qualified name of the Catalog's RetireDataset RPC.
 	CatalogRetireDatasetProcedure = "/xhub.v1.Catalog/RetireDataset"
+	// CatalogUpdateDatasetProcedure is the fully-qualified name of the Catalog's UpdateDataset RPC.
+	CatalogUpdateDatasetProcedure = "/xhub.v1.Catalog/UpdateDataset"
 	// SharesRequestShareProcedure is the fully-qualified name of the Shares's RequestShare RPC.
 	SharesRequestShareProcedure = "/xhub.v1.Shares/RequestShare"
 	// SharesInboxProcedure is the fully-qualified name of the Shares's Inbox RPC.
@@ -548,6 +550,10 @@ type CatalogClient interface {
 	GetDataset(context.Context, *v1.GetDatasetRequest) (*v1.GetDatasetResponse, error)
 	ListDatasets(context.Context, *v1.ListDatasetsRequest) (*v1.ListDatasetsResponse, error)
 	RetireDataset(context.Context, *v1.RetireDatasetRequest) (*v1.RetireDatasetResponse, error)
+	// UpdateDataset changes only the fields given (one dataset.updated
+	// entry). A stricter share type does not end active grants: they stay
+	// until they expire or are revoked; new requests follow the new type.
+	UpdateDataset(context.Context, *v1.UpdateDatasetRequest) (*v1.UpdateDatasetResponse, error)
 }
 
 // NewCatalogClient constructs a client for the xhub.v1.Catalog service. By default, it uses the
@@ -585,6 +591,12 @@ func NewCatalogClient(httpClient connect.HTTPClient, baseURL string, opts ...con
 			connect.WithSchema(catalogMethods.ByName("RetireDataset")),
 			connect.WithClientOptions(opts...),
 		),
+		updateDataset: connect.NewClient[v1.UpdateDatasetRequest, v1.UpdateDatasetResponse](
+			httpClient,
+			baseURL+CatalogUpdateDatasetProcedure,
+			connect.WithSchema(catalogMethods.ByName("UpdateDataset")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -594,6 +606,7 @@ type catalogClient struct {
 	getDataset     *connect.Client[v1.GetDatasetRequest, v1.GetDatasetResponse]
 	listDatasets   *connect.Client[v1.ListDatasetsRequest, v1.ListDatasetsResponse]
 	retireDataset  *connect.Client[v1.RetireDatasetRequest, v1.RetireDatasetResponse]
+	updateDataset  *connect.Client[v1.UpdateDatasetRequest, v1.UpdateDatasetResponse]
 }
 
 // PublishDataset calls xhub.v1.Catalog.PublishDataset.
@@ -632,12 +645,25 @@ func (c *catalogClient) RetireDataset(ctx context.Context, req *v1.RetireDataset
 	return nil, err
 }
 
+// UpdateDataset calls xhub.v1.Catalog.UpdateDataset.
+func (c *catalogClient) UpdateDataset(ctx context.Context, req *v1.UpdateDatasetRequest) (*v1.UpdateDatasetResponse, error) {
+	response, err := c.updateDataset.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // CatalogHandler is an implementation of the xhub.v1.Catalog service.
 type CatalogHandler interface {
 	PublishDataset(context.Context, *v1.PublishDatasetRequest) (*v1.PublishDatasetResponse, error)
 	GetDataset(context.Context, *v1.GetDatasetRequest) (*v1.GetDatasetResponse, error)
 	ListDatasets(context.Context, *v1.ListDatasetsRequest) (*v1.ListDatasetsResponse, error)
 	RetireDataset(context.Context, *v1.RetireDatasetRequest) (*v1.RetireDatasetResponse, error)
+	// UpdateDataset changes only the fields given (one dataset.updated
+	// entry). A stricter share type does not end active grants: they stay
+	// until they expire or are revoked; new requests follow the new type.
+	UpdateDataset(context.Context, *v1.UpdateDatasetRequest) (*v1.UpdateDatasetResponse, error)
 }
 
 // NewCatalogHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -671,6 +697,12 @@ func NewCatalogHandler(svc CatalogHandler, opts ...connect.HandlerOption) (strin
 		connect.WithSchema(catalogMethods.ByName("RetireDataset")),
 		connect.WithHandlerOptions(opts...),
 	)
+	catalogUpdateDatasetHandler := connect.NewUnaryHandlerSimple(
+		CatalogUpdateDatasetProcedure,
+		svc.UpdateDataset,
+		connect.WithSchema(catalogMethods.ByName("UpdateDataset")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/xhub.v1.Catalog/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case CatalogPublishDatasetProcedure:
@@ -681,6 +713,8 @@ func NewCatalogHandler(svc CatalogHandler, opts ...connect.HandlerOption) (strin
 			catalogListDatasetsHandler.ServeHTTP(w, r)
 		case CatalogRetireDatasetProcedure:
 			catalogRetireDatasetHandler.ServeHTTP(w, r)
+		case CatalogUpdateDatasetProcedure:
+			catalogUpdateDatasetHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -704,6 +738,10 @@ func (UnimplementedCatalogHandler) ListDatasets(context.Context, *v1.ListDataset
 
 func (UnimplementedCatalogHandler) RetireDataset(context.Context, *v1.RetireDatasetRequest) (*v1.RetireDatasetResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Catalog.RetireDataset is not implemented"))
+}
+
+func (UnimplementedCatalogHandler) UpdateDataset(context.Context, *v1.UpdateDatasetRequest) (*v1.UpdateDatasetResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Catalog.UpdateDataset is not implemented"))
 }
 
 // SharesClient is a client for the xhub.v1.Shares service.
