@@ -168,3 +168,41 @@ func (l *LedgerVerifier) Verify(ctx context.Context, progress func(done, total u
 	rep.Mismatch = firstChain
 	return rep, nil
 }
+
+// Proof is an inclusion proof with its material, for checking by any
+// RFC 6962 implementation: the entry's exact leaf bytes, its leaf hash
+// (SHA-256 of 0x00 and the bytes), the audit path from the leaf up, and
+// the signed head (tree size and root) it leads to.
+type Proof struct {
+	Entry      Entry
+	Leaf       []byte
+	LeafHash   ledger.Hash
+	LeafIndex  int64 // Seq - 1
+	AuditPath  []ledger.Hash
+	Head       ledger.Tree
+	SignedNote []byte
+}
+
+// InclusionProof fetches the proof that entry seq is in the current
+// signed tree, verifies it (signature and path), and returns it whole.
+func (l *LedgerVerifier) InclusionProof(ctx context.Context, seq uint64) (Proof, error) {
+	r, err := l.c.ledger.InclusionProof(ctx, &xhubv1.InclusionProofRequest{Seq: seq})
+	if err != nil {
+		return Proof{}, err
+	}
+	t, err := ledger.OpenHead(r.SignedNote, l.key)
+	if err != nil {
+		return Proof{}, err
+	}
+	raw := r.Entry.GetRaw()
+	if err := ledger.CheckInclusion(t, seq, raw, r.Proof); err != nil {
+		return Proof{}, err
+	}
+	p := Proof{Entry: entryOf(r.Entry), Leaf: raw, LeafHash: ledger.LeafHash(raw), LeafIndex: int64(seq) - 1, Head: t, SignedNote: r.SignedNote}
+	for _, h := range r.Proof {
+		var x ledger.Hash
+		copy(x[:], h)
+		p.AuditPath = append(p.AuditPath, x)
+	}
+	return p, nil
+}

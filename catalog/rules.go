@@ -41,9 +41,9 @@ func NewDepartment(v Views, id DeptID, name string) (Department, error) {
 
 // SchemaRef is the schema version a publication resolves to.
 type SchemaRef struct {
-	Subject DatasetID
-	Version int
-	Fields  []Field
+	Subject DatasetID `json:"subject"`
+	Version int       `json:"version"`
+	Fields  []Field   `json:"fields"`
 }
 
 // Publication checks that d (metadata already validated) may be published

@@ -1,0 +1,121 @@
+package adapters
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/xhub-gov/xhub/exchange/ledger"
+)
+
+// Body is the entry's body, decoded from its exact leaf bytes.
+func (e Entry) Body() (map[string]any, error) {
+	le, err := ledger.Parse(e.Raw)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	d := json.NewDecoder(strings.NewReader(string(le.Body)))
+	d.UseNumber()
+	if err := d.Decode(&m); err != nil {
+		return nil, fmt.Errorf("entry %d body: %w", e.Seq, err)
+	}
+	return m, nil
+}
+
+// Summary says in one line what an entry decided, from its body: who was
+// granted which fields until when, why a request was refused, what a
+// dataset update changed. Unknown kinds list their body's plain values.
+func Summary(e Entry) string {
+	b, err := e.Body()
+	if err != nil || b == nil {
+		return ""
+	}
+	s := func(k string) string {
+		switch v := b[k].(type) {
+		case string:
+			return v
+		case json.Number:
+			return v.String()
+		case bool:
+			return fmt.Sprint(v)
+		case []any:
+			parts := make([]string, 0, len(v))
+			for _, x := range v {
+				parts = append(parts, fmt.Sprint(x))
+			}
+			return strings.Join(parts, ",")
+		}
+		return ""
+	}
+	day := func(k string) string {
+		t, err := time.Parse(time.RFC3339Nano, s(k))
+		if err != nil {
+			return s(k)
+		}
+		return t.UTC().Format("2006-01-02")
+	}
+	why := func(out string) string {
+		if r := s("reason"); r != "" {
+			out += ": " + r
+		}
+		return out
+	}
+	fields := func() string {
+		if f := s("fields"); f != "" {
+			return f
+		}
+		return "all fields"
+	}
+	var out string
+	switch e.Kind {
+	case "share.requested":
+		out = fmt.Sprintf("%s asks for %s of %s for %s days: %s", s("requester"), fields(), s("dataset"), s("days"), s("purpose"))
+	case "share.approved", "grant.created":
+		out = why(fmt.Sprintf("grant %s of %s until %s (request %s)", s("grant"), fields(), day("expires_at"), s("request")))
+	case "share.rejected":
+		out = why(fmt.Sprintf("request %s rejected", s("request")))
+	case "share.withdrawn":
+		out = why(fmt.Sprintf("request %s withdrawn", s("request")))
+	case "grant.revoked":
+		out = why(fmt.Sprintf("grant %s revoked", s("grant")))
+	case "grant.expired":
+		out = fmt.Sprintf("grant %s expired", s("grant"))
+	case "dataset.published":
+		out = fmt.Sprintf("%q, %s, schema %s:%s", s("title"), s("share_type"), s("schema_subject"), s("schema_version"))
+	case "dataset.updated":
+		var ch []string
+		for _, k := range []string{"title", "description", "keywords", "frequency", "share_type"} {
+			if _, ok := b[k]; ok {
+				ch = append(ch, k+"="+s(k))
+			}
+		}
+		if sc, ok := b["schema"].(map[string]any); ok {
+			ch = append(ch, fmt.Sprintf("schema=%v:%v", sc["subject"], sc["version"]))
+		}
+		out = "changed " + strings.Join(ch, "; ")
+	case "dataset.retired":
+		out = why("retired")
+	case "dept.added":
+		out = fmt.Sprintf("%s (%s)", s("id"), s("name"))
+	case "cred.issued":
+		out = fmt.Sprintf("%s, serial %s, until %s", s("identity"), s("serial"), day("not_after"))
+	case "cred.revoked":
+		out = why(fmt.Sprintf("serial %s revoked", s("serial")))
+	default:
+		keys := make([]string, 0, len(b))
+		for k := range b {
+			if v := s(k); v != "" && len(v) <= 80 {
+				keys = append(keys, k+"="+v)
+			}
+		}
+		sort.Strings(keys)
+		out = strings.Join(keys, " ")
+	}
+	if r := []rune(out); len(r) > 160 {
+		out = string(r[:157]) + "..."
+	}
+	return out
+}
