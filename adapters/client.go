@@ -40,6 +40,7 @@ type Client struct {
 	provider    xhubv1.ProviderClient
 	audit       xhubv1.AuditClient
 	nodes       xhubv1.NodesClient
+	disputes    xhubv1.DisputesClient
 }
 
 // Option changes how Dial connects.
@@ -108,6 +109,7 @@ func DialCreds(_ context.Context, creds *vocab.Creds, opts ...Option) (*Client, 
 		schemas:     xhubv1.NewSchemasClient(conn),
 		catalog:     xhubv1.NewCatalogClient(conn),
 		shares:      xhubv1.NewSharesClient(conn),
+		disputes:    xhubv1.NewDisputesClient(conn),
 		ledger:      xhubv1.NewLedgerClient(conn),
 		exchange:    xhubv1.NewExchangeClient(conn),
 		provider:    xhubv1.NewProviderClient(conn),

@@ -96,6 +96,17 @@ func Summary(e Entry) string {
 			ch = append(ch, fmt.Sprintf("schema=%v:%v", sc["subject"], sc["version"]))
 		}
 		out = "changed " + strings.Join(ch, "; ")
+	case "dispute.opened":
+		out = fmt.Sprintf("%s disputes %s", s("opener"), s("dataset"))
+		if k := s("record_key"); k != "" {
+			out += " record " + k
+		}
+		if f := s("field"); f != "" {
+			out += " field " + f
+		}
+		out += fmt.Sprintf(" (%s working days): %s", s("days"), s("reason"))
+	case "dispute.resolved":
+		out = fmt.Sprintf("dispute %s %s: %s", s("dispute"), s("outcome"), s("reason"))
 	case "dataset.retired":
 		out = why("retired")
 	case "dept.added":

@@ -40,6 +40,9 @@ type Config struct {
 	ResponseDays int
 	// MaxGrantDays bounds a grant's duration. Zero: 365.
 	MaxGrantDays int
+	// DisputeDays is how many working days an owner has to answer a data
+	// dispute. Zero: shares.DefaultDisputeDays (5).
+	DisputeDays int
 	// MaxPendingRequests bounds the share requests one department may
 	// have pending at once, across all datasets. Zero: 100.
 	MaxPendingRequests int
@@ -92,6 +95,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxGrantDays == 0 {
 		c.MaxGrantDays = 365
+	}
+	if c.DisputeDays == 0 {
+		c.DisputeDays = shares.DefaultDisputeDays
 	}
 	if c.MaxPendingRequests <= 0 {
 		c.MaxPendingRequests = 100

@@ -52,6 +52,8 @@ var appliers = map[string][]applier{
 	shares.KindGrantCreated:      {(*ControlPlane).applyShare},
 	shares.KindGrantRevoked:      {(*ControlPlane).applyShare},
 	shares.KindGrantExpired:      {(*ControlPlane).applyShare},
+	shares.KindDisputeOpened:     {(*ControlPlane).applyDispute},
+	shares.KindDisputeResolved:   {(*ControlPlane).applyDispute},
 	KindNodeToken:                {(*ControlPlane).applyNodeToken},
 	KindNodeJoined:               {(*ControlPlane).applyNodeJoined},
 }

@@ -66,6 +66,7 @@ func (s *Server) httpHandler(svcs services, b *bridge) http.Handler {
 	mux.Handle(xhubv1connect.NewSharesHandler(svcs.shares, opts...))
 	mux.Handle(xhubv1connect.NewExchangeHandler(connectExchange{exchangeSvc: svcs.exchange, b: b}, opts...))
 	mux.Handle(xhubv1connect.NewNodesHandler(svcs.nodes, opts...))
+	mux.Handle(xhubv1connect.NewDisputesHandler(svcs.disputes, opts...))
 	mux.Handle(xhubv1connect.NewProviderHandler(connectProvider{providerSvc: svcs.provider, b: b}, opts...))
 	mux.Handle(xhubv1connect.NewAuditHandler(svcs.audit, opts...))
 	mux.HandleFunc("GET "+OpenAPIPath, func(w http.ResponseWriter, r *http.Request) {

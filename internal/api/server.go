@@ -108,6 +108,7 @@ type services struct {
 	nodes       *nodesSvc
 	provider    *providerSvc
 	audit       *auditSvc
+	disputes    *disputesSvc
 }
 
 // New builds the server with every xhub.v1 service, health and reflection.
@@ -164,6 +165,7 @@ func New(cfg Config) *Server {
 		nodes:       &nodesSvc{base: base, ca: cfg.Authority, join: cfg.Join, now: cfg.Now},
 		provider:    &providerSvc{base: base, dp: cfg.DP},
 		audit:       &auditSvc{base: base, dp: cfg.DP},
+		disputes:    &disputesSvc{base: base, now: cfg.Now},
 	}
 	xhubv1.RegisterDepartmentsServer(gs, svcs.departments)
 	xhubv1.RegisterCredentialsServer(gs, svcs.credentials)
@@ -173,6 +175,7 @@ func New(cfg Config) *Server {
 	xhubv1.RegisterSharesServer(gs, svcs.shares)
 	xhubv1.RegisterExchangeServer(gs, svcs.exchange)
 	xhubv1.RegisterNodesServer(gs, svcs.nodes)
+	xhubv1.RegisterDisputesServer(gs, svcs.disputes)
 	calls.InitializeMetrics(gs)
 	xhubv1.RegisterProviderServer(gs, svcs.provider)
 	xhubv1.RegisterAuditServer(gs, svcs.audit)

@@ -87,7 +87,10 @@ type Config struct {
 	// Ignored once the node has joined, so the same command restarts it.
 	Join string
 	// ResponseDays, MaxGrantDays, SweepInterval: see exchange.Config.
-	ResponseDays  int
+	ResponseDays int
+	// DisputeDays: working days an owner has to answer a data dispute
+	// (exchange.Config.DisputeDays).
+	DisputeDays   int
 	MaxGrantDays  int
 	SweepInterval time.Duration
 	// Limits bound what one department can make the node hold; zero
@@ -309,7 +312,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	if n.CP, err = exchange.Open(ctx, exchange.Config{
 		Store: n.Store, Log: bus.NewLedgerLog(n.JS, cfg.Replicas), Logger: log.With("component", "controlplane"),
-		Now: cfg.Now, ResponseDays: cfg.ResponseDays, MaxGrantDays: cfg.MaxGrantDays, SweepInterval: cfg.SweepInterval, Events: bus.Events{NC: n.NC},
+		Now: cfg.Now, ResponseDays: cfg.ResponseDays, DisputeDays: cfg.DisputeDays, MaxGrantDays: cfg.MaxGrantDays, SweepInterval: cfg.SweepInterval, Events: bus.Events{NC: n.NC},
 		MaxPendingRequests: cfg.Limits.MaxPendingRequests,
 	}); err != nil {
 		return nil, err

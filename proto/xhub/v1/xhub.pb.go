@@ -3193,6 +3193,478 @@ func (x *ListSharesResponse) GetNextPageToken() string {
 	return ""
 }
 
+type Dispute struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // d-<seq>
+	Dataset       string                 `protobuf:"bytes,2,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	Opener        string                 `protobuf:"bytes,3,opt,name=opener,proto3" json:"opener,omitempty"`                     // the department that opened it
+	OpenedBy      string                 `protobuf:"bytes,4,opt,name=opened_by,json=openedBy,proto3" json:"opened_by,omitempty"` // the officer
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	RecordKey     string                 `protobuf:"bytes,6,opt,name=record_key,json=recordKey,proto3" json:"record_key,omitempty"`
+	Field         string                 `protobuf:"bytes,7,opt,name=field,proto3" json:"field,omitempty"`
+	Days          int32                  `protobuf:"varint,8,opt,name=days,proto3" json:"days,omitempty"` // working days the owner has
+	OpenedAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=opened_at,json=openedAt,proto3" json:"opened_at,omitempty"`
+	Deadline      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	Status        string                 `protobuf:"bytes,11,opt,name=status,proto3" json:"status,omitempty"` // open | corrected | rejected
+	Overdue       bool                   `protobuf:"varint,12,opt,name=overdue,proto3" json:"overdue,omitempty"`
+	ResolvedBy    string                 `protobuf:"bytes,13,opt,name=resolved_by,json=resolvedBy,proto3" json:"resolved_by,omitempty"`
+	ResolvedAt    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
+	Resolution    string                 `protobuf:"bytes,15,opt,name=resolution,proto3" json:"resolution,omitempty"` // the owner's reason
+	Seq           uint64                 `protobuf:"varint,16,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Dispute) Reset() {
+	*x = Dispute{}
+	mi := &file_xhub_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Dispute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Dispute) ProtoMessage() {}
+
+func (x *Dispute) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Dispute.ProtoReflect.Descriptor instead.
+func (*Dispute) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *Dispute) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Dispute) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+func (x *Dispute) GetOpener() string {
+	if x != nil {
+		return x.Opener
+	}
+	return ""
+}
+
+func (x *Dispute) GetOpenedBy() string {
+	if x != nil {
+		return x.OpenedBy
+	}
+	return ""
+}
+
+func (x *Dispute) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Dispute) GetRecordKey() string {
+	if x != nil {
+		return x.RecordKey
+	}
+	return ""
+}
+
+func (x *Dispute) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *Dispute) GetDays() int32 {
+	if x != nil {
+		return x.Days
+	}
+	return 0
+}
+
+func (x *Dispute) GetOpenedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OpenedAt
+	}
+	return nil
+}
+
+func (x *Dispute) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+func (x *Dispute) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Dispute) GetOverdue() bool {
+	if x != nil {
+		return x.Overdue
+	}
+	return false
+}
+
+func (x *Dispute) GetResolvedBy() string {
+	if x != nil {
+		return x.ResolvedBy
+	}
+	return ""
+}
+
+func (x *Dispute) GetResolvedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResolvedAt
+	}
+	return nil
+}
+
+func (x *Dispute) GetResolution() string {
+	if x != nil {
+		return x.Resolution
+	}
+	return ""
+}
+
+func (x *Dispute) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type OpenDisputeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dataset       string                 `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	RecordKey     string                 `protobuf:"bytes,3,opt,name=record_key,json=recordKey,proto3" json:"record_key,omitempty"` // which record, in the dataset's own terms
+	Field         string                 `protobuf:"bytes,4,opt,name=field,proto3" json:"field,omitempty"`                          // a field of the opener's grant
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenDisputeRequest) Reset() {
+	*x = OpenDisputeRequest{}
+	mi := &file_xhub_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenDisputeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenDisputeRequest) ProtoMessage() {}
+
+func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenDisputeRequest.ProtoReflect.Descriptor instead.
+func (*OpenDisputeRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *OpenDisputeRequest) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+func (x *OpenDisputeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *OpenDisputeRequest) GetRecordKey() string {
+	if x != nil {
+		return x.RecordKey
+	}
+	return ""
+}
+
+func (x *OpenDisputeRequest) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+type ResolveDisputeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Outcome       string                 `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"` // corrected | rejected
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveDisputeRequest) Reset() {
+	*x = ResolveDisputeRequest{}
+	mi := &file_xhub_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveDisputeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveDisputeRequest) ProtoMessage() {}
+
+func (x *ResolveDisputeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveDisputeRequest.ProtoReflect.Descriptor instead.
+func (*ResolveDisputeRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ResolveDisputeRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ResolveDisputeRequest) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *ResolveDisputeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type DisputeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dispute       *Dispute               `protobuf:"bytes,1,opt,name=dispute,proto3" json:"dispute,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisputeResponse) Reset() {
+	*x = DisputeResponse{}
+	mi := &file_xhub_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisputeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisputeResponse) ProtoMessage() {}
+
+func (x *DisputeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisputeResponse.ProtoReflect.Descriptor instead.
+func (*DisputeResponse) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *DisputeResponse) GetDispute() *Dispute {
+	if x != nil {
+		return x.Dispute
+	}
+	return nil
+}
+
+func (x *DisputeResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type ListDisputesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dataset       string                 `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"` // open | corrected | rejected | overdue
+	PageSize      int32                  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	MinSeq        uint64                 `protobuf:"varint,5,opt,name=min_seq,json=minSeq,proto3" json:"min_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDisputesRequest) Reset() {
+	*x = ListDisputesRequest{}
+	mi := &file_xhub_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDisputesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDisputesRequest) ProtoMessage() {}
+
+func (x *ListDisputesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDisputesRequest.ProtoReflect.Descriptor instead.
+func (*ListDisputesRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ListDisputesRequest) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+func (x *ListDisputesRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ListDisputesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDisputesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListDisputesRequest) GetMinSeq() uint64 {
+	if x != nil {
+		return x.MinSeq
+	}
+	return 0
+}
+
+type ListDisputesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Disputes      []*Dispute             `protobuf:"bytes,1,rep,name=disputes,proto3" json:"disputes,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDisputesResponse) Reset() {
+	*x = ListDisputesResponse{}
+	mi := &file_xhub_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDisputesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDisputesResponse) ProtoMessage() {}
+
+func (x *ListDisputesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDisputesResponse.ProtoReflect.Descriptor instead.
+func (*ListDisputesResponse) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ListDisputesResponse) GetDisputes() []*Dispute {
+	if x != nil {
+		return x.Disputes
+	}
+	return nil
+}
+
+func (x *ListDisputesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type Entry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -3207,7 +3679,7 @@ type Entry struct {
 
 func (x *Entry) Reset() {
 	*x = Entry{}
-	mi := &file_xhub_proto_msgTypes[46]
+	mi := &file_xhub_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3219,7 +3691,7 @@ func (x *Entry) String() string {
 func (*Entry) ProtoMessage() {}
 
 func (x *Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[46]
+	mi := &file_xhub_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3232,7 +3704,7 @@ func (x *Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entry.ProtoReflect.Descriptor instead.
 func (*Entry) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{46}
+	return file_xhub_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Entry) GetSeq() uint64 {
@@ -3289,7 +3761,7 @@ type ListEntriesRequest struct {
 
 func (x *ListEntriesRequest) Reset() {
 	*x = ListEntriesRequest{}
-	mi := &file_xhub_proto_msgTypes[47]
+	mi := &file_xhub_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3301,7 +3773,7 @@ func (x *ListEntriesRequest) String() string {
 func (*ListEntriesRequest) ProtoMessage() {}
 
 func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[47]
+	mi := &file_xhub_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3314,7 +3786,7 @@ func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{47}
+	return file_xhub_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListEntriesRequest) GetSince() uint64 {
@@ -3355,7 +3827,7 @@ type ListEntriesResponse struct {
 
 func (x *ListEntriesResponse) Reset() {
 	*x = ListEntriesResponse{}
-	mi := &file_xhub_proto_msgTypes[48]
+	mi := &file_xhub_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3367,7 +3839,7 @@ func (x *ListEntriesResponse) String() string {
 func (*ListEntriesResponse) ProtoMessage() {}
 
 func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[48]
+	mi := &file_xhub_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3380,7 +3852,7 @@ func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{48}
+	return file_xhub_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListEntriesResponse) GetEntries() []*Entry {
@@ -3406,7 +3878,7 @@ type GetHeadRequest struct {
 
 func (x *GetHeadRequest) Reset() {
 	*x = GetHeadRequest{}
-	mi := &file_xhub_proto_msgTypes[49]
+	mi := &file_xhub_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3418,7 +3890,7 @@ func (x *GetHeadRequest) String() string {
 func (*GetHeadRequest) ProtoMessage() {}
 
 func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[49]
+	mi := &file_xhub_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3431,7 +3903,7 @@ func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHeadRequest.ProtoReflect.Descriptor instead.
 func (*GetHeadRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{49}
+	return file_xhub_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetHeadRequest) GetMinSeq() uint64 {
@@ -3452,7 +3924,7 @@ type GetHeadResponse struct {
 
 func (x *GetHeadResponse) Reset() {
 	*x = GetHeadResponse{}
-	mi := &file_xhub_proto_msgTypes[50]
+	mi := &file_xhub_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3464,7 +3936,7 @@ func (x *GetHeadResponse) String() string {
 func (*GetHeadResponse) ProtoMessage() {}
 
 func (x *GetHeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[50]
+	mi := &file_xhub_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3477,7 +3949,7 @@ func (x *GetHeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHeadResponse.ProtoReflect.Descriptor instead.
 func (*GetHeadResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{50}
+	return file_xhub_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetHeadResponse) GetSignedNote() []byte {
@@ -3511,7 +3983,7 @@ type InclusionProofRequest struct {
 
 func (x *InclusionProofRequest) Reset() {
 	*x = InclusionProofRequest{}
-	mi := &file_xhub_proto_msgTypes[51]
+	mi := &file_xhub_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3523,7 +3995,7 @@ func (x *InclusionProofRequest) String() string {
 func (*InclusionProofRequest) ProtoMessage() {}
 
 func (x *InclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[51]
+	mi := &file_xhub_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3536,7 +4008,7 @@ func (x *InclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*InclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{51}
+	return file_xhub_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *InclusionProofRequest) GetSeq() uint64 {
@@ -3564,7 +4036,7 @@ type InclusionProofResponse struct {
 
 func (x *InclusionProofResponse) Reset() {
 	*x = InclusionProofResponse{}
-	mi := &file_xhub_proto_msgTypes[52]
+	mi := &file_xhub_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3576,7 +4048,7 @@ func (x *InclusionProofResponse) String() string {
 func (*InclusionProofResponse) ProtoMessage() {}
 
 func (x *InclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[52]
+	mi := &file_xhub_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3589,7 +4061,7 @@ func (x *InclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*InclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{52}
+	return file_xhub_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *InclusionProofResponse) GetSignedNote() []byte {
@@ -3623,7 +4095,7 @@ type ConsistencyProofRequest struct {
 
 func (x *ConsistencyProofRequest) Reset() {
 	*x = ConsistencyProofRequest{}
-	mi := &file_xhub_proto_msgTypes[53]
+	mi := &file_xhub_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3635,7 +4107,7 @@ func (x *ConsistencyProofRequest) String() string {
 func (*ConsistencyProofRequest) ProtoMessage() {}
 
 func (x *ConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[53]
+	mi := &file_xhub_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3648,7 +4120,7 @@ func (x *ConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*ConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{53}
+	return file_xhub_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ConsistencyProofRequest) GetOldSize() uint64 {
@@ -3675,7 +4147,7 @@ type ConsistencyProofResponse struct {
 
 func (x *ConsistencyProofResponse) Reset() {
 	*x = ConsistencyProofResponse{}
-	mi := &file_xhub_proto_msgTypes[54]
+	mi := &file_xhub_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3687,7 +4159,7 @@ func (x *ConsistencyProofResponse) String() string {
 func (*ConsistencyProofResponse) ProtoMessage() {}
 
 func (x *ConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[54]
+	mi := &file_xhub_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3700,7 +4172,7 @@ func (x *ConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*ConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{54}
+	return file_xhub_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ConsistencyProofResponse) GetSignedNote() []byte {
@@ -3728,7 +4200,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_xhub_proto_msgTypes[55]
+	mi := &file_xhub_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3740,7 +4212,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[55]
+	mi := &file_xhub_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3753,7 +4225,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{55}
+	return file_xhub_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *Filter) GetField() string {
@@ -3790,7 +4262,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_xhub_proto_msgTypes[56]
+	mi := &file_xhub_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3802,7 +4274,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[56]
+	mi := &file_xhub_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3815,7 +4287,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{56}
+	return file_xhub_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *QueryRequest) GetDataset() string {
@@ -3866,7 +4338,7 @@ type QueryResponse struct {
 
 func (x *QueryResponse) Reset() {
 	*x = QueryResponse{}
-	mi := &file_xhub_proto_msgTypes[57]
+	mi := &file_xhub_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3878,7 +4350,7 @@ func (x *QueryResponse) String() string {
 func (*QueryResponse) ProtoMessage() {}
 
 func (x *QueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[57]
+	mi := &file_xhub_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3891,7 +4363,7 @@ func (x *QueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResponse.ProtoReflect.Descriptor instead.
 func (*QueryResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{57}
+	return file_xhub_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *QueryResponse) GetRecords() [][]byte {
@@ -3940,7 +4412,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_xhub_proto_msgTypes[58]
+	mi := &file_xhub_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3952,7 +4424,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[58]
+	mi := &file_xhub_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3965,7 +4437,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{58}
+	return file_xhub_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *PublishRequest) GetDataset() string {
@@ -4000,7 +4472,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_xhub_proto_msgTypes[59]
+	mi := &file_xhub_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4012,7 +4484,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[59]
+	mi := &file_xhub_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4025,7 +4497,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{59}
+	return file_xhub_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *PublishResponse) GetStreamSeq() uint64 {
@@ -4062,7 +4534,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_xhub_proto_msgTypes[60]
+	mi := &file_xhub_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4074,7 +4546,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[60]
+	mi := &file_xhub_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4087,7 +4559,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{60}
+	return file_xhub_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SubscribeRequest) GetMsg() isSubscribeRequest_Msg {
@@ -4142,7 +4614,7 @@ type SubscribeStart struct {
 
 func (x *SubscribeStart) Reset() {
 	*x = SubscribeStart{}
-	mi := &file_xhub_proto_msgTypes[61]
+	mi := &file_xhub_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4154,7 +4626,7 @@ func (x *SubscribeStart) String() string {
 func (*SubscribeStart) ProtoMessage() {}
 
 func (x *SubscribeStart) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[61]
+	mi := &file_xhub_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4167,7 +4639,7 @@ func (x *SubscribeStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeStart.ProtoReflect.Descriptor instead.
 func (*SubscribeStart) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{61}
+	return file_xhub_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *SubscribeStart) GetDataset() string {
@@ -4201,7 +4673,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_xhub_proto_msgTypes[62]
+	mi := &file_xhub_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4213,7 +4685,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[62]
+	mi := &file_xhub_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4226,7 +4698,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{62}
+	return file_xhub_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListSubscriptionsRequest) GetDataset() string {
@@ -4260,7 +4732,7 @@ type SubscriptionInfo struct {
 
 func (x *SubscriptionInfo) Reset() {
 	*x = SubscriptionInfo{}
-	mi := &file_xhub_proto_msgTypes[63]
+	mi := &file_xhub_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4272,7 +4744,7 @@ func (x *SubscriptionInfo) String() string {
 func (*SubscriptionInfo) ProtoMessage() {}
 
 func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[63]
+	mi := &file_xhub_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4285,7 +4757,7 @@ func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionInfo.ProtoReflect.Descriptor instead.
 func (*SubscriptionInfo) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{63}
+	return file_xhub_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *SubscriptionInfo) GetDept() string {
@@ -4361,7 +4833,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_xhub_proto_msgTypes[64]
+	mi := &file_xhub_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4373,7 +4845,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[64]
+	mi := &file_xhub_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4386,7 +4858,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{64}
+	return file_xhub_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*SubscriptionInfo {
@@ -4413,7 +4885,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_xhub_proto_msgTypes[65]
+	mi := &file_xhub_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4425,7 +4897,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[65]
+	mi := &file_xhub_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4438,7 +4910,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{65}
+	return file_xhub_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DeleteSubscriptionRequest) GetName() string {
@@ -4464,7 +4936,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_xhub_proto_msgTypes[66]
+	mi := &file_xhub_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4476,7 +4948,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[66]
+	mi := &file_xhub_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4489,7 +4961,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{66}
+	return file_xhub_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DeleteSubscriptionResponse) GetDeleted() *SubscriptionInfo {
@@ -4508,7 +4980,7 @@ type SubscribeAck struct {
 
 func (x *SubscribeAck) Reset() {
 	*x = SubscribeAck{}
-	mi := &file_xhub_proto_msgTypes[67]
+	mi := &file_xhub_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4520,7 +4992,7 @@ func (x *SubscribeAck) String() string {
 func (*SubscribeAck) ProtoMessage() {}
 
 func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[67]
+	mi := &file_xhub_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4533,7 +5005,7 @@ func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeAck.ProtoReflect.Descriptor instead.
 func (*SubscribeAck) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{67}
+	return file_xhub_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *SubscribeAck) GetDeliveryIds() []uint64 {
@@ -4554,7 +5026,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_xhub_proto_msgTypes[68]
+	mi := &file_xhub_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4566,7 +5038,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[68]
+	mi := &file_xhub_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4579,7 +5051,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{68}
+	return file_xhub_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *SubscribeResponse) GetDeliveryId() uint64 {
@@ -4616,7 +5088,7 @@ type ProviderMessage struct {
 
 func (x *ProviderMessage) Reset() {
 	*x = ProviderMessage{}
-	mi := &file_xhub_proto_msgTypes[69]
+	mi := &file_xhub_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4628,7 +5100,7 @@ func (x *ProviderMessage) String() string {
 func (*ProviderMessage) ProtoMessage() {}
 
 func (x *ProviderMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[69]
+	mi := &file_xhub_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4641,7 +5113,7 @@ func (x *ProviderMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderMessage.ProtoReflect.Descriptor instead.
 func (*ProviderMessage) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{69}
+	return file_xhub_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ProviderMessage) GetMsg() isProviderMessage_Msg {
@@ -4694,7 +5166,7 @@ type ProviderHello struct {
 
 func (x *ProviderHello) Reset() {
 	*x = ProviderHello{}
-	mi := &file_xhub_proto_msgTypes[70]
+	mi := &file_xhub_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4706,7 +5178,7 @@ func (x *ProviderHello) String() string {
 func (*ProviderHello) ProtoMessage() {}
 
 func (x *ProviderHello) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[70]
+	mi := &file_xhub_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4719,7 +5191,7 @@ func (x *ProviderHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderHello.ProtoReflect.Descriptor instead.
 func (*ProviderHello) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{70}
+	return file_xhub_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ProviderHello) GetDatasets() []string {
@@ -4741,7 +5213,7 @@ type ProviderResult struct {
 
 func (x *ProviderResult) Reset() {
 	*x = ProviderResult{}
-	mi := &file_xhub_proto_msgTypes[71]
+	mi := &file_xhub_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4753,7 +5225,7 @@ func (x *ProviderResult) String() string {
 func (*ProviderResult) ProtoMessage() {}
 
 func (x *ProviderResult) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[71]
+	mi := &file_xhub_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4766,7 +5238,7 @@ func (x *ProviderResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderResult.ProtoReflect.Descriptor instead.
 func (*ProviderResult) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{71}
+	return file_xhub_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ProviderResult) GetCallId() string {
@@ -4815,7 +5287,7 @@ type ProviderCall struct {
 
 func (x *ProviderCall) Reset() {
 	*x = ProviderCall{}
-	mi := &file_xhub_proto_msgTypes[72]
+	mi := &file_xhub_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4827,7 +5299,7 @@ func (x *ProviderCall) String() string {
 func (*ProviderCall) ProtoMessage() {}
 
 func (x *ProviderCall) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[72]
+	mi := &file_xhub_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4840,7 +5312,7 @@ func (x *ProviderCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderCall.ProtoReflect.Descriptor instead.
 func (*ProviderCall) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{72}
+	return file_xhub_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ProviderCall) GetCallId() string {
@@ -4915,7 +5387,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_xhub_proto_msgTypes[73]
+	mi := &file_xhub_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4927,7 +5399,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[73]
+	mi := &file_xhub_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4940,7 +5412,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{73}
+	return file_xhub_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -5047,7 +5519,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_xhub_proto_msgTypes[74]
+	mi := &file_xhub_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5059,7 +5531,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[74]
+	mi := &file_xhub_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5072,7 +5544,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{74}
+	return file_xhub_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ListAuditRequest) GetDataset() string {
@@ -5120,7 +5592,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_xhub_proto_msgTypes[75]
+	mi := &file_xhub_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5132,7 +5604,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[75]
+	mi := &file_xhub_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5145,7 +5617,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{75}
+	return file_xhub_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -5172,7 +5644,7 @@ type CreateJoinTokenRequest struct {
 
 func (x *CreateJoinTokenRequest) Reset() {
 	*x = CreateJoinTokenRequest{}
-	mi := &file_xhub_proto_msgTypes[76]
+	mi := &file_xhub_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5184,7 +5656,7 @@ func (x *CreateJoinTokenRequest) String() string {
 func (*CreateJoinTokenRequest) ProtoMessage() {}
 
 func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[76]
+	mi := &file_xhub_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5197,7 +5669,7 @@ func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{76}
+	return file_xhub_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *CreateJoinTokenRequest) GetName() string {
@@ -5227,7 +5699,7 @@ type CreateJoinTokenResponse struct {
 
 func (x *CreateJoinTokenResponse) Reset() {
 	*x = CreateJoinTokenResponse{}
-	mi := &file_xhub_proto_msgTypes[77]
+	mi := &file_xhub_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5239,7 +5711,7 @@ func (x *CreateJoinTokenResponse) String() string {
 func (*CreateJoinTokenResponse) ProtoMessage() {}
 
 func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[77]
+	mi := &file_xhub_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5252,7 +5724,7 @@ func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{77}
+	return file_xhub_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *CreateJoinTokenResponse) GetTokenId() string {
@@ -5307,7 +5779,7 @@ type JoinToken struct {
 
 func (x *JoinToken) Reset() {
 	*x = JoinToken{}
-	mi := &file_xhub_proto_msgTypes[78]
+	mi := &file_xhub_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5319,7 +5791,7 @@ func (x *JoinToken) String() string {
 func (*JoinToken) ProtoMessage() {}
 
 func (x *JoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[78]
+	mi := &file_xhub_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5332,7 +5804,7 @@ func (x *JoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinToken.ProtoReflect.Descriptor instead.
 func (*JoinToken) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{78}
+	return file_xhub_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *JoinToken) GetId() string {
@@ -5407,7 +5879,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_xhub_proto_msgTypes[79]
+	mi := &file_xhub_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5419,7 +5891,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[79]
+	mi := &file_xhub_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5432,7 +5904,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{79}
+	return file_xhub_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ListNodesRequest) GetMinSeq() uint64 {
@@ -5451,7 +5923,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_xhub_proto_msgTypes[80]
+	mi := &file_xhub_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5463,7 +5935,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[80]
+	mi := &file_xhub_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5476,7 +5948,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{80}
+	return file_xhub_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ListNodesResponse) GetTokens() []*JoinToken {
@@ -5497,7 +5969,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_xhub_proto_msgTypes[81]
+	mi := &file_xhub_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5509,7 +5981,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[81]
+	mi := &file_xhub_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5522,7 +5994,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{81}
+	return file_xhub_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -5562,7 +6034,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_xhub_proto_msgTypes[82]
+	mi := &file_xhub_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5574,7 +6046,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[82]
+	mi := &file_xhub_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5587,7 +6059,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{82}
+	return file_xhub_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *JoinResponse) GetPkiFiles() map[string][]byte {
@@ -5916,7 +6388,53 @@ const file_xhub_proto_rawDesc = "" +
 	"\x12ListSharesResponse\x121\n" +
 	"\brequests\x18\x01 \x03(\v2\x15.xhub.v1.ShareRequestR\brequests\x12&\n" +
 	"\x06grants\x18\x02 \x03(\v2\x0e.xhub.v1.GrantR\x06grants\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\x9f\x01\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xfc\x03\n" +
+	"\aDispute\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\adataset\x18\x02 \x01(\tR\adataset\x12\x16\n" +
+	"\x06opener\x18\x03 \x01(\tR\x06opener\x12\x1b\n" +
+	"\topened_by\x18\x04 \x01(\tR\bopenedBy\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"record_key\x18\x06 \x01(\tR\trecordKey\x12\x14\n" +
+	"\x05field\x18\a \x01(\tR\x05field\x12\x12\n" +
+	"\x04days\x18\b \x01(\x05R\x04days\x127\n" +
+	"\topened_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bopenedAt\x126\n" +
+	"\bdeadline\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x16\n" +
+	"\x06status\x18\v \x01(\tR\x06status\x12\x18\n" +
+	"\aoverdue\x18\f \x01(\bR\aoverdue\x12\x1f\n" +
+	"\vresolved_by\x18\r \x01(\tR\n" +
+	"resolvedBy\x12;\n" +
+	"\vresolved_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"resolvedAt\x12\x1e\n" +
+	"\n" +
+	"resolution\x18\x0f \x01(\tR\n" +
+	"resolution\x12\x10\n" +
+	"\x03seq\x18\x10 \x01(\x04R\x03seq\"{\n" +
+	"\x12OpenDisputeRequest\x12\x18\n" +
+	"\adataset\x18\x01 \x01(\tR\adataset\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"record_key\x18\x03 \x01(\tR\trecordKey\x12\x14\n" +
+	"\x05field\x18\x04 \x01(\tR\x05field\"Y\n" +
+	"\x15ResolveDisputeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"O\n" +
+	"\x0fDisputeResponse\x12*\n" +
+	"\adispute\x18\x01 \x01(\v2\x10.xhub.v1.DisputeR\adispute\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\x9c\x01\n" +
+	"\x13ListDisputesRequest\x12\x18\n" +
+	"\adataset\x18\x01 \x01(\tR\adataset\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x17\n" +
+	"\amin_seq\x18\x05 \x01(\x04R\x06minSeq\"l\n" +
+	"\x14ListDisputesResponse\x12,\n" +
+	"\bdisputes\x18\x01 \x03(\v2\x10.xhub.v1.DisputeR\bdisputes\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x01\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
@@ -6136,7 +6654,11 @@ const file_xhub_proto_rawDesc = "" +
 	"\bWithdraw\x12\x18.xhub.v1.WithdrawRequest\x1a\x19.xhub.v1.DecisionResponse\x12E\n" +
 	"\vRevokeGrant\x12\x1b.xhub.v1.RevokeGrantRequest\x1a\x19.xhub.v1.DecisionResponse\x12E\n" +
 	"\n" +
-	"ListShares\x12\x1a.xhub.v1.ListSharesRequest\x1a\x1b.xhub.v1.ListSharesResponse2\xbc\x02\n" +
+	"ListShares\x12\x1a.xhub.v1.ListSharesRequest\x1a\x1b.xhub.v1.ListSharesResponse2\xe9\x01\n" +
+	"\bDisputes\x12D\n" +
+	"\vOpenDispute\x12\x1b.xhub.v1.OpenDisputeRequest\x1a\x18.xhub.v1.DisputeResponse\x12J\n" +
+	"\x0eResolveDispute\x12\x1e.xhub.v1.ResolveDisputeRequest\x1a\x18.xhub.v1.DisputeResponse\x12K\n" +
+	"\fListDisputes\x12\x1c.xhub.v1.ListDisputesRequest\x1a\x1d.xhub.v1.ListDisputesResponse2\xbc\x02\n" +
 	"\x06Ledger\x12H\n" +
 	"\vListEntries\x12\x1b.xhub.v1.ListEntriesRequest\x1a\x1c.xhub.v1.ListEntriesResponse\x12<\n" +
 	"\aGetHead\x12\x17.xhub.v1.GetHeadRequest\x1a\x18.xhub.v1.GetHeadResponse\x12Q\n" +
@@ -6171,7 +6693,7 @@ func file_xhub_proto_rawDescGZIP() []byte {
 	return file_xhub_proto_rawDescData
 }
 
-var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
+var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
 var file_xhub_proto_goTypes = []any{
 	(*Department)(nil),                 // 0: xhub.v1.Department
 	(*AddDepartmentRequest)(nil),       // 1: xhub.v1.AddDepartmentRequest
@@ -6219,182 +6741,199 @@ var file_xhub_proto_goTypes = []any{
 	(*DecisionResponse)(nil),           // 43: xhub.v1.DecisionResponse
 	(*ListSharesRequest)(nil),          // 44: xhub.v1.ListSharesRequest
 	(*ListSharesResponse)(nil),         // 45: xhub.v1.ListSharesResponse
-	(*Entry)(nil),                      // 46: xhub.v1.Entry
-	(*ListEntriesRequest)(nil),         // 47: xhub.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),        // 48: xhub.v1.ListEntriesResponse
-	(*GetHeadRequest)(nil),             // 49: xhub.v1.GetHeadRequest
-	(*GetHeadResponse)(nil),            // 50: xhub.v1.GetHeadResponse
-	(*InclusionProofRequest)(nil),      // 51: xhub.v1.InclusionProofRequest
-	(*InclusionProofResponse)(nil),     // 52: xhub.v1.InclusionProofResponse
-	(*ConsistencyProofRequest)(nil),    // 53: xhub.v1.ConsistencyProofRequest
-	(*ConsistencyProofResponse)(nil),   // 54: xhub.v1.ConsistencyProofResponse
-	(*Filter)(nil),                     // 55: xhub.v1.Filter
-	(*QueryRequest)(nil),               // 56: xhub.v1.QueryRequest
-	(*QueryResponse)(nil),              // 57: xhub.v1.QueryResponse
-	(*PublishRequest)(nil),             // 58: xhub.v1.PublishRequest
-	(*PublishResponse)(nil),            // 59: xhub.v1.PublishResponse
-	(*SubscribeRequest)(nil),           // 60: xhub.v1.SubscribeRequest
-	(*SubscribeStart)(nil),             // 61: xhub.v1.SubscribeStart
-	(*ListSubscriptionsRequest)(nil),   // 62: xhub.v1.ListSubscriptionsRequest
-	(*SubscriptionInfo)(nil),           // 63: xhub.v1.SubscriptionInfo
-	(*ListSubscriptionsResponse)(nil),  // 64: xhub.v1.ListSubscriptionsResponse
-	(*DeleteSubscriptionRequest)(nil),  // 65: xhub.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 66: xhub.v1.DeleteSubscriptionResponse
-	(*SubscribeAck)(nil),               // 67: xhub.v1.SubscribeAck
-	(*SubscribeResponse)(nil),          // 68: xhub.v1.SubscribeResponse
-	(*ProviderMessage)(nil),            // 69: xhub.v1.ProviderMessage
-	(*ProviderHello)(nil),              // 70: xhub.v1.ProviderHello
-	(*ProviderResult)(nil),             // 71: xhub.v1.ProviderResult
-	(*ProviderCall)(nil),               // 72: xhub.v1.ProviderCall
-	(*AuditEntry)(nil),                 // 73: xhub.v1.AuditEntry
-	(*ListAuditRequest)(nil),           // 74: xhub.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),          // 75: xhub.v1.ListAuditResponse
-	(*CreateJoinTokenRequest)(nil),     // 76: xhub.v1.CreateJoinTokenRequest
-	(*CreateJoinTokenResponse)(nil),    // 77: xhub.v1.CreateJoinTokenResponse
-	(*JoinToken)(nil),                  // 78: xhub.v1.JoinToken
-	(*ListNodesRequest)(nil),           // 79: xhub.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),          // 80: xhub.v1.ListNodesResponse
-	(*JoinRequest)(nil),                // 81: xhub.v1.JoinRequest
-	(*JoinResponse)(nil),               // 82: xhub.v1.JoinResponse
-	nil,                                // 83: xhub.v1.JoinResponse.PkiFilesEntry
-	(*timestamppb.Timestamp)(nil),      // 84: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 85: google.protobuf.Duration
-	(*descriptorpb.FieldOptions)(nil),  // 86: google.protobuf.FieldOptions
+	(*Dispute)(nil),                    // 46: xhub.v1.Dispute
+	(*OpenDisputeRequest)(nil),         // 47: xhub.v1.OpenDisputeRequest
+	(*ResolveDisputeRequest)(nil),      // 48: xhub.v1.ResolveDisputeRequest
+	(*DisputeResponse)(nil),            // 49: xhub.v1.DisputeResponse
+	(*ListDisputesRequest)(nil),        // 50: xhub.v1.ListDisputesRequest
+	(*ListDisputesResponse)(nil),       // 51: xhub.v1.ListDisputesResponse
+	(*Entry)(nil),                      // 52: xhub.v1.Entry
+	(*ListEntriesRequest)(nil),         // 53: xhub.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),        // 54: xhub.v1.ListEntriesResponse
+	(*GetHeadRequest)(nil),             // 55: xhub.v1.GetHeadRequest
+	(*GetHeadResponse)(nil),            // 56: xhub.v1.GetHeadResponse
+	(*InclusionProofRequest)(nil),      // 57: xhub.v1.InclusionProofRequest
+	(*InclusionProofResponse)(nil),     // 58: xhub.v1.InclusionProofResponse
+	(*ConsistencyProofRequest)(nil),    // 59: xhub.v1.ConsistencyProofRequest
+	(*ConsistencyProofResponse)(nil),   // 60: xhub.v1.ConsistencyProofResponse
+	(*Filter)(nil),                     // 61: xhub.v1.Filter
+	(*QueryRequest)(nil),               // 62: xhub.v1.QueryRequest
+	(*QueryResponse)(nil),              // 63: xhub.v1.QueryResponse
+	(*PublishRequest)(nil),             // 64: xhub.v1.PublishRequest
+	(*PublishResponse)(nil),            // 65: xhub.v1.PublishResponse
+	(*SubscribeRequest)(nil),           // 66: xhub.v1.SubscribeRequest
+	(*SubscribeStart)(nil),             // 67: xhub.v1.SubscribeStart
+	(*ListSubscriptionsRequest)(nil),   // 68: xhub.v1.ListSubscriptionsRequest
+	(*SubscriptionInfo)(nil),           // 69: xhub.v1.SubscriptionInfo
+	(*ListSubscriptionsResponse)(nil),  // 70: xhub.v1.ListSubscriptionsResponse
+	(*DeleteSubscriptionRequest)(nil),  // 71: xhub.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 72: xhub.v1.DeleteSubscriptionResponse
+	(*SubscribeAck)(nil),               // 73: xhub.v1.SubscribeAck
+	(*SubscribeResponse)(nil),          // 74: xhub.v1.SubscribeResponse
+	(*ProviderMessage)(nil),            // 75: xhub.v1.ProviderMessage
+	(*ProviderHello)(nil),              // 76: xhub.v1.ProviderHello
+	(*ProviderResult)(nil),             // 77: xhub.v1.ProviderResult
+	(*ProviderCall)(nil),               // 78: xhub.v1.ProviderCall
+	(*AuditEntry)(nil),                 // 79: xhub.v1.AuditEntry
+	(*ListAuditRequest)(nil),           // 80: xhub.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),          // 81: xhub.v1.ListAuditResponse
+	(*CreateJoinTokenRequest)(nil),     // 82: xhub.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil),    // 83: xhub.v1.CreateJoinTokenResponse
+	(*JoinToken)(nil),                  // 84: xhub.v1.JoinToken
+	(*ListNodesRequest)(nil),           // 85: xhub.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),          // 86: xhub.v1.ListNodesResponse
+	(*JoinRequest)(nil),                // 87: xhub.v1.JoinRequest
+	(*JoinResponse)(nil),               // 88: xhub.v1.JoinResponse
+	nil,                                // 89: xhub.v1.JoinResponse.PkiFilesEntry
+	(*timestamppb.Timestamp)(nil),      // 90: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 91: google.protobuf.Duration
+	(*descriptorpb.FieldOptions)(nil),  // 92: google.protobuf.FieldOptions
 }
 var file_xhub_proto_depIdxs = []int32{
-	84, // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
-	0,  // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
-	0,  // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
-	84, // 3: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
-	5,  // 4: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
-	5,  // 5: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
-	5,  // 6: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
-	13, // 7: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
-	84, // 8: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
-	12, // 9: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
-	12, // 10: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
-	12, // 11: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
-	13, // 12: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
-	84, // 13: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
-	84, // 14: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
-	22, // 15: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	22, // 16: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	22, // 17: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
-	22, // 18: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	32, // 19: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
-	22, // 20: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	84, // 21: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
-	84, // 22: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	84, // 23: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
-	84, // 24: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	84, // 25: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	84, // 26: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
-	34, // 27: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
-	35, // 28: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
-	34, // 29: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
-	35, // 30: xhub.v1.DecisionResponse.grant:type_name -> xhub.v1.Grant
-	34, // 31: xhub.v1.ListSharesResponse.requests:type_name -> xhub.v1.ShareRequest
-	35, // 32: xhub.v1.ListSharesResponse.grants:type_name -> xhub.v1.Grant
-	84, // 33: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
-	46, // 34: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
-	46, // 35: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
-	55, // 36: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
-	61, // 37: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
-	67, // 38: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	84, // 39: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
-	85, // 40: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
-	63, // 41: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
-	63, // 42: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
-	84, // 43: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
-	70, // 44: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
-	71, // 45: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
-	55, // 46: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	84, // 47: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	84, // 48: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
-	73, // 49: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	85, // 50: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	84, // 51: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	84, // 52: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	84, // 53: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	84, // 54: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
-	78, // 55: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
-	83, // 56: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
-	86, // 57: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
-	1,  // 58: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,  // 59: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	6,  // 60: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	8,  // 61: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	10, // 62: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	14, // 63: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	16, // 64: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	18, // 65: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	20, // 66: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	23, // 67: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	25, // 68: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	27, // 69: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	29, // 70: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	31, // 71: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
-	36, // 72: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	38, // 73: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	39, // 74: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	40, // 75: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	41, // 76: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	42, // 77: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	44, // 78: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	47, // 79: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	49, // 80: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	51, // 81: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	53, // 82: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	56, // 83: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	58, // 84: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	60, // 85: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	62, // 86: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
-	65, // 87: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
-	69, // 88: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	74, // 89: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	76, // 90: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
-	79, // 91: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
-	81, // 92: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
-	2,  // 93: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,  // 94: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	7,  // 95: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	9,  // 96: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	11, // 97: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	15, // 98: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	17, // 99: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	19, // 100: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	21, // 101: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	24, // 102: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	26, // 103: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	28, // 104: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	30, // 105: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	33, // 106: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
-	37, // 107: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	45, // 108: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	43, // 109: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	43, // 110: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	43, // 111: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	43, // 112: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	45, // 113: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	48, // 114: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	50, // 115: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	52, // 116: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	54, // 117: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	57, // 118: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	59, // 119: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	68, // 120: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	64, // 121: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
-	66, // 122: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
-	72, // 123: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	75, // 124: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	77, // 125: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
-	80, // 126: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
-	82, // 127: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
-	93, // [93:128] is the sub-list for method output_type
-	58, // [58:93] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	57, // [57:58] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	90,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	0,   // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
+	0,   // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
+	90,  // 3: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
+	5,   // 4: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
+	5,   // 5: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
+	5,   // 6: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
+	13,  // 7: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
+	90,  // 8: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
+	12,  // 9: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
+	12,  // 10: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
+	12,  // 11: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
+	13,  // 12: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
+	90,  // 13: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
+	90,  // 14: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
+	22,  // 15: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
+	22,  // 16: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
+	22,  // 17: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
+	22,  // 18: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
+	32,  // 19: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
+	22,  // 20: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
+	90,  // 21: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
+	90,  // 22: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
+	90,  // 23: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	90,  // 24: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	90,  // 25: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	90,  // 26: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	34,  // 27: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
+	35,  // 28: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
+	34,  // 29: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
+	35,  // 30: xhub.v1.DecisionResponse.grant:type_name -> xhub.v1.Grant
+	34,  // 31: xhub.v1.ListSharesResponse.requests:type_name -> xhub.v1.ShareRequest
+	35,  // 32: xhub.v1.ListSharesResponse.grants:type_name -> xhub.v1.Grant
+	90,  // 33: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	90,  // 34: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
+	90,  // 35: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	46,  // 36: xhub.v1.DisputeResponse.dispute:type_name -> xhub.v1.Dispute
+	46,  // 37: xhub.v1.ListDisputesResponse.disputes:type_name -> xhub.v1.Dispute
+	90,  // 38: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	52,  // 39: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
+	52,  // 40: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
+	61,  // 41: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
+	67,  // 42: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
+	73,  // 43: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
+	90,  // 44: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
+	91,  // 45: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
+	69,  // 46: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
+	69,  // 47: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
+	90,  // 48: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	76,  // 49: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
+	77,  // 50: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
+	61,  // 51: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
+	90,  // 52: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	90,  // 53: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	79,  // 54: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
+	91,  // 55: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	90,  // 56: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	90,  // 57: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	90,  // 58: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	90,  // 59: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
+	84,  // 60: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
+	89,  // 61: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
+	92,  // 62: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
+	1,   // 63: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,   // 64: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	6,   // 65: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	8,   // 66: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	10,  // 67: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	14,  // 68: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	16,  // 69: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	18,  // 70: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	20,  // 71: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	23,  // 72: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	25,  // 73: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	27,  // 74: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	29,  // 75: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	31,  // 76: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
+	36,  // 77: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	38,  // 78: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	39,  // 79: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	40,  // 80: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	41,  // 81: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	42,  // 82: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	44,  // 83: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	47,  // 84: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
+	48,  // 85: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
+	50,  // 86: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
+	53,  // 87: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	55,  // 88: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	57,  // 89: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	59,  // 90: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	62,  // 91: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	64,  // 92: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	66,  // 93: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	68,  // 94: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	71,  // 95: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	75,  // 96: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	80,  // 97: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	82,  // 98: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
+	85,  // 99: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
+	87,  // 100: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
+	2,   // 101: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,   // 102: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	7,   // 103: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	9,   // 104: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	11,  // 105: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	15,  // 106: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	17,  // 107: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	19,  // 108: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	21,  // 109: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	24,  // 110: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	26,  // 111: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	28,  // 112: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	30,  // 113: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	33,  // 114: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
+	37,  // 115: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	45,  // 116: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	43,  // 117: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	43,  // 118: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	43,  // 119: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	43,  // 120: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	45,  // 121: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	49,  // 122: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
+	49,  // 123: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
+	51,  // 124: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
+	54,  // 125: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	56,  // 126: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	58,  // 127: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	60,  // 128: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	63,  // 129: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	65,  // 130: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	74,  // 131: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	70,  // 132: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	72,  // 133: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	78,  // 134: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	81,  // 135: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	83,  // 136: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
+	86,  // 137: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
+	88,  // 138: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
+	101, // [101:139] is the sub-list for method output_type
+	63,  // [63:101] is the sub-list for method input_type
+	63,  // [63:63] is the sub-list for extension type_name
+	62,  // [62:63] is the sub-list for extension extendee
+	0,   // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }
@@ -6403,11 +6942,11 @@ func file_xhub_proto_init() {
 		return
 	}
 	file_xhub_proto_msgTypes[31].OneofWrappers = []any{}
-	file_xhub_proto_msgTypes[60].OneofWrappers = []any{
+	file_xhub_proto_msgTypes[66].OneofWrappers = []any{
 		(*SubscribeRequest_Start)(nil),
 		(*SubscribeRequest_Ack)(nil),
 	}
-	file_xhub_proto_msgTypes[69].OneofWrappers = []any{
+	file_xhub_proto_msgTypes[75].OneofWrappers = []any{
 		(*ProviderMessage_Hello)(nil),
 		(*ProviderMessage_Result)(nil),
 	}
@@ -6417,9 +6956,9 @@ func file_xhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   84,
+			NumMessages:   90,
 			NumExtensions: 1,
-			NumServices:   10,
+			NumServices:   11,
 		},
 		GoTypes:           file_xhub_proto_goTypes,
 		DependencyIndexes: file_xhub_proto_depIdxs,

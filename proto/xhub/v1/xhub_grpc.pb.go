@@ -1155,6 +1155,192 @@ var Shares_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	Disputes_OpenDispute_FullMethodName    = "/xhub.v1.Disputes/OpenDispute"
+	Disputes_ResolveDispute_FullMethodName = "/xhub.v1.Disputes/ResolveDispute"
+	Disputes_ListDisputes_FullMethodName   = "/xhub.v1.Disputes/ListDisputes"
+)
+
+// DisputesClient is the client API for Disputes service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Disputes (数据异议): an officer of a department holding a grant on a
+// dataset disputes data it received; the owner's officer answers within
+// a deadline of working days. Both are ledger entries.
+type DisputesClient interface {
+	OpenDispute(ctx context.Context, in *OpenDisputeRequest, opts ...grpc.CallOption) (*DisputeResponse, error)
+	ResolveDispute(ctx context.Context, in *ResolveDisputeRequest, opts ...grpc.CallOption) (*DisputeResponse, error)
+	ListDisputes(ctx context.Context, in *ListDisputesRequest, opts ...grpc.CallOption) (*ListDisputesResponse, error)
+}
+
+type disputesClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewDisputesClient(cc grpc.ClientConnInterface) DisputesClient {
+	return &disputesClient{cc}
+}
+
+func (c *disputesClient) OpenDispute(ctx context.Context, in *OpenDisputeRequest, opts ...grpc.CallOption) (*DisputeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisputeResponse)
+	err := c.cc.Invoke(ctx, Disputes_OpenDispute_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *disputesClient) ResolveDispute(ctx context.Context, in *ResolveDisputeRequest, opts ...grpc.CallOption) (*DisputeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisputeResponse)
+	err := c.cc.Invoke(ctx, Disputes_ResolveDispute_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *disputesClient) ListDisputes(ctx context.Context, in *ListDisputesRequest, opts ...grpc.CallOption) (*ListDisputesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDisputesResponse)
+	err := c.cc.Invoke(ctx, Disputes_ListDisputes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DisputesServer is the server API for Disputes service.
+// All implementations must embed UnimplementedDisputesServer
+// for forward compatibility.
+//
+// Disputes (数据异议): an officer of a department holding a grant on a
+// dataset disputes data it received; the owner's officer answers within
+// a deadline of working days. Both are ledger entries.
+type DisputesServer interface {
+	OpenDispute(context.Context, *OpenDisputeRequest) (*DisputeResponse, error)
+	ResolveDispute(context.Context, *ResolveDisputeRequest) (*DisputeResponse, error)
+	ListDisputes(context.Context, *ListDisputesRequest) (*ListDisputesResponse, error)
+	mustEmbedUnimplementedDisputesServer()
+}
+
+// UnimplementedDisputesServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedDisputesServer struct{}
+
+func (UnimplementedDisputesServer) OpenDispute(context.Context, *OpenDisputeRequest) (*DisputeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenDispute not implemented")
+}
+func (UnimplementedDisputesServer) ResolveDispute(context.Context, *ResolveDisputeRequest) (*DisputeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolveDispute not implemented")
+}
+func (UnimplementedDisputesServer) ListDisputes(context.Context, *ListDisputesRequest) (*ListDisputesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDisputes not implemented")
+}
+func (UnimplementedDisputesServer) mustEmbedUnimplementedDisputesServer() {}
+func (UnimplementedDisputesServer) testEmbeddedByValue()                  {}
+
+// UnsafeDisputesServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to DisputesServer will
+// result in compilation errors.
+type UnsafeDisputesServer interface {
+	mustEmbedUnimplementedDisputesServer()
+}
+
+func RegisterDisputesServer(s grpc.ServiceRegistrar, srv DisputesServer) {
+	// If the following call panics, it indicates UnimplementedDisputesServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Disputes_ServiceDesc, srv)
+}
+
+func _Disputes_OpenDispute_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OpenDisputeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DisputesServer).OpenDispute(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Disputes_OpenDispute_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DisputesServer).OpenDispute(ctx, req.(*OpenDisputeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Disputes_ResolveDispute_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolveDisputeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DisputesServer).ResolveDispute(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Disputes_ResolveDispute_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DisputesServer).ResolveDispute(ctx, req.(*ResolveDisputeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Disputes_ListDisputes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDisputesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DisputesServer).ListDisputes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Disputes_ListDisputes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DisputesServer).ListDisputes(ctx, req.(*ListDisputesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Disputes_ServiceDesc is the grpc.ServiceDesc for Disputes service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Disputes_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "xhub.v1.Disputes",
+	HandlerType: (*DisputesServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "OpenDispute",
+			Handler:    _Disputes_OpenDispute_Handler,
+		},
+		{
+			MethodName: "ResolveDispute",
+			Handler:    _Disputes_ResolveDispute_Handler,
+		},
+		{
+			MethodName: "ListDisputes",
+			Handler:    _Disputes_ListDisputes_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "xhub.proto",
+}
+
+const (
 	Ledger_ListEntries_FullMethodName      = "/xhub.v1.Ledger/ListEntries"
 	Ledger_GetHead_FullMethodName          = "/xhub.v1.Ledger/GetHead"
 	Ledger_InclusionProof_FullMethodName   = "/xhub.v1.Ledger/InclusionProof"

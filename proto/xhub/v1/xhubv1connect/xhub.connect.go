@@ -39,6 +39,8 @@ const (
 	CatalogName = "xhub.v1.Catalog"
 	// SharesName is the fully-qualified name of the Shares service.
 	SharesName = "xhub.v1.Shares"
+	// DisputesName is the fully-qualified name of the Disputes service.
+	DisputesName = "xhub.v1.Disputes"
 	// LedgerName is the fully-qualified name of the Ledger service.
 	LedgerName = "xhub.v1.Ledger"
 	// ExchangeName is the fully-qualified name of the Exchange service.
@@ -106,6 +108,12 @@ const (
 	SharesRevokeGrantProcedure = "/xhub.v1.Shares/RevokeGrant"
 	// SharesListSharesProcedure is the fully-qualified name of the Shares's ListShares RPC.
 	SharesListSharesProcedure = "/xhub.v1.Shares/ListShares"
+	// DisputesOpenDisputeProcedure is the fully-qualified name of the Disputes's OpenDispute RPC.
+	DisputesOpenDisputeProcedure = "/xhub.v1.Disputes/OpenDispute"
+	// DisputesResolveDisputeProcedure is the fully-qualified name of the Disputes's ResolveDispute RPC.
+	DisputesResolveDisputeProcedure = "/xhub.v1.Disputes/ResolveDispute"
+	// DisputesListDisputesProcedure is the fully-qualified name of the Disputes's ListDisputes RPC.
+	DisputesListDisputesProcedure = "/xhub.v1.Disputes/ListDisputes"
 	// LedgerListEntriesProcedure is the fully-qualified name of the Ledger's ListEntries RPC.
 	LedgerListEntriesProcedure = "/xhub.v1.Ledger/ListEntries"
 	// LedgerGetHeadProcedure is the fully-qualified name of the Ledger's GetHead RPC.
@@ -996,6 +1004,140 @@ func (UnimplementedSharesHandler) RevokeGrant(context.Context, *v1.RevokeGrantRe
 
 func (UnimplementedSharesHandler) ListShares(context.Context, *v1.ListSharesRequest) (*v1.ListSharesResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Shares.ListShares is not implemented"))
+}
+
+// DisputesClient is a client for the xhub.v1.Disputes service.
+type DisputesClient interface {
+	OpenDispute(context.Context, *v1.OpenDisputeRequest) (*v1.DisputeResponse, error)
+	ResolveDispute(context.Context, *v1.ResolveDisputeRequest) (*v1.DisputeResponse, error)
+	ListDisputes(context.Context, *v1.ListDisputesRequest) (*v1.ListDisputesResponse, error)
+}
+
+// NewDisputesClient constructs a client for the xhub.v1.Disputes service. By default, it uses the
+// Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewDisputesClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) DisputesClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	disputesMethods := v1.File_xhub_proto.Services().ByName("Disputes").Methods()
+	return &disputesClient{
+		openDispute: connect.NewClient[v1.OpenDisputeRequest, v1.DisputeResponse](
+			httpClient,
+			baseURL+DisputesOpenDisputeProcedure,
+			connect.WithSchema(disputesMethods.ByName("OpenDispute")),
+			connect.WithClientOptions(opts...),
+		),
+		resolveDispute: connect.NewClient[v1.ResolveDisputeRequest, v1.DisputeResponse](
+			httpClient,
+			baseURL+DisputesResolveDisputeProcedure,
+			connect.WithSchema(disputesMethods.ByName("ResolveDispute")),
+			connect.WithClientOptions(opts...),
+		),
+		listDisputes: connect.NewClient[v1.ListDisputesRequest, v1.ListDisputesResponse](
+			httpClient,
+			baseURL+DisputesListDisputesProcedure,
+			connect.WithSchema(disputesMethods.ByName("ListDisputes")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// disputesClient implements DisputesClient.
+type disputesClient struct {
+	openDispute    *connect.Client[v1.OpenDisputeRequest, v1.DisputeResponse]
+	resolveDispute *connect.Client[v1.ResolveDisputeRequest, v1.DisputeResponse]
+	listDisputes   *connect.Client[v1.ListDisputesRequest, v1.ListDisputesResponse]
+}
+
+// OpenDispute calls xhub.v1.Disputes.OpenDispute.
+func (c *disputesClient) OpenDispute(ctx context.Context, req *v1.OpenDisputeRequest) (*v1.DisputeResponse, error) {
+	response, err := c.openDispute.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ResolveDispute calls xhub.v1.Disputes.ResolveDispute.
+func (c *disputesClient) ResolveDispute(ctx context.Context, req *v1.ResolveDisputeRequest) (*v1.DisputeResponse, error) {
+	response, err := c.resolveDispute.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ListDisputes calls xhub.v1.Disputes.ListDisputes.
+func (c *disputesClient) ListDisputes(ctx context.Context, req *v1.ListDisputesRequest) (*v1.ListDisputesResponse, error) {
+	response, err := c.listDisputes.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// DisputesHandler is an implementation of the xhub.v1.Disputes service.
+type DisputesHandler interface {
+	OpenDispute(context.Context, *v1.OpenDisputeRequest) (*v1.DisputeResponse, error)
+	ResolveDispute(context.Context, *v1.ResolveDisputeRequest) (*v1.DisputeResponse, error)
+	ListDisputes(context.Context, *v1.ListDisputesRequest) (*v1.ListDisputesResponse, error)
+}
+
+// NewDisputesHandler builds an HTTP handler from the service implementation. It returns the path on
+// which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewDisputesHandler(svc DisputesHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	disputesMethods := v1.File_xhub_proto.Services().ByName("Disputes").Methods()
+	disputesOpenDisputeHandler := connect.NewUnaryHandlerSimple(
+		DisputesOpenDisputeProcedure,
+		svc.OpenDispute,
+		connect.WithSchema(disputesMethods.ByName("OpenDispute")),
+		connect.WithHandlerOptions(opts...),
+	)
+	disputesResolveDisputeHandler := connect.NewUnaryHandlerSimple(
+		DisputesResolveDisputeProcedure,
+		svc.ResolveDispute,
+		connect.WithSchema(disputesMethods.ByName("ResolveDispute")),
+		connect.WithHandlerOptions(opts...),
+	)
+	disputesListDisputesHandler := connect.NewUnaryHandlerSimple(
+		DisputesListDisputesProcedure,
+		svc.ListDisputes,
+		connect.WithSchema(disputesMethods.ByName("ListDisputes")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/xhub.v1.Disputes/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case DisputesOpenDisputeProcedure:
+			disputesOpenDisputeHandler.ServeHTTP(w, r)
+		case DisputesResolveDisputeProcedure:
+			disputesResolveDisputeHandler.ServeHTTP(w, r)
+		case DisputesListDisputesProcedure:
+			disputesListDisputesHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedDisputesHandler returns CodeUnimplemented from all methods.
+type UnimplementedDisputesHandler struct{}
+
+func (UnimplementedDisputesHandler) OpenDispute(context.Context, *v1.OpenDisputeRequest) (*v1.DisputeResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Disputes.OpenDispute is not implemented"))
+}
+
+func (UnimplementedDisputesHandler) ResolveDispute(context.Context, *v1.ResolveDisputeRequest) (*v1.DisputeResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Disputes.ResolveDispute is not implemented"))
+}
+
+func (UnimplementedDisputesHandler) ListDisputes(context.Context, *v1.ListDisputesRequest) (*v1.ListDisputesResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Disputes.ListDisputes is not implemented"))
 }
 
 // LedgerClient is a client for the xhub.v1.Ledger service.
