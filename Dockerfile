@@ -4,7 +4,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/xhub ./cmd/xhub && mkdir -p /out/data/pki /out/join
+ARG XHUB_VERSION=devel
+ARG XHUB_COMMIT=
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X github.com/xhub-gov/xhub/internal/buildinfo.version=${XHUB_VERSION} -X github.com/xhub-gov/xhub/internal/buildinfo.commit=${XHUB_COMMIT}" -o /out/xhub ./cmd/xhub && mkdir -p /out/data/pki /out/join
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/xhub /usr/local/bin/xhub

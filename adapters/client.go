@@ -19,6 +19,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
@@ -138,3 +140,21 @@ func (c *Client) Close() error { return c.conn.Close() }
 // not wrap (xhubv1.NewLedgerClient(c.Conn()) and the like): the same
 // identity, mTLS and refusal handling.
 func (c *Client) Conn() grpc.ClientConnInterface { return c.conn }
+
+// HubVersion asks the node the client is connected to for its health and
+// returns its name and build ("version (commit …) go… xhub.v1"), from the
+// answer's trailer.
+func (c *Client) HubVersion(ctx context.Context) (node, version, status string, err error) {
+	var md metadata.MD
+	r, err := healthpb.NewHealthClient(c.conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Trailer(&md))
+	if err != nil {
+		return "", "", "", err
+	}
+	first := func(k string) string {
+		if v := md.Get(k); len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	return first("xhub-node"), first("xhub-version"), r.GetStatus().String(), nil
+}

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/internal/buildinfo"
 )
 
 // cli holds what every subcommand shares: the output streams and the
@@ -49,9 +51,40 @@ find the hub and their identity from --hub/--creds or XHUB_HUB/XHUB_CREDS
 	pf.StringVar(&c.ledgerKey, "ledger-key", os.Getenv("XHUB_LEDGER_KEY"), "the hub's ledger verifier key (default: the one pinned in the creds file)")
 	root.AddCommand(
 		c.serveCmd(), c.demoCmd(), c.deptCmd(), c.credsCmd(), c.schemaCmd(), c.catalogCmd(), c.shareCmd(), c.disputeCmd(), c.ledgerCmd(),
-		c.queryCmd(), c.publishCmd(), c.subscribeCmd(), c.subscriptionCmd(), c.auditCmd(), c.adapterCmd(), c.benchCmd(), c.nodeCmd(),
+		c.queryCmd(), c.publishCmd(), c.subscribeCmd(), c.subscriptionCmd(), c.auditCmd(), c.adapterCmd(), c.benchCmd(), c.nodeCmd(), c.versionCmd(),
 	)
+	root.Version = buildinfo.Get().String()
+	root.SetVersionTemplate("xhub {{.Version}}\n")
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command group (xhub share, xhub
+// catalog, ...) refuse an argument that is not one of its subcommands,
+// with cobra's suggestions ("did you mean approve?") and a non-zero exit,
+// instead of printing its help and exiting 0. With no argument it still
+// prints its help.
+func refuseUnknownSubcommands(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if cmd.Parent() == nil || !cmd.HasSubCommands() || cmd.Run != nil || cmd.RunE != nil {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2
+		}
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return fmt.Errorf("%s (see %s --help)", msg, cmd.CommandPath())
+	}
 }
 
 // client dials the hub with the configured credentials.

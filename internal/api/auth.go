@@ -16,6 +16,7 @@ import (
 
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/buildinfo"
 )
 
 type ctxKey struct{}
@@ -156,7 +157,7 @@ func rolesString(rs []vocab.Role) string {
 func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	// Every answer names the node that gave it: a client tells a refusal
 	// from a node (not retried) from a node that could not be reached.
-	_ = grpc.SetTrailer(ctx, metadata.Pairs(NodeTrailer, a.node))
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(NodeTrailer, a.node, VersionTrailer, buildinfo.Get().String()))
 	ctx, err := a.authenticate(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
@@ -167,8 +168,13 @@ func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServ
 	return handler(ctx, req)
 }
 
-// NodeTrailer names the answering node in every unary answer's trailer.
-const NodeTrailer = "xhub-node"
+// NodeTrailer names the answering node in every unary answer's trailer;
+// VersionTrailer its build (version, commit, Go, API), health checks
+// included.
+const (
+	NodeTrailer    = "xhub-node"
+	VersionTrailer = "xhub-version"
+)
 
 // RequestIDHeader is the metadata key of a call's client request id: a
 // call that changes state and is retried with the same id (on any node)
