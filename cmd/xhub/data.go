@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -26,22 +29,39 @@ validated against the dataset's schema and cut down to those fields.
 Filters: field OP value, OP one of = != < <= > >= in prefix; the value is
 JSON if it parses as JSON, else a string:
   --where 'district=north' --where 'age>=18' --where 'vaccine in ["MMR","HPV"]'
-Records are printed as JSON lines; withheld records are reported on stderr.`,
+Records are printed as JSON lines (-o jsonl, the default); -o json prints one
+JSON document {"records": [...], "withheld": N, ...} and -o table a table
+whose columns are the records' fields. Numbers stay exact in every form.
+Withheld records are reported on stderr.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// JSON lines unless -o says otherwise: records stream.
+			format := "jsonl"
+			if cmd.Flags().Changed("output") {
+				format = c.output
+			}
+			if format != "jsonl" && format != "json" && format != "table" {
+				return fmt.Errorf("-o %q: want jsonl (the default), json or table", format)
+			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
 				token := ""
-				n := 0
+				var recs []json.RawMessage
+				withheld, reasons := 0, []string{}
 				for {
 					r, err := cl.Query(ctx, args[0], adapters.QueryOptions{Fields: splitList(fields), Where: where, Limit: limit, PageToken: token})
 					if err != nil {
 						return err
 					}
 					for _, rec := range r.Records {
-						fmt.Fprintln(c.stdout, string(rec))
+						if format == "jsonl" {
+							fmt.Fprintln(c.stdout, string(rec))
+						} else {
+							recs = append(recs, json.RawMessage(rec))
+						}
 					}
-					n += len(r.Records)
 					if r.Withheld > 0 {
+						withheld += r.Withheld
+						reasons = append(reasons, r.WithheldReasons...)
 						fmt.Fprintf(c.stderr, "withheld %d records that failed the schema or the filters: %s\n", r.Withheld, strings.Join(r.WithheldReasons, "; "))
 					}
 					if token = r.NextPageToken; token == "" || !all {
@@ -50,6 +70,19 @@ Records are printed as JSON lines; withheld records are reported on stderr.`,
 						}
 						break
 					}
+				}
+				switch format {
+				case "json":
+					if recs == nil {
+						recs = []json.RawMessage{}
+					}
+					out := map[string]any{"records": recs, "withheld": withheld, "withheld_reasons": reasons}
+					if token != "" {
+						out["next_page_token"] = token
+					}
+					return c.printJSON(out)
+				case "table":
+					return printRecordTable(c.table(), recs)
 				}
 				return nil
 			})
@@ -200,4 +233,46 @@ func (c *cli) auditCmd() *cobra.Command {
 	cmd.Flags().StringVar(&since, "since", "", "from this time (RFC 3339, a date, or a duration ago like 2h)")
 	cmd.AddCommand(c.auditExportCmd())
 	return cmd
+}
+
+// printRecordTable prints records as a table: one column per field (the
+// union of the records' fields, sorted), strings as they are, other values
+// as JSON (numbers exact).
+func printRecordTable(w *tabwriter.Writer, recs []json.RawMessage) error {
+	var rows []map[string]json.RawMessage
+	cols := map[string]bool{}
+	for _, r := range recs {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(r, &m); err != nil {
+			return fmt.Errorf("record is not a JSON object: %w", err)
+		}
+		for k := range m {
+			cols[k] = true
+		}
+		rows = append(rows, m)
+	}
+	names := make([]string, 0, len(cols))
+	for k := range cols {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, strings.ToUpper(strings.Join(names, "\t")))
+	for _, m := range rows {
+		cells := make([]string, len(names))
+		for i, k := range names {
+			v, ok := m[k]
+			switch {
+			case !ok:
+				cells[i] = ""
+			case len(v) > 0 && v[0] == '"':
+				var s string
+				_ = json.Unmarshal(v, &s)
+				cells[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(s)
+			default:
+				cells[i] = string(v)
+			}
+		}
+		fmt.Fprintln(w, strings.Join(cells, "\t"))
+	}
+	return w.Flush()
 }

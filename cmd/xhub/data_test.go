@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,6 +58,27 @@ func TestDataPlaneThroughTheCLI(t *testing.T) {
 	_, err = xhub(t, env, taxSys, "query", "health.cond", "--where", "ward~north")
 	if err == nil || !strings.Contains(err.Error(), "no operator") {
 		t.Fatalf("bad filter: %v", err)
+	}
+	// A doubled operator is refused, not answered with zero rows.
+	_, err = xhub(t, env, taxSys, "query", "health.cond", "--where", "ward==north")
+	if err == nil || !strings.Contains(err.Error(), `"==" is not an operator`) {
+		t.Fatalf("ward==north: %v", err)
+	}
+	// -o json: one document, numbers as numbers; -o table: columns = fields.
+	out = mustX(t, env, taxSys, "query", "health.cond", "--where", "ward=north", "--all", "-o", "json")
+	var doc struct {
+		Records  []map[string]any `json:"records"`
+		Withheld int              `json:"withheld"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Records) != 3 || doc.Records[0]["id"] != float64(1) {
+		t.Fatalf("-o json: %v\n%s", err, out)
+	}
+	out = mustX(t, env, taxSys, "query", "health.cond", "--where", "ward=north", "--all", "-o", "table")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 4 || strings.Fields(lines[0])[0] != "ID" || strings.Join(strings.Fields(lines[1]), " ") != "1 north" {
+		t.Fatalf("-o table:\n%s", out)
+	}
+	if _, err := xhub(t, env, taxSys, "query", "health.cond", "-o", "yaml"); err == nil || !strings.Contains(err.Error(), "jsonl") {
+		t.Fatalf("-o yaml: %v", err)
 	}
 
 	// Publish and subscribe.

@@ -78,6 +78,14 @@ func ParseFilter(s string) (Filter, error) {
 	if raw == "" {
 		return Filter{}, fault.Invalid("where", "%q: no value after %s", s, op)
 	}
+	// 'vaccine==MMR' would compare with the string "=MMR" and match
+	// nothing, silently: an operator character right after the operator
+	// is a mistyped operator. A value that starts with one is written as
+	// a JSON string ('name="=x"').
+	if op != OpIn && op != OpPrefix && strings.ContainsRune("=<>!~", rune(raw[0])) && !json.Valid([]byte(raw)) {
+		typed := string(op) + operatorPrefix(raw)
+		return Filter{}, fault.Invalid("where", "%q: %q is not an operator (want one of = != < <= > >= in prefix); a value starting with %q is written as a JSON string", s, typed, raw[:1])
+	}
 	var v any
 	if decoded, err := decodeValue([]byte(raw)); err == nil {
 		v = decoded
@@ -86,6 +94,15 @@ func ParseFilter(s string) (Filter, error) {
 	}
 	f := Filter{Field: field, Op: op, Value: v}
 	return f, f.check()
+}
+
+// operatorPrefix is the run of operator characters at the start of s.
+func operatorPrefix(s string) string {
+	i := 0
+	for i < len(s) && strings.ContainsRune("=<>!~", rune(s[i])) {
+		i++
+	}
+	return s[:i]
 }
 
 func splitField(s string) (field, rest string) {

@@ -120,3 +120,18 @@ func FuzzParseFilter(f *testing.F) {
 		}
 	})
 }
+
+// TestMistypedOperators: 'vaccine==MMR' is refused naming what was typed,
+// not run as a comparison with "=MMR" that matches nothing.
+func TestMistypedOperators(t *testing.T) {
+	for in, typed := range map[string]string{"vaccine==MMR": `"=="`, "age=>5": `"=>"`, "age<<5": `"<<"`, "name=~^A": `"=~"`, "a!==b": `"!=="`} {
+		_, err := ParseFilter(in)
+		if err == nil || !strings.Contains(err.Error(), typed+" is not an operator") || !strings.Contains(err.Error(), "= != < <= > >= in prefix") {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
+	f, err := ParseFilter(`name="=x"`)
+	if err != nil || f.Value != "=x" {
+		t.Fatalf(`name="=x": %+v %v`, f, err)
+	}
+}
