@@ -333,9 +333,9 @@ type Grant struct {
 // concerned one), the grant (if one was made or ended) and the step's
 // ledger entry.
 type Decision struct {
-	Request *ShareRequest
-	Grant   *Grant
-	Seq     uint64
+	Request *ShareRequest `json:"request,omitempty"`
+	Grant   *Grant        `json:"grant,omitempty"`
+	Seq     uint64        `json:"seq"` // the ledger entry
 }
 
 // RequestShare asks for a dataset's fields (none: all) for days (0: the

@@ -132,9 +132,9 @@ func (c *Client) Publish(ctx context.Context, dataset string, records [][]byte, 
 
 // PublishResult says where a batch was stored.
 type PublishResult struct {
-	StreamSeq uint64 // the batch's position in the dataset's stream
-	Duplicate bool   // the batch id was stored before: nothing new stored
-	Count     int    // records in the batch
+	StreamSeq uint64 `json:"stream_seq"` // the batch's position in the dataset's stream
+	Duplicate bool   `json:"duplicate"`  // the batch id was stored before: nothing new stored
+	Count     int    `json:"count"`      // records in the batch
 }
 
 // QueryResult is one page of a query's answer.

@@ -50,6 +50,9 @@ conditional (your officers decide each request), none (listed, never shared).`,
 				if err != nil {
 					return err
 				}
+				if c.json() {
+					return c.printJSON(d)
+				}
 				c.say("published %s (%s, schema %s:%d, %d fields), ledger entry %d", d.ID, d.ShareType, d.SchemaSubject, d.SchemaVersion, len(d.Fields), d.Seq)
 				return nil
 			})
@@ -216,6 +219,9 @@ how many; xhub share revoke ends one). New requests follow the new type.`,
 				d, err := cl.RetireDataset(ctx, args[0], reason)
 				if err != nil {
 					return err
+				}
+				if c.json() {
+					return c.printJSON(d)
 				}
 				c.say("retired %s, ledger entry %d", d.ID, d.Seq)
 				return nil

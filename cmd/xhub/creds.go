@@ -50,6 +50,9 @@ department.`,
 				if _, err := f.Write(file); err != nil {
 					return err
 				}
+				if c.json() {
+					return c.printJSON(map[string]any{"credential": cr, "file": out})
+				}
 				c.say("issued %s, serial %s, valid until %s, ledger entry %d; written to %s",
 					cr.URI, cr.Serial, day(cr.NotAfter), cr.Seq, out)
 				return nil
@@ -113,6 +116,9 @@ department.`,
 				cr, seq, err := cl.RevokeCredential(ctx, args[0], reason)
 				if err != nil {
 					return err
+				}
+				if c.json() {
+					return c.printJSON(map[string]any{"credential": cr, "seq": seq})
 				}
 				c.say("credential %s (%s) revoked, ledger entry %d", cr.Serial, cr.URI, seq)
 				return nil

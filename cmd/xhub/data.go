@@ -115,6 +115,9 @@ each error names the record index and JSON pointer. Retrying with the same
 				if err != nil {
 					return err
 				}
+				if c.json() {
+					return c.printJSON(r)
+				}
 				if r.Duplicate {
 					c.say("batch already stored (stream sequence %d); nothing stored again", r.StreamSeq)
 					return nil

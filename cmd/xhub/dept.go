@@ -23,6 +23,9 @@ func (c *cli) deptCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if c.json() {
+					return c.printJSON(d)
+				}
 				c.say("department %s (%s) added, ledger entry %d", d.ID, d.Name, d.Seq)
 				return nil
 			})

@@ -42,6 +42,9 @@ FORWARD). Every incompatibility is explained with a JSON pointer and a rule.`,
 				if err != nil {
 					return err
 				}
+				if c.json() {
+					return c.printJSON(map[string]any{"schema": s, "existing": existing})
+				}
 				if existing {
 					c.say("%s: identical to version %d, nothing new registered", s.Subject, s.Version)
 					return nil

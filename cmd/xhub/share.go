@@ -45,6 +45,9 @@ Every step is a ledger entry.`,
 				if err != nil {
 					return err
 				}
+				if c.json() {
+					return c.printJSON(r)
+				}
 				if r.Grant != nil {
 					c.say("request %s granted at once (open dataset): grant %s on %s, fields %s, until %s, ledger entry %d",
 						r.Request.ID, r.Grant.ID, r.Grant.Dataset, strings.Join(r.Grant.Fields, ","), day(r.Grant.ExpiresAt), r.Seq)
@@ -91,6 +94,9 @@ Every step is a ledger entry.`,
 				if err != nil {
 					return err
 				}
+				if c.json() {
+					return c.printJSON(r)
+				}
 				c.say("request %s approved: grant %s to %s on %s, fields %s, until %s, ledger entry %d",
 					r.Request.ID, r.Grant.ID, r.Grant.Grantee, r.Grant.Dataset, strings.Join(r.Grant.Fields, ","), day(r.Grant.ExpiresAt), r.Seq)
 				return nil
@@ -112,6 +118,9 @@ Every step is a ledger entry.`,
 				if err != nil {
 					return err
 				}
+				if c.json() {
+					return c.printJSON(r)
+				}
 				c.say("request %s rejected: %s, ledger entry %d", r.Request.ID, r.Request.Reason, r.Seq)
 				return nil
 			})
@@ -130,6 +139,9 @@ Every step is a ledger entry.`,
 				if err != nil {
 					return err
 				}
+				if c.json() {
+					return c.printJSON(r)
+				}
 				c.say("request %s withdrawn, ledger entry %d", r.Request.ID, r.Seq)
 				return nil
 			})
@@ -146,6 +158,9 @@ Every step is a ledger entry.`,
 				r, err := cl.RevokeGrant(ctx, args[0], rvReason)
 				if err != nil {
 					return err
+				}
+				if c.json() {
+					return c.printJSON(r)
 				}
 				c.say("grant %s to %s on %s revoked: %s, ledger entry %d", r.Grant.ID, r.Grant.Grantee, r.Grant.Dataset, r.Grant.Reason, r.Seq)
 				return nil

@@ -63,6 +63,9 @@ ended or whose maker's credentials are all revoked.`,
 				if err != nil {
 					return err
 				}
+				if c.json() {
+					return c.printJSON(d)
+				}
 				c.say("subscription %s of %s to %s deleted", d.Name, d.Dept, d.Dataset)
 				return nil
 			})
