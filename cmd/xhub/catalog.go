@@ -50,8 +50,8 @@ conditional (your officers decide each request), none (listed, never shared).`,
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(d)
+				if ok, err := c.emitted(d, d.ID); ok {
+					return err
 				}
 				c.say("published %s (%s, schema %s:%d, %d fields), ledger entry %d", d.ID, d.ShareType, d.SchemaSubject, d.SchemaVersion, len(d.Fields), d.Seq)
 				return nil
@@ -127,8 +127,8 @@ how many; xhub share revoke ends one). New requests follow the new type.`,
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(r)
+				if ok, err := c.emitted(r, r.Dataset.ID); ok {
+					return err
 				}
 				c.say("updated %s: %s (ledger entry %d)", r.Dataset.ID, strings.Join(r.Changed, ", "), r.Seq)
 				if slices.Contains(r.Changed, "share_type") && r.ActiveGrants > 0 {
@@ -220,8 +220,8 @@ how many; xhub share revoke ends one). New requests follow the new type.`,
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(d)
+				if ok, err := c.emitted(d, d.ID); ok {
+					return err
 				}
 				c.say("retired %s, ledger entry %d", d.ID, d.Seq)
 				return nil

@@ -50,8 +50,8 @@ department.`,
 				if _, err := f.Write(file); err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(map[string]any{"credential": cr, "file": out})
+				if ok, err := c.emitted(map[string]any{"credential": cr, "file": out}, cr.Serial); ok {
+					return err
 				}
 				c.say("issued %s, serial %s, valid until %s, ledger entry %d; written to %s",
 					cr.URI, cr.Serial, day(cr.NotAfter), cr.Seq, out)
@@ -117,8 +117,8 @@ department.`,
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(map[string]any{"credential": cr, "seq": seq})
+				if ok, err := c.emitted(map[string]any{"credential": cr, "seq": seq}, cr.Serial); ok {
+					return err
 				}
 				c.say("credential %s (%s) revoked, ledger entry %d", cr.Serial, cr.URI, seq)
 				return nil

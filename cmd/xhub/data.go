@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -115,8 +116,8 @@ each error names the record index and JSON pointer. Retrying with the same
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(r)
+				if ok, err := c.emitted(r, strconv.FormatUint(r.StreamSeq, 10)); ok {
+					return err
 				}
 				if r.Duplicate {
 					c.say("batch already stored (stream sequence %d); nothing stored again", r.StreamSeq)

@@ -23,8 +23,8 @@ func (c *cli) deptCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(d)
+				if ok, err := c.emitted(d, d.ID); ok {
+					return err
 				}
 				c.say("department %s (%s) added, ledger entry %d", d.ID, d.Name, d.Seq)
 				return nil

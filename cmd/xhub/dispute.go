@@ -30,8 +30,8 @@ grant with --field. Recorded in the ledger (dispute.opened).`,
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(d)
+				if ok, err := c.emitted(d, d.ID); ok {
+					return err
 				}
 				owner, _, _ := strings.Cut(d.Dataset, ".")
 				c.say("dispute %s opened on %s; %s must answer by %s (%d working days), ledger entry %d", d.ID, d.Dataset, owner, d.Deadline.Local().Format("2006-01-02 15:04"), d.Days, d.Seq)
@@ -58,8 +58,8 @@ Recorded in the ledger (dispute.resolved).`,
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(d)
+				if ok, err := c.emitted(d, d.ID); ok {
+					return err
 				}
 				c.say("dispute %s %s, ledger entry %d", d.ID, d.Status, d.Seq)
 				return nil

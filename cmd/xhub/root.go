@@ -47,7 +47,7 @@ find the hub and their identity from --hub/--creds or XHUB_HUB/XHUB_CREDS
 	pf.StringVar(&c.hub, "hub", os.Getenv("XHUB_HUB"), "hub address host:port, or several comma-separated to fail over between (env XHUB_HUB; default: the address(es) in the creds file)")
 	pf.StringVar(&c.requestID, "request-id", "", "name this call: a state-changing command retried with the same id is applied once (default: a new id per call)")
 	pf.StringVar(&c.creds, "creds", os.Getenv("XHUB_CREDS"), "credentials file (env XHUB_CREDS)")
-	pf.StringVarP(&c.output, "output", "o", "table", "output format for read commands: table or json")
+	pf.StringVarP(&c.output, "output", "o", "table", "output: table or json (read commands); json or id for what a change made (id: just its id, for scripts)")
 	pf.StringVar(&c.ledgerKey, "ledger-key", os.Getenv("XHUB_LEDGER_KEY"), "the hub's ledger verifier key (default: the one pinned in the creds file)")
 	root.AddCommand(
 		c.serveCmd(), c.demoCmd(), c.deptCmd(), c.credsCmd(), c.schemaCmd(), c.catalogCmd(), c.shareCmd(), c.disputeCmd(), c.ledgerCmd(),
@@ -121,6 +121,20 @@ func (c *cli) checkOutput() error {
 }
 
 func (c *cli) json() bool { return c.output == "json" }
+
+// emitted prints what a command made for scripts: v as one JSON document
+// with -o json, or only its id with -o id (as kubectl's -o name), and
+// reports whether it printed.
+func (c *cli) emitted(v any, id string) (bool, error) {
+	switch c.output {
+	case "json":
+		return true, c.printJSON(v)
+	case "id":
+		_, err := fmt.Fprintln(c.stdout, id)
+		return true, err
+	}
+	return false, nil
+}
 
 // printJSON writes any value as one JSON document.
 func (c *cli) printJSON(v any) error {

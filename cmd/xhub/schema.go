@@ -42,8 +42,8 @@ FORWARD). Every incompatibility is explained with a JSON pointer and a rule.`,
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(map[string]any{"schema": s, "existing": existing})
+				if ok, err := c.emitted(map[string]any{"schema": s, "existing": existing}, fmt.Sprintf("%s:%d", s.Subject, s.Version)); ok {
+					return err
 				}
 				if existing {
 					c.say("%s: identical to version %d, nothing new registered", s.Subject, s.Version)

@@ -45,8 +45,8 @@ Every step is a ledger entry.`,
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(r)
+				if ok, err := c.emitted(r, r.Request.ID); ok {
+					return err
 				}
 				if r.Grant != nil {
 					c.say("request %s granted at once (open dataset): grant %s on %s, fields %s, until %s, ledger entry %d",
@@ -94,8 +94,8 @@ Every step is a ledger entry.`,
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(r)
+				if ok, err := c.emitted(r, r.Grant.ID); ok {
+					return err
 				}
 				c.say("request %s approved: grant %s to %s on %s, fields %s, until %s, ledger entry %d",
 					r.Request.ID, r.Grant.ID, r.Grant.Grantee, r.Grant.Dataset, strings.Join(r.Grant.Fields, ","), day(r.Grant.ExpiresAt), r.Seq)
@@ -118,8 +118,8 @@ Every step is a ledger entry.`,
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(r)
+				if ok, err := c.emitted(r, r.Request.ID); ok {
+					return err
 				}
 				c.say("request %s rejected: %s, ledger entry %d", r.Request.ID, r.Request.Reason, r.Seq)
 				return nil
@@ -139,8 +139,8 @@ Every step is a ledger entry.`,
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(r)
+				if ok, err := c.emitted(r, r.Request.ID); ok {
+					return err
 				}
 				c.say("request %s withdrawn, ledger entry %d", r.Request.ID, r.Seq)
 				return nil
@@ -159,8 +159,8 @@ Every step is a ledger entry.`,
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(r)
+				if ok, err := c.emitted(r, r.Grant.ID); ok {
+					return err
 				}
 				c.say("grant %s to %s on %s revoked: %s, ledger entry %d", r.Grant.ID, r.Grant.Grantee, r.Grant.Dataset, r.Grant.Reason, r.Seq)
 				return nil

@@ -63,8 +63,8 @@ ended or whose maker's credentials are all revoked.`,
 				if err != nil {
 					return err
 				}
-				if c.json() {
-					return c.printJSON(d)
+				if ok, err := c.emitted(d, d.Name); ok {
+					return err
 				}
 				c.say("subscription %s of %s to %s deleted", d.Name, d.Dept, d.Dataset)
 				return nil
