@@ -73,3 +73,58 @@ func disputeOf(d *xhubv1.Dispute) Dispute {
 		Status: d.GetStatus(), Overdue: d.GetOverdue(), ResolvedBy: d.GetResolvedBy(), ResolvedAt: at(d.GetResolvedAt()),
 		Resolution: d.GetResolution(), Seq: d.GetSeq()}
 }
+
+// InboxEvent is something that happened to the caller's department: a
+// request for its data, a decision on its request, a dispute.
+type InboxEvent struct {
+	Kind    string        `json:"kind"`
+	ID      string        `json:"id"`
+	Request *ShareRequest `json:"request,omitempty"`
+	Grant   *Grant        `json:"grant,omitempty"`
+	Dispute *Dispute      `json:"dispute,omitempty"`
+}
+
+// WatchInbox calls ready once the hub is watching, then fn with each of
+// the department's events as it happens, until ctx ends (nil) or the
+// stream fails.
+func (c *Client) WatchInbox(ctx context.Context, ready func(), fn func(InboxEvent) error) error {
+	st, err := c.shares.WatchInbox(ctx, &xhubv1.WatchInboxRequest{})
+	if err != nil {
+		return err
+	}
+	first := true
+	for {
+		e, err := st.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if first {
+			first = false
+			if ready != nil {
+				ready()
+			}
+			if e.GetKind() == "" {
+				continue
+			}
+		}
+		ev := InboxEvent{Kind: e.GetKind(), ID: e.GetId()}
+		if e.Request != nil {
+			r := requestOf(e.Request)
+			ev.Request = &r
+		}
+		if e.Grant != nil {
+			g := grantOf(e.Grant)
+			ev.Grant = &g
+		}
+		if e.Dispute != nil {
+			d := disputeOf(e.Dispute)
+			ev.Dispute = &d
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+}

@@ -129,6 +129,7 @@ type ControlPlane struct {
 	applied   uint64
 	advanced  chan struct{} // closed and replaced whenever applied grows
 	ended     chan struct{} // closed and replaced when an entry ends access
+	watchers  map[catalog.DeptID]int // event watchers per department (WatchEvents)
 	creds     map[string]Credential
 	index     *catalog.Index
 	grants    grantIndex

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
@@ -222,6 +223,75 @@ func (cp *ControlPlane) expireGrant(ctx context.Context, id shares.GrantID) (uin
 type Event struct {
 	Kind string `json:"kind"`
 	ID   string `json:"id"`
+}
+
+// EventSubscriber is an EventPublisher that can also deliver a
+// department's events (bus.Events).
+type EventSubscriber interface {
+	SubscribeEvents(dept catalog.DeptID, fn func([]byte)) (stop func(), err error)
+}
+
+// MaxEventWatchers bounds the event watchers of one department on one
+// node.
+const MaxEventWatchers = 16
+
+// WatchEvents streams dept's events (share.requested, share.approved,
+// dispute.opened, ...) until ctx ends. Events are at most once: the
+// inbox and the ledger are the record. A watcher that does not keep up
+// loses events rather than holding the node's memory.
+func (cp *ControlPlane) WatchEvents(ctx context.Context, dept catalog.DeptID) (<-chan Event, error) {
+	es, ok := cp.cfg.Events.(EventSubscriber)
+	if !ok {
+		return nil, &fault.Error{Kind: fault.KindUnavailable, Msg: "this hub node does not deliver events"}
+	}
+	cp.mu.Lock()
+	if cp.watchers == nil {
+		cp.watchers = map[catalog.DeptID]int{}
+	}
+	if cp.watchers[dept] >= MaxEventWatchers {
+		n := cp.watchers[dept]
+		cp.mu.Unlock()
+		return nil, fault.Exhausted("dept:"+string(dept), "department %s has %d event watchers on this node, the most the hub allows (%d)", dept, n, MaxEventWatchers)
+	}
+	cp.watchers[dept]++
+	cp.mu.Unlock()
+	out := make(chan Event, 64)
+	var mu sync.Mutex
+	closed := false
+	stop, err := es.SubscribeEvents(dept, func(b []byte) {
+		var e Event
+		if json.Unmarshal(b, &e) != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			return
+		}
+		select {
+		case out <- e:
+		default:
+			cp.lg.Warn("event watcher behind: event dropped", "dept", dept, "kind", e.Kind, "id", e.ID)
+		}
+	})
+	if err != nil {
+		cp.mu.Lock()
+		cp.watchers[dept]--
+		cp.mu.Unlock()
+		return nil, err
+	}
+	go func() {
+		<-ctx.Done()
+		stop()
+		mu.Lock()
+		closed = true
+		close(out)
+		mu.Unlock()
+		cp.mu.Lock()
+		cp.watchers[dept]--
+		cp.mu.Unlock()
+	}()
+	return out, nil
 }
 
 func (cp *ControlPlane) publishEvent(dept catalog.DeptID, kind string, id any) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -64,10 +65,16 @@ Every step is a ledger entry.`,
 	request.Flags().IntVar(&days, "days", 0, "duration in days (default: the hub's maximum)")
 	_ = request.MarkFlagRequired("purpose")
 
+	var watch bool
 	inbox := &cobra.Command{
-		Use:   "inbox",
+		Use:   "inbox [--watch]",
 		Short: "Pending requests for your department's datasets (overdue ones marked)",
-		Args:  cobra.NoArgs,
+		Long: `Pending requests for your department's datasets, overdue ones marked.
+With --watch, then follow: each new request, each decision on your
+department's requests, each dispute opened or answered is printed as it
+happens (one line each; JSON lines with -o json), until Ctrl-C, which exits
+quietly.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := c.checkOutput(); err != nil {
 				return err
@@ -77,10 +84,25 @@ Every step is a ledger entry.`,
 				if err != nil {
 					return err
 				}
-				return c.printRequests(all)
+				if err := c.printRequests(all); err != nil || !watch {
+					return err
+				}
+				enc := json.NewEncoder(c.stdout)
+				return cl.WatchInbox(ctx, func() {
+					if !c.json() {
+						fmt.Fprintln(c.stderr, "watching for new requests, decisions and disputes (Ctrl-C to stop)")
+					}
+				}, func(e adapters.InboxEvent) error {
+					if c.json() {
+						return enc.Encode(e)
+					}
+					c.say("%s  %s", time.Now().Format("2006-01-02 15:04:05"), eventLine(e))
+					return nil
+				})
 			})
 		},
 	}
+	inbox.Flags().BoolVar(&watch, "watch", false, "then print new requests, decisions and disputes as they happen")
 
 	var apFields, reason string
 	var apDays int
@@ -246,3 +268,25 @@ func (c *cli) printRequests(all []adapters.ShareRequest) error {
 }
 
 func day(t time.Time) string { return t.Format("2006-01-02") }
+
+// eventLine says in one line what an inbox event is.
+func eventLine(e adapters.InboxEvent) string {
+	switch {
+	case e.Request != nil && e.Kind == "share.requested":
+		r := e.Request
+		fields := strings.Join(r.Fields, ",")
+		if fields == "" {
+			fields = "all fields"
+		}
+		return fmt.Sprintf("%s %s: %s asks for %s of %s for %d days (due %s): %s", e.Kind, r.ID, r.Requester, fields, r.Dataset, r.Days, day(r.Deadline), r.Purpose)
+	case e.Grant != nil && (e.Kind == "share.approved" || e.Kind == "grant.revoked"):
+		g := e.Grant
+		return fmt.Sprintf("%s %s: %s on %s, fields %s, until %s %s", e.Kind, g.ID, g.Grantee, g.Dataset, strings.Join(g.Fields, ","), day(g.ExpiresAt), g.Reason)
+	case e.Request != nil:
+		return fmt.Sprintf("%s %s on %s: %s", e.Kind, e.Request.ID, e.Request.Dataset, e.Request.Reason)
+	case e.Dispute != nil:
+		d := e.Dispute
+		return fmt.Sprintf("%s %s on %s by %s (due %s): %s %s", e.Kind, d.ID, d.Dataset, d.Opener, day(d.Deadline), d.Reason, d.Resolution)
+	}
+	return e.Kind + " " + e.ID
+}

@@ -58,6 +58,7 @@ var (
 		"/xhub.v1.Shares/Withdraw":              officers,
 		"/xhub.v1.Shares/RevokeGrant":           staff,
 		"/xhub.v1.Shares/ListShares":            anyRole,
+		"/xhub.v1.Shares/WatchInbox":            officers,
 		"/xhub.v1.Disputes/OpenDispute":         officers,
 		"/xhub.v1.Disputes/ResolveDispute":      staff,
 		"/xhub.v1.Disputes/ListDisputes":        staff,

@@ -63,7 +63,7 @@ func (s *Server) httpHandler(svcs services, b *bridge) http.Handler {
 	mux.Handle(xhubv1connect.NewSchemasHandler(svcs.schemas, opts...))
 	mux.Handle(xhubv1connect.NewCatalogHandler(svcs.catalog, opts...))
 	mux.Handle(xhubv1connect.NewLedgerHandler(svcs.ledger, opts...))
-	mux.Handle(xhubv1connect.NewSharesHandler(svcs.shares, opts...))
+	mux.Handle(xhubv1connect.NewSharesHandler(connectShares{sharesSvc: svcs.shares, b: b}, opts...))
 	mux.Handle(xhubv1connect.NewExchangeHandler(connectExchange{exchangeSvc: svcs.exchange, b: b}, opts...))
 	mux.Handle(xhubv1connect.NewNodesHandler(svcs.nodes, opts...))
 	mux.Handle(xhubv1connect.NewDisputesHandler(svcs.disputes, opts...))
@@ -231,6 +231,46 @@ func (c connectExchange) Subscribe(ctx context.Context, s *connect.BidiStream[xh
 		return c.exchangeSvc.Subscribe(&grpc.GenericServerStream[xhubv1.SubscribeRequest, xhubv1.SubscribeResponse]{ServerStream: ss})
 	})
 }
+
+type connectShares struct {
+	*sharesSvc
+	b *bridge
+}
+
+func (c connectShares) WatchInbox(ctx context.Context, req *xhubv1.WatchInboxRequest, s *connect.ServerStream[xhubv1.InboxEvent]) error {
+	ss := &serverStream[xhubv1.InboxEvent]{ctx: grpcContext(ctx, http.Header{}), s: s}
+	err := c.b.stream(nil, ss, &grpc.StreamServerInfo{FullMethod: xhubv1connect.SharesWatchInboxProcedure, IsServerStream: true},
+		func(_ any, ss grpc.ServerStream) error {
+			return c.sharesSvc.WatchInbox(req, &grpc.GenericServerStream[xhubv1.WatchInboxRequest, xhubv1.InboxEvent]{ServerStream: ss})
+		})
+	if err != nil {
+		return connectError(err)
+	}
+	return nil
+}
+
+// serverStream is a Connect server stream seen as a gRPC server stream
+// (the one request is already read).
+type serverStream[Res any] struct {
+	ctx context.Context
+	s   *connect.ServerStream[Res]
+}
+
+func (b *serverStream[Res]) Context() context.Context { return b.ctx }
+func (b *serverStream[Res]) SetHeader(md metadata.MD) error {
+	copyMD(b.s.ResponseHeader(), md)
+	return nil
+}
+func (b *serverStream[Res]) SendHeader(md metadata.MD) error { return b.SetHeader(md) }
+func (b *serverStream[Res]) SetTrailer(md metadata.MD)       { copyMD(b.s.ResponseTrailer(), md) }
+func (b *serverStream[Res]) SendMsg(m any) error {
+	res, ok := m.(*Res)
+	if !ok {
+		return status.Errorf(codes.Internal, "stream sends %T", m)
+	}
+	return b.s.Send(res)
+}
+func (b *serverStream[Res]) RecvMsg(any) error { return io.EOF }
 
 type connectProvider struct {
 	*providerSvc

@@ -2,7 +2,11 @@ package api
 
 import (
 	"context"
+	"strings"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
@@ -152,4 +156,73 @@ func (s *sharesSvc) ListShares(ctx context.Context, r *xhubv1.ListSharesRequest)
 	}
 	out.NextPageToken = encodeToken(string(next))
 	return out, nil
+}
+
+// WatchInbox streams the caller's department's events, each with the
+// request, grant or dispute it is about as this node has it.
+func (s *sharesSvc) WatchInbox(_ *xhubv1.WatchInboxRequest, stream xhubv1.Shares_WatchInboxServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.draining:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	events, err := s.cp.WatchEvents(ctx, identityFrom(ctx).Dept)
+	if err != nil {
+		return toStatus(err)
+	}
+	if err := stream.Send(&xhubv1.InboxEvent{}); err != nil {
+		return err
+	}
+	for e := range events {
+		out := &xhubv1.InboxEvent{Kind: e.Kind, Id: e.ID}
+		s.describe(ctx, out)
+		if err := stream.Send(out); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-s.draining:
+		return status.Error(codes.Unavailable, "this hub node is shutting down: watch again (another node answers)")
+	default:
+	}
+	return nil
+}
+
+// describe adds to an event what it is about; an entry another node has
+// just applied is waited for, briefly.
+func (s *sharesSvc) describe(ctx context.Context, e *xhubv1.InboxEvent) {
+	now := s.now()
+	for try := 0; try < 2; try++ {
+		switch {
+		case strings.HasPrefix(e.Kind, "share."):
+			if r, err := s.cp.Request(shares.RequestID(e.Id)); err == nil {
+				e.Request = requestPB(r, now)
+				if r.Grant != "" {
+					if g, err := s.cp.Grant(r.Grant); err == nil {
+						e.Grant = grantPB(g, now)
+					}
+				}
+				return
+			}
+		case strings.HasPrefix(e.Kind, "grant."):
+			if g, err := s.cp.Grant(shares.GrantID(e.Id)); err == nil {
+				e.Grant = grantPB(g, now)
+				return
+			}
+		case strings.HasPrefix(e.Kind, "dispute."):
+			if d, err := s.cp.Dispute(shares.DisputeID(e.Id)); err == nil {
+				e.Dispute = disputePB(d, now)
+				return
+			}
+		default:
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_ = s.cp.CatchUp(cctx)
+		cancel()
+	}
 }

@@ -156,6 +156,20 @@ func (e Events) PublishEvent(dept catalog.DeptID, data []byte) error {
 	return e.NC.Publish(EventPrefix+string(dept), data)
 }
 
+// SubscribeEvents calls fn with each event on dept's event subject until
+// stop is called.
+func (e Events) SubscribeEvents(dept catalog.DeptID, fn func([]byte)) (stop func(), err error) {
+	sub, err := e.NC.Subscribe(EventPrefix+string(dept), func(m *nats.Msg) { fn(m.Data) })
+	if err != nil {
+		return nil, err
+	}
+	if err := e.NC.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
 // OutSubject is the delivery subject of dept's records of dataset.
 func OutSubject(dept, dataset string) string { return OutPrefix + dept + "." + dataset }
 

@@ -3193,6 +3193,118 @@ func (x *ListSharesResponse) GetNextPageToken() string {
 	return ""
 }
 
+type WatchInboxRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchInboxRequest) Reset() {
+	*x = WatchInboxRequest{}
+	mi := &file_xhub_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchInboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchInboxRequest) ProtoMessage() {}
+
+func (x *WatchInboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchInboxRequest.ProtoReflect.Descriptor instead.
+func (*WatchInboxRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{46}
+}
+
+type InboxEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"` // share.requested, share.approved, dispute.opened, ...
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`     // the request, grant or dispute it is about
+	Request       *ShareRequest          `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"`
+	Grant         *Grant                 `protobuf:"bytes,4,opt,name=grant,proto3" json:"grant,omitempty"`
+	Dispute       *Dispute               `protobuf:"bytes,5,opt,name=dispute,proto3" json:"dispute,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InboxEvent) Reset() {
+	*x = InboxEvent{}
+	mi := &file_xhub_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InboxEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InboxEvent) ProtoMessage() {}
+
+func (x *InboxEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InboxEvent.ProtoReflect.Descriptor instead.
+func (*InboxEvent) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *InboxEvent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *InboxEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *InboxEvent) GetRequest() *ShareRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *InboxEvent) GetGrant() *Grant {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+func (x *InboxEvent) GetDispute() *Dispute {
+	if x != nil {
+		return x.Dispute
+	}
+	return nil
+}
+
 type Dispute struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // d-<seq>
@@ -3217,7 +3329,7 @@ type Dispute struct {
 
 func (x *Dispute) Reset() {
 	*x = Dispute{}
-	mi := &file_xhub_proto_msgTypes[46]
+	mi := &file_xhub_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +3341,7 @@ func (x *Dispute) String() string {
 func (*Dispute) ProtoMessage() {}
 
 func (x *Dispute) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[46]
+	mi := &file_xhub_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3242,7 +3354,7 @@ func (x *Dispute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dispute.ProtoReflect.Descriptor instead.
 func (*Dispute) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{46}
+	return file_xhub_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Dispute) GetId() string {
@@ -3369,7 +3481,7 @@ type OpenDisputeRequest struct {
 
 func (x *OpenDisputeRequest) Reset() {
 	*x = OpenDisputeRequest{}
-	mi := &file_xhub_proto_msgTypes[47]
+	mi := &file_xhub_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3381,7 +3493,7 @@ func (x *OpenDisputeRequest) String() string {
 func (*OpenDisputeRequest) ProtoMessage() {}
 
 func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[47]
+	mi := &file_xhub_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3394,7 +3506,7 @@ func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenDisputeRequest.ProtoReflect.Descriptor instead.
 func (*OpenDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{47}
+	return file_xhub_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *OpenDisputeRequest) GetDataset() string {
@@ -3436,7 +3548,7 @@ type ResolveDisputeRequest struct {
 
 func (x *ResolveDisputeRequest) Reset() {
 	*x = ResolveDisputeRequest{}
-	mi := &file_xhub_proto_msgTypes[48]
+	mi := &file_xhub_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3448,7 +3560,7 @@ func (x *ResolveDisputeRequest) String() string {
 func (*ResolveDisputeRequest) ProtoMessage() {}
 
 func (x *ResolveDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[48]
+	mi := &file_xhub_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3461,7 +3573,7 @@ func (x *ResolveDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDisputeRequest.ProtoReflect.Descriptor instead.
 func (*ResolveDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{48}
+	return file_xhub_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ResolveDisputeRequest) GetId() string {
@@ -3495,7 +3607,7 @@ type DisputeResponse struct {
 
 func (x *DisputeResponse) Reset() {
 	*x = DisputeResponse{}
-	mi := &file_xhub_proto_msgTypes[49]
+	mi := &file_xhub_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3507,7 +3619,7 @@ func (x *DisputeResponse) String() string {
 func (*DisputeResponse) ProtoMessage() {}
 
 func (x *DisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[49]
+	mi := &file_xhub_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3520,7 +3632,7 @@ func (x *DisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisputeResponse.ProtoReflect.Descriptor instead.
 func (*DisputeResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{49}
+	return file_xhub_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DisputeResponse) GetDispute() *Dispute {
@@ -3550,7 +3662,7 @@ type ListDisputesRequest struct {
 
 func (x *ListDisputesRequest) Reset() {
 	*x = ListDisputesRequest{}
-	mi := &file_xhub_proto_msgTypes[50]
+	mi := &file_xhub_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3562,7 +3674,7 @@ func (x *ListDisputesRequest) String() string {
 func (*ListDisputesRequest) ProtoMessage() {}
 
 func (x *ListDisputesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[50]
+	mi := &file_xhub_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3575,7 +3687,7 @@ func (x *ListDisputesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisputesRequest.ProtoReflect.Descriptor instead.
 func (*ListDisputesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{50}
+	return file_xhub_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListDisputesRequest) GetDataset() string {
@@ -3623,7 +3735,7 @@ type ListDisputesResponse struct {
 
 func (x *ListDisputesResponse) Reset() {
 	*x = ListDisputesResponse{}
-	mi := &file_xhub_proto_msgTypes[51]
+	mi := &file_xhub_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3635,7 +3747,7 @@ func (x *ListDisputesResponse) String() string {
 func (*ListDisputesResponse) ProtoMessage() {}
 
 func (x *ListDisputesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[51]
+	mi := &file_xhub_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3648,7 +3760,7 @@ func (x *ListDisputesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisputesResponse.ProtoReflect.Descriptor instead.
 func (*ListDisputesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{51}
+	return file_xhub_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListDisputesResponse) GetDisputes() []*Dispute {
@@ -3679,7 +3791,7 @@ type Entry struct {
 
 func (x *Entry) Reset() {
 	*x = Entry{}
-	mi := &file_xhub_proto_msgTypes[52]
+	mi := &file_xhub_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3691,7 +3803,7 @@ func (x *Entry) String() string {
 func (*Entry) ProtoMessage() {}
 
 func (x *Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[52]
+	mi := &file_xhub_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3704,7 +3816,7 @@ func (x *Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entry.ProtoReflect.Descriptor instead.
 func (*Entry) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{52}
+	return file_xhub_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Entry) GetSeq() uint64 {
@@ -3761,7 +3873,7 @@ type ListEntriesRequest struct {
 
 func (x *ListEntriesRequest) Reset() {
 	*x = ListEntriesRequest{}
-	mi := &file_xhub_proto_msgTypes[53]
+	mi := &file_xhub_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3773,7 +3885,7 @@ func (x *ListEntriesRequest) String() string {
 func (*ListEntriesRequest) ProtoMessage() {}
 
 func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[53]
+	mi := &file_xhub_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3786,7 +3898,7 @@ func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{53}
+	return file_xhub_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListEntriesRequest) GetSince() uint64 {
@@ -3827,7 +3939,7 @@ type ListEntriesResponse struct {
 
 func (x *ListEntriesResponse) Reset() {
 	*x = ListEntriesResponse{}
-	mi := &file_xhub_proto_msgTypes[54]
+	mi := &file_xhub_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3839,7 +3951,7 @@ func (x *ListEntriesResponse) String() string {
 func (*ListEntriesResponse) ProtoMessage() {}
 
 func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[54]
+	mi := &file_xhub_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3852,7 +3964,7 @@ func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{54}
+	return file_xhub_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListEntriesResponse) GetEntries() []*Entry {
@@ -3878,7 +3990,7 @@ type GetHeadRequest struct {
 
 func (x *GetHeadRequest) Reset() {
 	*x = GetHeadRequest{}
-	mi := &file_xhub_proto_msgTypes[55]
+	mi := &file_xhub_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3890,7 +4002,7 @@ func (x *GetHeadRequest) String() string {
 func (*GetHeadRequest) ProtoMessage() {}
 
 func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[55]
+	mi := &file_xhub_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3903,7 +4015,7 @@ func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHeadRequest.ProtoReflect.Descriptor instead.
 func (*GetHeadRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{55}
+	return file_xhub_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GetHeadRequest) GetMinSeq() uint64 {
@@ -3924,7 +4036,7 @@ type GetHeadResponse struct {
 
 func (x *GetHeadResponse) Reset() {
 	*x = GetHeadResponse{}
-	mi := &file_xhub_proto_msgTypes[56]
+	mi := &file_xhub_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3936,7 +4048,7 @@ func (x *GetHeadResponse) String() string {
 func (*GetHeadResponse) ProtoMessage() {}
 
 func (x *GetHeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[56]
+	mi := &file_xhub_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3949,7 +4061,7 @@ func (x *GetHeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHeadResponse.ProtoReflect.Descriptor instead.
 func (*GetHeadResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{56}
+	return file_xhub_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetHeadResponse) GetSignedNote() []byte {
@@ -3983,7 +4095,7 @@ type InclusionProofRequest struct {
 
 func (x *InclusionProofRequest) Reset() {
 	*x = InclusionProofRequest{}
-	mi := &file_xhub_proto_msgTypes[57]
+	mi := &file_xhub_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3995,7 +4107,7 @@ func (x *InclusionProofRequest) String() string {
 func (*InclusionProofRequest) ProtoMessage() {}
 
 func (x *InclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[57]
+	mi := &file_xhub_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4008,7 +4120,7 @@ func (x *InclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*InclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{57}
+	return file_xhub_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *InclusionProofRequest) GetSeq() uint64 {
@@ -4036,7 +4148,7 @@ type InclusionProofResponse struct {
 
 func (x *InclusionProofResponse) Reset() {
 	*x = InclusionProofResponse{}
-	mi := &file_xhub_proto_msgTypes[58]
+	mi := &file_xhub_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4048,7 +4160,7 @@ func (x *InclusionProofResponse) String() string {
 func (*InclusionProofResponse) ProtoMessage() {}
 
 func (x *InclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[58]
+	mi := &file_xhub_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4061,7 +4173,7 @@ func (x *InclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*InclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{58}
+	return file_xhub_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *InclusionProofResponse) GetSignedNote() []byte {
@@ -4095,7 +4207,7 @@ type ConsistencyProofRequest struct {
 
 func (x *ConsistencyProofRequest) Reset() {
 	*x = ConsistencyProofRequest{}
-	mi := &file_xhub_proto_msgTypes[59]
+	mi := &file_xhub_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4107,7 +4219,7 @@ func (x *ConsistencyProofRequest) String() string {
 func (*ConsistencyProofRequest) ProtoMessage() {}
 
 func (x *ConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[59]
+	mi := &file_xhub_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4120,7 +4232,7 @@ func (x *ConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*ConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{59}
+	return file_xhub_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ConsistencyProofRequest) GetOldSize() uint64 {
@@ -4147,7 +4259,7 @@ type ConsistencyProofResponse struct {
 
 func (x *ConsistencyProofResponse) Reset() {
 	*x = ConsistencyProofResponse{}
-	mi := &file_xhub_proto_msgTypes[60]
+	mi := &file_xhub_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4159,7 +4271,7 @@ func (x *ConsistencyProofResponse) String() string {
 func (*ConsistencyProofResponse) ProtoMessage() {}
 
 func (x *ConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[60]
+	mi := &file_xhub_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4172,7 +4284,7 @@ func (x *ConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*ConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{60}
+	return file_xhub_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ConsistencyProofResponse) GetSignedNote() []byte {
@@ -4200,7 +4312,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_xhub_proto_msgTypes[61]
+	mi := &file_xhub_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4212,7 +4324,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[61]
+	mi := &file_xhub_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4225,7 +4337,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{61}
+	return file_xhub_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *Filter) GetField() string {
@@ -4262,7 +4374,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_xhub_proto_msgTypes[62]
+	mi := &file_xhub_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4274,7 +4386,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[62]
+	mi := &file_xhub_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4287,7 +4399,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{62}
+	return file_xhub_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *QueryRequest) GetDataset() string {
@@ -4338,7 +4450,7 @@ type QueryResponse struct {
 
 func (x *QueryResponse) Reset() {
 	*x = QueryResponse{}
-	mi := &file_xhub_proto_msgTypes[63]
+	mi := &file_xhub_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4350,7 +4462,7 @@ func (x *QueryResponse) String() string {
 func (*QueryResponse) ProtoMessage() {}
 
 func (x *QueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[63]
+	mi := &file_xhub_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4363,7 +4475,7 @@ func (x *QueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResponse.ProtoReflect.Descriptor instead.
 func (*QueryResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{63}
+	return file_xhub_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *QueryResponse) GetRecords() [][]byte {
@@ -4412,7 +4524,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_xhub_proto_msgTypes[64]
+	mi := &file_xhub_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4424,7 +4536,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[64]
+	mi := &file_xhub_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4437,7 +4549,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{64}
+	return file_xhub_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *PublishRequest) GetDataset() string {
@@ -4472,7 +4584,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_xhub_proto_msgTypes[65]
+	mi := &file_xhub_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4484,7 +4596,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[65]
+	mi := &file_xhub_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4497,7 +4609,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{65}
+	return file_xhub_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *PublishResponse) GetStreamSeq() uint64 {
@@ -4534,7 +4646,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_xhub_proto_msgTypes[66]
+	mi := &file_xhub_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4546,7 +4658,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[66]
+	mi := &file_xhub_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4559,7 +4671,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{66}
+	return file_xhub_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *SubscribeRequest) GetMsg() isSubscribeRequest_Msg {
@@ -4614,7 +4726,7 @@ type SubscribeStart struct {
 
 func (x *SubscribeStart) Reset() {
 	*x = SubscribeStart{}
-	mi := &file_xhub_proto_msgTypes[67]
+	mi := &file_xhub_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4626,7 +4738,7 @@ func (x *SubscribeStart) String() string {
 func (*SubscribeStart) ProtoMessage() {}
 
 func (x *SubscribeStart) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[67]
+	mi := &file_xhub_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4639,7 +4751,7 @@ func (x *SubscribeStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeStart.ProtoReflect.Descriptor instead.
 func (*SubscribeStart) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{67}
+	return file_xhub_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *SubscribeStart) GetDataset() string {
@@ -4673,7 +4785,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_xhub_proto_msgTypes[68]
+	mi := &file_xhub_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4685,7 +4797,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[68]
+	mi := &file_xhub_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4698,7 +4810,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{68}
+	return file_xhub_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListSubscriptionsRequest) GetDataset() string {
@@ -4732,7 +4844,7 @@ type SubscriptionInfo struct {
 
 func (x *SubscriptionInfo) Reset() {
 	*x = SubscriptionInfo{}
-	mi := &file_xhub_proto_msgTypes[69]
+	mi := &file_xhub_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4744,7 +4856,7 @@ func (x *SubscriptionInfo) String() string {
 func (*SubscriptionInfo) ProtoMessage() {}
 
 func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[69]
+	mi := &file_xhub_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4757,7 +4869,7 @@ func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionInfo.ProtoReflect.Descriptor instead.
 func (*SubscriptionInfo) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{69}
+	return file_xhub_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *SubscriptionInfo) GetDept() string {
@@ -4833,7 +4945,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_xhub_proto_msgTypes[70]
+	mi := &file_xhub_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4845,7 +4957,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[70]
+	mi := &file_xhub_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4858,7 +4970,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{70}
+	return file_xhub_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*SubscriptionInfo {
@@ -4885,7 +4997,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_xhub_proto_msgTypes[71]
+	mi := &file_xhub_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4897,7 +5009,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[71]
+	mi := &file_xhub_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4910,7 +5022,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{71}
+	return file_xhub_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *DeleteSubscriptionRequest) GetName() string {
@@ -4936,7 +5048,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_xhub_proto_msgTypes[72]
+	mi := &file_xhub_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4948,7 +5060,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[72]
+	mi := &file_xhub_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4961,7 +5073,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{72}
+	return file_xhub_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *DeleteSubscriptionResponse) GetDeleted() *SubscriptionInfo {
@@ -4980,7 +5092,7 @@ type SubscribeAck struct {
 
 func (x *SubscribeAck) Reset() {
 	*x = SubscribeAck{}
-	mi := &file_xhub_proto_msgTypes[73]
+	mi := &file_xhub_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4992,7 +5104,7 @@ func (x *SubscribeAck) String() string {
 func (*SubscribeAck) ProtoMessage() {}
 
 func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[73]
+	mi := &file_xhub_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5005,7 +5117,7 @@ func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeAck.ProtoReflect.Descriptor instead.
 func (*SubscribeAck) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{73}
+	return file_xhub_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *SubscribeAck) GetDeliveryIds() []uint64 {
@@ -5026,7 +5138,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_xhub_proto_msgTypes[74]
+	mi := &file_xhub_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5038,7 +5150,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[74]
+	mi := &file_xhub_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5051,7 +5163,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{74}
+	return file_xhub_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SubscribeResponse) GetDeliveryId() uint64 {
@@ -5088,7 +5200,7 @@ type ProviderMessage struct {
 
 func (x *ProviderMessage) Reset() {
 	*x = ProviderMessage{}
-	mi := &file_xhub_proto_msgTypes[75]
+	mi := &file_xhub_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5100,7 +5212,7 @@ func (x *ProviderMessage) String() string {
 func (*ProviderMessage) ProtoMessage() {}
 
 func (x *ProviderMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[75]
+	mi := &file_xhub_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5113,7 +5225,7 @@ func (x *ProviderMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderMessage.ProtoReflect.Descriptor instead.
 func (*ProviderMessage) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{75}
+	return file_xhub_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ProviderMessage) GetMsg() isProviderMessage_Msg {
@@ -5166,7 +5278,7 @@ type ProviderHello struct {
 
 func (x *ProviderHello) Reset() {
 	*x = ProviderHello{}
-	mi := &file_xhub_proto_msgTypes[76]
+	mi := &file_xhub_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5178,7 +5290,7 @@ func (x *ProviderHello) String() string {
 func (*ProviderHello) ProtoMessage() {}
 
 func (x *ProviderHello) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[76]
+	mi := &file_xhub_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5191,7 +5303,7 @@ func (x *ProviderHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderHello.ProtoReflect.Descriptor instead.
 func (*ProviderHello) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{76}
+	return file_xhub_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ProviderHello) GetDatasets() []string {
@@ -5213,7 +5325,7 @@ type ProviderResult struct {
 
 func (x *ProviderResult) Reset() {
 	*x = ProviderResult{}
-	mi := &file_xhub_proto_msgTypes[77]
+	mi := &file_xhub_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5225,7 +5337,7 @@ func (x *ProviderResult) String() string {
 func (*ProviderResult) ProtoMessage() {}
 
 func (x *ProviderResult) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[77]
+	mi := &file_xhub_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5238,7 +5350,7 @@ func (x *ProviderResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderResult.ProtoReflect.Descriptor instead.
 func (*ProviderResult) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{77}
+	return file_xhub_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ProviderResult) GetCallId() string {
@@ -5287,7 +5399,7 @@ type ProviderCall struct {
 
 func (x *ProviderCall) Reset() {
 	*x = ProviderCall{}
-	mi := &file_xhub_proto_msgTypes[78]
+	mi := &file_xhub_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5299,7 +5411,7 @@ func (x *ProviderCall) String() string {
 func (*ProviderCall) ProtoMessage() {}
 
 func (x *ProviderCall) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[78]
+	mi := &file_xhub_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5312,7 +5424,7 @@ func (x *ProviderCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderCall.ProtoReflect.Descriptor instead.
 func (*ProviderCall) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{78}
+	return file_xhub_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ProviderCall) GetCallId() string {
@@ -5387,7 +5499,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_xhub_proto_msgTypes[79]
+	mi := &file_xhub_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5399,7 +5511,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[79]
+	mi := &file_xhub_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5412,7 +5524,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{79}
+	return file_xhub_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -5519,7 +5631,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_xhub_proto_msgTypes[80]
+	mi := &file_xhub_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5531,7 +5643,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[80]
+	mi := &file_xhub_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5544,7 +5656,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{80}
+	return file_xhub_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ListAuditRequest) GetDataset() string {
@@ -5592,7 +5704,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_xhub_proto_msgTypes[81]
+	mi := &file_xhub_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5604,7 +5716,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[81]
+	mi := &file_xhub_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5617,7 +5729,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{81}
+	return file_xhub_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -5644,7 +5756,7 @@ type CreateJoinTokenRequest struct {
 
 func (x *CreateJoinTokenRequest) Reset() {
 	*x = CreateJoinTokenRequest{}
-	mi := &file_xhub_proto_msgTypes[82]
+	mi := &file_xhub_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5656,7 +5768,7 @@ func (x *CreateJoinTokenRequest) String() string {
 func (*CreateJoinTokenRequest) ProtoMessage() {}
 
 func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[82]
+	mi := &file_xhub_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5669,7 +5781,7 @@ func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{82}
+	return file_xhub_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *CreateJoinTokenRequest) GetName() string {
@@ -5699,7 +5811,7 @@ type CreateJoinTokenResponse struct {
 
 func (x *CreateJoinTokenResponse) Reset() {
 	*x = CreateJoinTokenResponse{}
-	mi := &file_xhub_proto_msgTypes[83]
+	mi := &file_xhub_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5711,7 +5823,7 @@ func (x *CreateJoinTokenResponse) String() string {
 func (*CreateJoinTokenResponse) ProtoMessage() {}
 
 func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[83]
+	mi := &file_xhub_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5724,7 +5836,7 @@ func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{83}
+	return file_xhub_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *CreateJoinTokenResponse) GetTokenId() string {
@@ -5779,7 +5891,7 @@ type JoinToken struct {
 
 func (x *JoinToken) Reset() {
 	*x = JoinToken{}
-	mi := &file_xhub_proto_msgTypes[84]
+	mi := &file_xhub_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5791,7 +5903,7 @@ func (x *JoinToken) String() string {
 func (*JoinToken) ProtoMessage() {}
 
 func (x *JoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[84]
+	mi := &file_xhub_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5804,7 +5916,7 @@ func (x *JoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinToken.ProtoReflect.Descriptor instead.
 func (*JoinToken) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{84}
+	return file_xhub_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *JoinToken) GetId() string {
@@ -5879,7 +5991,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_xhub_proto_msgTypes[85]
+	mi := &file_xhub_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5891,7 +6003,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[85]
+	mi := &file_xhub_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5904,7 +6016,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{85}
+	return file_xhub_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ListNodesRequest) GetMinSeq() uint64 {
@@ -5923,7 +6035,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_xhub_proto_msgTypes[86]
+	mi := &file_xhub_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5935,7 +6047,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[86]
+	mi := &file_xhub_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5948,7 +6060,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{86}
+	return file_xhub_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ListNodesResponse) GetTokens() []*JoinToken {
@@ -5969,7 +6081,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_xhub_proto_msgTypes[87]
+	mi := &file_xhub_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5981,7 +6093,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[87]
+	mi := &file_xhub_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5994,7 +6106,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{87}
+	return file_xhub_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -6034,7 +6146,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_xhub_proto_msgTypes[88]
+	mi := &file_xhub_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6046,7 +6158,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[88]
+	mi := &file_xhub_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6059,7 +6171,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{88}
+	return file_xhub_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *JoinResponse) GetPkiFiles() map[string][]byte {
@@ -6388,7 +6500,15 @@ const file_xhub_proto_rawDesc = "" +
 	"\x12ListSharesResponse\x121\n" +
 	"\brequests\x18\x01 \x03(\v2\x15.xhub.v1.ShareRequestR\brequests\x12&\n" +
 	"\x06grants\x18\x02 \x03(\v2\x0e.xhub.v1.GrantR\x06grants\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xfc\x03\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\x13\n" +
+	"\x11WatchInboxRequest\"\xb3\x01\n" +
+	"\n" +
+	"InboxEvent\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12/\n" +
+	"\arequest\x18\x03 \x01(\v2\x15.xhub.v1.ShareRequestR\arequest\x12$\n" +
+	"\x05grant\x18\x04 \x01(\v2\x0e.xhub.v1.GrantR\x05grant\x12*\n" +
+	"\adispute\x18\x05 \x01(\v2\x10.xhub.v1.DisputeR\adispute\"\xfc\x03\n" +
 	"\aDispute\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\adataset\x18\x02 \x01(\tR\adataset\x12\x16\n" +
@@ -6645,7 +6765,7 @@ const file_xhub_proto_rawDesc = "" +
 	"GetDataset\x12\x1a.xhub.v1.GetDatasetRequest\x1a\x1b.xhub.v1.GetDatasetResponse\x12K\n" +
 	"\fListDatasets\x12\x1c.xhub.v1.ListDatasetsRequest\x1a\x1d.xhub.v1.ListDatasetsResponse\x12N\n" +
 	"\rRetireDataset\x12\x1d.xhub.v1.RetireDatasetRequest\x1a\x1e.xhub.v1.RetireDatasetResponse\x12N\n" +
-	"\rUpdateDataset\x12\x1d.xhub.v1.UpdateDatasetRequest\x1a\x1e.xhub.v1.UpdateDatasetResponse2\xdd\x03\n" +
+	"\rUpdateDataset\x12\x1d.xhub.v1.UpdateDatasetRequest\x1a\x1e.xhub.v1.UpdateDatasetResponse2\x9e\x04\n" +
 	"\x06Shares\x12K\n" +
 	"\fRequestShare\x12\x1c.xhub.v1.RequestShareRequest\x1a\x1d.xhub.v1.RequestShareResponse\x12;\n" +
 	"\x05Inbox\x12\x15.xhub.v1.InboxRequest\x1a\x1b.xhub.v1.ListSharesResponse\x12=\n" +
@@ -6654,7 +6774,9 @@ const file_xhub_proto_rawDesc = "" +
 	"\bWithdraw\x12\x18.xhub.v1.WithdrawRequest\x1a\x19.xhub.v1.DecisionResponse\x12E\n" +
 	"\vRevokeGrant\x12\x1b.xhub.v1.RevokeGrantRequest\x1a\x19.xhub.v1.DecisionResponse\x12E\n" +
 	"\n" +
-	"ListShares\x12\x1a.xhub.v1.ListSharesRequest\x1a\x1b.xhub.v1.ListSharesResponse2\xe9\x01\n" +
+	"ListShares\x12\x1a.xhub.v1.ListSharesRequest\x1a\x1b.xhub.v1.ListSharesResponse\x12?\n" +
+	"\n" +
+	"WatchInbox\x12\x1a.xhub.v1.WatchInboxRequest\x1a\x13.xhub.v1.InboxEvent0\x012\xe9\x01\n" +
 	"\bDisputes\x12D\n" +
 	"\vOpenDispute\x12\x1b.xhub.v1.OpenDisputeRequest\x1a\x18.xhub.v1.DisputeResponse\x12J\n" +
 	"\x0eResolveDispute\x12\x1e.xhub.v1.ResolveDisputeRequest\x1a\x18.xhub.v1.DisputeResponse\x12K\n" +
@@ -6693,7 +6815,7 @@ func file_xhub_proto_rawDescGZIP() []byte {
 	return file_xhub_proto_rawDescData
 }
 
-var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
+var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
 var file_xhub_proto_goTypes = []any{
 	(*Department)(nil),                 // 0: xhub.v1.Department
 	(*AddDepartmentRequest)(nil),       // 1: xhub.v1.AddDepartmentRequest
@@ -6741,199 +6863,206 @@ var file_xhub_proto_goTypes = []any{
 	(*DecisionResponse)(nil),           // 43: xhub.v1.DecisionResponse
 	(*ListSharesRequest)(nil),          // 44: xhub.v1.ListSharesRequest
 	(*ListSharesResponse)(nil),         // 45: xhub.v1.ListSharesResponse
-	(*Dispute)(nil),                    // 46: xhub.v1.Dispute
-	(*OpenDisputeRequest)(nil),         // 47: xhub.v1.OpenDisputeRequest
-	(*ResolveDisputeRequest)(nil),      // 48: xhub.v1.ResolveDisputeRequest
-	(*DisputeResponse)(nil),            // 49: xhub.v1.DisputeResponse
-	(*ListDisputesRequest)(nil),        // 50: xhub.v1.ListDisputesRequest
-	(*ListDisputesResponse)(nil),       // 51: xhub.v1.ListDisputesResponse
-	(*Entry)(nil),                      // 52: xhub.v1.Entry
-	(*ListEntriesRequest)(nil),         // 53: xhub.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),        // 54: xhub.v1.ListEntriesResponse
-	(*GetHeadRequest)(nil),             // 55: xhub.v1.GetHeadRequest
-	(*GetHeadResponse)(nil),            // 56: xhub.v1.GetHeadResponse
-	(*InclusionProofRequest)(nil),      // 57: xhub.v1.InclusionProofRequest
-	(*InclusionProofResponse)(nil),     // 58: xhub.v1.InclusionProofResponse
-	(*ConsistencyProofRequest)(nil),    // 59: xhub.v1.ConsistencyProofRequest
-	(*ConsistencyProofResponse)(nil),   // 60: xhub.v1.ConsistencyProofResponse
-	(*Filter)(nil),                     // 61: xhub.v1.Filter
-	(*QueryRequest)(nil),               // 62: xhub.v1.QueryRequest
-	(*QueryResponse)(nil),              // 63: xhub.v1.QueryResponse
-	(*PublishRequest)(nil),             // 64: xhub.v1.PublishRequest
-	(*PublishResponse)(nil),            // 65: xhub.v1.PublishResponse
-	(*SubscribeRequest)(nil),           // 66: xhub.v1.SubscribeRequest
-	(*SubscribeStart)(nil),             // 67: xhub.v1.SubscribeStart
-	(*ListSubscriptionsRequest)(nil),   // 68: xhub.v1.ListSubscriptionsRequest
-	(*SubscriptionInfo)(nil),           // 69: xhub.v1.SubscriptionInfo
-	(*ListSubscriptionsResponse)(nil),  // 70: xhub.v1.ListSubscriptionsResponse
-	(*DeleteSubscriptionRequest)(nil),  // 71: xhub.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 72: xhub.v1.DeleteSubscriptionResponse
-	(*SubscribeAck)(nil),               // 73: xhub.v1.SubscribeAck
-	(*SubscribeResponse)(nil),          // 74: xhub.v1.SubscribeResponse
-	(*ProviderMessage)(nil),            // 75: xhub.v1.ProviderMessage
-	(*ProviderHello)(nil),              // 76: xhub.v1.ProviderHello
-	(*ProviderResult)(nil),             // 77: xhub.v1.ProviderResult
-	(*ProviderCall)(nil),               // 78: xhub.v1.ProviderCall
-	(*AuditEntry)(nil),                 // 79: xhub.v1.AuditEntry
-	(*ListAuditRequest)(nil),           // 80: xhub.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),          // 81: xhub.v1.ListAuditResponse
-	(*CreateJoinTokenRequest)(nil),     // 82: xhub.v1.CreateJoinTokenRequest
-	(*CreateJoinTokenResponse)(nil),    // 83: xhub.v1.CreateJoinTokenResponse
-	(*JoinToken)(nil),                  // 84: xhub.v1.JoinToken
-	(*ListNodesRequest)(nil),           // 85: xhub.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),          // 86: xhub.v1.ListNodesResponse
-	(*JoinRequest)(nil),                // 87: xhub.v1.JoinRequest
-	(*JoinResponse)(nil),               // 88: xhub.v1.JoinResponse
-	nil,                                // 89: xhub.v1.JoinResponse.PkiFilesEntry
-	(*timestamppb.Timestamp)(nil),      // 90: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 91: google.protobuf.Duration
-	(*descriptorpb.FieldOptions)(nil),  // 92: google.protobuf.FieldOptions
+	(*WatchInboxRequest)(nil),          // 46: xhub.v1.WatchInboxRequest
+	(*InboxEvent)(nil),                 // 47: xhub.v1.InboxEvent
+	(*Dispute)(nil),                    // 48: xhub.v1.Dispute
+	(*OpenDisputeRequest)(nil),         // 49: xhub.v1.OpenDisputeRequest
+	(*ResolveDisputeRequest)(nil),      // 50: xhub.v1.ResolveDisputeRequest
+	(*DisputeResponse)(nil),            // 51: xhub.v1.DisputeResponse
+	(*ListDisputesRequest)(nil),        // 52: xhub.v1.ListDisputesRequest
+	(*ListDisputesResponse)(nil),       // 53: xhub.v1.ListDisputesResponse
+	(*Entry)(nil),                      // 54: xhub.v1.Entry
+	(*ListEntriesRequest)(nil),         // 55: xhub.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),        // 56: xhub.v1.ListEntriesResponse
+	(*GetHeadRequest)(nil),             // 57: xhub.v1.GetHeadRequest
+	(*GetHeadResponse)(nil),            // 58: xhub.v1.GetHeadResponse
+	(*InclusionProofRequest)(nil),      // 59: xhub.v1.InclusionProofRequest
+	(*InclusionProofResponse)(nil),     // 60: xhub.v1.InclusionProofResponse
+	(*ConsistencyProofRequest)(nil),    // 61: xhub.v1.ConsistencyProofRequest
+	(*ConsistencyProofResponse)(nil),   // 62: xhub.v1.ConsistencyProofResponse
+	(*Filter)(nil),                     // 63: xhub.v1.Filter
+	(*QueryRequest)(nil),               // 64: xhub.v1.QueryRequest
+	(*QueryResponse)(nil),              // 65: xhub.v1.QueryResponse
+	(*PublishRequest)(nil),             // 66: xhub.v1.PublishRequest
+	(*PublishResponse)(nil),            // 67: xhub.v1.PublishResponse
+	(*SubscribeRequest)(nil),           // 68: xhub.v1.SubscribeRequest
+	(*SubscribeStart)(nil),             // 69: xhub.v1.SubscribeStart
+	(*ListSubscriptionsRequest)(nil),   // 70: xhub.v1.ListSubscriptionsRequest
+	(*SubscriptionInfo)(nil),           // 71: xhub.v1.SubscriptionInfo
+	(*ListSubscriptionsResponse)(nil),  // 72: xhub.v1.ListSubscriptionsResponse
+	(*DeleteSubscriptionRequest)(nil),  // 73: xhub.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil), // 74: xhub.v1.DeleteSubscriptionResponse
+	(*SubscribeAck)(nil),               // 75: xhub.v1.SubscribeAck
+	(*SubscribeResponse)(nil),          // 76: xhub.v1.SubscribeResponse
+	(*ProviderMessage)(nil),            // 77: xhub.v1.ProviderMessage
+	(*ProviderHello)(nil),              // 78: xhub.v1.ProviderHello
+	(*ProviderResult)(nil),             // 79: xhub.v1.ProviderResult
+	(*ProviderCall)(nil),               // 80: xhub.v1.ProviderCall
+	(*AuditEntry)(nil),                 // 81: xhub.v1.AuditEntry
+	(*ListAuditRequest)(nil),           // 82: xhub.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),          // 83: xhub.v1.ListAuditResponse
+	(*CreateJoinTokenRequest)(nil),     // 84: xhub.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil),    // 85: xhub.v1.CreateJoinTokenResponse
+	(*JoinToken)(nil),                  // 86: xhub.v1.JoinToken
+	(*ListNodesRequest)(nil),           // 87: xhub.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),          // 88: xhub.v1.ListNodesResponse
+	(*JoinRequest)(nil),                // 89: xhub.v1.JoinRequest
+	(*JoinResponse)(nil),               // 90: xhub.v1.JoinResponse
+	nil,                                // 91: xhub.v1.JoinResponse.PkiFilesEntry
+	(*timestamppb.Timestamp)(nil),      // 92: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 93: google.protobuf.Duration
+	(*descriptorpb.FieldOptions)(nil),  // 94: google.protobuf.FieldOptions
 }
 var file_xhub_proto_depIdxs = []int32{
-	90,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	92,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
 	0,   // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
 	0,   // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
-	90,  // 3: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
+	92,  // 3: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
 	5,   // 4: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
 	5,   // 5: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
 	5,   // 6: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
 	13,  // 7: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
-	90,  // 8: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
+	92,  // 8: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
 	12,  // 9: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
 	12,  // 10: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
 	12,  // 11: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
 	13,  // 12: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
-	90,  // 13: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
-	90,  // 14: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
+	92,  // 13: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
+	92,  // 14: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
 	22,  // 15: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	22,  // 16: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	22,  // 17: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
 	22,  // 18: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	32,  // 19: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
 	22,  // 20: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	90,  // 21: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
-	90,  // 22: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	90,  // 23: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
-	90,  // 24: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	90,  // 25: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	90,  // 26: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	92,  // 21: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
+	92,  // 22: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
+	92,  // 23: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	92,  // 24: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	92,  // 25: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	92,  // 26: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
 	34,  // 27: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
 	35,  // 28: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
 	34,  // 29: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
 	35,  // 30: xhub.v1.DecisionResponse.grant:type_name -> xhub.v1.Grant
 	34,  // 31: xhub.v1.ListSharesResponse.requests:type_name -> xhub.v1.ShareRequest
 	35,  // 32: xhub.v1.ListSharesResponse.grants:type_name -> xhub.v1.Grant
-	90,  // 33: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	90,  // 34: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
-	90,  // 35: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
-	46,  // 36: xhub.v1.DisputeResponse.dispute:type_name -> xhub.v1.Dispute
-	46,  // 37: xhub.v1.ListDisputesResponse.disputes:type_name -> xhub.v1.Dispute
-	90,  // 38: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
-	52,  // 39: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
-	52,  // 40: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
-	61,  // 41: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
-	67,  // 42: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
-	73,  // 43: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	90,  // 44: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
-	91,  // 45: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
-	69,  // 46: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
-	69,  // 47: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
-	90,  // 48: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
-	76,  // 49: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
-	77,  // 50: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
-	61,  // 51: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	90,  // 52: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	90,  // 53: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
-	79,  // 54: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	91,  // 55: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	90,  // 56: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	90,  // 57: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	90,  // 58: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	90,  // 59: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
-	84,  // 60: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
-	89,  // 61: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
-	92,  // 62: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
-	1,   // 63: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,   // 64: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	6,   // 65: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	8,   // 66: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	10,  // 67: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	14,  // 68: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	16,  // 69: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	18,  // 70: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	20,  // 71: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	23,  // 72: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	25,  // 73: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	27,  // 74: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	29,  // 75: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	31,  // 76: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
-	36,  // 77: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	38,  // 78: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	39,  // 79: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	40,  // 80: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	41,  // 81: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	42,  // 82: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	44,  // 83: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	47,  // 84: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
-	48,  // 85: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
-	50,  // 86: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
-	53,  // 87: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	55,  // 88: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	57,  // 89: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	59,  // 90: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	62,  // 91: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	64,  // 92: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	66,  // 93: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	68,  // 94: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
-	71,  // 95: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
-	75,  // 96: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	80,  // 97: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	82,  // 98: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
-	85,  // 99: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
-	87,  // 100: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
-	2,   // 101: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,   // 102: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	7,   // 103: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	9,   // 104: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	11,  // 105: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	15,  // 106: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	17,  // 107: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	19,  // 108: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	21,  // 109: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	24,  // 110: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	26,  // 111: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	28,  // 112: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	30,  // 113: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	33,  // 114: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
-	37,  // 115: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	45,  // 116: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	43,  // 117: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	43,  // 118: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	43,  // 119: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	43,  // 120: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	45,  // 121: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	49,  // 122: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
-	49,  // 123: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
-	51,  // 124: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
-	54,  // 125: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	56,  // 126: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	58,  // 127: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	60,  // 128: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	63,  // 129: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	65,  // 130: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	74,  // 131: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	70,  // 132: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
-	72,  // 133: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
-	78,  // 134: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	81,  // 135: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	83,  // 136: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
-	86,  // 137: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
-	88,  // 138: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
-	101, // [101:139] is the sub-list for method output_type
-	63,  // [63:101] is the sub-list for method input_type
-	63,  // [63:63] is the sub-list for extension type_name
-	62,  // [62:63] is the sub-list for extension extendee
-	0,   // [0:62] is the sub-list for field type_name
+	34,  // 33: xhub.v1.InboxEvent.request:type_name -> xhub.v1.ShareRequest
+	35,  // 34: xhub.v1.InboxEvent.grant:type_name -> xhub.v1.Grant
+	48,  // 35: xhub.v1.InboxEvent.dispute:type_name -> xhub.v1.Dispute
+	92,  // 36: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	92,  // 37: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
+	92,  // 38: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	48,  // 39: xhub.v1.DisputeResponse.dispute:type_name -> xhub.v1.Dispute
+	48,  // 40: xhub.v1.ListDisputesResponse.disputes:type_name -> xhub.v1.Dispute
+	92,  // 41: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	54,  // 42: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
+	54,  // 43: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
+	63,  // 44: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
+	69,  // 45: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
+	75,  // 46: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
+	92,  // 47: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
+	93,  // 48: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
+	71,  // 49: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
+	71,  // 50: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
+	92,  // 51: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	78,  // 52: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
+	79,  // 53: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
+	63,  // 54: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
+	92,  // 55: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	92,  // 56: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	81,  // 57: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
+	93,  // 58: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	92,  // 59: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	92,  // 60: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	92,  // 61: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	92,  // 62: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
+	86,  // 63: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
+	91,  // 64: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
+	94,  // 65: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
+	1,   // 66: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,   // 67: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	6,   // 68: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	8,   // 69: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	10,  // 70: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	14,  // 71: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	16,  // 72: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	18,  // 73: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	20,  // 74: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	23,  // 75: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	25,  // 76: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	27,  // 77: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	29,  // 78: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	31,  // 79: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
+	36,  // 80: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	38,  // 81: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	39,  // 82: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	40,  // 83: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	41,  // 84: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	42,  // 85: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	44,  // 86: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	46,  // 87: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
+	49,  // 88: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
+	50,  // 89: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
+	52,  // 90: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
+	55,  // 91: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	57,  // 92: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	59,  // 93: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	61,  // 94: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	64,  // 95: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	66,  // 96: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	68,  // 97: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	70,  // 98: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	73,  // 99: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	77,  // 100: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	82,  // 101: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	84,  // 102: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
+	87,  // 103: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
+	89,  // 104: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
+	2,   // 105: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,   // 106: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	7,   // 107: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	9,   // 108: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	11,  // 109: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	15,  // 110: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	17,  // 111: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	19,  // 112: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	21,  // 113: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	24,  // 114: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	26,  // 115: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	28,  // 116: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	30,  // 117: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	33,  // 118: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
+	37,  // 119: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	45,  // 120: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	43,  // 121: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	43,  // 122: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	43,  // 123: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	43,  // 124: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	45,  // 125: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	47,  // 126: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
+	51,  // 127: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
+	51,  // 128: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
+	53,  // 129: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
+	56,  // 130: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	58,  // 131: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	60,  // 132: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	62,  // 133: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	65,  // 134: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	67,  // 135: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	76,  // 136: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	72,  // 137: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	74,  // 138: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	80,  // 139: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	83,  // 140: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	85,  // 141: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
+	88,  // 142: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
+	90,  // 143: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
+	105, // [105:144] is the sub-list for method output_type
+	66,  // [66:105] is the sub-list for method input_type
+	66,  // [66:66] is the sub-list for extension type_name
+	65,  // [65:66] is the sub-list for extension extendee
+	0,   // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }
@@ -6942,11 +7071,11 @@ func file_xhub_proto_init() {
 		return
 	}
 	file_xhub_proto_msgTypes[31].OneofWrappers = []any{}
-	file_xhub_proto_msgTypes[66].OneofWrappers = []any{
+	file_xhub_proto_msgTypes[68].OneofWrappers = []any{
 		(*SubscribeRequest_Start)(nil),
 		(*SubscribeRequest_Ack)(nil),
 	}
-	file_xhub_proto_msgTypes[75].OneofWrappers = []any{
+	file_xhub_proto_msgTypes[77].OneofWrappers = []any{
 		(*ProviderMessage_Hello)(nil),
 		(*ProviderMessage_Result)(nil),
 	}
@@ -6956,7 +7085,7 @@ func file_xhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   90,
+			NumMessages:   92,
 			NumExtensions: 1,
 			NumServices:   11,
 		},

@@ -832,6 +832,7 @@ const (
 	Shares_Withdraw_FullMethodName     = "/xhub.v1.Shares/Withdraw"
 	Shares_RevokeGrant_FullMethodName  = "/xhub.v1.Shares/RevokeGrant"
 	Shares_ListShares_FullMethodName   = "/xhub.v1.Shares/ListShares"
+	Shares_WatchInbox_FullMethodName   = "/xhub.v1.Shares/WatchInbox"
 )
 
 // SharesClient is the client API for Shares service.
@@ -845,6 +846,11 @@ type SharesClient interface {
 	Withdraw(ctx context.Context, in *WithdrawRequest, opts ...grpc.CallOption) (*DecisionResponse, error)
 	RevokeGrant(ctx context.Context, in *RevokeGrantRequest, opts ...grpc.CallOption) (*DecisionResponse, error)
 	ListShares(ctx context.Context, in *ListSharesRequest, opts ...grpc.CallOption) (*ListSharesResponse, error)
+	// WatchInbox streams the caller's department's events as they happen:
+	// requests for its datasets, decisions on its requests, disputes. The
+	// first message is empty (the watch is ready). At most once: the inbox
+	// and the ledger are the record.
+	WatchInbox(ctx context.Context, in *WatchInboxRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[InboxEvent], error)
 }
 
 type sharesClient struct {
@@ -925,6 +931,25 @@ func (c *sharesClient) ListShares(ctx context.Context, in *ListSharesRequest, op
 	return out, nil
 }
 
+func (c *sharesClient) WatchInbox(ctx context.Context, in *WatchInboxRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[InboxEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Shares_ServiceDesc.Streams[0], Shares_WatchInbox_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchInboxRequest, InboxEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Shares_WatchInboxClient = grpc.ServerStreamingClient[InboxEvent]
+
 // SharesServer is the server API for Shares service.
 // All implementations must embed UnimplementedSharesServer
 // for forward compatibility.
@@ -936,6 +961,11 @@ type SharesServer interface {
 	Withdraw(context.Context, *WithdrawRequest) (*DecisionResponse, error)
 	RevokeGrant(context.Context, *RevokeGrantRequest) (*DecisionResponse, error)
 	ListShares(context.Context, *ListSharesRequest) (*ListSharesResponse, error)
+	// WatchInbox streams the caller's department's events as they happen:
+	// requests for its datasets, decisions on its requests, disputes. The
+	// first message is empty (the watch is ready). At most once: the inbox
+	// and the ledger are the record.
+	WatchInbox(*WatchInboxRequest, grpc.ServerStreamingServer[InboxEvent]) error
 	mustEmbedUnimplementedSharesServer()
 }
 
@@ -966,6 +996,9 @@ func (UnimplementedSharesServer) RevokeGrant(context.Context, *RevokeGrantReques
 }
 func (UnimplementedSharesServer) ListShares(context.Context, *ListSharesRequest) (*ListSharesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListShares not implemented")
+}
+func (UnimplementedSharesServer) WatchInbox(*WatchInboxRequest, grpc.ServerStreamingServer[InboxEvent]) error {
+	return status.Error(codes.Unimplemented, "method WatchInbox not implemented")
 }
 func (UnimplementedSharesServer) mustEmbedUnimplementedSharesServer() {}
 func (UnimplementedSharesServer) testEmbeddedByValue()                {}
@@ -1114,6 +1147,17 @@ func _Shares_ListShares_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Shares_WatchInbox_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchInboxRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SharesServer).WatchInbox(m, &grpc.GenericServerStream[WatchInboxRequest, InboxEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Shares_WatchInboxServer = grpc.ServerStreamingServer[InboxEvent]
+
 // Shares_ServiceDesc is the grpc.ServiceDesc for Shares service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1150,7 +1194,13 @@ var Shares_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Shares_ListShares_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchInbox",
+			Handler:       _Shares_WatchInbox_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "xhub.proto",
 }
 

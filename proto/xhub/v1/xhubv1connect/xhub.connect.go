@@ -108,6 +108,8 @@ const (
 	SharesRevokeGrantProcedure = "/xhub.v1.Shares/RevokeGrant"
 	// SharesListSharesProcedure is the fully-qualified name of the Shares's ListShares RPC.
 	SharesListSharesProcedure = "/xhub.v1.Shares/ListShares"
+	// SharesWatchInboxProcedure is the fully-qualified name of the Shares's WatchInbox RPC.
+	SharesWatchInboxProcedure = "/xhub.v1.Shares/WatchInbox"
 	// DisputesOpenDisputeProcedure is the fully-qualified name of the Disputes's OpenDispute RPC.
 	DisputesOpenDisputeProcedure = "/xhub.v1.Disputes/OpenDispute"
 	// DisputesResolveDisputeProcedure is the fully-qualified name of the Disputes's ResolveDispute RPC.
@@ -761,6 +763,11 @@ type SharesClient interface {
 	Withdraw(context.Context, *v1.WithdrawRequest) (*v1.DecisionResponse, error)
 	RevokeGrant(context.Context, *v1.RevokeGrantRequest) (*v1.DecisionResponse, error)
 	ListShares(context.Context, *v1.ListSharesRequest) (*v1.ListSharesResponse, error)
+	// WatchInbox streams the caller's department's events as they happen:
+	// requests for its datasets, decisions on its requests, disputes. The
+	// first message is empty (the watch is ready). At most once: the inbox
+	// and the ledger are the record.
+	WatchInbox(context.Context, *v1.WatchInboxRequest) (*connect.ServerStreamForClient[v1.InboxEvent], error)
 }
 
 // NewSharesClient constructs a client for the xhub.v1.Shares service. By default, it uses the
@@ -816,6 +823,12 @@ func NewSharesClient(httpClient connect.HTTPClient, baseURL string, opts ...conn
 			connect.WithSchema(sharesMethods.ByName("ListShares")),
 			connect.WithClientOptions(opts...),
 		),
+		watchInbox: connect.NewClient[v1.WatchInboxRequest, v1.InboxEvent](
+			httpClient,
+			baseURL+SharesWatchInboxProcedure,
+			connect.WithSchema(sharesMethods.ByName("WatchInbox")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -828,6 +841,7 @@ type sharesClient struct {
 	withdraw     *connect.Client[v1.WithdrawRequest, v1.DecisionResponse]
 	revokeGrant  *connect.Client[v1.RevokeGrantRequest, v1.DecisionResponse]
 	listShares   *connect.Client[v1.ListSharesRequest, v1.ListSharesResponse]
+	watchInbox   *connect.Client[v1.WatchInboxRequest, v1.InboxEvent]
 }
 
 // RequestShare calls xhub.v1.Shares.RequestShare.
@@ -893,6 +907,11 @@ func (c *sharesClient) ListShares(ctx context.Context, req *v1.ListSharesRequest
 	return nil, err
 }
 
+// WatchInbox calls xhub.v1.Shares.WatchInbox.
+func (c *sharesClient) WatchInbox(ctx context.Context, req *v1.WatchInboxRequest) (*connect.ServerStreamForClient[v1.InboxEvent], error) {
+	return c.watchInbox.CallServerStream(ctx, connect.NewRequest(req))
+}
+
 // SharesHandler is an implementation of the xhub.v1.Shares service.
 type SharesHandler interface {
 	RequestShare(context.Context, *v1.RequestShareRequest) (*v1.RequestShareResponse, error)
@@ -902,6 +921,11 @@ type SharesHandler interface {
 	Withdraw(context.Context, *v1.WithdrawRequest) (*v1.DecisionResponse, error)
 	RevokeGrant(context.Context, *v1.RevokeGrantRequest) (*v1.DecisionResponse, error)
 	ListShares(context.Context, *v1.ListSharesRequest) (*v1.ListSharesResponse, error)
+	// WatchInbox streams the caller's department's events as they happen:
+	// requests for its datasets, decisions on its requests, disputes. The
+	// first message is empty (the watch is ready). At most once: the inbox
+	// and the ledger are the record.
+	WatchInbox(context.Context, *v1.WatchInboxRequest, *connect.ServerStream[v1.InboxEvent]) error
 }
 
 // NewSharesHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -953,6 +977,12 @@ func NewSharesHandler(svc SharesHandler, opts ...connect.HandlerOption) (string,
 		connect.WithSchema(sharesMethods.ByName("ListShares")),
 		connect.WithHandlerOptions(opts...),
 	)
+	sharesWatchInboxHandler := connect.NewServerStreamHandlerSimple(
+		SharesWatchInboxProcedure,
+		svc.WatchInbox,
+		connect.WithSchema(sharesMethods.ByName("WatchInbox")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/xhub.v1.Shares/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SharesRequestShareProcedure:
@@ -969,6 +999,8 @@ func NewSharesHandler(svc SharesHandler, opts ...connect.HandlerOption) (string,
 			sharesRevokeGrantHandler.ServeHTTP(w, r)
 		case SharesListSharesProcedure:
 			sharesListSharesHandler.ServeHTTP(w, r)
+		case SharesWatchInboxProcedure:
+			sharesWatchInboxHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -1004,6 +1036,10 @@ func (UnimplementedSharesHandler) RevokeGrant(context.Context, *v1.RevokeGrantRe
 
 func (UnimplementedSharesHandler) ListShares(context.Context, *v1.ListSharesRequest) (*v1.ListSharesResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Shares.ListShares is not implemented"))
+}
+
+func (UnimplementedSharesHandler) WatchInbox(context.Context, *v1.WatchInboxRequest, *connect.ServerStream[v1.InboxEvent]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Shares.WatchInbox is not implemented"))
 }
 
 // DisputesClient is a client for the xhub.v1.Disputes service.
