@@ -127,8 +127,8 @@ type ControlPlane struct {
 
 	mu        sync.RWMutex
 	applied   uint64
-	advanced  chan struct{} // closed and replaced whenever applied grows
-	ended     chan struct{} // closed and replaced when an entry ends access
+	advanced  chan struct{}          // closed and replaced whenever applied grows
+	ended     chan struct{}          // closed and replaced when an entry ends access
 	watchers  map[catalog.DeptID]int // event watchers per department (WatchEvents)
 	creds     map[string]Credential
 	index     *catalog.Index

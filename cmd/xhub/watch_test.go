@@ -76,7 +76,9 @@ func TestInboxWatch(t *testing.T) {
 	defer wstop()
 	ready := make(chan struct{}, exchange.MaxEventWatchers)
 	for range exchange.MaxEventWatchers {
-		go func() { _ = cl.WatchInbox(wctx, func() { ready <- struct{}{} }, func(adapters.InboxEvent) error { return nil }) }()
+		go func() {
+			_ = cl.WatchInbox(wctx, func() { ready <- struct{}{} }, func(adapters.InboxEvent) error { return nil })
+		}()
 	}
 	for range exchange.MaxEventWatchers {
 		select {
@@ -89,7 +91,9 @@ func TestInboxWatch(t *testing.T) {
 	wantRefused(t, err, codes.ResourceExhausted, "event watchers")
 	tctx, tstop := context.WithCancel(context.Background())
 	tready := make(chan struct{})
-	go func() { _ = env.Dial(f.tax).WatchInbox(tctx, func() { close(tready) }, func(adapters.InboxEvent) error { return nil }) }()
+	go func() {
+		_ = env.Dial(f.tax).WatchInbox(tctx, func() { close(tready) }, func(adapters.InboxEvent) error { return nil })
+	}()
 	select {
 	case <-tready:
 	case <-time.After(10 * time.Second):
