@@ -30,6 +30,16 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	// No test reads the user's own contexts (xhub config).
+	if os.Getenv("XHUB_CONFIG") == "" {
+		dir, err := os.MkdirTemp("", "xhub-test-config-")
+		if err == nil {
+			os.Setenv("XHUB_CONFIG", dir+"/config.json")
+			code := m.Run()
+			os.RemoveAll(dir)
+			os.Exit(code)
+		}
+	}
 	os.Exit(m.Run())
 }
 

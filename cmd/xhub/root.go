@@ -24,6 +24,9 @@ type cli struct {
 	output         string
 	ledgerKey      string
 	requestID      string
+	contextName    string
+	credsFlag      bool // --creds was given on the command line
+	contextFlag    bool // --context was given on the command line
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -40,18 +43,22 @@ find the hub and their identity from --hub/--creds or XHUB_HUB/XHUB_CREDS
 (the address inside the creds file is the default).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			c.credsFlag, c.contextFlag = cmd.Flags().Changed("creds"), cmd.Flags().Changed("context")
+		},
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.hub, "hub", os.Getenv("XHUB_HUB"), "hub address host:port, or several comma-separated to fail over between (env XHUB_HUB; default: the address(es) in the creds file)")
 	pf.StringVar(&c.requestID, "request-id", "", "name this call: a state-changing command retried with the same id is applied once (default: a new id per call)")
-	pf.StringVar(&c.creds, "creds", os.Getenv("XHUB_CREDS"), "credentials file (env XHUB_CREDS)")
+	pf.StringVar(&c.creds, "creds", os.Getenv("XHUB_CREDS"), "credentials file (env XHUB_CREDS; default: the current context's, see xhub config)")
+	pf.StringVar(&c.contextName, "context", os.Getenv("XHUB_CONTEXT"), "use this context of the config file instead of the current one (env XHUB_CONTEXT)")
 	pf.StringVarP(&c.output, "output", "o", "table", "output: table or json (read commands); json or id for what a change made (id: just its id, for scripts)")
 	pf.StringVar(&c.ledgerKey, "ledger-key", os.Getenv("XHUB_LEDGER_KEY"), "the hub's ledger verifier key (default: the one pinned in the creds file)")
 	root.AddCommand(
 		c.serveCmd(), c.demoCmd(), c.deptCmd(), c.credsCmd(), c.schemaCmd(), c.catalogCmd(), c.shareCmd(), c.disputeCmd(), c.ledgerCmd(),
-		c.queryCmd(), c.publishCmd(), c.subscribeCmd(), c.subscriptionCmd(), c.auditCmd(), c.adapterCmd(), c.benchCmd(), c.nodeCmd(), c.versionCmd(),
+		c.queryCmd(), c.publishCmd(), c.subscribeCmd(), c.subscriptionCmd(), c.auditCmd(), c.adapterCmd(), c.benchCmd(), c.nodeCmd(), c.versionCmd(), c.configCmd(),
 	)
 	root.Version = buildinfo.Get().String()
 	root.SetVersionTemplate("xhub {{.Version}}\n")
@@ -89,8 +96,11 @@ func refuseUnknownSubcommands(cmd *cobra.Command) {
 
 // client dials the hub with the configured credentials.
 func (c *cli) client(ctx context.Context) (*adapters.Client, error) {
+	if err := c.applyContext(); err != nil {
+		return nil, err
+	}
 	if c.creds == "" {
-		return nil, errors.New("no credentials: give --creds FILE or set XHUB_CREDS")
+		return nil, errors.New("no credentials: give --creds FILE, set XHUB_CREDS, or make a context (xhub config set-context NAME --creds FILE)")
 	}
 	var opts []adapters.Option
 	if c.hub != "" {

@@ -25,6 +25,7 @@ answers (the xhub-version trailer).`,
 			}
 			out := map[string]any{"client": buildinfo.Get()}
 			var hubErr error
+			_ = c.applyContext()
 			if c.creds != "" {
 				ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 				defer cancel()
