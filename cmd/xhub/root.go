@@ -63,6 +63,7 @@ find the hub and their identity from --hub/--creds or XHUB_HUB/XHUB_CREDS
 	root.Version = buildinfo.Get().String()
 	root.SetVersionTemplate("xhub {{.Version}}\n")
 	refuseUnknownSubcommands(root)
+	c.wireCompletion(root)
 	return root
 }
 
