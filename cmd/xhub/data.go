@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -167,26 +168,67 @@ func (c *cli) subscribeCmd() *cobra.Command {
 		Short: "Receive a dataset's published records as JSON lines (system)",
 		Long: `Subscribe to a dataset your department is granted. The subscription is
 durable per (department, name): it resumes where it left off. Records are
-printed as JSON lines and acknowledged once printed. The hub ends the
-stream with PermissionDenied when the grant is revoked or expires.`,
+printed as JSON lines and acknowledged once printed; Ctrl-C exits 0 quietly
+(what was printed is acknowledged, nothing else). The hub ends the stream
+with PermissionDenied when the grant is revoked or expires.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				sub, err := cl.Subscribe(ctx, args[0], name, from)
+				// The stream outlives Ctrl-C (ctx) long enough to carry the
+				// acknowledgements of what was printed.
+				subCtx, stopSub := context.WithCancel(context.WithoutCancel(ctx))
+				defer stopSub()
+				sub, err := cl.Subscribe(subCtx, args[0], name, from)
 				if err != nil {
 					return err
 				}
-				defer sub.Close()
-				for n := 0; max == 0 || n < max; n++ {
-					d, err := sub.Recv()
-					if err != nil {
-						return err
+				type got struct {
+					d   *adapters.Delivery
+					err error
+				}
+				recvd := make(chan got, 1)
+				go func() {
+					for {
+						d, err := sub.Recv()
+						select {
+						case recvd <- got{d, err}:
+						case <-subCtx.Done():
+							return
+						}
+						if err != nil {
+							return
+						}
 					}
-					fmt.Fprintln(c.stdout, string(d.Record))
-					if err := sub.Ack(d.ID); err != nil {
-						return err
+				}()
+				for n := 0; max == 0 || n < max; n++ {
+					select {
+					case <-ctx.Done():
+						// Ctrl-C: everything printed is acknowledged (the
+						// acks went before the half-close); wait, bounded,
+						// for the hub to end the stream, and exit quietly.
+						_ = sub.Close()
+						timeout := time.After(2 * time.Second)
+						for {
+							select {
+							case g := <-recvd:
+								if g.err != nil {
+									return nil
+								}
+							case <-timeout:
+								return nil
+							}
+						}
+					case g := <-recvd:
+						if g.err != nil {
+							return g.err
+						}
+						fmt.Fprintln(c.stdout, string(g.d.Record))
+						if err := sub.Ack(g.d.ID); err != nil {
+							return err
+						}
 					}
 				}
+				_ = sub.Close()
 				return nil
 			})
 		},
