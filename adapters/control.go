@@ -659,3 +659,48 @@ func (c *Client) JoinTokens(ctx context.Context) ([]JoinTokenInfo, error) {
 			Status: t.GetStatus(), JoinedAt: at(t.GetJoinedAt()), JoinedAs: t.GetJoinedAs(), Seq: t.GetSeq()}
 	}), nil
 }
+
+// WebhookSet is a department's webhook as set, with its signing secret
+// (hex; shown once: setting it again rotates it).
+type WebhookSet struct {
+	Dept   string `json:"dept"`
+	URL    string `json:"url"`
+	Secret string `json:"secret,omitempty"`
+	Seq    uint64 `json:"seq"`
+}
+
+// SetWebhook sets (url "": removes) where the hub posts dept's events.
+func (c *Client) SetWebhook(ctx context.Context, dept, url string) (WebhookSet, error) {
+	r, err := c.departments.SetWebhook(ctx, &xhubv1.SetWebhookRequest{Dept: dept, Url: url})
+	if err != nil {
+		return WebhookSet{}, err
+	}
+	return WebhookSet{Dept: r.Dept, URL: r.Url, Secret: r.Secret, Seq: r.Seq}, nil
+}
+
+// WebhookDelivery is the record of one posted event.
+type WebhookDelivery struct {
+	ID       string    `json:"id"`
+	Event    string    `json:"event"`
+	Subject  string    `json:"subject"`
+	URL      string    `json:"url"`
+	Status   string    `json:"status"`
+	Attempts int       `json:"attempts"`
+	Code     int       `json:"code,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// WebhookDeliveries lists dept's last n webhook deliveries, oldest first.
+func (c *Client) WebhookDeliveries(ctx context.Context, dept string, n int) ([]WebhookDelivery, error) {
+	r, err := c.departments.ListWebhookDeliveries(ctx, &xhubv1.ListWebhookDeliveriesRequest{Dept: dept, Limit: int32(n)})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]WebhookDelivery, 0, len(r.Deliveries))
+	for _, d := range r.Deliveries {
+		out = append(out, WebhookDelivery{ID: d.Id, Event: d.Event, Subject: d.Subject, URL: d.Url, Status: d.Status, Attempts: int(d.Attempts),
+			Code: int(d.Code), Error: d.Error, At: at(d.At)})
+	}
+	return out, nil
+}

@@ -40,6 +40,7 @@ var appliers = map[string][]applier{
 	KindCredIssued:               {(*ControlPlane).applyCredIssued},
 	KindCredRevoked:              {(*ControlPlane).applyCredRevoked},
 	catalog.KindDeptAdded:        {(*ControlPlane).applyDeptAdded},
+	catalog.KindDeptWebhook:      {(*ControlPlane).applyDeptWebhook},
 	schemas.KindSchemaRegistered: {(*ControlPlane).applySchemaRegistered},
 	schemas.KindSchemaCompat:     {(*ControlPlane).applySchemaCompat},
 	catalog.KindDatasetPublished: {(*ControlPlane).applyDatasetPublished},

@@ -58,6 +58,91 @@ func (c *cli) deptCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(add, list)
+	cmd.AddCommand(add, list, c.webhookCmd())
+	return cmd
+}
+
+func (c *cli) webhookCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "webhook",
+		Short: "Have the hub post your department's events to a URL",
+		Long: `The hub posts each of the department's events (a request for its data, a
+decision on its request, a dispute opened or answered) to the URL, as a JSON
+body {delivery, event, id, dept, time}, with the headers X-Xhub-Event,
+X-Xhub-Delivery, X-Xhub-Timestamp and X-Xhub-Signature-256: "sha256=" and
+the hex HMAC-SHA256 of "<timestamp>.<body>" under the secret printed when the
+webhook is set (setting it again rotates the secret). A delivery is retried
+with back-off (0.5 s, 1 s, 2 s, 4 s, 8 s) until a 2xx answer; each outcome is
+recorded: xhub dept webhook deliveries DEPT. Loopback and private addresses
+are refused unless the hub runs with --webhook-allow-private.`,
+	}
+	var url string
+	set := &cobra.Command{
+		Use:   "set DEPT --url URL",
+		Short: "Set (or rotate) the department's webhook; prints its signing secret once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				w, err := cl.SetWebhook(ctx, args[0], url)
+				if err != nil {
+					return err
+				}
+				if ok, err := c.emitted(w, w.Secret); ok {
+					return err
+				}
+				c.say("webhook of %s set to %s (ledger entry %d)", w.Dept, w.URL, w.Seq)
+				c.say("signing secret (keep it; set the webhook again to rotate it): %s", w.Secret)
+				return nil
+			})
+		},
+	}
+	set.Flags().StringVar(&url, "url", "", "http(s) URL (required)")
+	_ = set.MarkFlagRequired("url")
+	remove := &cobra.Command{
+		Use:   "remove DEPT",
+		Short: "Stop posting the department's events",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				w, err := cl.SetWebhook(ctx, args[0], "")
+				if err != nil {
+					return err
+				}
+				if ok, err := c.emitted(w, w.Dept); ok {
+					return err
+				}
+				c.say("webhook of %s removed (ledger entry %d)", w.Dept, w.Seq)
+				return nil
+			})
+		},
+	}
+	var limit int
+	deliveries := &cobra.Command{
+		Use:   "deliveries DEPT [--limit N]",
+		Short: "The department's last webhook deliveries, with their outcome",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.checkOutput(); err != nil {
+				return err
+			}
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				ds, err := cl.WebhookDeliveries(ctx, args[0], limit)
+				if err != nil {
+					return err
+				}
+				if c.json() {
+					return c.printJSON(map[string]any{"deliveries": ds})
+				}
+				w := c.table()
+				fmt.Fprintln(w, "AT\tEVENT\tID\tSTATUS\tATTEMPTS\tCODE\tERROR")
+				for _, d := range ds {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.At.Local().Format("2006-01-02 15:04:05"), d.Event, d.Subject, d.Status, d.Attempts, d.Code, d.Error)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	deliveries.Flags().IntVar(&limit, "limit", 50, "how many (at most 1000)")
+	cmd.AddCommand(set, remove, deliveries)
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/vocab"
@@ -15,6 +16,8 @@ import (
 type departments struct {
 	xhubv1.UnimplementedDepartmentsServer
 	*base
+	ca *pki.Authority
+	js jetstream.JetStream // webhook delivery records
 }
 
 func deptPB(d catalog.Department) *xhubv1.Department {

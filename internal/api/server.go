@@ -17,6 +17,7 @@ import (
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -41,6 +42,7 @@ type Config struct {
 	Now       func() time.Time       // zero: time.Now
 	Join      JoinConfig             // what a joining node is told
 	Node      string                 // this node's name (in answers' trailers)
+	JS        jetstream.JetStream    // webhook delivery records (may be nil: none)
 }
 
 // Server is a hub node's API server: native gRPC and, on the same
@@ -155,7 +157,7 @@ func New(cfg Config) *Server {
 	draining, drain := context.WithCancel(context.Background())
 	base := &base{cp: cfg.CP, log: cfg.Logger, draining: draining.Done()}
 	svcs := services{
-		departments: &departments{base: base},
+		departments: &departments{base: base, ca: cfg.Authority, js: cfg.JS},
 		credentials: &credentialsSvc{base: base, ca: cfg.Authority},
 		schemas:     &schemasSvc{base: base},
 		catalog:     &catalogSvc{base: base},

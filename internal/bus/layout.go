@@ -170,6 +170,30 @@ func (e Events) SubscribeEvents(dept catalog.DeptID, fn func([]byte)) (stop func
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 
+// WebhookStream records the webhook deliveries of each department on
+// WebhookPrefix<dept>: the last WebhookKeep of each, for WebhookAge.
+const (
+	WebhookStream = "XHUB_WEBHOOKS"
+	WebhookPrefix = "xhub.wh."
+	WebhookKeep   = 1000
+	WebhookAge    = 30 * 24 * time.Hour
+	// WebhookQueue is the queue group of the nodes' webhook dispatchers:
+	// each event is posted by one node.
+	WebhookQueue = "xhub-webhooks"
+)
+
+// Webhooks is the stream of webhook delivery records.
+func Webhooks(replicas int) jetstream.StreamConfig {
+	if replicas < 1 {
+		replicas = 1
+	}
+	return jetstream.StreamConfig{
+		Name: WebhookStream, Description: "xhub webhook deliveries, per department",
+		Subjects: []string{WebhookPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: replicas,
+		MaxAge: WebhookAge, MaxMsgsPerSubject: WebhookKeep, Discard: jetstream.DiscardOld,
+	}
+}
+
 // OutSubject is the delivery subject of dept's records of dataset.
 func OutSubject(dept, dataset string) string { return OutPrefix + dept + "." + dataset }
 

@@ -36,6 +36,7 @@ import (
 	"github.com/xhub-gov/xhub/internal/natsauth"
 	"github.com/xhub-gov/xhub/internal/pki"
 	"github.com/xhub-gov/xhub/internal/store"
+	"github.com/xhub-gov/xhub/internal/webhook"
 )
 
 // The control plane runs on the JetStream log.
@@ -88,6 +89,11 @@ type Config struct {
 	Join string
 	// ResponseDays, MaxGrantDays, SweepInterval: see exchange.Config.
 	ResponseDays int
+	// WebhookAllowPrivate lets departments' webhooks reach loopback and
+	// private addresses (off: the hub never calls into its own network).
+	WebhookAllowPrivate bool
+	// WebhookBackoff: the waits before retries (zero: webhook's default).
+	WebhookBackoff []time.Duration
 	// DisputeDays: working days an owner has to answer a data dispute
 	// (exchange.Config.DisputeDays).
 	DisputeDays   int
@@ -303,7 +309,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.JS, err = jetstream.New(n.NC); err != nil {
 		return nil, fmt.Errorf("hub: jetstream: %w", err)
 	}
-	if err := bus.EnsureStreams(ctx, n.JS, []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas), bus.Audit(cfg.Replicas, cfg.AuditRetention, cfg.AuditMaxBytes)}, log); err != nil {
+	if err := bus.EnsureStreams(ctx, n.JS, []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas), bus.Audit(cfg.Replicas, cfg.AuditRetention, cfg.AuditMaxBytes), bus.Webhooks(cfg.Replicas)}, log); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 
@@ -343,12 +349,15 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		joinNATS = n.Embedded.URL // "" without --nats-listen
 	}
 	n.GRPC = api.New(api.Config{CP: n.CP, DP: n.DP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api"), Now: cfg.Now,
-		Join: api.JoinConfig{PKIDir: pkiDir, NATSURL: joinNATS, Replicas: cfg.Replicas}, Node: cfg.Name})
+		Join: api.JoinConfig{PKIDir: pkiDir, NATSURL: joinNATS, Replicas: cfg.Replicas}, Node: cfg.Name, JS: n.JS})
 	n.supervise("grpc", func() error { return n.GRPC.Serve(n.lis) })
 	if issuer != nil && degraded == nil {
 		if err := n.startIntegrators(ctx, issuer, log); err != nil {
 			return nil, err
 		}
+	}
+	if degraded == nil {
+		n.startWebhooks(log)
 	}
 	if degraded == nil {
 		n.supervise("apply", func() error {
@@ -640,4 +649,23 @@ func (n *Node) startIntegrators(ctx context.Context, issuer nkeys.KeyPair, log *
 		return nil
 	})
 	return nil
+}
+
+// startWebhooks runs this node's webhook dispatcher (one of the queue
+// group: each event is posted by one node).
+func (n *Node) startWebhooks(log *slog.Logger) {
+	wctx, cancel := context.WithCancel(context.Background())
+	n.supervise("webhooks", func() error {
+		go func() {
+			select {
+			case <-n.CP.Done():
+			case <-n.stopping:
+			}
+			cancel()
+		}()
+		return webhook.Run(wctx, webhook.Config{
+			NC: n.NC, JS: n.JS, CP: n.CP, AllowPrivate: n.cfg.WebhookAllowPrivate, Backoff: n.cfg.WebhookBackoff, Log: log.With("component", "webhook"),
+			Secret: func(dept catalog.DeptID, seq uint64) []byte { return api.WebhookSecret(n.Authority, dept, seq) },
+		})
+	})
 }

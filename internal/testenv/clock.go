@@ -45,3 +45,15 @@ func WithMetrics() Option { return func(cfg *hub.Config) { cfg.MetricsListen = "
 
 // WithLimits sets the node's per-department bounds.
 func WithLimits(l hub.Limits) Option { return func(cfg *hub.Config) { cfg.Limits = l } }
+
+// WithWebhooks lets webhooks reach loopback (test servers), with retries
+// after the given waits.
+func WithWebhooks(backoff ...time.Duration) Option {
+	return func(cfg *hub.Config) { cfg.WebhookAllowPrivate, cfg.WebhookBackoff = true, backoff }
+}
+
+// WithWebhookBackoff keeps webhooks public-only, with retries after the
+// given waits.
+func WithWebhookBackoff(backoff ...time.Duration) Option {
+	return func(cfg *hub.Config) { cfg.WebhookBackoff = backoff }
+}

@@ -316,6 +316,330 @@ func (x *ListDepartmentsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type SetWebhookRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dept          string                 `protobuf:"bytes,1,opt,name=dept,proto3" json:"dept,omitempty"`
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetWebhookRequest) Reset() {
+	*x = SetWebhookRequest{}
+	mi := &file_xhub_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetWebhookRequest) ProtoMessage() {}
+
+func (x *SetWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetWebhookRequest.ProtoReflect.Descriptor instead.
+func (*SetWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SetWebhookRequest) GetDept() string {
+	if x != nil {
+		return x.Dept
+	}
+	return ""
+}
+
+func (x *SetWebhookRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+type SetWebhookResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dept          string                 `protobuf:"bytes,1,opt,name=dept,proto3" json:"dept,omitempty"`
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Secret        string                 `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"` // hex; HMAC-SHA256 key of X-Xhub-Signature-256
+	Seq           uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetWebhookResponse) Reset() {
+	*x = SetWebhookResponse{}
+	mi := &file_xhub_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetWebhookResponse) ProtoMessage() {}
+
+func (x *SetWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetWebhookResponse.ProtoReflect.Descriptor instead.
+func (*SetWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SetWebhookResponse) GetDept() string {
+	if x != nil {
+		return x.Dept
+	}
+	return ""
+}
+
+func (x *SetWebhookResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *SetWebhookResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *SetWebhookResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type ListWebhookDeliveriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dept          string                 `protobuf:"bytes,1,opt,name=dept,proto3" json:"dept,omitempty"`
+	Limit         int32                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"` // default 50, at most 1000
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesRequest) Reset() {
+	*x = ListWebhookDeliveriesRequest{}
+	mi := &file_xhub_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListWebhookDeliveriesRequest) GetDept() string {
+	if x != nil {
+		return x.Dept
+	}
+	return ""
+}
+
+func (x *ListWebhookDeliveriesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type WebhookDelivery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Event         string                 `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	Subject       string                 `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	Url           string                 `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
+	Status        string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"` // delivered | failed | dropped
+	Attempts      int32                  `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	Code          int32                  `protobuf:"varint,7,opt,name=code,proto3" json:"code,omitempty"`
+	Error         string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookDelivery) Reset() {
+	*x = WebhookDelivery{}
+	mi := &file_xhub_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDelivery) ProtoMessage() {}
+
+func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
+func (*WebhookDelivery) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *WebhookDelivery) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type ListWebhookDeliveriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deliveries    []*WebhookDelivery     `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesResponse) Reset() {
+	*x = ListWebhookDeliveriesResponse{}
+	mi := &file_xhub_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesResponse) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListWebhookDeliveriesResponse) GetDeliveries() []*WebhookDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
 type Credential struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Serial        string                 `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"` // hex, as `openssl x509 -serial` prints it
@@ -333,7 +657,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_xhub_proto_msgTypes[5]
+	mi := &file_xhub_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +669,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[5]
+	mi := &file_xhub_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +682,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{5}
+	return file_xhub_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Credential) GetSerial() string {
@@ -437,7 +761,7 @@ type IssueCredentialRequest struct {
 
 func (x *IssueCredentialRequest) Reset() {
 	*x = IssueCredentialRequest{}
-	mi := &file_xhub_proto_msgTypes[6]
+	mi := &file_xhub_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +773,7 @@ func (x *IssueCredentialRequest) String() string {
 func (*IssueCredentialRequest) ProtoMessage() {}
 
 func (x *IssueCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[6]
+	mi := &file_xhub_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +786,7 @@ func (x *IssueCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueCredentialRequest.ProtoReflect.Descriptor instead.
 func (*IssueCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{6}
+	return file_xhub_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *IssueCredentialRequest) GetDept() string {
@@ -516,7 +840,7 @@ type IssueCredentialResponse struct {
 
 func (x *IssueCredentialResponse) Reset() {
 	*x = IssueCredentialResponse{}
-	mi := &file_xhub_proto_msgTypes[7]
+	mi := &file_xhub_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +852,7 @@ func (x *IssueCredentialResponse) String() string {
 func (*IssueCredentialResponse) ProtoMessage() {}
 
 func (x *IssueCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[7]
+	mi := &file_xhub_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +865,7 @@ func (x *IssueCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueCredentialResponse.ProtoReflect.Descriptor instead.
 func (*IssueCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{7}
+	return file_xhub_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *IssueCredentialResponse) GetCredential() *Credential {
@@ -591,7 +915,7 @@ type ListCredentialsRequest struct {
 
 func (x *ListCredentialsRequest) Reset() {
 	*x = ListCredentialsRequest{}
-	mi := &file_xhub_proto_msgTypes[8]
+	mi := &file_xhub_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +927,7 @@ func (x *ListCredentialsRequest) String() string {
 func (*ListCredentialsRequest) ProtoMessage() {}
 
 func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[8]
+	mi := &file_xhub_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +940,7 @@ func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{8}
+	return file_xhub_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListCredentialsRequest) GetMinSeq() uint64 {
@@ -657,7 +981,7 @@ type ListCredentialsResponse struct {
 
 func (x *ListCredentialsResponse) Reset() {
 	*x = ListCredentialsResponse{}
-	mi := &file_xhub_proto_msgTypes[9]
+	mi := &file_xhub_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +993,7 @@ func (x *ListCredentialsResponse) String() string {
 func (*ListCredentialsResponse) ProtoMessage() {}
 
 func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[9]
+	mi := &file_xhub_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +1006,7 @@ func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{9}
+	return file_xhub_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListCredentialsResponse) GetCredentials() []*Credential {
@@ -709,7 +1033,7 @@ type RevokeCredentialRequest struct {
 
 func (x *RevokeCredentialRequest) Reset() {
 	*x = RevokeCredentialRequest{}
-	mi := &file_xhub_proto_msgTypes[10]
+	mi := &file_xhub_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +1045,7 @@ func (x *RevokeCredentialRequest) String() string {
 func (*RevokeCredentialRequest) ProtoMessage() {}
 
 func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[10]
+	mi := &file_xhub_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +1058,7 @@ func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{10}
+	return file_xhub_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevokeCredentialRequest) GetSerial() string {
@@ -761,7 +1085,7 @@ type RevokeCredentialResponse struct {
 
 func (x *RevokeCredentialResponse) Reset() {
 	*x = RevokeCredentialResponse{}
-	mi := &file_xhub_proto_msgTypes[11]
+	mi := &file_xhub_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +1097,7 @@ func (x *RevokeCredentialResponse) String() string {
 func (*RevokeCredentialResponse) ProtoMessage() {}
 
 func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[11]
+	mi := &file_xhub_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +1110,7 @@ func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{11}
+	return file_xhub_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeCredentialResponse) GetCredential() *Credential {
@@ -818,7 +1142,7 @@ type Schema struct {
 
 func (x *Schema) Reset() {
 	*x = Schema{}
-	mi := &file_xhub_proto_msgTypes[12]
+	mi := &file_xhub_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1154,7 @@ func (x *Schema) String() string {
 func (*Schema) ProtoMessage() {}
 
 func (x *Schema) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[12]
+	mi := &file_xhub_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1167,7 @@ func (x *Schema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Schema.ProtoReflect.Descriptor instead.
 func (*Schema) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{12}
+	return file_xhub_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Schema) GetSubject() string {
@@ -907,7 +1231,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_xhub_proto_msgTypes[13]
+	mi := &file_xhub_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1243,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[13]
+	mi := &file_xhub_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1256,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{13}
+	return file_xhub_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Field) GetName() string {
@@ -976,7 +1300,7 @@ type RegisterSchemaRequest struct {
 
 func (x *RegisterSchemaRequest) Reset() {
 	*x = RegisterSchemaRequest{}
-	mi := &file_xhub_proto_msgTypes[14]
+	mi := &file_xhub_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1312,7 @@ func (x *RegisterSchemaRequest) String() string {
 func (*RegisterSchemaRequest) ProtoMessage() {}
 
 func (x *RegisterSchemaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[14]
+	mi := &file_xhub_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1325,7 @@ func (x *RegisterSchemaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSchemaRequest.ProtoReflect.Descriptor instead.
 func (*RegisterSchemaRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{14}
+	return file_xhub_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RegisterSchemaRequest) GetSubject() string {
@@ -1036,7 +1360,7 @@ type RegisterSchemaResponse struct {
 
 func (x *RegisterSchemaResponse) Reset() {
 	*x = RegisterSchemaResponse{}
-	mi := &file_xhub_proto_msgTypes[15]
+	mi := &file_xhub_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1372,7 @@ func (x *RegisterSchemaResponse) String() string {
 func (*RegisterSchemaResponse) ProtoMessage() {}
 
 func (x *RegisterSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[15]
+	mi := &file_xhub_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1385,7 @@ func (x *RegisterSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSchemaResponse.ProtoReflect.Descriptor instead.
 func (*RegisterSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{15}
+	return file_xhub_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RegisterSchemaResponse) GetSchema() *Schema {
@@ -1097,7 +1421,7 @@ type CheckSchemaRequest struct {
 
 func (x *CheckSchemaRequest) Reset() {
 	*x = CheckSchemaRequest{}
-	mi := &file_xhub_proto_msgTypes[16]
+	mi := &file_xhub_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1433,7 @@ func (x *CheckSchemaRequest) String() string {
 func (*CheckSchemaRequest) ProtoMessage() {}
 
 func (x *CheckSchemaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[16]
+	mi := &file_xhub_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1446,7 @@ func (x *CheckSchemaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSchemaRequest.ProtoReflect.Descriptor instead.
 func (*CheckSchemaRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{16}
+	return file_xhub_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CheckSchemaRequest) GetSubject() string {
@@ -1165,7 +1489,7 @@ type CheckSchemaResponse struct {
 
 func (x *CheckSchemaResponse) Reset() {
 	*x = CheckSchemaResponse{}
-	mi := &file_xhub_proto_msgTypes[17]
+	mi := &file_xhub_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1501,7 @@ func (x *CheckSchemaResponse) String() string {
 func (*CheckSchemaResponse) ProtoMessage() {}
 
 func (x *CheckSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[17]
+	mi := &file_xhub_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1514,7 @@ func (x *CheckSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSchemaResponse.ProtoReflect.Descriptor instead.
 func (*CheckSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{17}
+	return file_xhub_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CheckSchemaResponse) GetCompatible() bool {
@@ -1232,7 +1556,7 @@ type GetSchemaRequest struct {
 
 func (x *GetSchemaRequest) Reset() {
 	*x = GetSchemaRequest{}
-	mi := &file_xhub_proto_msgTypes[18]
+	mi := &file_xhub_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1244,7 +1568,7 @@ func (x *GetSchemaRequest) String() string {
 func (*GetSchemaRequest) ProtoMessage() {}
 
 func (x *GetSchemaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[18]
+	mi := &file_xhub_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1257,7 +1581,7 @@ func (x *GetSchemaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchemaRequest.ProtoReflect.Descriptor instead.
 func (*GetSchemaRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{18}
+	return file_xhub_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetSchemaRequest) GetSubject() string {
@@ -1290,7 +1614,7 @@ type GetSchemaResponse struct {
 
 func (x *GetSchemaResponse) Reset() {
 	*x = GetSchemaResponse{}
-	mi := &file_xhub_proto_msgTypes[19]
+	mi := &file_xhub_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1302,7 +1626,7 @@ func (x *GetSchemaResponse) String() string {
 func (*GetSchemaResponse) ProtoMessage() {}
 
 func (x *GetSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[19]
+	mi := &file_xhub_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1315,7 +1639,7 @@ func (x *GetSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchemaResponse.ProtoReflect.Descriptor instead.
 func (*GetSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{19}
+	return file_xhub_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetSchemaResponse) GetSchema() *Schema {
@@ -1335,7 +1659,7 @@ type ListVersionsRequest struct {
 
 func (x *ListVersionsRequest) Reset() {
 	*x = ListVersionsRequest{}
-	mi := &file_xhub_proto_msgTypes[20]
+	mi := &file_xhub_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1671,7 @@ func (x *ListVersionsRequest) String() string {
 func (*ListVersionsRequest) ProtoMessage() {}
 
 func (x *ListVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[20]
+	mi := &file_xhub_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1684,7 @@ func (x *ListVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVersionsRequest.ProtoReflect.Descriptor instead.
 func (*ListVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{20}
+	return file_xhub_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListVersionsRequest) GetSubject() string {
@@ -1386,7 +1710,7 @@ type ListVersionsResponse struct {
 
 func (x *ListVersionsResponse) Reset() {
 	*x = ListVersionsResponse{}
-	mi := &file_xhub_proto_msgTypes[21]
+	mi := &file_xhub_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1722,7 @@ func (x *ListVersionsResponse) String() string {
 func (*ListVersionsResponse) ProtoMessage() {}
 
 func (x *ListVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[21]
+	mi := &file_xhub_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1735,7 @@ func (x *ListVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVersionsResponse.ProtoReflect.Descriptor instead.
 func (*ListVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{21}
+	return file_xhub_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListVersionsResponse) GetVersions() []*Schema {
@@ -1443,7 +1767,7 @@ type Dataset struct {
 
 func (x *Dataset) Reset() {
 	*x = Dataset{}
-	mi := &file_xhub_proto_msgTypes[22]
+	mi := &file_xhub_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1779,7 @@ func (x *Dataset) String() string {
 func (*Dataset) ProtoMessage() {}
 
 func (x *Dataset) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[22]
+	mi := &file_xhub_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1792,7 @@ func (x *Dataset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dataset.ProtoReflect.Descriptor instead.
 func (*Dataset) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{22}
+	return file_xhub_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Dataset) GetId() string {
@@ -1585,7 +1909,7 @@ type PublishDatasetRequest struct {
 
 func (x *PublishDatasetRequest) Reset() {
 	*x = PublishDatasetRequest{}
-	mi := &file_xhub_proto_msgTypes[23]
+	mi := &file_xhub_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +1921,7 @@ func (x *PublishDatasetRequest) String() string {
 func (*PublishDatasetRequest) ProtoMessage() {}
 
 func (x *PublishDatasetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[23]
+	mi := &file_xhub_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,7 +1934,7 @@ func (x *PublishDatasetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDatasetRequest.ProtoReflect.Descriptor instead.
 func (*PublishDatasetRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{23}
+	return file_xhub_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PublishDatasetRequest) GetId() string {
@@ -1679,7 +2003,7 @@ type PublishDatasetResponse struct {
 
 func (x *PublishDatasetResponse) Reset() {
 	*x = PublishDatasetResponse{}
-	mi := &file_xhub_proto_msgTypes[24]
+	mi := &file_xhub_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +2015,7 @@ func (x *PublishDatasetResponse) String() string {
 func (*PublishDatasetResponse) ProtoMessage() {}
 
 func (x *PublishDatasetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[24]
+	mi := &file_xhub_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +2028,7 @@ func (x *PublishDatasetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDatasetResponse.ProtoReflect.Descriptor instead.
 func (*PublishDatasetResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{24}
+	return file_xhub_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PublishDatasetResponse) GetDataset() *Dataset {
@@ -1731,7 +2055,7 @@ type GetDatasetRequest struct {
 
 func (x *GetDatasetRequest) Reset() {
 	*x = GetDatasetRequest{}
-	mi := &file_xhub_proto_msgTypes[25]
+	mi := &file_xhub_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +2067,7 @@ func (x *GetDatasetRequest) String() string {
 func (*GetDatasetRequest) ProtoMessage() {}
 
 func (x *GetDatasetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[25]
+	mi := &file_xhub_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +2080,7 @@ func (x *GetDatasetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatasetRequest.ProtoReflect.Descriptor instead.
 func (*GetDatasetRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{25}
+	return file_xhub_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetDatasetRequest) GetId() string {
@@ -1782,7 +2106,7 @@ type GetDatasetResponse struct {
 
 func (x *GetDatasetResponse) Reset() {
 	*x = GetDatasetResponse{}
-	mi := &file_xhub_proto_msgTypes[26]
+	mi := &file_xhub_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +2118,7 @@ func (x *GetDatasetResponse) String() string {
 func (*GetDatasetResponse) ProtoMessage() {}
 
 func (x *GetDatasetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[26]
+	mi := &file_xhub_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +2131,7 @@ func (x *GetDatasetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatasetResponse.ProtoReflect.Descriptor instead.
 func (*GetDatasetResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{26}
+	return file_xhub_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetDatasetResponse) GetDataset() *Dataset {
@@ -1832,7 +2156,7 @@ type ListDatasetsRequest struct {
 
 func (x *ListDatasetsRequest) Reset() {
 	*x = ListDatasetsRequest{}
-	mi := &file_xhub_proto_msgTypes[27]
+	mi := &file_xhub_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +2168,7 @@ func (x *ListDatasetsRequest) String() string {
 func (*ListDatasetsRequest) ProtoMessage() {}
 
 func (x *ListDatasetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[27]
+	mi := &file_xhub_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +2181,7 @@ func (x *ListDatasetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDatasetsRequest.ProtoReflect.Descriptor instead.
 func (*ListDatasetsRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{27}
+	return file_xhub_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListDatasetsRequest) GetDept() string {
@@ -1920,7 +2244,7 @@ type ListDatasetsResponse struct {
 
 func (x *ListDatasetsResponse) Reset() {
 	*x = ListDatasetsResponse{}
-	mi := &file_xhub_proto_msgTypes[28]
+	mi := &file_xhub_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +2256,7 @@ func (x *ListDatasetsResponse) String() string {
 func (*ListDatasetsResponse) ProtoMessage() {}
 
 func (x *ListDatasetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[28]
+	mi := &file_xhub_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2269,7 @@ func (x *ListDatasetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDatasetsResponse.ProtoReflect.Descriptor instead.
 func (*ListDatasetsResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{28}
+	return file_xhub_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListDatasetsResponse) GetDatasets() []*Dataset {
@@ -1979,7 +2303,7 @@ type RetireDatasetRequest struct {
 
 func (x *RetireDatasetRequest) Reset() {
 	*x = RetireDatasetRequest{}
-	mi := &file_xhub_proto_msgTypes[29]
+	mi := &file_xhub_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2315,7 @@ func (x *RetireDatasetRequest) String() string {
 func (*RetireDatasetRequest) ProtoMessage() {}
 
 func (x *RetireDatasetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[29]
+	mi := &file_xhub_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2328,7 @@ func (x *RetireDatasetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireDatasetRequest.ProtoReflect.Descriptor instead.
 func (*RetireDatasetRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{29}
+	return file_xhub_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RetireDatasetRequest) GetId() string {
@@ -2031,7 +2355,7 @@ type RetireDatasetResponse struct {
 
 func (x *RetireDatasetResponse) Reset() {
 	*x = RetireDatasetResponse{}
-	mi := &file_xhub_proto_msgTypes[30]
+	mi := &file_xhub_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2367,7 @@ func (x *RetireDatasetResponse) String() string {
 func (*RetireDatasetResponse) ProtoMessage() {}
 
 func (x *RetireDatasetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[30]
+	mi := &file_xhub_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2380,7 @@ func (x *RetireDatasetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireDatasetResponse.ProtoReflect.Descriptor instead.
 func (*RetireDatasetResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{30}
+	return file_xhub_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RetireDatasetResponse) GetDataset() *Dataset {
@@ -2091,7 +2415,7 @@ type UpdateDatasetRequest struct {
 
 func (x *UpdateDatasetRequest) Reset() {
 	*x = UpdateDatasetRequest{}
-	mi := &file_xhub_proto_msgTypes[31]
+	mi := &file_xhub_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2427,7 @@ func (x *UpdateDatasetRequest) String() string {
 func (*UpdateDatasetRequest) ProtoMessage() {}
 
 func (x *UpdateDatasetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[31]
+	mi := &file_xhub_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2440,7 @@ func (x *UpdateDatasetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDatasetRequest.ProtoReflect.Descriptor instead.
 func (*UpdateDatasetRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{31}
+	return file_xhub_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UpdateDatasetRequest) GetId() string {
@@ -2184,7 +2508,7 @@ type Keywords struct {
 
 func (x *Keywords) Reset() {
 	*x = Keywords{}
-	mi := &file_xhub_proto_msgTypes[32]
+	mi := &file_xhub_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2520,7 @@ func (x *Keywords) String() string {
 func (*Keywords) ProtoMessage() {}
 
 func (x *Keywords) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[32]
+	mi := &file_xhub_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2533,7 @@ func (x *Keywords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Keywords.ProtoReflect.Descriptor instead.
 func (*Keywords) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{32}
+	return file_xhub_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Keywords) GetValues() []string {
@@ -2231,7 +2555,7 @@ type UpdateDatasetResponse struct {
 
 func (x *UpdateDatasetResponse) Reset() {
 	*x = UpdateDatasetResponse{}
-	mi := &file_xhub_proto_msgTypes[33]
+	mi := &file_xhub_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2567,7 @@ func (x *UpdateDatasetResponse) String() string {
 func (*UpdateDatasetResponse) ProtoMessage() {}
 
 func (x *UpdateDatasetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[33]
+	mi := &file_xhub_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2580,7 @@ func (x *UpdateDatasetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDatasetResponse.ProtoReflect.Descriptor instead.
 func (*UpdateDatasetResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{33}
+	return file_xhub_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UpdateDatasetResponse) GetDataset() *Dataset {
@@ -2310,7 +2634,7 @@ type ShareRequest struct {
 
 func (x *ShareRequest) Reset() {
 	*x = ShareRequest{}
-	mi := &file_xhub_proto_msgTypes[34]
+	mi := &file_xhub_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2322,7 +2646,7 @@ func (x *ShareRequest) String() string {
 func (*ShareRequest) ProtoMessage() {}
 
 func (x *ShareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[34]
+	mi := &file_xhub_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2335,7 +2659,7 @@ func (x *ShareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareRequest.ProtoReflect.Descriptor instead.
 func (*ShareRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{34}
+	return file_xhub_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ShareRequest) GetId() string {
@@ -2463,7 +2787,7 @@ type Grant struct {
 
 func (x *Grant) Reset() {
 	*x = Grant{}
-	mi := &file_xhub_proto_msgTypes[35]
+	mi := &file_xhub_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2799,7 @@ func (x *Grant) String() string {
 func (*Grant) ProtoMessage() {}
 
 func (x *Grant) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[35]
+	mi := &file_xhub_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +2812,7 @@ func (x *Grant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Grant.ProtoReflect.Descriptor instead.
 func (*Grant) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{35}
+	return file_xhub_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Grant) GetId() string {
@@ -2587,7 +2911,7 @@ type RequestShareRequest struct {
 
 func (x *RequestShareRequest) Reset() {
 	*x = RequestShareRequest{}
-	mi := &file_xhub_proto_msgTypes[36]
+	mi := &file_xhub_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2599,7 +2923,7 @@ func (x *RequestShareRequest) String() string {
 func (*RequestShareRequest) ProtoMessage() {}
 
 func (x *RequestShareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[36]
+	mi := &file_xhub_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2612,7 +2936,7 @@ func (x *RequestShareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestShareRequest.ProtoReflect.Descriptor instead.
 func (*RequestShareRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{36}
+	return file_xhub_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RequestShareRequest) GetDataset() string {
@@ -2654,7 +2978,7 @@ type RequestShareResponse struct {
 
 func (x *RequestShareResponse) Reset() {
 	*x = RequestShareResponse{}
-	mi := &file_xhub_proto_msgTypes[37]
+	mi := &file_xhub_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2666,7 +2990,7 @@ func (x *RequestShareResponse) String() string {
 func (*RequestShareResponse) ProtoMessage() {}
 
 func (x *RequestShareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[37]
+	mi := &file_xhub_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2679,7 +3003,7 @@ func (x *RequestShareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestShareResponse.ProtoReflect.Descriptor instead.
 func (*RequestShareResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{37}
+	return file_xhub_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RequestShareResponse) GetRequest() *ShareRequest {
@@ -2714,7 +3038,7 @@ type InboxRequest struct {
 
 func (x *InboxRequest) Reset() {
 	*x = InboxRequest{}
-	mi := &file_xhub_proto_msgTypes[38]
+	mi := &file_xhub_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2726,7 +3050,7 @@ func (x *InboxRequest) String() string {
 func (*InboxRequest) ProtoMessage() {}
 
 func (x *InboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[38]
+	mi := &file_xhub_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2739,7 +3063,7 @@ func (x *InboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxRequest.ProtoReflect.Descriptor instead.
 func (*InboxRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{38}
+	return file_xhub_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *InboxRequest) GetMinSeq() uint64 {
@@ -2775,7 +3099,7 @@ type ApproveRequest struct {
 
 func (x *ApproveRequest) Reset() {
 	*x = ApproveRequest{}
-	mi := &file_xhub_proto_msgTypes[39]
+	mi := &file_xhub_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2787,7 +3111,7 @@ func (x *ApproveRequest) String() string {
 func (*ApproveRequest) ProtoMessage() {}
 
 func (x *ApproveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[39]
+	mi := &file_xhub_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2800,7 +3124,7 @@ func (x *ApproveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveRequest.ProtoReflect.Descriptor instead.
 func (*ApproveRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{39}
+	return file_xhub_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ApproveRequest) GetRequestId() string {
@@ -2841,7 +3165,7 @@ type RejectRequest struct {
 
 func (x *RejectRequest) Reset() {
 	*x = RejectRequest{}
-	mi := &file_xhub_proto_msgTypes[40]
+	mi := &file_xhub_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2853,7 +3177,7 @@ func (x *RejectRequest) String() string {
 func (*RejectRequest) ProtoMessage() {}
 
 func (x *RejectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[40]
+	mi := &file_xhub_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2866,7 +3190,7 @@ func (x *RejectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectRequest.ProtoReflect.Descriptor instead.
 func (*RejectRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{40}
+	return file_xhub_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RejectRequest) GetRequestId() string {
@@ -2892,7 +3216,7 @@ type WithdrawRequest struct {
 
 func (x *WithdrawRequest) Reset() {
 	*x = WithdrawRequest{}
-	mi := &file_xhub_proto_msgTypes[41]
+	mi := &file_xhub_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2904,7 +3228,7 @@ func (x *WithdrawRequest) String() string {
 func (*WithdrawRequest) ProtoMessage() {}
 
 func (x *WithdrawRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[41]
+	mi := &file_xhub_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2917,7 +3241,7 @@ func (x *WithdrawRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{41}
+	return file_xhub_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WithdrawRequest) GetRequestId() string {
@@ -2937,7 +3261,7 @@ type RevokeGrantRequest struct {
 
 func (x *RevokeGrantRequest) Reset() {
 	*x = RevokeGrantRequest{}
-	mi := &file_xhub_proto_msgTypes[42]
+	mi := &file_xhub_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2949,7 +3273,7 @@ func (x *RevokeGrantRequest) String() string {
 func (*RevokeGrantRequest) ProtoMessage() {}
 
 func (x *RevokeGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[42]
+	mi := &file_xhub_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2962,7 +3286,7 @@ func (x *RevokeGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeGrantRequest.ProtoReflect.Descriptor instead.
 func (*RevokeGrantRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{42}
+	return file_xhub_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RevokeGrantRequest) GetGrantId() string {
@@ -2990,7 +3314,7 @@ type DecisionResponse struct {
 
 func (x *DecisionResponse) Reset() {
 	*x = DecisionResponse{}
-	mi := &file_xhub_proto_msgTypes[43]
+	mi := &file_xhub_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3002,7 +3326,7 @@ func (x *DecisionResponse) String() string {
 func (*DecisionResponse) ProtoMessage() {}
 
 func (x *DecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[43]
+	mi := &file_xhub_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3015,7 +3339,7 @@ func (x *DecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionResponse.ProtoReflect.Descriptor instead.
 func (*DecisionResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{43}
+	return file_xhub_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DecisionResponse) GetRequest() *ShareRequest {
@@ -3056,7 +3380,7 @@ type ListSharesRequest struct {
 
 func (x *ListSharesRequest) Reset() {
 	*x = ListSharesRequest{}
-	mi := &file_xhub_proto_msgTypes[44]
+	mi := &file_xhub_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3068,7 +3392,7 @@ func (x *ListSharesRequest) String() string {
 func (*ListSharesRequest) ProtoMessage() {}
 
 func (x *ListSharesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[44]
+	mi := &file_xhub_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3081,7 +3405,7 @@ func (x *ListSharesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSharesRequest.ProtoReflect.Descriptor instead.
 func (*ListSharesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{44}
+	return file_xhub_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListSharesRequest) GetDataset() string {
@@ -3144,7 +3468,7 @@ type ListSharesResponse struct {
 
 func (x *ListSharesResponse) Reset() {
 	*x = ListSharesResponse{}
-	mi := &file_xhub_proto_msgTypes[45]
+	mi := &file_xhub_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3156,7 +3480,7 @@ func (x *ListSharesResponse) String() string {
 func (*ListSharesResponse) ProtoMessage() {}
 
 func (x *ListSharesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[45]
+	mi := &file_xhub_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3169,7 +3493,7 @@ func (x *ListSharesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSharesResponse.ProtoReflect.Descriptor instead.
 func (*ListSharesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{45}
+	return file_xhub_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListSharesResponse) GetRequests() []*ShareRequest {
@@ -3201,7 +3525,7 @@ type WatchInboxRequest struct {
 
 func (x *WatchInboxRequest) Reset() {
 	*x = WatchInboxRequest{}
-	mi := &file_xhub_proto_msgTypes[46]
+	mi := &file_xhub_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3213,7 +3537,7 @@ func (x *WatchInboxRequest) String() string {
 func (*WatchInboxRequest) ProtoMessage() {}
 
 func (x *WatchInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[46]
+	mi := &file_xhub_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3226,7 +3550,7 @@ func (x *WatchInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInboxRequest.ProtoReflect.Descriptor instead.
 func (*WatchInboxRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{46}
+	return file_xhub_proto_rawDescGZIP(), []int{51}
 }
 
 type InboxEvent struct {
@@ -3242,7 +3566,7 @@ type InboxEvent struct {
 
 func (x *InboxEvent) Reset() {
 	*x = InboxEvent{}
-	mi := &file_xhub_proto_msgTypes[47]
+	mi := &file_xhub_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3254,7 +3578,7 @@ func (x *InboxEvent) String() string {
 func (*InboxEvent) ProtoMessage() {}
 
 func (x *InboxEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[47]
+	mi := &file_xhub_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3267,7 +3591,7 @@ func (x *InboxEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxEvent.ProtoReflect.Descriptor instead.
 func (*InboxEvent) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{47}
+	return file_xhub_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *InboxEvent) GetKind() string {
@@ -3329,7 +3653,7 @@ type Dispute struct {
 
 func (x *Dispute) Reset() {
 	*x = Dispute{}
-	mi := &file_xhub_proto_msgTypes[48]
+	mi := &file_xhub_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3341,7 +3665,7 @@ func (x *Dispute) String() string {
 func (*Dispute) ProtoMessage() {}
 
 func (x *Dispute) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[48]
+	mi := &file_xhub_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3354,7 +3678,7 @@ func (x *Dispute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dispute.ProtoReflect.Descriptor instead.
 func (*Dispute) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{48}
+	return file_xhub_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Dispute) GetId() string {
@@ -3481,7 +3805,7 @@ type OpenDisputeRequest struct {
 
 func (x *OpenDisputeRequest) Reset() {
 	*x = OpenDisputeRequest{}
-	mi := &file_xhub_proto_msgTypes[49]
+	mi := &file_xhub_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3493,7 +3817,7 @@ func (x *OpenDisputeRequest) String() string {
 func (*OpenDisputeRequest) ProtoMessage() {}
 
 func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[49]
+	mi := &file_xhub_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3506,7 +3830,7 @@ func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenDisputeRequest.ProtoReflect.Descriptor instead.
 func (*OpenDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{49}
+	return file_xhub_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *OpenDisputeRequest) GetDataset() string {
@@ -3548,7 +3872,7 @@ type ResolveDisputeRequest struct {
 
 func (x *ResolveDisputeRequest) Reset() {
 	*x = ResolveDisputeRequest{}
-	mi := &file_xhub_proto_msgTypes[50]
+	mi := &file_xhub_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3560,7 +3884,7 @@ func (x *ResolveDisputeRequest) String() string {
 func (*ResolveDisputeRequest) ProtoMessage() {}
 
 func (x *ResolveDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[50]
+	mi := &file_xhub_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3573,7 +3897,7 @@ func (x *ResolveDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDisputeRequest.ProtoReflect.Descriptor instead.
 func (*ResolveDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{50}
+	return file_xhub_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ResolveDisputeRequest) GetId() string {
@@ -3607,7 +3931,7 @@ type DisputeResponse struct {
 
 func (x *DisputeResponse) Reset() {
 	*x = DisputeResponse{}
-	mi := &file_xhub_proto_msgTypes[51]
+	mi := &file_xhub_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3619,7 +3943,7 @@ func (x *DisputeResponse) String() string {
 func (*DisputeResponse) ProtoMessage() {}
 
 func (x *DisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[51]
+	mi := &file_xhub_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3632,7 +3956,7 @@ func (x *DisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisputeResponse.ProtoReflect.Descriptor instead.
 func (*DisputeResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{51}
+	return file_xhub_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DisputeResponse) GetDispute() *Dispute {
@@ -3662,7 +3986,7 @@ type ListDisputesRequest struct {
 
 func (x *ListDisputesRequest) Reset() {
 	*x = ListDisputesRequest{}
-	mi := &file_xhub_proto_msgTypes[52]
+	mi := &file_xhub_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3674,7 +3998,7 @@ func (x *ListDisputesRequest) String() string {
 func (*ListDisputesRequest) ProtoMessage() {}
 
 func (x *ListDisputesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[52]
+	mi := &file_xhub_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3687,7 +4011,7 @@ func (x *ListDisputesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisputesRequest.ProtoReflect.Descriptor instead.
 func (*ListDisputesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{52}
+	return file_xhub_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListDisputesRequest) GetDataset() string {
@@ -3735,7 +4059,7 @@ type ListDisputesResponse struct {
 
 func (x *ListDisputesResponse) Reset() {
 	*x = ListDisputesResponse{}
-	mi := &file_xhub_proto_msgTypes[53]
+	mi := &file_xhub_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3747,7 +4071,7 @@ func (x *ListDisputesResponse) String() string {
 func (*ListDisputesResponse) ProtoMessage() {}
 
 func (x *ListDisputesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[53]
+	mi := &file_xhub_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3760,7 +4084,7 @@ func (x *ListDisputesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisputesResponse.ProtoReflect.Descriptor instead.
 func (*ListDisputesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{53}
+	return file_xhub_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListDisputesResponse) GetDisputes() []*Dispute {
@@ -3791,7 +4115,7 @@ type Entry struct {
 
 func (x *Entry) Reset() {
 	*x = Entry{}
-	mi := &file_xhub_proto_msgTypes[54]
+	mi := &file_xhub_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3803,7 +4127,7 @@ func (x *Entry) String() string {
 func (*Entry) ProtoMessage() {}
 
 func (x *Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[54]
+	mi := &file_xhub_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3816,7 +4140,7 @@ func (x *Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entry.ProtoReflect.Descriptor instead.
 func (*Entry) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{54}
+	return file_xhub_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *Entry) GetSeq() uint64 {
@@ -3873,7 +4197,7 @@ type ListEntriesRequest struct {
 
 func (x *ListEntriesRequest) Reset() {
 	*x = ListEntriesRequest{}
-	mi := &file_xhub_proto_msgTypes[55]
+	mi := &file_xhub_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3885,7 +4209,7 @@ func (x *ListEntriesRequest) String() string {
 func (*ListEntriesRequest) ProtoMessage() {}
 
 func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[55]
+	mi := &file_xhub_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3898,7 +4222,7 @@ func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{55}
+	return file_xhub_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListEntriesRequest) GetSince() uint64 {
@@ -3939,7 +4263,7 @@ type ListEntriesResponse struct {
 
 func (x *ListEntriesResponse) Reset() {
 	*x = ListEntriesResponse{}
-	mi := &file_xhub_proto_msgTypes[56]
+	mi := &file_xhub_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3951,7 +4275,7 @@ func (x *ListEntriesResponse) String() string {
 func (*ListEntriesResponse) ProtoMessage() {}
 
 func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[56]
+	mi := &file_xhub_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3964,7 +4288,7 @@ func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{56}
+	return file_xhub_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListEntriesResponse) GetEntries() []*Entry {
@@ -3990,7 +4314,7 @@ type GetHeadRequest struct {
 
 func (x *GetHeadRequest) Reset() {
 	*x = GetHeadRequest{}
-	mi := &file_xhub_proto_msgTypes[57]
+	mi := &file_xhub_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4002,7 +4326,7 @@ func (x *GetHeadRequest) String() string {
 func (*GetHeadRequest) ProtoMessage() {}
 
 func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[57]
+	mi := &file_xhub_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4015,7 +4339,7 @@ func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHeadRequest.ProtoReflect.Descriptor instead.
 func (*GetHeadRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{57}
+	return file_xhub_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetHeadRequest) GetMinSeq() uint64 {
@@ -4036,7 +4360,7 @@ type GetHeadResponse struct {
 
 func (x *GetHeadResponse) Reset() {
 	*x = GetHeadResponse{}
-	mi := &file_xhub_proto_msgTypes[58]
+	mi := &file_xhub_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4048,7 +4372,7 @@ func (x *GetHeadResponse) String() string {
 func (*GetHeadResponse) ProtoMessage() {}
 
 func (x *GetHeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[58]
+	mi := &file_xhub_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4061,7 +4385,7 @@ func (x *GetHeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHeadResponse.ProtoReflect.Descriptor instead.
 func (*GetHeadResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{58}
+	return file_xhub_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetHeadResponse) GetSignedNote() []byte {
@@ -4095,7 +4419,7 @@ type InclusionProofRequest struct {
 
 func (x *InclusionProofRequest) Reset() {
 	*x = InclusionProofRequest{}
-	mi := &file_xhub_proto_msgTypes[59]
+	mi := &file_xhub_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4107,7 +4431,7 @@ func (x *InclusionProofRequest) String() string {
 func (*InclusionProofRequest) ProtoMessage() {}
 
 func (x *InclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[59]
+	mi := &file_xhub_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4120,7 +4444,7 @@ func (x *InclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*InclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{59}
+	return file_xhub_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *InclusionProofRequest) GetSeq() uint64 {
@@ -4148,7 +4472,7 @@ type InclusionProofResponse struct {
 
 func (x *InclusionProofResponse) Reset() {
 	*x = InclusionProofResponse{}
-	mi := &file_xhub_proto_msgTypes[60]
+	mi := &file_xhub_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4160,7 +4484,7 @@ func (x *InclusionProofResponse) String() string {
 func (*InclusionProofResponse) ProtoMessage() {}
 
 func (x *InclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[60]
+	mi := &file_xhub_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4173,7 +4497,7 @@ func (x *InclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*InclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{60}
+	return file_xhub_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *InclusionProofResponse) GetSignedNote() []byte {
@@ -4207,7 +4531,7 @@ type ConsistencyProofRequest struct {
 
 func (x *ConsistencyProofRequest) Reset() {
 	*x = ConsistencyProofRequest{}
-	mi := &file_xhub_proto_msgTypes[61]
+	mi := &file_xhub_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4219,7 +4543,7 @@ func (x *ConsistencyProofRequest) String() string {
 func (*ConsistencyProofRequest) ProtoMessage() {}
 
 func (x *ConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[61]
+	mi := &file_xhub_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4232,7 +4556,7 @@ func (x *ConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*ConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{61}
+	return file_xhub_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ConsistencyProofRequest) GetOldSize() uint64 {
@@ -4259,7 +4583,7 @@ type ConsistencyProofResponse struct {
 
 func (x *ConsistencyProofResponse) Reset() {
 	*x = ConsistencyProofResponse{}
-	mi := &file_xhub_proto_msgTypes[62]
+	mi := &file_xhub_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4271,7 +4595,7 @@ func (x *ConsistencyProofResponse) String() string {
 func (*ConsistencyProofResponse) ProtoMessage() {}
 
 func (x *ConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[62]
+	mi := &file_xhub_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4284,7 +4608,7 @@ func (x *ConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*ConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{62}
+	return file_xhub_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ConsistencyProofResponse) GetSignedNote() []byte {
@@ -4312,7 +4636,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_xhub_proto_msgTypes[63]
+	mi := &file_xhub_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4324,7 +4648,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[63]
+	mi := &file_xhub_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4337,7 +4661,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{63}
+	return file_xhub_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Filter) GetField() string {
@@ -4374,7 +4698,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_xhub_proto_msgTypes[64]
+	mi := &file_xhub_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4386,7 +4710,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[64]
+	mi := &file_xhub_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4399,7 +4723,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{64}
+	return file_xhub_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *QueryRequest) GetDataset() string {
@@ -4450,7 +4774,7 @@ type QueryResponse struct {
 
 func (x *QueryResponse) Reset() {
 	*x = QueryResponse{}
-	mi := &file_xhub_proto_msgTypes[65]
+	mi := &file_xhub_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4462,7 +4786,7 @@ func (x *QueryResponse) String() string {
 func (*QueryResponse) ProtoMessage() {}
 
 func (x *QueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[65]
+	mi := &file_xhub_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4475,7 +4799,7 @@ func (x *QueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResponse.ProtoReflect.Descriptor instead.
 func (*QueryResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{65}
+	return file_xhub_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *QueryResponse) GetRecords() [][]byte {
@@ -4524,7 +4848,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_xhub_proto_msgTypes[66]
+	mi := &file_xhub_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4536,7 +4860,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[66]
+	mi := &file_xhub_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4549,7 +4873,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{66}
+	return file_xhub_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *PublishRequest) GetDataset() string {
@@ -4584,7 +4908,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_xhub_proto_msgTypes[67]
+	mi := &file_xhub_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4596,7 +4920,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[67]
+	mi := &file_xhub_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4609,7 +4933,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{67}
+	return file_xhub_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *PublishResponse) GetStreamSeq() uint64 {
@@ -4646,7 +4970,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_xhub_proto_msgTypes[68]
+	mi := &file_xhub_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4658,7 +4982,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[68]
+	mi := &file_xhub_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4671,7 +4995,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{68}
+	return file_xhub_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *SubscribeRequest) GetMsg() isSubscribeRequest_Msg {
@@ -4726,7 +5050,7 @@ type SubscribeStart struct {
 
 func (x *SubscribeStart) Reset() {
 	*x = SubscribeStart{}
-	mi := &file_xhub_proto_msgTypes[69]
+	mi := &file_xhub_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4738,7 +5062,7 @@ func (x *SubscribeStart) String() string {
 func (*SubscribeStart) ProtoMessage() {}
 
 func (x *SubscribeStart) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[69]
+	mi := &file_xhub_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4751,7 +5075,7 @@ func (x *SubscribeStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeStart.ProtoReflect.Descriptor instead.
 func (*SubscribeStart) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{69}
+	return file_xhub_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *SubscribeStart) GetDataset() string {
@@ -4785,7 +5109,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_xhub_proto_msgTypes[70]
+	mi := &file_xhub_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4797,7 +5121,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[70]
+	mi := &file_xhub_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4810,7 +5134,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{70}
+	return file_xhub_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListSubscriptionsRequest) GetDataset() string {
@@ -4844,7 +5168,7 @@ type SubscriptionInfo struct {
 
 func (x *SubscriptionInfo) Reset() {
 	*x = SubscriptionInfo{}
-	mi := &file_xhub_proto_msgTypes[71]
+	mi := &file_xhub_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4856,7 +5180,7 @@ func (x *SubscriptionInfo) String() string {
 func (*SubscriptionInfo) ProtoMessage() {}
 
 func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[71]
+	mi := &file_xhub_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4869,7 +5193,7 @@ func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionInfo.ProtoReflect.Descriptor instead.
 func (*SubscriptionInfo) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{71}
+	return file_xhub_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SubscriptionInfo) GetDept() string {
@@ -4945,7 +5269,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_xhub_proto_msgTypes[72]
+	mi := &file_xhub_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4957,7 +5281,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[72]
+	mi := &file_xhub_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4970,7 +5294,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{72}
+	return file_xhub_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*SubscriptionInfo {
@@ -4997,7 +5321,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_xhub_proto_msgTypes[73]
+	mi := &file_xhub_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5009,7 +5333,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[73]
+	mi := &file_xhub_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5022,7 +5346,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{73}
+	return file_xhub_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *DeleteSubscriptionRequest) GetName() string {
@@ -5048,7 +5372,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_xhub_proto_msgTypes[74]
+	mi := &file_xhub_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5060,7 +5384,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[74]
+	mi := &file_xhub_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5073,7 +5397,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{74}
+	return file_xhub_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *DeleteSubscriptionResponse) GetDeleted() *SubscriptionInfo {
@@ -5092,7 +5416,7 @@ type SubscribeAck struct {
 
 func (x *SubscribeAck) Reset() {
 	*x = SubscribeAck{}
-	mi := &file_xhub_proto_msgTypes[75]
+	mi := &file_xhub_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5104,7 +5428,7 @@ func (x *SubscribeAck) String() string {
 func (*SubscribeAck) ProtoMessage() {}
 
 func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[75]
+	mi := &file_xhub_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5117,7 +5441,7 @@ func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeAck.ProtoReflect.Descriptor instead.
 func (*SubscribeAck) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{75}
+	return file_xhub_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *SubscribeAck) GetDeliveryIds() []uint64 {
@@ -5138,7 +5462,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_xhub_proto_msgTypes[76]
+	mi := &file_xhub_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5150,7 +5474,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[76]
+	mi := &file_xhub_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5163,7 +5487,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{76}
+	return file_xhub_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *SubscribeResponse) GetDeliveryId() uint64 {
@@ -5200,7 +5524,7 @@ type ProviderMessage struct {
 
 func (x *ProviderMessage) Reset() {
 	*x = ProviderMessage{}
-	mi := &file_xhub_proto_msgTypes[77]
+	mi := &file_xhub_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5212,7 +5536,7 @@ func (x *ProviderMessage) String() string {
 func (*ProviderMessage) ProtoMessage() {}
 
 func (x *ProviderMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[77]
+	mi := &file_xhub_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5225,7 +5549,7 @@ func (x *ProviderMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderMessage.ProtoReflect.Descriptor instead.
 func (*ProviderMessage) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{77}
+	return file_xhub_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ProviderMessage) GetMsg() isProviderMessage_Msg {
@@ -5278,7 +5602,7 @@ type ProviderHello struct {
 
 func (x *ProviderHello) Reset() {
 	*x = ProviderHello{}
-	mi := &file_xhub_proto_msgTypes[78]
+	mi := &file_xhub_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5290,7 +5614,7 @@ func (x *ProviderHello) String() string {
 func (*ProviderHello) ProtoMessage() {}
 
 func (x *ProviderHello) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[78]
+	mi := &file_xhub_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5303,7 +5627,7 @@ func (x *ProviderHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderHello.ProtoReflect.Descriptor instead.
 func (*ProviderHello) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{78}
+	return file_xhub_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ProviderHello) GetDatasets() []string {
@@ -5325,7 +5649,7 @@ type ProviderResult struct {
 
 func (x *ProviderResult) Reset() {
 	*x = ProviderResult{}
-	mi := &file_xhub_proto_msgTypes[79]
+	mi := &file_xhub_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5337,7 +5661,7 @@ func (x *ProviderResult) String() string {
 func (*ProviderResult) ProtoMessage() {}
 
 func (x *ProviderResult) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[79]
+	mi := &file_xhub_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5350,7 +5674,7 @@ func (x *ProviderResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderResult.ProtoReflect.Descriptor instead.
 func (*ProviderResult) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{79}
+	return file_xhub_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ProviderResult) GetCallId() string {
@@ -5399,7 +5723,7 @@ type ProviderCall struct {
 
 func (x *ProviderCall) Reset() {
 	*x = ProviderCall{}
-	mi := &file_xhub_proto_msgTypes[80]
+	mi := &file_xhub_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5411,7 +5735,7 @@ func (x *ProviderCall) String() string {
 func (*ProviderCall) ProtoMessage() {}
 
 func (x *ProviderCall) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[80]
+	mi := &file_xhub_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5424,7 +5748,7 @@ func (x *ProviderCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderCall.ProtoReflect.Descriptor instead.
 func (*ProviderCall) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{80}
+	return file_xhub_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ProviderCall) GetCallId() string {
@@ -5499,7 +5823,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_xhub_proto_msgTypes[81]
+	mi := &file_xhub_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5511,7 +5835,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[81]
+	mi := &file_xhub_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5524,7 +5848,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{81}
+	return file_xhub_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -5631,7 +5955,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_xhub_proto_msgTypes[82]
+	mi := &file_xhub_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5643,7 +5967,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[82]
+	mi := &file_xhub_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5656,7 +5980,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{82}
+	return file_xhub_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ListAuditRequest) GetDataset() string {
@@ -5704,7 +6028,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_xhub_proto_msgTypes[83]
+	mi := &file_xhub_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5716,7 +6040,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[83]
+	mi := &file_xhub_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5729,7 +6053,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{83}
+	return file_xhub_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -5756,7 +6080,7 @@ type CreateJoinTokenRequest struct {
 
 func (x *CreateJoinTokenRequest) Reset() {
 	*x = CreateJoinTokenRequest{}
-	mi := &file_xhub_proto_msgTypes[84]
+	mi := &file_xhub_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5768,7 +6092,7 @@ func (x *CreateJoinTokenRequest) String() string {
 func (*CreateJoinTokenRequest) ProtoMessage() {}
 
 func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[84]
+	mi := &file_xhub_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5781,7 +6105,7 @@ func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{84}
+	return file_xhub_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *CreateJoinTokenRequest) GetName() string {
@@ -5811,7 +6135,7 @@ type CreateJoinTokenResponse struct {
 
 func (x *CreateJoinTokenResponse) Reset() {
 	*x = CreateJoinTokenResponse{}
-	mi := &file_xhub_proto_msgTypes[85]
+	mi := &file_xhub_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5823,7 +6147,7 @@ func (x *CreateJoinTokenResponse) String() string {
 func (*CreateJoinTokenResponse) ProtoMessage() {}
 
 func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[85]
+	mi := &file_xhub_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5836,7 +6160,7 @@ func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{85}
+	return file_xhub_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *CreateJoinTokenResponse) GetTokenId() string {
@@ -5891,7 +6215,7 @@ type JoinToken struct {
 
 func (x *JoinToken) Reset() {
 	*x = JoinToken{}
-	mi := &file_xhub_proto_msgTypes[86]
+	mi := &file_xhub_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5903,7 +6227,7 @@ func (x *JoinToken) String() string {
 func (*JoinToken) ProtoMessage() {}
 
 func (x *JoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[86]
+	mi := &file_xhub_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5916,7 +6240,7 @@ func (x *JoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinToken.ProtoReflect.Descriptor instead.
 func (*JoinToken) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{86}
+	return file_xhub_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *JoinToken) GetId() string {
@@ -5991,7 +6315,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_xhub_proto_msgTypes[87]
+	mi := &file_xhub_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6003,7 +6327,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[87]
+	mi := &file_xhub_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6016,7 +6340,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{87}
+	return file_xhub_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ListNodesRequest) GetMinSeq() uint64 {
@@ -6035,7 +6359,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_xhub_proto_msgTypes[88]
+	mi := &file_xhub_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6047,7 +6371,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[88]
+	mi := &file_xhub_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6060,7 +6384,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{88}
+	return file_xhub_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ListNodesResponse) GetTokens() []*JoinToken {
@@ -6081,7 +6405,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_xhub_proto_msgTypes[89]
+	mi := &file_xhub_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6093,7 +6417,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[89]
+	mi := &file_xhub_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6106,7 +6430,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{89}
+	return file_xhub_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -6146,7 +6470,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_xhub_proto_msgTypes[90]
+	mi := &file_xhub_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6158,7 +6482,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[90]
+	mi := &file_xhub_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6171,7 +6495,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{90}
+	return file_xhub_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *JoinResponse) GetPkiFiles() map[string][]byte {
@@ -6247,7 +6571,32 @@ const file_xhub_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"x\n" +
 	"\x17ListDepartmentsResponse\x125\n" +
 	"\vdepartments\x18\x01 \x03(\v2\x13.xhub.v1.DepartmentR\vdepartments\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x86\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"9\n" +
+	"\x11SetWebhookRequest\x12\x12\n" +
+	"\x04dept\x18\x01 \x01(\tR\x04dept\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\"d\n" +
+	"\x12SetWebhookResponse\x12\x12\n" +
+	"\x04dept\x18\x01 \x01(\tR\x04dept\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\tR\x06secret\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\"H\n" +
+	"\x1cListWebhookDeliveriesRequest\x12\x12\n" +
+	"\x04dept\x18\x01 \x01(\tR\x04dept\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\xed\x01\n" +
+	"\x0fWebhookDelivery\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05event\x18\x02 \x01(\tR\x05event\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12\x10\n" +
+	"\x03url\x18\x04 \x01(\tR\x03url\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12\x1a\n" +
+	"\battempts\x18\x06 \x01(\x05R\battempts\x12\x12\n" +
+	"\x04code\x18\a \x01(\x05R\x04code\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12*\n" +
+	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"Y\n" +
+	"\x1dListWebhookDeliveriesResponse\x128\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2\x18.xhub.v1.WebhookDeliveryR\n" +
+	"deliveries\"\x86\x02\n" +
 	"\n" +
 	"Credential\x12\x16\n" +
 	"\x06serial\x18\x01 \x01(\tR\x06serial\x12\x12\n" +
@@ -6746,10 +7095,13 @@ const file_xhub_proto_rawDesc = "" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x1a;\n" +
 	"\rPkiFilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x012\xb3\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x012\xe2\x02\n" +
 	"\vDepartments\x12N\n" +
 	"\rAddDepartment\x12\x1d.xhub.v1.AddDepartmentRequest\x1a\x1e.xhub.v1.AddDepartmentResponse\x12T\n" +
-	"\x0fListDepartments\x12\x1f.xhub.v1.ListDepartmentsRequest\x1a .xhub.v1.ListDepartmentsResponse2\x92\x02\n" +
+	"\x0fListDepartments\x12\x1f.xhub.v1.ListDepartmentsRequest\x1a .xhub.v1.ListDepartmentsResponse\x12E\n" +
+	"\n" +
+	"SetWebhook\x12\x1a.xhub.v1.SetWebhookRequest\x1a\x1b.xhub.v1.SetWebhookResponse\x12f\n" +
+	"\x15ListWebhookDeliveries\x12%.xhub.v1.ListWebhookDeliveriesRequest\x1a&.xhub.v1.ListWebhookDeliveriesResponse2\x92\x02\n" +
 	"\vCredentials\x12T\n" +
 	"\x0fIssueCredential\x12\x1f.xhub.v1.IssueCredentialRequest\x1a .xhub.v1.IssueCredentialResponse\x12T\n" +
 	"\x0fListCredentials\x12\x1f.xhub.v1.ListCredentialsRequest\x1a .xhub.v1.ListCredentialsResponse\x12W\n" +
@@ -6815,254 +7167,265 @@ func file_xhub_proto_rawDescGZIP() []byte {
 	return file_xhub_proto_rawDescData
 }
 
-var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
+var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
 var file_xhub_proto_goTypes = []any{
-	(*Department)(nil),                 // 0: xhub.v1.Department
-	(*AddDepartmentRequest)(nil),       // 1: xhub.v1.AddDepartmentRequest
-	(*AddDepartmentResponse)(nil),      // 2: xhub.v1.AddDepartmentResponse
-	(*ListDepartmentsRequest)(nil),     // 3: xhub.v1.ListDepartmentsRequest
-	(*ListDepartmentsResponse)(nil),    // 4: xhub.v1.ListDepartmentsResponse
-	(*Credential)(nil),                 // 5: xhub.v1.Credential
-	(*IssueCredentialRequest)(nil),     // 6: xhub.v1.IssueCredentialRequest
-	(*IssueCredentialResponse)(nil),    // 7: xhub.v1.IssueCredentialResponse
-	(*ListCredentialsRequest)(nil),     // 8: xhub.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil),    // 9: xhub.v1.ListCredentialsResponse
-	(*RevokeCredentialRequest)(nil),    // 10: xhub.v1.RevokeCredentialRequest
-	(*RevokeCredentialResponse)(nil),   // 11: xhub.v1.RevokeCredentialResponse
-	(*Schema)(nil),                     // 12: xhub.v1.Schema
-	(*Field)(nil),                      // 13: xhub.v1.Field
-	(*RegisterSchemaRequest)(nil),      // 14: xhub.v1.RegisterSchemaRequest
-	(*RegisterSchemaResponse)(nil),     // 15: xhub.v1.RegisterSchemaResponse
-	(*CheckSchemaRequest)(nil),         // 16: xhub.v1.CheckSchemaRequest
-	(*CheckSchemaResponse)(nil),        // 17: xhub.v1.CheckSchemaResponse
-	(*GetSchemaRequest)(nil),           // 18: xhub.v1.GetSchemaRequest
-	(*GetSchemaResponse)(nil),          // 19: xhub.v1.GetSchemaResponse
-	(*ListVersionsRequest)(nil),        // 20: xhub.v1.ListVersionsRequest
-	(*ListVersionsResponse)(nil),       // 21: xhub.v1.ListVersionsResponse
-	(*Dataset)(nil),                    // 22: xhub.v1.Dataset
-	(*PublishDatasetRequest)(nil),      // 23: xhub.v1.PublishDatasetRequest
-	(*PublishDatasetResponse)(nil),     // 24: xhub.v1.PublishDatasetResponse
-	(*GetDatasetRequest)(nil),          // 25: xhub.v1.GetDatasetRequest
-	(*GetDatasetResponse)(nil),         // 26: xhub.v1.GetDatasetResponse
-	(*ListDatasetsRequest)(nil),        // 27: xhub.v1.ListDatasetsRequest
-	(*ListDatasetsResponse)(nil),       // 28: xhub.v1.ListDatasetsResponse
-	(*RetireDatasetRequest)(nil),       // 29: xhub.v1.RetireDatasetRequest
-	(*RetireDatasetResponse)(nil),      // 30: xhub.v1.RetireDatasetResponse
-	(*UpdateDatasetRequest)(nil),       // 31: xhub.v1.UpdateDatasetRequest
-	(*Keywords)(nil),                   // 32: xhub.v1.Keywords
-	(*UpdateDatasetResponse)(nil),      // 33: xhub.v1.UpdateDatasetResponse
-	(*ShareRequest)(nil),               // 34: xhub.v1.ShareRequest
-	(*Grant)(nil),                      // 35: xhub.v1.Grant
-	(*RequestShareRequest)(nil),        // 36: xhub.v1.RequestShareRequest
-	(*RequestShareResponse)(nil),       // 37: xhub.v1.RequestShareResponse
-	(*InboxRequest)(nil),               // 38: xhub.v1.InboxRequest
-	(*ApproveRequest)(nil),             // 39: xhub.v1.ApproveRequest
-	(*RejectRequest)(nil),              // 40: xhub.v1.RejectRequest
-	(*WithdrawRequest)(nil),            // 41: xhub.v1.WithdrawRequest
-	(*RevokeGrantRequest)(nil),         // 42: xhub.v1.RevokeGrantRequest
-	(*DecisionResponse)(nil),           // 43: xhub.v1.DecisionResponse
-	(*ListSharesRequest)(nil),          // 44: xhub.v1.ListSharesRequest
-	(*ListSharesResponse)(nil),         // 45: xhub.v1.ListSharesResponse
-	(*WatchInboxRequest)(nil),          // 46: xhub.v1.WatchInboxRequest
-	(*InboxEvent)(nil),                 // 47: xhub.v1.InboxEvent
-	(*Dispute)(nil),                    // 48: xhub.v1.Dispute
-	(*OpenDisputeRequest)(nil),         // 49: xhub.v1.OpenDisputeRequest
-	(*ResolveDisputeRequest)(nil),      // 50: xhub.v1.ResolveDisputeRequest
-	(*DisputeResponse)(nil),            // 51: xhub.v1.DisputeResponse
-	(*ListDisputesRequest)(nil),        // 52: xhub.v1.ListDisputesRequest
-	(*ListDisputesResponse)(nil),       // 53: xhub.v1.ListDisputesResponse
-	(*Entry)(nil),                      // 54: xhub.v1.Entry
-	(*ListEntriesRequest)(nil),         // 55: xhub.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),        // 56: xhub.v1.ListEntriesResponse
-	(*GetHeadRequest)(nil),             // 57: xhub.v1.GetHeadRequest
-	(*GetHeadResponse)(nil),            // 58: xhub.v1.GetHeadResponse
-	(*InclusionProofRequest)(nil),      // 59: xhub.v1.InclusionProofRequest
-	(*InclusionProofResponse)(nil),     // 60: xhub.v1.InclusionProofResponse
-	(*ConsistencyProofRequest)(nil),    // 61: xhub.v1.ConsistencyProofRequest
-	(*ConsistencyProofResponse)(nil),   // 62: xhub.v1.ConsistencyProofResponse
-	(*Filter)(nil),                     // 63: xhub.v1.Filter
-	(*QueryRequest)(nil),               // 64: xhub.v1.QueryRequest
-	(*QueryResponse)(nil),              // 65: xhub.v1.QueryResponse
-	(*PublishRequest)(nil),             // 66: xhub.v1.PublishRequest
-	(*PublishResponse)(nil),            // 67: xhub.v1.PublishResponse
-	(*SubscribeRequest)(nil),           // 68: xhub.v1.SubscribeRequest
-	(*SubscribeStart)(nil),             // 69: xhub.v1.SubscribeStart
-	(*ListSubscriptionsRequest)(nil),   // 70: xhub.v1.ListSubscriptionsRequest
-	(*SubscriptionInfo)(nil),           // 71: xhub.v1.SubscriptionInfo
-	(*ListSubscriptionsResponse)(nil),  // 72: xhub.v1.ListSubscriptionsResponse
-	(*DeleteSubscriptionRequest)(nil),  // 73: xhub.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 74: xhub.v1.DeleteSubscriptionResponse
-	(*SubscribeAck)(nil),               // 75: xhub.v1.SubscribeAck
-	(*SubscribeResponse)(nil),          // 76: xhub.v1.SubscribeResponse
-	(*ProviderMessage)(nil),            // 77: xhub.v1.ProviderMessage
-	(*ProviderHello)(nil),              // 78: xhub.v1.ProviderHello
-	(*ProviderResult)(nil),             // 79: xhub.v1.ProviderResult
-	(*ProviderCall)(nil),               // 80: xhub.v1.ProviderCall
-	(*AuditEntry)(nil),                 // 81: xhub.v1.AuditEntry
-	(*ListAuditRequest)(nil),           // 82: xhub.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),          // 83: xhub.v1.ListAuditResponse
-	(*CreateJoinTokenRequest)(nil),     // 84: xhub.v1.CreateJoinTokenRequest
-	(*CreateJoinTokenResponse)(nil),    // 85: xhub.v1.CreateJoinTokenResponse
-	(*JoinToken)(nil),                  // 86: xhub.v1.JoinToken
-	(*ListNodesRequest)(nil),           // 87: xhub.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),          // 88: xhub.v1.ListNodesResponse
-	(*JoinRequest)(nil),                // 89: xhub.v1.JoinRequest
-	(*JoinResponse)(nil),               // 90: xhub.v1.JoinResponse
-	nil,                                // 91: xhub.v1.JoinResponse.PkiFilesEntry
-	(*timestamppb.Timestamp)(nil),      // 92: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 93: google.protobuf.Duration
-	(*descriptorpb.FieldOptions)(nil),  // 94: google.protobuf.FieldOptions
+	(*Department)(nil),                    // 0: xhub.v1.Department
+	(*AddDepartmentRequest)(nil),          // 1: xhub.v1.AddDepartmentRequest
+	(*AddDepartmentResponse)(nil),         // 2: xhub.v1.AddDepartmentResponse
+	(*ListDepartmentsRequest)(nil),        // 3: xhub.v1.ListDepartmentsRequest
+	(*ListDepartmentsResponse)(nil),       // 4: xhub.v1.ListDepartmentsResponse
+	(*SetWebhookRequest)(nil),             // 5: xhub.v1.SetWebhookRequest
+	(*SetWebhookResponse)(nil),            // 6: xhub.v1.SetWebhookResponse
+	(*ListWebhookDeliveriesRequest)(nil),  // 7: xhub.v1.ListWebhookDeliveriesRequest
+	(*WebhookDelivery)(nil),               // 8: xhub.v1.WebhookDelivery
+	(*ListWebhookDeliveriesResponse)(nil), // 9: xhub.v1.ListWebhookDeliveriesResponse
+	(*Credential)(nil),                    // 10: xhub.v1.Credential
+	(*IssueCredentialRequest)(nil),        // 11: xhub.v1.IssueCredentialRequest
+	(*IssueCredentialResponse)(nil),       // 12: xhub.v1.IssueCredentialResponse
+	(*ListCredentialsRequest)(nil),        // 13: xhub.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),       // 14: xhub.v1.ListCredentialsResponse
+	(*RevokeCredentialRequest)(nil),       // 15: xhub.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil),      // 16: xhub.v1.RevokeCredentialResponse
+	(*Schema)(nil),                        // 17: xhub.v1.Schema
+	(*Field)(nil),                         // 18: xhub.v1.Field
+	(*RegisterSchemaRequest)(nil),         // 19: xhub.v1.RegisterSchemaRequest
+	(*RegisterSchemaResponse)(nil),        // 20: xhub.v1.RegisterSchemaResponse
+	(*CheckSchemaRequest)(nil),            // 21: xhub.v1.CheckSchemaRequest
+	(*CheckSchemaResponse)(nil),           // 22: xhub.v1.CheckSchemaResponse
+	(*GetSchemaRequest)(nil),              // 23: xhub.v1.GetSchemaRequest
+	(*GetSchemaResponse)(nil),             // 24: xhub.v1.GetSchemaResponse
+	(*ListVersionsRequest)(nil),           // 25: xhub.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),          // 26: xhub.v1.ListVersionsResponse
+	(*Dataset)(nil),                       // 27: xhub.v1.Dataset
+	(*PublishDatasetRequest)(nil),         // 28: xhub.v1.PublishDatasetRequest
+	(*PublishDatasetResponse)(nil),        // 29: xhub.v1.PublishDatasetResponse
+	(*GetDatasetRequest)(nil),             // 30: xhub.v1.GetDatasetRequest
+	(*GetDatasetResponse)(nil),            // 31: xhub.v1.GetDatasetResponse
+	(*ListDatasetsRequest)(nil),           // 32: xhub.v1.ListDatasetsRequest
+	(*ListDatasetsResponse)(nil),          // 33: xhub.v1.ListDatasetsResponse
+	(*RetireDatasetRequest)(nil),          // 34: xhub.v1.RetireDatasetRequest
+	(*RetireDatasetResponse)(nil),         // 35: xhub.v1.RetireDatasetResponse
+	(*UpdateDatasetRequest)(nil),          // 36: xhub.v1.UpdateDatasetRequest
+	(*Keywords)(nil),                      // 37: xhub.v1.Keywords
+	(*UpdateDatasetResponse)(nil),         // 38: xhub.v1.UpdateDatasetResponse
+	(*ShareRequest)(nil),                  // 39: xhub.v1.ShareRequest
+	(*Grant)(nil),                         // 40: xhub.v1.Grant
+	(*RequestShareRequest)(nil),           // 41: xhub.v1.RequestShareRequest
+	(*RequestShareResponse)(nil),          // 42: xhub.v1.RequestShareResponse
+	(*InboxRequest)(nil),                  // 43: xhub.v1.InboxRequest
+	(*ApproveRequest)(nil),                // 44: xhub.v1.ApproveRequest
+	(*RejectRequest)(nil),                 // 45: xhub.v1.RejectRequest
+	(*WithdrawRequest)(nil),               // 46: xhub.v1.WithdrawRequest
+	(*RevokeGrantRequest)(nil),            // 47: xhub.v1.RevokeGrantRequest
+	(*DecisionResponse)(nil),              // 48: xhub.v1.DecisionResponse
+	(*ListSharesRequest)(nil),             // 49: xhub.v1.ListSharesRequest
+	(*ListSharesResponse)(nil),            // 50: xhub.v1.ListSharesResponse
+	(*WatchInboxRequest)(nil),             // 51: xhub.v1.WatchInboxRequest
+	(*InboxEvent)(nil),                    // 52: xhub.v1.InboxEvent
+	(*Dispute)(nil),                       // 53: xhub.v1.Dispute
+	(*OpenDisputeRequest)(nil),            // 54: xhub.v1.OpenDisputeRequest
+	(*ResolveDisputeRequest)(nil),         // 55: xhub.v1.ResolveDisputeRequest
+	(*DisputeResponse)(nil),               // 56: xhub.v1.DisputeResponse
+	(*ListDisputesRequest)(nil),           // 57: xhub.v1.ListDisputesRequest
+	(*ListDisputesResponse)(nil),          // 58: xhub.v1.ListDisputesResponse
+	(*Entry)(nil),                         // 59: xhub.v1.Entry
+	(*ListEntriesRequest)(nil),            // 60: xhub.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),           // 61: xhub.v1.ListEntriesResponse
+	(*GetHeadRequest)(nil),                // 62: xhub.v1.GetHeadRequest
+	(*GetHeadResponse)(nil),               // 63: xhub.v1.GetHeadResponse
+	(*InclusionProofRequest)(nil),         // 64: xhub.v1.InclusionProofRequest
+	(*InclusionProofResponse)(nil),        // 65: xhub.v1.InclusionProofResponse
+	(*ConsistencyProofRequest)(nil),       // 66: xhub.v1.ConsistencyProofRequest
+	(*ConsistencyProofResponse)(nil),      // 67: xhub.v1.ConsistencyProofResponse
+	(*Filter)(nil),                        // 68: xhub.v1.Filter
+	(*QueryRequest)(nil),                  // 69: xhub.v1.QueryRequest
+	(*QueryResponse)(nil),                 // 70: xhub.v1.QueryResponse
+	(*PublishRequest)(nil),                // 71: xhub.v1.PublishRequest
+	(*PublishResponse)(nil),               // 72: xhub.v1.PublishResponse
+	(*SubscribeRequest)(nil),              // 73: xhub.v1.SubscribeRequest
+	(*SubscribeStart)(nil),                // 74: xhub.v1.SubscribeStart
+	(*ListSubscriptionsRequest)(nil),      // 75: xhub.v1.ListSubscriptionsRequest
+	(*SubscriptionInfo)(nil),              // 76: xhub.v1.SubscriptionInfo
+	(*ListSubscriptionsResponse)(nil),     // 77: xhub.v1.ListSubscriptionsResponse
+	(*DeleteSubscriptionRequest)(nil),     // 78: xhub.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),    // 79: xhub.v1.DeleteSubscriptionResponse
+	(*SubscribeAck)(nil),                  // 80: xhub.v1.SubscribeAck
+	(*SubscribeResponse)(nil),             // 81: xhub.v1.SubscribeResponse
+	(*ProviderMessage)(nil),               // 82: xhub.v1.ProviderMessage
+	(*ProviderHello)(nil),                 // 83: xhub.v1.ProviderHello
+	(*ProviderResult)(nil),                // 84: xhub.v1.ProviderResult
+	(*ProviderCall)(nil),                  // 85: xhub.v1.ProviderCall
+	(*AuditEntry)(nil),                    // 86: xhub.v1.AuditEntry
+	(*ListAuditRequest)(nil),              // 87: xhub.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),             // 88: xhub.v1.ListAuditResponse
+	(*CreateJoinTokenRequest)(nil),        // 89: xhub.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil),       // 90: xhub.v1.CreateJoinTokenResponse
+	(*JoinToken)(nil),                     // 91: xhub.v1.JoinToken
+	(*ListNodesRequest)(nil),              // 92: xhub.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),             // 93: xhub.v1.ListNodesResponse
+	(*JoinRequest)(nil),                   // 94: xhub.v1.JoinRequest
+	(*JoinResponse)(nil),                  // 95: xhub.v1.JoinResponse
+	nil,                                   // 96: xhub.v1.JoinResponse.PkiFilesEntry
+	(*timestamppb.Timestamp)(nil),         // 97: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 98: google.protobuf.Duration
+	(*descriptorpb.FieldOptions)(nil),     // 99: google.protobuf.FieldOptions
 }
 var file_xhub_proto_depIdxs = []int32{
-	92,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	97,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
 	0,   // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
 	0,   // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
-	92,  // 3: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
-	5,   // 4: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
-	5,   // 5: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
-	5,   // 6: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
-	13,  // 7: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
-	92,  // 8: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
-	12,  // 9: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
-	12,  // 10: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
-	12,  // 11: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
-	13,  // 12: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
-	92,  // 13: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
-	92,  // 14: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
-	22,  // 15: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	22,  // 16: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	22,  // 17: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
-	22,  // 18: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	32,  // 19: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
-	22,  // 20: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	92,  // 21: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
-	92,  // 22: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	92,  // 23: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
-	92,  // 24: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	92,  // 25: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	92,  // 26: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
-	34,  // 27: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
-	35,  // 28: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
-	34,  // 29: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
-	35,  // 30: xhub.v1.DecisionResponse.grant:type_name -> xhub.v1.Grant
-	34,  // 31: xhub.v1.ListSharesResponse.requests:type_name -> xhub.v1.ShareRequest
-	35,  // 32: xhub.v1.ListSharesResponse.grants:type_name -> xhub.v1.Grant
-	34,  // 33: xhub.v1.InboxEvent.request:type_name -> xhub.v1.ShareRequest
-	35,  // 34: xhub.v1.InboxEvent.grant:type_name -> xhub.v1.Grant
-	48,  // 35: xhub.v1.InboxEvent.dispute:type_name -> xhub.v1.Dispute
-	92,  // 36: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	92,  // 37: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
-	92,  // 38: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
-	48,  // 39: xhub.v1.DisputeResponse.dispute:type_name -> xhub.v1.Dispute
-	48,  // 40: xhub.v1.ListDisputesResponse.disputes:type_name -> xhub.v1.Dispute
-	92,  // 41: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
-	54,  // 42: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
-	54,  // 43: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
-	63,  // 44: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
-	69,  // 45: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
-	75,  // 46: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	92,  // 47: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
-	93,  // 48: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
-	71,  // 49: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
-	71,  // 50: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
-	92,  // 51: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
-	78,  // 52: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
-	79,  // 53: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
-	63,  // 54: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	92,  // 55: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	92,  // 56: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
-	81,  // 57: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	93,  // 58: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	92,  // 59: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	92,  // 60: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	92,  // 61: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	92,  // 62: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
-	86,  // 63: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
-	91,  // 64: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
-	94,  // 65: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
-	1,   // 66: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,   // 67: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	6,   // 68: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	8,   // 69: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	10,  // 70: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	14,  // 71: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	16,  // 72: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	18,  // 73: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	20,  // 74: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	23,  // 75: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	25,  // 76: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	27,  // 77: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	29,  // 78: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	31,  // 79: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
-	36,  // 80: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	38,  // 81: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	39,  // 82: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	40,  // 83: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	41,  // 84: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	42,  // 85: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	44,  // 86: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	46,  // 87: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
-	49,  // 88: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
-	50,  // 89: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
-	52,  // 90: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
-	55,  // 91: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	57,  // 92: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	59,  // 93: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	61,  // 94: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	64,  // 95: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	66,  // 96: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	68,  // 97: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	70,  // 98: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
-	73,  // 99: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
-	77,  // 100: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	82,  // 101: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	84,  // 102: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
-	87,  // 103: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
-	89,  // 104: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
-	2,   // 105: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,   // 106: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	7,   // 107: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	9,   // 108: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	11,  // 109: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	15,  // 110: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	17,  // 111: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	19,  // 112: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	21,  // 113: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	24,  // 114: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	26,  // 115: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	28,  // 116: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	30,  // 117: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	33,  // 118: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
-	37,  // 119: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	45,  // 120: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	43,  // 121: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	43,  // 122: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	43,  // 123: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	43,  // 124: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	45,  // 125: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	47,  // 126: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
-	51,  // 127: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
-	51,  // 128: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
-	53,  // 129: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
-	56,  // 130: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	58,  // 131: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	60,  // 132: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	62,  // 133: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	65,  // 134: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	67,  // 135: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	76,  // 136: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	72,  // 137: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
-	74,  // 138: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
-	80,  // 139: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	83,  // 140: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	85,  // 141: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
-	88,  // 142: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
-	90,  // 143: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
-	105, // [105:144] is the sub-list for method output_type
-	66,  // [66:105] is the sub-list for method input_type
-	66,  // [66:66] is the sub-list for extension type_name
-	65,  // [65:66] is the sub-list for extension extendee
-	0,   // [0:65] is the sub-list for field type_name
+	97,  // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
+	8,   // 4: xhub.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> xhub.v1.WebhookDelivery
+	97,  // 5: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
+	10,  // 6: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
+	10,  // 7: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
+	10,  // 8: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
+	18,  // 9: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
+	97,  // 10: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
+	17,  // 11: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
+	17,  // 12: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
+	17,  // 13: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
+	18,  // 14: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
+	97,  // 15: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
+	97,  // 16: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
+	27,  // 17: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
+	27,  // 18: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
+	27,  // 19: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
+	27,  // 20: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
+	37,  // 21: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
+	27,  // 22: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
+	97,  // 23: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
+	97,  // 24: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
+	97,  // 25: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	97,  // 26: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	97,  // 27: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	97,  // 28: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	39,  // 29: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
+	40,  // 30: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
+	39,  // 31: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
+	40,  // 32: xhub.v1.DecisionResponse.grant:type_name -> xhub.v1.Grant
+	39,  // 33: xhub.v1.ListSharesResponse.requests:type_name -> xhub.v1.ShareRequest
+	40,  // 34: xhub.v1.ListSharesResponse.grants:type_name -> xhub.v1.Grant
+	39,  // 35: xhub.v1.InboxEvent.request:type_name -> xhub.v1.ShareRequest
+	40,  // 36: xhub.v1.InboxEvent.grant:type_name -> xhub.v1.Grant
+	53,  // 37: xhub.v1.InboxEvent.dispute:type_name -> xhub.v1.Dispute
+	97,  // 38: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	97,  // 39: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
+	97,  // 40: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	53,  // 41: xhub.v1.DisputeResponse.dispute:type_name -> xhub.v1.Dispute
+	53,  // 42: xhub.v1.ListDisputesResponse.disputes:type_name -> xhub.v1.Dispute
+	97,  // 43: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	59,  // 44: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
+	59,  // 45: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
+	68,  // 46: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
+	74,  // 47: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
+	80,  // 48: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
+	97,  // 49: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
+	98,  // 50: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
+	76,  // 51: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
+	76,  // 52: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
+	97,  // 53: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	83,  // 54: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
+	84,  // 55: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
+	68,  // 56: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
+	97,  // 57: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	97,  // 58: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	86,  // 59: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
+	98,  // 60: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	97,  // 61: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	97,  // 62: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	97,  // 63: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	97,  // 64: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
+	91,  // 65: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
+	96,  // 66: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
+	99,  // 67: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
+	1,   // 68: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,   // 69: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	5,   // 70: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
+	7,   // 71: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
+	11,  // 72: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	13,  // 73: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	15,  // 74: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	19,  // 75: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	21,  // 76: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	23,  // 77: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	25,  // 78: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	28,  // 79: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	30,  // 80: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	32,  // 81: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	34,  // 82: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	36,  // 83: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
+	41,  // 84: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	43,  // 85: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	44,  // 86: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	45,  // 87: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	46,  // 88: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	47,  // 89: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	49,  // 90: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	51,  // 91: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
+	54,  // 92: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
+	55,  // 93: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
+	57,  // 94: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
+	60,  // 95: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	62,  // 96: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	64,  // 97: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	66,  // 98: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	69,  // 99: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	71,  // 100: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	73,  // 101: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	75,  // 102: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	78,  // 103: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	82,  // 104: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	87,  // 105: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	89,  // 106: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
+	92,  // 107: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
+	94,  // 108: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
+	2,   // 109: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,   // 110: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	6,   // 111: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
+	9,   // 112: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
+	12,  // 113: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	14,  // 114: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	16,  // 115: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	20,  // 116: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	22,  // 117: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	24,  // 118: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	26,  // 119: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	29,  // 120: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	31,  // 121: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	33,  // 122: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	35,  // 123: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	38,  // 124: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
+	42,  // 125: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	50,  // 126: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	48,  // 127: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	48,  // 128: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	48,  // 129: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	48,  // 130: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	50,  // 131: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	52,  // 132: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
+	56,  // 133: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
+	56,  // 134: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
+	58,  // 135: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
+	61,  // 136: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	63,  // 137: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	65,  // 138: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	67,  // 139: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	70,  // 140: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	72,  // 141: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	81,  // 142: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	77,  // 143: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	79,  // 144: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	85,  // 145: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	88,  // 146: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	90,  // 147: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
+	93,  // 148: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
+	95,  // 149: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
+	109, // [109:150] is the sub-list for method output_type
+	68,  // [68:109] is the sub-list for method input_type
+	68,  // [68:68] is the sub-list for extension type_name
+	67,  // [67:68] is the sub-list for extension extendee
+	0,   // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }
@@ -7070,12 +7433,12 @@ func file_xhub_proto_init() {
 	if File_xhub_proto != nil {
 		return
 	}
-	file_xhub_proto_msgTypes[31].OneofWrappers = []any{}
-	file_xhub_proto_msgTypes[68].OneofWrappers = []any{
+	file_xhub_proto_msgTypes[36].OneofWrappers = []any{}
+	file_xhub_proto_msgTypes[73].OneofWrappers = []any{
 		(*SubscribeRequest_Start)(nil),
 		(*SubscribeRequest_Ack)(nil),
 	}
-	file_xhub_proto_msgTypes[77].OneofWrappers = []any{
+	file_xhub_proto_msgTypes[82].OneofWrappers = []any{
 		(*ProviderMessage_Hello)(nil),
 		(*ProviderMessage_Result)(nil),
 	}
@@ -7085,7 +7448,7 @@ func file_xhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   92,
+			NumMessages:   97,
 			NumExtensions: 1,
 			NumServices:   11,
 		},

@@ -27,8 +27,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Departments_AddDepartment_FullMethodName   = "/xhub.v1.Departments/AddDepartment"
-	Departments_ListDepartments_FullMethodName = "/xhub.v1.Departments/ListDepartments"
+	Departments_AddDepartment_FullMethodName         = "/xhub.v1.Departments/AddDepartment"
+	Departments_ListDepartments_FullMethodName       = "/xhub.v1.Departments/ListDepartments"
+	Departments_SetWebhook_FullMethodName            = "/xhub.v1.Departments/SetWebhook"
+	Departments_ListWebhookDeliveries_FullMethodName = "/xhub.v1.Departments/ListWebhookDeliveries"
 )
 
 // DepartmentsClient is the client API for Departments service.
@@ -37,6 +39,11 @@ const (
 type DepartmentsClient interface {
 	AddDepartment(ctx context.Context, in *AddDepartmentRequest, opts ...grpc.CallOption) (*AddDepartmentResponse, error)
 	ListDepartments(ctx context.Context, in *ListDepartmentsRequest, opts ...grpc.CallOption) (*ListDepartmentsResponse, error)
+	// SetWebhook sets (url "": removes) where the hub posts the
+	// department's events; the answer carries the signing secret, which a
+	// new SetWebhook rotates.
+	SetWebhook(ctx context.Context, in *SetWebhookRequest, opts ...grpc.CallOption) (*SetWebhookResponse, error)
+	ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error)
 }
 
 type departmentsClient struct {
@@ -67,12 +74,37 @@ func (c *departmentsClient) ListDepartments(ctx context.Context, in *ListDepartm
 	return out, nil
 }
 
+func (c *departmentsClient) SetWebhook(ctx context.Context, in *SetWebhookRequest, opts ...grpc.CallOption) (*SetWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetWebhookResponse)
+	err := c.cc.Invoke(ctx, Departments_SetWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *departmentsClient) ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhookDeliveriesResponse)
+	err := c.cc.Invoke(ctx, Departments_ListWebhookDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DepartmentsServer is the server API for Departments service.
 // All implementations must embed UnimplementedDepartmentsServer
 // for forward compatibility.
 type DepartmentsServer interface {
 	AddDepartment(context.Context, *AddDepartmentRequest) (*AddDepartmentResponse, error)
 	ListDepartments(context.Context, *ListDepartmentsRequest) (*ListDepartmentsResponse, error)
+	// SetWebhook sets (url "": removes) where the hub posts the
+	// department's events; the answer carries the signing secret, which a
+	// new SetWebhook rotates.
+	SetWebhook(context.Context, *SetWebhookRequest) (*SetWebhookResponse, error)
+	ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error)
 	mustEmbedUnimplementedDepartmentsServer()
 }
 
@@ -88,6 +120,12 @@ func (UnimplementedDepartmentsServer) AddDepartment(context.Context, *AddDepartm
 }
 func (UnimplementedDepartmentsServer) ListDepartments(context.Context, *ListDepartmentsRequest) (*ListDepartmentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDepartments not implemented")
+}
+func (UnimplementedDepartmentsServer) SetWebhook(context.Context, *SetWebhookRequest) (*SetWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetWebhook not implemented")
+}
+func (UnimplementedDepartmentsServer) ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhookDeliveries not implemented")
 }
 func (UnimplementedDepartmentsServer) mustEmbedUnimplementedDepartmentsServer() {}
 func (UnimplementedDepartmentsServer) testEmbeddedByValue()                     {}
@@ -146,6 +184,42 @@ func _Departments_ListDepartments_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Departments_SetWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DepartmentsServer).SetWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Departments_SetWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DepartmentsServer).SetWebhook(ctx, req.(*SetWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Departments_ListWebhookDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhookDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DepartmentsServer).ListWebhookDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Departments_ListWebhookDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DepartmentsServer).ListWebhookDeliveries(ctx, req.(*ListWebhookDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Departments_ServiceDesc is the grpc.ServiceDesc for Departments service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -160,6 +234,14 @@ var Departments_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListDepartments",
 			Handler:    _Departments_ListDepartments_Handler,
+		},
+		{
+			MethodName: "SetWebhook",
+			Handler:    _Departments_SetWebhook_Handler,
+		},
+		{
+			MethodName: "ListWebhookDeliveries",
+			Handler:    _Departments_ListWebhookDeliveries_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -67,6 +67,11 @@ const (
 	// DepartmentsListDepartmentsProcedure is the fully-qualified name of the Departments's
 	// ListDepartments RPC.
 	DepartmentsListDepartmentsProcedure = "/xhub.v1.Departments/ListDepartments"
+	// DepartmentsSetWebhookProcedure is the fully-qualified name of the Departments's SetWebhook RPC.
+	DepartmentsSetWebhookProcedure = "/xhub.v1.Departments/SetWebhook"
+	// DepartmentsListWebhookDeliveriesProcedure is the fully-qualified name of the Departments's
+	// ListWebhookDeliveries RPC.
+	DepartmentsListWebhookDeliveriesProcedure = "/xhub.v1.Departments/ListWebhookDeliveries"
 	// CredentialsIssueCredentialProcedure is the fully-qualified name of the Credentials's
 	// IssueCredential RPC.
 	CredentialsIssueCredentialProcedure = "/xhub.v1.Credentials/IssueCredential"
@@ -152,6 +157,11 @@ const (
 type DepartmentsClient interface {
 	AddDepartment(context.Context, *v1.AddDepartmentRequest) (*v1.AddDepartmentResponse, error)
 	ListDepartments(context.Context, *v1.ListDepartmentsRequest) (*v1.ListDepartmentsResponse, error)
+	// SetWebhook sets (url "": removes) where the hub posts the
+	// department's events; the answer carries the signing secret, which a
+	// new SetWebhook rotates.
+	SetWebhook(context.Context, *v1.SetWebhookRequest) (*v1.SetWebhookResponse, error)
+	ListWebhookDeliveries(context.Context, *v1.ListWebhookDeliveriesRequest) (*v1.ListWebhookDeliveriesResponse, error)
 }
 
 // NewDepartmentsClient constructs a client for the xhub.v1.Departments service. By default, it uses
@@ -177,13 +187,27 @@ func NewDepartmentsClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(departmentsMethods.ByName("ListDepartments")),
 			connect.WithClientOptions(opts...),
 		),
+		setWebhook: connect.NewClient[v1.SetWebhookRequest, v1.SetWebhookResponse](
+			httpClient,
+			baseURL+DepartmentsSetWebhookProcedure,
+			connect.WithSchema(departmentsMethods.ByName("SetWebhook")),
+			connect.WithClientOptions(opts...),
+		),
+		listWebhookDeliveries: connect.NewClient[v1.ListWebhookDeliveriesRequest, v1.ListWebhookDeliveriesResponse](
+			httpClient,
+			baseURL+DepartmentsListWebhookDeliveriesProcedure,
+			connect.WithSchema(departmentsMethods.ByName("ListWebhookDeliveries")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // departmentsClient implements DepartmentsClient.
 type departmentsClient struct {
-	addDepartment   *connect.Client[v1.AddDepartmentRequest, v1.AddDepartmentResponse]
-	listDepartments *connect.Client[v1.ListDepartmentsRequest, v1.ListDepartmentsResponse]
+	addDepartment         *connect.Client[v1.AddDepartmentRequest, v1.AddDepartmentResponse]
+	listDepartments       *connect.Client[v1.ListDepartmentsRequest, v1.ListDepartmentsResponse]
+	setWebhook            *connect.Client[v1.SetWebhookRequest, v1.SetWebhookResponse]
+	listWebhookDeliveries *connect.Client[v1.ListWebhookDeliveriesRequest, v1.ListWebhookDeliveriesResponse]
 }
 
 // AddDepartment calls xhub.v1.Departments.AddDepartment.
@@ -204,10 +228,33 @@ func (c *departmentsClient) ListDepartments(ctx context.Context, req *v1.ListDep
 	return nil, err
 }
 
+// SetWebhook calls xhub.v1.Departments.SetWebhook.
+func (c *departmentsClient) SetWebhook(ctx context.Context, req *v1.SetWebhookRequest) (*v1.SetWebhookResponse, error) {
+	response, err := c.setWebhook.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ListWebhookDeliveries calls xhub.v1.Departments.ListWebhookDeliveries.
+func (c *departmentsClient) ListWebhookDeliveries(ctx context.Context, req *v1.ListWebhookDeliveriesRequest) (*v1.ListWebhookDeliveriesResponse, error) {
+	response, err := c.listWebhookDeliveries.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // DepartmentsHandler is an implementation of the xhub.v1.Departments service.
 type DepartmentsHandler interface {
 	AddDepartment(context.Context, *v1.AddDepartmentRequest) (*v1.AddDepartmentResponse, error)
 	ListDepartments(context.Context, *v1.ListDepartmentsRequest) (*v1.ListDepartmentsResponse, error)
+	// SetWebhook sets (url "": removes) where the hub posts the
+	// department's events; the answer carries the signing secret, which a
+	// new SetWebhook rotates.
+	SetWebhook(context.Context, *v1.SetWebhookRequest) (*v1.SetWebhookResponse, error)
+	ListWebhookDeliveries(context.Context, *v1.ListWebhookDeliveriesRequest) (*v1.ListWebhookDeliveriesResponse, error)
 }
 
 // NewDepartmentsHandler builds an HTTP handler from the service implementation. It returns the path
@@ -229,12 +276,28 @@ func NewDepartmentsHandler(svc DepartmentsHandler, opts ...connect.HandlerOption
 		connect.WithSchema(departmentsMethods.ByName("ListDepartments")),
 		connect.WithHandlerOptions(opts...),
 	)
+	departmentsSetWebhookHandler := connect.NewUnaryHandlerSimple(
+		DepartmentsSetWebhookProcedure,
+		svc.SetWebhook,
+		connect.WithSchema(departmentsMethods.ByName("SetWebhook")),
+		connect.WithHandlerOptions(opts...),
+	)
+	departmentsListWebhookDeliveriesHandler := connect.NewUnaryHandlerSimple(
+		DepartmentsListWebhookDeliveriesProcedure,
+		svc.ListWebhookDeliveries,
+		connect.WithSchema(departmentsMethods.ByName("ListWebhookDeliveries")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/xhub.v1.Departments/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case DepartmentsAddDepartmentProcedure:
 			departmentsAddDepartmentHandler.ServeHTTP(w, r)
 		case DepartmentsListDepartmentsProcedure:
 			departmentsListDepartmentsHandler.ServeHTTP(w, r)
+		case DepartmentsSetWebhookProcedure:
+			departmentsSetWebhookHandler.ServeHTTP(w, r)
+		case DepartmentsListWebhookDeliveriesProcedure:
+			departmentsListWebhookDeliveriesHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -250,6 +313,14 @@ func (UnimplementedDepartmentsHandler) AddDepartment(context.Context, *v1.AddDep
 
 func (UnimplementedDepartmentsHandler) ListDepartments(context.Context, *v1.ListDepartmentsRequest) (*v1.ListDepartmentsResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Departments.ListDepartments is not implemented"))
+}
+
+func (UnimplementedDepartmentsHandler) SetWebhook(context.Context, *v1.SetWebhookRequest) (*v1.SetWebhookResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Departments.SetWebhook is not implemented"))
+}
+
+func (UnimplementedDepartmentsHandler) ListWebhookDeliveries(context.Context, *v1.ListWebhookDeliveriesRequest) (*v1.ListWebhookDeliveriesResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Departments.ListWebhookDeliveries is not implemented"))
 }
 
 // CredentialsClient is a client for the xhub.v1.Credentials service.

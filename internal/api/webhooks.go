@@ -1,0 +1,68 @@
+package api
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/internal/webhook"
+	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+)
+
+// WebhookSecret is dept's signing secret for the webhook set by entry seq.
+func (s *departments) webhookSecret(dept catalog.DeptID, seq uint64) []byte {
+	return WebhookSecret(s.ca, dept, seq)
+}
+
+// WebhookSecret derives a department's webhook signing secret: every node
+// derives the same from the deployment's CA key; setting the webhook
+// again (a new entry) rotates it.
+func WebhookSecret(ca interface{ DeriveSecret(string) []byte }, dept catalog.DeptID, seq uint64) []byte {
+	return ca.DeriveSecret(fmt.Sprintf("webhook/%s/%d", dept, seq))
+}
+
+func (s *departments) SetWebhook(ctx context.Context, r *xhubv1.SetWebhookRequest) (*xhubv1.SetWebhookResponse, error) {
+	w, seq, err := s.cp.SetWebhook(ctx, identityFrom(ctx), catalog.DeptID(r.Dept), r.Url)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &xhubv1.SetWebhookResponse{Dept: string(w.Dept), Url: w.URL, Seq: seq}
+	if w.URL != "" {
+		out.Secret = hex.EncodeToString(s.webhookSecret(w.Dept, w.Seq))
+	}
+	return out, nil
+}
+
+func (s *departments) ListWebhookDeliveries(ctx context.Context, r *xhubv1.ListWebhookDeliveriesRequest) (*xhubv1.ListWebhookDeliveriesResponse, error) {
+	id := identityFrom(ctx)
+	dept, err := catalog.ParseDeptID(r.Dept)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if id.Role != vocab.RoleAdmin && id.Dept != dept {
+		return nil, toStatus(fault.Denied("%s: only an officer of %s (or the operator) reads its webhook deliveries", id.URI(), dept))
+	}
+	n := int(r.Limit)
+	switch {
+	case n == 0:
+		n = 50
+	case n < 0 || n > 1000:
+		return nil, invalid("limit", "%d is not between 1 and 1000", n)
+	}
+	if s.js == nil {
+		return nil, toStatus(&fault.Error{Kind: fault.KindUnavailable, Msg: "this node keeps no webhook records"})
+	}
+	ds, err := webhook.Deliveries(ctx, s.js, dept, n)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &xhubv1.ListWebhookDeliveriesResponse{}
+	for _, d := range ds {
+		out.Deliveries = append(out.Deliveries, &xhubv1.WebhookDelivery{Id: d.ID, Event: d.Event, Subject: d.Subject, Url: d.URL, Status: d.Status,
+			Attempts: int32(d.Attempts), Code: int32(d.Code), Error: d.Error, At: ts(d.At)})
+	}
+	return out, nil
+}
