@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"strconv"
@@ -31,7 +32,13 @@ BEGIN
     VALUES (TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, to_jsonb(NEW) ->> TG_ARGV[0]);
   PERFORM pg_notify('xhub_outbox', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
   RETURN NEW;
-END $$;`
+END $$;
+-- Which transaction recorded a change: a change the backfill's snapshot
+-- already shows is not published again.
+ALTER TABLE xhub_outbox ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+-- NULL: a backfill is due; 'none': none was asked for (and cursors made
+-- before backfills existed); else the backfill's snapshot.
+ALTER TABLE xhub_cursor ADD COLUMN IF NOT EXISTS backfill text DEFAULT 'none';`
 
 // Publisher stores one batch; retried with the same id it stores once.
 type Publisher func(ctx context.Context, records [][]byte, batchID string) error
@@ -44,6 +51,10 @@ const WatchBatch = 500
 // updated row is recorded for Watch. Watch calls it; call it yourself to
 // know when changes start being recorded.
 func (s *Source) Install(ctx context.Context, name string) error {
+	return s.install(ctx, name, false)
+}
+
+func (s *Source) install(ctx context.Context, name string, backfill bool) error {
 	trigger := pgx.Identifier{"xhub_outbox_" + s.table[1]}.Sanitize()
 	if _, err := s.pool.Exec(ctx, installSQL); err != nil {
 		return fmt.Errorf("postgres watch: install outbox: %w", err)
@@ -55,7 +66,11 @@ func (s *Source) Install(ctx context.Context, name string) error {
 		" AFTER INSERT OR UPDATE ON "+s.table.Sanitize()+" FOR EACH ROW EXECUTE FUNCTION xhub_outbox_record("+keyLit+")"); err != nil {
 		return fmt.Errorf("postgres watch: install trigger: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, "INSERT INTO xhub_cursor (name, seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING", name); err != nil {
+	initial := "none"
+	if backfill {
+		initial = "" // NULL below: due
+	}
+	if _, err := s.pool.Exec(ctx, "INSERT INTO xhub_cursor (name, seq, backfill) VALUES ($1, 0, NULLIF($2, '')) ON CONFLICT (name) DO NOTHING", name, initial); err != nil {
 		return fmt.Errorf("postgres watch: cursor: %w", err)
 	}
 	return nil
@@ -68,11 +83,34 @@ func (s *Source) Install(ctx context.Context, name string) error {
 // hub), then advances the cursor. It waits for NOTIFY, and polls every
 // poll as a fallback. It returns when ctx ends.
 func (s *Source) Watch(ctx context.Context, name string, poll time.Duration, publish Publisher) error {
+	return s.WatchWith(ctx, name, WatchOptions{Poll: poll}, publish)
+}
+
+// WatchOptions change how Watch starts.
+type WatchOptions struct {
+	// Poll is the fallback poll interval. Zero: 5s.
+	Poll time.Duration
+	// Backfill, for a cursor name not seen before, first publishes every
+	// row the table holds (in batches, in key order), from one snapshot,
+	// then follows changes: a change the snapshot shows is not published
+	// again, one it does not is. A crash mid-backfill starts it again
+	// under the same batch ids (key ranges), which the hub stores once.
+	Backfill bool
+	// Progress, if set, is told the backfill's progress after each batch.
+	Progress func(done, total int64)
+}
+
+// WatchWith is Watch with options.
+func (s *Source) WatchWith(ctx context.Context, name string, o WatchOptions, publish Publisher) error {
+	poll := o.Poll
 	if poll <= 0 {
 		poll = 5 * time.Second
 	}
 	tbl := s.table[0] + "." + s.table[1]
-	if err := s.Install(ctx, name); err != nil {
+	if err := s.install(ctx, name, o.Backfill); err != nil {
+		return err
+	}
+	if err := s.backfill(ctx, name, tbl, o.Progress, publish); err != nil {
 		return err
 	}
 	conn, err := s.pool.Acquire(ctx)
@@ -90,7 +128,9 @@ func (s *Source) Watch(ctx context.Context, name string, poll time.Duration, pub
 	}
 	changes := "SELECT o.seq, jsonb_strip_nulls(to_jsonb(x)) FROM xhub_outbox o CROSS JOIN LATERAL (SELECT " + strings.Join(quoted, ", ") +
 		" FROM " + s.table.Sanitize() + " t WHERE t." + pgx.Identifier{s.key}.Sanitize() + "::text = o.row_key) x" +
-		" WHERE o.tbl = $1 AND o.seq > $2 AND o.seq <= $3 ORDER BY o.seq LIMIT " + strconv.Itoa(WatchBatch)
+		" WHERE o.tbl = $1 AND o.seq > $2 AND o.seq <= $3" +
+		" AND NOT coalesce(pg_visible_in_snapshot(o.xid, (SELECT nullif(backfill, 'none')::pg_snapshot FROM xhub_cursor WHERE name = $4)), false)" +
+		" ORDER BY o.seq LIMIT " + strconv.Itoa(WatchBatch)
 	for {
 		for {
 			n, err := s.publishChanges(ctx, name, tbl, changes, publish)
@@ -130,7 +170,7 @@ func (s *Source) publishChanges(ctx context.Context, name, tbl, changes string, 
 	if upto == 0 {
 		upto = math.MaxInt64
 	}
-	rows, err := s.pool.Query(ctx, changes, tbl, cursor, upto)
+	rows, err := s.pool.Query(ctx, changes, tbl, cursor, upto, name)
 	if err != nil {
 		return 0, fmt.Errorf("postgres watch: changes: %w", err)
 	}
@@ -180,4 +220,94 @@ func (s *Source) publishChanges(ctx context.Context, name, tbl, changes string, 
 		return 0, fmt.Errorf("postgres watch: advance cursor: %w", err)
 	}
 	return len(recs), nil
+}
+
+// backfill publishes every row of the table from one snapshot, if the
+// cursor name is due one, and records the snapshot.
+func (s *Source) backfill(ctx context.Context, name, tbl string, progress func(done, total int64), publish Publisher) error {
+	var due bool
+	if err := s.pool.QueryRow(ctx, "SELECT backfill IS NULL FROM xhub_cursor WHERE name = $1", name).Scan(&due); err != nil {
+		return fmt.Errorf("postgres backfill: cursor: %w", err)
+	}
+	if !due {
+		return nil
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("postgres backfill: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var snap string
+	var total int64
+	if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&snap); err != nil {
+		return fmt.Errorf("postgres backfill: snapshot: %w", err)
+	}
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+s.table.Sanitize()).Scan(&total); err != nil {
+		return fmt.Errorf("postgres backfill: count: %w", err)
+	}
+	cols, _ := s.columns(nil)
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = pgx.Identifier{c}.Sanitize()
+	}
+	keyCol := pgx.Identifier{s.key}.Sanitize()
+	rows, err := tx.Query(ctx, "SELECT t."+keyCol+"::text, jsonb_strip_nulls(to_jsonb(x)) FROM "+s.table.Sanitize()+" t CROSS JOIN LATERAL (SELECT "+
+		"t."+strings.Join(quoted, ", t.")+") x ORDER BY t."+keyCol)
+	if err != nil {
+		return fmt.Errorf("postgres backfill: %w", err)
+	}
+	var recs [][]byte
+	var first, last string
+	var done int64
+	flush := func() error {
+		if len(recs) == 0 {
+			return nil
+		}
+		// The id names the key range (hashed: keys may be long), so a
+		// backfill started again stores each range once.
+		h := sha256.Sum256([]byte(tbl + "\x00" + first + "\x00" + last))
+		id := fmt.Sprintf("%s:backfill:%x", name, h[:12])
+		if err := publish(ctx, recs, id); err != nil {
+			return fmt.Errorf("postgres backfill: publish %s: %w", id, err)
+		}
+		done += int64(len(recs))
+		if progress != nil {
+			progress(done, total)
+		}
+		recs = recs[:0]
+		return nil
+	}
+	for rows.Next() {
+		var key string
+		var rec []byte
+		if err := rows.Scan(&key, &rec); err != nil {
+			rows.Close()
+			return err
+		}
+		if len(recs) == 0 {
+			first = key
+		}
+		last = key
+		recs = append(recs, rec)
+		if len(recs) == WatchBatch {
+			if err := flush(); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres backfill: %w", err)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if progress != nil && total == 0 {
+		progress(0, 0)
+	}
+	if _, err := s.pool.Exec(context.WithoutCancel(ctx), "UPDATE xhub_cursor SET backfill = $2 WHERE name = $1", name, snap); err != nil {
+		return fmt.Errorf("postgres backfill: record: %w", err)
+	}
+	return nil
 }

@@ -39,7 +39,7 @@ The adapter dials the hub (outbound) and reconnects until stopped.`,
 		},
 	}
 	var dsn, table, key string
-	var watch bool
+	var watch, backfill bool
 	pgCmd := &cobra.Command{
 		Use:   "postgres --dataset D --dsn DSN --table T [--key COL] [--watch]",
 		Short: "Serve a PostgreSQL table or view as a dataset (and publish its changes)",
@@ -66,7 +66,8 @@ duplicates rows.`,
 				g.Go(func() error { return serveLoop(gctx, cl, []string{dataset}, src.Handler(), c) })
 				if watch {
 					g.Go(func() error {
-						return src.Watch(gctx, dataset, 5*time.Second, func(ctx context.Context, recs [][]byte, id string) error {
+						opts := postgres.WatchOptions{Poll: 5 * time.Second, Backfill: backfill, Progress: c.progress("backfill of " + table)}
+						return src.WatchWith(gctx, dataset, opts, func(ctx context.Context, recs [][]byte, id string) error {
 							r, err := cl.Publish(ctx, dataset, recs, id)
 							if err == nil && !r.Duplicate {
 								c.say("published %d changed rows of %s (batch %s)", len(recs), table, id)
@@ -85,6 +86,7 @@ duplicates rows.`,
 	pgCmd.Flags().StringVar(&table, "table", "", "table or view, optionally schema.table (required)")
 	pgCmd.Flags().StringVar(&key, "key", "id", "ordering and paging column")
 	pgCmd.Flags().BoolVar(&watch, "watch", false, "publish inserted and updated rows")
+	pgCmd.Flags().BoolVar(&backfill, "backfill", true, "with --watch, the first time (per dataset): publish the rows already in the table first, then follow changes, none twice")
 	for _, f := range []string{"dataset", "dsn", "table"} {
 		_ = pgCmd.MarkFlagRequired(f)
 	}

@@ -161,3 +161,35 @@ func (c *cli) table() *tabwriter.Writer {
 func (c *cli) say(format string, args ...any) {
 	fmt.Fprintf(c.stdout, format+"\n", args...)
 }
+
+// progress reports a long task's progress on stderr: a bar redrawn in
+// place on a terminal, plain lines (at most one per 10 %) otherwise.
+func (c *cli) progress(what string) func(done, total int64) {
+	tty := false
+	if f, ok := c.stderr.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	lastTenth := int64(-1)
+	return func(done, total int64) {
+		if total <= 0 {
+			fmt.Fprintf(c.stderr, "%s: nothing to do\n", what)
+			return
+		}
+		pct := done * 100 / total
+		if tty {
+			const width = 30
+			n := int(done * width / total)
+			fmt.Fprintf(c.stderr, "\r%s [%s%s] %d/%d rows (%d%%)", what, strings.Repeat("=", n), strings.Repeat(" ", width-n), done, total, pct)
+			if done >= total {
+				fmt.Fprintln(c.stderr)
+			}
+			return
+		}
+		if tenth := pct / 10; tenth != lastTenth || done >= total {
+			lastTenth = tenth
+			fmt.Fprintf(c.stderr, "%s: %d of %d rows (%d%%)\n", what, done, total, pct)
+		}
+	}
+}
