@@ -533,7 +533,9 @@ func TestWatchBackfill(t *testing.T) {
 	// Started again under the same name: no second backfill.
 	before := total
 	wctx, cancel = context.WithCancel(ctx)
-	go func() { done <- src.WatchWith(wctx, "bf", postgres.WatchOptions{Poll: 50 * time.Millisecond, Backfill: true}, publish) }()
+	go func() {
+		done <- src.WatchWith(wctx, "bf", postgres.WatchOptions{Poll: 50 * time.Millisecond, Backfill: true}, publish)
+	}()
 	time.Sleep(300 * time.Millisecond)
 	cancel()
 	if err := <-done; err != nil {
