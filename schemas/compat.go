@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
 	"strings"
@@ -136,6 +137,8 @@ var understood = map[string]bool{
 	"const": true, "items": true, "minimum": true, "maximum": true, "exclusiveMinimum": true,
 	"exclusiveMaximum": true, "minLength": true, "maxLength": true, "minItems": true, "maxItems": true,
 	"pattern": true, "format": true, "$ref": true,
+	"multipleOf": true, "minProperties": true, "maxProperties": true, "dependentRequired": true,
+	"allOf": true, "anyOf": true, "not": true, "contains": true, "minContains": true, "maxContains": true,
 }
 
 // deref follows a $ref that stands alone (annotations aside).
@@ -223,7 +226,7 @@ func (c *checker) subset(a, b any, path, aPtr, bPtr string) {
 	}
 	slices.Sort(opaque)
 	for _, k := range opaque {
-		c.fail(path, "keyword %q differs and cannot be proved compatible (the checker models type, properties, required, additionalProperties, enum, const, items, bounds, pattern, format and local $ref)", k)
+		c.fail(path, "keyword %q differs and cannot be proved compatible (the checker models type, properties, required, additionalProperties, enum, const, items, bounds, multipleOf, pattern, format, allOf, anyOf, not, dependentRequired, minProperties/maxProperties, contains bounds and local $ref)", k)
 	}
 
 	aTypes := effectiveTypes(am)
@@ -235,9 +238,11 @@ func (c *checker) subset(a, b any, path, aPtr, bPtr string) {
 	}
 	c.enum(am, bm, path)
 
+	c.combinators(am, bm, path, aPtr, bPtr)
 	if aTypes["number"] || aTypes["integer"] {
 		c.lowerBound(am, bm, path)
 		c.upperBound(am, bm, path)
+		c.multipleOf(am, bm, path)
 	}
 	if aTypes["string"] {
 		c.intBound(am, bm, path, "minLength", true)
@@ -248,6 +253,7 @@ func (c *checker) subset(a, b any, path, aPtr, bPtr string) {
 	if aTypes["array"] {
 		c.intBound(am, bm, path, "minItems", true)
 		c.intBound(am, bm, path, "maxItems", false)
+		c.contains(am, bm, path, aPtr, bPtr)
 		if bi, ok := bm["items"]; ok {
 			ai, ok := am["items"]
 			if !ok {
@@ -258,6 +264,154 @@ func (c *checker) subset(a, b any, path, aPtr, bPtr string) {
 	}
 	if aTypes["object"] {
 		c.object(am, bm, path, aPtr, bPtr)
+		c.intBound(am, bm, path, "minProperties", true)
+		c.intBound(am, bm, path, "maxProperties", false)
+		c.dependentRequired(am, bm, path)
+	}
+}
+
+// combinators proves a ⊆ b for b's allOf (a ⊆ each), anyOf (a ⊆ some
+// branch) and not (a and the negated schema share no instance, shown by
+// their types). a's own combinators only narrow a, so they are not needed
+// for the proof (and are ignored, soundly).
+func (c *checker) combinators(am, bm map[string]any, path, aPtr, bPtr string) {
+	if all, ok := bm["allOf"].([]any); ok {
+		if av, ok := am["allOf"]; ok && jsonEqual(av, all) {
+			// identical: nothing to prove beyond the rest
+		} else {
+			for i, sub := range all {
+				c.subset(am, sub, path, aPtr, fmt.Sprintf("%s/allOf/%d", bPtr, i))
+			}
+		}
+	}
+	if anyOf, ok := bm["anyOf"].([]any); ok {
+		if av, ok := am["anyOf"]; !ok || !jsonEqual(av, anyOf) {
+			if !c.someBranch(am, anyOf, aPtr, bPtr+"/anyOf") {
+				if branches, ok := am["anyOf"].([]any); ok && c.eachBranchIn(branches, anyOf, aPtr+"/anyOf", bPtr+"/anyOf") {
+					// every branch of a's anyOf is in some branch of b's
+				} else {
+					o, n := c.oldNew(am["anyOf"], anyOf)
+					c.fail(path, "anyOf %s: no branch of the %s schema accepts all of the %s", change(valueDesc(o), valueDesc(n)), c.which(false), c.which(true))
+				}
+			}
+		}
+	}
+	if not, ok := bm["not"]; ok {
+		if av, ok := am["not"]; !ok || !jsonEqual(av, not) {
+			nm, _ := not.(map[string]any)
+			aT, nT := effectiveTypes(am), effectiveTypes(nm)
+			disjoint := nm != nil && len(aT) > 0 && len(nT) > 0
+			for t := range aT {
+				if nT[t] || (t == "integer" && nT["number"]) || (t == "number" && nT["integer"]) {
+					disjoint = false
+				}
+			}
+			if !disjoint {
+				c.fail(path, "not %s cannot be proved: the %s schema may accept what it excludes", valueDesc(not), c.which(true))
+			}
+		}
+	}
+}
+
+// which names a side: the schema whose instances must be accepted (a) or
+// the one that must accept them (b), as old or new.
+func (c *checker) which(a bool) string {
+	if a == c.aIsOld {
+		return "old"
+	}
+	return "new"
+}
+
+// someBranch reports whether a ⊆ one of branches, trying each on a
+// scratch copy of the proof state.
+func (c *checker) someBranch(a any, branches []any, aPtr, bPtr string) bool {
+	for i, br := range branches {
+		if c.trial(func() { c.subset(a, br, "", aPtr, fmt.Sprintf("%s/%d", bPtr, i)) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// eachBranchIn reports whether every branch of a's anyOf is in some
+// branch of b's.
+func (c *checker) eachBranchIn(aBranches, bBranches []any, aPtr, bPtr string) bool {
+	for i, ab := range aBranches {
+		if !c.someBranch(ab, bBranches, fmt.Sprintf("%s/%d", aPtr, i), bPtr) {
+			return false
+		}
+	}
+	return true
+}
+
+// trial runs a proof step and reports whether it found no problem,
+// leaving no trace of it.
+func (c *checker) trial(step func()) bool {
+	problems, seen := c.problems, maps.Clone(c.seen)
+	c.problems = nil
+	step()
+	ok := len(c.problems) == 0
+	c.problems, c.seen = problems, seen
+	return ok
+}
+
+// multipleOf: a ⊆ b when b has none, or a's step is a whole multiple of b's.
+func (c *checker) multipleOf(am, bm map[string]any, path string) {
+	bv, bOK := number(bm["multipleOf"])
+	if !bOK {
+		return
+	}
+	if av, aOK := number(am["multipleOf"]); aOK && bv.Sign() > 0 {
+		if q := new(big.Rat).Quo(av, bv); q.IsInt() {
+			return
+		}
+	}
+	o, n := c.oldNew(am["multipleOf"], bm["multipleOf"])
+	c.fail(path, "multipleOf %s: the %s step is not a whole multiple of the %s one", change(valueDesc(o), valueDesc(n)), c.which(true), c.which(false))
+}
+
+// contains: with the same contains schema, a's minContains ≥ b's and
+// maxContains ≤ b's.
+func (c *checker) contains(am, bm map[string]any, path, aPtr, bPtr string) {
+	bc, ok := bm["contains"]
+	if !ok {
+		return
+	}
+	ac, ok := am["contains"]
+	if !ok || !jsonEqual(ac, bc) {
+		o, n := c.oldNew(ac, bc)
+		c.fail(path, "contains %s cannot be proved compatible", change(valueDesc(o), valueDesc(n)))
+		return
+	}
+	amin, bmin := am["minContains"], bm["minContains"]
+	if amin == nil {
+		amin = 1.0
+	}
+	if bmin == nil {
+		bmin = 1.0
+	}
+	c.intBound(map[string]any{"minContains": amin}, map[string]any{"minContains": bmin}, path, "minContains", true)
+	c.intBound(am, bm, path, "maxContains", false)
+}
+
+// dependentRequired: every dependency of b holds in a, by a's own
+// dependency or because a requires the property outright.
+func (c *checker) dependentRequired(am, bm map[string]any, path string) {
+	bDeps, _ := bm["dependentRequired"].(map[string]any)
+	aDeps, _ := am["dependentRequired"].(map[string]any)
+	aReq := stringSet(am["required"])
+	for _, p := range sortedKeys(bDeps) {
+		have := stringSet(aDeps[p])
+		for _, q := range sortedSet(stringSet(bDeps[p])) {
+			if have[q] || aReq[q] {
+				continue
+			}
+			if c.aIsOld {
+				c.fail(path+"/dependentRequired", "property %q newly requires %q", p, q)
+			} else {
+				c.fail(path+"/dependentRequired", "property %q no longer requires %q", p, q)
+			}
+		}
 	}
 }
 

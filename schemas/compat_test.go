@@ -34,6 +34,24 @@ const (
 	tIntStr   = `{"type":"object","properties":{"a":{"type":"integer"}}}`
 	tStr      = `{"type":"object","properties":{"a":{"type":"string"}}}`
 	tStr5     = `{"type":"object","properties":{"a":{"type":"string","maxLength":5}}}`
+
+	mult10      = `{"type":"integer","multipleOf":10}`
+	mult5       = `{"type":"integer","multipleOf":5}`
+	multHalf    = `{"type":"number","multipleOf":0.5}`
+	multOneHalf = `{"type":"number","multipleOf":1.5}`
+	props1      = `{"type":"object","minProperties":1,"maxProperties":4}`
+	props2      = `{"type":"object","minProperties":2,"maxProperties":4}`
+	props3      = `{"type":"object","minProperties":1,"maxProperties":3}`
+	noDeps      = `{"type":"object","properties":{"card":{"type":"string"},"expiry":{"type":"string"}}}`
+	deps        = `{"type":"object","properties":{"card":{"type":"string"},"expiry":{"type":"string"}},"dependentRequired":{"card":["expiry"]}}`
+	reqExpiry   = `{"type":"object","properties":{"card":{"type":"string"},"expiry":{"type":"string"}},"required":["expiry"]}`
+	anyOf1      = `{"anyOf":[{"type":"string"},{"type":"integer"}]}`
+	anyOf2      = `{"anyOf":[{"type":"string"},{"type":"integer"},{"type":"boolean"}]}`
+	allOfMin    = `{"type":"integer","allOf":[{"minimum":0}]}`
+	notString   = `{"not":{"type":"string"}}`
+	notShort    = `{"type":"string","not":{"type":"string","maxLength":2}}`
+	contains1   = `{"type":"array","contains":{"type":"integer"}}`
+	contains2   = `{"type":"array","contains":{"type":"integer"},"minContains":2}`
 )
 
 func TestCompatibility(t *testing.T) {
@@ -84,11 +102,33 @@ func TestCompatibility(t *testing.T) {
 		}},
 
 		{"unmodelled keyword changed: cannot prove", ModeForward, []string{oneOf1}, oneOf2, []string{
-			`/: keyword "oneOf" differs and cannot be proved compatible (the checker models type, properties, required, additionalProperties, enum, const, items, bounds, pattern, format and local $ref) (forward, against version 1)`,
+			`/: keyword "oneOf" differs and cannot be proved compatible (the checker models type, properties, required, additionalProperties, enum, const, items, bounds, multipleOf, pattern, format, allOf, anyOf, not, dependentRequired, minProperties/maxProperties, contains bounds and local $ref) (forward, against version 1)`,
 		}},
 		{"local $ref followed", ModeForward, []string{ref1}, ref2, []string{"/properties/home/properties/zip: type changed string → integer (forward, against version 1)"}},
 		{"local $ref renamed, same shape", ModeFull, []string{ref1}, refSame, nil},
 		{"recursive $ref terminates", ModeFull, []string{recursive}, recursive, nil},
+
+		// Keywords decided since issue 13, each in both directions.
+		{"multipleOf 10 → 5: backward ok", ModeBackward, []string{mult10}, mult5, nil},
+		{"multipleOf 10 → 5: forward refused", ModeForward, []string{mult10}, mult5, []string{"/: multipleOf changed 10 → 5: the new step is not a whole multiple of the old one (forward, against version 1)"}},
+		{"multipleOf 0.5 → 1.5: forward ok", ModeForward, []string{multHalf}, multOneHalf, nil},
+		{"multipleOf 0.5 → 1.5: backward refused", ModeBackward, []string{multHalf}, multOneHalf, []string{"/: multipleOf changed 0.5 → 1.5: the old step is not a whole multiple of the new one (backward, against version 1)"}},
+		{"minProperties raised: forward ok", ModeForward, []string{props1}, props2, nil},
+		{"minProperties raised: backward refused", ModeBackward, []string{props1}, props2, []string{"/: minProperties changed 1 → 2 (backward, against version 1)"}},
+		{"maxProperties lowered: forward ok", ModeForward, []string{props1}, props3, nil},
+		{"maxProperties lowered: backward refused", ModeBackward, []string{props1}, props3, []string{"/: maxProperties changed 4 → 3 (backward, against version 1)"}},
+		{"dependentRequired added: forward ok", ModeForward, []string{noDeps}, deps, nil},
+		{"dependentRequired added: backward refused", ModeBackward, []string{noDeps}, deps, []string{`/dependentRequired: property "card" newly requires "expiry" (backward, against version 1)`}},
+		{"dependentRequired satisfied by required: backward ok", ModeBackward, []string{reqExpiry}, deps, nil},
+		{"anyOf gains a branch: backward ok", ModeBackward, []string{anyOf1}, anyOf2, nil},
+		{"anyOf gains a branch: forward refused", ModeForward, []string{anyOf1}, anyOf2, []string{`/: anyOf changed [{"type":"string"},{"type":"integer"}] → [{"type":"string"},{"type":"integer"},{"type":"boolean"}]: no branch of the old schema accepts all of the new (forward, against version 1)`}},
+		{"plain type into anyOf: backward ok", ModeBackward, []string{`{"type":"string"}`}, anyOf1, nil},
+		{"allOf added: forward ok", ModeForward, []string{`{"type":"integer"}`}, allOfMin, nil},
+		{"allOf added: backward refused", ModeBackward, []string{`{"type":"integer"}`}, allOfMin, []string{"/: lower bound added: 0 (backward, against version 1)"}},
+		{"into not of a disjoint type: forward ok", ModeForward, []string{notString}, `{"type":"integer"}`, nil},
+		{"into not that may overlap: forward refused", ModeForward, []string{notShort}, `{"type":"string"}`, []string{`/: not {"maxLength":2,"type":"string"} cannot be proved: the new schema may accept what it excludes (forward, against version 1)`}},
+		{"minContains raised: forward ok", ModeForward, []string{contains1}, contains2, nil},
+		{"minContains raised: backward refused", ModeBackward, []string{contains1}, contains2, []string{"/: minContains changed 1 → 2 (backward, against version 1)"}},
 
 		{"transitive checks every version", ModeForwardTransitive, []string{tIntStr, tStr}, tStr5, []string{"/properties/a: type changed integer → string (forward, against version 1)"}},
 		{"non-transitive checks the latest only", ModeForward, []string{tIntStr, tStr}, tStr5, nil},
