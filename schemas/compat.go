@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/big"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -139,6 +140,7 @@ var understood = map[string]bool{
 	"pattern": true, "format": true, "$ref": true,
 	"multipleOf": true, "minProperties": true, "maxProperties": true, "dependentRequired": true,
 	"allOf": true, "anyOf": true, "not": true, "contains": true, "minContains": true, "maxContains": true,
+	"uniqueItems": true,
 }
 
 // deref follows a $ref that stands alone (annotations aside).
@@ -229,6 +231,19 @@ func (c *checker) subset(a, b any, path, aPtr, bPtr string) {
 		c.fail(path, "keyword %q differs and cannot be proved compatible (the checker models type, properties, required, additionalProperties, enum, const, items, bounds, multipleOf, pattern, format, allOf, anyOf, not, dependentRequired, minProperties/maxProperties, contains bounds and local $ref)", k)
 	}
 
+	// Two keywords of a widen others of a: patternProperties takes the
+	// names it matches from additionalProperties, prefixItems the
+	// positions it covers from items. Ignoring them would prove too much;
+	// they must be the same on both sides (then handled below).
+	for _, k := range []string{"patternProperties", "prefixItems"} {
+		if av, ok := am[k]; ok {
+			if bv, ok := bm[k]; !ok || !jsonEqual(av, bv) {
+				c.fail(path, "keyword %q in the %s schema changes what its %s covers; unless it is the same in both, this cannot be proved compatible", k, c.which(true), map[string]string{"patternProperties": "additionalProperties", "prefixItems": "items"}[k])
+				return
+			}
+		}
+	}
+
 	aTypes := effectiveTypes(am)
 	bTypes := effectiveTypes(bm)
 	if !typesSubset(aTypes, bTypes) {
@@ -254,6 +269,20 @@ func (c *checker) subset(a, b any, path, aPtr, bPtr string) {
 		c.intBound(am, bm, path, "minItems", true)
 		c.intBound(am, bm, path, "maxItems", false)
 		c.contains(am, bm, path, aPtr, bPtr)
+		if u, _ := bm["uniqueItems"].(bool); u {
+			au, _ := am["uniqueItems"].(bool)
+			maxOne := false
+			if mx, ok := number(am["maxItems"]); ok && mx.Cmp(big.NewRat(1, 1)) <= 0 {
+				maxOne = true
+			}
+			if !au && !maxOne {
+				if c.aIsOld {
+					c.fail(path, "uniqueItems added: old data may repeat items")
+				} else {
+					c.fail(path, "uniqueItems removed: new data may repeat items")
+				}
+			}
+		}
 		if bi, ok := bm["items"]; ok {
 			ai, ok := am["items"]
 			if !ok {
@@ -437,11 +466,34 @@ func (c *checker) object(am, bm map[string]any, path, aPtr, bPtr string) {
 		bAdd = true
 	}
 
+	// With the same patternProperties on both sides (subset checked that),
+	// a name a pattern matches is constrained by the pattern's schema, not
+	// by additionalProperties.
+	patterns, _ := am["patternProperties"].(map[string]any)
+	matching := func(name string) (schemas []any, ptrs []string, ok bool) {
+		for _, pat := range sortedKeys(patterns) {
+			re, err := regexp.Compile(pat)
+			if err != nil {
+				return nil, nil, false
+			}
+			if re.MatchString(name) {
+				schemas = append(schemas, patterns[pat])
+				ptrs = append(ptrs, "/patternProperties/"+escape(pat))
+			}
+		}
+		return schemas, ptrs, true
+	}
 	for _, name := range sortedKeys(aProps) {
 		p := path + "/properties/" + escape(name)
 		if bp, ok := bProps[name]; ok {
 			c.subset(aProps[name], bp, p, aPtr+"/properties/"+escape(name), bPtr+"/properties/"+escape(name))
 			continue
+		}
+		if ms, _, ok := matching(name); !ok {
+			c.fail(p, "a patternProperties pattern is not one the checker can evaluate: cannot be proved compatible")
+			continue
+		} else if len(ms) > 0 {
+			continue // both sides apply the same pattern schemas to it, and a adds its own
 		}
 		if isFalse(aProps[name]) {
 			continue
@@ -457,10 +509,33 @@ func (c *checker) object(am, bm map[string]any, path, aPtr, bPtr string) {
 		c.subset(aProps[name], bAdd, p, aPtr+"/properties/"+escape(name), bPtr+"/additionalProperties")
 	}
 	for _, name := range sortedKeys(bProps) {
-		if _, ok := aProps[name]; ok || isFalse(aAdd) {
+		if _, ok := aProps[name]; ok {
 			continue
 		}
 		p := path + "/properties/" + escape(name)
+		ms, ptrs, ok := matching(name)
+		if !ok {
+			c.fail(p, "a patternProperties pattern is not one the checker can evaluate: cannot be proved compatible")
+			continue
+		}
+		if len(ms) > 0 {
+			// a constrains the name by every matching pattern: one of them
+			// within b's schema for it suffices.
+			proved := false
+			for i, m := range ms {
+				if c.trial(func() { c.subset(m, bProps[name], p, aPtr+ptrs[i], bPtr+"/properties/"+escape(name)) }) {
+					proved = true
+					break
+				}
+			}
+			if !proved {
+				c.fail(p, "property %q is constrained by the %s schema but only by a pattern of the %s one, which allows more", name, c.which(false), c.which(true))
+			}
+			continue
+		}
+		if isFalse(aAdd) {
+			continue
+		}
 		before := len(c.problems)
 		c.subset(aAdd, bProps[name], p, aPtr+"/additionalProperties", bPtr+"/properties/"+escape(name))
 		if len(c.problems) > before {

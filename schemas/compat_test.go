@@ -35,23 +35,28 @@ const (
 	tStr      = `{"type":"object","properties":{"a":{"type":"string"}}}`
 	tStr5     = `{"type":"object","properties":{"a":{"type":"string","maxLength":5}}}`
 
-	mult10      = `{"type":"integer","multipleOf":10}`
-	mult5       = `{"type":"integer","multipleOf":5}`
-	multHalf    = `{"type":"number","multipleOf":0.5}`
-	multOneHalf = `{"type":"number","multipleOf":1.5}`
-	props1      = `{"type":"object","minProperties":1,"maxProperties":4}`
-	props2      = `{"type":"object","minProperties":2,"maxProperties":4}`
-	props3      = `{"type":"object","minProperties":1,"maxProperties":3}`
-	noDeps      = `{"type":"object","properties":{"card":{"type":"string"},"expiry":{"type":"string"}}}`
-	deps        = `{"type":"object","properties":{"card":{"type":"string"},"expiry":{"type":"string"}},"dependentRequired":{"card":["expiry"]}}`
-	reqExpiry   = `{"type":"object","properties":{"card":{"type":"string"},"expiry":{"type":"string"}},"required":["expiry"]}`
-	anyOf1      = `{"anyOf":[{"type":"string"},{"type":"integer"}]}`
-	anyOf2      = `{"anyOf":[{"type":"string"},{"type":"integer"},{"type":"boolean"}]}`
-	allOfMin    = `{"type":"integer","allOf":[{"minimum":0}]}`
-	notString   = `{"not":{"type":"string"}}`
-	notShort    = `{"type":"string","not":{"type":"string","maxLength":2}}`
-	contains1   = `{"type":"array","contains":{"type":"integer"}}`
-	contains2   = `{"type":"array","contains":{"type":"integer"},"minContains":2}`
+	mult10       = `{"type":"integer","multipleOf":10}`
+	mult5        = `{"type":"integer","multipleOf":5}`
+	multHalf     = `{"type":"number","multipleOf":0.5}`
+	multOneHalf  = `{"type":"number","multipleOf":1.5}`
+	props1       = `{"type":"object","minProperties":1,"maxProperties":4}`
+	props2       = `{"type":"object","minProperties":2,"maxProperties":4}`
+	props3       = `{"type":"object","minProperties":1,"maxProperties":3}`
+	noDeps       = `{"type":"object","properties":{"card":{"type":"string"},"expiry":{"type":"string"}}}`
+	deps         = `{"type":"object","properties":{"card":{"type":"string"},"expiry":{"type":"string"}},"dependentRequired":{"card":["expiry"]}}`
+	reqExpiry    = `{"type":"object","properties":{"card":{"type":"string"},"expiry":{"type":"string"}},"required":["expiry"]}`
+	anyOf1       = `{"anyOf":[{"type":"string"},{"type":"integer"}]}`
+	anyOf2       = `{"anyOf":[{"type":"string"},{"type":"integer"},{"type":"boolean"}]}`
+	allOfMin     = `{"type":"integer","allOf":[{"minimum":0}]}`
+	notString    = `{"not":{"type":"string"}}`
+	notShort     = `{"type":"string","not":{"type":"string","maxLength":2}}`
+	contains1    = `{"type":"array","contains":{"type":"integer"}}`
+	contains2    = `{"type":"array","contains":{"type":"integer"},"minContains":2}`
+	patAdded     = `{"type":"object","patternProperties":{"^x":{"type":"string"}},"additionalProperties":false}`
+	patNamed     = `{"type":"object","patternProperties":{"^x":{}},"properties":{"xy":{"type":"integer"}},"additionalProperties":false}`
+	patOnly      = `{"type":"object","patternProperties":{"^x":{}},"additionalProperties":false}`
+	prefixAdded  = `{"type":"array","prefixItems":[{"type":"string"}],"items":{"type":"integer"}}`
+	prefixNarrow = `{"type":"array","prefixItems":[{"type":"string"}],"items":{"type":"integer","minimum":0}}`
 )
 
 func TestCompatibility(t *testing.T) {
@@ -129,6 +134,18 @@ func TestCompatibility(t *testing.T) {
 		{"into not that may overlap: forward refused", ModeForward, []string{notShort}, `{"type":"string"}`, []string{`/: not {"maxLength":2,"type":"string"} cannot be proved: the new schema may accept what it excludes (forward, against version 1)`}},
 		{"minContains raised: forward ok", ModeForward, []string{contains1}, contains2, nil},
 		{"minContains raised: backward refused", ModeBackward, []string{contains1}, contains2, []string{"/: minContains changed 1 → 2 (backward, against version 1)"}},
+
+		// Keywords that widen others (these were once proved wrongly).
+		{"patternProperties added to a closed model: forward refused", ModeForward, []string{`{"type":"object","additionalProperties":false}`}, patAdded,
+			[]string{`/: keyword "patternProperties" in the new schema changes what its additionalProperties covers; unless it is the same in both, this cannot be proved compatible (forward, against version 1)`}},
+		{"named property dropped under the same pattern: forward refused", ModeForward, []string{patNamed}, patOnly,
+			[]string{`/properties/xy: property "xy" is constrained by the old schema but only by a pattern of the new one, which allows more (forward, against version 1)`}},
+		{"named property dropped under the same pattern: backward ok", ModeBackward, []string{patNamed}, patOnly, nil},
+		{"prefixItems added before items: forward refused", ModeForward, []string{`{"type":"array","items":{"type":"integer"}}`}, prefixAdded,
+			[]string{`/: keyword "prefixItems" in the new schema changes what its items covers; unless it is the same in both, this cannot be proved compatible (forward, against version 1)`}},
+		{"same prefixItems, items narrowed: forward ok", ModeForward, []string{prefixAdded}, prefixNarrow, nil},
+		{"uniqueItems added: forward ok", ModeForward, []string{`{"type":"array"}`}, `{"type":"array","uniqueItems":true}`, nil},
+		{"uniqueItems added: backward refused", ModeBackward, []string{`{"type":"array"}`}, `{"type":"array","uniqueItems":true}`, []string{"/: uniqueItems added: old data may repeat items (backward, against version 1)"}},
 
 		{"transitive checks every version", ModeForwardTransitive, []string{tIntStr, tStr}, tStr5, []string{"/properties/a: type changed integer → string (forward, against version 1)"}},
 		{"non-transitive checks the latest only", ModeForward, []string{tIntStr, tStr}, tStr5, nil},

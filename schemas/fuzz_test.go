@@ -74,11 +74,15 @@ func FuzzCheckSound(f *testing.F) {
 		{mult10, mult5}, {multHalf, multOneHalf}, {props1, props2}, {props1, props3}, {noDeps, deps}, {reqExpiry, deps},
 		{anyOf1, anyOf2}, {`{"type":"string"}`, anyOf1}, {`{"type":"integer"}`, allOfMin}, {notString, `{"type":"integer"}`},
 		{notShort, `{"type":"string"}`}, {contains1, contains2}, {open1, openAdd}, {closed1, closedAdd}, {enum1, enum2},
+		{`{"type":"object","additionalProperties":false}`, patAdded}, {patNamed, patOnly}, {`{"type":"array","items":{"type":"integer"}}`, prefixAdded},
+		{prefixAdded, prefixNarrow},
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s[0]), []byte(s[1]), []byte(`{"card":"x","expiry":"y"}`))
 		f.Add([]byte(s[1]), []byte(s[0]), []byte(`[1,2,"a"]`))
 		f.Add([]byte(s[0]), []byte(s[1]), []byte(`15`))
+		f.Add([]byte(s[0]), []byte(s[1]), []byte(`{"x1":"s","xy":"s"}`))
+		f.Add([]byte(s[0]), []byte(s[1]), []byte(`["x",1]`))
 	}
 	f.Fuzz(func(t *testing.T, a, b, instance []byte) {
 		old, err := Parse(a)
