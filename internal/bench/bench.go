@@ -373,11 +373,15 @@ func (m measured) rate(per int64) float64 { return float64(m.calls*per) / m.elap
 const alternateRounds = 4
 
 // alternate times hub and raw in turns, n workers each, d in all for each.
-func alternate(ctx context.Context, n int, d time.Duration, hub, raw func(ctx context.Context, worker int) error) (h, r measured) {
+func alternate(ctx context.Context, progress io.Writer, label string, n int, d time.Duration, hub, raw func(ctx context.Context, worker int) error) (h, r measured) {
 	slice := max(d/alternateRounds, 100*time.Millisecond)
-	for range alternateRounds {
+	for round := range alternateRounds {
 		h.add(timed(ctx, n, slice, hub))
 		r.add(timed(ctx, n, slice, raw))
+		if progress != nil {
+			fmt.Fprintf(progress, "  %s: round %d of %d: hub %d calls (%.0f/s), raw %d calls (%.0f/s), %d hub errors\n",
+				label, round+1, alternateRounds, h.calls, h.rate(1), r.calls, r.rate(1), h.errs)
+		}
 	}
 	return h, r
 }
@@ -432,7 +436,7 @@ func (e *env) query(ctx context.Context) (Path, error) {
 	}
 
 	// Raw: the same gRPC service shape, nothing but the NATS round trip.
-	p, err := e.againstRawQuery(ctx, rec, hubQuery)
+	p, err := e.againstRawQuery(ctx, "query", rec, hubQuery)
 	if err != nil {
 		return Path{}, err
 	}
@@ -443,7 +447,7 @@ func (e *env) query(ctx context.Context) (Path, error) {
 // againstRawQuery measures hub, a query path, alternating with the raw
 // one: gRPC unary over the same mTLS → NATS request → a responder
 // answering rec.
-func (e *env) againstRawQuery(ctx context.Context, rec []byte, hub func(context.Context, int) error) (Path, error) {
+func (e *env) againstRawQuery(ctx context.Context, label string, rec []byte, hub func(context.Context, int) error) (Path, error) {
 	sub, err := e.ncResp.Subscribe(rawQuerySubject+e.dataset, func(m *nats.Msg) { _ = m.Respond(rec) })
 	if err != nil {
 		return Path{}, err
@@ -467,7 +471,7 @@ func (e *env) againstRawQuery(ctx context.Context, rec []byte, hub func(context.
 		_, err := rawQueries.Query(ctx, &xhubv1.QueryRequest{Dataset: e.dataset, Limit: 10})
 		return err
 	}
-	h, r := alternate(ctx, e.cfg.Concurrency, e.cfg.Duration, hub, rawQuery)
+	h, r := alternate(ctx, e.cfg.Progress, label, e.cfg.Concurrency, e.cfg.Duration, hub, rawQuery)
 	p := Path{Unit: "calls/s", Hub: h.rate(1), Raw: r.rate(1), HubCalls: h.calls, RawCalls: r.calls, HubErrors: h.errs,
 		HubP50us: pct(h.lat, .5), HubP99us: pct(h.lat, .99), RawP50us: pct(r.lat, .5), RawP99us: pct(r.lat, .99)}
 	p.Ratio, p.P99Ratio = ratio(p.Hub, p.Raw), ratio(p.HubP99us, p.RawP99us)
@@ -535,7 +539,7 @@ func (e *env) queryJSON(ctx context.Context) (Path, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	p, err := e.againstRawQuery(ctx, rec, jsonQuery)
+	p, err := e.againstRawQuery(ctx, "query-json", rec, jsonQuery)
 	if err != nil {
 		return Path{}, err
 	}
@@ -618,7 +622,7 @@ func (e *env) publish(ctx context.Context) (Path, error) {
 		}
 		return nil
 	}
-	h, r := alternate(ctx, e.cfg.Concurrency, e.cfg.Duration, hubPublish, rawPublish)
+	h, r := alternate(ctx, e.cfg.Progress, "publish", e.cfg.Concurrency, e.cfg.Duration, hubPublish, rawPublish)
 	p := Path{Unit: "records/s", Hub: h.rate(batch), Raw: r.rate(batch), HubCalls: h.calls, RawCalls: r.calls, HubErrors: h.errs,
 		HubP50us: pct(h.lat, .5), HubP99us: pct(h.lat, .99), RawP50us: pct(r.lat, .5), RawP99us: pct(r.lat, .99)}
 	p.Ratio = ratio(p.Hub, p.Raw)
@@ -674,7 +678,23 @@ func (e *env) subscribe(ctx context.Context) (Path, error) {
 			s.Close()
 		}()
 	}
+	// Progress while the hub delivers: every second, how many of the
+	// records all grantees are to receive have arrived.
+	stopProgress := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopProgress:
+				return
+			case <-tick.C:
+				fmt.Fprintf(e.cfg.Progress, "  subscribe: hub delivered %d of %d records\n", got.Load(), int64(total)*int64(len(subs)))
+			}
+		}
+	}()
 	wg.Wait()
+	close(stopProgress)
 	hubRate := float64(got.Load()) / time.Since(t0).Seconds()
 
 	// Raw: the same records as messages, 10 consumers each reading all,
@@ -689,6 +709,7 @@ func (e *env) subscribe(ctx context.Context) (Path, error) {
 			return Path{}, err
 		}
 		rounds = append(rounds, rate)
+		fmt.Fprintf(e.cfg.Progress, "  subscribe: raw round %d of %d: %.0f records/s\n", r+1, rawRounds, rate)
 	}
 	rawRate := median(rounds)
 	if w := outlier("raw subscribe baseline", rounds, "records/s"); w != "" {

@@ -300,7 +300,7 @@ func (e *env) spread(ctx context.Context, s Spread) (Path, *SpreadSetup, error) 
 		_, err := rawClients[w].Query(ctx, &xhubv1.QueryRequest{Dataset: list[rand.IntN(len(list))], Limit: 10})
 		return err
 	}
-	h, r := alternate(ctx, s.Consumers, e.cfg.Duration, hubQuery, rawQuery)
+	h, r := alternate(ctx, e.cfg.Progress, "spread", s.Consumers, e.cfg.Duration, hubQuery, rawQuery)
 	p := Path{Unit: "calls/s", Hub: h.rate(1), Raw: r.rate(1), HubCalls: h.calls, RawCalls: r.calls, HubErrors: h.errs,
 		HubP50us: pct(h.lat, .5), HubP99us: pct(h.lat, .99), RawP50us: pct(r.lat, .5), RawP99us: pct(r.lat, .99)}
 	p.Ratio, p.P99Ratio = ratio(p.Hub, p.Raw), ratio(p.HubP99us, p.RawP99us)
