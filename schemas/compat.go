@@ -140,7 +140,7 @@ var understood = map[string]bool{
 	"pattern": true, "format": true, "$ref": true,
 	"multipleOf": true, "minProperties": true, "maxProperties": true, "dependentRequired": true,
 	"allOf": true, "anyOf": true, "not": true, "contains": true, "minContains": true, "maxContains": true,
-	"uniqueItems": true,
+	"uniqueItems": true, "oneOf": true, "dependentSchemas": true,
 }
 
 // deref follows a $ref that stands alone (annotations aside).
@@ -210,6 +210,8 @@ func (c *checker) subset(a, b any, path, aPtr, bPtr string) {
 	if am == nil || bm == nil {
 		return
 	}
+
+	am, bm = withoutUnevaluated(am), withoutUnevaluated(bm)
 
 	// Keywords the checker does not model must be identical where b has them.
 	var opaque []string
@@ -325,6 +327,30 @@ func (c *checker) combinators(am, bm map[string]any, path, aPtr, bPtr string) {
 			}
 		}
 	}
+	if oneOf, ok := bm["oneOf"].([]any); ok {
+		if av, ok := am["oneOf"]; !ok || !jsonEqual(av, oneOf) {
+			if !c.exactlyOne(am, oneOf, aPtr, bPtr+"/oneOf") && !c.eachBranchExactlyOne(am, oneOf, aPtr, bPtr+"/oneOf") {
+				o, n := c.oldNew(am["oneOf"], oneOf)
+				c.fail(path, "oneOf %s: no branch of the %s schema accepts all of the %s while the others, by their types, accept none of it", change(valueDesc(o), valueDesc(n)), c.which(false), c.which(true))
+			}
+		}
+	}
+	if deps, ok := bm["dependentSchemas"].(map[string]any); ok {
+		aDeps, _ := am["dependentSchemas"].(map[string]any)
+		aProps, _ := am["properties"].(map[string]any)
+		for _, p := range sortedKeys(deps) {
+			ad, has := aDeps[p]
+			switch {
+			case has && c.trial(func() {
+				c.subset(ad, deps[p], path, aPtr+"/dependentSchemas/"+escape(p), bPtr+"/dependentSchemas/"+escape(p))
+			}):
+			case isFalse(aProps[p]):
+			case c.trial(func() { c.subset(am, deps[p], path, aPtr, bPtr+"/dependentSchemas/"+escape(p)) }):
+			default:
+				c.fail(path+"/dependentSchemas/"+escape(p), "what the %s schema requires when %q is present cannot be proved of the %s", c.which(false), p, c.which(true))
+			}
+		}
+	}
 	if not, ok := bm["not"]; ok {
 		if av, ok := am["not"]; !ok || !jsonEqual(av, not) {
 			nm, _ := not.(map[string]any)
@@ -340,6 +366,103 @@ func (c *checker) combinators(am, bm map[string]any, path, aPtr, bPtr string) {
 			}
 		}
 	}
+}
+
+// exactlyOne reports whether a ⊆ one branch and, by types, shares no
+// instance with any other (so every instance of a matches exactly one).
+func (c *checker) exactlyOne(am map[string]any, branches []any, aPtr, bPtr string) bool {
+	aT := effectiveTypes(am)
+	for i, br := range branches {
+		if !c.trial(func() { c.subset(am, br, "", aPtr, fmt.Sprintf("%s/%d", bPtr, i)) }) {
+			continue
+		}
+		others := true
+		for j, other := range branches {
+			if j == i {
+				continue
+			}
+			om, ok := other.(map[string]any)
+			if !ok || !typesDisjoint(aT, effectiveTypes(om)) {
+				others = false
+				break
+			}
+		}
+		if others {
+			return true
+		}
+	}
+	return false
+}
+
+// eachBranchExactlyOne: every branch of a's own oneOf or anyOf is in
+// exactly one of b's branches (each instance of a is in some branch of
+// a's, hence in exactly one of b's).
+func (c *checker) eachBranchExactlyOne(am map[string]any, branches []any, aPtr, bPtr string) bool {
+	for _, k := range []string{"oneOf", "anyOf"} {
+		own, ok := am[k].([]any)
+		if !ok {
+			continue
+		}
+		all := true
+		for i, br := range own {
+			bm, ok := br.(map[string]any)
+			if !ok || !c.exactlyOne(bm, branches, fmt.Sprintf("%s/%s/%d", aPtr, k, i), bPtr) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+func typesDisjoint(a, b map[string]bool) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	for t := range a {
+		if b[t] || (t == "integer" && b["number"]) || (t == "number" && b["integer"]) {
+			return false
+		}
+	}
+	return true
+}
+
+// withoutUnevaluated rewrites unevaluatedProperties as
+// additionalProperties (and unevaluatedItems as items) where the two
+// mean the same: no subschema at this level can evaluate more (no
+// combinator, reference, condition or dependent schema) and the keyword
+// it stands for is absent.
+func withoutUnevaluated(m map[string]any) map[string]any {
+	for _, k := range []string{"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$ref", "$dynamicRef", "dependentSchemas"} {
+		if _, ok := m[k]; ok {
+			return m
+		}
+	}
+	var out map[string]any
+	for _, sw := range [][2]string{{"unevaluatedProperties", "additionalProperties"}, {"unevaluatedItems", "items"}} {
+		v, ok := m[sw[0]]
+		if !ok {
+			continue
+		}
+		if _, taken := m[sw[1]]; taken {
+			continue
+		}
+		if _, ok := m["contains"]; ok && sw[0] == "unevaluatedItems" {
+			continue // contains evaluates the items it matches
+		}
+		if out == nil {
+			out = maps.Clone(m)
+		}
+		delete(out, sw[0])
+		out[sw[1]] = v
+	}
+	if out == nil {
+		return m
+	}
+	return out
 }
 
 // which names a side: the schema whose instances must be accepted (a) or
@@ -559,6 +682,18 @@ func (c *checker) enum(am, bm map[string]any, path string) {
 	}
 	aVals, aHas := enumValues(am)
 	if !aHas {
+		// A finite type has its values listed by its type alone.
+		if t := effectiveTypes(am); len(t) > 0 && typesSubset(t, map[string]bool{"boolean": true, "null": true}) {
+			if t["boolean"] {
+				aVals = append(aVals, true, false)
+			}
+			if t["null"] {
+				aVals = append(aVals, nil)
+			}
+			aHas = true
+		}
+	}
+	if !aHas {
 		if c.aIsOld {
 			c.fail(path, "enum added: only %s accepted now", listValues(bVals))
 		} else {
@@ -566,7 +701,11 @@ func (c *checker) enum(am, bm map[string]any, path string) {
 		}
 		return
 	}
+	aTypes := effectiveTypes(am)
 	for _, v := range aVals {
+		if k := kindOf(v); len(aTypes) > 0 && !aTypes[k] && !(k == "integer" && aTypes["number"]) {
+			continue // a's own type excludes this value
+		}
 		if !slices.ContainsFunc(bVals, func(w any) bool { return jsonEqual(v, w) }) {
 			if c.aIsOld {
 				c.fail(path, "enum value %s removed", canon(v))

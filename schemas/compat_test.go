@@ -52,6 +52,12 @@ const (
 	notShort     = `{"type":"string","not":{"type":"string","maxLength":2}}`
 	contains1    = `{"type":"array","contains":{"type":"integer"}}`
 	contains2    = `{"type":"array","contains":{"type":"integer"},"minContains":2}`
+	names1       = `{"type":"object","propertyNames":{"maxLength":5}}`
+	names2       = `{"type":"object","propertyNames":{"maxLength":3}}`
+	oneOf3       = `{"oneOf":[{"type":"string"},{"type":"integer"},{"type":"boolean"}]}`
+	oneOfOverlap = `{"oneOf":[{"type":"integer"},{"type":"number"}]}`
+	depSchema    = `{"type":"object","properties":{"card":{"type":"string"},"expiry":{"type":"string"}},"dependentSchemas":{"card":{"required":["expiry"]}}}`
+	closedUneval = `{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"],"unevaluatedProperties":false}`
 	patAdded     = `{"type":"object","patternProperties":{"^x":{"type":"string"}},"additionalProperties":false}`
 	patNamed     = `{"type":"object","patternProperties":{"^x":{}},"properties":{"xy":{"type":"integer"}},"additionalProperties":false}`
 	patOnly      = `{"type":"object","patternProperties":{"^x":{}},"additionalProperties":false}`
@@ -106,9 +112,24 @@ func TestCompatibility(t *testing.T) {
 			`/: pattern changed "^[0-9]+$" → "^[0-9a-f]+$" (forward, against version 1)`,
 		}},
 
-		{"unmodelled keyword changed: cannot prove", ModeForward, []string{oneOf1}, oneOf2, []string{
-			`/: keyword "oneOf" differs and cannot be proved compatible (the checker models type, properties, required, additionalProperties, enum, const, items, bounds, multipleOf, pattern, format, allOf, anyOf, not, dependentRequired, minProperties/maxProperties, contains bounds and local $ref) (forward, against version 1)`,
+		{"unmodelled keyword changed: cannot prove", ModeForward, []string{names1}, names2, []string{
+			`/: keyword "propertyNames" differs and cannot be proved compatible (the checker models type, properties, required, additionalProperties, enum, const, items, bounds, multipleOf, pattern, format, allOf, anyOf, not, dependentRequired, minProperties/maxProperties, contains bounds and local $ref) (forward, against version 1)`,
 		}},
+		{"oneOf branch replaced: forward refused", ModeForward, []string{oneOf1}, oneOf2, []string{
+			`/: oneOf changed [{"type":"string"},{"type":"integer"}] → [{"type":"string"},{"type":"boolean"}]: no branch of the old schema accepts all of the new while the others, by their types, accept none of it (forward, against version 1)`,
+		}},
+		{"oneOf gains a disjoint branch: backward ok", ModeBackward, []string{oneOf1}, oneOf3, nil},
+		{"plain type into oneOf: backward ok", ModeBackward, []string{`{"type":"integer"}`}, oneOf1, nil},
+		{"into an overlapping oneOf: backward refused", ModeBackward, []string{`{"type":"integer"}`}, oneOfOverlap, []string{
+			`/: oneOf added: [{"type":"integer"},{"type":"number"}]: no branch of the new schema accepts all of the old while the others, by their types, accept none of it (backward, against version 1)`,
+		}},
+		{"dependentSchemas added: backward refused", ModeBackward, []string{noDeps}, depSchema, []string{
+			`/dependentSchemas/card: what the new schema requires when "card" is present cannot be proved of the old (backward, against version 1)`,
+		}},
+		{"dependentSchemas added: forward ok", ModeForward, []string{noDeps}, depSchema, nil},
+		{"unevaluatedProperties false is additionalProperties false: full ok", ModeFull, []string{closed1}, closedUneval, nil},
+		{"boolean into enum of both: full ok", ModeFull, []string{`{"type":"boolean"}`}, `{"enum":[true,false]}`, nil},
+		{"enum value the type excludes: backward ok", ModeBackward, []string{`{"type":"integer","enum":[1,2,"x"]}`}, `{"enum":[1,2]}`, nil},
 		{"local $ref followed", ModeForward, []string{ref1}, ref2, []string{"/properties/home/properties/zip: type changed string → integer (forward, against version 1)"}},
 		{"local $ref renamed, same shape", ModeFull, []string{ref1}, refSame, nil},
 		{"recursive $ref terminates", ModeFull, []string{recursive}, recursive, nil},

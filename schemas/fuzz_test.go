@@ -75,7 +75,8 @@ func FuzzCheckSound(f *testing.F) {
 		{anyOf1, anyOf2}, {`{"type":"string"}`, anyOf1}, {`{"type":"integer"}`, allOfMin}, {notString, `{"type":"integer"}`},
 		{notShort, `{"type":"string"}`}, {contains1, contains2}, {open1, openAdd}, {closed1, closedAdd}, {enum1, enum2},
 		{`{"type":"object","additionalProperties":false}`, patAdded}, {patNamed, patOnly}, {`{"type":"array","items":{"type":"integer"}}`, prefixAdded},
-		{prefixAdded, prefixNarrow},
+		{prefixAdded, prefixNarrow}, {oneOf1, oneOf3}, {`{"type":"integer"}`, oneOfOverlap}, {noDeps, depSchema}, {closed1, closedUneval},
+		{`{"type":"boolean"}`, `{"enum":[true,false]}`}, {`{"type":"integer","enum":[1,2,"x"]}`, `{"enum":[1,2]}`},
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s[0]), []byte(s[1]), []byte(`{"card":"x","expiry":"y"}`))
