@@ -140,7 +140,7 @@ var understood = map[string]bool{
 	"pattern": true, "format": true, "$ref": true,
 	"multipleOf": true, "minProperties": true, "maxProperties": true, "dependentRequired": true,
 	"allOf": true, "anyOf": true, "not": true, "contains": true, "minContains": true, "maxContains": true,
-	"uniqueItems": true, "oneOf": true, "dependentSchemas": true,
+	"uniqueItems": true, "oneOf": true, "dependentSchemas": true, "prefixItems": true,
 }
 
 // deref follows a $ref that stands alone (annotations aside).
@@ -237,7 +237,7 @@ func (c *checker) subset(a, b any, path, aPtr, bPtr string) {
 	// names it matches from additionalProperties, prefixItems the
 	// positions it covers from items. Ignoring them would prove too much;
 	// they must be the same on both sides (then handled below).
-	for _, k := range []string{"patternProperties", "prefixItems"} {
+	for _, k := range []string{"patternProperties"} {
 		if av, ok := am[k]; ok {
 			if bv, ok := bm[k]; !ok || !jsonEqual(av, bv) {
 				c.fail(path, "keyword %q in the %s schema changes what its %s covers; unless it is the same in both, this cannot be proved compatible", k, c.which(true), map[string]string{"patternProperties": "additionalProperties", "prefixItems": "items"}[k])
@@ -285,13 +285,7 @@ func (c *checker) subset(a, b any, path, aPtr, bPtr string) {
 				}
 			}
 		}
-		if bi, ok := bm["items"]; ok {
-			ai, ok := am["items"]
-			if !ok {
-				ai = true
-			}
-			c.subset(ai, bi, path+"/items", aPtr+"/items", bPtr+"/items")
-		}
+		c.positions(am, bm, path, aPtr, bPtr)
 	}
 	if aTypes["object"] {
 		c.object(am, bm, path, aPtr, bPtr)
@@ -318,7 +312,7 @@ func (c *checker) combinators(am, bm map[string]any, path, aPtr, bPtr string) {
 	if anyOf, ok := bm["anyOf"].([]any); ok {
 		if av, ok := am["anyOf"]; !ok || !jsonEqual(av, anyOf) {
 			if !c.someBranch(am, anyOf, aPtr, bPtr+"/anyOf") {
-				if branches, ok := am["anyOf"].([]any); ok && c.eachBranchIn(branches, anyOf, aPtr+"/anyOf", bPtr+"/anyOf") {
+				if branches, ok := ownBranches(am); ok && c.eachBranchIn(branches, anyOf, aPtr+"/anyOf", bPtr+"/anyOf") {
 					// every branch of a's anyOf is in some branch of b's
 				} else {
 					o, n := c.oldNew(am["anyOf"], anyOf)
@@ -353,6 +347,10 @@ func (c *checker) combinators(am, bm map[string]any, path, aPtr, bPtr string) {
 	}
 	if not, ok := bm["not"]; ok {
 		if av, ok := am["not"]; !ok || !jsonEqual(av, not) {
+			// not d ⊆ not c when c ⊆ d.
+			if ad, ok := am["not"]; ok && c.trial(func() { c.subset(not, ad, path, bPtr+"/not", aPtr+"/not") }) {
+				return
+			}
 			nm, _ := not.(map[string]any)
 			aT, nT := effectiveTypes(am), effectiveTypes(nm)
 			disjoint := nm != nil && len(aT) > 0 && len(nT) > 0
@@ -485,6 +483,15 @@ func (c *checker) someBranch(a any, branches []any, aPtr, bPtr string) bool {
 	return false
 }
 
+// ownBranches is a's anyOf or oneOf: each instance of a is in one of them.
+func ownBranches(am map[string]any) ([]any, bool) {
+	if b, ok := am["anyOf"].([]any); ok {
+		return b, true
+	}
+	b, ok := am["oneOf"].([]any)
+	return b, ok
+}
+
 // eachBranchIn reports whether every branch of a's anyOf is in some
 // branch of b's.
 func (c *checker) eachBranchIn(aBranches, bBranches []any, aPtr, bPtr string) bool {
@@ -505,6 +512,32 @@ func (c *checker) trial(step func()) bool {
 	ok := len(c.problems) == 0
 	c.problems, c.seen = problems, seen
 	return ok
+}
+
+// positions proves a's items within b's, position by position: a
+// position's schema is prefixItems[i] where there is one, else items
+// (absent: anything); past both prefixes, items against items.
+func (c *checker) positions(am, bm map[string]any, path, aPtr, bPtr string) {
+	aPre, _ := am["prefixItems"].([]any)
+	bPre, _ := bm["prefixItems"].([]any)
+	at := func(m map[string]any, pre []any, ptr string, i int) (any, string) {
+		if i < len(pre) {
+			return pre[i], fmt.Sprintf("%s/prefixItems/%d", ptr, i)
+		}
+		if it, ok := m["items"]; ok {
+			return it, ptr + "/items"
+		}
+		return true, ptr + "/items"
+	}
+	for i := range max(len(aPre), len(bPre)) {
+		a, ap := at(am, aPre, aPtr, i)
+		b, bp := at(bm, bPre, bPtr, i)
+		c.subset(a, b, fmt.Sprintf("%s/%d", path, i), ap, bp)
+	}
+	if _, ok := bm["items"]; ok {
+		a, ap := at(am, nil, aPtr, 0)
+		c.subset(a, bm["items"], path+"/items", ap, bPtr+"/items")
+	}
 }
 
 // multipleOf: a ⊆ b when b has none, or a's step is a whole multiple of b's.

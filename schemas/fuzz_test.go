@@ -76,7 +76,8 @@ func FuzzCheckSound(f *testing.F) {
 		{notShort, `{"type":"string"}`}, {contains1, contains2}, {open1, openAdd}, {closed1, closedAdd}, {enum1, enum2},
 		{`{"type":"object","additionalProperties":false}`, patAdded}, {patNamed, patOnly}, {`{"type":"array","items":{"type":"integer"}}`, prefixAdded},
 		{prefixAdded, prefixNarrow}, {oneOf1, oneOf3}, {`{"type":"integer"}`, oneOfOverlap}, {noDeps, depSchema}, {closed1, closedUneval},
-		{`{"type":"boolean"}`, `{"enum":[true,false]}`}, {`{"type":"integer","enum":[1,2,"x"]}`, `{"enum":[1,2]}`},
+		{`{"type":"boolean"}`, `{"enum":[true,false]}`}, {`{"type":"array","prefixItems":[{"type":"string"}]}`, `{"type":"array","prefixItems":[{"type":"string"},{"type":"integer"}]}`},
+		{`{"not":{"type":["string","integer"]}}`, `{"not":{"type":["string","integer","boolean"]}}`}, {oneOf1, anyOf1}, {`{"type":"integer","enum":[1,2,"x"]}`, `{"enum":[1,2]}`},
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s[0]), []byte(s[1]), []byte(`{"card":"x","expiry":"y"}`))
