@@ -37,10 +37,13 @@ func TestMain(m *testing.M) {
 			os.Setenv("XHUB_CONFIG", dir+"/config.json")
 			code := m.Run()
 			os.RemoveAll(dir)
+			stopTestPG()
 			os.Exit(code)
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stopTestPG()
+	os.Exit(code)
 }
 
 // startServe runs `xhub serve` as a child process and returns it with its
