@@ -25,7 +25,9 @@ func (c *cli) catalogCmd() *cobra.Command {
 		Long: `Publish a dataset to the catalog, or update its metadata. ID is
 <department>.<name>. The dataset's fields are the top-level properties of
 its schema. Share types: open (granted to any department on request),
-conditional (your officers decide each request), none (listed, never shared).`,
+conditional (your officers decide each request), none (listed, never shared).
+Publishing again replaces all the metadata; to change some of it (a new
+schema version keeping keywords and description), use xhub catalog update.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			subject, version := schema, 0
