@@ -58,7 +58,7 @@ find the hub and their identity from --hub/--creds or XHUB_HUB/XHUB_CREDS
 	pf.StringVar(&c.ledgerKey, "ledger-key", os.Getenv("XHUB_LEDGER_KEY"), "the hub's ledger verifier key (default: the one pinned in the creds file)")
 	root.AddCommand(
 		c.serveCmd(), c.demoCmd(), c.deptCmd(), c.credsCmd(), c.schemaCmd(), c.catalogCmd(), c.shareCmd(), c.disputeCmd(), c.ledgerCmd(),
-		c.queryCmd(), c.publishCmd(), c.subscribeCmd(), c.subscriptionCmd(), c.auditCmd(), c.adapterCmd(), c.benchCmd(), c.nodeCmd(), c.versionCmd(), c.configCmd(),
+		c.queryCmd(), c.publishCmd(), c.subscribeCmd(), c.subscriptionCmd(), c.auditCmd(), c.adapterCmd(), c.benchCmd(), c.nodeCmd(), c.versionCmd(), c.configCmd(), c.consoleCmd(),
 	)
 	root.Version = buildinfo.Get().String()
 	root.SetVersionTemplate("xhub {{.Version}}\n")

@@ -1,0 +1,71 @@
+package console
+
+// The message catalogs: every text a page shows, by key, in English and
+// simplified Chinese. Templates use {{t .Lang "key"}}; a key missing in a
+// language falls back to English, and a missing key shows as itself (the
+// test TestCatalogsComplete keeps both catalogs whole).
+
+var messages = map[string]map[string]string{
+	"en": {
+		"nav.catalog": "Catalog", "nav.inbox": "Inbox", "nav.grants": "Grants", "nav.ledger": "Ledger",
+		"lang.switch": "中文", "lang.other": "zh",
+		"title":          "xhub console",
+		"login.refused":  "This link was used already or is not this console's. Run xhub console again for a new one.",
+		"login.needed":   "Open the address xhub console printed: it signs you in once.",
+		"csrf.refused":   "This form did not come from this console's page: refused.",
+		"catalog.search": "Search", "catalog.dept": "Department", "catalog.share": "Share type", "catalog.any": "any",
+		"catalog.none": "No dataset matches.",
+		"col.id":       "Dataset", "col.title": "Title", "col.owner": "Owner", "col.share": "Share", "col.frequency": "Update frequency",
+		"col.fields": "Fields", "col.schema": "Schema", "col.request": "Request", "col.requester": "Requester", "col.purpose": "Purpose",
+		"col.days": "Days", "col.due": "Due", "col.grant": "Grant", "col.grantee": "Grantee", "col.expires": "Expires",
+		"col.status": "Status", "col.seq": "#", "col.time": "Time", "col.actor": "By", "col.kind": "Kind", "col.what": "What it decided",
+		"share.open": "open", "share.conditional": "conditional", "share.none": "not shared",
+		"dataset.fields": "Fields", "dataset.type": "Type", "dataset.required": "required", "dataset.holders": "Departments holding active grants",
+		"dataset.apply": "Apply for this data", "dataset.purpose": "Purpose", "dataset.days": "Days", "dataset.submit": "Apply",
+		"dataset.description": "Description", "dataset.keywords": "Keywords",
+		"apply.pending": "Request %s sent: the owner's officers will decide.", "apply.granted": "Granted at once: grant %s.",
+		"inbox.empty": "No request waits for you.", "inbox.overdue": "OVERDUE", "inbox.approve": "Approve", "inbox.reject": "Reject",
+		"inbox.reason": "Reason", "inbox.live": "New requests appear here as they arrive.", "inbox.new": "New:",
+		"approve.done": "Request %s approved: grant %s (%s).", "reject.done": "Request %s rejected.",
+		"grants.given": "Granted on my datasets", "grants.received": "Received by my department", "grants.revoke": "Revoke",
+		"grants.none": "None.", "revoke.done": "Grant %s revoked.",
+		"ledger.head": "Signed head", "ledger.verified": "verified against the pinned ledger key", "ledger.unverified": "NOT verified",
+		"ledger.entries": "entries",
+	},
+	"zh": {
+		"nav.catalog": "资源目录", "nav.inbox": "待办", "nav.grants": "授权", "nav.ledger": "账本",
+		"lang.switch": "English", "lang.other": "en",
+		"title":          "xhub 控制台",
+		"login.refused":  "此链接已使用或不属于本控制台。请重新运行 xhub console 获取新链接。",
+		"login.needed":   "请打开 xhub console 打印的地址：它只能登录一次。",
+		"csrf.refused":   "此表单不是来自本控制台的页面：已拒绝。",
+		"catalog.search": "搜索", "catalog.dept": "部门", "catalog.share": "共享类型", "catalog.any": "全部",
+		"catalog.none": "没有匹配的资源。",
+		"col.id":       "资源代码", "col.title": "资源名称", "col.owner": "提供方", "col.share": "共享类型", "col.frequency": "更新周期",
+		"col.fields": "信息项", "col.schema": "模式", "col.request": "申请", "col.requester": "申请方", "col.purpose": "用途",
+		"col.days": "天数", "col.due": "答复期限", "col.grant": "授权", "col.grantee": "被授权方", "col.expires": "到期",
+		"col.status": "状态", "col.seq": "序号", "col.time": "时间", "col.actor": "操作者", "col.kind": "类型", "col.what": "内容",
+		"share.open": "无条件共享", "share.conditional": "有条件共享", "share.none": "不予共享",
+		"dataset.fields": "信息项", "dataset.type": "类型", "dataset.required": "必填", "dataset.holders": "持有有效授权的部门",
+		"dataset.apply": "申请使用此资源", "dataset.purpose": "用途", "dataset.days": "天数", "dataset.submit": "提交申请",
+		"dataset.description": "描述", "dataset.keywords": "关键词",
+		"apply.pending": "申请 %s 已提交，等待提供方审核。", "apply.granted": "已自动授权：%s。",
+		"inbox.empty": "没有待处理的申请。", "inbox.overdue": "已逾期", "inbox.approve": "同意", "inbox.reject": "驳回",
+		"inbox.reason": "理由", "inbox.live": "新的申请会自动出现在这里。", "inbox.new": "新事项：",
+		"approve.done": "申请 %s 已同意：授权 %s（%s）。", "reject.done": "申请 %s 已驳回。",
+		"grants.given": "我方资源的授权", "grants.received": "我方获得的授权", "grants.revoke": "撤销",
+		"grants.none": "无。", "revoke.done": "授权 %s 已撤销。",
+		"ledger.head": "签名树根", "ledger.verified": "已用固定的账本公钥验证", "ledger.unverified": "未通过验证",
+		"ledger.entries": "条记录",
+	},
+}
+
+func msg(lang, key string) string {
+	if m, ok := messages[lang][key]; ok {
+		return m
+	}
+	if m, ok := messages["en"][key]; ok {
+		return m
+	}
+	return key
+}
