@@ -102,7 +102,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 		return
 	}
 	var png []byte
-	run(t, ctx, "screenshot", chromedp.FullScreenshot(&png, 90))
+	run(t, ctx, "screenshot", chromedp.FullScreenshot(&png, 100))
 	if err := os.WriteFile(filepath.Join(dir, "console-"+name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	run(t, hTab2, "reused token", chromedp.Navigate(tLogin), chromedp.WaitVisible("#message", chromedp.ByQuery))
 	run(t, tTab, "search", chromedp.SetValue("#q", "疫苗", chromedp.ByQuery), chromedp.Click("#search", chromedp.ByQuery),
 		chromedp.WaitVisible("#datasets", chromedp.ByQuery))
-	if s := text(t, tTab, "#datasets"); !strings.Contains(s, "health.vaccinations") || !strings.Contains(s, "有条件共享") {
+	if s := text(t, tTab, "#datasets"); !strings.Contains(s, "health.vaccinations") || !strings.Contains(s, "有条件共享") || !strings.Contains(s, "卫生健康委员会") {
 		t.Fatalf("search 疫苗: %q", s)
 	}
 	screenshot(t, tTab, "catalog")

@@ -49,6 +49,11 @@ func (s *Server) catalogPage(w http.ResponseWriter, r *http.Request, ss *session
 	}
 	if depts, err := s.cfg.Client.Departments(ctx); err == nil {
 		data["Depts"] = depts
+		names := map[string]string{}
+		for _, d := range depts {
+			names[d.ID] = d.Name
+		}
+		data["Names"] = names
 	}
 	s.render(w, r, ss, "catalog", data)
 }
