@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -36,7 +39,13 @@ cannot use your identity. Chinese and English.`,
 				return fmt.Errorf("--listen %q: the console serves on loopback only (127.0.0.1 or ::1)", listen)
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				srv, err := console.New(console.Config{Client: cl, LedgerKey: c.ledgerKey})
+				// The last verified head, per hub, next to the contexts.
+				headFile := ""
+				if dir, err := os.UserConfigDir(); err == nil {
+					sum := sha256.Sum256([]byte(cl.Hub()))
+					headFile = filepath.Join(dir, "xhub", "heads", fmt.Sprintf("%x.note", sum[:8]))
+				}
+				srv, err := console.New(console.Config{Client: cl, LedgerKey: c.ledgerKey, HeadFile: headFile})
 				if err != nil {
 					return err
 				}

@@ -34,7 +34,10 @@ var assets embed.FS
 type Config struct {
 	Client    *adapters.Client // the officer's connection (required)
 	LedgerKey string           // "": the one pinned in the creds file
-	Log       *slog.Logger
+	// HeadFile keeps the last signed head this console verified, so the
+	// next visit proves the ledger only grew since ("": not kept).
+	HeadFile string
+	Log      *slog.Logger
 }
 
 // Server is one officer's console.
@@ -78,7 +81,7 @@ func New(cfg Config) (*Server, error) {
 	funcs := template.FuncMap{"t": func(lang, key string) string { return msg(lang, key) }, "join": strings.Join,
 		"day":  func(t time.Time) string { return t.Local().Format(time.DateOnly) },
 		"list": func(xs ...string) []string { return xs }}
-	for _, page := range []string{"catalog", "dataset", "inbox", "inbox_table", "grants", "ledger", "message"} {
+	for _, page := range []string{"catalog", "dataset", "inbox", "inbox_table", "grants", "ledger", "entry", "message"} {
 		files := []string{"templates/layout.html", "templates/" + page + ".html"}
 		if page == "inbox" {
 			files = append(files, "templates/inbox_table.html")
@@ -104,6 +107,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /grants", s.authed(s.grantsPage))
 	s.mux.HandleFunc("POST /grants/{id}/revoke", s.authed(s.revoke))
 	s.mux.HandleFunc("GET /ledger", s.authed(s.ledgerPage))
+	s.mux.HandleFunc("GET /ledger/{seq}", s.authed(s.entryPage))
 	return s, nil
 }
 

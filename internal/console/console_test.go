@@ -22,7 +22,7 @@ import (
 // startConsole serves a console for client on a free loopback port.
 func startConsole(t *testing.T, cl *adapters.Client) (base, login string) {
 	t.Helper()
-	srv, err := console.New(console.Config{Client: cl})
+	srv, err := console.New(console.Config{Client: cl, HeadFile: filepath.Join(t.TempDir(), "head.note")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,6 +238,13 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 	}
 	screenshot(t, tTab, "ledger")
+	// A second visit proves the ledger extends the head the first saw;
+	// an entry opens with its inclusion proof checked.
+	run(t, hTab, "ledger again", chromedp.Navigate(hBase+"/ledger"), chromedp.WaitVisible("#consistent", chromedp.ByQuery),
+		chromedp.Click(".entry-link", chromedp.ByQuery), chromedp.WaitVisible("#proof-verified", chromedp.ByQuery))
+	if s := text(t, hTab, "#summary"); !strings.Contains(s, "scheme ended") {
+		t.Fatalf("the newest entry's summary: %q", s)
+	}
 }
 
 func grantID(flash string) string {

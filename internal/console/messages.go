@@ -30,7 +30,9 @@ var messages = map[string]map[string]string{
 		"grants.given": "Granted on my datasets", "grants.received": "Received by my department", "grants.revoke": "Revoke",
 		"grants.none": "None.", "revoke.done": "Grant %s revoked.",
 		"ledger.head": "Signed head", "ledger.verified": "verified against the pinned ledger key", "ledger.unverified": "NOT verified",
-		"ledger.entries": "entries",
+		"ledger.entries":    "entries",
+		"ledger.consistent": "and it extends the head this console saw last, of", "ledger.inconsistent": "DOES NOT extend the head this console saw last",
+		"entry.proved": "Inclusion proof verified against the signed head of", "entry.unproved": "Inclusion proof NOT verified",
 	},
 	"zh": {
 		"nav.catalog": "资源目录", "nav.inbox": "待办", "nav.grants": "授权", "nav.ledger": "账本",
@@ -56,7 +58,9 @@ var messages = map[string]map[string]string{
 		"grants.given": "我方资源的授权", "grants.received": "我方获得的授权", "grants.revoke": "撤销",
 		"grants.none": "无。", "revoke.done": "授权 %s 已撤销。",
 		"ledger.head": "签名树根", "ledger.verified": "已用固定的账本公钥验证", "ledger.unverified": "未通过验证",
-		"ledger.entries": "条记录",
+		"ledger.entries":    "条记录",
+		"ledger.consistent": "且延续本控制台上次看到的树根，其记录数为", "ledger.inconsistent": "未能延续本控制台上次看到的树根",
+		"entry.proved": "包含证明已通过验证，签名树根记录数", "entry.unproved": "包含证明未通过验证",
 	},
 }
 

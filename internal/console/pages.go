@@ -2,9 +2,12 @@ package console
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -228,16 +231,57 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request, ss *session) {
 	back(w, r, "/grants", "ok", fmt.Sprintf(msg(ss.lang, "revoke.done"), dec.Grant.ID))
 }
 
+// entryPage shows one entry whole, with its inclusion proof checked here.
+func (s *Server) entryPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	data := map[string]any{"Seq": r.PathValue("seq")}
+	if err != nil || seq == 0 {
+		w.WriteHeader(http.StatusBadRequest)
+		s.render(w, r, ss, "message", map[string]any{"Title": r.PathValue("seq"), "Text": "?"})
+		return
+	}
+	lv, err := s.cfg.Client.LedgerVerifier(s.cfg.LedgerKey)
+	if err == nil {
+		var p adapters.Proof
+		if p, err = lv.InclusionProof(ctx, seq); err == nil {
+			body, _ := p.Entry.Body()
+			pretty, _ := json.MarshalIndent(body, "", "  ")
+			data["E"], data["Summary"], data["Body"] = p.Entry, adapters.Summary(p.Entry), string(pretty)
+			data["HeadSize"], data["LeafHash"], data["PathLen"] = p.Head.N, p.LeafHash.String(), len(p.AuditPath)
+		}
+	}
+	if err != nil {
+		data["ProofErr"] = hubError(err)
+	}
+	s.render(w, r, ss, "entry", data)
+}
+
 func (s *Server) ledgerPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	data := flash(r, map[string]any{})
 	if lv, err := s.cfg.Client.LedgerVerifier(s.cfg.LedgerKey); err != nil {
 		data["HeadErr"] = hubError(err)
-	} else if head, _, err := lv.Head(ctx); err != nil {
+	} else if head, note, err := lv.Head(ctx); err != nil {
 		data["HeadErr"] = hubError(err)
 	} else {
 		data["HeadSize"], data["HeadRoot"] = head.N, head.Hash.String()
+		// The head saved at an earlier visit: the ledger must extend it.
+		if s.cfg.HeadFile != "" {
+			if saved, err := os.ReadFile(s.cfg.HeadFile); err == nil {
+				if old, _, err := lv.Consistency(ctx, saved); err != nil {
+					data["ConsistencyErr"] = hubError(err)
+				} else {
+					data["ConsistentFrom"] = old.N
+				}
+			}
+			if data["ConsistencyErr"] == nil {
+				_ = os.MkdirAll(filepath.Dir(s.cfg.HeadFile), 0o700)
+				_ = os.WriteFile(s.cfg.HeadFile, note, 0o600)
+			}
+		}
 	}
 	es, err := s.cfg.Client.Entries(ctx, 0, r.URL.Query().Get("dataset"))
 	if err != nil {
