@@ -195,6 +195,26 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("tax's grants: %q", s)
 	}
 
+	// Tax disputes a record of its grant; naming a field outside the grant
+	// is refused by the hub, on the page; health answers; tax sees it.
+	run(t, tTab, "dispute outside the grant", chromedp.Navigate(tBase+"/disputes"), chromedp.WaitVisible("#dispute-open", chromedp.ByQuery),
+		chromedp.SetValue("#dispute-field", "district", chromedp.ByQuery), chromedp.SetValue("#dispute-reason", "wrong", chromedp.ByQuery),
+		chromedp.Click("#dispute-submit", chromedp.ByQuery), chromedp.WaitVisible("#flash-err", chromedp.ByQuery))
+	if s := text(t, tTab, "#flash-err"); !strings.Contains(s, "district") {
+		t.Fatalf("a dispute on a field outside the grant: %q", s)
+	}
+	run(t, tTab, "dispute", chromedp.SetValue("#dispute-field", "person_id", chromedp.ByQuery), chromedp.SetValue("#dispute-record", "P-1024", chromedp.ByQuery),
+		chromedp.SetValue("#dispute-reason", "recorded twice", chromedp.ByQuery),
+		chromedp.Click("#dispute-submit", chromedp.ByQuery), chromedp.WaitVisible("#flash-ok", chromedp.ByQuery))
+	run(t, hTab, "resolve", chromedp.Navigate(hBase+"/disputes"), chromedp.WaitVisible("form.resolve", chromedp.ByQuery))
+	screenshot(t, hTab, "disputes")
+	run(t, hTab, "resolve submit", chromedp.SetValue(`form.resolve input[name="reason"]`, "duplicate removed", chromedp.ByQuery),
+		chromedp.Submit("form.resolve", chromedp.ByQuery), chromedp.WaitVisible("#flash-ok", chromedp.ByQuery))
+	run(t, tTab, "dispute answered", chromedp.Navigate(tBase+"/disputes"), chromedp.WaitVisible("#disputes", chromedp.ByQuery))
+	if s := text(t, tTab, "#disputes"); !strings.Contains(s, "duplicate removed") || !strings.Contains(s, "已更正") {
+		t.Fatalf("tax's disputes: %q", s)
+	}
+
 	// Acting for another department through the console: the hub refuses,
 	// and the page says why. (A well-formed POST, with the page's CSRF.)
 	var refusal string

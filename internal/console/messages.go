@@ -32,7 +32,12 @@ var messages = map[string]map[string]string{
 		"ledger.head": "Signed head", "ledger.verified": "verified against the pinned ledger key", "ledger.unverified": "NOT verified",
 		"ledger.entries":    "entries",
 		"ledger.consistent": "and it extends the head this console saw last, of", "ledger.inconsistent": "DOES NOT extend the head this console saw last",
-		"entry.proved": "Inclusion proof verified against the signed head of", "entry.unproved": "Inclusion proof NOT verified",
+		"entry.proved": "Inclusion proof verified against the signed head of",
+		"nav.disputes": "Disputes", "dispute.open": "Dispute data received under a grant", "dispute.record": "Record key",
+		"dispute.field": "Field (of your grant)", "dispute.submit": "Open the dispute", "dispute.resolve": "Answer",
+		"dispute.none": "No disputes.", "dispute.opened": "Dispute %s opened; the owner must answer by %s.", "dispute.resolved": "Dispute %s answered: %s.",
+		"outcome.corrected": "corrected", "outcome.rejected": "data confirmed (rejected)", "outcome.open": "open",
+		"col.dispute": "Dispute", "col.opener": "Opened by", "col.answer": "Answer", "dispute.nogrant": "Your department holds no grant to dispute.", "entry.unproved": "Inclusion proof NOT verified",
 	},
 	"zh": {
 		"nav.catalog": "资源目录", "nav.inbox": "待办", "nav.grants": "授权", "nav.ledger": "账本",
@@ -60,7 +65,12 @@ var messages = map[string]map[string]string{
 		"ledger.head": "签名树根", "ledger.verified": "已用固定的账本公钥验证", "ledger.unverified": "未通过验证",
 		"ledger.entries":    "条记录",
 		"ledger.consistent": "且延续本控制台上次看到的树根，其记录数为", "ledger.inconsistent": "未能延续本控制台上次看到的树根",
-		"entry.proved": "包含证明已通过验证，签名树根记录数", "entry.unproved": "包含证明未通过验证",
+		"entry.proved": "包含证明已通过验证，签名树根记录数",
+		"nav.disputes": "数据异议", "dispute.open": "对获授权的数据提出异议", "dispute.record": "记录标识",
+		"dispute.field": "字段（须在授权范围内）", "dispute.submit": "提交异议", "dispute.resolve": "答复",
+		"dispute.none": "没有异议。", "dispute.opened": "异议 %s 已提交，提供方须在 %s 前答复。", "dispute.resolved": "异议 %s 已答复：%s。",
+		"outcome.corrected": "已更正", "outcome.rejected": "数据无误（驳回）", "outcome.open": "待答复",
+		"col.dispute": "异议", "col.opener": "提出方", "col.answer": "答复", "dispute.nogrant": "本部门没有可提出异议的授权。", "entry.unproved": "包含证明未通过验证",
 	},
 }
 

@@ -302,3 +302,50 @@ func (s *Server) ledgerPage(w http.ResponseWriter, r *http.Request, ss *session)
 	data["Entries"] = rows
 	s.render(w, r, ss, "ledger", data)
 }
+
+func (s *Server) disputesPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	me := string(s.cfg.Client.Identity().Dept)
+	ds, err := s.cfg.Client.Disputes(ctx, "", r.URL.Query().Get("status"))
+	data := flash(r, map[string]any{"Disputes": ds, "MyDept": me})
+	if err != nil {
+		data["Err"] = hubError(err)
+	}
+	// The datasets this department may dispute: those it holds a grant on.
+	if gs, err := s.cfg.Client.Grants(ctx, adapters.ShareQuery{Grantee: me, Status: "active"}); err == nil {
+		seen := map[string]bool{}
+		var held []adapters.Grant
+		for _, g := range gs {
+			if !seen[g.Dataset] {
+				seen[g.Dataset] = true
+				held = append(held, g)
+			}
+		}
+		data["Held"] = held
+	}
+	s.render(w, r, ss, "disputes", data)
+}
+
+func (s *Server) openDispute(w http.ResponseWriter, r *http.Request, ss *session) {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	f := r.PostForm
+	d, err := s.cfg.Client.OpenDispute(ctx, adapters.DisputeSpec{Dataset: f.Get("dataset"), Reason: f.Get("reason"), RecordKey: f.Get("record_key"), Field: f.Get("field")})
+	if err != nil {
+		back(w, r, "/disputes", "err", hubError(err))
+		return
+	}
+	back(w, r, "/disputes", "ok", fmt.Sprintf(msg(ss.lang, "dispute.opened"), d.ID, d.Deadline.Local().Format(time.DateOnly)))
+}
+
+func (s *Server) resolveDispute(w http.ResponseWriter, r *http.Request, ss *session) {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	d, err := s.cfg.Client.ResolveDispute(ctx, r.PathValue("id"), r.PostForm.Get("outcome"), r.PostForm.Get("reason"))
+	if err != nil {
+		back(w, r, "/disputes", "err", hubError(err))
+		return
+	}
+	back(w, r, "/disputes", "ok", fmt.Sprintf(msg(ss.lang, "dispute.resolved"), d.ID, msg(ss.lang, "outcome."+d.Status)))
+}
