@@ -80,8 +80,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, sessions: map[string]*session{}, token: randomHex(32), tmpl: map[string]*template.Template{}}
 	funcs := template.FuncMap{"t": func(lang, key string) string { return msg(lang, key) }, "join": strings.Join,
 		"day":  func(t time.Time) string { return t.Local().Format(time.DateOnly) },
-		"list": func(xs ...string) []string { return xs }}
-	for _, page := range []string{"catalog", "dataset", "inbox", "inbox_table", "grants", "disputes", "ledger", "entry", "message"} {
+		"list": func(xs ...string) []string { return xs },
+		"add":  func(a, b int) int { return a + b }}
+	for _, page := range []string{"catalog", "dataset", "inbox", "inbox_table", "grants", "disputes", "activity", "ledger", "entry", "message"} {
 		files := []string{"templates/layout.html", "templates/" + page + ".html"}
 		if page == "inbox" {
 			files = append(files, "templates/inbox_table.html")
@@ -109,6 +110,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /disputes", s.authed(s.disputesPage))
 	s.mux.HandleFunc("POST /disputes/open", s.authed(s.openDispute))
 	s.mux.HandleFunc("POST /disputes/{id}/resolve", s.authed(s.resolveDispute))
+	s.mux.HandleFunc("GET /activity", s.authed(s.activityPage))
 	s.mux.HandleFunc("GET /ledger", s.authed(s.ledgerPage))
 	s.mux.HandleFunc("GET /ledger/{seq}", s.authed(s.entryPage))
 	return s, nil

@@ -189,6 +189,26 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("approve: %q", approved)
 	}
 
+	// Tax's system reads the data three times (for the activity charts).
+	provider := env.System("health", "registry")
+	pctx, stopProvider := context.WithCancel(ctx)
+	defer stopProvider()
+	go func() {
+		_ = provider.Serve(pctx, []string{"health.vaccinations"}, func(context.Context, adapters.ProviderQuery) ([][]byte, string, error) {
+			return [][]byte{[]byte(`{"person_id":"P-1","vaccine":"MMR","district":"north"}`), []byte(`{"person_id":"P-2","vaccine":"DTaP","district":"south"}`)}, "", nil
+		})
+	}()
+	taxSys := env.System("tax", "app")
+	testenv.WaitFor(t, 10*time.Second, "three queries", func() bool {
+		n := 0
+		for range 3 {
+			if _, err := taxSys.Query(ctx, "health.vaccinations", adapters.QueryOptions{}); err == nil {
+				n++
+			}
+		}
+		return n == 3
+	})
+
 	// Tax sees the grant, without district.
 	run(t, tTab, "tax grants", chromedp.Navigate(tBase+"/grants"), chromedp.WaitVisible("#received", chromedp.ByQuery))
 	if s := text(t, tTab, "#received"); !strings.Contains(s, "health.vaccinations") || strings.Contains(s, "district") || !strings.Contains(s, "active") {
@@ -258,6 +278,13 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 	}
 	screenshot(t, tTab, "ledger")
+	// Health's activity: tax's accesses of the day and the records delivered.
+	run(t, hTab, "activity", chromedp.Navigate(hBase+"/activity"), chromedp.WaitVisible("section.chart svg", chromedp.ByQuery))
+	act := text(t, hTab, "main")
+	if !strings.Contains(act, "(tax ") || !strings.Contains(act, "health.vaccinations") || !strings.Contains(act, "approved") {
+		t.Fatalf("activity: %q", snippet(act))
+	}
+	screenshot(t, hTab, "activity")
 	// A second visit proves the ledger extends the head the first saw;
 	// an entry opens with its inclusion proof checked.
 	run(t, hTab, "ledger again", chromedp.Navigate(hBase+"/ledger"), chromedp.WaitVisible("#consistent", chromedp.ByQuery),
