@@ -68,7 +68,11 @@ func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, ss *sessio
 	// Accesses per day, by the department that read.
 	perDay := map[string]map[string]float64{}
 	delivered := map[string]float64{}
+	mine := map[string]float64{} // my department's own accesses, per dataset
 	for _, a := range audit {
+		if a.Dept == me && a.Action != "publish" {
+			mine[a.Dataset]++
+		}
 		if !strings.HasPrefix(a.Dataset, me+".") || a.Action == "publish" {
 			continue
 		}
@@ -100,6 +104,12 @@ func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, ss *sessio
 		dsValues = append(dsValues, delivered[d])
 	}
 	charts = append(charts, chart(msg(lang, "activity.records"), "", dsLabels, dsValues, count))
+	myLabels := sortedKeys(mine)
+	var myValues []float64
+	for _, d := range myLabels {
+		myValues = append(myValues, mine[d])
+	}
+	charts = append(charts, chart(msg(lang, "activity.mine"), "", myLabels, myValues, count))
 
 	// Requests for the department's datasets: by outcome, and per month
 	// the median time to a decision and how many went past their due date.

@@ -78,20 +78,23 @@ func New(cfg Config) (*Server, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, sessions: map[string]*session{}, token: randomHex(32), tmpl: map[string]*template.Template{}}
-	funcs := template.FuncMap{"t": func(lang, key string) string { return msg(lang, key) }, "join": strings.Join,
-		"day":  func(t time.Time) string { return t.Local().Format(time.DateOnly) },
-		"list": func(xs ...string) []string { return xs },
-		"add":  func(a, b int) int { return a + b }}
-	for _, page := range []string{"catalog", "dataset", "inbox", "inbox_table", "grants", "disputes", "activity", "ledger", "entry", "message"} {
-		files := []string{"templates/layout.html", "templates/" + page + ".html"}
-		if page == "inbox" {
-			files = append(files, "templates/inbox_table.html")
+	for _, lang := range []string{"en", "zh"} {
+		layout := map[string]string{"en": "2 Jan 2006", "zh": "2006年1月2日"}[lang]
+		funcs := template.FuncMap{"t": func(lang, key string) string { return msg(lang, key) }, "join": strings.Join,
+			"day":  func(t time.Time) string { return t.Local().Format(layout) },
+			"list": func(xs ...string) []string { return xs },
+			"add":  func(a, b int) int { return a + b }}
+		for _, page := range []string{"catalog", "dataset", "inbox", "inbox_table", "grants", "disputes", "activity", "ledger", "entry", "message"} {
+			files := []string{"templates/layout.html", "templates/" + page + ".html"}
+			if page == "inbox" {
+				files = append(files, "templates/inbox_table.html")
+			}
+			t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, files...)
+			if err != nil {
+				return nil, fmt.Errorf("console: template %s: %w", page, err)
+			}
+			s.tmpl[lang+"/"+page] = t
 		}
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, files...)
-		if err != nil {
-			return nil, fmt.Errorf("console: template %s: %w", page, err)
-		}
-		s.tmpl[page] = t
 	}
 	static, _ := fs.Sub(assets, "static")
 	s.mux = http.NewServeMux()
@@ -231,7 +234,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, ss *session, pag
 	if page == "inbox_table" {
 		name = "inbox_table"
 	}
-	if err := s.tmpl[page].ExecuteTemplate(w, name, data); err != nil {
+	if err := s.tmpl[lang+"/"+page].ExecuteTemplate(w, name, data); err != nil {
 		s.cfg.Log.Warn("console: render", "page", page, "err", err)
 	}
 }

@@ -131,6 +131,12 @@ func TestConsoleInABrowser(t *testing.T) {
 		ShareType: "conditional", SchemaSubject: "health.vaccinations", Keywords: []string{"疫苗", "儿童"}, Frequency: "每日"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := testenv.RPC(health).Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: "health.secret", SchemaJson: []byte(schema)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testenv.RPC(health).Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: "health.secret", Title: "病历", ShareType: "none", SchemaSubject: "health.secret"}); err != nil {
+		t.Fatal(err)
+	}
 	hBase, hLogin := startConsole(t, health)
 	tBase, tLogin := startConsole(t, tax)
 	b := browser(t)
@@ -208,6 +214,23 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 		return n == 3
 	})
+
+	// The owner sees who holds a grant; a dataset shared as none is
+	// refused with the hub's reason.
+	run(t, hTab, "holders", chromedp.Navigate(hBase+"/dataset/health.vaccinations"), chromedp.WaitVisible("#holders", chromedp.ByQuery))
+	if s := text(t, hTab, "#holders"); !strings.Contains(s, "tax") {
+		t.Fatalf("holders: %q", s)
+	}
+	run(t, tTab, "apply for none", chromedp.Navigate(tBase+"/dataset/health.secret"), chromedp.WaitVisible("#purpose", chromedp.ByQuery),
+		chromedp.SetValue("#purpose", "x", chromedp.ByQuery), chromedp.Click("#apply-submit", chromedp.ByQuery), chromedp.WaitVisible("#flash-err", chromedp.ByQuery))
+	if s := text(t, tTab, "#flash-err"); !strings.Contains(s, "not shared") {
+		t.Fatalf("applying for a dataset shared as none: %q", s)
+	}
+	// Dates in the language's form.
+	run(t, tTab, "dates", chromedp.Navigate(tBase+"/grants"), chromedp.WaitVisible("#received", chromedp.ByQuery))
+	if s := text(t, tTab, "#received"); !strings.Contains(s, "年") {
+		t.Fatalf("Chinese dates: %q", s)
+	}
 
 	// Tax sees the grant, without district.
 	run(t, tTab, "tax grants", chromedp.Navigate(tBase+"/grants"), chromedp.WaitVisible("#received", chromedp.ByQuery))
