@@ -172,6 +172,9 @@ func TestConsoleInABrowser(t *testing.T) {
 	// Tax applies for the data.
 	run(t, tTab, "dataset page", chromedp.Click(".dataset-link", chromedp.ByQuery), chromedp.WaitVisible("#apply", chromedp.ByQuery))
 	screenshot(t, tTab, "dataset")
+	if s := text(t, tTab, "#schema-info"); !strings.Contains(s, "1") || !strings.Contains(s, "FORWARD") {
+		t.Fatalf("schema versions and mode: %q", s)
+	}
 	run(t, tTab, "apply", chromedp.SetValue("#purpose", "school allowance checks", chromedp.ByQuery),
 		chromedp.Click("#apply-submit", chromedp.ByQuery), chromedp.WaitVisible("#flash-ok", chromedp.ByQuery))
 	if s := text(t, tTab, "#flash-ok"); !strings.Contains(s, "r-") {
@@ -249,6 +252,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	run(t, tTab, "dispute", chromedp.SetValue("#dispute-field", "person_id", chromedp.ByQuery), chromedp.SetValue("#dispute-record", "P-1024", chromedp.ByQuery),
 		chromedp.SetValue("#dispute-reason", "recorded twice", chromedp.ByQuery),
 		chromedp.Click("#dispute-submit", chromedp.ByQuery), chromedp.WaitVisible("#flash-ok", chromedp.ByQuery))
+	run(t, hTab, "dispute in the inbox", chromedp.Navigate(hBase+"/inbox"), chromedp.WaitVisible("#inbox-disputes", chromedp.ByQuery))
 	run(t, hTab, "resolve", chromedp.Navigate(hBase+"/disputes"), chromedp.WaitVisible("form.resolve", chromedp.ByQuery))
 	screenshot(t, hTab, "disputes")
 	run(t, hTab, "resolve submit", chromedp.SetValue(`form.resolve input[name="reason"]`, "duplicate removed", chromedp.ByQuery),

@@ -71,6 +71,16 @@ func (s *Server) datasetPage(w http.ResponseWriter, r *http.Request, ss *session
 		return
 	}
 	data := flash(r, map[string]any{"D": d, "Mine": d.Owner == string(s.cfg.Client.Identity().Dept)})
+	if sc, err := s.cfg.Client.Schema(ctx, d.SchemaSubject, d.SchemaVersion); err == nil {
+		data["Compat"] = sc.Compat
+	}
+	if vs, err := s.cfg.Client.SchemaVersions(ctx, d.SchemaSubject); err == nil {
+		var nums []string
+		for _, v := range vs {
+			nums = append(nums, strconv.Itoa(v.Version))
+		}
+		data["Versions"] = strings.Join(nums, ", ")
+	}
 	if data["Mine"] == true {
 		if gs, err := s.cfg.Client.Grants(ctx, adapters.ShareQuery{Dataset: d.ID, Status: "active"}); err == nil {
 			data["Grants"] = gs
@@ -133,6 +143,16 @@ func (s *Server) inboxData(r *http.Request) map[string]any {
 		rows = append(rows, row{q, cs})
 	}
 	data["Rows"] = rows
+	me := string(s.cfg.Client.Identity().Dept)
+	if ds, err := s.cfg.Client.Disputes(ctx, "", "open"); err == nil {
+		var mine []adapters.Dispute
+		for _, d := range ds {
+			if strings.HasPrefix(d.Dataset, me+".") {
+				mine = append(mine, d)
+			}
+		}
+		data["Disputes"] = mine
+	}
 	return data
 }
 
