@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,8 +69,25 @@ func pgDSN(t *testing.T) string {
 // rows already in the table first, with progress lines, then follows
 // changes; a subscriber gets each row once.
 func TestAdapterPostgresBackfill(t *testing.T) {
-	dsn := pgDSN(t)
+	// A database of its own: the adapters' own tests use the same server
+	// at the same time, and drop the outbox tables they share.
 	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, pgDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := fmt.Sprintf("xhub_cmd_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+		admin.Close(context.Background())
+	})
+	dsn := pgDSN(t) + " dbname=" + db // the last dbname counts
+	if strings.HasPrefix(pgDSN(t), "postgres") { // a URL
+		dsn = strings.Replace(pgDSN(t), "/"+admin.Config().Database, "/"+db, 1)
+	}
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)

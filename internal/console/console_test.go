@@ -102,7 +102,11 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 		return
 	}
 	var png []byte
-	run(t, ctx, "screenshot", chromedp.FullScreenshot(&png, 100))
+	step, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Run(step, chromedp.FullScreenshot(&png, 100)); err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "console-"+name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -333,8 +337,8 @@ func grantID(flash string) string {
 }
 
 func snippet(s string) string {
-	if len(s) > 400 {
-		return s[:400]
+	if r := []rune(s); len(r) > 400 {
+		return string(r[:400])
 	}
 	return s
 }
