@@ -84,7 +84,7 @@ func TestAdapterPostgresBackfill(t *testing.T) {
 		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
 		admin.Close(context.Background())
 	})
-	dsn := pgDSN(t) + " dbname=" + db // the last dbname counts
+	dsn := pgDSN(t) + " dbname=" + db            // the last dbname counts
 	if strings.HasPrefix(pgDSN(t), "postgres") { // a URL
 		dsn = strings.Replace(pgDSN(t), "/"+admin.Config().Database, "/"+db, 1)
 	}
