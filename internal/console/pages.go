@@ -311,9 +311,16 @@ func (s *Server) ledgerPage(w http.ResponseWriter, r *http.Request, ss *session)
 		adapters.Entry
 		Summary string
 	}
+	names := map[string]string{}
+	if depts, err := s.cfg.Client.Departments(ctx); err == nil {
+		for _, d := range depts {
+			names[d.ID] = d.Name
+		}
+	}
+	wd := newWords(ss.lang, names)
 	var rows []row
 	for _, e := range es {
-		rows = append(rows, row{e, adapters.Summary(e)})
+		rows = append(rows, row{e, wd.say(e)})
 	}
 	slices.Reverse(rows) // newest first
 	if len(rows) > 200 {
