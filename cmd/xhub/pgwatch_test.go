@@ -121,7 +121,19 @@ INSERT INTO cli_cases VALUES (1,'Ana','north'),(2,'Bo','south'),(3,'Cy','north')
 	if _, err := conn.Exec(ctx, `INSERT INTO cli_cases VALUES (4,'Di','east')`); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 20*time.Second, "the new row", func() bool { return strings.Contains(subOut.String(), `"id":4`) })
+	deadline := time.Now().Add(40 * time.Second)
+	for !strings.Contains(subOut.String(), `"id":4`) {
+		if time.Now().After(deadline) {
+			var n int
+			_ = conn.QueryRow(ctx, `SELECT count(*) FROM xhub_outbox`).Scan(&n)
+			var cursor, pending int64
+			var bf *string
+			_ = conn.QueryRow(ctx, `SELECT seq, pending, backfill FROM xhub_cursor`).Scan(&cursor, &pending, &bf)
+			t.Fatalf("the new row did not arrive in 40s; outbox %d rows, cursor %d pending %d backfill %v\nadapter stdout:\n%s\nadapter stderr:\n%s\nsubscriber:\n%s\n%s",
+				n, cursor, pending, bf != nil, aOut.String(), aErr.String(), subOut.String(), subErr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	time.Sleep(300 * time.Millisecond)
 	stopAdapter()
 	stopSub()
