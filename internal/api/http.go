@@ -303,4 +303,4 @@ func connectError(err error) *connect.Error {
 	return out
 }
 
-var _ net.Addr = strAddr("")
+var _ net.Addr = strAddr("") // peer.Peer.Addr takes a net.Addr
