@@ -3,6 +3,8 @@ package adapters
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -458,6 +460,41 @@ func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) 
 		}
 		return mapped(r.Entries, auditOf), r.NextPageToken, nil
 	})
+}
+
+// ExportAudit streams the audit entries of [q.Since, until) (until zero:
+// now) as the hub's JSON, each to emit in order, and returns the hub's
+// seal over them: a note signed with the ledger key (check it with
+// ledger.OpenAuditSeal) stating the filter, the period, the count and the
+// last hash of the chain (ledger.ChainHash) over exactly these bytes.
+func (c *Client) ExportAudit(ctx context.Context, q AuditQuery, until time.Time, emit func(entry []byte) error) ([]byte, error) {
+	req := &xhubv1.ExportAuditRequest{Dataset: q.Dataset, Dept: q.Dept, Since: timestamppb.New(q.Since)}
+	if !until.IsZero() {
+		req.Until = timestamppb.New(until)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := c.audit.ExportAudit(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		ch, err := st.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, errors.New("audit export: the hub ended the export without its seal")
+			}
+			return nil, err
+		}
+		for _, e := range ch.Entries {
+			if err := emit(e); err != nil {
+				return nil, err
+			}
+		}
+		if len(ch.Seal) > 0 {
+			return ch.Seal, nil
+		}
+	}
 }
 
 // SubscriptionInfo is a durable subscription of a department.

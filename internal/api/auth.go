@@ -75,6 +75,7 @@ var (
 		"/xhub.v1.Exchange/DeleteSubscription":       deptRoles,
 		"/xhub.v1.Provider/Serve":                    systems,
 		"/xhub.v1.Audit/ListAudit":                   staff,
+		"/xhub.v1.Audit/ExportAudit":                 staff,
 	}
 )
 

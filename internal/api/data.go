@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -13,7 +16,9 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/dataplane"
+	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/pki"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
@@ -237,7 +242,79 @@ func (s *providerSvc) Serve(stream xhubv1.Provider_ServeServer) error {
 type auditSvc struct {
 	xhubv1.UnimplementedAuditServer
 	*base
-	dp *dataplane.Plane
+	dp  *dataplane.Plane
+	ca  *pki.Authority
+	now func() time.Time
+}
+
+// exportChunk bounds an export's messages: entries per chunk and bytes.
+const (
+	exportChunkEntries = 256
+	exportChunkBytes   = 512 << 10
+)
+
+// ExportAudit streams the entries of a period, then the hub's seal over
+// them: the chain is computed here, from what the hub sends, and signed
+// with the ledger key with the ledger head of the moment.
+func (s *auditSvc) ExportAudit(r *xhubv1.ExportAuditRequest, ss grpc.ServerStreamingServer[xhubv1.ExportAuditChunk]) error {
+	ctx := ss.Context()
+	var f dataplane.AuditFilter
+	var err error
+	if f.Dataset, err = optDataset(r.Dataset); err != nil {
+		return err
+	}
+	if f.Dept, err = optDept(r.Dept); err != nil {
+		return err
+	}
+	if r.Since == nil {
+		return invalid("since", "is required: an export covers a stated period")
+	}
+	f.Since = r.Since.AsTime()
+	until := s.now()
+	if r.Until != nil {
+		until = r.Until.AsTime()
+	}
+	// The head first: every entry of the export was stored after it or
+	// before, and the seal places the export after this head.
+	head, err := s.cp.TreeHead()
+	if err != nil {
+		return toStatus(err)
+	}
+	viewer := identityFrom(ctx)
+	chunk := &xhubv1.ExportAuditChunk{}
+	size := 0
+	flush := func() error {
+		if len(chunk.Entries) == 0 {
+			return nil
+		}
+		err := ss.Send(chunk)
+		chunk, size = &xhubv1.ExportAuditChunk{}, 0
+		return err
+	}
+	n, last, err := s.dp.ExportAudit(ctx, viewer, f, until, func(b []byte) error {
+		if len(chunk.Entries) >= exportChunkEntries || size+len(b) > exportChunkBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		chunk.Entries = append(chunk.Entries, b)
+		size += len(b)
+		return nil
+	})
+	if err != nil {
+		return toStatus(err)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	seal, err := ledger.SignAuditSeal(ledger.AuditSeal{
+		Dataset: string(f.Dataset), Dept: string(f.Dept), Since: f.Since, Until: until,
+		Entries: n, LastHash: last, ExportedBy: viewer.URI(), ExportedAt: s.now(), Head: head,
+	}, s.ca.Signer)
+	if err != nil {
+		return toStatus(err)
+	}
+	return ss.Send(&xhubv1.ExportAuditChunk{Seal: seal})
 }
 
 func (s *auditSvc) ListAudit(ctx context.Context, r *xhubv1.ListAuditRequest) (*xhubv1.ListAuditResponse, error) {

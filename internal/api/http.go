@@ -68,7 +68,7 @@ func (s *Server) httpHandler(svcs services, b *bridge) http.Handler {
 	mux.Handle(xhubv1connect.NewNodesHandler(svcs.nodes, opts...))
 	mux.Handle(xhubv1connect.NewDisputesHandler(svcs.disputes, opts...))
 	mux.Handle(xhubv1connect.NewProviderHandler(connectProvider{providerSvc: svcs.provider, b: b}, opts...))
-	mux.Handle(xhubv1connect.NewAuditHandler(svcs.audit, opts...))
+	mux.Handle(xhubv1connect.NewAuditHandler(connectAudit{auditSvc: svcs.audit, b: b}, opts...))
 	mux.HandleFunc("GET "+OpenAPIPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(jsonapi.OpenAPI())
@@ -242,6 +242,23 @@ func (c connectShares) WatchInbox(ctx context.Context, req *xhubv1.WatchInboxReq
 	err := c.b.stream(nil, ss, &grpc.StreamServerInfo{FullMethod: xhubv1connect.SharesWatchInboxProcedure, IsServerStream: true},
 		func(_ any, ss grpc.ServerStream) error {
 			return c.sharesSvc.WatchInbox(req, &grpc.GenericServerStream[xhubv1.WatchInboxRequest, xhubv1.InboxEvent]{ServerStream: ss})
+		})
+	if err != nil {
+		return connectError(err)
+	}
+	return nil
+}
+
+type connectAudit struct {
+	*auditSvc
+	b *bridge
+}
+
+func (c connectAudit) ExportAudit(ctx context.Context, req *xhubv1.ExportAuditRequest, s *connect.ServerStream[xhubv1.ExportAuditChunk]) error {
+	ss := &serverStream[xhubv1.ExportAuditChunk]{ctx: grpcContext(ctx, http.Header{}), s: s}
+	err := c.b.stream(nil, ss, &grpc.StreamServerInfo{FullMethod: xhubv1connect.AuditExportAuditProcedure, IsServerStream: true},
+		func(_ any, ss grpc.ServerStream) error {
+			return c.auditSvc.ExportAudit(req, &grpc.GenericServerStream[xhubv1.ExportAuditRequest, xhubv1.ExportAuditChunk]{ServerStream: ss})
 		})
 	if err != nil {
 		return connectError(err)

@@ -166,7 +166,7 @@ func New(cfg Config) *Server {
 		exchange:    &exchangeSvc{base: base, dp: cfg.DP},
 		nodes:       &nodesSvc{base: base, ca: cfg.Authority, join: cfg.Join, now: cfg.Now},
 		provider:    &providerSvc{base: base, dp: cfg.DP},
-		audit:       &auditSvc{base: base, dp: cfg.DP},
+		audit:       &auditSvc{base: base, dp: cfg.DP, ca: cfg.Authority, now: cfg.Now},
 		disputes:    &disputesSvc{base: base, now: cfg.Now},
 	}
 	xhubv1.RegisterDepartmentsServer(gs, svcs.departments)

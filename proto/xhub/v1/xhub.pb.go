@@ -5800,6 +5800,128 @@ func (x *ProviderCall) GetRequestId() string {
 	return ""
 }
 
+type ExportAuditRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dataset       string                 `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	Dept          string                 `protobuf:"bytes,2,opt,name=dept,proto3" json:"dept,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"` // required
+	Until         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=until,proto3" json:"until,omitempty"` // exclusive; zero: now
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportAuditRequest) Reset() {
+	*x = ExportAuditRequest{}
+	mi := &file_xhub_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportAuditRequest) ProtoMessage() {}
+
+func (x *ExportAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportAuditRequest.ProtoReflect.Descriptor instead.
+func (*ExportAuditRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *ExportAuditRequest) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+func (x *ExportAuditRequest) GetDept() string {
+	if x != nil {
+		return x.Dept
+	}
+	return ""
+}
+
+func (x *ExportAuditRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ExportAuditRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+// ExportAuditChunk carries entries (each the JSON of one entry, hashed as
+// these bytes) and, in the last chunk only, the seal.
+type ExportAuditChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       [][]byte               `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Seal          []byte                 `protobuf:"bytes,2,opt,name=seal,proto3" json:"seal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportAuditChunk) Reset() {
+	*x = ExportAuditChunk{}
+	mi := &file_xhub_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportAuditChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportAuditChunk) ProtoMessage() {}
+
+func (x *ExportAuditChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportAuditChunk.ProtoReflect.Descriptor instead.
+func (*ExportAuditChunk) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *ExportAuditChunk) GetEntries() [][]byte {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ExportAuditChunk) GetSeal() []byte {
+	if x != nil {
+		return x.Seal
+	}
+	return nil
+}
+
 type AuditEntry struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -5823,7 +5945,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_xhub_proto_msgTypes[86]
+	mi := &file_xhub_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5835,7 +5957,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[86]
+	mi := &file_xhub_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5848,7 +5970,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{86}
+	return file_xhub_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -5955,7 +6077,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_xhub_proto_msgTypes[87]
+	mi := &file_xhub_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5967,7 +6089,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[87]
+	mi := &file_xhub_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5980,7 +6102,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{87}
+	return file_xhub_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ListAuditRequest) GetDataset() string {
@@ -6028,7 +6150,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_xhub_proto_msgTypes[88]
+	mi := &file_xhub_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6040,7 +6162,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[88]
+	mi := &file_xhub_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6053,7 +6175,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{88}
+	return file_xhub_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -6080,7 +6202,7 @@ type CreateJoinTokenRequest struct {
 
 func (x *CreateJoinTokenRequest) Reset() {
 	*x = CreateJoinTokenRequest{}
-	mi := &file_xhub_proto_msgTypes[89]
+	mi := &file_xhub_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6092,7 +6214,7 @@ func (x *CreateJoinTokenRequest) String() string {
 func (*CreateJoinTokenRequest) ProtoMessage() {}
 
 func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[89]
+	mi := &file_xhub_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6105,7 +6227,7 @@ func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{89}
+	return file_xhub_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *CreateJoinTokenRequest) GetName() string {
@@ -6135,7 +6257,7 @@ type CreateJoinTokenResponse struct {
 
 func (x *CreateJoinTokenResponse) Reset() {
 	*x = CreateJoinTokenResponse{}
-	mi := &file_xhub_proto_msgTypes[90]
+	mi := &file_xhub_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6147,7 +6269,7 @@ func (x *CreateJoinTokenResponse) String() string {
 func (*CreateJoinTokenResponse) ProtoMessage() {}
 
 func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[90]
+	mi := &file_xhub_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6160,7 +6282,7 @@ func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{90}
+	return file_xhub_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *CreateJoinTokenResponse) GetTokenId() string {
@@ -6215,7 +6337,7 @@ type JoinToken struct {
 
 func (x *JoinToken) Reset() {
 	*x = JoinToken{}
-	mi := &file_xhub_proto_msgTypes[91]
+	mi := &file_xhub_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6227,7 +6349,7 @@ func (x *JoinToken) String() string {
 func (*JoinToken) ProtoMessage() {}
 
 func (x *JoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[91]
+	mi := &file_xhub_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6240,7 +6362,7 @@ func (x *JoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinToken.ProtoReflect.Descriptor instead.
 func (*JoinToken) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{91}
+	return file_xhub_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *JoinToken) GetId() string {
@@ -6315,7 +6437,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_xhub_proto_msgTypes[92]
+	mi := &file_xhub_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6327,7 +6449,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[92]
+	mi := &file_xhub_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6340,7 +6462,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{92}
+	return file_xhub_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ListNodesRequest) GetMinSeq() uint64 {
@@ -6359,7 +6481,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_xhub_proto_msgTypes[93]
+	mi := &file_xhub_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6371,7 +6493,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[93]
+	mi := &file_xhub_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6384,7 +6506,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{93}
+	return file_xhub_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ListNodesResponse) GetTokens() []*JoinToken {
@@ -6405,7 +6527,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_xhub_proto_msgTypes[94]
+	mi := &file_xhub_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6417,7 +6539,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[94]
+	mi := &file_xhub_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6430,7 +6552,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{94}
+	return file_xhub_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -6470,7 +6592,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_xhub_proto_msgTypes[95]
+	mi := &file_xhub_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6482,7 +6604,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[95]
+	mi := &file_xhub_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6495,7 +6617,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{95}
+	return file_xhub_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *JoinResponse) GetPkiFiles() map[string][]byte {
@@ -7029,7 +7151,15 @@ const file_xhub_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\a \x01(\tR\trequestId\"\x95\x03\n" +
+	"request_id\x18\a \x01(\tR\trequestId\"\xa6\x01\n" +
+	"\x12ExportAuditRequest\x12\x18\n" +
+	"\adataset\x18\x01 \x01(\tR\adataset\x12\x12\n" +
+	"\x04dept\x18\x02 \x01(\tR\x04dept\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"@\n" +
+	"\x10ExportAuditChunk\x12\x18\n" +
+	"\aentries\x18\x01 \x03(\fR\aentries\x12\x12\n" +
+	"\x04seal\x18\x02 \x01(\fR\x04seal\"\x95\x03\n" +
 	"\n" +
 	"AuditEntry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -7145,9 +7275,10 @@ const file_xhub_proto_rawDesc = "" +
 	"\x11ListSubscriptions\x12!.xhub.v1.ListSubscriptionsRequest\x1a\".xhub.v1.ListSubscriptionsResponse\x12]\n" +
 	"\x12DeleteSubscription\x12\".xhub.v1.DeleteSubscriptionRequest\x1a#.xhub.v1.DeleteSubscriptionResponse2H\n" +
 	"\bProvider\x12<\n" +
-	"\x05Serve\x12\x18.xhub.v1.ProviderMessage\x1a\x15.xhub.v1.ProviderCall(\x010\x012K\n" +
+	"\x05Serve\x12\x18.xhub.v1.ProviderMessage\x1a\x15.xhub.v1.ProviderCall(\x010\x012\x94\x01\n" +
 	"\x05Audit\x12B\n" +
-	"\tListAudit\x12\x19.xhub.v1.ListAuditRequest\x1a\x1a.xhub.v1.ListAuditResponse2\xd6\x01\n" +
+	"\tListAudit\x12\x19.xhub.v1.ListAuditRequest\x1a\x1a.xhub.v1.ListAuditResponse\x12G\n" +
+	"\vExportAudit\x12\x1b.xhub.v1.ExportAuditRequest\x1a\x19.xhub.v1.ExportAuditChunk0\x012\xd6\x01\n" +
 	"\x05Nodes\x12T\n" +
 	"\x0fCreateJoinToken\x12\x1f.xhub.v1.CreateJoinTokenRequest\x1a .xhub.v1.CreateJoinTokenResponse\x12B\n" +
 	"\tListNodes\x12\x19.xhub.v1.ListNodesRequest\x1a\x1a.xhub.v1.ListNodesResponse\x123\n" +
@@ -7167,7 +7298,7 @@ func file_xhub_proto_rawDescGZIP() []byte {
 	return file_xhub_proto_rawDescData
 }
 
-var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
+var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
 var file_xhub_proto_goTypes = []any{
 	(*Department)(nil),                    // 0: xhub.v1.Department
 	(*AddDepartmentRequest)(nil),          // 1: xhub.v1.AddDepartmentRequest
@@ -7255,51 +7386,53 @@ var file_xhub_proto_goTypes = []any{
 	(*ProviderHello)(nil),                 // 83: xhub.v1.ProviderHello
 	(*ProviderResult)(nil),                // 84: xhub.v1.ProviderResult
 	(*ProviderCall)(nil),                  // 85: xhub.v1.ProviderCall
-	(*AuditEntry)(nil),                    // 86: xhub.v1.AuditEntry
-	(*ListAuditRequest)(nil),              // 87: xhub.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),             // 88: xhub.v1.ListAuditResponse
-	(*CreateJoinTokenRequest)(nil),        // 89: xhub.v1.CreateJoinTokenRequest
-	(*CreateJoinTokenResponse)(nil),       // 90: xhub.v1.CreateJoinTokenResponse
-	(*JoinToken)(nil),                     // 91: xhub.v1.JoinToken
-	(*ListNodesRequest)(nil),              // 92: xhub.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),             // 93: xhub.v1.ListNodesResponse
-	(*JoinRequest)(nil),                   // 94: xhub.v1.JoinRequest
-	(*JoinResponse)(nil),                  // 95: xhub.v1.JoinResponse
-	nil,                                   // 96: xhub.v1.JoinResponse.PkiFilesEntry
-	(*timestamppb.Timestamp)(nil),         // 97: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),           // 98: google.protobuf.Duration
-	(*descriptorpb.FieldOptions)(nil),     // 99: google.protobuf.FieldOptions
+	(*ExportAuditRequest)(nil),            // 86: xhub.v1.ExportAuditRequest
+	(*ExportAuditChunk)(nil),              // 87: xhub.v1.ExportAuditChunk
+	(*AuditEntry)(nil),                    // 88: xhub.v1.AuditEntry
+	(*ListAuditRequest)(nil),              // 89: xhub.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),             // 90: xhub.v1.ListAuditResponse
+	(*CreateJoinTokenRequest)(nil),        // 91: xhub.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil),       // 92: xhub.v1.CreateJoinTokenResponse
+	(*JoinToken)(nil),                     // 93: xhub.v1.JoinToken
+	(*ListNodesRequest)(nil),              // 94: xhub.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),             // 95: xhub.v1.ListNodesResponse
+	(*JoinRequest)(nil),                   // 96: xhub.v1.JoinRequest
+	(*JoinResponse)(nil),                  // 97: xhub.v1.JoinResponse
+	nil,                                   // 98: xhub.v1.JoinResponse.PkiFilesEntry
+	(*timestamppb.Timestamp)(nil),         // 99: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 100: google.protobuf.Duration
+	(*descriptorpb.FieldOptions)(nil),     // 101: google.protobuf.FieldOptions
 }
 var file_xhub_proto_depIdxs = []int32{
-	97,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	99,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
 	0,   // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
 	0,   // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
-	97,  // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
+	99,  // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
 	8,   // 4: xhub.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> xhub.v1.WebhookDelivery
-	97,  // 5: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
+	99,  // 5: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
 	10,  // 6: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
 	10,  // 7: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
 	10,  // 8: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
 	18,  // 9: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
-	97,  // 10: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
+	99,  // 10: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
 	17,  // 11: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
 	17,  // 12: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
 	17,  // 13: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
 	18,  // 14: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
-	97,  // 15: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
-	97,  // 16: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
+	99,  // 15: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
+	99,  // 16: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
 	27,  // 17: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	27,  // 18: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	27,  // 19: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
 	27,  // 20: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	37,  // 21: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
 	27,  // 22: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	97,  // 23: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
-	97,  // 24: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	97,  // 25: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
-	97,  // 26: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	97,  // 27: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	97,  // 28: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	99,  // 23: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
+	99,  // 24: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
+	99,  // 25: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	99,  // 26: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	99,  // 27: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	99,  // 28: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
 	39,  // 29: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
 	40,  // 30: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
 	39,  // 31: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
@@ -7309,123 +7442,127 @@ var file_xhub_proto_depIdxs = []int32{
 	39,  // 35: xhub.v1.InboxEvent.request:type_name -> xhub.v1.ShareRequest
 	40,  // 36: xhub.v1.InboxEvent.grant:type_name -> xhub.v1.Grant
 	53,  // 37: xhub.v1.InboxEvent.dispute:type_name -> xhub.v1.Dispute
-	97,  // 38: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	97,  // 39: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
-	97,  // 40: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	99,  // 38: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	99,  // 39: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
+	99,  // 40: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
 	53,  // 41: xhub.v1.DisputeResponse.dispute:type_name -> xhub.v1.Dispute
 	53,  // 42: xhub.v1.ListDisputesResponse.disputes:type_name -> xhub.v1.Dispute
-	97,  // 43: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	99,  // 43: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
 	59,  // 44: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
 	59,  // 45: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
 	68,  // 46: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
 	74,  // 47: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
 	80,  // 48: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	97,  // 49: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
-	98,  // 50: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
+	99,  // 49: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
+	100, // 50: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
 	76,  // 51: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
 	76,  // 52: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
-	97,  // 53: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	99,  // 53: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
 	83,  // 54: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
 	84,  // 55: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
 	68,  // 56: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	97,  // 57: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	97,  // 58: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
-	86,  // 59: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	98,  // 60: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	97,  // 61: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	97,  // 62: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	97,  // 63: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	97,  // 64: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
-	91,  // 65: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
-	96,  // 66: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
-	99,  // 67: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
-	1,   // 68: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,   // 69: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	5,   // 70: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
-	7,   // 71: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
-	11,  // 72: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	13,  // 73: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	15,  // 74: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	19,  // 75: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	21,  // 76: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	23,  // 77: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	25,  // 78: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	28,  // 79: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	30,  // 80: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	32,  // 81: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	34,  // 82: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	36,  // 83: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
-	41,  // 84: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	43,  // 85: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	44,  // 86: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	45,  // 87: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	46,  // 88: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	47,  // 89: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	49,  // 90: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	51,  // 91: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
-	54,  // 92: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
-	55,  // 93: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
-	57,  // 94: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
-	60,  // 95: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	62,  // 96: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	64,  // 97: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	66,  // 98: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	69,  // 99: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	71,  // 100: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	73,  // 101: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	75,  // 102: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
-	78,  // 103: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
-	82,  // 104: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	87,  // 105: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	89,  // 106: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
-	92,  // 107: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
-	94,  // 108: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
-	2,   // 109: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,   // 110: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	6,   // 111: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
-	9,   // 112: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
-	12,  // 113: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	14,  // 114: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	16,  // 115: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	20,  // 116: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	22,  // 117: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	24,  // 118: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	26,  // 119: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	29,  // 120: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	31,  // 121: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	33,  // 122: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	35,  // 123: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	38,  // 124: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
-	42,  // 125: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	50,  // 126: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	48,  // 127: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	48,  // 128: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	48,  // 129: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	48,  // 130: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	50,  // 131: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	52,  // 132: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
-	56,  // 133: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
-	56,  // 134: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
-	58,  // 135: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
-	61,  // 136: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	63,  // 137: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	65,  // 138: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	67,  // 139: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	70,  // 140: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	72,  // 141: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	81,  // 142: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	77,  // 143: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
-	79,  // 144: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
-	85,  // 145: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	88,  // 146: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	90,  // 147: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
-	93,  // 148: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
-	95,  // 149: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
-	109, // [109:150] is the sub-list for method output_type
-	68,  // [68:109] is the sub-list for method input_type
-	68,  // [68:68] is the sub-list for extension type_name
-	67,  // [67:68] is the sub-list for extension extendee
-	0,   // [0:67] is the sub-list for field type_name
+	99,  // 57: xhub.v1.ExportAuditRequest.since:type_name -> google.protobuf.Timestamp
+	99,  // 58: xhub.v1.ExportAuditRequest.until:type_name -> google.protobuf.Timestamp
+	99,  // 59: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	99,  // 60: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	88,  // 61: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
+	100, // 62: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	99,  // 63: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	99,  // 64: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	99,  // 65: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	99,  // 66: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
+	93,  // 67: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
+	98,  // 68: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
+	101, // 69: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
+	1,   // 70: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,   // 71: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	5,   // 72: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
+	7,   // 73: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
+	11,  // 74: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	13,  // 75: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	15,  // 76: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	19,  // 77: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	21,  // 78: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	23,  // 79: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	25,  // 80: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	28,  // 81: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	30,  // 82: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	32,  // 83: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	34,  // 84: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	36,  // 85: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
+	41,  // 86: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	43,  // 87: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	44,  // 88: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	45,  // 89: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	46,  // 90: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	47,  // 91: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	49,  // 92: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	51,  // 93: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
+	54,  // 94: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
+	55,  // 95: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
+	57,  // 96: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
+	60,  // 97: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	62,  // 98: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	64,  // 99: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	66,  // 100: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	69,  // 101: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	71,  // 102: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	73,  // 103: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	75,  // 104: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	78,  // 105: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	82,  // 106: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	89,  // 107: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	86,  // 108: xhub.v1.Audit.ExportAudit:input_type -> xhub.v1.ExportAuditRequest
+	91,  // 109: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
+	94,  // 110: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
+	96,  // 111: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
+	2,   // 112: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,   // 113: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	6,   // 114: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
+	9,   // 115: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
+	12,  // 116: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	14,  // 117: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	16,  // 118: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	20,  // 119: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	22,  // 120: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	24,  // 121: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	26,  // 122: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	29,  // 123: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	31,  // 124: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	33,  // 125: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	35,  // 126: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	38,  // 127: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
+	42,  // 128: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	50,  // 129: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	48,  // 130: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	48,  // 131: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	48,  // 132: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	48,  // 133: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	50,  // 134: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	52,  // 135: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
+	56,  // 136: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
+	56,  // 137: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
+	58,  // 138: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
+	61,  // 139: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	63,  // 140: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	65,  // 141: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	67,  // 142: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	70,  // 143: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	72,  // 144: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	81,  // 145: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	77,  // 146: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	79,  // 147: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	85,  // 148: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	90,  // 149: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	87,  // 150: xhub.v1.Audit.ExportAudit:output_type -> xhub.v1.ExportAuditChunk
+	92,  // 151: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
+	95,  // 152: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
+	97,  // 153: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
+	112, // [112:154] is the sub-list for method output_type
+	70,  // [70:112] is the sub-list for method input_type
+	70,  // [70:70] is the sub-list for extension type_name
+	69,  // [69:70] is the sub-list for extension extendee
+	0,   // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }
@@ -7448,7 +7585,7 @@ func file_xhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   97,
+			NumMessages:   99,
 			NumExtensions: 1,
 			NumServices:   11,
 		},

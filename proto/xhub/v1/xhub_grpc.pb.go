@@ -2054,7 +2054,8 @@ var Provider_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Audit_ListAudit_FullMethodName = "/xhub.v1.Audit/ListAudit"
+	Audit_ListAudit_FullMethodName   = "/xhub.v1.Audit/ListAudit"
+	Audit_ExportAudit_FullMethodName = "/xhub.v1.Audit/ExportAudit"
 )
 
 // AuditClient is the client API for Audit service.
@@ -2062,6 +2063,13 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type AuditClient interface {
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
+	// ExportAudit streams the audit entries of a period as the hub's own
+	// JSON, each once, in order, then a seal: a note signed with the hub's
+	// ledger key stating the filter, the period, the number of entries, the
+	// last hash of the chain over them (see exchange/ledger ChainHash), the
+	// exporter and the ledger head. A file cut short or a summary edited
+	// then fails `xhub audit export --check`.
+	ExportAudit(ctx context.Context, in *ExportAuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportAuditChunk], error)
 }
 
 type auditClient struct {
@@ -2082,11 +2090,37 @@ func (c *auditClient) ListAudit(ctx context.Context, in *ListAuditRequest, opts 
 	return out, nil
 }
 
+func (c *auditClient) ExportAudit(ctx context.Context, in *ExportAuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportAuditChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Audit_ServiceDesc.Streams[0], Audit_ExportAudit_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportAuditRequest, ExportAuditChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Audit_ExportAuditClient = grpc.ServerStreamingClient[ExportAuditChunk]
+
 // AuditServer is the server API for Audit service.
 // All implementations must embed UnimplementedAuditServer
 // for forward compatibility.
 type AuditServer interface {
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
+	// ExportAudit streams the audit entries of a period as the hub's own
+	// JSON, each once, in order, then a seal: a note signed with the hub's
+	// ledger key stating the filter, the period, the number of entries, the
+	// last hash of the chain over them (see exchange/ledger ChainHash), the
+	// exporter and the ledger head. A file cut short or a summary edited
+	// then fails `xhub audit export --check`.
+	ExportAudit(*ExportAuditRequest, grpc.ServerStreamingServer[ExportAuditChunk]) error
 	mustEmbedUnimplementedAuditServer()
 }
 
@@ -2099,6 +2133,9 @@ type UnimplementedAuditServer struct{}
 
 func (UnimplementedAuditServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
+}
+func (UnimplementedAuditServer) ExportAudit(*ExportAuditRequest, grpc.ServerStreamingServer[ExportAuditChunk]) error {
+	return status.Error(codes.Unimplemented, "method ExportAudit not implemented")
 }
 func (UnimplementedAuditServer) mustEmbedUnimplementedAuditServer() {}
 func (UnimplementedAuditServer) testEmbeddedByValue()               {}
@@ -2139,6 +2176,17 @@ func _Audit_ListAudit_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Audit_ExportAudit_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportAuditRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AuditServer).ExportAudit(m, &grpc.GenericServerStream[ExportAuditRequest, ExportAuditChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Audit_ExportAuditServer = grpc.ServerStreamingServer[ExportAuditChunk]
+
 // Audit_ServiceDesc is the grpc.ServiceDesc for Audit service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2151,7 +2199,13 @@ var Audit_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Audit_ListAudit_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportAudit",
+			Handler:       _Audit_ExportAudit_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "xhub.proto",
 }
 

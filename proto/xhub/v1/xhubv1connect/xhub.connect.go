@@ -145,6 +145,8 @@ const (
 	ProviderServeProcedure = "/xhub.v1.Provider/Serve"
 	// AuditListAuditProcedure is the fully-qualified name of the Audit's ListAudit RPC.
 	AuditListAuditProcedure = "/xhub.v1.Audit/ListAudit"
+	// AuditExportAuditProcedure is the fully-qualified name of the Audit's ExportAudit RPC.
+	AuditExportAuditProcedure = "/xhub.v1.Audit/ExportAudit"
 	// NodesCreateJoinTokenProcedure is the fully-qualified name of the Nodes's CreateJoinToken RPC.
 	NodesCreateJoinTokenProcedure = "/xhub.v1.Nodes/CreateJoinToken"
 	// NodesListNodesProcedure is the fully-qualified name of the Nodes's ListNodes RPC.
@@ -1688,6 +1690,13 @@ func (UnimplementedProviderHandler) Serve(context.Context, *connect.BidiStream[v
 // AuditClient is a client for the xhub.v1.Audit service.
 type AuditClient interface {
 	ListAudit(context.Context, *v1.ListAuditRequest) (*v1.ListAuditResponse, error)
+	// ExportAudit streams the audit entries of a period as the hub's own
+	// JSON, each once, in order, then a seal: a note signed with the hub's
+	// ledger key stating the filter, the period, the number of entries, the
+	// last hash of the chain over them (see exchange/ledger ChainHash), the
+	// exporter and the ledger head. A file cut short or a summary edited
+	// then fails `xhub audit export --check`.
+	ExportAudit(context.Context, *v1.ExportAuditRequest) (*connect.ServerStreamForClient[v1.ExportAuditChunk], error)
 }
 
 // NewAuditClient constructs a client for the xhub.v1.Audit service. By default, it uses the Connect
@@ -1707,12 +1716,19 @@ func NewAuditClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 			connect.WithSchema(auditMethods.ByName("ListAudit")),
 			connect.WithClientOptions(opts...),
 		),
+		exportAudit: connect.NewClient[v1.ExportAuditRequest, v1.ExportAuditChunk](
+			httpClient,
+			baseURL+AuditExportAuditProcedure,
+			connect.WithSchema(auditMethods.ByName("ExportAudit")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // auditClient implements AuditClient.
 type auditClient struct {
-	listAudit *connect.Client[v1.ListAuditRequest, v1.ListAuditResponse]
+	listAudit   *connect.Client[v1.ListAuditRequest, v1.ListAuditResponse]
+	exportAudit *connect.Client[v1.ExportAuditRequest, v1.ExportAuditChunk]
 }
 
 // ListAudit calls xhub.v1.Audit.ListAudit.
@@ -1724,9 +1740,21 @@ func (c *auditClient) ListAudit(ctx context.Context, req *v1.ListAuditRequest) (
 	return nil, err
 }
 
+// ExportAudit calls xhub.v1.Audit.ExportAudit.
+func (c *auditClient) ExportAudit(ctx context.Context, req *v1.ExportAuditRequest) (*connect.ServerStreamForClient[v1.ExportAuditChunk], error) {
+	return c.exportAudit.CallServerStream(ctx, connect.NewRequest(req))
+}
+
 // AuditHandler is an implementation of the xhub.v1.Audit service.
 type AuditHandler interface {
 	ListAudit(context.Context, *v1.ListAuditRequest) (*v1.ListAuditResponse, error)
+	// ExportAudit streams the audit entries of a period as the hub's own
+	// JSON, each once, in order, then a seal: a note signed with the hub's
+	// ledger key stating the filter, the period, the number of entries, the
+	// last hash of the chain over them (see exchange/ledger ChainHash), the
+	// exporter and the ledger head. A file cut short or a summary edited
+	// then fails `xhub audit export --check`.
+	ExportAudit(context.Context, *v1.ExportAuditRequest, *connect.ServerStream[v1.ExportAuditChunk]) error
 }
 
 // NewAuditHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -1742,10 +1770,18 @@ func NewAuditHandler(svc AuditHandler, opts ...connect.HandlerOption) (string, h
 		connect.WithSchema(auditMethods.ByName("ListAudit")),
 		connect.WithHandlerOptions(opts...),
 	)
+	auditExportAuditHandler := connect.NewServerStreamHandlerSimple(
+		AuditExportAuditProcedure,
+		svc.ExportAudit,
+		connect.WithSchema(auditMethods.ByName("ExportAudit")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/xhub.v1.Audit/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AuditListAuditProcedure:
 			auditListAuditHandler.ServeHTTP(w, r)
+		case AuditExportAuditProcedure:
+			auditExportAuditHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -1757,6 +1793,10 @@ type UnimplementedAuditHandler struct{}
 
 func (UnimplementedAuditHandler) ListAudit(context.Context, *v1.ListAuditRequest) (*v1.ListAuditResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Audit.ListAudit is not implemented"))
+}
+
+func (UnimplementedAuditHandler) ExportAudit(context.Context, *v1.ExportAuditRequest, *connect.ServerStream[v1.ExportAuditChunk]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Audit.ExportAudit is not implemented"))
 }
 
 // NodesClient is a client for the xhub.v1.Nodes service.
