@@ -6,10 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xhub-gov/xhub/internal/ratelog"
 )
 
 // handshakeWatch counts refused handshakes by reason and logs them, at
@@ -19,17 +20,14 @@ type handshakeWatch struct {
 	log     *slog.Logger
 	now     func() time.Time
 	counter *prometheus.CounterVec
-
-	mu         sync.Mutex
-	lastLog    time.Time
-	suppressed int
+	lines   *ratelog.Limiter
 }
 
 // HandshakeLogEvery bounds the log lines about refused handshakes.
 const HandshakeLogEvery = time.Second
 
 func newHandshakeWatch(log *slog.Logger, now func() time.Time) *handshakeWatch {
-	w := &handshakeWatch{log: log, now: now, counter: prometheus.NewCounterVec(prometheus.CounterOpts{
+	w := &handshakeWatch{log: log, now: now, lines: ratelog.New(HandshakeLogEvery), counter: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "xhub_tls_handshakes_refused_total",
 		Help: "TLS handshakes the hub refused, by reason (unknown_authority, expired, no_certificate, other).",
 	}, []string{"reason"})}
@@ -42,16 +40,10 @@ func newHandshakeWatch(log *slog.Logger, now func() time.Time) *handshakeWatch {
 func (w *handshakeWatch) refused(remote net.Addr, err error) {
 	reason := handshakeReason(err)
 	w.counter.WithLabelValues(reason).Inc()
-	w.mu.Lock()
-	now := w.now()
-	if now.Sub(w.lastLog) < HandshakeLogEvery {
-		w.suppressed++
-		w.mu.Unlock()
+	suppressed, ok := w.lines.Allow(w.now())
+	if !ok {
 		return
 	}
-	suppressed := w.suppressed
-	w.lastLog, w.suppressed = now, 0
-	w.mu.Unlock()
 	w.log.Warn("TLS handshake refused", "remote", remote.String(), "reason", reason, "err", err, "unlogged_before", suppressed)
 }
 

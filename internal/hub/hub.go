@@ -542,6 +542,9 @@ func (n *Node) startMetrics(lis net.Listener) {
 		func() float64 { return float64(n.NC.Stats().Reconnects) }))
 	reg.MustRegister(n.DP.Collectors()...)
 	reg.MustRegister(n.GRPC.Collectors()...)
+	if n.Integrators != nil {
+		reg.MustRegister(n.Integrators.Collectors()...)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if n.cfg.Pprof {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
+	"github.com/xhub-gov/xhub/internal/hub"
 	"github.com/xhub-gov/xhub/internal/natsauth"
 	"github.com/xhub-gov/xhub/internal/pki"
 	"github.com/xhub-gov/xhub/internal/testenv"
@@ -315,5 +317,58 @@ func TestNATSIntegratorsExternalCluster(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the integrator on another server was not cut off")
+	}
+}
+
+// syncBuffer is a log sink safe for the hub's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestNATSRefusalsBounded: an unauthenticated client hammering the NATS
+// port costs at most one log line a second; every refusal is counted in
+// xhub_nats_connections_refused_total by its reason.
+func TestNATSRefusalsBounded(t *testing.T) {
+	var logs syncBuffer
+	env := testenv.Start(t, testenv.WithNATSListen(), testenv.WithMetrics(), func(c *hub.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	addr := env.Node.Embedded.Addr
+	const attempts = 300
+	start := time.Now()
+	refused := 0
+	for i := 0; i < attempts && time.Since(start) < 30*time.Second; i++ {
+		nc, err := nats.Connect("nats://"+addr, nats.NoReconnect(), nats.Timeout(5*time.Second))
+		if err == nil {
+			nc.Close()
+			t.Fatal("a client with no certificate was let in")
+		}
+		refused++
+	}
+	elapsed := time.Since(start)
+	if refused < 50 {
+		t.Fatalf("only %d attempts in %s", refused, elapsed)
+	}
+	want := fmt.Sprintf(`xhub_nats_connections_refused_total{reason="no_certificate"} %d`, refused)
+	testenv.WaitFor(t, 10*time.Second, want, func() bool { return strings.Contains(metricsText(t, env), want) })
+	lines := strings.Count(logs.String(), "NATS connection refused")
+	if limit := int(elapsed/natsauth.RefusalLogEvery) + 2; lines > limit {
+		t.Fatalf("%d refusals in %s wrote %d log lines, want at most %d", refused, elapsed.Round(time.Millisecond), lines, limit)
+	}
+	if lines == 0 || !strings.Contains(logs.String(), "unlogged_before") {
+		t.Fatalf("the refusals are not sampled in the log: %q", logs.String())
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,11 +29,13 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
+	"github.com/xhub-gov/xhub/internal/ratelog"
 )
 
 // ControlPlane is what the callout asks the ledger's views.
@@ -67,8 +70,10 @@ type Config struct {
 
 // Service answers the server's authorization requests.
 type Service struct {
-	cfg Config
-	sub *nats.Subscription
+	cfg     Config
+	sub     *nats.Subscription
+	refused *prometheus.CounterVec
+	lines   *ratelog.Limiter
 
 	mu      sync.Mutex
 	clients map[clientKey]client
@@ -101,7 +106,14 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	if (cfg.Server == nil) == (cfg.System == nil) {
 		return nil, errors.New("natsauth: give the embedded server or a system account connection")
 	}
-	s := &Service{cfg: cfg, clients: map[clientKey]client{}}
+	s := &Service{cfg: cfg, clients: map[clientKey]client{}, lines: ratelog.New(RefusalLogEvery),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xhub_nats_connections_refused_total",
+			Help: "NATS connections the hub's auth callout refused, by reason (" + strings.Join(refusalReasons, ", ") + ").",
+		}, []string{"reason"})}
+	for _, r := range refusalReasons {
+		s.refused.WithLabelValues(r) // served at 0 from the start
+	}
 	if cfg.System != nil {
 		dsub, err := cfg.System.Subscribe(fmt.Sprintf("$SYS.ACCOUNT.%s.DISCONNECT", server.DEFAULT_GLOBAL_ACCOUNT), s.disconnected)
 		if err != nil {
@@ -169,7 +181,15 @@ func (s *Service) handle(m *nats.Msg) {
 	ujwt, who, err := s.authorize(req)
 	if err != nil {
 		res.Error = err.Error()
-		s.cfg.Log.Info("NATS connection refused", "host", req.ClientInformation.Host, "identity", who, "reason", err)
+		reason := reasonOther
+		var r *refusal
+		if errors.As(err, &r) {
+			reason = r.reason
+		}
+		s.refused.WithLabelValues(reason).Inc()
+		if unlogged, ok := s.lines.Allow(s.cfg.Now()); ok {
+			s.cfg.Log.Info("NATS connection refused", "host", req.ClientInformation.Host, "identity", who, "reason", reason, "err", err, "unlogged_before", unlogged)
+		}
 	} else {
 		res.Jwt = ujwt
 	}
@@ -184,26 +204,26 @@ func (s *Service) handle(m *nats.Msg) {
 // authorize decides one connection and returns its user JWT.
 func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (string, string, error) {
 	if req.TLS == nil || len(req.TLS.VerifiedChains) == 0 || len(req.TLS.VerifiedChains[0]) == 0 {
-		return "", "", errors.New("connect over TLS with a client certificate issued by the hub (xhub creds export --pem)")
+		return "", "", refuse(reasonNoCertificate, "connect over TLS with a client certificate issued by the hub (xhub creds export --pem)")
 	}
 	blk, _ := pem.Decode([]byte(req.TLS.VerifiedChains[0][0]))
 	if blk == nil {
-		return "", "", errors.New("client certificate unreadable")
+		return "", "", refuse(reasonCertificate, "client certificate unreadable")
 	}
 	cert, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {
-		return "", "", errors.New("client certificate unreadable")
+		return "", "", refuse(reasonCertificate, "client certificate unreadable")
 	}
 	id, serial, err := vocab.IdentityOf(cert)
 	if err != nil {
-		return "", "", fmt.Errorf("client certificate: %v", err)
+		return "", "", refuse(reasonCertificate, "client certificate: %v", err)
 	}
 	now := s.cfg.Now()
 	if err := s.checkCredential(cert, id, serial, now); err != nil {
 		return "", id.URI(), err
 	}
 	if id.Role != vocab.RoleSystem {
-		return "", id.URI(), fmt.Errorf("%s: only a department's system (role system) reads data over NATS, not role %s", id.URI(), id.Role)
+		return "", id.URI(), refuse(reasonRole, "%s: only a department's system (role system) reads data over NATS, not role %s", id.URI(), id.Role)
 	}
 	allowed, expires := allowedOf(s.cfg.CP.ActiveGrantPairs(now), id.Dept)
 	if cert.NotAfter.Before(expires) || expires.IsZero() {
@@ -228,7 +248,7 @@ func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (string, string
 	}
 	if n >= s.cfg.MaxConnsPerDept {
 		s.mu.Unlock()
-		return "", id.URI(), fmt.Errorf("department %s has %d NATS connections, the most the hub allows", id.Dept, n)
+		return "", id.URI(), refuse(reasonLimit, "department %s has %d NATS connections, the most the hub allows", id.Dept, n)
 	}
 	s.clients[key] = client{id: id, serial: serial, allowed: allowed}
 	s.mu.Unlock()
@@ -256,16 +276,51 @@ func (s *Service) checkCredential(cert *x509.Certificate, id vocab.Identity, ser
 	c, ok := s.cfg.CP.Credential(serial)
 	switch {
 	case !ok:
-		return fmt.Errorf("credential %s is not recorded in the hub's ledger", serial)
+		return refuse(reasonCredential, "credential %s is not recorded in the hub's ledger", serial)
 	case c.Revoked:
-		return fmt.Errorf("credential %s was revoked", serial)
+		return refuse(reasonRevoked, "credential %s was revoked", serial)
 	case c.Identity != id.URI():
-		return fmt.Errorf("credential %s: certificate identity does not match the ledger", serial)
+		return refuse(reasonCredential, "credential %s: certificate identity does not match the ledger", serial)
 	case now.After(cert.NotAfter):
-		return fmt.Errorf("credential %s expired", serial)
+		return refuse(reasonExpired, "credential %s expired", serial)
 	}
 	return nil
 }
+
+// Why connections are refused: the metric's reasons.
+const (
+	reasonNoCertificate = "no_certificate" // not TLS, or no client certificate
+	reasonCertificate   = "bad_certificate"
+	reasonCredential    = "unknown_credential"
+	reasonRevoked       = "revoked"
+	reasonExpired       = "expired"
+	reasonRole          = "role"
+	reasonLimit         = "connection_limit"
+	reasonOther         = "other"
+)
+
+var refusalReasons = []string{reasonNoCertificate, reasonCertificate, reasonCredential, reasonRevoked, reasonExpired, reasonRole, reasonLimit, reasonOther}
+
+// RefusalLogEvery bounds the log lines about refused NATS connections:
+// one per interval, with the number left unlogged (every refusal is
+// counted in xhub_nats_connections_refused_total).
+const RefusalLogEvery = time.Second
+
+// refusal is a refused connection: what the client is told, and the
+// metric's reason.
+type refusal struct {
+	reason string
+	msg    string
+}
+
+func (r *refusal) Error() string { return r.msg }
+
+func refuse(reason, format string, args ...any) error {
+	return &refusal{reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// Collectors are the service's Prometheus metrics.
+func (s *Service) Collectors() []prometheus.Collector { return []prometheus.Collector{s.refused} }
 
 // allowedOf is dept's delivery subjects among pairs, and when the first
 // of their grants ends (zero: none).
