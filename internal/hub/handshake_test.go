@@ -56,13 +56,28 @@ func grepLines(s, sub string) string {
 }
 
 // TestPortInUse: a first start on a port already taken fails before it
-// writes anything; the next start on a free port works.
+// writes anything, not even the data directory; the next start on a free
+// port works.
 func TestPortInUse(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lis.Close()
+	fresh := filepath.Join(t.TempDir(), "data")
+	for _, cfg := range []hub.Config{
+		{DataDir: fresh, Listen: lis.Addr().String(), Logger: testenv.Logger()},
+		{DataDir: fresh, Listen: "127.0.0.1:0", MetricsListen: lis.Addr().String(), Logger: testenv.Logger()},
+		{DataDir: fresh, Listen: "127.0.0.1:0", NATSListen: lis.Addr().String(), Logger: testenv.Logger()},
+	} {
+		if _, err := hub.Start(context.Background(), cfg); err == nil {
+			t.Fatalf("start with a port in use succeeded: %+v", cfg)
+		}
+		if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+			left, _ := os.ReadDir(fresh)
+			t.Fatalf("a failed first start left the data directory %s holding %v", fresh, left)
+		}
+	}
 	dir := t.TempDir()
 	_, err = hub.Start(context.Background(), hub.Config{DataDir: dir, Listen: lis.Addr().String(), Logger: testenv.Logger()})
 	if err == nil || !strings.Contains(err.Error(), "listen") {

@@ -201,11 +201,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}()
 	log := cfg.Logger
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("hub: %w", err)
-	}
 	// Bind first: a port in use fails the start before anything is
-	// written. And a first start that fails leaves nothing half-made.
+	// written, the data directory included. And a first start that fails
+	// leaves nothing half-made.
 	if n.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("hub: listen %s: %w", cfg.Listen, err)
 	}
@@ -219,6 +217,29 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 				metricsLis.Close()
 			}
 		}()
+	}
+	if cfg.NATSListen != "" {
+		// The embedded server binds later and, on a port in use, would
+		// only time out: try the port now, before anything is written.
+		if _, port, _ := net.SplitHostPort(cfg.NATSListen); port != "0" {
+			l, err := net.Listen("tcp", cfg.NATSListen)
+			if err != nil {
+				return nil, fmt.Errorf("hub: --nats-listen %s: %w", cfg.NATSListen, err)
+			}
+			l.Close()
+		}
+	}
+	if _, statErr := os.Stat(cfg.DataDir); os.IsNotExist(statErr) {
+		defer func() {
+			if err != nil {
+				n.Close()
+				n.removeFirstStart()
+				_ = os.Remove(cfg.DataDir) // only if empty: what this start made
+			}
+		}()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
 	}
 	if _, statErr := os.Stat(filepath.Join(cfg.DataDir, "pki")); os.IsNotExist(statErr) {
 		defer func() {
@@ -434,7 +455,7 @@ func (n *Node) Integrity() error { return n.CP.Integrity() }
 // removeFirstStart removes what a failed first start wrote, so the next
 // start begins clean (the next start makes a new CA and ledger key).
 func (n *Node) removeFirstStart() {
-	for _, d := range []string{"pki", "nats", "badger", "admin.creds"} {
+	for _, d := range []string{"pki", "nats", "nats.password", "badger", "admin.creds"} {
 		if n.joined && d == "pki" {
 			continue
 		}
