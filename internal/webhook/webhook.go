@@ -64,9 +64,10 @@ type Config struct {
 	CP Webhooks            // required
 	// Secret is dept's signing secret for the webhook set by entry seq.
 	Secret func(dept catalog.DeptID, seq uint64) []byte // required
-	// AllowPrivate lets webhooks reach loopback and private addresses
-	// (tests, or a hub whose departments sit on a private network). Off,
-	// a department cannot make the hub call into the hub's own network.
+	// AllowPrivate lets webhooks reach any address (tests, or a hub whose
+	// departments sit on a private network). Off, only globally routable
+	// unicast addresses (CheckPublic): a department cannot make the hub
+	// call into the hub's own network.
 	AllowPrivate bool
 	Log          *slog.Logger
 	// Backoff is the wait before each retry. Zero: 0.5s, 1s, 2s, 4s, 8s.
