@@ -107,7 +107,7 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.Int64Var(&cfg.AuditMaxBytes, "audit-max-bytes", 0, "bound the audit stream's size (oldest removed first; 0: no bound; a warning is logged at 80%)")
 	f.StringVar(&cfg.Join, "join", os.Getenv("XHUB_JOIN"), "join a running hub with this token from `xhub node token` (env XHUB_JOIN)")
 	f.StringVar(&joinFile, "join-file", "", "like --join, the token read from this file (absent once used is fine: a node that has joined ignores it)")
-	f.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let departments' webhooks reach loopback and private addresses (off: the hub never calls into its own network)")
+	f.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let departments' webhooks reach addresses that are not globally routable: loopback, private, shared (100.64/10), link-local and the other IANA special-purpose ranges (off: only public unicast, checked on each connection)")
 	f.IntVar(&cfg.DisputeDays, "dispute-days", 5, "working days an owner has to answer a data dispute before it shows as overdue")
 	f.IntVar(&cfg.ResponseDays, "response-days", 10, "days an owner has to answer a conditional request before it shows as overdue")
 	f.IntVar(&cfg.MaxGrantDays, "max-grant-days", 365, "longest grant, in days")

@@ -111,7 +111,7 @@ func TestWebhooks(t *testing.T) {
 	mustX(t, env2, t2, "share", "request", "health.cond", "--purpose", "p")
 	testenv.WaitFor(t, 10*time.Second, "the refusal recorded", func() bool {
 		out, _ := xhub(t, env2, h2, "dept", "webhook", "deliveries", "health")
-		return strings.Contains(out, "failed") && strings.Contains(out, "not public")
+		return strings.Contains(out, "failed") && strings.Contains(out, "127.0.0.1 is not a public address (loopback)")
 	})
 	mu.Lock()
 	defer mu.Unlock()

@@ -89,8 +89,8 @@ type Config struct {
 	Join string
 	// ResponseDays, MaxGrantDays, SweepInterval: see exchange.Config.
 	ResponseDays int
-	// WebhookAllowPrivate lets departments' webhooks reach loopback and
-	// private addresses (off: the hub never calls into its own network).
+	// WebhookAllowPrivate lets departments' webhooks reach addresses that
+	// are not globally routable (off: only public unicast, webhook.CheckPublic).
 	WebhookAllowPrivate bool
 	// WebhookBackoff: the waits before retries (zero: webhook's default).
 	WebhookBackoff []time.Duration

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,9 +64,10 @@ type Config struct {
 	CP Webhooks            // required
 	// Secret is dept's signing secret for the webhook set by entry seq.
 	Secret func(dept catalog.DeptID, seq uint64) []byte // required
-	// AllowPrivate lets webhooks reach loopback and private addresses
-	// (tests, or a hub whose departments sit on a private network). Off,
-	// a department cannot make the hub call into the hub's own network.
+	// AllowPrivate lets webhooks reach any address (tests, or a hub whose
+	// departments sit on a private network). Off, only globally routable
+	// unicast addresses (CheckPublic): a department cannot make the hub
+	// call into the hub's own network.
 	AllowPrivate bool
 	Log          *slog.Logger
 	// Backoff is the wait before each retry. Zero: 0.5s, 1s, 2s, 4s, 8s.
@@ -121,13 +123,7 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Timeout = 5 * time.Second
 	}
 	d := &Dispatcher{cfg: cfg, busy: map[catalog.DeptID]int{}}
-	dialer := &net.Dialer{Timeout: cfg.Timeout, Control: d.control}
-	d.client = &http.Client{
-		Timeout:   cfg.Timeout,
-		Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second},
-		// A redirect could lead into the hub's network: not followed.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	d.client = d.newClient()
 	sub, err := cfg.NC.QueueSubscribe(bus.EventPrefix+"*", bus.WebhookQueue, func(m *nats.Msg) {
 		dept := catalog.DeptID(strings.TrimPrefix(m.Subject, bus.EventPrefix))
 		var ev struct{ Kind, ID string }
@@ -145,19 +141,31 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// newClient is the client deliveries go by: each connection it makes
+// passes the guard, no proxy, no redirect followed.
+func (d *Dispatcher) newClient() *http.Client {
+	dialer := &net.Dialer{Timeout: d.cfg.Timeout, Control: d.control}
+	return &http.Client{
+		Timeout:   d.cfg.Timeout,
+		Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second},
+		// A redirect could lead into the hub's network: not followed.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// control is the guard, run on each connection after the name is
+// resolved and before it connects: a name that resolves to a public
+// address once and to an internal one the next time (DNS rebinding) is
+// caught on the connection that would go inside.
 func (d *Dispatcher) control(_, address string, _ syscall.RawConn) error {
 	if d.cfg.AllowPrivate {
 		return nil
 	}
-	host, _, err := net.SplitHostPort(address)
+	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return err
+		return &AddrError{Range: fmt.Sprintf("%q is not an IP address and port", address)}
 	}
-	ip := net.ParseIP(host)
-	if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
-		return fmt.Errorf("webhook address %s is not public (the hub does not call into its own network)", host)
-	}
-	return nil
+	return CheckPublic(ap.Addr())
 }
 
 func (d *Dispatcher) dispatch(ctx context.Context, dept catalog.DeptID, kind, id string) {
@@ -198,10 +206,14 @@ func (d *Dispatcher) deliver(ctx context.Context, dept catalog.DeptID, w catalog
 			del.Status, del.Error = "delivered", ""
 			break
 		}
-		del.Error = err.Error()
-		if attempt >= len(d.cfg.Backoff) || ctx.Err() != nil {
+		// The department reads what failed; the hub's log keeps the
+		// whole error, which may name the hub's resolver and addresses.
+		del.Error = describe(err, d.cfg.Timeout)
+		d.cfg.Log.Debug("webhook attempt failed", "dept", dept, "delivery", del.ID, "attempt", del.Attempts, "err", err)
+		// A refused address is refused again: no retry.
+		if attempt >= len(d.cfg.Backoff) || ctx.Err() != nil || errors.Is(err, ErrNotPublic) {
 			del.Status = "failed"
-			d.cfg.Log.Warn("webhook not delivered", "dept", dept, "event", del.Event, "attempts", del.Attempts, "err", err)
+			d.cfg.Log.Warn("webhook not delivered", "dept", dept, "event", del.Event, "delivery", del.ID, "attempts", del.Attempts, "err", err, "shown", del.Error)
 			break
 		}
 		select {
@@ -232,7 +244,7 @@ func (d *Dispatcher) post(ctx context.Context, url string, del Delivery, body, s
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	res.Body.Close()
 	if res.StatusCode < 200 || res.StatusCode > 299 {
-		return res.StatusCode, fmt.Errorf("HTTP %d", res.StatusCode)
+		return res.StatusCode, &StatusError{Code: res.StatusCode}
 	}
 	return res.StatusCode, nil
 }
