@@ -6125,7 +6125,7 @@ func (x *CreateJoinTokenRequest) GetTtl() *durationpb.Duration {
 type CreateJoinTokenResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
-	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`                     // 32 random bytes; the hub keeps only their SHA-256
+	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`                     // 32 random bytes; the ledger keeps only the public key they seed
 	CaSha256      string                 `protobuf:"bytes,3,opt,name=ca_sha256,json=caSha256,proto3" json:"ca_sha256,omitempty"` // the hub CA's fingerprint, to pin
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	Seq           uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -6209,6 +6209,7 @@ type JoinToken struct {
 	JoinedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=joined_at,json=joinedAt,proto3" json:"joined_at,omitempty"`
 	JoinedAs      string                 `protobuf:"bytes,8,opt,name=joined_as,json=joinedAs,proto3" json:"joined_as,omitempty"` // the name the node gave
 	Seq           uint64                 `protobuf:"varint,9,opt,name=seq,proto3" json:"seq,omitempty"`
+	JoinerKey     string                 `protobuf:"bytes,10,opt,name=joiner_key,json=joinerKey,proto3" json:"joiner_key,omitempty"` // fingerprint of the key the node joined with (it logs the same)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6306,6 +6307,13 @@ func (x *JoinToken) GetSeq() uint64 {
 	return 0
 }
 
+func (x *JoinToken) GetJoinerKey() string {
+	if x != nil {
+		return x.JoinerKey
+	}
+	return ""
+}
+
 type ListNodesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MinSeq        uint64                 `protobuf:"varint,1,opt,name=min_seq,json=minSeq,proto3" json:"min_seq,omitempty"`
@@ -6394,11 +6402,28 @@ func (x *ListNodesResponse) GetTokens() []*JoinToken {
 	return nil
 }
 
+// A joining node never sends the token's secret: it signs, with the
+// secret, a claim naming the token, its name, its own X25519 public key
+// and whether it wants the NATS URL, and the answer is sealed to that key.
 type JoinRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
-	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TokenId string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// Refused: older joiners sent the token's secret itself.
+	//
+	// Deprecated: Marked as deprecated in xhub.proto.
+	Secret []byte `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	Name   string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// The joiner's X25519 public key (32 bytes): what it receives is
+	// sealed to it, and `xhub node list` shows its fingerprint.
+	JoinerKey []byte `protobuf:"bytes,4,opt,name=joiner_key,json=joinerKey,proto3" json:"joiner_key,omitempty"`
+	// The joiner was given no NATS of its own (--nats-url or
+	// --nats-listen) and needs the admitting node's URL, with its
+	// credentials. Without it no NATS credential is sent.
+	WantsNatsUrl bool `protobuf:"varint,5,opt,name=wants_nats_url,json=wantsNatsUrl,proto3" json:"wants_nats_url,omitempty"`
+	// Ed25519 signature, by the key the token's secret seeds, over the
+	// claim (token_id, name, joiner_key, wants_nats_url): see
+	// vocab.JoinClaim.
+	Proof         []byte `protobuf:"bytes,6,opt,name=proof,proto3" json:"proof,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6440,6 +6465,7 @@ func (x *JoinRequest) GetTokenId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in xhub.proto.
 func (x *JoinRequest) GetSecret() []byte {
 	if x != nil {
 		return x.Secret
@@ -6454,16 +6480,38 @@ func (x *JoinRequest) GetName() string {
 	return ""
 }
 
+func (x *JoinRequest) GetJoinerKey() []byte {
+	if x != nil {
+		return x.JoinerKey
+	}
+	return nil
+}
+
+func (x *JoinRequest) GetWantsNatsUrl() bool {
+	if x != nil {
+		return x.WantsNatsUrl
+	}
+	return false
+}
+
+func (x *JoinRequest) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
 type JoinResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The files of the deployment's pki/ folder (CA certificate and key,
-	// ledger signing key), by name.
-	PkiFiles map[string][]byte `protobuf:"bytes,1,rep,name=pki_files,json=pkiFiles,proto3" json:"pki_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// How the serving node reaches NATS, with credentials ("" if it runs
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Replicas int32                  `protobuf:"varint,3,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Seq      uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The admitting node's ephemeral X25519 public key, and the box it
+	// sealed to joiner_key (X25519, HKDF-SHA256, AES-256-GCM): JSON of the
+	// pki/ files by name (CA certificate and key, ledger signing key) and,
+	// if asked for, the NATS URL with credentials ("" if the node runs
 	// NATS embedded without a port: then the joiner must be given a URL).
-	NatsUrl       string `protobuf:"bytes,2,opt,name=nats_url,json=natsUrl,proto3" json:"nats_url,omitempty"`
-	Replicas      int32  `protobuf:"varint,3,opt,name=replicas,proto3" json:"replicas,omitempty"`
-	Seq           uint64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	ServerKey     []byte `protobuf:"bytes,5,opt,name=server_key,json=serverKey,proto3" json:"server_key,omitempty"`
+	Sealed        []byte `protobuf:"bytes,6,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6498,20 +6546,6 @@ func (*JoinResponse) Descriptor() ([]byte, []int) {
 	return file_xhub_proto_rawDescGZIP(), []int{95}
 }
 
-func (x *JoinResponse) GetPkiFiles() map[string][]byte {
-	if x != nil {
-		return x.PkiFiles
-	}
-	return nil
-}
-
-func (x *JoinResponse) GetNatsUrl() string {
-	if x != nil {
-		return x.NatsUrl
-	}
-	return ""
-}
-
 func (x *JoinResponse) GetReplicas() int32 {
 	if x != nil {
 		return x.Replicas
@@ -6524,6 +6558,20 @@ func (x *JoinResponse) GetSeq() uint64 {
 		return x.Seq
 	}
 	return 0
+}
+
+func (x *JoinResponse) GetServerKey() []byte {
+	if x != nil {
+		return x.ServerKey
+	}
+	return nil
+}
+
+func (x *JoinResponse) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
 }
 
 var file_xhub_proto_extTypes = []protoimpl.ExtensionInfo{
@@ -7066,7 +7114,7 @@ const file_xhub_proto_rawDesc = "" +
 	"\tca_sha256\x18\x03 \x01(\tR\bcaSha256\x129\n" +
 	"\n" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x10\n" +
-	"\x03seq\x18\x05 \x01(\x04R\x03seq\"\xc4\x02\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\"\xe3\x02\n" +
 	"\tJoinToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
@@ -7079,23 +7127,28 @@ const file_xhub_proto_rawDesc = "" +
 	"\x06status\x18\x06 \x01(\tR\x06status\x127\n" +
 	"\tjoined_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bjoinedAt\x12\x1b\n" +
 	"\tjoined_as\x18\b \x01(\tR\bjoinedAs\x12\x10\n" +
-	"\x03seq\x18\t \x01(\x04R\x03seq\"+\n" +
+	"\x03seq\x18\t \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"joiner_key\x18\n" +
+	" \x01(\tR\tjoinerKey\"+\n" +
 	"\x10ListNodesRequest\x12\x17\n" +
 	"\amin_seq\x18\x01 \x01(\x04R\x06minSeq\"?\n" +
 	"\x11ListNodesResponse\x12*\n" +
-	"\x06tokens\x18\x01 \x03(\v2\x12.xhub.v1.JoinTokenR\x06tokens\"T\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x12.xhub.v1.JoinTokenR\x06tokens\"\xb3\x01\n" +
 	"\vJoinRequest\x12\x19\n" +
-	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\fR\x06secret\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\xd6\x01\n" +
-	"\fJoinResponse\x12@\n" +
-	"\tpki_files\x18\x01 \x03(\v2#.xhub.v1.JoinResponse.PkiFilesEntryR\bpkiFiles\x12\x19\n" +
-	"\bnats_url\x18\x02 \x01(\tR\anatsUrl\x12\x1a\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x1a\n" +
+	"\x06secret\x18\x02 \x01(\fB\x02\x18\x01R\x06secret\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"joiner_key\x18\x04 \x01(\fR\tjoinerKey\x12$\n" +
+	"\x0ewants_nats_url\x18\x05 \x01(\bR\fwantsNatsUrl\x12\x14\n" +
+	"\x05proof\x18\x06 \x01(\fR\x05proof\"\x7f\n" +
+	"\fJoinResponse\x12\x1a\n" +
 	"\breplicas\x18\x03 \x01(\x05R\breplicas\x12\x10\n" +
-	"\x03seq\x18\x04 \x01(\x04R\x03seq\x1a;\n" +
-	"\rPkiFilesEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x012\xe2\x02\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"server_key\x18\x05 \x01(\fR\tserverKey\x12\x16\n" +
+	"\x06sealed\x18\x06 \x01(\fR\x06sealedJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x032\xe2\x02\n" +
 	"\vDepartments\x12N\n" +
 	"\rAddDepartment\x12\x1d.xhub.v1.AddDepartmentRequest\x1a\x1e.xhub.v1.AddDepartmentResponse\x12T\n" +
 	"\x0fListDepartments\x12\x1f.xhub.v1.ListDepartmentsRequest\x1a .xhub.v1.ListDepartmentsResponse\x12E\n" +
@@ -7167,7 +7220,7 @@ func file_xhub_proto_rawDescGZIP() []byte {
 	return file_xhub_proto_rawDescData
 }
 
-var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
+var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 96)
 var file_xhub_proto_goTypes = []any{
 	(*Department)(nil),                    // 0: xhub.v1.Department
 	(*AddDepartmentRequest)(nil),          // 1: xhub.v1.AddDepartmentRequest
@@ -7265,41 +7318,40 @@ var file_xhub_proto_goTypes = []any{
 	(*ListNodesResponse)(nil),             // 93: xhub.v1.ListNodesResponse
 	(*JoinRequest)(nil),                   // 94: xhub.v1.JoinRequest
 	(*JoinResponse)(nil),                  // 95: xhub.v1.JoinResponse
-	nil,                                   // 96: xhub.v1.JoinResponse.PkiFilesEntry
-	(*timestamppb.Timestamp)(nil),         // 97: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),           // 98: google.protobuf.Duration
-	(*descriptorpb.FieldOptions)(nil),     // 99: google.protobuf.FieldOptions
+	(*timestamppb.Timestamp)(nil),         // 96: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 97: google.protobuf.Duration
+	(*descriptorpb.FieldOptions)(nil),     // 98: google.protobuf.FieldOptions
 }
 var file_xhub_proto_depIdxs = []int32{
-	97,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	96,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
 	0,   // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
 	0,   // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
-	97,  // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
+	96,  // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
 	8,   // 4: xhub.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> xhub.v1.WebhookDelivery
-	97,  // 5: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
+	96,  // 5: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
 	10,  // 6: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
 	10,  // 7: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
 	10,  // 8: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
 	18,  // 9: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
-	97,  // 10: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
+	96,  // 10: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
 	17,  // 11: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
 	17,  // 12: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
 	17,  // 13: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
 	18,  // 14: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
-	97,  // 15: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
-	97,  // 16: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
+	96,  // 15: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
+	96,  // 16: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
 	27,  // 17: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	27,  // 18: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	27,  // 19: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
 	27,  // 20: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	37,  // 21: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
 	27,  // 22: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	97,  // 23: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
-	97,  // 24: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	97,  // 25: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
-	97,  // 26: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	97,  // 27: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	97,  // 28: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	96,  // 23: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
+	96,  // 24: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
+	96,  // 25: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	96,  // 26: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	96,  // 27: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	96,  // 28: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
 	39,  // 29: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
 	40,  // 30: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
 	39,  // 31: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
@@ -7309,123 +7361,122 @@ var file_xhub_proto_depIdxs = []int32{
 	39,  // 35: xhub.v1.InboxEvent.request:type_name -> xhub.v1.ShareRequest
 	40,  // 36: xhub.v1.InboxEvent.grant:type_name -> xhub.v1.Grant
 	53,  // 37: xhub.v1.InboxEvent.dispute:type_name -> xhub.v1.Dispute
-	97,  // 38: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	97,  // 39: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
-	97,  // 40: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	96,  // 38: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	96,  // 39: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
+	96,  // 40: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
 	53,  // 41: xhub.v1.DisputeResponse.dispute:type_name -> xhub.v1.Dispute
 	53,  // 42: xhub.v1.ListDisputesResponse.disputes:type_name -> xhub.v1.Dispute
-	97,  // 43: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	96,  // 43: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
 	59,  // 44: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
 	59,  // 45: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
 	68,  // 46: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
 	74,  // 47: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
 	80,  // 48: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	97,  // 49: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
-	98,  // 50: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
+	96,  // 49: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
+	97,  // 50: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
 	76,  // 51: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
 	76,  // 52: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
-	97,  // 53: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	96,  // 53: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
 	83,  // 54: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
 	84,  // 55: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
 	68,  // 56: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	97,  // 57: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	97,  // 58: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	96,  // 57: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	96,  // 58: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
 	86,  // 59: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	98,  // 60: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	97,  // 61: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	97,  // 62: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	97,  // 63: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	97,  // 64: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
+	97,  // 60: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	96,  // 61: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	96,  // 62: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	96,  // 63: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	96,  // 64: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
 	91,  // 65: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
-	96,  // 66: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
-	99,  // 67: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
-	1,   // 68: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,   // 69: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	5,   // 70: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
-	7,   // 71: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
-	11,  // 72: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	13,  // 73: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	15,  // 74: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	19,  // 75: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	21,  // 76: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	23,  // 77: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	25,  // 78: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	28,  // 79: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	30,  // 80: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	32,  // 81: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	34,  // 82: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	36,  // 83: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
-	41,  // 84: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	43,  // 85: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	44,  // 86: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	45,  // 87: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	46,  // 88: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	47,  // 89: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	49,  // 90: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	51,  // 91: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
-	54,  // 92: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
-	55,  // 93: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
-	57,  // 94: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
-	60,  // 95: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	62,  // 96: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	64,  // 97: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	66,  // 98: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	69,  // 99: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	71,  // 100: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	73,  // 101: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	75,  // 102: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
-	78,  // 103: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
-	82,  // 104: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	87,  // 105: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	89,  // 106: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
-	92,  // 107: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
-	94,  // 108: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
-	2,   // 109: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,   // 110: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	6,   // 111: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
-	9,   // 112: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
-	12,  // 113: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	14,  // 114: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	16,  // 115: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	20,  // 116: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	22,  // 117: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	24,  // 118: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	26,  // 119: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	29,  // 120: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	31,  // 121: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	33,  // 122: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	35,  // 123: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	38,  // 124: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
-	42,  // 125: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	50,  // 126: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	48,  // 127: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	48,  // 128: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	48,  // 129: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	48,  // 130: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	50,  // 131: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	52,  // 132: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
-	56,  // 133: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
-	56,  // 134: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
-	58,  // 135: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
-	61,  // 136: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	63,  // 137: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	65,  // 138: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	67,  // 139: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	70,  // 140: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	72,  // 141: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	81,  // 142: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	77,  // 143: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
-	79,  // 144: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
-	85,  // 145: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	88,  // 146: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	90,  // 147: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
-	93,  // 148: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
-	95,  // 149: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
-	109, // [109:150] is the sub-list for method output_type
-	68,  // [68:109] is the sub-list for method input_type
-	68,  // [68:68] is the sub-list for extension type_name
-	67,  // [67:68] is the sub-list for extension extendee
-	0,   // [0:67] is the sub-list for field type_name
+	98,  // 66: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
+	1,   // 67: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,   // 68: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	5,   // 69: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
+	7,   // 70: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
+	11,  // 71: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	13,  // 72: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	15,  // 73: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	19,  // 74: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	21,  // 75: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	23,  // 76: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	25,  // 77: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	28,  // 78: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	30,  // 79: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	32,  // 80: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	34,  // 81: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	36,  // 82: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
+	41,  // 83: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	43,  // 84: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	44,  // 85: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	45,  // 86: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	46,  // 87: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	47,  // 88: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	49,  // 89: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	51,  // 90: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
+	54,  // 91: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
+	55,  // 92: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
+	57,  // 93: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
+	60,  // 94: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	62,  // 95: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	64,  // 96: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	66,  // 97: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	69,  // 98: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	71,  // 99: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	73,  // 100: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	75,  // 101: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	78,  // 102: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	82,  // 103: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	87,  // 104: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	89,  // 105: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
+	92,  // 106: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
+	94,  // 107: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
+	2,   // 108: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,   // 109: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	6,   // 110: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
+	9,   // 111: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
+	12,  // 112: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	14,  // 113: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	16,  // 114: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	20,  // 115: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	22,  // 116: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	24,  // 117: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	26,  // 118: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	29,  // 119: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	31,  // 120: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	33,  // 121: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	35,  // 122: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	38,  // 123: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
+	42,  // 124: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	50,  // 125: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	48,  // 126: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	48,  // 127: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	48,  // 128: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	48,  // 129: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	50,  // 130: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	52,  // 131: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
+	56,  // 132: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
+	56,  // 133: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
+	58,  // 134: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
+	61,  // 135: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	63,  // 136: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	65,  // 137: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	67,  // 138: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	70,  // 139: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	72,  // 140: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	81,  // 141: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	77,  // 142: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	79,  // 143: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	85,  // 144: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	88,  // 145: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	90,  // 146: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
+	93,  // 147: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
+	95,  // 148: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
+	108, // [108:149] is the sub-list for method output_type
+	67,  // [67:108] is the sub-list for method input_type
+	67,  // [67:67] is the sub-list for extension type_name
+	66,  // [66:67] is the sub-list for extension extendee
+	0,   // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }
@@ -7448,7 +7499,7 @@ func file_xhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   97,
+			NumMessages:   96,
 			NumExtensions: 1,
 			NumServices:   11,
 		},
