@@ -663,11 +663,13 @@ type JoinTokenInfo struct {
 	Status    string    `json:"status"` // unused | joined | expired
 	JoinedAt  time.Time `json:"joined_at,omitzero"`
 	JoinedAs  string    `json:"joined_as,omitempty"`
+	JoinerKey string    `json:"joiner_key,omitempty"` // fingerprint of the key the node joined with, as it logged it
 	Seq       uint64    `json:"seq"`
 }
 
 // CreateJoinToken makes a one-time token for a new hub node (operator):
-// the text to give `xhub serve --join`, naming hubs (default: the address
+// the text to give `xhub serve` in a file (--join-file) or XHUB_JOIN,
+// never on its command line, naming hubs (default: the address
 // this client dialled) as the nodes to join through. ttl 0 is an hour.
 func (c *Client) CreateJoinToken(ctx context.Context, name string, ttl time.Duration, hubs []string) (string, JoinTokenInfo, error) {
 	req := &xhubv1.CreateJoinTokenRequest{Name: name}
@@ -693,7 +695,7 @@ func (c *Client) JoinTokens(ctx context.Context) ([]JoinTokenInfo, error) {
 	}
 	return mapped(r.Tokens, func(t *xhubv1.JoinToken) JoinTokenInfo {
 		return JoinTokenInfo{ID: t.GetId(), Name: t.GetName(), CreatedBy: t.GetCreatedBy(), CreatedAt: at(t.GetCreatedAt()), ExpiresAt: at(t.GetExpiresAt()),
-			Status: t.GetStatus(), JoinedAt: at(t.GetJoinedAt()), JoinedAs: t.GetJoinedAs(), Seq: t.GetSeq()}
+			Status: t.GetStatus(), JoinedAt: at(t.GetJoinedAt()), JoinedAs: t.GetJoinedAs(), JoinerKey: t.GetJoinerKey(), Seq: t.GetSeq()}
 	}), nil
 }
 

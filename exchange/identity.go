@@ -71,10 +71,10 @@ func (cp *ControlPlane) Init(ctx context.Context, init HubInit) error {
 			return false, err
 		}
 		if have.CASHA256 != init.CASHA256 {
-			return true, fault.Precondition("HUB_IDENTITY", "ca", "this node's certificate authority (sha256 %s) is not the hub's (sha256 %s): a node joins a running hub with a token (xhub node token; then xhub serve --join TOKEN on an empty data dir)", init.CASHA256, have.CASHA256)
+			return true, fault.Precondition("HUB_IDENTITY", "ca", "this node's certificate authority (sha256 %s) is not the hub's (sha256 %s): a node joins a running hub with a token (xhub node token; then xhub serve --join-file FILE on an empty data dir)", init.CASHA256, have.CASHA256)
 		}
 		if have.VerifierKey != init.VerifierKey {
-			return true, fault.Precondition("HUB_IDENTITY", "ledger_key", "this node's ledger key is not the hub's: a node joins a running hub with a token (xhub node token; then xhub serve --join TOKEN on an empty data dir)")
+			return true, fault.Precondition("HUB_IDENTITY", "ledger_key", "this node's ledger key is not the hub's: a node joins a running hub with a token (xhub node token; then xhub serve --join-file FILE on an empty data dir)")
 		}
 		return true, nil
 	}

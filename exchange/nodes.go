@@ -3,9 +3,8 @@ package exchange
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -18,10 +17,11 @@ import (
 )
 
 // This file is the state machine of node membership: the operator makes
-// a one-time join token (node.token; the log keeps only the secret's
-// SHA-256), and a new node that presents it joins (node.joined). Both are
-// ledger entries, so who added which node, when, is as verifiable as a
-// grant.
+// a one-time join token (node.token; the log keeps only the Ed25519
+// public key the secret seeds, vocab.JoinVerifier), and a new node that
+// proves the secret, by signing a claim that names its own key, joins
+// (node.joined, recording that key). Both are ledger entries, so who
+// added which node, when, with which key, is as verifiable as a grant.
 
 // Entry kinds of node membership.
 const (
@@ -43,14 +43,19 @@ var JoinPolicy = vocab.Identity{Dept: catalog.HubDept, Role: vocab.RoleAdmin, Na
 
 // JoinToken is a join token's view.
 type JoinToken struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name,omitempty"`
-	SecretSHA256 string    `json:"secret_sha256"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// Verifier is the hex Ed25519 public key that checks a joiner's
+	// claim. Tokens made before joiners proved the secret hold
+	// SecretSHA256 instead, and admit no one.
+	Verifier     string    `json:"verifier,omitempty"`
+	SecretSHA256 string    `json:"secret_sha256,omitempty"`
 	CreatedBy    string    `json:"created_by,omitempty"`
 	CreatedAt    time.Time `json:"created_at,omitzero"`
 	ExpiresAt    time.Time `json:"expires_at"`
 	JoinedAt     time.Time `json:"joined_at,omitzero"`
 	JoinedAs     string    `json:"joined_as,omitempty"`
+	JoinerKey    string    `json:"joiner_key,omitempty"` // hex X25519 key the node joined with
 	Seq          uint64    `json:"seq,omitempty"`
 }
 
@@ -68,6 +73,7 @@ func (t JoinToken) Status(now time.Time) string {
 type nodeJoined struct {
 	Token string `json:"token"`
 	Name  string `json:"name"`
+	Key   string `json:"key,omitempty"` // hex X25519 public key of the joiner
 }
 
 func joinTokenKey(id string) string { return joinTokenKeyPrefix + id }
@@ -91,7 +97,7 @@ func (cp *ControlPlane) CreateJoinToken(ctx context.Context, actor vocab.Identit
 	if _, err := rand.Read(secret); err != nil {
 		return JoinToken{}, nil, 0, err
 	}
-	sum := sha256.Sum256(secret)
+	verifier := vocab.JoinVerifier(secret)
 	var tok JoinToken
 	seq, err := cp.submit(ctx, actor, KindNodeToken, func(txn *store.Txn, now time.Time) (string, any, error) {
 		m, err := readMeta(txn)
@@ -118,7 +124,7 @@ func (cp *ControlPlane) CreateJoinToken(ctx context.Context, actor vocab.Identit
 		if open >= MaxOpenJoinTokens {
 			return "", nil, fault.Exhausted("join tokens", "%d join tokens are unused and unexpired, at most %d: use or let them expire", open, MaxOpenJoinTokens)
 		}
-		tok = JoinToken{ID: fmt.Sprintf("j-%d", m.Applied+1), Name: name, SecretSHA256: hex.EncodeToString(sum[:]), ExpiresAt: now.Add(ttl).UTC()}
+		tok = JoinToken{ID: fmt.Sprintf("j-%d", m.Applied+1), Name: name, Verifier: hex.EncodeToString(verifier), ExpiresAt: now.Add(ttl).UTC()}
 		return tok.ID, tok, nil
 	})
 	if err != nil {
@@ -128,38 +134,67 @@ func (cp *ControlPlane) CreateJoinToken(ctx context.Context, actor vocab.Identit
 	return t, secret, seq, err
 }
 
-// errJoinRefused is the one answer to a wrong token or secret: a caller
+// errJoinRefused is the one answer to a wrong token or proof: a caller
 // that cannot prove the secret learns nothing about which tokens exist.
-var errJoinRefused = fault.Denied("join refused: no such join token, or the secret does not match (ask the operator for a new token: xhub node token)")
+var errJoinRefused = fault.Denied("join refused: no such join token, or the proof of its secret does not match (ask the operator for a new token: xhub node token)")
 
-// Join admits a node presenting token id with its secret, once, before the
-// token expires, and records it under name.
-func (cp *ControlPlane) Join(ctx context.Context, id string, secret []byte, name string) (uint64, error) {
-	if err := checkNodeName(name); err != nil {
+// Join admits the node of claim, whose proof is the claim signed with
+// the token's secret, once, before the token expires, and records it
+// under the claim's name and key. A token this node has applied is
+// checked before anything is queued for the log, so guesses at it cost
+// one signature check; one it has not applied yet (made a moment ago on
+// another node) is checked by the appender, which has the log's head.
+func (cp *ControlPlane) Join(ctx context.Context, c vocab.JoinClaim, proof []byte) (uint64, error) {
+	if err := checkNodeName(c.Name); err != nil {
 		return 0, err
 	}
-	if len(id) > 64 || len(secret) != 32 {
+	if len(c.Key) != vocab.JoinKeyLen {
+		return 0, fault.Invalid("joiner_key", "%d bytes: a joiner's key is an X25519 public key of %d bytes", len(c.Key), vocab.JoinKeyLen)
+	}
+	if len(c.TokenID) > 64 {
 		return 0, errJoinRefused
 	}
+	checked := ""
+	if t, err := cp.JoinToken(c.TokenID); err == nil {
+		v, _ := hex.DecodeString(t.Verifier)
+		if !vocab.VerifyJoinClaim(v, c, proof) {
+			return 0, errJoinRefused
+		}
+		checked = t.Verifier
+	} else if !errors.Is(err, fault.ErrNotFound) {
+		return 0, err
+	}
+	key := hex.EncodeToString(c.Key)
 	return cp.submit(ctx, JoinPolicy, KindNodeJoined, func(txn *store.Txn, now time.Time) (string, any, error) {
 		var t JoinToken
-		ok, err := txn.Get(joinTokenKey(id), &t)
+		ok, err := txn.Get(joinTokenKey(c.TokenID), &t)
 		if err != nil {
 			return "", nil, err
 		}
-		sum := sha256.Sum256(secret)
-		want, _ := hex.DecodeString(t.SecretSHA256)
-		if !ok || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+		if !ok {
 			return "", nil, errJoinRefused
+		}
+		if t.Verifier != checked {
+			if v, _ := hex.DecodeString(t.Verifier); !vocab.VerifyJoinClaim(v, c, proof) {
+				return "", nil, errJoinRefused
+			}
 		}
 		switch t.Status(now) {
 		case "joined":
-			return "", nil, fault.Precondition("JOIN_TOKEN", id, "join token %s was used at %s by node %q: a token admits one node; make a new one", id, t.JoinedAt.Format(time.RFC3339), t.JoinedAs)
+			return "", nil, fault.Precondition("JOIN_TOKEN", c.TokenID, "join token %s was used at %s by node %q (key %s): a token admits one node; make a new one",
+				c.TokenID, t.JoinedAt.Format(time.RFC3339), t.JoinedAs, t.JoinerFingerprint())
 		case "expired":
-			return "", nil, fault.Precondition("JOIN_TOKEN", id, "join token %s expired at %s: make a new one", id, t.ExpiresAt.Format(time.RFC3339))
+			return "", nil, fault.Precondition("JOIN_TOKEN", c.TokenID, "join token %s expired at %s: make a new one", c.TokenID, t.ExpiresAt.Format(time.RFC3339))
 		}
-		return id, nodeJoined{Token: id, Name: name}, nil
+		return c.TokenID, nodeJoined{Token: c.TokenID, Name: c.Name, Key: key}, nil
 	})
+}
+
+// JoinerFingerprint names the key the token was used with ("" while
+// unused), as the joining node logged it.
+func (t JoinToken) JoinerFingerprint() string {
+	b, _ := hex.DecodeString(t.JoinerKey)
+	return vocab.JoinKeyFingerprint(b)
 }
 
 func checkNodeName(name string) error {
@@ -228,6 +263,6 @@ func (cp *ControlPlane) applyNodeJoined(txn views, e ledger.Entry) (func(), erro
 	if st := t.Status(e.Time); st != "unused" {
 		return nil, fmt.Errorf("join token %s is %s", j.Token, st)
 	}
-	t.JoinedAt, t.JoinedAs = e.Time, j.Name
+	t.JoinedAt, t.JoinedAs, t.JoinerKey = e.Time, j.Name, j.Key
 	return nil, txn.Put(joinTokenKey(t.ID), t)
 }

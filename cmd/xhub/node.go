@@ -16,12 +16,20 @@ func (c *cli) nodeCmd() *cobra.Command {
 		Use:   "node",
 		Short: "Add hub nodes to the deployment (operator)",
 		Long: `Hub nodes of one deployment share the NATS cluster, the CA and the ledger
-key. To add one: make a join token here, then on the new machine run
-  xhub serve --data-dir DIR --join TOKEN [--listen ADDR] [--nats-url URL]
-The token names the nodes to join through (--via, default the hub this
-command dialled), pins the hub CA's fingerprint, and holds a one-time
-secret of which the ledger keeps only the hash. It admits one node before
-it expires; both steps are ledger entries. To remove a node, stop it
+key. To add one: make a join token here (--out FILE writes it, mode 0600),
+bring the file to the new machine, readable only by the user that runs the
+node, and there run
+  xhub serve --data-dir DIR --join-file FILE [--listen ADDR] [--nats-url URL]
+(or put the token in XHUB_JOIN; never on a command line: every local user
+can read those). The token names the nodes to join through (--via,
+default the hub this command dialled), pins the hub CA's fingerprint, and
+holds a one-time secret of which the ledger keeps only the public key it
+seeds. The new node never sends the secret: it signs with it a claim that
+names a key it makes, and the CA and ledger key come back sealed to that
+key (and the NATS URL with its password only if it was given no NATS of
+its own). The token admits one node before it expires; both steps are
+ledger entries, and node list shows the key each token was used with
+(the joining node logs the same fingerprint). To remove a node, stop it
 (SIGTERM drains its streams; clients move to the other nodes) and delete
 its data dir: the log and the streams live in the NATS cluster.`,
 	}
@@ -56,7 +64,7 @@ its data dir: the log and the streams live in the NATS cluster.`,
 					return c.printJSON(map[string]any{"token": tok, "id": info.ID, "expires_at": info.ExpiresAt, "seq": info.Seq})
 				}
 				c.say("%s", tok)
-				fmt.Fprintf(c.stderr, "join token %s (ledger entry %d): admits one node until %s; keep it secret.\non the new node: xhub serve --data-dir DIR --join TOKEN\n",
+				fmt.Fprintf(c.stderr, "join token %s (ledger entry %d): admits one node until %s; keep it secret.\non the new node, from a file only its user can read: xhub serve --data-dir DIR --join-file FILE (or the token in XHUB_JOIN)\n",
 					info.ID, info.Seq, info.ExpiresAt.Format(time.RFC3339))
 				return nil
 			})
@@ -84,13 +92,13 @@ its data dir: the log and the streams live in the NATS cluster.`,
 					return c.printJSON(map[string]any{"tokens": all})
 				}
 				w := c.table()
-				fmt.Fprintln(w, "TOKEN\tNAME\tSTATUS\tCREATED\tEXPIRES\tJOINED AS\tJOINED")
+				fmt.Fprintln(w, "TOKEN\tNAME\tSTATUS\tCREATED\tEXPIRES\tJOINED AS\tJOINED\tJOINER KEY")
 				for _, t := range all {
 					joinedAt := ""
 					if !t.JoinedAt.IsZero() {
 						joinedAt = t.JoinedAt.Format("2006-01-02 15:04")
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Status, t.CreatedAt.Format("2006-01-02 15:04"), t.ExpiresAt.Format("2006-01-02 15:04"), t.JoinedAs, joinedAt)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Status, t.CreatedAt.Format("2006-01-02 15:04"), t.ExpiresAt.Format("2006-01-02 15:04"), t.JoinedAs, joinedAt, t.JoinerKey)
 				}
 				return w.Flush()
 			})

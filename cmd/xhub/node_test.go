@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/xhub-gov/xhub/internal/testenv"
 )
 
 // TestNodeCommands: node token prints a token (or writes it once to
@@ -14,7 +19,7 @@ func TestNodeCommands(t *testing.T) {
 	f := newShareFixture(t)
 	env, admin := f.env, f.env.Node.AdminCreds
 	tok := strings.TrimSpace(mustX(t, env, admin, "node", "token", "--name", "hub-b"))
-	if !strings.HasPrefix(tok, "xhubjoin1.") {
+	if !strings.HasPrefix(tok, "xhubjoin2.") {
 		t.Fatalf("token: %q", tok)
 	}
 	out := filepath.Join(t.TempDir(), "b.token")
@@ -41,5 +46,73 @@ func TestNodeCommands(t *testing.T) {
 	_, err := xhub(t, env, f.health, "node", "token")
 	if err == nil || !strings.Contains(err.Error(), "PermissionDenied") || !strings.Contains(err.Error(), "allowed: admin") {
 		t.Fatalf("officer makes a join token: %v", err)
+	}
+}
+
+// TestServeJoinTokenNotOnCommandLine: `xhub serve --join TOKEN` is
+// refused before anything is done, saying what to use and not repeating
+// the token (a command line is readable by every local user); a token
+// file others can read is refused; a file and XHUB_JOIN together are
+// refused; and --join-file from a 0600 file joins.
+func TestServeJoinTokenNotOnCommandLine(t *testing.T) {
+	a := testenv.Start(t, testenv.WithNATSListen())
+	ctx := context.Background()
+	tok, _, err := a.Admin.CreateJoinToken(ctx, "hub-b", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "hub-b")
+	serve := func(ctx context.Context, out io.Writer, args ...string) error {
+		return run(ctx, append([]string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0", "--name", "hub-b", "--log-level", "error"}, args...), out, io.Discard)
+	}
+	short, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, form := range [][]string{{"--join", tok}, {"--join=" + tok}} {
+		err := serve(short, io.Discard, form...)
+		if err == nil || !strings.Contains(err.Error(), "--join-file FILE") || !strings.Contains(err.Error(), "XHUB_JOIN") || strings.Contains(err.Error(), tok) {
+			t.Fatalf("xhub serve %s: %v", form[0], err)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Fatalf("xhub serve %s made %s", form[0], dir)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "hub-b.token")
+	if err := os.WriteFile(file, []byte(tok+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := serve(short, io.Discard, "--join-file", file); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a token file others can read: %v", err)
+	}
+	if err := os.Chmod(file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XHUB_JOIN", tok)
+	if err := serve(short, io.Discard, "--join-file", file); err == nil || !strings.Contains(err.Error(), "give one") {
+		t.Fatalf("a token file and XHUB_JOIN: %v", err)
+	}
+	if toks, err := a.Admin.JoinTokens(ctx); err != nil || toks[0].Status != "unused" {
+		t.Fatalf("the token after refused starts: %+v %v", toks, err)
+	}
+	os.Unsetenv("XHUB_JOIN")
+
+	running, stop := context.WithCancel(ctx)
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- serve(running, out, "--join-file", file) }()
+	testenv.WaitFor(t, 60*time.Second, "hub-b joined and listening", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("serve --join-file: %v", err)
+		default:
+		}
+		return strings.Contains(out.String(), "listening")
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("serve after SIGTERM: %v", err)
+	}
+	toks, err := a.Admin.JoinTokens(ctx)
+	if err != nil || toks[0].Status != "joined" || toks[0].JoinedAs != "hub-b" || !strings.HasPrefix(toks[0].JoinerKey, "sha256:") {
+		t.Fatalf("the token after joining with --join-file: %+v %v", toks, err)
 	}
 }

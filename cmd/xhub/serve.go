@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -28,11 +31,14 @@ ledger key in DIR/pki and writes DIR/admin.creds.
 
 With --nats-url it uses an existing NATS cluster instead (with --replicas
 for the streams); a cluster still forming is waited for. To add a node to
-a running hub, the operator makes a join token (xhub node token) and the
-new node starts with --join TOKEN on an empty data dir: it receives the
-CA and ledger key over TLS from a running node (pinned by the token) and,
-unless given here, the NATS URL and replicas. The token admits one node,
-once, and is ignored on later starts, so the same command restarts it.
+a running hub, the operator makes a join token (xhub node token --out
+FILE) and the new node starts with --join-file FILE (or the token in
+XHUB_JOIN; never on the command line, which every local user can read)
+on an empty data dir: it proves the token's secret to a running node over
+TLS (pinned by the token) and receives, sealed to a key it made for the
+purpose, the CA and ledger key, the replicas and, unless given NATS here,
+the NATS URL. The token admits one node, once, and is ignored on later
+starts, so the same command restarts it.
 
 --nats-listen opens the embedded server's client port. Other hub nodes
 use a user and password the hub writes to DIR/nats.password. Departments'
@@ -51,14 +57,12 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.RebuildViews = rebuild
-			if joinFile != "" && cfg.Join == "" {
-				if _, err := os.Stat(filepath.Join(cfg.DataDir, "pki", "ca.crt")); err != nil { // not joined yet
-					b, err := os.ReadFile(joinFile)
-					if err != nil {
-						return fmt.Errorf("--join-file: %w", err)
-					}
-					cfg.Join = strings.TrimSpace(string(b))
-				}
+			if cmd.Flags().Changed("join") {
+				return errJoinFlag
+			}
+			var err error
+			if cfg.Join, err = joinToken(cfg.DataDir, joinFile, os.Getenv("XHUB_JOIN")); err != nil {
+				return err
 			}
 			switch fsync {
 			case "":
@@ -105,8 +109,10 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.StringVar(&cfg.Name, "name", "xhub", "node name")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", 180*24*time.Hour, "keep audit entries this long (the stream removes older ones)")
 	f.Int64Var(&cfg.AuditMaxBytes, "audit-max-bytes", 0, "bound the audit stream's size (oldest removed first; 0: no bound; a warning is logged at 80%)")
-	f.StringVar(&cfg.Join, "join", os.Getenv("XHUB_JOIN"), "join a running hub with this token from `xhub node token` (env XHUB_JOIN)")
-	f.StringVar(&joinFile, "join-file", "", "like --join, the token read from this file (absent once used is fine: a node that has joined ignores it)")
+	var refused string
+	f.StringVar(&refused, "join", "", "refused: a token on the command line is readable by every local user; use --join-file or XHUB_JOIN")
+	_ = f.MarkHidden("join")
+	f.StringVar(&joinFile, "join-file", "", "join a running hub with the token `xhub node token --out FILE` wrote, read from FILE (mode 0600; or the token in env XHUB_JOIN); absent once joined is fine: a node that has joined ignores it")
 	f.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let departments' webhooks reach addresses that are not globally routable: loopback, private, shared (100.64/10), link-local and the other IANA special-purpose ranges (off: only public unicast, checked on each connection)")
 	f.IntVar(&cfg.DisputeDays, "dispute-days", 5, "working days an owner has to answer a data dispute before it shows as overdue")
 	f.IntVar(&cfg.ResponseDays, "response-days", 10, "days an owner has to answer a conditional request before it shows as overdue")
@@ -124,4 +130,55 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.IntVar(&l.MaxBatchBytes, "max-batch-bytes", 4<<20, "largest published batch, in bytes of records (held under NATS's max payload)")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
+}
+
+// errJoinFlag refuses `--join TOKEN`: /proc/PID/cmdline is readable by
+// every user of the machine for as long as the node runs (and while a
+// joiner waits for a node to answer), so a token there is a token given
+// away. The message does not repeat the token.
+var errJoinFlag = errors.New("--join takes no token: a token on the command line is readable by every user of this machine (/proc/PID/cmdline). " +
+	"Put it in a file only you can read and give --join-file FILE (xhub node token --out FILE writes one, mode 0600), or set XHUB_JOIN. " +
+	"Treat the token given here as seen by others: make a new one (xhub node token)")
+
+// maxJoinFile bounds what --join-file reads (a token is at most 4 KiB).
+const maxJoinFile = 8 << 10
+
+// joinToken is the join token of a node not yet joined: from the file
+// joinFile or else env (XHUB_JOIN), never both. A node that has joined
+// (dataDir/pki holds the CA) needs none, so the file may be gone. The
+// file must be readable by its owner alone, as an ssh key must.
+func joinToken(dataDir, joinFile, env string) (string, error) {
+	if joinFile != "" && env != "" {
+		return "", errors.New("--join-file and XHUB_JOIN both give a join token: give one")
+	}
+	if joinFile == "" && env == "" {
+		return "", nil
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "pki", "ca.crt")); err == nil {
+		return env, nil // joined already: hub.Start logs that the token is not used again
+	}
+	if env != "" {
+		return strings.TrimSpace(env), nil
+	}
+	f, err := os.Open(joinFile)
+	if err != nil {
+		return "", fmt.Errorf("--join-file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("--join-file: %w", err)
+	}
+	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("--join-file %s: readable by other users (mode %04o); a join token is a password: chmod 600 %s, or make a new token (xhub node token --out FILE) if others may have read it",
+			joinFile, st.Mode().Perm(), joinFile)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxJoinFile+1))
+	if err != nil {
+		return "", fmt.Errorf("--join-file: %w", err)
+	}
+	if len(b) > maxJoinFile {
+		return "", fmt.Errorf("--join-file %s: more than %d bytes; a join token is one line", joinFile, maxJoinFile)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

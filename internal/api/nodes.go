@@ -4,13 +4,18 @@ import (
 	"context"
 	"time"
 
+	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/pki"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
 // nodesSvc serves join tokens and joins. The pki files go only to a
-// caller that proved a token's secret, over the TLS connection whose
-// server certificate the caller checked against the CA the token pins.
+// caller that proved a token's secret (a signature over its claim, the
+// secret itself never sent), sealed to the key the claim names, over the
+// TLS connection whose server certificate the caller checked against the
+// CA the token pins; the NATS URL and its password only to a caller that
+// asked for them because it has no NATS of its own.
 type nodesSvc struct {
 	xhubv1.UnimplementedNodesServer
 	*base
@@ -22,7 +27,7 @@ type nodesSvc struct {
 // JoinConfig is what a joining node is told besides the pki files.
 type JoinConfig struct {
 	PKIDir   string // this node's pki folder
-	NATSURL  string // how a joiner reaches NATS ("" if it must be told)
+	NATSURL  string // how a joiner without NATS of its own reaches it ("" if it must be told)
 	Replicas int
 }
 
@@ -53,13 +58,20 @@ func (s *nodesSvc) ListNodes(ctx context.Context, r *xhubv1.ListNodesRequest) (*
 	out := &xhubv1.ListNodesResponse{}
 	for _, t := range toks {
 		out.Tokens = append(out.Tokens, &xhubv1.JoinToken{Id: t.ID, Name: t.Name, CreatedBy: t.CreatedBy, CreatedAt: ts(t.CreatedAt), ExpiresAt: ts(t.ExpiresAt),
-			Status: t.Status(now), JoinedAt: ts(t.JoinedAt), JoinedAs: t.JoinedAs, Seq: t.Seq})
+			Status: t.Status(now), JoinedAt: ts(t.JoinedAt), JoinedAs: t.JoinedAs, JoinerKey: t.JoinerFingerprint(), Seq: t.Seq})
 	}
 	return out, nil
 }
 
 func (s *nodesSvc) Join(ctx context.Context, r *xhubv1.JoinRequest) (*xhubv1.JoinResponse, error) {
-	seq, err := s.cp.Join(ctx, r.TokenId, r.Secret, r.Name)
+	if len(r.Secret) > 0 { //nolint:staticcheck // the deprecated field is read to refuse it
+		return nil, toStatus(fault.Invalid("secret", "a joining node no longer sends the token's secret, it proves it: join with an xhub of this node's version, from a new token (xhub node token)"))
+	}
+	if len(r.Proof) == 0 {
+		return nil, invalid("proof", "no proof of the token's secret: join with an xhub of this node's version")
+	}
+	claim := vocab.JoinClaim{TokenID: r.TokenId, Name: r.Name, Key: r.JoinerKey, WantsNATS: r.WantsNatsUrl}
+	seq, err := s.cp.Join(ctx, claim, r.Proof)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -67,6 +79,14 @@ func (s *nodesSvc) Join(ctx context.Context, r *xhubv1.JoinRequest) (*xhubv1.Joi
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	s.log.Info("node joined", "token", r.TokenId, "name", r.Name, "seq", seq)
-	return &xhubv1.JoinResponse{PkiFiles: files, NatsUrl: s.join.NATSURL, Replicas: int32(s.join.Replicas), Seq: seq}, nil
+	secrets := vocab.JoinSecrets{PKIFiles: files}
+	if r.WantsNatsUrl {
+		secrets.NATSURL = s.join.NATSURL
+	}
+	eph, sealed, err := vocab.SealJoinSecrets(r.JoinerKey, r.TokenId, secrets)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.log.Info("node joined", "token", r.TokenId, "name", r.Name, "joiner_key", vocab.JoinKeyFingerprint(r.JoinerKey), "nats_url_sent", r.WantsNatsUrl, "seq", seq)
+	return &xhubv1.JoinResponse{ServerKey: eph, Sealed: sealed, Replicas: int32(s.join.Replicas), Seq: seq}, nil
 }

@@ -84,8 +84,10 @@ type Config struct {
 	AuditMaxBytes  int64
 	// Join is a join token (xhub node token): on a data dir without a
 	// pki folder the node joins the deployment through it, receiving the
-	// CA and ledger key, and the NATS URL and replicas if not set here.
-	// Ignored once the node has joined, so the same command restarts it.
+	// CA and ledger key, the replicas, and the NATS URL only if neither
+	// NATSURL nor NATSListen is set here. Ignored once the node has
+	// joined, so the same command restarts it. (xhub serve takes it from
+	// a file or the environment, never from its command line.)
 	Join string
 	// ResponseDays, MaxGrantDays, SweepInterval: see exchange.Config.
 	ResponseDays int
@@ -256,7 +258,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	pkiDir := filepath.Join(cfg.DataDir, "pki")
 	if _, statErr := os.Stat(filepath.Join(pkiDir, "ca.crt")); cfg.Join != "" && os.IsNotExist(statErr) {
-		j, err := join(ctx, cfg.Join, cfg.Name, pkiDir, log)
+		// The NATS URL (with its password) is asked for only by a node
+		// that will use it: one given no NATS of its own (below).
+		j, err := join(ctx, cfg.Join, cfg.Name, pkiDir, cfg.NATSURL == "" && cfg.NATSListen == "", log)
 		if err != nil {
 			return nil, err
 		}
@@ -272,7 +276,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	} else if ok {
 		if cfg.NATSURL == "" && cfg.NATSListen == "" {
 			if j.NATSURL == "" {
-				return nil, errors.New("hub: joined, but the node that admitted this one runs NATS without a client port: give --nats-url")
+				return nil, errors.New("hub: joined, but without a NATS URL (it was given its own NATS when it joined, or the node that admitted it runs NATS without a client port): give --nats-url")
 			}
 			cfg.NATSURL, n.cfg.NATSURL = j.NATSURL, j.NATSURL
 		}

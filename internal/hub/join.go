@@ -3,6 +3,8 @@ package hub
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -59,15 +61,28 @@ func loadJoined(dataDir string) (joined, bool, error) {
 	return j, true, nil
 }
 
-// join presents the token to the deployment's nodes, one after another,
-// and installs the pki files the first to admit it sends. Each node is
-// dialled over TLS trusting only a server certificate issued by the CA
-// whose fingerprint the token pins; no client certificate is shown.
-func join(ctx context.Context, token, name, pkiDir string, log *slog.Logger) (joined, error) {
+// join proves the token's secret to the deployment's nodes, one after
+// another, and installs the pki files the first to admit it seals to
+// this node's key. Each node is dialled over TLS trusting only a server
+// certificate issued by the CA whose fingerprint the token pins; no
+// client certificate is shown, and the secret itself is never sent: the
+// request carries a fresh X25519 public key and the claim to it signed
+// with the secret (vocab.JoinClaim). wantsNATS asks for the admitting
+// node's NATS URL, with its credentials; a node given its own NATS does
+// not ask, and is not sent them.
+func join(ctx context.Context, token, name, pkiDir string, wantsNATS bool, log *slog.Logger) (joined, error) {
 	tok, err := vocab.ParseJoinToken(token)
 	if err != nil {
 		return joined{}, err
 	}
+	key, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return joined{}, fmt.Errorf("hub: join: %w", err)
+	}
+	claim := vocab.JoinClaim{TokenID: tok.ID, Name: name, Key: key.PublicKey().Bytes(), WantsNATS: wantsNATS}
+	req := &xhubv1.JoinRequest{TokenId: tok.ID, Name: name, JoinerKey: claim.Key, WantsNatsUrl: wantsNATS, Proof: tok.Prove(claim)}
+	// The operator matches this against `xhub node list` (JOINER KEY).
+	log.Info("joining the deployment", "token", tok.ID, "joiner_key", vocab.JoinKeyFingerprint(claim.Key), "wants_nats_url", wantsNATS)
 	// Nodes that cannot be reached (restarting, not up yet) are tried
 	// again, with a logged back-off, for joinPatience; a refusal (a spent,
 	// expired or wrong token, another CA) ends the attempt at once.
@@ -76,7 +91,7 @@ func join(ctx context.Context, token, name, pkiDir string, log *slog.Logger) (jo
 	for {
 		var errs []error
 		for _, addr := range tok.Hubs {
-			resp, err := joinAt(ctx, addr, tok, name)
+			resp, err := joinAt(ctx, addr, tok.CASHA256, req)
 			if err != nil {
 				log.Warn("join: node refused or unreachable", "hub", addr, "err", err)
 				errs = append(errs, fmt.Errorf("%s: %w", addr, err))
@@ -86,11 +101,15 @@ func join(ctx context.Context, token, name, pkiDir string, log *slog.Logger) (jo
 				}
 				continue
 			}
-			if _, err := pki.Install(pkiDir, resp.PkiFiles, tok.CASHA256); err != nil {
+			secrets, err := vocab.OpenJoinSecrets(key, tok.ID, resp.ServerKey, resp.Sealed)
+			if err != nil {
+				return joined{}, fmt.Errorf("hub: join via %s: %w", addr, err)
+			}
+			if _, err := pki.Install(pkiDir, secrets.PKIFiles, tok.CASHA256); err != nil {
 				return joined{}, err
 			}
 			log.Info("joined the deployment", "via", addr, "token", tok.ID, "ledger_entry", resp.Seq)
-			return joined{NATSURL: resp.NatsUrl, Replicas: int(resp.Replicas)}, nil
+			return joined{NATSURL: secrets.NATSURL, Replicas: int(resp.Replicas)}, nil
 		}
 		if time.Now().Add(delay).After(deadline) {
 			return joined{}, fmt.Errorf("hub: join: no node of the token answered within %s: %w", joinPatience, errors.Join(errs...))
@@ -108,8 +127,8 @@ func join(ctx context.Context, token, name, pkiDir string, log *slog.Logger) (jo
 // to answer.
 const joinPatience = 2 * time.Minute
 
-func joinAt(ctx context.Context, addr string, tok vocab.JoinToken, name string) (*xhubv1.JoinResponse, error) {
-	pin, _ := hex.DecodeString(tok.CASHA256)
+func joinAt(ctx context.Context, addr, caSHA256 string, req *xhubv1.JoinRequest) (*xhubv1.JoinResponse, error) {
+	pin, _ := hex.DecodeString(caSHA256)
 	var refused atomic.Pointer[error] // the pin check's own refusal, kept typed
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS13,
@@ -131,7 +150,7 @@ func joinAt(ctx context.Context, addr string, tok vocab.JoinToken, name string) 
 	defer conn.Close()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := xhubv1.NewNodesClient(conn).Join(cctx, &xhubv1.JoinRequest{TokenId: tok.ID, Secret: tok.Secret, Name: name})
+	resp, err := xhubv1.NewNodesClient(conn).Join(cctx, req)
 	if p := refused.Load(); err != nil && p != nil {
 		return nil, &pinError{err: *p}
 	}

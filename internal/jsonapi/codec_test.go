@@ -33,7 +33,7 @@ func TestMarshal(t *testing.T) {
 		{&xhubv1.SubscriptionInfo{AckPending: -1, IdleExpiry: durationpb.New(90 * time.Second)}, `{"ackPending":-1,"idleExpiry":"90s"}`},
 		{&xhubv1.SubscribeRequest{Msg: &xhubv1.SubscribeRequest_Ack{Ack: &xhubv1.SubscribeAck{DeliveryIds: []uint64{1, 2}}}}, `{"ack":{"deliveryIds":[1,2]}}`},
 		{&xhubv1.Entry{Kind: "bad \xff utf8"}, `{"kind":"bad \ufffd utf8"}`},
-		{&xhubv1.JoinResponse{PkiFiles: map[string][]byte{"b": {1}, "a": {2}}}, `{"pkiFiles":{"a":"Ag==","b":"AQ=="}}`},
+		{&xhubv1.JoinResponse{Replicas: 3, ServerKey: []byte{1}, Sealed: []byte{2}}, `{"replicas":3,"serverKey":"AQ==","sealed":"Ag=="}`},
 	}
 	for _, c := range cases {
 		got, err := Marshal(c.msg)

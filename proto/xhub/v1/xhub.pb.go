@@ -6247,7 +6247,7 @@ func (x *CreateJoinTokenRequest) GetTtl() *durationpb.Duration {
 type CreateJoinTokenResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
-	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`                     // 32 random bytes; the hub keeps only their SHA-256
+	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`                     // 32 random bytes; the ledger keeps only the public key they seed
 	CaSha256      string                 `protobuf:"bytes,3,opt,name=ca_sha256,json=caSha256,proto3" json:"ca_sha256,omitempty"` // the hub CA's fingerprint, to pin
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	Seq           uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -6331,6 +6331,7 @@ type JoinToken struct {
 	JoinedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=joined_at,json=joinedAt,proto3" json:"joined_at,omitempty"`
 	JoinedAs      string                 `protobuf:"bytes,8,opt,name=joined_as,json=joinedAs,proto3" json:"joined_as,omitempty"` // the name the node gave
 	Seq           uint64                 `protobuf:"varint,9,opt,name=seq,proto3" json:"seq,omitempty"`
+	JoinerKey     string                 `protobuf:"bytes,10,opt,name=joiner_key,json=joinerKey,proto3" json:"joiner_key,omitempty"` // fingerprint of the key the node joined with (it logs the same)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6428,6 +6429,13 @@ func (x *JoinToken) GetSeq() uint64 {
 	return 0
 }
 
+func (x *JoinToken) GetJoinerKey() string {
+	if x != nil {
+		return x.JoinerKey
+	}
+	return ""
+}
+
 type ListNodesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MinSeq        uint64                 `protobuf:"varint,1,opt,name=min_seq,json=minSeq,proto3" json:"min_seq,omitempty"`
@@ -6516,11 +6524,28 @@ func (x *ListNodesResponse) GetTokens() []*JoinToken {
 	return nil
 }
 
+// A joining node never sends the token's secret: it signs, with the
+// secret, a claim naming the token, its name, its own X25519 public key
+// and whether it wants the NATS URL, and the answer is sealed to that key.
 type JoinRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
-	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TokenId string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// Refused: older joiners sent the token's secret itself.
+	//
+	// Deprecated: Marked as deprecated in xhub.proto.
+	Secret []byte `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	Name   string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// The joiner's X25519 public key (32 bytes): what it receives is
+	// sealed to it, and `xhub node list` shows its fingerprint.
+	JoinerKey []byte `protobuf:"bytes,4,opt,name=joiner_key,json=joinerKey,proto3" json:"joiner_key,omitempty"`
+	// The joiner was given no NATS of its own (--nats-url or
+	// --nats-listen) and needs the admitting node's URL, with its
+	// credentials. Without it no NATS credential is sent.
+	WantsNatsUrl bool `protobuf:"varint,5,opt,name=wants_nats_url,json=wantsNatsUrl,proto3" json:"wants_nats_url,omitempty"`
+	// Ed25519 signature, by the key the token's secret seeds, over the
+	// claim (token_id, name, joiner_key, wants_nats_url): see
+	// vocab.JoinClaim.
+	Proof         []byte `protobuf:"bytes,6,opt,name=proof,proto3" json:"proof,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6562,6 +6587,7 @@ func (x *JoinRequest) GetTokenId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in xhub.proto.
 func (x *JoinRequest) GetSecret() []byte {
 	if x != nil {
 		return x.Secret
@@ -6576,16 +6602,38 @@ func (x *JoinRequest) GetName() string {
 	return ""
 }
 
+func (x *JoinRequest) GetJoinerKey() []byte {
+	if x != nil {
+		return x.JoinerKey
+	}
+	return nil
+}
+
+func (x *JoinRequest) GetWantsNatsUrl() bool {
+	if x != nil {
+		return x.WantsNatsUrl
+	}
+	return false
+}
+
+func (x *JoinRequest) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
 type JoinResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The files of the deployment's pki/ folder (CA certificate and key,
-	// ledger signing key), by name.
-	PkiFiles map[string][]byte `protobuf:"bytes,1,rep,name=pki_files,json=pkiFiles,proto3" json:"pki_files,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// How the serving node reaches NATS, with credentials ("" if it runs
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Replicas int32                  `protobuf:"varint,3,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Seq      uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The admitting node's ephemeral X25519 public key, and the box it
+	// sealed to joiner_key (X25519, HKDF-SHA256, AES-256-GCM): JSON of the
+	// pki/ files by name (CA certificate and key, ledger signing key) and,
+	// if asked for, the NATS URL with credentials ("" if the node runs
 	// NATS embedded without a port: then the joiner must be given a URL).
-	NatsUrl       string `protobuf:"bytes,2,opt,name=nats_url,json=natsUrl,proto3" json:"nats_url,omitempty"`
-	Replicas      int32  `protobuf:"varint,3,opt,name=replicas,proto3" json:"replicas,omitempty"`
-	Seq           uint64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	ServerKey     []byte `protobuf:"bytes,5,opt,name=server_key,json=serverKey,proto3" json:"server_key,omitempty"`
+	Sealed        []byte `protobuf:"bytes,6,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6620,20 +6668,6 @@ func (*JoinResponse) Descriptor() ([]byte, []int) {
 	return file_xhub_proto_rawDescGZIP(), []int{97}
 }
 
-func (x *JoinResponse) GetPkiFiles() map[string][]byte {
-	if x != nil {
-		return x.PkiFiles
-	}
-	return nil
-}
-
-func (x *JoinResponse) GetNatsUrl() string {
-	if x != nil {
-		return x.NatsUrl
-	}
-	return ""
-}
-
 func (x *JoinResponse) GetReplicas() int32 {
 	if x != nil {
 		return x.Replicas
@@ -6646,6 +6680,20 @@ func (x *JoinResponse) GetSeq() uint64 {
 		return x.Seq
 	}
 	return 0
+}
+
+func (x *JoinResponse) GetServerKey() []byte {
+	if x != nil {
+		return x.ServerKey
+	}
+	return nil
+}
+
+func (x *JoinResponse) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
 }
 
 var file_xhub_proto_extTypes = []protoimpl.ExtensionInfo{
@@ -7196,7 +7244,7 @@ const file_xhub_proto_rawDesc = "" +
 	"\tca_sha256\x18\x03 \x01(\tR\bcaSha256\x129\n" +
 	"\n" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x10\n" +
-	"\x03seq\x18\x05 \x01(\x04R\x03seq\"\xc4\x02\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\"\xe3\x02\n" +
 	"\tJoinToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
@@ -7209,23 +7257,28 @@ const file_xhub_proto_rawDesc = "" +
 	"\x06status\x18\x06 \x01(\tR\x06status\x127\n" +
 	"\tjoined_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bjoinedAt\x12\x1b\n" +
 	"\tjoined_as\x18\b \x01(\tR\bjoinedAs\x12\x10\n" +
-	"\x03seq\x18\t \x01(\x04R\x03seq\"+\n" +
+	"\x03seq\x18\t \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"joiner_key\x18\n" +
+	" \x01(\tR\tjoinerKey\"+\n" +
 	"\x10ListNodesRequest\x12\x17\n" +
 	"\amin_seq\x18\x01 \x01(\x04R\x06minSeq\"?\n" +
 	"\x11ListNodesResponse\x12*\n" +
-	"\x06tokens\x18\x01 \x03(\v2\x12.xhub.v1.JoinTokenR\x06tokens\"T\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x12.xhub.v1.JoinTokenR\x06tokens\"\xb3\x01\n" +
 	"\vJoinRequest\x12\x19\n" +
-	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\fR\x06secret\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\xd6\x01\n" +
-	"\fJoinResponse\x12@\n" +
-	"\tpki_files\x18\x01 \x03(\v2#.xhub.v1.JoinResponse.PkiFilesEntryR\bpkiFiles\x12\x19\n" +
-	"\bnats_url\x18\x02 \x01(\tR\anatsUrl\x12\x1a\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x1a\n" +
+	"\x06secret\x18\x02 \x01(\fB\x02\x18\x01R\x06secret\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"joiner_key\x18\x04 \x01(\fR\tjoinerKey\x12$\n" +
+	"\x0ewants_nats_url\x18\x05 \x01(\bR\fwantsNatsUrl\x12\x14\n" +
+	"\x05proof\x18\x06 \x01(\fR\x05proof\"\x7f\n" +
+	"\fJoinResponse\x12\x1a\n" +
 	"\breplicas\x18\x03 \x01(\x05R\breplicas\x12\x10\n" +
-	"\x03seq\x18\x04 \x01(\x04R\x03seq\x1a;\n" +
-	"\rPkiFilesEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x012\xe2\x02\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"server_key\x18\x05 \x01(\fR\tserverKey\x12\x16\n" +
+	"\x06sealed\x18\x06 \x01(\fR\x06sealedJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x032\xe2\x02\n" +
 	"\vDepartments\x12N\n" +
 	"\rAddDepartment\x12\x1d.xhub.v1.AddDepartmentRequest\x1a\x1e.xhub.v1.AddDepartmentResponse\x12T\n" +
 	"\x0fListDepartments\x12\x1f.xhub.v1.ListDepartmentsRequest\x1a .xhub.v1.ListDepartmentsResponse\x12E\n" +
@@ -7298,7 +7351,7 @@ func file_xhub_proto_rawDescGZIP() []byte {
 	return file_xhub_proto_rawDescData
 }
 
-var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
+var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
 var file_xhub_proto_goTypes = []any{
 	(*Department)(nil),                    // 0: xhub.v1.Department
 	(*AddDepartmentRequest)(nil),          // 1: xhub.v1.AddDepartmentRequest
@@ -7398,41 +7451,40 @@ var file_xhub_proto_goTypes = []any{
 	(*ListNodesResponse)(nil),             // 95: xhub.v1.ListNodesResponse
 	(*JoinRequest)(nil),                   // 96: xhub.v1.JoinRequest
 	(*JoinResponse)(nil),                  // 97: xhub.v1.JoinResponse
-	nil,                                   // 98: xhub.v1.JoinResponse.PkiFilesEntry
-	(*timestamppb.Timestamp)(nil),         // 99: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),           // 100: google.protobuf.Duration
-	(*descriptorpb.FieldOptions)(nil),     // 101: google.protobuf.FieldOptions
+	(*timestamppb.Timestamp)(nil),         // 98: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 99: google.protobuf.Duration
+	(*descriptorpb.FieldOptions)(nil),     // 100: google.protobuf.FieldOptions
 }
 var file_xhub_proto_depIdxs = []int32{
-	99,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	98,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
 	0,   // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
 	0,   // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
-	99,  // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
+	98,  // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
 	8,   // 4: xhub.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> xhub.v1.WebhookDelivery
-	99,  // 5: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
+	98,  // 5: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
 	10,  // 6: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
 	10,  // 7: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
 	10,  // 8: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
 	18,  // 9: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
-	99,  // 10: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
+	98,  // 10: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
 	17,  // 11: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
 	17,  // 12: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
 	17,  // 13: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
 	18,  // 14: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
-	99,  // 15: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
-	99,  // 16: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
+	98,  // 15: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
+	98,  // 16: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
 	27,  // 17: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	27,  // 18: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	27,  // 19: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
 	27,  // 20: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	37,  // 21: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
 	27,  // 22: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	99,  // 23: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
-	99,  // 24: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	99,  // 25: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
-	99,  // 26: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	99,  // 27: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	99,  // 28: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	98,  // 23: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
+	98,  // 24: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
+	98,  // 25: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	98,  // 26: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	98,  // 27: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	98,  // 28: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
 	39,  // 29: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
 	40,  // 30: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
 	39,  // 31: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
@@ -7442,127 +7494,126 @@ var file_xhub_proto_depIdxs = []int32{
 	39,  // 35: xhub.v1.InboxEvent.request:type_name -> xhub.v1.ShareRequest
 	40,  // 36: xhub.v1.InboxEvent.grant:type_name -> xhub.v1.Grant
 	53,  // 37: xhub.v1.InboxEvent.dispute:type_name -> xhub.v1.Dispute
-	99,  // 38: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	99,  // 39: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
-	99,  // 40: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	98,  // 38: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	98,  // 39: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
+	98,  // 40: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
 	53,  // 41: xhub.v1.DisputeResponse.dispute:type_name -> xhub.v1.Dispute
 	53,  // 42: xhub.v1.ListDisputesResponse.disputes:type_name -> xhub.v1.Dispute
-	99,  // 43: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	98,  // 43: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
 	59,  // 44: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
 	59,  // 45: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
 	68,  // 46: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
 	74,  // 47: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
 	80,  // 48: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	99,  // 49: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
-	100, // 50: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
+	98,  // 49: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
+	99,  // 50: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
 	76,  // 51: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
 	76,  // 52: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
-	99,  // 53: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	98,  // 53: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
 	83,  // 54: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
 	84,  // 55: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
 	68,  // 56: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	99,  // 57: xhub.v1.ExportAuditRequest.since:type_name -> google.protobuf.Timestamp
-	99,  // 58: xhub.v1.ExportAuditRequest.until:type_name -> google.protobuf.Timestamp
-	99,  // 59: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	99,  // 60: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	98,  // 57: xhub.v1.ExportAuditRequest.since:type_name -> google.protobuf.Timestamp
+	98,  // 58: xhub.v1.ExportAuditRequest.until:type_name -> google.protobuf.Timestamp
+	98,  // 59: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	98,  // 60: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
 	88,  // 61: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	100, // 62: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	99,  // 63: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	99,  // 64: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	99,  // 65: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	99,  // 66: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
+	99,  // 62: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	98,  // 63: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	98,  // 64: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	98,  // 65: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	98,  // 66: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
 	93,  // 67: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
-	98,  // 68: xhub.v1.JoinResponse.pki_files:type_name -> xhub.v1.JoinResponse.PkiFilesEntry
-	101, // 69: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
-	1,   // 70: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,   // 71: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	5,   // 72: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
-	7,   // 73: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
-	11,  // 74: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	13,  // 75: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	15,  // 76: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	19,  // 77: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	21,  // 78: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	23,  // 79: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	25,  // 80: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	28,  // 81: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	30,  // 82: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	32,  // 83: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	34,  // 84: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	36,  // 85: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
-	41,  // 86: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	43,  // 87: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	44,  // 88: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	45,  // 89: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	46,  // 90: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	47,  // 91: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	49,  // 92: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	51,  // 93: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
-	54,  // 94: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
-	55,  // 95: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
-	57,  // 96: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
-	60,  // 97: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	62,  // 98: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	64,  // 99: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	66,  // 100: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	69,  // 101: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	71,  // 102: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	73,  // 103: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	75,  // 104: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
-	78,  // 105: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
-	82,  // 106: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	89,  // 107: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	86,  // 108: xhub.v1.Audit.ExportAudit:input_type -> xhub.v1.ExportAuditRequest
-	91,  // 109: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
-	94,  // 110: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
-	96,  // 111: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
-	2,   // 112: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,   // 113: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	6,   // 114: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
-	9,   // 115: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
-	12,  // 116: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	14,  // 117: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	16,  // 118: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	20,  // 119: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	22,  // 120: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	24,  // 121: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	26,  // 122: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	29,  // 123: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	31,  // 124: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	33,  // 125: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	35,  // 126: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	38,  // 127: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
-	42,  // 128: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	50,  // 129: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	48,  // 130: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	48,  // 131: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	48,  // 132: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	48,  // 133: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	50,  // 134: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	52,  // 135: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
-	56,  // 136: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
-	56,  // 137: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
-	58,  // 138: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
-	61,  // 139: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	63,  // 140: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	65,  // 141: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	67,  // 142: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	70,  // 143: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	72,  // 144: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	81,  // 145: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	77,  // 146: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
-	79,  // 147: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
-	85,  // 148: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	90,  // 149: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	87,  // 150: xhub.v1.Audit.ExportAudit:output_type -> xhub.v1.ExportAuditChunk
-	92,  // 151: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
-	95,  // 152: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
-	97,  // 153: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
-	112, // [112:154] is the sub-list for method output_type
-	70,  // [70:112] is the sub-list for method input_type
-	70,  // [70:70] is the sub-list for extension type_name
-	69,  // [69:70] is the sub-list for extension extendee
-	0,   // [0:69] is the sub-list for field type_name
+	100, // 68: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
+	1,   // 69: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,   // 70: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	5,   // 71: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
+	7,   // 72: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
+	11,  // 73: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	13,  // 74: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	15,  // 75: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	19,  // 76: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	21,  // 77: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	23,  // 78: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	25,  // 79: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	28,  // 80: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	30,  // 81: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	32,  // 82: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	34,  // 83: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	36,  // 84: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
+	41,  // 85: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	43,  // 86: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	44,  // 87: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	45,  // 88: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	46,  // 89: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	47,  // 90: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	49,  // 91: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	51,  // 92: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
+	54,  // 93: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
+	55,  // 94: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
+	57,  // 95: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
+	60,  // 96: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	62,  // 97: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	64,  // 98: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	66,  // 99: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	69,  // 100: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	71,  // 101: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	73,  // 102: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	75,  // 103: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	78,  // 104: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	82,  // 105: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	89,  // 106: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	86,  // 107: xhub.v1.Audit.ExportAudit:input_type -> xhub.v1.ExportAuditRequest
+	91,  // 108: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
+	94,  // 109: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
+	96,  // 110: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
+	2,   // 111: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,   // 112: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	6,   // 113: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
+	9,   // 114: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
+	12,  // 115: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	14,  // 116: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	16,  // 117: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	20,  // 118: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	22,  // 119: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	24,  // 120: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	26,  // 121: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	29,  // 122: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	31,  // 123: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	33,  // 124: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	35,  // 125: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	38,  // 126: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
+	42,  // 127: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	50,  // 128: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	48,  // 129: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	48,  // 130: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	48,  // 131: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	48,  // 132: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	50,  // 133: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	52,  // 134: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
+	56,  // 135: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
+	56,  // 136: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
+	58,  // 137: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
+	61,  // 138: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	63,  // 139: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	65,  // 140: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	67,  // 141: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	70,  // 142: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	72,  // 143: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	81,  // 144: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	77,  // 145: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	79,  // 146: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	85,  // 147: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	90,  // 148: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	87,  // 149: xhub.v1.Audit.ExportAudit:output_type -> xhub.v1.ExportAuditChunk
+	92,  // 150: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
+	95,  // 151: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
+	97,  // 152: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
+	111, // [111:153] is the sub-list for method output_type
+	69,  // [69:111] is the sub-list for method input_type
+	69,  // [69:69] is the sub-list for extension type_name
+	68,  // [68:69] is the sub-list for extension extendee
+	0,   // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }
@@ -7585,7 +7636,7 @@ func file_xhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   99,
+			NumMessages:   98,
 			NumExtensions: 1,
 			NumServices:   11,
 		},

@@ -2221,10 +2221,11 @@ const (
 //
 // Nodes: joining a hub node to a deployment without copying files. The
 // operator makes a one-time join token (a ledger entry holding only the
-// secret's hash); the new node presents it to any running node over TLS,
-// having pinned the hub CA's fingerprint from the token, and receives the
-// deployment's signing material; the join is a ledger entry too. Join is
-// the one call open to a caller without a client certificate.
+// public key the secret seeds); the new node proves the secret to any
+// running node over TLS, having pinned the hub CA's fingerprint from the
+// token, and receives the deployment's signing material sealed to its own
+// key; the join is a ledger entry too and spends the token. Join is the
+// one call open to a caller without a client certificate.
 type NodesClient interface {
 	CreateJoinToken(ctx context.Context, in *CreateJoinTokenRequest, opts ...grpc.CallOption) (*CreateJoinTokenResponse, error)
 	ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error)
@@ -2275,10 +2276,11 @@ func (c *nodesClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.Ca
 //
 // Nodes: joining a hub node to a deployment without copying files. The
 // operator makes a one-time join token (a ledger entry holding only the
-// secret's hash); the new node presents it to any running node over TLS,
-// having pinned the hub CA's fingerprint from the token, and receives the
-// deployment's signing material; the join is a ledger entry too. Join is
-// the one call open to a caller without a client certificate.
+// public key the secret seeds); the new node proves the secret to any
+// running node over TLS, having pinned the hub CA's fingerprint from the
+// token, and receives the deployment's signing material sealed to its own
+// key; the join is a ledger entry too and spends the token. Join is the
+// one call open to a caller without a client certificate.
 type NodesServer interface {
 	CreateJoinToken(context.Context, *CreateJoinTokenRequest) (*CreateJoinTokenResponse, error)
 	ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error)
