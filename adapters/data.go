@@ -38,6 +38,12 @@ type Handler func(ctx context.Context, q ProviderQuery) (records [][]byte, next 
 // answers each query with h, concurrently. It returns when ctx ends or the
 // stream breaks; call it again to reconnect.
 func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// The handlers' context ends with the stream: a handler still working
+	// when the hub goes away stops, and Serve does not wait for it forever.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stream, err := c.provider.Serve(ctx)
 	if err != nil {
 		return err
@@ -46,8 +52,6 @@ func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error 
 		return err
 	}
 	var sendMu sync.Mutex
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for {
 		call, err := stream.Recv()
 		if err != nil {
@@ -62,6 +66,11 @@ func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error 
 			q := ProviderQuery{Dataset: call.Dataset, Fields: call.Fields, Limit: int(call.Limit), PageToken: call.PageToken, RequestID: call.RequestId}
 			res := &xhubv1.ProviderResult{CallId: call.CallId}
 			fs, err := xhubv1.VocabFilters(call.Filters)
+			for _, f := range fs {
+				if err == nil {
+					err = f.Check() // the hub checked it; a handler need not trust that
+				}
+			}
 			if err != nil {
 				res.Error = err.Error()
 			}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/xhub-gov/xhub/internal/jsonnum"
 )
 
 // decodeFast decodes one JSON value as encoding/json's Decoder with
@@ -13,8 +15,14 @@ import (
 // escape and UTF-8 handling are exactly the standard library's. The
 // differential fuzz test FuzzDecodeAgrees checks that both agree on every
 // input: same error-or-not, same value.
-func decodeFast(b []byte) (any, error) {
-	d := decoder{b: b}
+func decodeFast(b []byte) (any, error) { return decodeWith(decoder{b: b}) }
+
+// decodeBounded is decodeFast that refuses a number beyond the bounds on
+// number texts (jsonnum.Check): what a record holds is read as it is
+// decoded, not expanded later by a validator or a filter.
+func decodeBounded(b []byte) (any, error) { return decodeWith(decoder{b: b, boundNumbers: true}) }
+
+func decodeWith(d decoder) (any, error) {
 	v, err := d.value(0)
 	if err != nil {
 		return nil, err
@@ -30,8 +38,9 @@ func decodeFast(b []byte) (any, error) {
 const maxNesting = 10000
 
 type decoder struct {
-	b []byte
-	i int
+	b            []byte
+	i            int
+	boundNumbers bool
 }
 
 func (d *decoder) ws() {
@@ -227,5 +236,11 @@ func (d *decoder) number() (any, error) {
 			return nil, d.errf("bad number")
 		}
 	}
-	return json.Number(d.b[start:d.i]), nil
+	n := json.Number(d.b[start:d.i])
+	if d.boundNumbers {
+		if err := jsonnum.Check(string(n)); err != nil {
+			return nil, fmt.Errorf("at offset %d: %w", start, err)
+		}
+	}
+	return n, nil
 }

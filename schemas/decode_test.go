@@ -2,8 +2,12 @@ package schemas
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/xhub-gov/xhub/internal/jsonnum"
 )
 
 // The reference is decodeJSON: encoding/json's Decoder with UseNumber, as
@@ -28,6 +32,51 @@ func FuzzDecodeAgrees(f *testing.F) {
 			t.Fatalf("%q: encoding/json %#v, fast %#v", raw, want, got)
 		}
 	})
+}
+
+// FuzzDecodeBounded: the bounded decoder (DecodeRecord's) agrees with the
+// fast one, but for a number beyond the bound: then it says so, and the
+// fast decoder's value holds such a number (or the fast decoder fails
+// further on).
+func FuzzDecodeBounded(f *testing.F) {
+	for _, s := range []string{`{"a":1e400,"b":-0.5e-400}`, `{"a":1e401}`, `[1,2,{"x":[3e999999]}]`, `{"a":"1e999999"}`, `1E+0400`, `-0.000e-9`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		want, werr := decodeFast(raw)
+		got, gerr := decodeBounded(raw)
+		var be *jsonnum.BoundError
+		switch {
+		case errors.As(gerr, &be):
+			if werr == nil && !holdsUnbounded(want) {
+				t.Fatalf("%q: bounded err=%v, fast err=%v value %#v", raw, gerr, werr, want)
+			}
+		case (werr == nil) != (gerr == nil):
+			t.Fatalf("%q: fast err=%v, bounded err=%v", raw, werr, gerr)
+		case werr == nil && (!reflect.DeepEqual(want, got) || holdsUnbounded(got)):
+			t.Fatalf("%q: fast %#v, bounded %#v", raw, want, got)
+		}
+	})
+}
+
+func holdsUnbounded(v any) bool {
+	switch v := v.(type) {
+	case json.Number:
+		return jsonnum.Check(v.String()) != nil
+	case []any:
+		for _, x := range v {
+			if holdsUnbounded(x) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, x := range v {
+			if holdsUnbounded(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func TestDecodeNestingLimitAgrees(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/internal/jsonnum"
 )
 
 // Bounds on a schema document.
@@ -53,6 +54,9 @@ func Parse(raw []byte) (*Schema, error) {
 	}
 	if d := depth(doc); d > MaxDepth {
 		return nil, fault.Invalid("schema", "nests %d levels deep, at most %d", d, MaxDepth)
+	}
+	if at, err := boundNumbers(doc, ""); err != nil {
+		return nil, fault.Invalid("schema", "%s: %v", at, err)
 	}
 	switch doc.(type) {
 	case map[string]any, bool:
@@ -204,8 +208,22 @@ func decodeJSON(raw []byte) (any, error) {
 // DecodeRecord decodes one JSON record for validation: numbers as
 // json.Number, so 64-bit ids survive. It uses the fast decoder, which the
 // differential fuzz test holds to encoding/json's behaviour.
-// Bytes that are not UTF-8 are refused, never silently replaced.
+// Bytes that are not UTF-8 are refused, never silently replaced. A number
+// beyond the bounds on number texts (at most jsonnum.MaxDigits digits, an
+// exponent within ±jsonnum.MaxExponent) is refused with a *jsonnum.BoundError:
+// the validator and the filters never see one, so none is ever expanded.
 func DecodeRecord(raw []byte) (any, error) {
+	if err := validUTF8(raw); err != nil {
+		return nil, err
+	}
+	return decodeBounded(raw)
+}
+
+// DecodeStoredRecord is DecodeRecord for a record stored after it was
+// judged (a published record, delivered to a subscriber): it holds no
+// number to a bound, so a record stored before the bound was set is still
+// delivered.
+func DecodeStoredRecord(raw []byte) (any, error) {
 	if err := validUTF8(raw); err != nil {
 		return nil, err
 	}
@@ -338,6 +356,40 @@ func depth(v any) int {
 		return m + 1
 	}
 	return 0
+}
+
+// boundNumbers returns the pointer to the first number (in key order) that
+// is beyond the bounds on number texts, and why. A bound like
+// "multipleOf": 1e-999999 would otherwise be divided into every record's
+// number by the validator.
+func boundNumbers(v any, at string) (string, error) {
+	switch v := v.(type) {
+	case json.Number:
+		if err := jsonnum.Check(v.String()); err != nil {
+			if at == "" {
+				at = "/"
+			}
+			return at, err
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if p, err := boundNumbers(v[k], at+"/"+escape(k)); err != nil {
+				return p, err
+			}
+		}
+	case []any:
+		for i, x := range v {
+			if p, err := boundNumbers(x, fmt.Sprintf("%s/%d", at, i)); err != nil {
+				return p, err
+			}
+		}
+	}
+	return "", nil
 }
 
 // remoteRef returns the pointer to the first $ref or $dynamicRef that is not

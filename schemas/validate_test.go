@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/xhub-gov/xhub/internal/jsonnum"
 )
 
 func TestRestrict(t *testing.T) {
@@ -84,5 +86,43 @@ func TestRefusedSchemas(t *testing.T) {
 	}
 	if _, err := DecodeRecord([]byte("{\"name\":\"\xff\xfe\"}")); err == nil || !strings.Contains(err.Error(), "byte 9 is 0xff") {
 		t.Fatalf("record with invalid UTF-8: %v", err)
+	}
+}
+
+// TestNumberBounds: a record's number beyond the bound on number texts is
+// refused as it is decoded (the validator would expand it: 1e999999 is a
+// 3.3-million-bit integer to check "type": "integer"), as is a schema's;
+// a stored record decodes whatever its numbers.
+func TestNumberBounds(t *testing.T) {
+	for rec, want := range map[string]string{
+		`{"n": 1e999999}`:                         "at offset 6: number 1e999999 has the exponent 999999, beyond the bound of ±400",
+		`{"a": [1, {"b": -2e-401}]}`:              "at offset 16: number -2e-401 has the exponent -401",
+		`{"n": ` + strings.Repeat("1", 101) + `}`: "has 101 digits, more than the bound of 100",
+		`{"n": 1e400, "m": -0.5e-400}`:            "",
+	} {
+		_, err := DecodeRecord([]byte(rec))
+		var be *jsonnum.BoundError
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%.30s: %v", rec, err)
+		case want != "" && (!errors.As(err, &be) || !strings.Contains(err.Error(), want)):
+			t.Errorf("%.30s: DecodeRecord = %v, want a bound error with %q", rec, err, want)
+		}
+		if _, err := DecodeStoredRecord([]byte(rec)); err != nil {
+			t.Errorf("%.30s: DecodeStoredRecord = %v", rec, err)
+		}
+	}
+	for doc, want := range map[string]string{
+		`{"type":"object","properties":{"n":{"multipleOf":1e-999999}}}`: "/properties/n/multipleOf: number 1e-999999 has the exponent -999999",
+		`{"enum":[1, 2, 3e401]}`:                                 "/enum/2: number 3e401",
+		`{"type":"object","properties":{"n":{"maximum":1e400}}}`: "",
+	} {
+		_, err := Parse([]byte(doc))
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", doc, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: Parse = %v, want %q", doc, err, want)
+		}
 	}
 }

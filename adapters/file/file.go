@@ -20,6 +20,7 @@ import (
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/schemas"
 )
 
@@ -160,8 +161,12 @@ func convert(cell, typ string) (any, error) {
 
 // Handler answers queries from the file.
 func (s *Source) Handler() adapters.Handler {
-	return func(_ context.Context, q adapters.ProviderQuery) ([][]byte, string, error) {
+	return func(ctx context.Context, q adapters.ProviderQuery) ([][]byte, string, error) {
 		recs, err := s.records()
+		if err != nil {
+			return nil, "", err
+		}
+		matchers, err := vocab.CompileFilters(q.Filters)
 		if err != nil {
 			return nil, "", err
 		}
@@ -174,8 +179,12 @@ func (s *Source) Handler() adapters.Handler {
 		var out [][]byte
 		i := offset
 		for ; i < len(recs) && len(out) < q.Limit; i++ {
+			// The scan of a large file stops when the hub goes away.
+			if err := ctx.Err(); err != nil {
+				return nil, "", err
+			}
 			ok := true
-			for _, f := range q.Filters {
+			for _, f := range matchers {
 				if !f.Match(recs[i]) {
 					ok = false
 					break

@@ -2,6 +2,8 @@ package file
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,5 +90,33 @@ func TestJSONLPagingAndReload(t *testing.T) {
 	}
 	if _, err := Open(write(t, "bad.jsonl", "{\"id\":1}\n[1]\n"), fields); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("bad JSONL: %v", err)
+	}
+}
+
+// TestScanStopsWithContext: the scan of a file stops when the query's
+// context ends (the stream to the hub gone), and a line holding a number
+// beyond the bound on number texts is refused naming the line and the
+// bound, as the hub would refuse the record.
+func TestScanStopsWithContext(t *testing.T) {
+	var b strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&b, `{"id":%d,"name":"n%d"}`+"\n", i, i)
+	}
+	s, err := Open(write(t, "d.jsonl", b.String()), fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := vocab.ParseFilter("name=nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	recs, next, err := s.Handler()(ctx, adapters.ProviderQuery{Filters: []vocab.Filter{f}, Limit: 10})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("scan under an ended context: %d records, next %q, err %v; want context.Canceled", len(recs), next, err)
+	}
+	if _, err := Open(write(t, "n.jsonl", `{"id":1}`+"\n"+`{"id":1e999999}`+"\n"), fields); err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "beyond the bound of ±400") {
+		t.Fatalf("a line with 1e999999: %v", err)
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/internal/jsonnum"
 	"github.com/xhub-gov/xhub/schemas"
 )
 
@@ -264,10 +265,24 @@ func fieldsWithin(requested []string, a exchange.Access, ds catalog.DatasetID) (
 
 // decodeObject decodes one record, which must be a JSON object.
 func decodeObject(raw []byte, max int) (map[string]any, error) {
+	return decodeObjectWith(schemas.DecodeRecord, raw, max)
+}
+
+// decodeStoredObject is decodeObject for a stored record, judged when it
+// was published: its numbers are not held to the bound again.
+func decodeStoredObject(raw []byte, max int) (map[string]any, error) {
+	return decodeObjectWith(schemas.DecodeStoredRecord, raw, max)
+}
+
+func decodeObjectWith(decode func([]byte) (any, error), raw []byte, max int) (map[string]any, error) {
 	if len(raw) > max {
 		return nil, fmt.Errorf("record is %d bytes, at most %d", len(raw), max)
 	}
-	v, err := schemas.DecodeRecord(raw)
+	v, err := decode(raw)
+	var be *jsonnum.BoundError
+	if errors.As(err, &be) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("not JSON: %v", err)
 	}

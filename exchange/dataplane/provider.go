@@ -144,6 +144,16 @@ var (
 	errProviderBusy = errors.New("provider busy: too many queries in flight")
 )
 
+// Awaited reports whether call id still has someone waiting for its
+// answer: a call whose consumer has left (its query ended while the call
+// waited to be sent) need not reach the provider at all.
+func (s *ProviderSession) Awaited(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.pending[id]
+	return ok
+}
+
 func (s *ProviderSession) take(id string) (waiter, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

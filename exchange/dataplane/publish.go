@@ -72,6 +72,10 @@ func (p *Plane) Publish(ctx context.Context, caller vocab.Identity, dataset cata
 	bad := &fault.Error{Kind: fault.KindInvalid}
 	nbad := 0
 	for i, raw := range records {
+		// A caller that has left stops the validation of its batch.
+		if err := ctx.Err(); err != nil {
+			return PublishResult{}, err
+		}
 		rec, err := decodeObject(raw, p.cfg.MaxRecordBytes)
 		if err == nil {
 			if verr := sch.Validate(rec); verr != nil {

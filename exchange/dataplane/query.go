@@ -84,6 +84,12 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 			return QueryResult{}, fault.Denied("filter on field %q of %s is not allowed: the field is not granted to your department, and filtering on it would reveal it", f.Field, ds.ID)
 		}
 	}
+	// Each filter's value is parsed once for the whole answer, not once a
+	// record.
+	matchers, err := vocab.CompileFilters(in.Filters)
+	if err != nil {
+		return QueryResult{}, err
+	}
 	limit := in.Limit
 	if limit == 0 {
 		limit = DefaultLimit
@@ -119,6 +125,10 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 		reqID = newRequestID()
 	}
 	call := Call{Dataset: ds.ID, Fields: fetch, Filters: in.Filters, Limit: limit, PageToken: in.PageToken, Consumer: caller.Dept, RequestID: reqID}
+	// A caller that has left costs no provider any work.
+	if err := ctx.Err(); err != nil {
+		return QueryResult{}, err
+	}
 	qctx, cancel := context.WithTimeout(ctx, p.cfg.QueryTimeout)
 	defer cancel()
 	pres, err := p.ask(qctx, call)
@@ -154,6 +164,10 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 		pres.Records = pres.Records[:limit]
 	}
 	for i, raw := range pres.Records {
+		// A caller that has left stops the judging of the answer.
+		if err := ctx.Err(); err != nil {
+			return QueryResult{}, err
+		}
 		if len(raw) > p.cfg.MaxRecordBytes {
 			withhold(i, fmt.Sprintf("larger than the record bound of %d bytes", p.cfg.MaxRecordBytes), fmt.Sprintf("is %d bytes, at most %d", len(raw), p.cfg.MaxRecordBytes))
 			continue
@@ -169,7 +183,7 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 			continue
 		}
 		matched := true
-		for _, f := range in.Filters {
+		for _, f := range matchers {
 			if !f.Match(view) {
 				matched = false
 				break

@@ -253,7 +253,10 @@ func (s *Subscription) pump(ctx context.Context) {
 		}
 		ds := make([]Delivery, 0, len(recs))
 		for _, raw := range recs {
-			rec, err := decodeObject(raw, 64<<20)
+			if ctx.Err() != nil {
+				return // not acknowledged: delivered again
+			}
+			rec, err := decodeStoredObject(raw, 64<<20)
 			if err != nil {
 				continue
 			}

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/internal/jsonnum"
 )
 
 // Op is a filter operator on a top-level field.
@@ -30,12 +30,18 @@ const (
 // Ops lists the operators, longest symbols first (for parsing).
 var Ops = []Op{OpLe, OpGe, OpNe, OpEq, OpLt, OpGt, OpIn, OpPrefix}
 
-// Limits on filters.
+// Limits on filters. Every number in a filter value has at most
+// MaxNumberDigits digits before its exponent and an exponent within
+// ±MaxNumberExponent (records are held to the same bound): a number is
+// compared by its digits, never expanded, and a bounded text is cheap
+// wherever else it goes (a database, a schema validator).
 const (
-	MaxFilters       = 16
-	MaxFilterValue   = 4096
-	MaxInValues      = 256
-	maxFilterTextLen = 8192
+	MaxFilters        = 16
+	MaxFilterValue    = 4096
+	MaxInValues       = 256
+	MaxNumberDigits   = jsonnum.MaxDigits
+	MaxNumberExponent = jsonnum.MaxExponent
+	maxFilterTextLen  = 8192
 )
 
 // Filter is one condition: Field Op Value. Value is a JSON value (decoded
@@ -93,7 +99,7 @@ func ParseFilter(s string) (Filter, error) {
 		v = raw
 	}
 	f := Filter{Field: field, Op: op, Value: v}
-	return f, f.check()
+	return f, f.Check()
 }
 
 // operatorPrefix is the run of operator characters at the start of s.
@@ -139,8 +145,10 @@ func DecodeFilterValue(b []byte) (any, error) {
 	return v, nil
 }
 
-// check validates the operator against the value's shape.
-func (f Filter) check() error {
+// Check validates the operator against the value's shape and bounds the
+// value's numbers (MaxNumberDigits, MaxNumberExponent). Validate does this
+// and checks the filter against a dataset's fields.
+func (f Filter) Check() error {
 	if f.Field == "" || len(f.Field) > 256 {
 		return fault.Invalid("filters.field", "must be 1 to 256 characters")
 	}
@@ -167,13 +175,39 @@ func (f Filter) check() error {
 	default:
 		return fault.Invalid("filters.op", "%q is not one of = != < <= > >= in prefix", f.Op)
 	}
+	if err := boundNumbers(f.Value); err != nil {
+		return fault.Invalid("filters.value", "filter %s %s: %v", f.Field, f.Op, err)
+	}
+	return nil
+}
+
+// boundNumbers checks every number in a JSON value against the bounds on
+// number texts. An "in" list is at most MaxInValues long and the whole
+// value at most MaxFilterValue bytes: the walk is short.
+func boundNumbers(v any) error {
+	switch v := v.(type) {
+	case json.Number:
+		return jsonnum.Check(v.String())
+	case []any:
+		for _, x := range v {
+			if err := boundNumbers(x); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		for _, x := range v {
+			if err := boundNumbers(x); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
 // Validate checks a filter against the dataset's fields: the field exists
 // and the value fits its type.
 func (f Filter) Validate(fields []catalog.Field) error {
-	if err := f.check(); err != nil {
+	if err := f.Check(); err != nil {
 		return err
 	}
 	i := slices.IndexFunc(fields, func(x catalog.Field) bool { return x.Name == f.Field })
@@ -216,8 +250,8 @@ func valueFits(v any, typ string) bool {
 			return true
 		}
 		if typeHas(typ, "integer") {
-			r, ok := new(big.Rat).SetString(v.String())
-			return ok && r.IsInt()
+			n, ok := jsonnum.Parse(v.String())
+			return ok && n.IsInt()
 		}
 		return false
 	case []any:
@@ -229,33 +263,104 @@ func valueFits(v any, typ string) bool {
 }
 
 // Match reports whether a record (decoded with UseNumber) satisfies f. A
-// missing field matches nothing but !=.
+// missing field matches nothing but !=. It prepares f for each call: to
+// match many records, Compile f once.
 func (f Filter) Match(rec map[string]any) bool {
-	v, ok := rec[f.Field]
-	if !ok {
-		return f.Op == OpNe
+	m, err := f.Compile()
+	return err == nil && m.Match(rec)
+}
+
+// Matcher is a filter prepared for matching many records: its value is
+// checked and its numbers parsed once, its other values encoded once.
+type Matcher struct {
+	f    Filter
+	vals []operand // the value, or the "in" list's values
+}
+
+// operand is a filter value ready to compare: a number parsed (num), or
+// any other value as its canonical JSON (canon), or a string (str).
+type operand struct {
+	isNum bool
+	num   jsonnum.Number
+	str   string
+	isStr bool
+	canon string
+}
+
+func newOperand(v any) operand {
+	switch v := v.(type) {
+	case json.Number:
+		if n, ok := jsonnum.Parse(v.String()); ok {
+			return operand{isNum: true, num: n}
+		}
+	case string:
+		return operand{isStr: true, str: v, canon: canonJSON(v)}
 	}
-	switch f.Op {
-	case OpEq:
-		return jsonEq(v, f.Value)
-	case OpNe:
-		return !jsonEq(v, f.Value)
-	case OpIn:
+	return operand{canon: canonJSON(v)}
+}
+
+// Compile checks f (Check) and prepares it for Match.
+func (f Filter) Compile() (*Matcher, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
+	m := &Matcher{f: f}
+	if f.Op == OpIn {
 		for _, x := range f.Value.([]any) {
-			if jsonEq(v, x) {
+			m.vals = append(m.vals, newOperand(x))
+		}
+	} else {
+		m.vals = []operand{newOperand(f.Value)}
+	}
+	return m, nil
+}
+
+// CompileFilters compiles each filter.
+func CompileFilters(fs []Filter) ([]*Matcher, error) {
+	out := make([]*Matcher, len(fs))
+	for i, f := range fs {
+		m, err := f.Compile()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
+// Filter is the filter m was compiled from.
+func (m *Matcher) Filter() Filter { return m.f }
+
+// Match reports whether a record (decoded with UseNumber) satisfies the
+// filter. A number of the record is compared by its digits, never
+// expanded, however long it is.
+func (m *Matcher) Match(rec map[string]any) bool {
+	v, ok := rec[m.f.Field]
+	if !ok {
+		return m.f.Op == OpNe
+	}
+	switch m.f.Op {
+	case OpEq:
+		return newRecordValue(v).eq(m.vals[0])
+	case OpNe:
+		return !newRecordValue(v).eq(m.vals[0])
+	case OpIn:
+		rv := newRecordValue(v)
+		for _, x := range m.vals {
+			if rv.eq(x) {
 				return true
 			}
 		}
 		return false
 	case OpPrefix:
 		s, ok := v.(string)
-		return ok && strings.HasPrefix(s, f.Value.(string))
+		return ok && strings.HasPrefix(s, m.vals[0].str)
 	}
-	c, ok := compare(v, f.Value)
+	c, ok := newRecordValue(v).compare(m.vals[0])
 	if !ok {
 		return false
 	}
-	switch f.Op {
+	switch m.f.Op {
 	case OpLt:
 		return c < 0
 	case OpLe:
@@ -268,38 +373,51 @@ func (f Filter) Match(rec map[string]any) bool {
 	return false
 }
 
-func compare(a, b any) (int, bool) {
-	switch a := a.(type) {
-	case json.Number:
-		bn, ok := b.(json.Number)
-		if !ok {
-			return 0, false
-		}
-		ra, ok1 := new(big.Rat).SetString(a.String())
-		rb, ok2 := new(big.Rat).SetString(bn.String())
-		if !ok1 || !ok2 {
-			return 0, false
-		}
-		return ra.Cmp(rb), true
-	case string:
-		bs, ok := b.(string)
-		if !ok {
-			return 0, false
-		}
-		return strings.Compare(a, bs), true
-	}
-	return 0, false
+// recordValue is a record's value, its number parsed, its canonical JSON
+// made on first use (once for a whole "in" list).
+type recordValue struct {
+	v     any
+	num   jsonnum.Number
+	isNum bool
+	canon *string
 }
 
-func jsonEq(a, b any) bool {
-	if an, ok := a.(json.Number); ok {
-		if bn, ok := b.(json.Number); ok {
-			c, ok := compare(an, bn)
-			return ok && c == 0
-		}
+func newRecordValue(v any) *recordValue {
+	r := &recordValue{v: v}
+	if n, ok := v.(json.Number); ok {
+		r.num, r.isNum = jsonnum.Parse(n.String())
+	}
+	return r
+}
+
+func (r *recordValue) eq(o operand) bool {
+	if _, ok := r.v.(json.Number); ok {
+		return r.isNum && o.isNum && r.num.Cmp(o.num) == 0
+	}
+	if o.isNum {
 		return false
 	}
-	return canonJSON(a) == canonJSON(b)
+	if r.canon == nil {
+		c := canonJSON(r.v)
+		r.canon = &c
+	}
+	return *r.canon == o.canon
+}
+
+func (r *recordValue) compare(o operand) (int, bool) {
+	switch v := r.v.(type) {
+	case json.Number:
+		if !r.isNum || !o.isNum {
+			return 0, false
+		}
+		return r.num.Cmp(o.num), true
+	case string:
+		if !o.isStr {
+			return 0, false
+		}
+		return strings.Compare(v, o.str), true
+	}
+	return 0, false
 }
 
 func canonJSON(v any) string {

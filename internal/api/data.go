@@ -223,6 +223,9 @@ func (s *providerSvc) Serve(stream xhubv1.Provider_ServeServer) error {
 	for {
 		select {
 		case c := <-sess.Calls():
+			if !sess.Awaited(c.ID) {
+				continue // its consumer has left: no work for the provider
+			}
 			if err := stream.Send(&xhubv1.ProviderCall{CallId: c.ID, Dataset: string(c.Dataset), Fields: c.Fields, Filters: xhubv1.FiltersPB(c.Filters), Limit: int32(c.Limit), PageToken: c.PageToken, RequestId: c.RequestID}); err != nil {
 				return err
 			}
