@@ -147,7 +147,7 @@ const (
 	DefaultDataRetention = 365 * 24 * time.Hour
 	minControlReserve    = 256 << 20
 	defaultDeptQuota     = 10 << 30 // without a data bound
-	minLedgerRoom        = 16 << 20 // what the ledger keeps at the least
+	minLedgerRoom        = 64 << 20 // what the ledger keeps at the least (an eighth of a smaller store)
 )
 
 // Limits are the per-department bounds of a node (see the README's
@@ -750,8 +750,8 @@ func (n *Node) storeBounds(ctx context.Context) (bus.DataLimits, int64, error) {
 		if audit == 0 {
 			audit = reserve / 2
 		}
-		if data.MaxBytes+audit > store-minLedgerRoom {
-			return data, 0, fmt.Errorf("hub: --data-max-bytes %d and --audit-max-bytes %d leave the ledger less than %d bytes of the store's %d (--store-max-bytes): the control plane would starve", data.MaxBytes, audit, minLedgerRoom, store)
+		if room := min(int64(minLedgerRoom), store/8); data.MaxBytes+audit > store-room {
+			return data, 0, fmt.Errorf("hub: --data-max-bytes %d and --audit-max-bytes %d leave the ledger less than %d bytes of the store's %d (--store-max-bytes): the control plane would starve", data.MaxBytes, audit, room, store)
 		}
 	} else {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
