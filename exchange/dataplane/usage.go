@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/internal/bus"
@@ -248,3 +250,77 @@ func (u *usage) catchUp(ctx context.Context, last uint64) error {
 // msgSizeHeader carries a stored message's data size in a headers-only
 // delivery.
 const msgSizeHeader = "Nats-Msg-Size"
+
+// depts is what each department's datasets hold now.
+func (u *usage) depts() map[catalog.DeptID]int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := map[catalog.DeptID]int64{}
+	for id := range u.by {
+		if n := u.expire(id); n > 0 {
+			out[id.Owner()] += n
+		}
+	}
+	return out
+}
+
+// dataStream reports XHUB_DATA's size, bound and quota, and what the
+// departments that hold the most store (MaxDatasetSeries by name, the
+// rest as dept="other"), as this node counts it.
+type dataStream struct {
+	p                       *Plane
+	bytes, bound, deptQuota *prometheus.Desc
+	deptBytes, datasetQuota *prometheus.Desc
+}
+
+func newDataStream(p *Plane) *dataStream {
+	return &dataStream{
+		p:            p,
+		bytes:        prometheus.NewDesc("xhub_data_stream_bytes", "Bytes held by the data stream (published batches).", nil, nil),
+		bound:        prometheus.NewDesc("xhub_data_max_bytes", "The data stream's byte bound (-1: none).", nil, nil),
+		deptQuota:    prometheus.NewDesc("xhub_dept_quota_bytes", "What one department's datasets may hold in the data stream (0: no quota).", nil, nil),
+		datasetQuota: prometheus.NewDesc("xhub_dataset_quota_bytes", "What one dataset may hold in the data stream (0: no quota).", nil, nil),
+		deptBytes:    prometheus.NewDesc("xhub_dept_stored_bytes", "What a department's datasets hold in the data stream, as counted against its quota (the largest by name, the rest as dept=\"other\").", []string{"dept"}, nil),
+	}
+}
+
+func (d *dataStream) Describe(ch chan<- *prometheus.Desc) {
+	for _, x := range []*prometheus.Desc{d.bytes, d.bound, d.deptQuota, d.datasetQuota, d.deptBytes} {
+		ch <- x
+	}
+}
+
+func (d *dataStream) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := d.p.js.Stream(ctx, bus.DataStream)
+	if err != nil {
+		return
+	}
+	info := s.CachedInfo()
+	l := bus.DataLimitsOf(info.Config)
+	ch <- prometheus.MustNewConstMetric(d.bytes, prometheus.GaugeValue, float64(info.State.Bytes))
+	ch <- prometheus.MustNewConstMetric(d.bound, prometheus.GaugeValue, float64(info.Config.MaxBytes))
+	ch <- prometheus.MustNewConstMetric(d.deptQuota, prometheus.GaugeValue, float64(l.DeptQuota))
+	ch <- prometheus.MustNewConstMetric(d.datasetQuota, prometheus.GaugeValue, float64(l.DatasetQuota))
+	type row struct {
+		dept catalog.DeptID
+		n    int64
+	}
+	var rows []row
+	for k, n := range d.p.usage.depts() {
+		rows = append(rows, row{k, n})
+	}
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.dept, b.dept)) })
+	var other int64
+	for i, r := range rows {
+		if i < MaxDatasetSeries {
+			ch <- prometheus.MustNewConstMetric(d.deptBytes, prometheus.GaugeValue, float64(r.n), string(r.dept))
+			continue
+		}
+		other += r.n
+	}
+	if len(rows) > MaxDatasetSeries {
+		ch <- prometheus.MustNewConstMetric(d.deptBytes, prometheus.GaugeValue, float64(other), "other")
+	}
+}

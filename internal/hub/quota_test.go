@@ -72,7 +72,7 @@ func fillUntilRefused(t *testing.T, sys *adapters.Client, dataset string, size, 
 // one too, still requests shares and has them decided (ledger appends).
 func TestDeptQuota(t *testing.T) {
 	const kib = 1 << 10
-	env := testenv.Start(t, testenv.WithStore(hub.StoreBounds{DeptQuota: 256 * kib, DatasetQuota: 160 * kib}))
+	env := testenv.Start(t, testenv.WithStore(hub.StoreBounds{DeptQuota: 256 * kib, DatasetQuota: 160 * kib}), testenv.WithMetrics())
 	ctx := context.Background()
 	taxA := storeDataset(t, env, "tax.filings", "none", "")
 	storeDataset(t, env, "tax.refunds", "none", "")
@@ -104,6 +104,14 @@ func TestDeptQuota(t *testing.T) {
 	}
 	if got, want := info.CachedInfo().State.Msgs, uint64(n+m+1); got != want {
 		t.Fatalf("XHUB_DATA holds %d batches, want the %d admitted", got, want)
+	}
+
+	// The operator sees it.
+	metrics := metricsText(t, env)
+	for _, want := range []string{"xhub_dept_quota_bytes 262144", "xhub_dataset_quota_bytes 163840", `xhub_dept_stored_bytes{dept="tax"} `, "xhub_data_max_bytes "} {
+		if !strings.Contains(metrics, want) {
+			t.Fatalf("metrics lack %s", want)
+		}
 	}
 
 	// Other departments go on: health publishes, tax asks for a share,
