@@ -250,7 +250,8 @@ how many; xhub share revoke ends one). New requests follow the new type.`,
         RESTRICTED, NON_PUBLIC), update frequency, the schema version it
         conforms to, its fields, and query and subscribe distributions
   csv   the government resource catalog's columns (资源代码, 资源名称, 资源摘要,
-        提供方, 提供方代码, 共享类型, 更新周期, 信息项, 关键词, 状态, 模式版本),
+        提供方, 提供方代码, 共享类型, 更新周期, 信息项, 关键词, 状态, 模式版本,
+        保存期限 (retention; empty: the hub's default)),
         one row per dataset; 信息项 lists name(type), * on required fields
 Ids are IRIs under --base (default urn:xhub:).`,
 		Args: cobra.NoArgs,
