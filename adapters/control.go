@@ -175,6 +175,7 @@ type Dataset struct {
 	Keywords      []string  `json:"keywords,omitempty"`
 	ShareType     string    `json:"share_type"` // open | conditional | none
 	Frequency     string    `json:"frequency,omitempty"`
+	Retention     string    `json:"retention,omitempty"` // "30d"; "": the hub's default
 	SchemaSubject string    `json:"schema_subject"`
 	SchemaVersion int       `json:"schema_version"`
 	Fields        []Field   `json:"fields"`
@@ -190,19 +191,23 @@ func (d Dataset) Catalog() catalog.Dataset {
 	for i, f := range d.Fields {
 		fs[i] = catalog.Field{Name: f.Name, Type: f.Type, Required: f.Required, Description: f.Description}
 	}
-	return catalog.Dataset{ID: catalog.DatasetID(d.ID), Title: d.Title, Description: d.Description, Keywords: d.Keywords,
+	retention, _ := catalog.ParseRetention(d.Retention)
+	return catalog.Dataset{ID: catalog.DatasetID(d.ID), Title: d.Title, Retention: retention, Description: d.Description, Keywords: d.Keywords,
 		ShareType: catalog.ShareType(d.ShareType), Frequency: d.Frequency, SchemaSubject: d.SchemaSubject, SchemaVersion: d.SchemaVersion,
 		Fields: fs, Status: catalog.Status(d.Status), PublishedAt: d.PublishedAt, UpdatedAt: d.UpdatedAt, Seq: d.Seq}
 }
 
 // DatasetSpec is what an officer publishes (or republishes).
 type DatasetSpec struct {
-	ID            string
-	Title         string
-	Description   string
-	Keywords      []string
-	ShareType     string // open | conditional | none
-	Frequency     string
+	ID          string
+	Title       string
+	Description string
+	Keywords    []string
+	ShareType   string // open | conditional | none
+	Frequency   string
+	// Retention is how long the hub keeps the published batches: a
+	// number and a unit s, m, h or d ("30d"). "": the hub's default.
+	Retention     string
 	SchemaSubject string
 	SchemaVersion int // 0: the latest
 }
@@ -212,7 +217,7 @@ type DatasetSpec struct {
 func (c *Client) PublishDataset(ctx context.Context, d DatasetSpec) (Dataset, error) {
 	r, err := c.catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{
 		Id: d.ID, Title: d.Title, Description: d.Description, Keywords: d.Keywords, ShareType: d.ShareType,
-		Frequency: d.Frequency, SchemaSubject: d.SchemaSubject, SchemaVersion: int32(d.SchemaVersion),
+		Frequency: d.Frequency, SchemaSubject: d.SchemaSubject, SchemaVersion: int32(d.SchemaVersion), Retention: d.Retention,
 	})
 	if err != nil {
 		return Dataset{}, err
@@ -268,8 +273,9 @@ type DatasetUpdate struct {
 	Keywords      *[]string
 	Frequency     *string
 	ShareType     *string
-	SchemaSubject string // with SchemaVersion: a new schema version
-	SchemaVersion int    // 0: the subject's latest
+	Retention     *string // "": back to the hub's default; applies to batches published from then on
+	SchemaSubject string  // with SchemaVersion: a new schema version
+	SchemaVersion int     // 0: the subject's latest
 }
 
 // DatasetUpdated is what an update did.
@@ -284,7 +290,7 @@ type DatasetUpdated struct {
 
 // UpdateDataset changes some of a dataset's metadata (officer of its owner).
 func (c *Client) UpdateDataset(ctx context.Context, u DatasetUpdate) (DatasetUpdated, error) {
-	req := &xhubv1.UpdateDatasetRequest{Id: u.ID, Title: u.Title, Description: u.Description, Frequency: u.Frequency, ShareType: u.ShareType,
+	req := &xhubv1.UpdateDatasetRequest{Id: u.ID, Title: u.Title, Description: u.Description, Frequency: u.Frequency, ShareType: u.ShareType, Retention: u.Retention,
 		SchemaSubject: u.SchemaSubject, SchemaVersion: int32(u.SchemaVersion)}
 	if u.Keywords != nil {
 		req.Keywords = &xhubv1.Keywords{Values: *u.Keywords}
@@ -621,7 +627,7 @@ func schemaOf(s *xhubv1.Schema) Schema {
 
 func datasetOf(d *xhubv1.Dataset) Dataset {
 	return Dataset{ID: d.GetId(), Owner: d.GetOwner(), Title: d.GetTitle(), Description: d.GetDescription(), Keywords: d.GetKeywords(),
-		ShareType: d.GetShareType(), Frequency: d.GetFrequency(), SchemaSubject: d.GetSchemaSubject(), SchemaVersion: int(d.GetSchemaVersion()),
+		ShareType: d.GetShareType(), Frequency: d.GetFrequency(), Retention: d.GetRetention(), SchemaSubject: d.GetSchemaSubject(), SchemaVersion: int(d.GetSchemaVersion()),
 		Fields: mapped(d.GetFields(), fieldOf), Status: d.GetStatus(), PublishedAt: at(d.GetPublishedAt()), UpdatedAt: at(d.GetUpdatedAt()), Seq: d.GetSeq()}
 }
 

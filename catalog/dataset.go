@@ -62,12 +62,15 @@ type Field struct {
 
 // Dataset is a resource in the catalog.
 type Dataset struct {
-	ID            DatasetID `json:"id"`
-	Title         string    `json:"title"`
-	Description   string    `json:"description,omitempty"`
-	Keywords      []string  `json:"keywords,omitempty"`
-	ShareType     ShareType `json:"share_type"`
-	Frequency     string    `json:"frequency,omitempty"`
+	ID          DatasetID `json:"id"`
+	Title       string    `json:"title"`
+	Description string    `json:"description,omitempty"`
+	Keywords    []string  `json:"keywords,omitempty"`
+	ShareType   ShareType `json:"share_type"`
+	Frequency   string    `json:"frequency,omitempty"`
+	// Retention: how long the hub keeps its published batches (zero:
+	// the hub's default).
+	Retention     Retention `json:"retention,omitempty"`
 	SchemaSubject string    `json:"schema_subject"`
 	SchemaVersion int       `json:"schema_version"`
 	Fields        []Field   `json:"fields"`
@@ -101,6 +104,9 @@ func (d *Dataset) ValidateMetadata() error {
 		return err
 	}
 	if _, err := ParseShareType(string(d.ShareType)); err != nil {
+		return err
+	}
+	if err := d.Retention.Validate(); err != nil {
 		return err
 	}
 	if len(d.Keywords) > MaxKeywords {

@@ -62,7 +62,8 @@ var frequencies = map[string]string{
 // dataset with its identifier, title, description, keywords, publisher
 // (its department, by name where names gives one), access rights (the
 // share type), update frequency, the schema version it conforms to, its
-// fields, and two distributions: query and subscribe through the hub.
+// fields, its retention where the owner set one (xhub:retention, an
+// xsd:duration), and two distributions: query and subscribe through the hub.
 func DCAT(w io.Writer, datasets []Dataset, names map[DeptID]string, o ExportOptions) error {
 	o.defaults()
 	type obj = map[string]any
@@ -119,6 +120,9 @@ func DCAT(w io.Writer, datasets []Dataset, names map[DeptID]string, o ExportOpti
 				do["dct:accrualPeriodicity"] = obj{"@type": "dct:Frequency", "rdfs:label": d.Frequency}
 			}
 		}
+		if d.Retention != 0 {
+			do["xhub:retention"] = obj{"@value": d.Retention.ISO8601(), "@type": "xsd:duration"}
+		}
 		if !d.PublishedAt.IsZero() {
 			do["dct:issued"] = obj{"@value": d.PublishedAt.UTC().Format("2006-01-02T15:04:05Z"), "@type": "xsd:dateTime"}
 		}
@@ -172,11 +176,12 @@ func distribution(id func(kind, name string) string, d Dataset, how, title, hub 
 
 // CSVHeader is the resource catalog's columns, in Chinese as the rules
 // name them, with the dataset id and the schema version after them.
-var CSVHeader = []string{"资源代码", "资源名称", "资源摘要", "提供方", "提供方代码", "共享类型", "更新周期", "信息项", "关键词", "状态", "模式版本"}
+var CSVHeader = []string{"资源代码", "资源名称", "资源摘要", "提供方", "提供方代码", "共享类型", "更新周期", "信息项", "关键词", "状态", "模式版本", "保存期限"}
 
 // CSV writes one row per dataset under CSVHeader. 信息项 (the
 // information items) lists each field as name(type), with * on required
-// ones, separated by "; ".
+// ones, separated by "; ". 保存期限 (how long the hub keeps the dataset's
+// published batches) is empty for the hub's default.
 func CSV(w io.Writer, datasets []Dataset, names map[DeptID]string) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(CSVHeader); err != nil {
@@ -197,7 +202,7 @@ func CSV(w io.Writer, datasets []Dataset, names map[DeptID]string) error {
 			name = string(owner)
 		}
 		row := []string{string(d.ID), d.Title, d.Description, name, string(owner), shareWords[d.ShareType].zh, d.Frequency,
-			strings.Join(items, "; "), strings.Join(d.Keywords, "; "), string(d.Status), d.SchemaSubject + ":" + itoa(d.SchemaVersion)}
+			strings.Join(items, "; "), strings.Join(d.Keywords, "; "), string(d.Status), d.SchemaSubject + ":" + itoa(d.SchemaVersion), d.Retention.String()}
 		for i, v := range row {
 			row[i] = csvSafe(v)
 		}

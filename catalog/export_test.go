@@ -11,12 +11,15 @@ import (
 	"github.com/piprate/json-gold/ld"
 )
 
+// xhubNS is the export's xhub: vocabulary.
+const xhubNS = "https://xhub-gov.github.io/ns#"
+
 func exportFixture() ([]Dataset, map[DeptID]string) {
 	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	fields := []Field{{Name: "id", Type: "integer", Required: true}, {Name: "ward", Type: "string"}}
 	return []Dataset{
 			{ID: "health.vaccinations", Title: "疫苗接种记录", Description: "Doses given", Keywords: []string{"疫苗", "health"}, ShareType: ShareConditional,
-				Frequency: "daily", SchemaSubject: "health.vaccinations", SchemaVersion: 3, Fields: fields, Status: StatusPublished, PublishedAt: at, UpdatedAt: at},
+				Frequency: "daily", Retention: Retention(30 * 24 * time.Hour), SchemaSubject: "health.vaccinations", SchemaVersion: 3, Fields: fields, Status: StatusPublished, PublishedAt: at, UpdatedAt: at},
 			{ID: "health.clinics", Title: "=HYPERLINK(\"http://evil\")", ShareType: ShareOpen, Frequency: "每周", SchemaSubject: "health.clinics",
 				SchemaVersion: 1, Fields: fields[:1], Status: StatusPublished},
 			{ID: "tax.filings", Title: "Tax filings", ShareType: ShareNone, Frequency: "when asked", SchemaSubject: "tax.filings", SchemaVersion: 2, Status: StatusRetired},
@@ -108,6 +111,12 @@ func TestDCATExport(t *testing.T) {
 	if f, _ := first(nodes["urn:xhub:dataset/health.clinics"], dct+"accrualPeriodicity").(string); !strings.HasSuffix(f, "/frequency/WEEKLY") {
 		t.Errorf("每周: %v", f)
 	}
+	if r := first(nodes["urn:xhub:dataset/health.vaccinations"], xhubNS+"retention"); r != "P30D" {
+		t.Errorf("retention 30d: %v", r)
+	}
+	if r := first(nodes["urn:xhub:dataset/health.clinics"], xhubNS+"retention"); r != nil {
+		t.Errorf("a dataset on the hub's default retention names one: %v", r)
+	}
 	if name := first(nodes["urn:xhub:dept/health"], "http://xmlns.com/foaf/0.1/name"); name != "卫生健康委员会" {
 		t.Errorf("publisher name %v", name)
 	}
@@ -146,13 +155,13 @@ func TestCSVExport(t *testing.T) {
 	}
 	v := rows[1]
 	if v[col("资源名称")] != "疫苗接种记录" || v[col("提供方")] != "卫生健康委员会" || v[col("共享类型")] != "有条件共享" ||
-		v[col("信息项")] != "id(integer)*; ward(string)" || v[col("更新周期")] != "daily" {
+		v[col("信息项")] != "id(integer)*; ward(string)" || v[col("更新周期")] != "daily" || v[col("保存期限")] != "30d" {
 		t.Fatalf("row %v", v)
 	}
 	if got := rows[2][col("资源名称")]; !strings.HasPrefix(got, "'=") {
 		t.Fatalf("a formula title is left live: %q", got)
 	}
-	if rows[3][col("提供方")] != "tax" || rows[3][col("共享类型")] != "不予共享" {
+	if rows[3][col("提供方")] != "tax" || rows[3][col("共享类型")] != "不予共享" || rows[3][col("保存期限")] != "" {
 		t.Fatalf("row %v", rows[3])
 	}
 }

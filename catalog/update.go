@@ -25,6 +25,7 @@ type Update struct {
 	Keywords    *[]string  `json:"keywords,omitempty"`
 	Frequency   *string    `json:"frequency,omitempty"`
 	ShareType   *ShareType `json:"share_type,omitempty"`
+	Retention   *Retention `json:"retention,omitempty"`
 	Schema      *SchemaRef `json:"schema,omitempty"`
 }
 
@@ -41,6 +42,7 @@ func (u Update) Changed() []string {
 	add(u.Keywords != nil, "keywords")
 	add(u.Frequency != nil, "frequency")
 	add(u.ShareType != nil, "share_type")
+	add(u.Retention != nil, "retention")
 	add(u.Schema != nil, "schema")
 	return out
 }
@@ -61,6 +63,9 @@ func (u Update) merge(d Dataset) Dataset {
 	}
 	if u.ShareType != nil {
 		d.ShareType = *u.ShareType
+	}
+	if u.Retention != nil {
+		d.Retention = *u.Retention
 	}
 	if u.Schema != nil {
 		d.SchemaSubject, d.SchemaVersion, d.Fields = string(u.Schema.Subject), u.Schema.Version, u.Schema.Fields
@@ -123,6 +128,9 @@ func CheckUpdate(v Views, u Update) (Update, Dataset, error) {
 	}
 	if u.ShareType != nil && *u.ShareType == old.ShareType {
 		u.ShareType = nil
+	}
+	if u.Retention != nil && *u.Retention == old.Retention {
+		u.Retention = nil
 	}
 	if u.Schema != nil && string(u.Schema.Subject) == old.SchemaSubject && u.Schema.Version == old.SchemaVersion {
 		u.Schema = nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -18,7 +19,7 @@ import (
 func (c *cli) catalogCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "catalog", Short: "Publish, list, show and retire datasets"}
 
-	var title, share, schema, description, keywords, frequency string
+	var title, share, schema, description, keywords, frequency, retention string
 	publish := &cobra.Command{
 		Use:   "publish ID --title T --share open|conditional|none --schema SUBJECT[:VERSION]",
 		Short: "Publish or update a dataset of your department (officer)",
@@ -47,7 +48,7 @@ schema version keeping keywords and description), use xhub catalog update.`,
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
 				d, err := cl.PublishDataset(ctx, adapters.DatasetSpec{
 					ID: args[0], Title: title, Description: description, Keywords: kw, ShareType: share,
-					Frequency: frequency, SchemaSubject: subject, SchemaVersion: version,
+					Frequency: frequency, SchemaSubject: subject, SchemaVersion: version, Retention: retention,
 				})
 				if err != nil {
 					return err
@@ -67,17 +68,20 @@ schema version keeping keywords and description), use xhub catalog update.`,
 	f.StringVar(&description, "description", "", "description")
 	f.StringVar(&keywords, "keywords", "", "comma-separated keywords")
 	f.StringVar(&frequency, "frequency", "", "update frequency, e.g. daily")
+	f.StringVar(&retention, "retention", "", "how long the hub keeps published batches: a number and s, m, h or d, e.g. 30d (default: the hub's --data-retention)")
 	for _, n := range []string{"title", "share", "schema"} {
 		_ = publish.MarkFlagRequired(n)
 	}
 
-	var uTitle, uDescription, uKeywords, uFrequency, uShare, uSchema string
+	var uTitle, uDescription, uKeywords, uFrequency, uShare, uSchema, uRetention string
 	update := &cobra.Command{
-		Use:   "update ID [--title T] [--description D] [--keywords a,b] [--frequency F] [--schema SUBJECT[:VERSION]] [--share T]",
+		Use:   "update ID [--title T] [--description D] [--keywords a,b] [--frequency F] [--retention 30d] [--schema SUBJECT[:VERSION]] [--share T]",
 		Short: "Change some of a dataset's metadata, keeping the rest (officer)",
 		Long: `Change only the metadata given, as one ledger entry (dataset.updated);
 everything else is kept. --keywords "" clears the keywords; --schema moves
 the dataset to a newer schema version (default: the subject's latest).
+--retention sets how long the hub keeps batches published from then on
+(--retention "" goes back to the hub's default).
 
 A stricter share type (open → conditional → none) does not end grants
 already made: they stay until they expire or are revoked (the output says
@@ -107,6 +111,9 @@ how many; xhub share revoke ends one). New requests follow the new type.`,
 			if fl.Changed("share") {
 				u.ShareType = &uShare
 			}
+			if fl.Changed("retention") {
+				u.Retention = &uRetention
+			}
 			if fl.Changed("schema") {
 				subject, version := uSchema, 0
 				if s, v, ok := strings.Cut(uSchema, ":"); ok {
@@ -121,8 +128,8 @@ how many; xhub share revoke ends one). New requests follow the new type.`,
 				}
 				u.SchemaSubject, u.SchemaVersion = subject, version
 			}
-			if u.Title == nil && u.Description == nil && u.Keywords == nil && u.Frequency == nil && u.ShareType == nil && !fl.Changed("schema") {
-				return fmt.Errorf("nothing to change: give at least one of --title, --description, --keywords, --frequency, --schema, --share")
+			if u.Title == nil && u.Description == nil && u.Keywords == nil && u.Frequency == nil && u.ShareType == nil && u.Retention == nil && !fl.Changed("schema") {
+				return fmt.Errorf("nothing to change: give at least one of --title, --description, --keywords, --frequency, --retention, --schema, --share")
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
 				r, err := cl.UpdateDataset(ctx, u)
@@ -146,6 +153,7 @@ how many; xhub share revoke ends one). New requests follow the new type.`,
 	uf.StringVar(&uKeywords, "keywords", "", "new comma-separated keywords (\"\" clears them)")
 	uf.StringVar(&uFrequency, "frequency", "", "new update frequency")
 	uf.StringVar(&uShare, "share", "", "new share type: open, conditional or none")
+	uf.StringVar(&uRetention, "retention", "", "how long the hub keeps batches published from now on, e.g. 30d (\"\": the hub's default)")
 	uf.StringVar(&uSchema, "schema", "", "new schema SUBJECT[:VERSION] (default version: latest)")
 
 	var dept, shareF, search string
@@ -197,8 +205,8 @@ how many; xhub share revoke ends one). New requests follow the new type.`,
 				if c.json() {
 					return c.printJSON(d)
 				}
-				c.say("id:          %s\ntitle:       %s\nowner:       %s\nshare:       %s\nstatus:      %s\nschema:      %s:%d\nfrequency:   %s\nkeywords:    %s\ndescription: %s\nfields:",
-					d.ID, d.Title, d.Owner, d.ShareType, d.Status, d.SchemaSubject, d.SchemaVersion, d.Frequency, strings.Join(d.Keywords, ", "), d.Description)
+				c.say("id:          %s\ntitle:       %s\nowner:       %s\nshare:       %s\nstatus:      %s\nschema:      %s:%d\nfrequency:   %s\nretention:   %s\nkeywords:    %s\ndescription: %s\nfields:",
+					d.ID, d.Title, d.Owner, d.ShareType, d.Status, d.SchemaSubject, d.SchemaVersion, d.Frequency, cmp.Or(d.Retention, "the hub's default"), strings.Join(d.Keywords, ", "), d.Description)
 				for _, f := range d.Fields {
 					req := ""
 					if f.Required {
@@ -242,7 +250,8 @@ how many; xhub share revoke ends one). New requests follow the new type.`,
         RESTRICTED, NON_PUBLIC), update frequency, the schema version it
         conforms to, its fields, and query and subscribe distributions
   csv   the government resource catalog's columns (资源代码, 资源名称, 资源摘要,
-        提供方, 提供方代码, 共享类型, 更新周期, 信息项, 关键词, 状态, 模式版本),
+        提供方, 提供方代码, 共享类型, 更新周期, 信息项, 关键词, 状态, 模式版本,
+        保存期限 (retention; empty: the hub's default)),
         one row per dataset; 信息项 lists name(type), * on required fields
 Ids are IRIs under --base (default urn:xhub:).`,
 		Args: cobra.NoArgs,

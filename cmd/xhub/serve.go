@@ -13,12 +13,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/internal/hub"
 )
 
 func (c *cli) serveCmd() *cobra.Command {
 	var cfg hub.Config
-	var fsync, logLevel string
+	var fsync, logLevel, dataRetention string
 	var rebuild bool
 	var joinFile string
 	cmd := &cobra.Command{
@@ -64,6 +65,11 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 			if cfg.Join, err = joinToken(cfg.DataDir, joinFile, os.Getenv("XHUB_JOIN")); err != nil {
 				return err
 			}
+			r, err := catalog.ParseRetention(dataRetention)
+			if err != nil {
+				return fmt.Errorf("--data-retention: %w", err)
+			}
+			cfg.Store.DataRetention = r.Duration()
 			switch fsync {
 			case "":
 			case "always":
@@ -108,12 +114,19 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.StringVar(&fsync, "fsync", "", "always: JetStream fsyncs every write (slower; survives power loss)")
 	f.StringVar(&cfg.Name, "name", "xhub", "node name")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", 180*24*time.Hour, "keep audit entries this long (the stream removes older ones)")
-	f.Int64Var(&cfg.AuditMaxBytes, "audit-max-bytes", 0, "bound the audit stream's size (oldest removed first; 0: no bound; a warning is logged at 80%)")
+	f.Int64Var(&cfg.AuditMaxBytes, "audit-max-bytes", 0, "bound the audit stream's size (oldest removed first; 0: half of --control-reserve; with --nats-url, what the stream has; a warning is logged at 80%)")
 	var refused string
 	f.StringVar(&refused, "join", "", "refused: a token on the command line is readable by every local user; use --join-file or XHUB_JOIN")
 	_ = f.MarkHidden("join")
 	f.StringVar(&joinFile, "join-file", "", "join a running hub with the token `xhub node token --out FILE` wrote, read from FILE (mode 0600; or the token in env XHUB_JOIN); absent once joined is fine: a node that has joined ignores it")
 	f.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let departments' webhooks reach addresses that are not globally routable: loopback, private, shared (100.64/10), link-local and the other IANA special-purpose ranges (off: only public unicast, checked on each connection)")
+	st := &cfg.Store
+	f.Int64Var(&st.MaxBytes, "store-max-bytes", 0, "bytes the embedded JetStream may store, every stream together (0: nats-server's default, 75% of the disk's free space at start)")
+	f.Int64Var(&st.ControlReserve, "control-reserve", 0, "bytes of the store published data never takes, kept for the ledger, the audit log and webhook records (0: a tenth of the store, from 256 MiB to half of it)")
+	f.Int64Var(&st.DataMaxBytes, "data-max-bytes", 0, "bytes all published batches may take (0: the store less --control-reserve; with --nats-url, what the stream has)")
+	f.Int64Var(&st.DeptQuota, "dept-quota", 0, "bytes of published batches one department's datasets may hold together (0: a quarter of --data-max-bytes, or 10 GiB)")
+	f.Int64Var(&st.DatasetQuota, "dataset-quota", 0, "bytes of published batches one dataset may hold (0: only its department's quota)")
+	f.StringVar(&dataRetention, "data-retention", "365d", "keep published batches of a dataset with no retention of its own this long (a number and s, m, h or d; at most 3650d)")
 	f.IntVar(&cfg.DisputeDays, "dispute-days", 5, "working days an owner has to answer a data dispute before it shows as overdue")
 	f.IntVar(&cfg.ResponseDays, "response-days", 10, "days an owner has to answer a conditional request before it shows as overdue")
 	f.IntVar(&cfg.MaxGrantDays, "max-grant-days", 365, "longest grant, in days")

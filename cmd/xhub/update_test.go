@@ -54,6 +54,20 @@ func TestCatalogUpdate(t *testing.T) {
 		t.Fatalf("no dataset.updated entry:\n%s", log)
 	}
 
+	// Retention: set, shown, refused when malformed, back to the default.
+	if out := mustX(t, env, f.health, "catalog", "update", "health.open", "--retention", "30d"); !strings.Contains(out, "retention") {
+		t.Fatalf("retention update: %q", out)
+	}
+	if out := mustX(t, env, f.tax, "catalog", "show", "health.open"); !strings.Contains(out, "retention:   30d") {
+		t.Fatalf("catalog show:\n%s", out)
+	}
+	_, err := xhub(t, env, f.health, "catalog", "update", "health.open", "--retention", "30 days")
+	wantRefused(t, err, codes.InvalidArgument, "retention")
+	mustX(t, env, f.health, "catalog", "update", "health.open", "--retention", "")
+	if out := mustX(t, env, f.tax, "catalog", "show", "health.open"); !strings.Contains(out, "retention:   the hub's default") {
+		t.Fatalf("catalog show after going back to the default:\n%s", out)
+	}
+
 	// open → none with a grant standing: the grant stays, new requests are refused.
 	mustX(t, env, f.tax, "share", "request", "health.open", "--purpose", "relief checks", "--days", "30")
 	out = mustX(t, env, f.health, "catalog", "update", "health.open", "--share", "none")
@@ -63,7 +77,7 @@ func TestCatalogUpdate(t *testing.T) {
 	if out := mustX(t, env, f.tax, "share", "list", "--dataset", "health.open", "--status", "active"); !strings.Contains(out, "health.open") {
 		t.Fatalf("the grant did not stay:\n%s", out)
 	}
-	_, err := xhub(t, env, f.police, "share", "request", "health.open", "--purpose", "x")
+	_, err = xhub(t, env, f.police, "share", "request", "health.open", "--purpose", "x")
 	wantRefused(t, err, codes.FailedPrecondition, "not shared")
 
 	// Refusals.

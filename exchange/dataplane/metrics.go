@@ -38,7 +38,7 @@ func newMetrics() *metrics {
 // Collectors returns the data plane's metrics.
 func (p *Plane) Collectors() []prometheus.Collector {
 	m := p.m
-	return []prometheus.Collector{newAuditStream(p), p.stats, m.queries, m.routes, m.returned, m.withheld, m.published, m.delivered, m.subs, m.providers}
+	return []prometheus.Collector{newAuditStream(p), newDataStream(p), p.stats, m.queries, m.routes, m.returned, m.withheld, m.published, m.delivered, m.subs, m.providers}
 }
 
 // auditStream reports the audit stream's size and age on each scrape, and

@@ -151,6 +151,9 @@ type Plane struct {
 	durableMu sync.Mutex // one durable subscription made at a time
 	m         *metrics
 	stats     *datasetStats
+	usage     *usage // what each dataset stores (usage.go)
+	quotaMu   sync.Mutex
+	deptLocks map[catalog.DeptID]*sync.Mutex // a department's publishes, one at a time (quota.go)
 
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -174,16 +177,19 @@ func New(cfg Config) (*Plane, error) {
 		cfg: cfg, cp: cfg.CP, nc: cfg.NC, js: cfg.JS, lg: cfg.Logger, m: newMetrics(),
 		subs:      newDeptCounter("subscriptions", cfg.MaxSubscriptions),
 		providers: newDeptCounter("provider streams", cfg.MaxProviderStreams),
+		usage:     newUsage(cfg.JS, cfg.Logger.With("part", "usage")),
+		deptLocks: map[catalog.DeptID]*sync.Mutex{},
 		done:      make(chan struct{}),
 	}
 	p.stats = newDatasetStats(p)
 	p.audit = newAuditLog(cfg.JS, bus.AuditStream, bus.AuditPrefix, cfg.Logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	p.stop = cancel
-	go func() {
-		defer close(p.done)
-		p.cleanupLoop(ctx)
-	}()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); p.cleanupLoop(ctx) }()
+	go func() { defer wg.Done(); p.usage.run(ctx) }()
+	go func() { wg.Wait(); close(p.done) }()
 	return p, nil
 }
 

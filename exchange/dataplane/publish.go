@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
@@ -100,9 +102,19 @@ func (p *Plane) Publish(ctx context.Context, caller vocab.Identity, dataset cata
 		return PublishResult{}, bad
 	}
 	data := encodeBatch(batchID, records)
-	ack, retried, err := bus.PublishOnce(ctx, p.js, bus.DataPrefix+string(ds.ID), data, string(ds.ID)+"/"+batchID, bus.DataStream)
+	subject, msgID := bus.DataPrefix+string(ds.ID), string(ds.ID)+"/"+batchID
+	adm, err := p.admit(ctx, ds, subject, msgID, data)
 	if err != nil {
-		return PublishResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: "store batch: " + err.Error()}
+		return PublishResult{}, err
+	}
+	var opts []jetstream.PublishOpt
+	if adm.ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(adm.ttl))
+	}
+	ack, retried, err := bus.PublishOnce(ctx, p.js, subject, data, msgID, bus.DataStream, opts...)
+	adm.done()
+	if err != nil {
+		return PublishResult{}, storeError(err)
 	}
 	res := PublishResult{StreamSeq: ack.Sequence, Duplicate: ack.Duplicate && !retried, Count: len(records), BatchID: batchID}
 	// A batch stored by an attempt whose answer was lost comes back as a

@@ -213,14 +213,19 @@ func datasetPB(d catalog.Dataset) *xhubv1.Dataset {
 	return &xhubv1.Dataset{
 		Id: string(d.ID), Owner: string(d.Owner()), Title: d.Title, Description: d.Description, Keywords: d.Keywords,
 		ShareType: string(d.ShareType), Frequency: d.Frequency, SchemaSubject: d.SchemaSubject, SchemaVersion: int32(d.SchemaVersion),
-		Fields: fieldsPB(d.Fields), Status: string(d.Status), PublishedAt: ts(d.PublishedAt), UpdatedAt: ts(d.UpdatedAt), Seq: d.Seq,
+		Retention: d.Retention.String(), Fields: fieldsPB(d.Fields), Status: string(d.Status), PublishedAt: ts(d.PublishedAt), UpdatedAt: ts(d.UpdatedAt), Seq: d.Seq,
 	}
 }
 
 func (s *catalogSvc) PublishDataset(ctx context.Context, r *xhubv1.PublishDatasetRequest) (*xhubv1.PublishDatasetResponse, error) {
+	retention, err := catalog.ParseRetention(r.Retention)
+	if err != nil {
+		return nil, toStatus(err)
+	}
 	d, seq, err := s.cp.PublishDataset(ctx, identityFrom(ctx), catalog.Dataset{
 		ID: catalog.DatasetID(r.Id), Title: strings.TrimSpace(r.Title), Description: r.Description, Keywords: r.Keywords,
 		ShareType: catalog.ShareType(r.ShareType), Frequency: r.Frequency, SchemaSubject: r.SchemaSubject, SchemaVersion: int(r.SchemaVersion),
+		Retention: retention,
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -241,6 +246,13 @@ func (s *catalogSvc) UpdateDataset(ctx context.Context, r *xhubv1.UpdateDatasetR
 	if r.Keywords != nil {
 		kw := append([]string{}, r.Keywords.Values...)
 		u.Keywords = &kw
+	}
+	if r.Retention != nil {
+		rt, err := catalog.ParseRetention(*r.Retention)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		u.Retention = &rt
 	}
 	if r.ShareType != nil {
 		st, err := catalog.ParseShareType(*r.ShareType)

@@ -39,6 +39,11 @@ type EmbeddedConfig struct {
 	CalloutIssuer string
 	// SyncAlways makes JetStream fsync every write.
 	SyncAlways bool
+	// MaxStore bounds what JetStream stores on disk, every stream
+	// together; beyond it every write fails, the ledger's too, which is
+	// why the hub bounds XHUB_DATA and XHUB_AUDIT well inside it. Zero:
+	// the nats-server default, 75% of the disk's free space at start.
+	MaxStore int64
 	// Name of the server. Default "xhub".
 	Name string
 	Log  *slog.Logger
@@ -72,6 +77,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		MaxPayload:         8 << 20,
 		SyncAlways:         cfg.SyncAlways,
 		JetStreamMaxMemory: 256 << 20,
+		JetStreamMaxStore:  cfg.MaxStore,
 	}
 	if cfg.Listen != "" {
 		host, portStr, err := net.SplitHostPort(cfg.Listen)
@@ -119,6 +125,14 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		cfg.Log.Info("embedded nats started", "dir", cfg.Dir, "listen", cfg.Listen != "")
 	}
 	return e, nil
+}
+
+// MaxStore is what JetStream may store on disk, as the server resolved it.
+func (e *Embedded) MaxStore() int64 {
+	if c := e.Server.JetStreamConfig(); c != nil {
+		return c.MaxStore
+	}
+	return 0
 }
 
 // Connect opens an in-process connection.

@@ -148,5 +148,14 @@ func otherDiffs(have, want jetstream.StreamConfig) []string {
 	diff("allow_direct", have.AllowDirect, want.AllowDirect)
 	diff("discard", have.Discard, want.Discard)
 	diff("allow_atomic", have.AllowAtomicPublish, want.AllowAtomicPublish)
+	diff("allow_msg_ttl", have.AllowMsgTTL, want.AllowMsgTTL)
+	for k, w := range want.Metadata {
+		diff("metadata "+k, have.Metadata[k], w)
+	}
+	for k, h := range have.Metadata {
+		if _, ok := want.Metadata[k]; !ok && strings.HasPrefix(k, "xhub.") {
+			diff("metadata "+k, h, "")
+		}
+	}
 	return d
 }

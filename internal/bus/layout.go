@@ -8,6 +8,7 @@
 package bus
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,7 +41,17 @@ const (
 
 // Data holds published batches, one message per batch (so a batch is
 // stored whole or not at all), deduplicated by batch id for DuplicateWindow.
-func Data(replicas int) jetstream.StreamConfig {
+// It is bounded: l.MaxBytes in all (a full stream refuses new batches and
+// never drops stored ones), each batch removed when its dataset's
+// retention has passed (a per-message TTL the publisher sets), nothing
+// kept past DataMaxAge. The quotas and the default retention, which the
+// hub enforces at publish, live in the stream's metadata, so every node
+// reads the same ones.
+func Data(replicas int, l DataLimits) jetstream.StreamConfig {
+	maxBytes := l.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = -1
+	}
 	return jetstream.StreamConfig{
 		Name:        DataStream,
 		Description: "xhub published record batches",
@@ -49,9 +60,68 @@ func Data(replicas int) jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
 		MaxMsgSize:  64 << 20,
+		MaxBytes:    maxBytes,
+		MaxAge:      DataMaxAge,
+		Discard:     jetstream.DiscardNew,
+		AllowMsgTTL: true,
 		Duplicates:  DuplicateWindow,
 		AllowDirect: true,
+		Metadata:    l.metadata(),
 	}
+}
+
+// DataMaxAge is the longest any batch is kept: the longest retention a
+// dataset may ask for.
+const DataMaxAge = time.Duration(catalog.MaxRetention)
+
+// DataLimits are the bounds of XHUB_DATA. Zero values: none (the hub fills
+// its defaults before it makes the stream).
+type DataLimits struct {
+	MaxBytes     int64         // the whole stream
+	DeptQuota    int64         // what one department's datasets may hold together
+	DatasetQuota int64         // what one dataset may hold
+	Retention    time.Duration // how long a batch of a dataset without its own retention is kept
+}
+
+// Metadata keys of XHUB_DATA that hold DataLimits.
+const (
+	MetaDeptQuota    = "xhub.dept_quota"    // bytes
+	MetaDatasetQuota = "xhub.dataset_quota" // bytes
+	MetaRetention    = "xhub.retention"     // seconds
+)
+
+func (l DataLimits) metadata() map[string]string {
+	m := map[string]string{}
+	put := func(k string, v int64) {
+		if v > 0 {
+			m[k] = strconv.FormatInt(v, 10)
+		}
+	}
+	put(MetaDeptQuota, l.DeptQuota)
+	put(MetaDatasetQuota, l.DatasetQuota)
+	put(MetaRetention, int64(l.Retention/time.Second))
+	return m
+}
+
+// DataLimitsOf reads the limits back from the stream's configuration
+// (what a node that was not told them adopts, and what every publish
+// enforces). A value that does not read is zero.
+func DataLimitsOf(sc jetstream.StreamConfig) DataLimits {
+	get := func(k string) int64 {
+		n, err := strconv.ParseInt(sc.Metadata[k], 10, 64)
+		if err != nil || n < 0 {
+			return 0
+		}
+		return n
+	}
+	l := DataLimits{MaxBytes: sc.MaxBytes, DeptQuota: get(MetaDeptQuota), DatasetQuota: get(MetaDatasetQuota)}
+	if s := get(MetaRetention); s > 0 && s <= int64(DataMaxAge/time.Second) {
+		l.Retention = time.Duration(s) * time.Second
+	}
+	if l.MaxBytes < 0 {
+		l.MaxBytes = 0
+	}
+	return l
 }
 
 // DuplicateWindow is how long a batch id is remembered.

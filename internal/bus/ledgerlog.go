@@ -216,11 +216,12 @@ func (l *LedgerLog) Follow(ctx context.Context, from uint64, out chan<- ledger.M
 // JetStream's duplicate window makes a repeat of a stored message a
 // no-op. retried says an attempt's answer was lost (so a duplicate ack
 // may be of this call's own first attempt).
-func PublishOnce(ctx context.Context, js jetstream.JetStream, subject string, data []byte, msgID, stream string) (*jetstream.PubAck, bool, error) {
+func PublishOnce(ctx context.Context, js jetstream.JetStream, subject string, data []byte, msgID, stream string, opts ...jetstream.PublishOpt) (*jetstream.PubAck, bool, error) {
 	attempts := 0
+	opts = append([]jetstream.PublishOpt{jetstream.WithMsgID(msgID), jetstream.WithExpectStream(stream)}, opts...)
 	ack, err := whileUnanswered(ctx, func(ctx context.Context) (*jetstream.PubAck, error) {
 		attempts++
-		return js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(stream))
+		return js.Publish(ctx, subject, data, opts...)
 	})
 	return ack, attempts > 1, err
 }

@@ -6,6 +6,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -79,9 +80,16 @@ type Config struct {
 	// Name is this node's name in logs and NATS. Zero: "xhub".
 	Name string
 	// AuditRetention is how long audit entries are kept (zero: 180
-	// days); AuditMaxBytes bounds the audit stream (zero: no bound).
+	// days); AuditMaxBytes bounds the audit stream, oldest entries going
+	// first (zero: half of ControlReserve; with NATSURL, what the stream
+	// has, else no bound).
 	AuditRetention time.Duration
 	AuditMaxBytes  int64
+	// Store bounds what JetStream holds, so that no department's data
+	// can stop the control plane (see storeBounds). With NATSURL, a
+	// bound not given is what the deployment's streams already have (the
+	// first node's), else its default.
+	Store StoreBounds
 	// Join is a join token (xhub node token): on a data dir without a
 	// pki folder the node joins the deployment through it, receiving the
 	// CA and ledger key, the replicas, and the NATS URL only if neither
@@ -109,6 +117,40 @@ type Config struct {
 	// Logger: zero discards.
 	Logger *slog.Logger
 }
+
+// StoreBounds bound the JetStream store. Zero values are defaults.
+type StoreBounds struct {
+	// MaxBytes is the embedded server's store, every stream together
+	// (zero: nats-server's default, 75% of the disk's free space at
+	// start; ignored with NATSURL).
+	MaxBytes int64
+	// ControlReserve is room in the store that XHUB_DATA never takes:
+	// the ledger's, the audit log's (half of it, unless AuditMaxBytes
+	// says) and the webhook records'. Zero: a tenth of the store, at
+	// least 256 MiB and at most half of it.
+	ControlReserve int64
+	// DataMaxBytes bounds XHUB_DATA, all published batches together; a
+	// full stream refuses new batches. Zero: the store less
+	// ControlReserve (with NATSURL and no stream yet: no bound, logged).
+	DataMaxBytes int64
+	// DeptQuota bounds what one department's datasets hold in
+	// XHUB_DATA. Zero: a quarter of DataMaxBytes (10 GiB without one).
+	DeptQuota int64
+	// DatasetQuota bounds what one dataset holds. Zero: only its
+	// department's quota.
+	DatasetQuota int64
+	// DataRetention is how long batches of a dataset that sets no
+	// retention of its own are kept. Zero: 365 days.
+	DataRetention time.Duration
+}
+
+// Defaults of StoreBounds.
+const (
+	DefaultDataRetention = 365 * 24 * time.Hour
+	minControlReserve    = 256 << 20
+	defaultDeptQuota     = 10 << 30 // without a data bound
+	minLedgerRoom        = 64 << 20 // what the ledger keeps at the least (an eighth of a smaller store)
+)
 
 // Limits are the per-department bounds of a node (see the README's
 // security section). Zero values are defaults.
@@ -307,6 +349,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.NATSURL == "" {
 		ecfg := bus.EmbeddedConfig{
 			Dir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, SyncAlways: cfg.FsyncAlways, Name: cfg.Name, Log: log,
+			MaxStore: cfg.Store.MaxBytes,
 		}
 		if cfg.NATSListen != "" {
 			// Departments' systems read their granted records here
@@ -334,7 +377,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.JS, err = jetstream.New(n.NC); err != nil {
 		return nil, fmt.Errorf("hub: jetstream: %w", err)
 	}
-	if err := bus.EnsureStreams(ctx, n.JS, []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas), bus.Audit(cfg.Replicas, cfg.AuditRetention, cfg.AuditMaxBytes), bus.Webhooks(cfg.Replicas)}, log); err != nil {
+	data, auditMax, err := n.storeBounds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := bus.EnsureStreams(ctx, n.JS, []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas, data), bus.Audit(cfg.Replicas, cfg.AuditRetention, auditMax), bus.Webhooks(cfg.Replicas)}, log); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 
@@ -696,4 +743,71 @@ func (n *Node) startWebhooks(log *slog.Logger) {
 			Secret: func(dept catalog.DeptID, seq uint64) []byte { return api.WebhookSecret(n.Authority, dept, seq) },
 		})
 	})
+}
+
+// storeBounds resolves the bounds of XHUB_DATA and XHUB_AUDIT. On the
+// embedded server the store's size is known: XHUB_DATA gets the store
+// less the control reserve, XHUB_AUDIT half the reserve, and the ledger
+// and webhook records the rest (JetStream refuses every write, the
+// ledger's too, once the store is full; streams with a bound never pass
+// it). With an external NATS a bound not given is what the streams have.
+func (n *Node) storeBounds(ctx context.Context) (bus.DataLimits, int64, error) {
+	cfg, log := n.cfg.Store, n.cfg.Logger
+	data := bus.DataLimits{MaxBytes: cfg.DataMaxBytes, DeptQuota: cfg.DeptQuota, DatasetQuota: cfg.DatasetQuota, Retention: cfg.DataRetention}
+	audit := n.cfg.AuditMaxBytes
+	for _, v := range []struct {
+		name string
+		n    int64
+	}{{"--store-max-bytes", cfg.MaxBytes}, {"--control-reserve", cfg.ControlReserve}, {"--data-max-bytes", cfg.DataMaxBytes}, {"--dept-quota", cfg.DeptQuota}, {"--dataset-quota", cfg.DatasetQuota}, {"--audit-max-bytes", audit}} {
+		if v.n < 0 {
+			return data, 0, fmt.Errorf("hub: %s %d: a size is at least 0 (0: the default)", v.name, v.n)
+		}
+	}
+	if r := catalog.Retention(cfg.DataRetention); r != 0 && r.Validate() != nil {
+		return data, 0, fmt.Errorf("hub: --data-retention %s: from %s to %s, whole seconds", cfg.DataRetention, catalog.MinRetention, catalog.MaxRetention)
+	}
+	if n.Embedded != nil {
+		store := n.Embedded.MaxStore()
+		reserve := cfg.ControlReserve
+		if reserve == 0 {
+			reserve = min(max(store/10, minControlReserve), store/2)
+		}
+		if data.MaxBytes == 0 {
+			data.MaxBytes = store - reserve
+		}
+		if audit == 0 {
+			audit = reserve / 2
+		}
+		if room := min(int64(minLedgerRoom), store/8); data.MaxBytes+audit > store-room {
+			return data, 0, fmt.Errorf("hub: --data-max-bytes %d and --audit-max-bytes %d leave the ledger less than %d bytes of the store's %d (--store-max-bytes): the control plane would starve", data.MaxBytes, audit, room, store)
+		}
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if s, err := n.JS.Stream(ctx, bus.DataStream); err == nil {
+			have := bus.DataLimitsOf(s.CachedInfo().Config)
+			data.MaxBytes = cmp.Or(data.MaxBytes, have.MaxBytes)
+			data.DeptQuota = cmp.Or(data.DeptQuota, have.DeptQuota)
+			data.DatasetQuota = cmp.Or(data.DatasetQuota, have.DatasetQuota)
+			data.Retention = cmp.Or(data.Retention, have.Retention)
+		}
+		if s, err := n.JS.Stream(ctx, bus.AuditStream); err == nil && audit == 0 {
+			audit = max(s.CachedInfo().Config.MaxBytes, 0)
+		}
+		if data.MaxBytes == 0 {
+			log.Warn("XHUB_DATA has no byte bound: departments' quotas bound it, but nothing keeps room for the ledger; set --data-max-bytes below the NATS servers' max_file_store")
+		}
+	}
+	if data.DeptQuota == 0 {
+		data.DeptQuota = defaultDeptQuota
+		if data.MaxBytes > 0 {
+			data.DeptQuota = data.MaxBytes / 4
+		}
+	}
+	if data.Retention == 0 {
+		data.Retention = DefaultDataRetention
+	}
+	log.Info("store bounds", "data_max_bytes", data.MaxBytes, "dept_quota", data.DeptQuota, "dataset_quota", data.DatasetQuota,
+		"data_retention", data.Retention, "audit_max_bytes", audit)
+	return data, audit, nil
 }

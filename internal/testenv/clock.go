@@ -57,3 +57,6 @@ func WithWebhooks(backoff ...time.Duration) Option {
 func WithWebhookBackoff(backoff ...time.Duration) Option {
 	return func(cfg *hub.Config) { cfg.WebhookBackoff = backoff }
 }
+
+// WithStore sets the node's store bounds (quotas, data bound, retention).
+func WithStore(s hub.StoreBounds) Option { return func(cfg *hub.Config) { cfg.Store = s } }

@@ -1761,6 +1761,9 @@ type Dataset struct {
 	PublishedAt   *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=published_at,json=publishedAt,proto3" json:"published_at,omitempty"`
 	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	Seq           uint64                 `protobuf:"varint,14,opt,name=seq,proto3" json:"seq,omitempty"`
+	// How long the hub keeps the dataset's published batches, a number and
+	// a unit s, m, h or d ("30d"); "": the hub's default (--data-retention).
+	Retention     string `protobuf:"bytes,15,opt,name=retention,proto3" json:"retention,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1893,6 +1896,13 @@ func (x *Dataset) GetSeq() uint64 {
 	return 0
 }
 
+func (x *Dataset) GetRetention() string {
+	if x != nil {
+		return x.Retention
+	}
+	return ""
+}
+
 type PublishDatasetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1903,6 +1913,7 @@ type PublishDatasetRequest struct {
 	Frequency     string                 `protobuf:"bytes,6,opt,name=frequency,proto3" json:"frequency,omitempty"`
 	SchemaSubject string                 `protobuf:"bytes,7,opt,name=schema_subject,json=schemaSubject,proto3" json:"schema_subject,omitempty"`
 	SchemaVersion int32                  `protobuf:"varint,8,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"` // 0: latest
+	Retention     string                 `protobuf:"bytes,9,opt,name=retention,proto3" json:"retention,omitempty"`                               // "30d", "12h", "2s"; "": the hub's default
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1991,6 +2002,13 @@ func (x *PublishDatasetRequest) GetSchemaVersion() int32 {
 		return x.SchemaVersion
 	}
 	return 0
+}
+
+func (x *PublishDatasetRequest) GetRetention() string {
+	if x != nil {
+		return x.Retention
+	}
+	return ""
 }
 
 type PublishDatasetResponse struct {
@@ -2409,6 +2427,9 @@ type UpdateDatasetRequest struct {
 	// (0: the subject's latest). Both empty: unchanged.
 	SchemaSubject string `protobuf:"bytes,7,opt,name=schema_subject,json=schemaSubject,proto3" json:"schema_subject,omitempty"`
 	SchemaVersion int32  `protobuf:"varint,8,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
+	// A new retention ("30d"); "": back to the hub's default. It applies to
+	// batches published from then on.
+	Retention     *string `protobuf:"bytes,9,opt,name=retention,proto3,oneof" json:"retention,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2497,6 +2518,13 @@ func (x *UpdateDatasetRequest) GetSchemaVersion() int32 {
 		return x.SchemaVersion
 	}
 	return 0
+}
+
+func (x *UpdateDatasetRequest) GetRetention() string {
+	if x != nil && x.Retention != nil {
+		return *x.Retention
+	}
+	return ""
 }
 
 type Keywords struct {
@@ -6857,7 +6885,7 @@ const file_xhub_proto_rawDesc = "" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x17\n" +
 	"\amin_seq\x18\x02 \x01(\x04R\x06minSeq\"C\n" +
 	"\x14ListVersionsResponse\x12+\n" +
-	"\bversions\x18\x01 \x03(\v2\x0f.xhub.v1.SchemaR\bversions\"\xda\x03\n" +
+	"\bversions\x18\x01 \x03(\v2\x0f.xhub.v1.SchemaR\bversions\"\xf8\x03\n" +
 	"\aDataset\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x14\n" +
@@ -6875,7 +6903,8 @@ const file_xhub_proto_rawDesc = "" +
 	"\fpublished_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vpublishedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x10\n" +
-	"\x03seq\x18\x0e \x01(\x04R\x03seq\"\x86\x02\n" +
+	"\x03seq\x18\x0e \x01(\x04R\x03seq\x12\x1c\n" +
+	"\tretention\x18\x0f \x01(\tR\tretention\"\xa4\x02\n" +
 	"\x15PublishDatasetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12 \n" +
@@ -6885,7 +6914,8 @@ const file_xhub_proto_rawDesc = "" +
 	"share_type\x18\x05 \x01(\tR\tshareType\x12\x1c\n" +
 	"\tfrequency\x18\x06 \x01(\tR\tfrequency\x12%\n" +
 	"\x0eschema_subject\x18\a \x01(\tR\rschemaSubject\x12%\n" +
-	"\x0eschema_version\x18\b \x01(\x05R\rschemaVersion\"V\n" +
+	"\x0eschema_version\x18\b \x01(\x05R\rschemaVersion\x12\x1c\n" +
+	"\tretention\x18\t \x01(\tR\tretention\"V\n" +
 	"\x16PublishDatasetResponse\x12*\n" +
 	"\adataset\x18\x01 \x01(\v2\x10.xhub.v1.DatasetR\adataset\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\"<\n" +
@@ -6913,7 +6943,7 @@ const file_xhub_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"U\n" +
 	"\x15RetireDatasetResponse\x12*\n" +
 	"\adataset\x18\x01 \x01(\v2\x10.xhub.v1.DatasetR\adataset\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xe3\x02\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\x94\x03\n" +
 	"\x14UpdateDatasetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\x05title\x18\x02 \x01(\tH\x00R\x05title\x88\x01\x01\x12%\n" +
@@ -6923,12 +6953,15 @@ const file_xhub_proto_rawDesc = "" +
 	"\n" +
 	"share_type\x18\x06 \x01(\tH\x03R\tshareType\x88\x01\x01\x12%\n" +
 	"\x0eschema_subject\x18\a \x01(\tR\rschemaSubject\x12%\n" +
-	"\x0eschema_version\x18\b \x01(\x05R\rschemaVersionB\b\n" +
+	"\x0eschema_version\x18\b \x01(\x05R\rschemaVersion\x12!\n" +
+	"\tretention\x18\t \x01(\tH\x04R\tretention\x88\x01\x01B\b\n" +
 	"\x06_titleB\x0e\n" +
 	"\f_descriptionB\f\n" +
 	"\n" +
 	"_frequencyB\r\n" +
-	"\v_share_type\"\"\n" +
+	"\v_share_typeB\f\n" +
+	"\n" +
+	"_retention\"\"\n" +
 	"\bKeywords\x12\x16\n" +
 	"\x06values\x18\x01 \x03(\tR\x06values\"\x94\x01\n" +
 	"\x15UpdateDatasetResponse\x12*\n" +
