@@ -47,7 +47,11 @@ func Parse(raw []byte) (*Schema, error) {
 	if err := validUTF8(raw); err != nil {
 		return nil, fault.Invalid("schema", "%v", err)
 	}
-	doc, err := decodeJSON(raw)
+	doc, err := decodeFast(raw)
+	var dup *DuplicateKeyError
+	if errors.As(err, &dup) {
+		return nil, fault.Invalid("schema", "%v", err)
+	}
 	if err != nil {
 		return nil, fault.Invalid("schema", "is not JSON: %v", err)
 	}
@@ -185,26 +189,13 @@ func cleanCompileError(err error) string {
 	return msg
 }
 
-// decodeJSON decodes exactly one JSON value with numbers kept as json.Number.
-func decodeJSON(raw []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	for _, c := range raw[dec.InputOffset():] {
-		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
-			return nil, errors.New("trailing data after the JSON value")
-		}
-	}
-	return v, nil
-}
-
 // DecodeRecord decodes one JSON record for validation: numbers as
 // json.Number, so 64-bit ids survive. It uses the fast decoder, which the
 // differential fuzz test holds to encoding/json's behaviour.
-// Bytes that are not UTF-8 are refused, never silently replaced.
+// Bytes that are not UTF-8 are refused, never silently replaced, and so is
+// a key repeated in any object of the record (a *DuplicateKeyError naming
+// it): the record is stored and passed on byte for byte, so every copy a
+// reader might keep must be the one the schema judged.
 func DecodeRecord(raw []byte) (any, error) {
 	if err := validUTF8(raw); err != nil {
 		return nil, err

@@ -268,6 +268,10 @@ func decodeObject(raw []byte, max int) (map[string]any, error) {
 		return nil, fmt.Errorf("record is %d bytes, at most %d", len(raw), max)
 	}
 	v, err := schemas.DecodeRecord(raw)
+	var dup *schemas.DuplicateKeyError
+	if errors.As(err, &dup) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("not JSON: %v", err)
 	}
