@@ -9,8 +9,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
@@ -26,7 +24,11 @@ const (
 type Schema struct {
 	doc       any    // decoded with UseNumber
 	canonical []byte // re-encoded with sorted keys: identity for "same schema"
-	compiled  *jsonschema.Schema
+	raw       []byte // as registered: compiled again for each copy
+
+	// copies are compiled copies not in use: each counts the steps
+	// of the one validation that holds it (see budget.go).
+	copies chan *vcopy
 
 	restricted restrictCache // field set -> Restrict's schema
 }
@@ -69,27 +71,20 @@ func Parse(raw []byte) (*Schema, error) {
 	if c := refCycle(doc); c != "" {
 		return nil, fault.Invalid("schema", "%s: validating would never end", c)
 	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.AssertFormat()
-	c.UseLoader(refuseLoader{})
-	// The compiler keeps the document; give it its own decoding.
-	cdoc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fault.Invalid("schema", "is not JSON: %v", err)
-	}
-	if err := c.AddResource(rootURL, cdoc); err != nil {
-		return nil, fault.Invalid("schema", "%v", err)
-	}
-	compiled, err := c.Compile(rootURL)
+	cp, err := compile(raw)
 	if err != nil {
 		return nil, fault.Invalid("schema", "is not a valid JSON Schema: %s", cleanCompileError(err))
+	}
+	compiled := cp.sch
+	if where := fanOut(compiled); where != "" {
+		return nil, fault.Invalid("schema", "%s", where)
 	}
 	canon, err := json.Marshal(doc)
 	if err != nil {
 		return nil, fault.Invalid("schema", "%v", err)
 	}
-	s := &Schema{doc: doc, canonical: canon, compiled: compiled}
+	s := &Schema{doc: doc, canonical: canon, raw: bytes.Clone(raw), copies: make(chan *vcopy, idleCopies())}
+	s.copies <- cp
 	if n := len(s.Fields()); n > MaxFields {
 		return nil, fault.Invalid("schema", "has %d top-level properties, at most %d", n, MaxFields)
 	}
