@@ -45,7 +45,7 @@ func fanOut(root *jsonschema.Schema) string {
 	if cyc >= 0 {
 		return fmt.Sprintf("%s: $ref cycle: validating would never end", g.nodes[cyc].ptr)
 	}
-	a := &analysis{g: g, rank: make([]int, len(g.nodes)), memo: map[string]int64{}, onPath: map[string]bool{}}
+	a := &analysis{g: g, rank: make([]int, len(g.nodes)), future: map[string]int64{}, byNode: map[int][]int{}}
 	for i, n := range order {
 		a.rank[n] = i
 	}
@@ -60,10 +60,71 @@ const maxAnalysis = 1 << 20
 type analysis struct {
 	g       *graph
 	rank    []int // topological rank of each node
-	memo    map[string]int64
-	onPath  map[string]bool
+	future  map[string]int64 // moving part -> the most the levels after it cost
+	path    []map[int]int64  // the moving part of each state on the path
+	byNode  map[int][]int    // node -> the path's states that enter it
 	work    int64
 	refused string
+}
+
+// moving is the part of a closed state that decides the states after it:
+// the nodes with keywords into child values.
+func (g *graph) moving(w map[int]int64) map[int]int64 {
+	m := map[int]int64{}
+	for n, c := range w {
+		nd := &g.nodes[n]
+		if len(nd.moves) > 0 || len(nd.props) > 0 || len(nd.patterns) > 0 || nd.addl >= 0 || len(nd.anyProp) > 0 {
+			m[n] = c
+		}
+	}
+	return m
+}
+
+// dominated reports whether an earlier state on the path enters every
+// node m enters at least as often: then all that can follow m can follow
+// that state too, and the path from there on only repeats what it has
+// summed already.
+func (a *analysis) dominated(m map[int]int64) bool {
+	if len(m) == 0 {
+		return false
+	}
+	// Only states that enter one of m's nodes can dominate it.
+	var probe, fewest = -1, -1
+	for n := range m {
+		if k := len(a.byNode[n]); fewest < 0 || k < fewest {
+			probe, fewest = n, k
+		}
+	}
+	for _, i := range a.byNode[probe] {
+		p := a.path[i]
+		a.work += int64(len(m))
+		ok := true
+		for n, c := range m {
+			if p[n] < c {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *analysis) push(m map[int]int64) {
+	for n := range m {
+		a.byNode[n] = append(a.byNode[n], len(a.path))
+	}
+	a.path = append(a.path, m)
+}
+
+func (a *analysis) pop() {
+	m := a.path[len(a.path)-1]
+	for n := range m {
+		a.byNode[n] = a.byNode[n][:len(a.byNode[n])-1]
+	}
+	a.path = a.path[:len(a.path)-1]
 }
 
 // cost is the most that validating from state u (at depth, after sofar
@@ -72,39 +133,40 @@ func (a *analysis) cost(u map[int]int64, depth int, sofar int64) int64 {
 	if a.refused != "" {
 		return 0
 	}
-	key := vecKey(u)
-	if a.onPath[key] {
-		return 0 // the path recurs: its levels are summed once
-	}
-	if c, ok := a.memo[key]; ok {
-		if sofar+c > MaxFanOut {
-			reach, w, _ := a.level(u)
-			a.refused = a.g.explain(reach, w, depth, sat(sofar+c))
-		}
-		return c
-	}
 	reach, w, level := a.level(u)
-	if a.work += int64(len(reach)); a.work > maxAnalysis {
-		a.refused = fmt.Sprintf("is too intricate to bound the cost of validating it (more than %d steps of analysis): use fewer $ref, allOf, anyOf and oneOf branches", maxAnalysis)
-		return 0
-	}
 	total := sat(sofar + level)
 	if total > MaxFanOut {
 		a.refused = a.g.explain(reach, w, depth, total)
 		return level
 	}
-	a.onPath[key] = true
+	// What follows a state depends on its moving part alone.
+	m := a.g.moving(w)
+	key := vecKey(m)
+	if f, ok := a.future[key]; ok {
+		if total+f > MaxFanOut {
+			a.refused = a.g.explain(reach, w, depth, sat(total+f))
+		}
+		return sat(level + f)
+	}
+	if a.dominated(m) {
+		return level // the path recurs: its levels are summed once
+	}
+	nexts, work := a.g.next(w)
+	if a.work += int64(len(reach)) + work; a.work > maxAnalysis {
+		a.refused = fmt.Sprintf("is too intricate to bound the cost of validating it (more than %d steps of analysis): use fewer $ref, allOf, anyOf and oneOf branches", maxAnalysis)
+		return 0
+	}
+	a.push(m)
 	var most int64
-	for _, next := range a.g.next(w) {
+	for _, next := range nexts {
 		most = max(most, a.cost(next, depth+1, total))
 		if a.refused != "" {
 			break
 		}
 	}
-	delete(a.onPath, key)
-	c := sat(level + most)
-	a.memo[key] = c
-	return c
+	a.pop()
+	a.future[key] = most
+	return sat(level + most)
 }
 
 // level closes state u under the in-place edges: the nodes entered at the
@@ -134,12 +196,25 @@ type fanNode struct {
 	ptr     string
 	anchor  string // $dynamicAnchor
 	inPlace []int  // with multiplicity
-	moves   []move // into the next level
+	moves   []move // into the next level, but for members
+	// Members: properties by name; patternProperties (applied to a
+	// member whose name matches); additionalProperties (to one no
+	// properties or pattern of this node names); unevaluatedProperties
+	// (counted for every member).
+	props    map[string]int
+	patterns []patternEdge
+	addl     int // -1: none
+	anyProp  []int
 }
 
-// move is a moving edge: the key of the value it enters ("p:name",
-// "p*" for any member, "i:3", "i*" for any item, "n" for a member's
-// name, "c" for decoded content) and the node.
+type patternEdge struct {
+	re jsonschema.Regexp
+	to int
+}
+
+// move is a moving edge into an item or other value: its key ("i:3",
+// "i*" for any item, "n" for a member's name, "c" for decoded content)
+// and the node.
 type move struct {
 	key string
 	to  int
@@ -165,7 +240,7 @@ func buildGraph(root *jsonschema.Schema) *graph {
 		}
 		i := len(g.nodes)
 		g.id[s] = i
-		g.nodes = append(g.nodes, fanNode{ptr: pointerOf(s.Location), anchor: s.DynamicAnchor})
+		g.nodes = append(g.nodes, fanNode{ptr: pointerOf(s.Location), anchor: s.DynamicAnchor, addl: -1})
 		if s.DynamicAnchor != "" {
 			dynamic = append(dynamic, i)
 		}
@@ -220,15 +295,22 @@ func buildGraph(root *jsonschema.Schema) *graph {
 			}
 		}
 		for _, k := range sortedKeysOf(s.Properties) {
-			mv("p:"+k, s.Properties[k])
+			j := add(s.Properties[k])
+			if g.nodes[i].props == nil {
+				g.nodes[i].props = map[string]int{}
+			}
+			g.nodes[i].props[k] = j
 		}
-		for _, c := range s.PatternProperties {
-			mv("p*", c)
+		for re, c := range s.PatternProperties {
+			j := add(c)
+			g.nodes[i].patterns = append(g.nodes[i].patterns, patternEdge{re, j})
 		}
 		if c, ok := s.AdditionalProperties.(*jsonschema.Schema); ok {
-			mv("p*", c)
+			g.nodes[i].addl = add(c)
 		}
-		mv("p*", s.UnevaluatedProperties)
+		if c := s.UnevaluatedProperties; c != nil {
+			g.nodes[i].anyProp = append(g.nodes[i].anyProp, add(c))
+		}
 		mv("n", s.PropertyNames)
 		switch items := s.Items.(type) {
 		case *jsonschema.Schema:
@@ -348,11 +430,15 @@ func (g *graph) reach(u map[int]int64) []int {
 	return out
 }
 
-// next lists the states of the child values, one per key (member name,
-// any other member, item index, any other item, a member's name, decoded
-// content), those with the same state once.
-func (g *graph) next(w map[int]int64) []map[int]int64 {
+// next lists the states of the child values, one per key: each member
+// name that a properties keyword of the state names, any other member
+// name (every pattern may match it), an item at a prefixItems index, any
+// other item, a member's name, decoded content. Equal states are listed
+// once.
+func (g *graph) next(w map[int]int64) ([]map[int]int64, int64) {
+	var work int64
 	byKey := map[string]map[int]int64{}
+	names := map[string]bool{}
 	for n, c := range w {
 		for _, mv := range g.nodes[n].moves {
 			v := byKey[mv.key]
@@ -362,37 +448,69 @@ func (g *graph) next(w map[int]int64) []map[int]int64 {
 			}
 			v[mv.to] = sat(v[mv.to] + c)
 		}
+		for name := range g.nodes[n].props {
+			names[name] = true
+		}
 	}
 	var out []map[int]int64
 	seen := map[string]bool{}
 	add := func(v map[int]int64) {
+		work += int64(len(v))
 		if k := vecKey(v); len(v) > 0 && !seen[k] {
 			seen[k] = true
 			out = append(out, v)
 		}
 	}
-	// A member with a name of its own also gets what any member gets;
-	// so does an item with an index of its own.
-	for _, family := range []string{"p", "i"} {
-		any := byKey[family+"*"]
-		add(any)
-		for _, k := range sortedKeysOf(byKey) {
-			if !strings.HasPrefix(k, family+":") {
-				continue
+	// member is the state of a member named name ("" with other:
+	// a name no properties keyword gives, which any pattern may match).
+	member := func(name string, other bool) map[int]int64 {
+		v := map[int]int64{}
+		for n, c := range w {
+			nd := &g.nodes[n]
+			named := false
+			if j, ok := nd.props[name]; ok && !other {
+				v[j] = sat(v[j] + c)
+				named = true
 			}
-			sum := make(map[int]int64, len(byKey[k])+len(any))
-			for n, c := range any {
-				sum[n] = c
+			for _, p := range nd.patterns {
+				work++
+				if other || p.re.MatchString(name) {
+					v[p.to] = sat(v[p.to] + c)
+					named = true
+				}
 			}
-			for n, c := range byKey[k] {
-				sum[n] = sat(sum[n] + c)
+			if nd.addl >= 0 && (other || !named) {
+				v[nd.addl] = sat(v[nd.addl] + c)
 			}
-			add(sum)
+			for _, j := range nd.anyProp {
+				v[j] = sat(v[j] + c)
+			}
 		}
+		return v
+	}
+	for _, name := range sortedKeysOf(names) {
+		add(member(name, false))
+	}
+	add(member("", true))
+	// An item with an index of its own also gets what any item gets.
+	anyItem := byKey["i*"]
+	add(anyItem)
+	for _, k := range sortedKeysOf(byKey) {
+		if !strings.HasPrefix(k, "i:") {
+			continue
+		}
+		sum := make(map[int]int64, len(byKey[k])+len(anyItem))
+		for n, c := range anyItem {
+			sum[n] = c
+		}
+		for n, c := range byKey[k] {
+			sum[n] = sat(sum[n] + c)
+		}
+		add(sum)
 	}
 	add(byKey["n"])
 	add(byKey["c"])
-	return out
+	return out, work
 }
 
 func vecKey(u map[int]int64) string {

@@ -42,6 +42,7 @@ func TestFanOut(t *testing.T) {
 		{"doubling in an embedded resource", `{"$defs":{"r":{"$id":"urn:r",` + strings.TrimPrefix(chain(16), "{") + `},"$ref":"#/$defs/r"}`, "/$defs/r/$defs/d4: validating one value"},
 		{"tree", `{"$defs":{"node":{"type":"object","properties":{"left":{"$ref":"#/$defs/node"},"right":{"$ref":"#/$defs/node"},"kids":{"type":"array","items":{"$ref":"#/$defs/node"}}}}},"$ref":"#/$defs/node"}`, ""},
 		{"wide but flat", `{"properties":{` + wide(400) + `}}`, ""},
+		{"wide and recursive, with patterns", wideRecursive(300, 200), ""},
 		{"dynamic ref", `{"$dynamicAnchor":"n","properties":{"a":{"$dynamicRef":"#n"},"b":{"$dynamicRef":"#n"}}}`, ""},
 		{"draft 7", `{"$schema":"http://json-schema.org/draft-07/schema#","definitions":{"x":{"allOf":[{"$ref":"#/definitions/y"},{"$ref":"#/definitions/y"}]},"y":{"type":"string"}},"$ref":"#/definitions/x"}`, ""},
 	}
@@ -126,4 +127,17 @@ func values(v any) int64 {
 		}
 	}
 	return n
+}
+
+// wideRecursive is a schema whose n properties all refer to a definition
+// that has them too, and p patterns that none of the names match.
+func wideRecursive(n, p int) string {
+	var ps, xs []string
+	for i := range n {
+		ps = append(ps, fmt.Sprintf(`"p%d":{"$ref":"#/$defs/x"}`, i))
+	}
+	for i := range p {
+		xs = append(xs, fmt.Sprintf(`"^q%d":{"type":"string"}`, i))
+	}
+	return `{"properties":{` + strings.Join(ps, ",") + `},"$defs":{"x":{"properties":{` + strings.Join(ps, ",") + `},"patternProperties":{` + strings.Join(xs, ",") + `}}}}`
 }
