@@ -59,7 +59,7 @@ const maxAnalysis = 1 << 20
 
 type analysis struct {
 	g       *graph
-	rank    []int // topological rank of each node
+	rank    []int            // topological rank of each node
 	future  map[string]int64 // moving part -> the most the levels after it cost
 	path    []map[int]int64  // the moving part of each state on the path
 	byNode  map[int][]int    // node -> the path's states that enter it
