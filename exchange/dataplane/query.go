@@ -11,6 +11,7 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/schemas"
 )
 
 // QueryInput is a consumer's query.
@@ -153,6 +154,7 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 		}
 		pres.Records = pres.Records[:limit]
 	}
+	budget := schemas.NewBudget(p.cfg.ValidationSteps)
 	for i, raw := range pres.Records {
 		if len(raw) > p.cfg.MaxRecordBytes {
 			withhold(i, fmt.Sprintf("larger than the record bound of %d bytes", p.cfg.MaxRecordBytes), fmt.Sprintf("is %d bytes, at most %d", len(raw), p.cfg.MaxRecordBytes))
@@ -164,7 +166,14 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 			continue
 		}
 		view, _ := cut(rec, fetch)
-		if err := rsch.Validate(view); err != nil {
+		if err := rsch.ValidateWithin(ctx, view, budget); err != nil {
+			if stop := validationStopped(ctx, err); stop != nil {
+				if ctx.Err() != nil {
+					return QueryResult{}, stop
+				}
+				withhold(i, "validating it would pass the query's validation budget", err.Error())
+				continue
+			}
 			withhold(i, "fails the schema: "+err.Error(), "")
 			continue
 		}
