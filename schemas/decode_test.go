@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
@@ -173,4 +174,45 @@ func TestDuplicateKeys(t *testing.T) {
 	if _, err := DecodeRecord([]byte(`{"é":1,"e\u0301":2,"a":{"a":{"a":1}}}`)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BenchmarkDuplicateCheck: the cost of refusing repeated keys, against the
+// same decoder keeping the last copy, and encoding/json.
+func BenchmarkDuplicateCheck(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"id":9007199254740993,"ward":"north","tags":[`)
+	for i := range 40 {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		fmt.Fprintf(&sb, `{"k%d":"v","n":%d,"ok":true,"sub":{"a":1,"b":"x","c":null}}`, i, i)
+	}
+	sb.WriteString(`],"name":"Zoë 张","age":34}`)
+	rec := []byte(sb.String())
+	b.Run("refuse", func(b *testing.B) {
+		b.SetBytes(int64(len(rec)))
+		for b.Loop() {
+			d := decoder{b: rec}
+			if _, err := d.value(0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("last-wins", func(b *testing.B) {
+		b.SetBytes(int64(len(rec)))
+		for b.Loop() {
+			d := decoder{b: rec, lastWins: true}
+			if _, err := d.value(0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.SetBytes(int64(len(rec)))
+		for b.Loop() {
+			if _, err := stdDecode(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
