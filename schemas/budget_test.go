@@ -88,3 +88,28 @@ func TestValidationHonoursCancel(t *testing.T) {
 		t.Fatalf("went on for %d steps after the context was done", b.Used())
 	}
 }
+
+// TestValidateConcurrent: validations at once each count on their own
+// copy; budgets do not leak between them.
+func TestValidateConcurrent(t *testing.T) {
+	s := MustParse(`{"type":"array","items":{"type":"integer"}}`)
+	items := make([]any, 100)
+	for i := range items {
+		items[i] = 1
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				b := NewBudget(101)
+				if err := s.ValidateWithin(context.Background(), items, b); err != nil || b.Used() != 101 {
+					t.Errorf("goroutine %d: %v, used %d", g, err, b.Used())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
