@@ -35,4 +35,17 @@
 // With "additionalProperties": false on the old schema the verdicts swap.
 // xhub keeps the standard open model rather than silently closing schemas;
 // the checker applies the rule exactly and its explanation names it.
+//
+// # Bounds
+//
+// A schema is at most MaxSchemaBytes, MaxDepth levels and MaxFields
+// top-level properties; it has no remote reference, no $ref cycle that
+// stays on one value, and no key repeated in an object. Its expanded
+// reference fan-out, the schema nodes validating could enter along one
+// path into a record, is at most MaxFanOut (fanout.go explains the
+// count). A record is decoded with the same decoder, which refuses a
+// repeated key naming its JSON pointer. Validation spends a Budget of
+// steps (schema nodes entered) and stops when its context is done; the
+// validator offers no hook for either but vocabularies, so budget.go
+// counts through one.
 package schemas

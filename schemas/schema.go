@@ -9,8 +9,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/jsonnum"
@@ -27,7 +25,11 @@ const (
 type Schema struct {
 	doc       any    // decoded with UseNumber
 	canonical []byte // re-encoded with sorted keys: identity for "same schema"
-	compiled  *jsonschema.Schema
+	raw       []byte // as registered: compiled again for each copy
+
+	// copies are compiled copies not in use: each counts the steps
+	// of the one validation that holds it (see budget.go).
+	copies chan *vcopy
 
 	restricted restrictCache // field set -> Restrict's schema
 }
@@ -48,7 +50,11 @@ func Parse(raw []byte) (*Schema, error) {
 	if err := validUTF8(raw); err != nil {
 		return nil, fault.Invalid("schema", "%v", err)
 	}
-	doc, err := decodeJSON(raw)
+	doc, err := decodeFast(raw)
+	var dup *DuplicateKeyError
+	if errors.As(err, &dup) {
+		return nil, fault.Invalid("schema", "%v", err)
+	}
 	if err != nil {
 		return nil, fault.Invalid("schema", "is not JSON: %v", err)
 	}
@@ -69,27 +75,20 @@ func Parse(raw []byte) (*Schema, error) {
 	if c := refCycle(doc); c != "" {
 		return nil, fault.Invalid("schema", "%s: validating would never end", c)
 	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.AssertFormat()
-	c.UseLoader(refuseLoader{})
-	// The compiler keeps the document; give it its own decoding.
-	cdoc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fault.Invalid("schema", "is not JSON: %v", err)
-	}
-	if err := c.AddResource(rootURL, cdoc); err != nil {
-		return nil, fault.Invalid("schema", "%v", err)
-	}
-	compiled, err := c.Compile(rootURL)
+	cp, err := compile(raw)
 	if err != nil {
 		return nil, fault.Invalid("schema", "is not a valid JSON Schema: %s", cleanCompileError(err))
+	}
+	compiled := cp.sch
+	if where := fanOut(compiled); where != "" {
+		return nil, fault.Invalid("schema", "%s", where)
 	}
 	canon, err := json.Marshal(doc)
 	if err != nil {
 		return nil, fault.Invalid("schema", "%v", err)
 	}
-	s := &Schema{doc: doc, canonical: canon, compiled: compiled}
+	s := &Schema{doc: doc, canonical: canon, raw: bytes.Clone(raw), copies: make(chan *vcopy, idleCopies())}
+	s.copies <- cp
 	if n := len(s.Fields()); n > MaxFields {
 		return nil, fault.Invalid("schema", "has %d top-level properties, at most %d", n, MaxFields)
 	}
@@ -189,29 +188,16 @@ func cleanCompileError(err error) string {
 	return msg
 }
 
-// decodeJSON decodes exactly one JSON value with numbers kept as json.Number.
-func decodeJSON(raw []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	for _, c := range raw[dec.InputOffset():] {
-		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
-			return nil, errors.New("trailing data after the JSON value")
-		}
-	}
-	return v, nil
-}
-
 // DecodeRecord decodes one JSON record for validation: numbers as
 // json.Number, so 64-bit ids survive. It uses the fast decoder, which the
 // differential fuzz test holds to encoding/json's behaviour.
-// Bytes that are not UTF-8 are refused, never silently replaced. A number
-// beyond the bounds on number texts (at most jsonnum.MaxDigits digits, an
-// exponent within ±jsonnum.MaxExponent) is refused with a *jsonnum.BoundError:
-// the validator and the filters never see one, so none is ever expanded.
+// Bytes that are not UTF-8 are refused, never silently replaced, and so is
+// a key repeated in any object of the record (a *DuplicateKeyError naming
+// it): the record is stored and passed on byte for byte, so every copy a
+// reader might keep must be the one the schema judged. A number beyond the
+// bounds on number texts (at most jsonnum.MaxDigits digits, an exponent
+// within ±jsonnum.MaxExponent) is refused with a *jsonnum.BoundError: the
+// validator and the filters never see one, so none is ever expanded.
 func DecodeRecord(raw []byte) (any, error) {
 	if err := validUTF8(raw); err != nil {
 		return nil, err

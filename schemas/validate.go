@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -44,9 +45,21 @@ func (e *ValidationError) Error() string {
 var printer = message.NewPrinter(language.English)
 
 // Validate checks one JSON value (decoded with UseNumber) against the
-// schema. A failure is a *ValidationError.
+// schema, within DefaultSteps. A failure is a *ValidationError.
 func (s *Schema) Validate(v any) error {
-	err := s.compiled.Validate(v)
+	return s.ValidateWithin(context.Background(), v, NewBudget(DefaultSteps))
+}
+
+// ValidateWithin checks one JSON value (decoded with UseNumber) against
+// the schema, spending steps of b. A failure is a *ValidationError; a
+// validation that would spend more than b has left stops with a
+// *BudgetError, and one whose ctx is done stops with an error wrapping
+// ctx's cause, within a few hundred steps.
+func (s *Schema) ValidateWithin(ctx context.Context, v any, b *Budget) error {
+	err, stopped := s.run(ctx, v, b)
+	if stopped != nil {
+		return stopped
+	}
 	if err == nil {
 		return nil
 	}

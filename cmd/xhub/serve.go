@@ -141,6 +141,7 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.IntVar(&l.MaxPendingRequests, "max-pending-requests", 100, "share requests one department may have pending")
 	f.IntVar(&l.MaxRecordBytes, "max-record-bytes", 1<<20, "largest record, in bytes")
 	f.IntVar(&l.MaxBatchBytes, "max-batch-bytes", 4<<20, "largest published batch, in bytes of records (held under NATS's max payload)")
+	f.Int64Var(&l.ValidationSteps, "validation-steps", 1<<24, "work budget for validating one published batch or one query's answer against the schema, in schema nodes entered")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

@@ -95,6 +95,12 @@ type Config struct {
 	// consumer's timeout); beyond it, queries are refused as busy.
 	// Zero: 1024.
 	MaxPendingCalls int
+	// ValidationSteps bounds the work of validating one publish's
+	// batch, or one query's answer, against the schema: schema nodes
+	// entered, shared by all the records. Zero: 2^24 (a few seconds of
+	// one core at worst; a batch of real records takes a few steps per
+	// value).
+	ValidationSteps int64
 }
 
 func (c *Config) validate() error {
@@ -133,6 +139,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxPendingCalls <= 0 {
 		c.MaxPendingCalls = 1024
+	}
+	if c.ValidationSteps <= 0 {
+		c.ValidationSteps = 1 << 24
 	}
 	return nil
 }
@@ -286,7 +295,8 @@ func decodeObjectWith(decode func([]byte) (any, error), raw []byte, max int) (ma
 	}
 	v, err := decode(raw)
 	var be *jsonnum.BoundError
-	if errors.As(err, &be) {
+	var dup *schemas.DuplicateKeyError
+	if errors.As(err, &be) || errors.As(err, &dup) {
 		return nil, err
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -11,7 +12,22 @@ import (
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/schemas"
 )
+
+// validationStopped is the error for a validation that stopped before its
+// verdict: the caller left, or the batch or answer would take more than
+// the validation budget (which names it). Nil for a verdict.
+func validationStopped(ctx context.Context, err error) error {
+	var be *schemas.BudgetError
+	switch {
+	case errors.As(err, &be):
+		return fault.Invalid("records", "%v: the schema is too costly for these records; send fewer or smaller records per call", be)
+	case err != nil && ctx.Err() != nil && !errors.As(err, new(*schemas.ValidationError)):
+		return ctx.Err()
+	}
+	return nil
+}
 
 // A stored batch (one XHUB_DATA message) is a frame: the batch id and its
 // records. It is the unit of atomicity and of dedup.
@@ -73,6 +89,7 @@ func (p *Plane) Publish(ctx context.Context, caller vocab.Identity, dataset cata
 	}
 	bad := &fault.Error{Kind: fault.KindInvalid}
 	nbad := 0
+	budget := schemas.NewBudget(p.cfg.ValidationSteps)
 	for i, raw := range records {
 		// A caller that has left stops the validation of its batch.
 		if err := ctx.Err(); err != nil {
@@ -80,7 +97,11 @@ func (p *Plane) Publish(ctx context.Context, caller vocab.Identity, dataset cata
 		}
 		rec, err := decodeObject(raw, p.cfg.MaxRecordBytes)
 		if err == nil {
-			if verr := sch.Validate(rec); verr != nil {
+			verr := sch.ValidateWithin(ctx, rec, budget)
+			if stop := validationStopped(ctx, verr); stop != nil {
+				return PublishResult{}, stop
+			}
+			if verr != nil {
 				err = verr
 			}
 		}

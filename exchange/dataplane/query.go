@@ -11,6 +11,7 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/schemas"
 )
 
 // QueryInput is a consumer's query.
@@ -163,6 +164,7 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 		}
 		pres.Records = pres.Records[:limit]
 	}
+	budget := schemas.NewBudget(p.cfg.ValidationSteps)
 	for i, raw := range pres.Records {
 		// A caller that has left stops the judging of the answer.
 		if err := ctx.Err(); err != nil {
@@ -178,7 +180,14 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 			continue
 		}
 		view, _ := cut(rec, fetch)
-		if err := rsch.Validate(view); err != nil {
+		if err := rsch.ValidateWithin(ctx, view, budget); err != nil {
+			if stop := validationStopped(ctx, err); stop != nil {
+				if ctx.Err() != nil {
+					return QueryResult{}, stop
+				}
+				withhold(i, "validating it would pass the query's validation budget", err.Error())
+				continue
+			}
 			withhold(i, "fails the schema: "+err.Error(), "")
 			continue
 		}

@@ -164,6 +164,7 @@ type Limits struct {
 	MaxBatchBytes           int           // one published batch, under NATS's max payload (4 MiB)
 	QueryTimeout            time.Duration // a query's wait for the provider's answer (10s)
 	MaxPendingCalls         int           // unanswered calls one provider stream holds (1024)
+	ValidationSteps         int64         // schema nodes entered validating one batch or one query's answer (2^24)
 }
 
 func (c *Config) validate() error {
@@ -413,6 +414,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		MaxSubscriptions: cfg.Limits.MaxOpenSubscriptions, MaxDurableSubscriptions: cfg.Limits.MaxDurableSubscriptions,
 		SubscriptionIdle: cfg.Limits.SubscriptionIdle, MaxProviderStreams: cfg.Limits.MaxProviderStreams,
 		QueryTimeout: cfg.Limits.QueryTimeout, MaxPendingCalls: cfg.Limits.MaxPendingCalls,
+		ValidationSteps: cfg.Limits.ValidationSteps,
 	}); err != nil {
 		return nil, err
 	}
