@@ -91,8 +91,12 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 	if limit < 0 || limit > MaxLimit {
 		return QueryResult{}, fault.Invalid("limit", "%d is not between 1 and %d", limit, MaxLimit)
 	}
-	if len(in.PageToken) > 1024 {
-		return QueryResult{}, fault.Invalid("page_token", "is %d bytes, at most 1024", len(in.PageToken))
+	// The page token is opened once the query is known to be allowed:
+	// it is bound to it, and anything else is refused alike.
+	scope := scopeOf(caller.Dept, ds.ID, acc.Grants, fields, in.Filters)
+	providerToken, err := p.tokens.open(scope, in.PageToken)
+	if err != nil {
+		return QueryResult{}, err
 	}
 	sch, err := p.cp.DatasetSchema(ds)
 	if err != nil {
@@ -118,7 +122,7 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 	if reqID == "" {
 		reqID = newRequestID()
 	}
-	call := Call{Dataset: ds.ID, Fields: fetch, Filters: in.Filters, Limit: limit, PageToken: in.PageToken, Consumer: caller.Dept, RequestID: reqID}
+	call := Call{Dataset: ds.ID, Fields: fetch, Filters: in.Filters, Limit: limit, PageToken: providerToken, Consumer: caller.Dept, RequestID: reqID}
 	qctx, cancel := context.WithTimeout(ctx, p.cfg.QueryTimeout)
 	defer cancel()
 	pres, err := p.ask(qctx, call)
@@ -133,7 +137,11 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 	if pres.Error != "" {
 		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("provider of %s: %s", ds.ID, pres.Error)}
 	}
-	out := QueryResult{RequestID: reqID, NextPageToken: pres.NextToken, Fields: fields}
+	next, err := p.tokens.seal(scope, pres.NextToken)
+	if err != nil {
+		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("provider of %s: %v", ds.ID, err)}
+	}
+	out := QueryResult{RequestID: reqID, NextPageToken: next, Fields: fields}
 	var providerReasons []string
 	// withhold counts a record; the consumer is told why in terms of its
 	// granted fields, the provider's audit gets the details.

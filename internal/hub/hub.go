@@ -341,6 +341,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		MaxSubscriptions: cfg.Limits.MaxOpenSubscriptions, MaxDurableSubscriptions: cfg.Limits.MaxDurableSubscriptions,
 		SubscriptionIdle: cfg.Limits.SubscriptionIdle, MaxProviderStreams: cfg.Limits.MaxProviderStreams,
 		QueryTimeout: cfg.Limits.QueryTimeout, MaxPendingCalls: cfg.Limits.MaxPendingCalls,
+		PageTokenKey: n.Authority.DeriveSecret("dataplane/page-token/v1"),
 	}); err != nil {
 		return nil, err
 	}
