@@ -2,8 +2,10 @@ package file
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -89,4 +91,25 @@ func TestJSONLPagingAndReload(t *testing.T) {
 	if _, err := Open(write(t, "bad.jsonl", "{\"id\":1}\n[1]\n"), fields); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("bad JSONL: %v", err)
 	}
+}
+
+// FuzzParseOffset: a page token reaching the adapter is read without a
+// crash, as exactly the offset the adapter would have written, or refused
+// with ErrPageToken.
+func FuzzParseOffset(f *testing.F) {
+	for _, s := range []string{"", "0", "3", "007", "-1", "+1", "1e3", " 1", "999999999999999999", "9999999999999999999", `"3"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		n, err := parseOffset(tok)
+		if err != nil {
+			if !errors.Is(err, ErrPageToken) {
+				t.Fatalf("%q refused with %v", tok, err)
+			}
+			return
+		}
+		if n < 0 || (tok != "" && strconv.Itoa(n) != tok) {
+			t.Fatalf("%q read as %d", tok, n)
+		}
+	})
 }

@@ -600,30 +600,13 @@ func TestBackfillSkipsWhatTheSnapshotShows(t *testing.T) {
 	}
 }
 
-var citizenFields = []catalog.Field{{Name: "national_id", Type: "string"}, {Name: "district", Type: "string"}, {Name: "name", Type: "string"}}
-
-const citizenSchema = `{"type":"object","properties":{"national_id":{"type":"string"},"district":{"type":"string"},"name":{"type":"string"}},"required":["national_id","district"]}`
-
-// citizens: keys of different lengths (a token's length could tell them
-// apart), each hidden value long enough not to turn up in a random token.
-var citizens = [][3]string{
-	{"110101198512124321", "north", "Anastasia"},
-	{"110101199001011234", "south", "Bohdana"},
-	{"11010119900101123X", "north", "Cyprian"},
-	{"22010419", "east", "Dimitrios"},
-	{"330106200012310011", "north", "Edmundo"},
-	{"4401011970", "south", "Fatimah"},
-	{"51010219770707707", "west", "Gudrun"},
-}
-
 // TestPageTokensThroughTheHub: the adapter pages on national_id, which
-// tax is not granted (it holds district alone). Paging one record at a
-// time shows tax no national_id or name in any token, in text or
-// decoded, and every record once; the adapter sends the hub no
-// national_id in a record it did not ask for; and every token the hub did
-// not issue for tax's query (a bare "3", random bytes, a token altered,
-// one from another dataset, filters or fields, one of tax's replayed by
-// police) gets one identical refusal, the table never asked.
+// tax is not granted (it holds district alone): tax sees no national_id
+// in any token, in text or decoded, and every record once; the adapter
+// sends the hub no national_id it was not asked for; every token the hub
+// did not issue for the query (a bare "3", random bytes, altered, from
+// another dataset, filters, fields or department) gets one identical
+// refusal, the table never asked (testenv.CheckPageTokens).
 func TestPageTokensThroughTheHub(t *testing.T) {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn(t))
@@ -631,147 +614,25 @@ func TestPageTokensThroughTheHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
+	srcs := map[string]*postgres.Source{}
 	for _, tbl := range []string{"citizens", "citizens2"} {
 		sql := fmt.Sprintf(`DROP TABLE IF EXISTS %[1]s; CREATE TABLE %[1]s (national_id text PRIMARY KEY, district text NOT NULL, name text)`, tbl)
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range citizens {
-			if _, err := conn.Exec(ctx, "INSERT INTO "+tbl+" VALUES ($1, $2, $3)", c[0], c[1], c[2]); err != nil {
+		for _, c := range testenv.Citizens {
+			if _, err := conn.Exec(ctx, "INSERT INTO "+tbl+" VALUES ($1, $2, $3)", c.NationalID, c.District, c.Name); err != nil {
 				t.Fatal(err)
 			}
 		}
-	}
-	srcs := map[string]*postgres.Source{}
-	for _, tbl := range []string{"citizens", "citizens2"} {
-		src, err := postgres.Open(ctx, postgres.Config{DSN: dsn(t), Table: tbl, Key: "national_id", Fields: citizenFields})
+		src, err := postgres.Open(ctx, postgres.Config{DSN: dsn(t), Table: tbl, Key: "national_id", Fields: testenv.CitizenFields})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(src.Close)
 		srcs["health."+tbl] = src
 	}
-	// What the adapter sends the hub, and how often it is asked.
-	var mu sync.Mutex
-	var sent []string
-	calls := 0
-	handler := func(ctx context.Context, q adapters.ProviderQuery) ([][]byte, string, error) {
-		recs, next, err := srcs[q.Dataset].Handler()(ctx, q)
-		mu.Lock()
-		defer mu.Unlock()
-		calls++
-		if !slices.Contains(q.Fields, "national_id") {
-			for _, r := range recs {
-				sent = append(sent, string(r))
-			}
-		}
-		return recs, next, err
-	}
-
-	env := testenv.Start(t)
-	owner := env.Officer("health")
-	grant := func(dept, ds string, fields ...string) {
-		r, err := testenv.RPC(env.Officer(dept)).Shares.RequestShare(ctx, &xhubv1.RequestShareRequest{Dataset: ds, Purpose: "p", Fields: fields})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := testenv.RPC(owner).Shares.Approve(ctx, &xhubv1.ApproveRequest{RequestId: r.Request.Id}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, ds := range []string{"health.citizens", "health.citizens2"} {
-		if _, err := testenv.RPC(owner).Schemas.RegisterSchema(ctx, &xhubv1.RegisterSchemaRequest{Subject: ds, SchemaJson: []byte(citizenSchema)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := testenv.RPC(owner).Catalog.PublishDataset(ctx, &xhubv1.PublishDatasetRequest{Id: ds, Title: ds, ShareType: "conditional", SchemaSubject: ds}); err != nil {
-			t.Fatal(err)
-		}
-		grant("tax", ds, "district")
-	}
-	grant("police", "health.citizens", "district", "name")
-	provider, tax, police := env.System("health", "pg"), env.System("tax", "etl"), env.System("police", "etl")
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = provider.Serve(pctx, []string{"health.citizens", "health.citizens2"}, handler)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	testenv.WaitFor(t, 10*time.Second, "the adapter", func() bool {
-		_, err := tax.Query(ctx, "health.citizens", adapters.QueryOptions{Limit: 1})
-		return err == nil
+	testenv.CheckPageTokens(t, []*testenv.Env{testenv.Start(t)}, "citizens", func(ctx context.Context, q adapters.ProviderQuery) ([][]byte, string, error) {
+		return srcs[q.Dataset].Handler()(ctx, q)
 	})
-
-	var hidden, keys []string
-	var wantDistricts []string
-	for _, c := range citizens {
-		hidden, keys = append(hidden, c[0], c[2]), append(keys, c[0])
-		wantDistricts = append(wantDistricts, c[1])
-	}
-	for _, where := range [][]string{nil, {`district in ["north","south"]`}} {
-		var got []string
-		for _, rec := range testenv.Pages(t, []*adapters.Client{tax}, "health.citizens", adapters.QueryOptions{Limit: 1, Where: where}, hidden, len(citizens)+1) {
-			var m map[string]string
-			if err := json.Unmarshal(rec, &m); err != nil || len(m) != 1 {
-				t.Fatalf("record %s is not district alone", rec)
-			}
-			got = append(got, m["district"])
-		}
-		var want []string
-		for _, d := range wantDistricts {
-			if where == nil || d == "north" || d == "south" {
-				want = append(want, d)
-			}
-		}
-		slices.Sort(got)
-		slices.Sort(want)
-		if !slices.Equal(got, want) {
-			t.Fatalf("%v: paged districts %v, want %v", where, got, want)
-		}
-	}
-	mu.Lock()
-	for _, r := range sent {
-		if strings.Contains(r, "national_id") {
-			t.Errorf("the adapter sent the hub %s for a query without national_id", r)
-		}
-	}
-	mu.Unlock()
-	// Police, granted district and name, pages two at a time: every name
-	// once (its tokens, too, show no key).
-	var names []string
-	for _, rec := range testenv.Pages(t, []*adapters.Client{police}, "health.citizens", adapters.QueryOptions{Limit: 2}, keys, len(citizens)) {
-		var m map[string]string
-		_ = json.Unmarshal(rec, &m)
-		names = append(names, m["name"])
-	}
-	var wantNames []string
-	for _, c := range citizens {
-		wantNames = append(wantNames, c[2])
-	}
-	slices.Sort(names)
-	slices.Sort(wantNames)
-	if !slices.Equal(names, wantNames) {
-		t.Fatalf("police paged %v, want %v", names, wantNames)
-	}
-
-	valid := testenv.FirstToken(t, tax, "health.citizens", adapters.QueryOptions{})
-	north := testenv.FirstToken(t, tax, "health.citizens", adapters.QueryOptions{Where: []string{"district=north"}})
-	other := testenv.FirstToken(t, tax, "health.citizens2", adapters.QueryOptions{})
-	policeTok := testenv.FirstToken(t, police, "health.citizens", adapters.QueryOptions{Fields: []string{"district"}})
-	probes := append(testenv.Probes(tax, "health.citizens", valid),
-		testenv.TokenProbe{Name: "another dataset's", Client: tax, Dataset: "health.citizens", Options: adapters.QueryOptions{PageToken: other}},
-		testenv.TokenProbe{Name: "other filters'", Client: tax, Dataset: "health.citizens", Options: adapters.QueryOptions{PageToken: north, Where: []string{"district=south"}}},
-		testenv.TokenProbe{Name: "tax's replayed by police", Client: police, Dataset: "health.citizens", Options: adapters.QueryOptions{Fields: []string{"district"}, PageToken: valid}},
-		testenv.TokenProbe{Name: "police's with other fields", Client: police, Dataset: "health.citizens", Options: adapters.QueryOptions{PageToken: policeTok}},
-		testenv.TokenProbe{Name: "police's replayed by tax", Client: tax, Dataset: "health.citizens", Options: adapters.QueryOptions{PageToken: policeTok}},
-	)
-	mu.Lock()
-	before := calls
-	mu.Unlock()
-	testenv.RefusedAlike(t, probes)
-	mu.Lock()
-	defer mu.Unlock()
-	if calls != before {
-		t.Errorf("the adapter was asked %d times with tokens the hub did not issue", calls-before)
-	}
 }
