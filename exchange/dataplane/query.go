@@ -19,7 +19,7 @@ type QueryInput struct {
 	Fields    []string
 	Filters   []vocab.Filter
 	Limit     int
-	PageToken string
+	PageToken string // "" or a NextPageToken of the same query (pagetoken.go)
 	// RequestID is the consumer's id of the call ("": the hub makes
 	// one); the provider's call, the answer and the audit entry carry it.
 	RequestID string
@@ -28,7 +28,7 @@ type QueryInput struct {
 // QueryResult is what the consumer receives.
 type QueryResult struct {
 	Records         [][]byte
-	NextPageToken   string
+	NextPageToken   string // sealed: opaque to the consumer, bound to the query
 	Withheld        int
 	WithheldReasons []string
 	RequestID       string
