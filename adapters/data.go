@@ -25,12 +25,21 @@ type ProviderQuery struct {
 	Fields    []string
 	Filters   []vocab.Filter
 	Limit     int
-	PageToken string
+	PageToken string // "" for the first page, else one a Handler of the dataset returned
 	RequestID string // the consumer's request id for this query (also in the audit entry): log it
 }
 
+// MaxPageToken bounds the page token a Handler returns (the hub refuses
+// a longer one).
+const MaxPageToken = 512
+
 // Handler answers one query with records (JSON objects) and the page token
-// of the next page ("" when there is none).
+// of the next page ("" when there is none), at most MaxPageToken bytes.
+// The token may hold anything the provider pages on, the key of the last
+// record say, granted to the consumer or not: the hub seals it, bound to
+// the consumer and the query, and the consumer sees only the sealed
+// token. A query's PageToken is always one a Handler of the dataset
+// returned (the hub refuses any other before asking).
 type Handler func(ctx context.Context, q ProviderQuery) (records [][]byte, next string, err error)
 
 // Serve provides datasets of this client's department: it opens one
@@ -77,9 +86,12 @@ func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error 
 			q.Filters = fs
 			if res.Error == "" {
 				recs, next, err := h(ctx, q)
-				if err != nil {
+				switch {
+				case err != nil:
 					res.Error = err.Error()
-				} else {
+				case len(next) > MaxPageToken:
+					res.Error = fmt.Sprintf("the handler's page token is %d bytes, at most %d", len(next), MaxPageToken)
+				default:
 					res.Records, res.NextPageToken = recs, next
 				}
 			}

@@ -1,6 +1,7 @@
 // Package file serves a JSON-lines or CSV file as a dataset: the file is
 // read into memory (again whenever it changes on disk) and queries are
-// answered with the hub's own filter semantics, paged by offset.
+// answered with the hub's own filter semantics, cut to the fields asked
+// for, paged by offset (a token the hub seals for the consumer).
 package file
 
 import (
@@ -9,6 +10,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -159,7 +161,9 @@ func convert(cell, typ string) (any, error) {
 	return cell, nil
 }
 
-// Handler answers queries from the file.
+// Handler answers queries from the file: records cut to the fields asked
+// for (what the consumer is not granted stays here), paged by offset in
+// the file.
 func (s *Source) Handler() adapters.Handler {
 	return func(ctx context.Context, q adapters.ProviderQuery) ([][]byte, string, error) {
 		recs, err := s.records()
@@ -170,15 +174,17 @@ func (s *Source) Handler() adapters.Handler {
 		if err != nil {
 			return nil, "", err
 		}
-		offset := 0
-		if q.PageToken != "" {
-			if offset, err = strconv.Atoi(q.PageToken); err != nil || offset < 0 {
-				return nil, "", fmt.Errorf("bad page token")
-			}
+		offset, err := parseOffset(q.PageToken)
+		if err != nil {
+			return nil, "", err
+		}
+		limit := q.Limit
+		if limit <= 0 {
+			limit = 100
 		}
 		var out [][]byte
 		i := offset
-		for ; i < len(recs) && len(out) < q.Limit; i++ {
+		for ; i < len(recs) && len(out) < limit; i++ {
 			// The scan of a large file stops when the hub goes away.
 			if err := ctx.Err(); err != nil {
 				return nil, "", err
@@ -193,7 +199,7 @@ func (s *Source) Handler() adapters.Handler {
 			if !ok {
 				continue
 			}
-			b, err := json.Marshal(recs[i])
+			b, err := json.Marshal(cut(recs[i], q.Fields))
 			if err != nil {
 				return nil, "", err
 			}
@@ -205,4 +211,42 @@ func (s *Source) Handler() adapters.Handler {
 		}
 		return out, next, nil
 	}
+}
+
+// ErrPageToken is the answer to a page token this adapter did not issue.
+var ErrPageToken = errors.New("file adapter: not a page token of this file")
+
+// parseOffset reads a page token: an offset as the adapter writes it
+// (decimal digits, no sign, no leading zero), nothing else. The hub
+// hands a provider only tokens it sealed for the consumer; still, the
+// adapter reads only what it writes.
+func parseOffset(tok string) (int, error) {
+	if tok == "" {
+		return 0, nil
+	}
+	if len(tok) > 18 || (tok[0] == '0' && len(tok) > 1) {
+		return 0, ErrPageToken
+	}
+	n := 0
+	for _, c := range []byte(tok) {
+		if c < '0' || c > '9' {
+			return 0, ErrPageToken
+		}
+		n = 10*n + int(c-'0')
+	}
+	return n, nil
+}
+
+// cut is rec with only fields (all of them when fields is empty).
+func cut(rec map[string]any, fields []string) map[string]any {
+	if len(fields) == 0 {
+		return rec
+	}
+	out := make(map[string]any, len(fields))
+	for _, f := range fields {
+		if v, ok := rec[f]; ok {
+			out[f] = v
+		}
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -119,4 +120,25 @@ func TestScanStopsWithContext(t *testing.T) {
 	if _, err := Open(write(t, "n.jsonl", `{"id":1}`+"\n"+`{"id":1e999999}`+"\n"), fields); err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "beyond the bound of ±400") {
 		t.Fatalf("a line with 1e999999: %v", err)
 	}
+}
+
+// FuzzParseOffset: a page token reaching the adapter is read without a
+// crash, as exactly the offset the adapter would have written, or refused
+// with ErrPageToken.
+func FuzzParseOffset(f *testing.F) {
+	for _, s := range []string{"", "0", "3", "007", "-1", "+1", "1e3", " 1", "999999999999999999", "9999999999999999999", `"3"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		n, err := parseOffset(tok)
+		if err != nil {
+			if !errors.Is(err, ErrPageToken) {
+				t.Fatalf("%q refused with %v", tok, err)
+			}
+			return
+		}
+		if n < 0 || (tok != "" && strconv.Itoa(n) != tok) {
+			t.Fatalf("%q read as %d", tok, n)
+		}
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,7 +31,7 @@ import (
 type Config struct {
 	DSN    string          // required
 	Table  string          // table or view, optionally schema-qualified (required)
-	Key    string          // ordering and paging column; default "id"
+	Key    string          // ordering and paging column, unique and NOT NULL; default "id"
 	Fields []catalog.Field // the dataset's fields (required)
 }
 
@@ -40,6 +41,9 @@ type Source struct {
 	table  pgx.Identifier
 	key    string
 	fields map[string]catalog.Field // schema fields that are also columns
+	// numericKey: the key column is a number (its page tokens are JSON
+	// numbers; otherwise strings).
+	numericKey bool
 }
 
 // Open connects and checks the table, its key and its columns.
@@ -60,12 +64,23 @@ func Open(ctx context.Context, cfg Config) (*Source, error) {
 		schema, name = "public", cfg.Table
 	}
 	s.table = pgx.Identifier{schema, name}
-	rows, err := pool.Query(ctx, `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2`, schema, name)
+	rows, err := pool.Query(ctx, `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2`, schema, name)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres adapter: columns of %s: %w", cfg.Table, err)
 	}
-	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var cols []string
+	var col, typ string
+	_, err = pgx.ForEachRow(rows, []any{&col, &typ}, func() error {
+		cols = append(cols, col)
+		if col == cfg.Key {
+			switch typ {
+			case "smallint", "integer", "bigint", "numeric", "real", "double precision":
+				s.numericKey = true
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres adapter: columns of %s: %w", cfg.Table, err)
@@ -115,7 +130,11 @@ func (s *Source) columns(want []string) ([]string, error) {
 }
 
 // BuildQuery is the SQL and arguments for a query: every identifier
-// checked and quoted, every value a bound parameter.
+// checked and quoted, every value a bound parameter. Each row is the
+// key (as JSON: the page token) and the record; the record holds the
+// requested fields only, the key among them only when it was requested
+// (the hub asks for what the consumer is granted: a key outside the
+// grant does not leave the department in a record).
 func (s *Source) BuildQuery(q adapters.ProviderQuery) (string, []any, error) {
 	cols, err := s.columns(q.Fields)
 	if err != nil {
@@ -144,22 +163,65 @@ func (s *Source) BuildQuery(q adapters.ProviderQuery) (string, []any, error) {
 	}
 	key := pgx.Identifier{s.key}.Sanitize()
 	if q.PageToken != "" {
-		var after any
-		if err := json.Unmarshal([]byte(q.PageToken), &after); err != nil {
-			return "", nil, fmt.Errorf("bad page token")
+		after, err := s.parseToken(q.PageToken)
+		if err != nil {
+			return "", nil, err
 		}
-		where = append(where, key+" > "+arg(sqlValue(after)))
+		where = append(where, key+" > "+arg(after))
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	sql := "SELECT jsonb_strip_nulls(to_jsonb(t)) FROM (SELECT " + strings.Join(quoted, ", ") + " FROM " + s.table.Sanitize()
+	record := "to_jsonb(t)"
+	if len(q.Fields) > 0 && !slices.Contains(q.Fields, s.key) {
+		record += " - " + arg(s.key) + "::text"
+	}
+	sql := "SELECT to_jsonb(t." + key + ")::text, jsonb_strip_nulls(" + record + ") FROM (SELECT " + strings.Join(quoted, ", ") + " FROM " + s.table.Sanitize()
 	if len(where) > 0 {
 		sql += " WHERE " + strings.Join(where, " AND ")
 	}
 	sql += " ORDER BY " + key + " LIMIT " + arg(limit+1) + ") t ORDER BY t." + key
 	return sql, args, nil
+}
+
+// ErrPageToken is the answer to a page token this adapter did not issue.
+var ErrPageToken = errors.New("postgres adapter: not a page token of this table")
+
+// parseToken reads a page token: the JSON text of a key, as the query
+// gave it (to_jsonb), a number for a numeric key column and a string
+// otherwise, nothing else. The hub hands a provider only tokens it sealed
+// for the consumer, so a token is one a provider of the dataset issued;
+// still, the adapter binds only a value of the key's kind.
+func (s *Source) parseToken(tok string) (any, error) {
+	if len(tok) > adapters.MaxPageToken {
+		return nil, ErrPageToken
+	}
+	d := json.NewDecoder(strings.NewReader(tok))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil || d.More() {
+		return nil, ErrPageToken
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, ErrPageToken
+	}
+	switch v := v.(type) {
+	case json.Number:
+		if !s.numericKey {
+			return nil, ErrPageToken
+		}
+		if _, err := strconv.ParseFloat(v.String(), 64); err != nil {
+			return nil, ErrPageToken // beyond float64: 1e999
+		}
+		return sqlValue(v), nil // bound as a filter's number is
+	case string:
+		if s.numericKey {
+			return nil, ErrPageToken
+		}
+		return v, nil
+	}
+	return nil, ErrPageToken
 }
 
 func condition(col string, f vocab.Filter, arg func(any) string) (string, error) {
@@ -215,7 +277,9 @@ func sqlValue(v any) any {
 	return v
 }
 
-// Handler answers queries by pushing them down to PostgreSQL.
+// Handler answers queries by pushing them down to PostgreSQL. Its page
+// token is the last key it sent, which the hub seals before the consumer
+// sees it.
 func (s *Source) Handler() adapters.Handler {
 	return func(ctx context.Context, q adapters.ProviderQuery) ([][]byte, string, error) {
 		sql, args, err := s.BuildQuery(q)
@@ -226,22 +290,26 @@ func (s *Source) Handler() adapters.Handler {
 		if err != nil {
 			return nil, "", fmt.Errorf("query: %w", err)
 		}
-		recs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-		if err != nil {
+		var recs [][]byte
+		var keys []*string
+		var key *string
+		var rec []byte
+		if _, err := pgx.ForEachRow(rows, []any{&key, &rec}, func() error {
+			recs, keys = append(recs, slices.Clone(rec)), append(keys, key)
+			return nil
+		}); err != nil {
 			return nil, "", fmt.Errorf("query: %w", err)
 		}
-		next := ""
 		limit := q.Limit
 		if limit <= 0 {
 			limit = 100
 		}
-		if len(recs) > limit {
-			recs = recs[:limit]
-			var last map[string]json.RawMessage
-			if err := json.Unmarshal(recs[len(recs)-1], &last); err == nil {
-				next = string(last[s.key])
-			}
+		if len(recs) <= limit {
+			return recs, "", nil
 		}
-		return recs, next, nil
+		if keys[limit-1] == nil {
+			return nil, "", fmt.Errorf("the key column %s is NULL in a row: it cannot page (make it NOT NULL)", s.key)
+		}
+		return recs[:limit], *keys[limit-1], nil
 	}
 }

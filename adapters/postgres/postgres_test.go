@@ -599,3 +599,40 @@ func TestBackfillSkipsWhatTheSnapshotShows(t *testing.T) {
 		t.Fatalf("published %d records, the moved row %d times: want the 6 rows once each", count, moved)
 	}
 }
+
+// TestPageTokensThroughTheHub: the adapter pages on national_id, which
+// tax is not granted (it holds district alone): tax sees no national_id
+// in any token, in text or decoded, and every record once; the adapter
+// sends the hub no national_id it was not asked for; every token the hub
+// did not issue for the query (a bare "3", random bytes, altered, from
+// another dataset, filters, fields or department) gets one identical
+// refusal, the table never asked (testenv.CheckPageTokens).
+func TestPageTokensThroughTheHub(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	srcs := map[string]*postgres.Source{}
+	for _, tbl := range []string{"citizens", "citizens2"} {
+		sql := fmt.Sprintf(`DROP TABLE IF EXISTS %[1]s; CREATE TABLE %[1]s (national_id text PRIMARY KEY, district text NOT NULL, name text)`, tbl)
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range testenv.Citizens {
+			if _, err := conn.Exec(ctx, "INSERT INTO "+tbl+" VALUES ($1, $2, $3)", c.NationalID, c.District, c.Name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		src, err := postgres.Open(ctx, postgres.Config{DSN: dsn(t), Table: tbl, Key: "national_id", Fields: testenv.CitizenFields})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(src.Close)
+		srcs["health."+tbl] = src
+	}
+	testenv.CheckPageTokens(t, []*testenv.Env{testenv.Start(t)}, "citizens", func(ctx context.Context, q adapters.ProviderQuery) ([][]byte, string, error) {
+		return srcs[q.Dataset].Handler()(ctx, q)
+	})
+}

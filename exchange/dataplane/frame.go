@@ -95,7 +95,7 @@ type Call struct {
 	Fields    []string
 	Filters   []vocab.Filter
 	Limit     int
-	PageToken string
+	PageToken string // the provider's own, opened from the consumer's sealed one
 	Consumer  catalog.DeptID
 	RequestID string
 }

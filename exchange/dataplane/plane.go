@@ -90,6 +90,11 @@ type Config struct {
 	// MaxProviderStreams bounds the provider streams one department has
 	// open on this node. Zero: 16.
 	MaxProviderStreams int
+	// PageTokenKey seals the page tokens consumers receive
+	// (PageTokenKeySize bytes, required): every node of a deployment
+	// has the same, so a token from one node continues the query on
+	// another.
+	PageTokenKey []byte
 	// MaxPendingCalls bounds the calls one provider stream holds
 	// unanswered (a provider that never answers holds each until the
 	// consumer's timeout); beyond it, queries are refused as busy.
@@ -106,6 +111,9 @@ type Config struct {
 func (c *Config) validate() error {
 	if c.CP == nil || c.NC == nil || c.JS == nil {
 		return errors.New("dataplane: CP, NC and JS are required")
+	}
+	if len(c.PageTokenKey) != PageTokenKeySize {
+		return fmt.Errorf("dataplane: PageTokenKey is %d bytes, want %d", len(c.PageTokenKey), PageTokenKeySize)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -163,6 +171,7 @@ type Plane struct {
 	usage     *usage // what each dataset stores (usage.go)
 	quotaMu   sync.Mutex
 	deptLocks map[catalog.DeptID]*sync.Mutex // a department's publishes, one at a time (quota.go)
+	tokens    *tokenSealer
 
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -182,8 +191,12 @@ func New(cfg Config) (*Plane, error) {
 	if cfg.MaxBatchBytes < cfg.MaxRecordBytes {
 		cfg.MaxRecordBytes = cfg.MaxBatchBytes
 	}
+	tokens, err := newTokenSealer(cfg.PageTokenKey)
+	if err != nil {
+		return nil, err
+	}
 	p := &Plane{
-		cfg: cfg, cp: cfg.CP, nc: cfg.NC, js: cfg.JS, lg: cfg.Logger, m: newMetrics(),
+		cfg: cfg, tokens: tokens, cp: cfg.CP, nc: cfg.NC, js: cfg.JS, lg: cfg.Logger, m: newMetrics(),
 		subs:      newDeptCounter("subscriptions", cfg.MaxSubscriptions),
 		providers: newDeptCounter("provider streams", cfg.MaxProviderStreams),
 		usage:     newUsage(cfg.JS, cfg.Logger.With("part", "usage")),

@@ -20,7 +20,7 @@ type QueryInput struct {
 	Fields    []string
 	Filters   []vocab.Filter
 	Limit     int
-	PageToken string
+	PageToken string // "" or a NextPageToken of the same query (pagetoken.go)
 	// RequestID is the consumer's id of the call ("": the hub makes
 	// one); the provider's call, the answer and the audit entry carry it.
 	RequestID string
@@ -29,7 +29,7 @@ type QueryInput struct {
 // QueryResult is what the consumer receives.
 type QueryResult struct {
 	Records         [][]byte
-	NextPageToken   string
+	NextPageToken   string // sealed: opaque to the consumer, bound to the query
 	Withheld        int
 	WithheldReasons []string
 	RequestID       string
@@ -98,8 +98,12 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 	if limit < 0 || limit > MaxLimit {
 		return QueryResult{}, fault.Invalid("limit", "%d is not between 1 and %d", limit, MaxLimit)
 	}
-	if len(in.PageToken) > 1024 {
-		return QueryResult{}, fault.Invalid("page_token", "is %d bytes, at most 1024", len(in.PageToken))
+	// The page token is opened once the query is known to be allowed:
+	// it is bound to it, and anything else is refused alike.
+	scope := scopeOf(caller.Dept, ds.ID, acc.Grants, fields, in.Filters)
+	providerToken, err := p.tokens.open(scope, in.PageToken)
+	if err != nil {
+		return QueryResult{}, err
 	}
 	sch, err := p.cp.DatasetSchema(ds)
 	if err != nil {
@@ -125,7 +129,7 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 	if reqID == "" {
 		reqID = newRequestID()
 	}
-	call := Call{Dataset: ds.ID, Fields: fetch, Filters: in.Filters, Limit: limit, PageToken: in.PageToken, Consumer: caller.Dept, RequestID: reqID}
+	call := Call{Dataset: ds.ID, Fields: fetch, Filters: in.Filters, Limit: limit, PageToken: providerToken, Consumer: caller.Dept, RequestID: reqID}
 	// A caller that has left costs no provider any work.
 	if err := ctx.Err(); err != nil {
 		return QueryResult{}, err
@@ -144,7 +148,11 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 	if pres.Error != "" {
 		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("provider of %s: %s", ds.ID, pres.Error)}
 	}
-	out := QueryResult{RequestID: reqID, NextPageToken: pres.NextToken, Fields: fields}
+	next, err := p.tokens.seal(scope, pres.NextToken)
+	if err != nil {
+		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("provider of %s: %v", ds.ID, err)}
+	}
+	out := QueryResult{RequestID: reqID, NextPageToken: next, Fields: fields}
 	var providerReasons []string
 	// withhold counts a record; the consumer is told why in terms of its
 	// granted fields, the provider's audit gets the details.

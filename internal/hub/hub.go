@@ -415,6 +415,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		SubscriptionIdle: cfg.Limits.SubscriptionIdle, MaxProviderStreams: cfg.Limits.MaxProviderStreams,
 		QueryTimeout: cfg.Limits.QueryTimeout, MaxPendingCalls: cfg.Limits.MaxPendingCalls,
 		ValidationSteps: cfg.Limits.ValidationSteps,
+		PageTokenKey:    n.Authority.DeriveSecret("dataplane/page-token/v1"),
 	}); err != nil {
 		return nil, err
 	}
