@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,7 @@ type Server struct {
 	mux   *http.ServeMux
 	token string // the one-time login token; "" once used
 	name  string // this console's own host name, <random>.localhost
+	uid   int    // the only user served: the one running the console
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -76,7 +78,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, sessions: map[string]*session{}, token: randomHex(32), tmpl: map[string]*template.Template{},
-		name: randomHex(16) + ".localhost"}
+		name: randomHex(16) + ".localhost", uid: os.Getuid()}
 	for _, lang := range []string{"en", "zh"} {
 		layout := map[string]string{"en": "2 Jan 2006", "zh": "2006年1月2日"}[lang]
 		funcs := template.FuncMap{"t": func(lang, key string) string { return msg(lang, key) }, "join": strings.Join,
@@ -123,7 +125,12 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	s.mu.Lock()
 	s.addr = lis.Addr().String()
 	s.mu.Unlock()
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
+		// Who made the connection, looked up once for all its requests.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			uid, err := peerUID(c)
+			return context.WithValue(ctx, peerKey{}, peer{uid, err})
+		}}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -148,10 +155,20 @@ func (s *Server) LoginURL(addr string) string {
 	return "http://" + s.Host(addr) + "/login?token=" + s.token
 }
 
-// ServeHTTP adds the security headers and refuses a Host that is not the
-// console's own name (a page on another site pointing a name at
-// loopback gets nothing, and 127.0.0.1 or localhost are refused too: a
-// session there would be sent to every server on that name).
+type peerKey struct{}
+
+// peer is the user that made a connection (err: not known).
+type peer struct {
+	uid int
+	err error
+}
+
+// ServeHTTP adds the security headers, refuses a connection made by
+// another user of the machine (whatever cookie or token it brings), and
+// refuses a Host that is not the console's own name (a page on another
+// site pointing a name at loopback gets nothing, and 127.0.0.1 or
+// localhost are refused too: a session there would be sent to every
+// server on that name).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -159,6 +176,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "same-origin") // (no-referrer would make browsers send Origin: null on forms)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-store")
+	p, ok := r.Context().Value(peerKey{}).(peer)
+	switch {
+	case !ok:
+		http.Error(w, "this console answers only on the connections it accepts itself (Serve)", http.StatusForbidden)
+		return
+	case p.err != nil && !errors.Is(p.err, errPeerUnknown):
+		s.cfg.Log.Warn("console: a connection refused", "from", r.RemoteAddr, "err", p.err)
+		http.Error(w, "this console serves only the user who started it, and could not tell who connected: "+p.err.Error(), http.StatusForbidden)
+		return
+	case p.err == nil && p.uid != s.uid:
+		s.cfg.Log.Warn("console: a connection from another user refused", "from", r.RemoteAddr, "uid", p.uid)
+		http.Error(w, fmt.Sprintf("this console serves only the user who started it (uid %d), not uid %d", s.uid, p.uid), http.StatusForbidden)
+		return
+	}
 	s.mu.Lock()
 	addr := s.addr
 	s.mu.Unlock()
