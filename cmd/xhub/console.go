@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,18 +25,19 @@ this data", the inbox (approve, narrow, reject; new requests appear as they
 arrive), grants given and received (revoke), and the ledger with its
 signed head verified against your pinned ledger key. It acts with your
 creds file (or context) over the same mutual TLS as the CLI: the hub
-decides everything. It prints an address carrying a one-time token; the
-first visit exchanges it for a cookie, so another user of this machine
-cannot use your identity. Chinese and English.`,
+decides everything. It prints an address, http://<random>.localhost:PORT/,
+carrying a one-time token; the first visit exchanges it for a cookie that
+the browser sends to that name only, and connections made by another user
+of this machine are refused, so another user cannot use your identity.
+Chinese and English.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			host, _, err := net.SplitHostPort(listen)
+			// Listening first: a wrong --listen fails before any connection.
+			lis, err := console.Listen(listen)
 			if err != nil {
-				return fmt.Errorf("--listen %q: %w", listen, err)
+				return fmt.Errorf("--listen: %w", err)
 			}
-			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-				return fmt.Errorf("--listen %q: the console serves on loopback only (127.0.0.1 or ::1)", listen)
-			}
+			defer lis.Close()
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
 				// The last verified head, per hub, next to the contexts.
 				headFile := ""
@@ -48,10 +48,6 @@ cannot use your identity. Chinese and English.`,
 				srv, err := console.New(console.Config{Client: cl, LedgerKey: c.ledgerKey, HeadFile: headFile})
 				if err != nil {
 					return err
-				}
-				lis, err := net.Listen("tcp", listen)
-				if err != nil {
-					return fmt.Errorf("--listen: %w", err)
 				}
 				url := srv.LoginURL(lis.Addr().String())
 				c.say("xhub console for %s: open %s", cl.Identity().URI(), url)
@@ -64,7 +60,7 @@ cannot use your identity. Chinese and English.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "loopback address to serve on (port 0: any free one)")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "loopback address to serve on (port 0: any free one; the port is held on both 127.0.0.1 and ::1)")
 	cmd.Flags().BoolVar(&open, "open", false, "open the address in the default browser")
 	return cmd
 }

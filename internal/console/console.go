@@ -3,8 +3,9 @@
 // `xhub console`, acting with the officer's own identity through the
 // SDK's client — no new way into the hub, the hub decides everything. It
 // owns the console's session (a one-time token in the printed URL,
-// exchanged for an HttpOnly cookie), CSRF tokens on every form, a strict
-// Content-Security-Policy, and the zh-CN and English message catalogs.
+// exchanged for an HttpOnly cookie on a host name of its own), CSRF
+// tokens on every form, a strict Content-Security-Policy, and the zh-CN
+// and English message catalogs.
 package console
 
 import (
@@ -20,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +48,8 @@ type Server struct {
 	tmpl  map[string]*template.Template
 	mux   *http.ServeMux
 	token string // the one-time login token; "" once used
+	name  string // this console's own host name, <random>.localhost
+	uid   int    // the only user served: the one running the console
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -57,17 +61,13 @@ type session struct {
 	lang string
 }
 
-// cookiePrefix names the session cookie, with the port: cookies are kept
-// per host, not per port, so two consoles (two identities) on one machine
-// must not share one.
-const cookiePrefix = "xhub_console_"
-
-func (s *Server) cookieName() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, port, _ := net.SplitHostPort(s.addr)
-	return cookiePrefix + port
-}
+// cookieName names the session cookie. Browsers keep cookies per host
+// name, not per port: a cookie set by a console on 127.0.0.1 (or
+// localhost) goes to every server on any port of that name, another
+// user's among them. So each console has a host name of its own,
+// <random>.localhost (browsers resolve *.localhost to loopback), answers
+// on no other, and its host-only cookie goes to no other server.
+const cookieName = "xhub_console"
 
 // New builds the console.
 func New(cfg Config) (*Server, error) {
@@ -77,7 +77,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, sessions: map[string]*session{}, token: randomHex(32), tmpl: map[string]*template.Template{}}
+	s := &Server{cfg: cfg, sessions: map[string]*session{}, token: randomHex(32), tmpl: map[string]*template.Template{},
+		name: randomHex(16) + ".localhost", uid: os.Getuid()}
 	for _, lang := range []string{"en", "zh"} {
 		layout := map[string]string{"en": "2 Jan 2006", "zh": "2006年1月2日"}[lang]
 		funcs := template.FuncMap{"t": func(lang, key string) string { return msg(lang, key) }, "join": strings.Join,
@@ -119,12 +120,17 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Serve serves on lis (loopback) until ctx ends.
+// Serve serves on lis (loopback, from Listen) until ctx ends.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	s.mu.Lock()
 	s.addr = lis.Addr().String()
 	s.mu.Unlock()
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
+		// Who made the connection, looked up once for all its requests.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			uid, err := peerUID(c)
+			return context.WithValue(ctx, peerKey{}, peer{uid, err})
+		}}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -137,14 +143,32 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	return nil
 }
 
-// LoginURL is the URL to open once: it carries the one-time token.
-func (s *Server) LoginURL(addr string) string {
-	return "http://" + addr + "/login?token=" + s.token
+// Host is the name and port the console answers on, for the address
+// addr it serves: <random>.localhost:port.
+func (s *Server) Host(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return net.JoinHostPort(s.name, port)
 }
 
-// ServeHTTP adds the security headers and refuses a Host that is not the
-// loopback address served (a page on another site pointing a name at
-// 127.0.0.1 gets nothing).
+// LoginURL is the URL to open once: it carries the one-time token.
+func (s *Server) LoginURL(addr string) string {
+	return "http://" + s.Host(addr) + "/login?token=" + s.token
+}
+
+type peerKey struct{}
+
+// peer is the user that made a connection (err: not known).
+type peer struct {
+	uid int
+	err error
+}
+
+// ServeHTTP adds the security headers, refuses a connection made by
+// another user of the machine (whatever cookie or token it brings), and
+// refuses a Host that is not the console's own name (a page on another
+// site pointing a name at loopback gets nothing, and 127.0.0.1 or
+// localhost are refused too: a session there would be sent to every
+// server on that name).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -152,11 +176,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "same-origin") // (no-referrer would make browsers send Origin: null on forms)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-store")
+	p, ok := r.Context().Value(peerKey{}).(peer)
+	switch {
+	case !ok:
+		http.Error(w, "this console answers only on the connections it accepts itself (Serve)", http.StatusForbidden)
+		return
+	case p.err != nil && !errors.Is(p.err, errPeerUnknown):
+		s.cfg.Log.Warn("console: a connection refused", "from", r.RemoteAddr, "err", p.err)
+		http.Error(w, "this console serves only the user who started it, and could not tell who connected: "+p.err.Error(), http.StatusForbidden)
+		return
+	case p.err == nil && p.uid != s.uid:
+		s.cfg.Log.Warn("console: a connection from another user refused", "from", r.RemoteAddr, "uid", p.uid)
+		http.Error(w, fmt.Sprintf("this console serves only the user who started it (uid %d), not uid %d", s.uid, p.uid), http.StatusForbidden)
+		return
+	}
 	s.mu.Lock()
 	addr := s.addr
 	s.mu.Unlock()
-	if addr != "" && r.Host != addr && r.Host != strings.Replace(addr, "127.0.0.1", "localhost", 1) {
-		http.Error(w, "this console answers only on "+addr, http.StatusMisdirectedRequest)
+	if want := s.Host(addr); addr != "" && !strings.EqualFold(r.Host, want) {
+		http.Error(w, "this console answers only on "+want+": open the address xhub console printed", http.StatusMisdirectedRequest)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -179,7 +217,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.sessions[id] = &session{csrf: randomHex(32), lang: langOf(r, nil)}
 	s.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	// The token leaves the address bar (and history) at once.
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
@@ -190,7 +228,7 @@ type handler func(w http.ResponseWriter, r *http.Request, ss *session)
 // and a same-origin Origin.
 func (s *Server) authed(h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(s.cookieName())
+		c, err := r.Cookie(cookieName)
 		var ss *session
 		if err == nil {
 			s.mu.Lock()

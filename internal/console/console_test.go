@@ -2,7 +2,6 @@ package console_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,14 +18,15 @@ import (
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
-// startConsole serves a console for client on a free loopback port.
+// startConsole serves a console for client on a free loopback port; base
+// is its address under its own name, <random>.localhost:port.
 func startConsole(t *testing.T, cl *adapters.Client) (base, login string) {
 	t.Helper()
 	srv, err := console.New(console.Config{Client: cl, HeadFile: filepath.Join(t.TempDir(), "head.note")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := console.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func startConsole(t *testing.T, cl *adapters.Client) (base, login string) {
 	done := make(chan struct{})
 	go func() { _ = srv.Serve(ctx, lis); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + lis.Addr().String(), srv.LoginURL(lis.Addr().String())
+	return "http://" + srv.Host(lis.Addr().String()), srv.LoginURL(lis.Addr().String())
 }
 
 // browser is headless Chromium from Debian's package (installed by
