@@ -1,9 +1,11 @@
 package testenv
 
 import (
+	"net"
 	"sync"
 	"time"
 
+	"github.com/xhub-gov/xhub/internal/api"
 	"github.com/xhub-gov/xhub/internal/hub"
 )
 
@@ -56,4 +58,14 @@ func WithWebhooks(backoff ...time.Duration) Option {
 // given waits.
 func WithWebhookBackoff(backoff ...time.Duration) Option {
 	return func(cfg *hub.Config) { cfg.WebhookBackoff = backoff }
+}
+
+// WithConn sets the node's connection bounds and timeouts (short ones in
+// tests).
+func WithConn(l api.ConnLimits) Option { return func(cfg *hub.Config) { cfg.Conn = l } }
+
+// WithListener wraps the node's API listener (injected faults, byte
+// counts).
+func WithListener(wrap func(net.Listener) net.Listener) Option {
+	return func(cfg *hub.Config) { cfg.WrapListener = wrap }
 }
