@@ -369,7 +369,7 @@ func peekFrames(c frameConn, limits ConnLimits) (*peeker, error) {
 			return nil, err
 		}
 	}
-	ct, err := firstContentType(p.block)
+	ct, _, err := firstContentType(p.block)
 	if err != nil {
 		return nil, err
 	}
@@ -500,10 +500,9 @@ func (p *peeker) frame() error {
 // firstContentType decodes a header block up to its content-type, with
 // nothing kept but that: a block whose fields or decoded size go over the
 // bounds before it is refused, as is one with a longer string than
-// MaxHeaderString. ("" with no error: the block has no content-type.)
-func firstContentType(block []byte) (string, error) {
-	var ct string
-	var found, over bool
+// MaxHeaderString. found says whether it has one (an empty one is one).
+func firstContentType(block []byte) (ct string, found bool, err error) {
+	var over bool
 	var fields, size int
 	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) {
 		if found || over {
@@ -526,19 +525,19 @@ func firstContentType(block []byte) (string, error) {
 		chunk := block[:min(len(block), 256)]
 		block = block[len(chunk):]
 		if _, err := dec.Write(chunk); err != nil {
-			return "", headerBlockError(err)
+			return "", false, headerBlockError(err)
 		}
 	}
 	if over {
-		return "", &peekError{reason: "header_block", goAway: int(http2.ErrCodeEnhanceYourCalm),
+		return "", false, &peekError{reason: "header_block", goAway: int(http2.ErrCodeEnhanceYourCalm),
 			err: fmt.Errorf("api: the first request has more than %d header fields or %d bytes of headers", MaxFirstHeaderFields, MaxFirstHeaderList)}
 	}
 	if !found {
 		if err := dec.Close(); err != nil {
-			return "", headerBlockError(err)
+			return "", false, headerBlockError(err)
 		}
 	}
-	return ct, nil
+	return ct, found, nil
 }
 
 func headerBlockError(err error) error {

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
@@ -35,6 +36,7 @@ import (
 	"github.com/xhub-gov/xhub/internal/api"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+	"github.com/xhub-gov/xhub/proto/xhub/v1/xhubv1connect"
 )
 
 // clientTLS is the TLS config of a client of env: the admin's certificate,
@@ -306,6 +308,45 @@ func TestIdleConnectionsClosed(t *testing.T) {
 			s := cc.State()
 			return s.Closed || s.Closing
 		})
+	})
+
+	t.Run("streams stay open", func(t *testing.T) {
+		// An inbox watch over native gRPC and over Connect on HTTP/1.1
+		// outlives the idle and read timeouts: it ends only when its
+		// client does.
+		off := env.Creds("health", vocab.RoleOfficer, "watcher")
+		const open = 5 * time.Second
+		ctx, cancel := context.WithTimeout(context.Background(), open)
+		defer cancel()
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			s, err := xhubv1connect.NewSharesClient(env.HTTP(off, false), env.URL(), connect.WithProtoJSON()).WatchInbox(ctx, &xhubv1.WatchInboxRequest{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for s.Receive() {
+			}
+			if ctx.Err() == nil {
+				t.Errorf("an inbox watch over HTTP/1.1 ended before its client: %v", s.Err())
+			}
+		})
+		wg.Go(func() {
+			s, err := testenv.RPC(env.Dial(off)).Shares.WatchInbox(ctx, &xhubv1.WatchInboxRequest{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for {
+				if _, err := s.Recv(); err != nil {
+					break
+				}
+			}
+			if ctx.Err() == nil {
+				t.Errorf("an inbox watch over gRPC ended before its client")
+			}
+		})
+		wg.Wait()
 	})
 
 	t.Run("HTTP/1.1 slow body", func(t *testing.T) {
