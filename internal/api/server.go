@@ -182,7 +182,7 @@ func New(cfg Config) *Server {
 		shares:      &sharesSvc{base: base, now: cfg.Now},
 		exchange:    &exchangeSvc{base: base, dp: cfg.DP},
 		nodes:       &nodesSvc{base: base, ca: cfg.Authority, join: cfg.Join, now: cfg.Now},
-		provider:    &providerSvc{base: base, dp: cfg.DP},
+		provider:    &providerSvc{base: base, dp: cfg.DP, maxMsg: cfg.Conn.MaxMessageBytes},
 		audit:       &auditSvc{base: base, dp: cfg.DP},
 		disputes:    &disputesSvc{base: base, now: cfg.Now},
 	}

@@ -127,11 +127,16 @@ func TestConnectionBounds(t *testing.T) {
 		wg.Wait()
 		return int(n.Load())
 	}
-	if n := closed("127.0.0.2"); n != each-perAddr {
-		t.Errorf("127.0.0.2: %d of %d connections closed, want %d (the bound per address is %d)", n, each, each-perAddr, perAddr)
+	var n2, n3 int
+	var wg sync.WaitGroup
+	wg.Go(func() { n2 = closed("127.0.0.2") })
+	wg.Go(func() { n3 = closed("127.0.0.3") })
+	wg.Wait()
+	if n2 != each-perAddr {
+		t.Errorf("127.0.0.2: %d of %d connections closed, want %d (the bound per address is %d)", n2, each, each-perAddr, perAddr)
 	}
-	if n := closed("127.0.0.3"); n != each-(total-perAddr) {
-		t.Errorf("127.0.0.3: %d of %d connections closed, want %d (the bound in total is %d)", n, each, each-(total-perAddr), total)
+	if n3 != each-(total-perAddr) {
+		t.Errorf("127.0.0.3: %d of %d connections closed, want %d (the bound in total is %d)", n3, each, each-(total-perAddr), total)
 	}
 	if v := metricValue(t, env, `xhub_connections_refused_total{bound="address"}`); v != each-perAddr {
 		t.Errorf("refused by address: %v", v)
