@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // ---------------------------------------------------------------- provider
@@ -42,6 +44,9 @@ const MaxPageToken = 512
 // returned (the hub refuses any other before asking).
 type Handler func(ctx context.Context, q ProviderQuery) (records [][]byte, next string, err error)
 
+// maxMessageHeader is api.MaxMessageHeader.
+const maxMessageHeader = "xhub-max-message-bytes"
+
 // Serve provides datasets of this client's department: it opens one
 // long-lived stream to the hub (outbound: no inbound port needed) and
 // answers each query with h, concurrently. It returns when ctx ends or the
@@ -61,6 +66,7 @@ func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error 
 		return err
 	}
 	var sendMu sync.Mutex
+	maxMsg := -1 // the largest message the hub receives (from the stream's header; 0: not said)
 	for {
 		call, err := stream.Recv()
 		if err != nil {
@@ -68,6 +74,13 @@ func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error 
 				return ctx.Err()
 			}
 			return err
+		}
+		if maxMsg < 0 {
+			md, _ := stream.Header() // received with the first call
+			maxMsg = 0
+			if v := md.Get(maxMessageHeader); len(v) == 1 {
+				maxMsg, _ = strconv.Atoi(v[0])
+			}
 		}
 		wg.Add(1)
 		go func() {
@@ -95,9 +108,15 @@ func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error 
 					res.Records, res.NextPageToken = recs, next
 				}
 			}
+			msg := &xhubv1.ProviderMessage{Msg: &xhubv1.ProviderMessage_Result{Result: res}}
+			if n := proto.Size(msg); maxMsg > 0 && n > maxMsg {
+				// The hub would end the stream on it: say why instead.
+				msg.Msg = &xhubv1.ProviderMessage_Result{Result: &xhubv1.ProviderResult{CallId: call.CallId,
+					Error: fmt.Sprintf("the answer is %d bytes, more than one answer may carry (%d): ask for fewer records per page (limit) or fewer fields", n, maxMsg)}}
+			}
 			sendMu.Lock()
 			defer sendMu.Unlock()
-			_ = stream.Send(&xhubv1.ProviderMessage{Msg: &xhubv1.ProviderMessage_Result{Result: res}})
+			_ = stream.Send(msg)
 		}()
 	}
 }

@@ -142,6 +142,13 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.IntVar(&l.MaxRecordBytes, "max-record-bytes", 1<<20, "largest record, in bytes")
 	f.IntVar(&l.MaxBatchBytes, "max-batch-bytes", 4<<20, "largest published batch, in bytes of records (held under NATS's max payload)")
 	f.Int64Var(&l.ValidationSteps, "validation-steps", 1<<24, "work budget for validating one published batch or one query's answer against the schema, in schema nodes entered")
+	cl := &cfg.Conn
+	f.IntVar(&cl.MaxConns, "max-conns", 0, "connections open at once on --listen, all clients together; more are closed at once (0: 8192, or half the open-file limit if lower)")
+	f.IntVar(&cl.MaxConnsPerAddr, "max-conns-per-addr", 256, "connections open at once from one client address (an IPv6 client by its /64)")
+	f.DurationVar(&cl.HandshakeTimeout, "handshake-timeout", 10*time.Second, "time for a connection's TLS handshake and HTTP/2 preface, and for an HTTP/1.1 request's headers")
+	f.DurationVar(&cl.IdleTimeout, "idle-timeout", 2*time.Minute, "close a connection with no request in flight after this long, one that never makes a request included (open streams keep theirs)")
+	f.DurationVar(&cl.ReadTimeout, "read-timeout", time.Minute, "time to receive one HTTP request body (not the bodies of the bidirectional streams)")
+	f.IntVar(&cl.MaxMessageBytes, "max-message-bytes", 0, "largest request message over gRPC or HTTP, in bytes (0: what one NATS message carries plus 64 KiB, 8 MiB + 64 KiB with the embedded server)")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

@@ -76,13 +76,12 @@ var (
 		"/xhub.v1.Provider/Serve":                    systems,
 		"/xhub.v1.Audit/ListAudit":                   staff,
 		"/xhub.v1.Audit/ExportAudit":                 staff,
+		// Reflection (grpcurl) to any caller with a hub credential; see
+		// OpenMethods.
+		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      anyRole,
+		"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": anyRole,
 	}
 )
-
-// open methods need no client identity: health checks and reflection.
-func openMethod(method string) bool {
-	return strings.HasPrefix(method, "/grpc.health.v1.") || strings.HasPrefix(method, "/grpc.reflection.") || method == "/xhub.v1.Nodes/Join"
-}
 
 type authenticator struct {
 	cp   *exchange.ControlPlane

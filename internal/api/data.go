@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -181,8 +182,15 @@ func subscriptionPB(si dataplane.SubscriptionInfo) *xhubv1.SubscriptionInfo {
 type providerSvc struct {
 	xhubv1.UnimplementedProviderServer
 	*base
-	dp *dataplane.Plane
+	dp     *dataplane.Plane
+	maxMsg int // ConnLimits.MaxMessageBytes, told to the provider
 }
+
+// MaxMessageHeader, in a provider stream's header, is the largest message
+// the hub receives (ConnLimits.MaxMessageBytes): a provider whose answer
+// is larger sends the reason instead, and its stream stays open (a larger
+// message would end it).
+const MaxMessageHeader = "xhub-max-message-bytes"
 
 // Serve: the provider says hello with its datasets, then answers calls.
 func (s *providerSvc) Serve(stream xhubv1.Provider_ServeServer) error {
@@ -203,6 +211,7 @@ func (s *providerSvc) Serve(stream xhubv1.Provider_ServeServer) error {
 	if err != nil {
 		return toStatus(err)
 	}
+	_ = stream.SetHeader(metadata.Pairs(MaxMessageHeader, strconv.Itoa(s.maxMsg))) // sent with the first call
 	defer sess.Close()
 	recvErr := make(chan error, 1)
 	go func() {

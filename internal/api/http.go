@@ -46,10 +46,10 @@ type bridge struct {
 	stream grpc.StreamServerInterceptor
 }
 
-func (s *Server) httpHandler(svcs services, b *bridge) http.Handler {
+func (s *Server) httpHandler(svcs services, b *bridge, limits ConnLimits) http.Handler {
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(b),
-		connect.WithReadMaxBytes(64 << 20),
+		connect.WithReadMaxBytes(limits.MaxMessageBytes),
 		// gzip only answers worth it: compressing a one-record answer
 		// cost more CPU than the whole JSON encoding.
 		connect.WithCompressMinBytes(CompressMinBytes),
@@ -74,7 +74,7 @@ func (s *Server) httpHandler(svcs services, b *bridge) http.Handler {
 		_, _ = w.Write(jsonapi.OpenAPI())
 	})
 	s.exportRoutes(mux, b)
-	return withConn(mux)
+	return withConn(s.router.gate(limits, connect.NewErrorWriter(opts...), mux))
 }
 
 type connKey struct{}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -21,20 +22,37 @@ import (
 // The hub serves gRPC, Connect, gRPC-Web and JSON over HTTP on one TLS
 // port. Every connection is routed once, after its TLS handshake: HTTP/1.1
 // goes to the HTTP handler; HTTP/2 is routed by the content-type of its
-// first request — application/grpc (not grpc-web) to the native gRPC
-// server, anything else to the HTTP handler. Native gRPC keeps grpc-go's
-// own transport (nothing of net/http on its path); the only cost to it is
-// reading its first request's headers once per connection.
+// first request, whenever it comes: application/grpc (not grpc-web) to the
+// native gRPC server, anything else to the HTTP handler. Native gRPC keeps
+// grpc-go's own transport (nothing of net/http on its path); the only cost
+// to it is reading its first request's headers once per connection.
+//
+// What a client that is not yet known can make the router hold is
+// bounded (ConnLimits): connections per address and in total, the time
+// to its handshake and first request, and the bytes read before routing;
+// its first header block is decoded only up to content-type, within
+// bounds on its size, its fields and its strings.
 
+// HandshakeTimeout is ConnLimits.HandshakeTimeout's default.
+const HandshakeTimeout = 10 * time.Second
+
+// Bounds on what is read of an HTTP/2 connection before it is routed.
 const (
-	// HandshakeTimeout bounds a connection's TLS handshake.
-	HandshakeTimeout = 10 * time.Second
-	// PeekTimeout is how long an HTTP/2 connection may wait before its
-	// first request; one that sends none (a gRPC client connecting ahead
-	// of its first call) is then given to the gRPC server.
-	PeekTimeout = 5 * time.Second
-	// peekLimit bounds what is read from a connection before routing.
-	peekLimit = 1 << 20
+	// peekLimit bounds every byte read before routing: the preface, the
+	// client's SETTINGS and WINDOW_UPDATEs, the first header block, and
+	// what data the client may send before our SETTINGS ack (at most the
+	// initial 64 KiB window).
+	peekLimit = 128 << 10
+	// MaxFirstHeaderBlock bounds the first request's header block as
+	// sent (HPACK-compressed, HEADERS and CONTINUATION frames together).
+	MaxFirstHeaderBlock = 16 << 10
+	// MaxFirstHeaderList bounds the first request's headers decoded
+	// (RFC 7541 sizes: name, value and 32 per field), MaxFirstHeaderFields
+	// their number and MaxHeaderString one name or value. Decoding stops
+	// at content-type.
+	MaxFirstHeaderList   = 32 << 10
+	MaxFirstHeaderFields = 100
+	MaxHeaderString      = 8 << 10
 )
 
 var clientPreface = []byte(http2.ClientPreface)
@@ -43,6 +61,9 @@ var clientPreface = []byte(http2.ClientPreface)
 type router struct {
 	tlsCfg *tls.Config
 	watch  *handshakeWatch
+	limits ConnLimits
+	m      *connMetrics
+	log    *rateLog
 	grpc   *connListener // native gRPC
 	http1  *connListener // HTTP/1.1, served by httpSrv
 	httpH  http.Handler
@@ -52,23 +73,45 @@ type router struct {
 	mu     sync.Mutex
 	lis    net.Listener
 	conns  map[net.Conn]struct{} // being routed, or served by h2
+	open   int                   // connections accepted and not closed
+	byAddr map[string]int        // the same by addrKey
 	closed bool
 }
 
-func newRouter(tlsCfg *tls.Config, watch *handshakeWatch, h http.Handler) *router {
-	r := &router{tlsCfg: tlsCfg, watch: watch, httpH: h, conns: map[net.Conn]struct{}{}}
+// newRouter makes a router; its HTTP handler is set (setHandler) before
+// it serves.
+func newRouter(tlsCfg *tls.Config, watch *handshakeWatch, limits ConnLimits, log *slog.Logger) *router {
+	r := &router{tlsCfg: tlsCfg, watch: watch, limits: limits, conns: map[net.Conn]struct{}{}, byAddr: map[string]int{},
+		log: &rateLog{log: log, now: time.Now}}
+	r.m = newConnMetrics(func() float64 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return float64(r.open)
+	})
 	r.http = &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: HandshakeTimeout,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: limits.HandshakeTimeout,
+		// No ReadTimeout here: it would also end the bidirectional
+		// streams; the handler bounds each request body (see gate).
+		IdleTimeout:    limits.IdleTimeout,
+		MaxHeaderBytes: 64 << 10,
 	}
-	r.h2 = &http2.Server{IdleTimeout: 2 * time.Minute}
+	r.h2 = &http2.Server{
+		IdleTimeout: limits.IdleTimeout,
+		// A connection silent this long is pinged; one that does not
+		// answer is closed (a peer gone without a word).
+		ReadIdleTimeout: limits.IdleTimeout,
+		PingTimeout:     20 * time.Second,
+	}
 	_ = http2.ConfigureServer(r.http, r.h2) // Shutdown also ends h2 connections gracefully
 	return r
 }
 
-// serve accepts on lis until it is closed.
+func (r *router) setHandler(h http.Handler) { r.httpH, r.http.Handler = h, h }
+
+// serve accepts on lis until it is closed. An Accept error that passes
+// (out of file descriptors, a connection aborted before it was accepted)
+// is retried after a pause that doubles up to a second, as net/http
+// does; only another error ends serve.
 func (r *router) serve(lis net.Listener, serveGRPC func(net.Listener) error) error {
 	r.mu.Lock()
 	if r.closed {
@@ -92,37 +135,63 @@ func (r *router) serve(lis net.Listener, serveGRPC func(net.Listener) error) err
 	for {
 		conn, err := lis.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				tempDelay = min(max(tempDelay*2, 5*time.Millisecond), time.Second)
-				time.Sleep(tempDelay)
-				continue
-			}
 			r.mu.Lock()
 			closed := r.closed
 			r.mu.Unlock()
 			if closed {
 				return nil
 			}
+			if temporaryAccept(err) {
+				tempDelay = min(max(tempDelay*2, 5*time.Millisecond), time.Second)
+				r.m.accept.Inc()
+				r.log.warn("accepting a connection failed; retrying", "err", err, "retry_in", tempDelay)
+				time.Sleep(tempDelay)
+				continue
+			}
 			return err
 		}
 		tempDelay = 0
-		if !r.track(conn) {
+		c, bound := r.admit(conn)
+		if c == nil {
 			conn.Close()
+			if bound != "" {
+				r.m.refused.WithLabelValues(bound).Inc()
+				r.log.warn("connection refused: over the bound", "remote", conn.RemoteAddr().String(), "bound", bound)
+			}
 			continue
 		}
-		go r.route(conn)
+		go r.route(c)
 	}
 }
 
-func (r *router) track(c net.Conn) bool {
+// admit counts conn under the bounds, or says which it is over ("" when
+// the router is closed).
+func (r *router) admit(conn net.Conn) (net.Conn, string) {
+	key := addrKey(conn.RemoteAddr())
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
-		return false
+	switch {
+	case r.closed:
+		return nil, ""
+	case r.open >= r.limits.MaxConns:
+		return nil, "total"
+	case r.byAddr[key] >= r.limits.MaxConnsPerAddr:
+		return nil, "address"
+	}
+	r.open++
+	r.byAddr[key]++
+	c := &countedConn{Conn: conn}
+	c.release = func() {
+		r.mu.Lock()
+		r.open--
+		if r.byAddr[key]--; r.byAddr[key] <= 0 {
+			delete(r.byAddr, key)
+		}
+		delete(r.conns, c)
+		r.mu.Unlock()
 	}
 	r.conns[c] = struct{}{}
-	return true
+	return c, ""
 }
 
 func (r *router) untrack(c net.Conn) {
@@ -170,10 +239,9 @@ func (r *router) route(raw net.Conn) {
 	defer func() {
 		if !handed {
 			raw.Close()
-			r.untrack(raw)
 		}
 	}()
-	_ = raw.SetDeadline(time.Now().Add(HandshakeTimeout))
+	_ = raw.SetDeadline(time.Now().Add(r.limits.HandshakeTimeout))
 	tc := tls.Server(raw, r.tlsCfg)
 	if err := tc.Handshake(); err != nil {
 		if !errors.Is(err, io.EOF) {
@@ -182,6 +250,8 @@ func (r *router) route(raw net.Conn) {
 		return
 	}
 	if tc.ConnectionState().NegotiatedProtocol != http2.NextProtoTLS {
+		// http.Server bounds it from here: ReadHeaderTimeout from now,
+		// IdleTimeout between requests.
 		_ = raw.SetDeadline(time.Time{})
 		r.untrack(raw) // http.Server tracks it from here
 		handed = r.http1.push(tc)
@@ -191,9 +261,15 @@ func (r *router) route(raw net.Conn) {
 		}
 		return
 	}
-	_ = raw.SetDeadline(time.Now().Add(PeekTimeout))
-	rc, toGRPC, err := peekH2(tc)
+	rc, toGRPC, err := peekH2(tc, r.limits)
 	if err != nil {
+		var pe *peekError
+		if errors.As(err, &pe) {
+			r.m.early.WithLabelValues(pe.reason).Inc()
+			if pe.goAway >= 0 {
+				writeGoAway(tc, http2.ErrCode(pe.goAway))
+			}
+		}
 		return
 	}
 	_ = raw.SetDeadline(time.Time{})
@@ -213,49 +289,110 @@ func (r *router) route(raw net.Conn) {
 	}()
 }
 
+// peekError is why a connection was closed before routing: the metric's
+// reason and the GOAWAY code sent first (-1: none).
+type peekError struct {
+	reason string
+	goAway int
+	err    error
+}
+
+func (e *peekError) Error() string { return e.err.Error() }
+func (e *peekError) Unwrap() error { return e.err }
+
+func protocolError(format string, args ...any) error {
+	return &peekError{reason: "protocol", goAway: int(http2.ErrCodeProtocol), err: fmt.Errorf(format, args...)}
+}
+
+// writeGoAway tells the client, briefly, why its connection ends.
+func writeGoAway(c net.Conn, code http2.ErrCode) {
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	f := []byte{0, 0, 8, http2FrameGoAway, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(code >> 24), byte(code >> 16), byte(code >> 8), byte(code)}
+	_, _ = c.Write(f)
+}
+
+// frameConn is what the peeker reads and writes (a TLS connection).
+type frameConn interface {
+	io.ReadWriter
+	SetReadDeadline(time.Time) error
+}
+
 // peekH2 sends the server's connection preface (a SETTINGS frame: gRPC
 // clients wait for it before their first request), reads the client's
 // preface and frames up to its first request's headers, and says whether
-// that request is native gRPC. A connection that sends no request within
-// PeekTimeout is a gRPC client connecting ahead of its first call. For the
-// HTTP side, the client's acknowledgement of that SETTINGS frame is taken
-// out of the stream: the HTTP/2 server that takes over sends its own and
-// counts acknowledgements.
-func peekH2(tc *tls.Conn) (*routedConn, bool, error) {
-	// SETTINGS_NO_RFC7540_PRIORITIES=1, as Go's HTTP/2 server sends it:
-	// a client may refuse its change between two SETTINGS frames (curl's
-	// nghttp2 does); gRPC's server leaves it out, which changes nothing.
-	if _, err := tc.Write([]byte{0, 0, 6, http2FrameSettings, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 1}); err != nil {
-		return nil, false, err
-	}
-	p := &peeker{conn: tc, ackAt: -1}
-	pre := make([]byte, len(clientPreface))
-	if _, err := io.ReadFull(p, pre); err != nil || !bytes.Equal(pre, clientPreface) {
-		return nil, false, fmt.Errorf("api: not an HTTP/2 client preface")
-	}
-	ct, err := p.firstContentType()
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return &routedConn{Conn: tc, pending: p.buf}, true, nil
-	}
+// that request is native gRPC. The preface is bounded by the handshake
+// deadline, the first request by the idle timeout: a connection that
+// makes none is closed, whatever it is (a gRPC client that connected
+// ahead of its first call reconnects for it). PINGs before the first
+// request are answered here. For the HTTP side, the client's
+// acknowledgement of our SETTINGS frame is taken out of the stream: the
+// HTTP/2 server that takes over sends its own and counts
+// acknowledgements.
+func peekH2(tc *tls.Conn, limits ConnLimits) (*routedConn, bool, error) {
+	p, err := peekFrames(tc, limits)
 	if err != nil {
 		return nil, false, err
 	}
-	if strings.HasPrefix(ct, "application/grpc") && !strings.HasPrefix(ct, "application/grpc-web") {
-		return &routedConn{Conn: tc, pending: p.buf}, true, nil
+	return &routedConn{Conn: tc, pending: p.buf}, p.toGRPC, nil
+}
+
+// peekFrames is peekH2 on any connection (the fuzz target's too).
+func peekFrames(c frameConn, limits ConnLimits) (*peeker, error) {
+	// SETTINGS_NO_RFC7540_PRIORITIES=1, as Go's HTTP/2 server sends it:
+	// a client may refuse its change between two SETTINGS frames (curl's
+	// nghttp2 does); gRPC's server leaves it out, which changes nothing.
+	if _, err := c.Write([]byte{0, 0, 6, http2FrameSettings, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 1}); err != nil {
+		return nil, err
 	}
-	for p.ackAt < 0 {
-		if err := p.frame(); err != nil {
-			return nil, false, err
+	p := &peeker{conn: c, ackAt: -1}
+	// Compared as it comes: a client that sends something else is
+	// dropped at once, not at the deadline.
+	pre := make([]byte, len(clientPreface))
+	for n := 0; n < len(pre); {
+		m, err := c.Read(pre[n:])
+		n += m
+		p.read += m
+		if !bytes.Equal(pre[:n], clientPreface[:n]) || err != nil {
+			return nil, &peekError{reason: "protocol", goAway: -1, err: errors.New("api: not an HTTP/2 client preface")}
 		}
 	}
-	pending := append(p.buf[:p.ackAt:p.ackAt], p.buf[p.ackAt+9:]...)
-	return &routedConn{Conn: tc, pending: pending}, false, nil
+	p.buf = append(p.buf, pre...)
+	// The first request may come whenever the client makes it, within
+	// the idle timeout.
+	_ = c.SetReadDeadline(time.Now().Add(limits.IdleTimeout))
+	for !p.done {
+		if err := p.frame(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil, &peekError{reason: "no_request", goAway: int(http2.ErrCodeNo), err: err}
+			}
+			return nil, err
+		}
+	}
+	ct, _, err := firstContentType(p.block)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(ct, "application/grpc") && !strings.HasPrefix(ct, "application/grpc-web") {
+		p.toGRPC = true
+		return p, nil
+	}
+	// A client acknowledges our SETTINGS at once: the handshake's bound.
+	_ = c.SetReadDeadline(time.Now().Add(limits.HandshakeTimeout))
+	for p.ackAt < 0 {
+		if err := p.frame(); err != nil {
+			return nil, err
+		}
+	}
+	p.buf = append(p.buf[:p.ackAt:p.ackAt], p.buf[p.ackAt+9:]...)
+	return p, nil
 }
 
 const (
 	http2FrameHeaders      = 0x1
 	http2FrameSettings     = 0x4
+	http2FramePing         = 0x6
+	http2FrameGoAway       = 0x7
 	http2FrameContinuation = 0x9
 	http2FlagAck           = 0x1
 	http2FlagEndHeaders    = 0x4
@@ -265,47 +402,68 @@ const (
 )
 
 type peeker struct {
-	conn    *tls.Conn
-	buf     []byte // every byte read, to be read again by the server routed to
+	conn    frameConn
+	read    int    // bytes read, all told (peekLimit)
+	buf     []byte // the frames to be read again by the server routed to
 	ackAt   int    // offset in buf of the client's first SETTINGS ack; -1: not yet
 	block   []byte // header block of the first request, being gathered
 	inBlock bool
 	done    bool // the first request's headers are complete
+	toGRPC  bool
 }
 
-func (p *peeker) Read(b []byte) (int, error) {
-	if len(p.buf) >= peekLimit {
-		return 0, errors.New("api: too much before the first request")
+func (p *peeker) readFull(b []byte) error {
+	if p.read+len(b) > peekLimit {
+		return protocolError("api: more than %d bytes before the first request", peekLimit)
 	}
-	n, err := p.conn.Read(b)
-	p.buf = append(p.buf, b[:n]...)
-	return n, err
+	n, err := io.ReadFull(p.conn, b)
+	p.read += n
+	return err
 }
 
-// frame reads one frame, noting where the first SETTINGS ack is, and
-// gathers the first header block.
+// frame reads one frame, noting where the first SETTINGS ack is,
+// answering PINGs, and gathering the first header block.
 func (p *peeker) frame() error {
-	start := len(p.buf)
 	var h [9]byte
-	if _, err := io.ReadFull(p, h[:]); err != nil {
+	if err := p.readFull(h[:]); err != nil {
 		return err
 	}
 	length := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
 	typ, flags := h[3], h[4]
 	if length > http2MaxFrame {
-		return fmt.Errorf("api: HTTP/2 frame of %d bytes", length)
+		return &peekError{reason: "protocol", goAway: int(http2.ErrCodeFrameSize), err: fmt.Errorf("api: HTTP/2 frame of %d bytes", length)}
+	}
+	if (typ == http2FrameHeaders || typ == http2FrameContinuation) && !p.done && len(p.block)+length > MaxFirstHeaderBlock {
+		return &peekError{reason: "header_block", goAway: int(http2.ErrCodeEnhanceYourCalm),
+			err: fmt.Errorf("api: the first request's header block is over %d bytes", MaxFirstHeaderBlock)}
 	}
 	payload := make([]byte, length)
-	if _, err := io.ReadFull(p, payload); err != nil {
+	if err := p.readFull(payload); err != nil {
 		return err
 	}
-	if typ == http2FrameSettings && flags&http2FlagAck != 0 && p.ackAt < 0 {
-		if length != 0 {
-			return errors.New("api: SETTINGS ack with a payload")
+	switch {
+	case typ == http2FramePing:
+		// Answered here (a client may check the connection before its
+		// first call), and not passed on: the server routed to did not
+		// send what is acknowledged, and must not answer twice.
+		if length != 8 {
+			return protocolError("api: PING of %d bytes", length)
 		}
-		p.ackAt = start
+		if flags&http2FlagAck == 0 {
+			ack := append([]byte{0, 0, 8, http2FramePing, http2FlagAck, 0, 0, 0, 0}, payload...)
+			if _, err := p.conn.Write(ack); err != nil {
+				return err
+			}
+		}
 		return nil
+	case typ == http2FrameSettings && flags&http2FlagAck != 0 && p.ackAt < 0:
+		if length != 0 {
+			return protocolError("api: SETTINGS ack with a payload")
+		}
+		p.ackAt = len(p.buf)
 	}
+	p.buf = append(p.buf, h[:]...)
+	p.buf = append(p.buf, payload...)
 	if p.done {
 		return nil
 	}
@@ -314,13 +472,13 @@ func (p *peeker) frame() error {
 		frag := payload
 		if flags&http2FlagPadded != 0 {
 			if len(frag) < 1 || int(frag[0]) > len(frag)-1 {
-				return errors.New("api: bad HEADERS padding")
+				return protocolError("api: bad HEADERS padding")
 			}
 			frag = frag[1 : len(frag)-int(frag[0])]
 		}
 		if flags&http2FlagPriority != 0 {
 			if len(frag) < 5 {
-				return errors.New("api: bad HEADERS priority")
+				return protocolError("api: bad HEADERS priority")
 			}
 			frag = frag[5:]
 		}
@@ -329,7 +487,7 @@ func (p *peeker) frame() error {
 	case typ == http2FrameContinuation && p.inBlock:
 		p.block = append(p.block, payload...)
 	case p.inBlock:
-		return errors.New("api: HTTP/2 header block interrupted")
+		return protocolError("api: HTTP/2 header block interrupted")
 	default:
 		return nil
 	}
@@ -339,26 +497,55 @@ func (p *peeker) frame() error {
 	return nil
 }
 
-// firstContentType reads frames until the first request's headers are
-// complete and returns its content-type.
-func (p *peeker) firstContentType() (string, error) {
-	for !p.done {
-		if err := p.frame(); err != nil {
-			return "", err
+// firstContentType decodes a header block up to its content-type, with
+// nothing kept but that: a block whose fields or decoded size go over the
+// bounds before it is refused, as is one with a longer string than
+// MaxHeaderString. found says whether it has one (an empty one is one).
+func firstContentType(block []byte) (ct string, found bool, err error) {
+	var over bool
+	var fields, size int
+	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) {
+		if found || over {
+			return
 		}
-	}
-	dec := hpack.NewDecoder(4096, nil)
-	dec.SetMaxStringLength(16 << 10)
-	fields, err := dec.DecodeFull(p.block)
-	if err != nil {
-		return "", err
-	}
-	for _, f := range fields {
+		fields++
+		size += int(f.Size())
+		if fields > MaxFirstHeaderFields || size > MaxFirstHeaderList {
+			over = true
+			return
+		}
 		if f.Name == "content-type" {
-			return f.Value, nil
+			ct, found = f.Value, true
+		}
+	})
+	dec.SetMaxStringLength(MaxHeaderString)
+	// Fed a little at a time, so that decoding stops soon after
+	// content-type or a bound.
+	for len(block) > 0 && !found && !over {
+		chunk := block[:min(len(block), 256)]
+		block = block[len(chunk):]
+		if _, err := dec.Write(chunk); err != nil {
+			return "", false, headerBlockError(err)
 		}
 	}
-	return "", nil
+	if over {
+		return "", false, &peekError{reason: "header_block", goAway: int(http2.ErrCodeEnhanceYourCalm),
+			err: fmt.Errorf("api: the first request has more than %d header fields or %d bytes of headers", MaxFirstHeaderFields, MaxFirstHeaderList)}
+	}
+	if !found {
+		if err := dec.Close(); err != nil {
+			return "", false, headerBlockError(err)
+		}
+	}
+	return ct, found, nil
+}
+
+func headerBlockError(err error) error {
+	if errors.Is(err, hpack.ErrStringLength) {
+		return &peekError{reason: "header_block", goAway: int(http2.ErrCodeEnhanceYourCalm),
+			err: fmt.Errorf("api: a header of the first request is over %d bytes", MaxHeaderString)}
+	}
+	return &peekError{reason: "header_block", goAway: int(http2.ErrCodeCompression), err: fmt.Errorf("api: first header block: %w", err)}
 }
 
 // routedConn is a TLS connection handed on after routing: the bytes read

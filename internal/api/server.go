@@ -43,6 +43,7 @@ type Config struct {
 	Join      JoinConfig             // what a joining node is told
 	Node      string                 // this node's name (in answers' trailers)
 	JS        jetstream.JetStream    // webhook delivery records (may be nil: none)
+	Conn      ConnLimits             // connections, timeouts, message size
 }
 
 // Server is a hub node's API server: native gRPC and, on the same
@@ -59,7 +60,7 @@ type Server struct {
 
 // Collectors are the server's Prometheus metrics.
 func (s *Server) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.watch.counter, s.calls}
+	return append([]prometheus.Collector{s.watch.counter, s.calls}, s.router.m.collectors()...)
 }
 
 // Drain ends the long-lived streams (subscriptions, providers) with
@@ -121,13 +122,14 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Conn.validate()
 	tlsCfg := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cfg.ServerTLS},
 		// A certificate, when given, must be the hub's (a foreign or
 		// expired one is refused in the handshake); without one, only
-		// the open methods answer (health, reflection, Nodes/Join, the
-		// OpenAPI document).
+		// the open methods answer (see openMethod), and any other call
+		// is refused before its message is read (see gate).
 		ClientAuth: tls.VerifyClientCertIfGiven,
 		ClientCAs:  cfg.Authority.Pool(),
 		NextProtos: []string{"h2", "http/1.1"},
@@ -144,11 +146,26 @@ func New(cfg Config) *Server {
 		grpcprom.WithHistogramBuckets([]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10})))
 	unary := []grpc.UnaryServerInterceptor{calls.UnaryServerInterceptor(), recoverUnary(cfg.Logger), auth.unary}
 	stream := []grpc.StreamServerInterceptor{calls.StreamServerInterceptor(), auth.stream}
+	s := &Server{watch: watch, calls: calls, cp: cfg.CP}
+	s.router = newRouter(tlsCfg, watch, cfg.Conn, cfg.Logger)
 	gs := grpc.NewServer(
 		grpc.Creds(routedCreds{}),
+		// Once per call, on its headers: a call with no verified client
+		// certificate is refused before its message is read.
+		grpc.InTapHandle(s.router.tap),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-		grpc.MaxRecvMsgSize(64<<20),
+		grpc.MaxRecvMsgSize(cfg.Conn.MaxMessageBytes),
+		grpc.MaxHeaderListSize(64<<10), // as the HTTP side (http.Server.MaxHeaderBytes)
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			// A connection with no call open is closed (GOAWAY) after
+			// the idle timeout; streams keep theirs open.
+			MaxConnectionIdle: cfg.Conn.IdleTimeout,
+			// A connection silent this long is pinged; one that does
+			// not answer within Timeout is closed.
+			Time:    cfg.Conn.IdleTimeout,
+			Timeout: 20 * time.Second,
+		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	h := health.NewServer()
@@ -165,7 +182,7 @@ func New(cfg Config) *Server {
 		shares:      &sharesSvc{base: base, now: cfg.Now},
 		exchange:    &exchangeSvc{base: base, dp: cfg.DP},
 		nodes:       &nodesSvc{base: base, ca: cfg.Authority, join: cfg.Join, now: cfg.Now},
-		provider:    &providerSvc{base: base, dp: cfg.DP},
+		provider:    &providerSvc{base: base, dp: cfg.DP, maxMsg: cfg.Conn.MaxMessageBytes},
 		audit:       &auditSvc{base: base, dp: cfg.DP, ca: cfg.Authority, now: cfg.Now},
 		disputes:    &disputesSvc{base: base, now: cfg.Now},
 	}
@@ -186,9 +203,9 @@ func New(cfg Config) *Server {
 	} else {
 		h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	}
-	s := &Server{Server: gs, Health: h, drain: drain, watch: watch, calls: calls, cp: cfg.CP}
+	s.Server, s.Health, s.drain = gs, h, drain
 	b := &bridge{unary: chainUnary(unary), stream: chainStream(stream)}
-	s.router = newRouter(tlsCfg, watch, s.httpHandler(svcs, b))
+	s.router.setHandler(s.httpHandler(svcs, b, cfg.Conn))
 	return s
 }
 

@@ -14,12 +14,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/api"
 	"github.com/xhub-gov/xhub/internal/jsonapi"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
@@ -279,36 +275,15 @@ func TestHTTPForeignCertificate(t *testing.T) {
 	}
 }
 
-// TestRouting: a gRPC client that connects ahead of its first call is
-// still served after the peek; a client speaking nonsense after the TLS
-// handshake is dropped without harming the next one.
+// TestRouting: a client speaking nonsense after the TLS handshake is
+// dropped without harming the next one. (A client that connects ahead of
+// its first call: TestFirstRequestWhenever.)
 func TestRouting(t *testing.T) {
 	env := testenv.Start(t)
 	creds, err := vocab.LoadCreds(env.Node.AdminCreds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(env.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(creds.ClientTLS(env.Addr()))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.Connect()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for s := conn.GetState(); s != connectivity.Ready; s = conn.GetState() {
-		if !conn.WaitForStateChange(ctx, s) {
-			t.Fatalf("never ready: %v", s)
-		}
-	}
-	time.Sleep(api.PeekTimeout + time.Second)
-	if _, err := xhubv1.NewCatalogClient(conn).ListDatasets(ctx, &xhubv1.ListDatasetsRequest{}); err != nil {
-		t.Fatalf("a gRPC client idle past the peek: %v", err)
-	}
-	if s := conn.GetState(); s != connectivity.Ready {
-		t.Fatalf("connection state %v", s)
-	}
-
 	cfg := creds.ClientTLS(env.Addr())
 	cfg.NextProtos = []string{"h2"}
 	for _, junk := range []string{"GET / HTTP/1.1\r\n\r\n", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff\x01\x00\x00\x00\x00\x01", strings.Repeat("\x00", 64)} {

@@ -112,6 +112,15 @@ type Config struct {
 	// Limits bound what one department can make the node hold; zero
 	// values are the defaults of exchange.Config and dataplane.Config.
 	Limits Limits
+	// Conn bounds what any client, before its certificate is checked,
+	// can make the node hold on the API port: connections per address
+	// and in total, handshake, idle and read timeouts, message size
+	// (zero values: api.ConnLimits's defaults; MaxMessageBytes: what one
+	// NATS message carries plus api.MessageFraming).
+	Conn api.ConnLimits
+	// WrapListener, when set, wraps the API listener (tests: faults and
+	// byte counts).
+	WrapListener func(net.Listener) net.Listener
 	// Now is the clock (tests). Zero: time.Now.
 	Now func() time.Time
 	// Logger: zero discards.
@@ -423,9 +432,19 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.Embedded != nil {
 		joinNATS = n.Embedded.URL // "" without --nats-listen
 	}
+	conn := cfg.Conn
+	if conn.MaxMessageBytes <= 0 {
+		// The largest message worth receiving: a batch or a provider's
+		// answer, each one NATS message.
+		conn.MaxMessageBytes = int(n.NC.MaxPayload()) + api.MessageFraming
+	}
 	n.GRPC = api.New(api.Config{CP: n.CP, DP: n.DP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api"), Now: cfg.Now,
-		Join: api.JoinConfig{PKIDir: pkiDir, NATSURL: joinNATS, Replicas: cfg.Replicas}, Node: cfg.Name, JS: n.JS})
-	n.supervise("grpc", func() error { return n.GRPC.Serve(n.lis) })
+		Join: api.JoinConfig{PKIDir: pkiDir, NATSURL: joinNATS, Replicas: cfg.Replicas}, Node: cfg.Name, JS: n.JS, Conn: conn})
+	lis := n.lis
+	if cfg.WrapListener != nil {
+		lis = cfg.WrapListener(lis)
+	}
+	n.supervise("grpc", func() error { return n.GRPC.Serve(lis) })
 	if issuer != nil && degraded == nil {
 		if err := n.startIntegrators(ctx, issuer, log); err != nil {
 			return nil, err

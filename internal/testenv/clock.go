@@ -1,9 +1,11 @@
 package testenv
 
 import (
+	"net"
 	"sync"
 	"time"
 
+	"github.com/xhub-gov/xhub/internal/api"
 	"github.com/xhub-gov/xhub/internal/hub"
 )
 
@@ -60,3 +62,13 @@ func WithWebhookBackoff(backoff ...time.Duration) Option {
 
 // WithStore sets the node's store bounds (quotas, data bound, retention).
 func WithStore(s hub.StoreBounds) Option { return func(cfg *hub.Config) { cfg.Store = s } }
+
+// WithConn sets the node's connection bounds and timeouts (short ones in
+// tests).
+func WithConn(l api.ConnLimits) Option { return func(cfg *hub.Config) { cfg.Conn = l } }
+
+// WithListener wraps the node's API listener (injected faults, byte
+// counts).
+func WithListener(wrap func(net.Listener) net.Listener) Option {
+	return func(cfg *hub.Config) { cfg.WrapListener = wrap }
+}
