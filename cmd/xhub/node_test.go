@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,18 @@ func TestServeJoinTokenNotOnCommandLine(t *testing.T) {
 	}
 	if err := os.Chmod(file, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// Mode 0600 of another user's file keeps nothing from that user.
+	if os.Getuid() == 0 && runtime.GOOS == "linux" {
+		if err := os.Chown(file, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if err := serve(short, io.Discard, "--join-file", file); err == nil || !strings.Contains(err.Error(), "owned by another user") {
+			t.Fatalf("a token file of another user's: %v", err)
+		}
+		if err := os.Chown(file, 0, 0); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Setenv("XHUB_JOIN", tok)
 	if err := serve(short, io.Discard, "--join-file", file); err == nil || !strings.Contains(err.Error(), "give one") {

@@ -194,6 +194,10 @@ func joinToken(dataDir, joinFile, env string) (string, error) {
 		return "", fmt.Errorf("--join-file %s: readable by other users (mode %04o); a join token is a password: chmod 600 %s, or make a new token (xhub node token --out FILE) if others may have read it",
 			joinFile, st.Mode().Perm(), joinFile)
 	}
+	if uid, other := ownedByAnother(st); other {
+		return "", fmt.Errorf("--join-file %s: owned by another user (uid %d), who can read it whatever its mode; a join token is a password: keep it in a file of your own, or make a new token (xhub node token --out FILE) if others may have read it",
+			joinFile, uid)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxJoinFile+1))
 	if err != nil {
 		return "", fmt.Errorf("--join-file: %w", err)
