@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // EmbeddedConfig configures the embedded nats-server.
@@ -57,6 +58,13 @@ type Embedded struct {
 	// Addr is the client port's address when Listen was set, else "".
 	Addr       string
 	user, pass string
+	slog       *serverLog
+}
+
+// Collectors are the embedded server's metrics: the connections it
+// refused itself.
+func (e *Embedded) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{e.slog.refused}
 }
 
 // StartEmbedded starts the server and waits until it accepts connections.
@@ -110,12 +118,14 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
+	sl := newServerLog(cfg.Log)
+	srv.SetLoggerV2(sl, false, false, false)
 	go srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
 		return nil, errors.New("embedded nats: not ready after 30s")
 	}
-	e := &Embedded{Server: srv, user: opts.Username, pass: opts.Password}
+	e := &Embedded{Server: srv, user: opts.Username, pass: opts.Password, slog: sl}
 	if cfg.Listen != "" {
 		addr := srv.Addr().(*net.TCPAddr)
 		e.Addr = net.JoinHostPort(addr.IP.String(), strconv.Itoa(addr.Port))

@@ -639,6 +639,9 @@ func (n *Node) startMetrics(lis net.Listener) {
 	if n.Integrators != nil {
 		reg.MustRegister(n.Integrators.Collectors()...)
 	}
+	if n.Embedded != nil {
+		reg.MustRegister(n.Embedded.Collectors()...)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if n.cfg.Pprof {

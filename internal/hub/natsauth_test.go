@@ -2,12 +2,14 @@ package hub_test
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -370,5 +372,43 @@ func TestNATSRefusalsBounded(t *testing.T) {
 	}
 	if lines == 0 || !strings.Contains(logs.String(), "unlogged_before") {
 		t.Fatalf("the refusals are not sampled in the log: %q", logs.String())
+	}
+
+	// Refused by the server itself, before any callout: a TLS handshake
+	// without a client certificate, a wrong password. Counted, sampled.
+	ca, err := vocab.LoadCreds(env.Node.AdminCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.CA)
+	const each = 100
+	start = time.Now()
+	for range each {
+		if nc, err := nats.Connect("tls://"+addr, nats.Secure(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}), nats.NoReconnect(), nats.Timeout(5*time.Second)); err == nil {
+			nc.Close()
+			t.Fatal("a TLS client without a certificate was let in")
+		}
+		if nc, err := nats.Connect("nats://xhub:wrong@"+addr, nats.NoReconnect(), nats.Timeout(5*time.Second)); err == nil {
+			nc.Close()
+			t.Fatal("a wrong password was let in")
+		}
+	}
+	elapsed = time.Since(start)
+	for _, reason := range []string{"tls_handshake", "authorization"} {
+		prefix := fmt.Sprintf(`xhub_nats_handshakes_refused_total{reason=%q} `, reason)
+		testenv.WaitFor(t, 10*time.Second, prefix+">= 100", func() bool {
+			for _, l := range strings.Split(metricsText(t, env), "\n") {
+				if v, ok := strings.CutPrefix(l, prefix); ok {
+					n, _ := strconv.Atoi(v)
+					return n >= each
+				}
+			}
+			return false
+		})
+	}
+	lines = strings.Count(logs.String(), "NATS connection refused") - lines
+	if limit := int(elapsed/time.Second) + 3; lines > limit {
+		t.Fatalf("%d refused handshakes in %s wrote %d log lines, want at most %d", 2*each, elapsed.Round(time.Millisecond), lines, limit)
 	}
 }
