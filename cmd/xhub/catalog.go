@@ -80,8 +80,10 @@ schema version keeping keywords and description), use xhub catalog update.`,
 		Long: `Change only the metadata given, as one ledger entry (dataset.updated);
 everything else is kept. --keywords "" clears the keywords; --schema moves
 the dataset to a newer schema version (default: the subject's latest).
---retention sets how long the hub keeps batches published from then on
-(--retention "" goes back to the hub's default).
+--retention sets how long the hub keeps the dataset's batches: shortened, it
+reaches the batches already stored too (each node purges those older than
+the new retention within a minute); lengthened, it applies to batches
+published from then on (--retention "" goes back to the hub's default).
 
 A stricter share type (open → conditional → none) does not end grants
 already made: they stay until they expire or are revoked (the output says
@@ -153,7 +155,7 @@ how many; xhub share revoke ends one). New requests follow the new type.`,
 	uf.StringVar(&uKeywords, "keywords", "", "new comma-separated keywords (\"\" clears them)")
 	uf.StringVar(&uFrequency, "frequency", "", "new update frequency")
 	uf.StringVar(&uShare, "share", "", "new share type: open, conditional or none")
-	uf.StringVar(&uRetention, "retention", "", "how long the hub keeps batches published from now on, e.g. 30d (\"\": the hub's default)")
+	uf.StringVar(&uRetention, "retention", "", "how long the hub keeps the dataset's batches, e.g. 30d; a shorter one also purges older stored batches (\"\": the hub's default)")
 	uf.StringVar(&uSchema, "schema", "", "new schema SUBJECT[:VERSION] (default version: latest)")
 
 	var dept, shareF, search string

@@ -106,6 +106,9 @@ type Config struct {
 	// one core at worst; a batch of real records takes a few steps per
 	// value).
 	ValidationSteps int64
+	// RetentionSweep is how often batches stored before their dataset's
+	// retention was shortened are purged. Zero: a minute.
+	RetentionSweep time.Duration
 }
 
 func (c *Config) validate() error {
@@ -117,6 +120,9 @@ func (c *Config) validate() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.RetentionSweep <= 0 {
+		c.RetentionSweep = DefaultRetentionSweep
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -208,9 +214,10 @@ func New(cfg Config) (*Plane, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.stop = cancel
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); p.cleanupLoop(ctx) }()
 	go func() { defer wg.Done(); p.usage.run(ctx) }()
+	go func() { defer wg.Done(); p.retentionLoop(ctx) }()
 	go func() { wg.Wait(); close(p.done) }()
 	return p, nil
 }

@@ -53,6 +53,7 @@ type stored struct {
 type expiry struct {
 	at    time.Time
 	bytes int64
+	last  time.Time // the latest batch counted here was stored then
 }
 
 func newUsage(js jetstream.JetStream, lg *slog.Logger) *usage {
@@ -158,8 +159,11 @@ func (u *usage) add(msg jetstream.Msg) {
 	i, found := slices.BinarySearchFunc(s.expires, at, func(e expiry, t time.Time) int { return e.at.Compare(t) })
 	if found {
 		s.expires[i].bytes += n
+		if md.Timestamp.After(s.expires[i].last) {
+			s.expires[i].last = md.Timestamp
+		}
 	} else {
-		s.expires = slices.Insert(s.expires, i, expiry{at, n})
+		s.expires = slices.Insert(s.expires, i, expiry{at, n, md.Timestamp})
 	}
 }
 
@@ -179,6 +183,42 @@ func expiresAt(t time.Time, ttl time.Duration) time.Time {
 	q := max(ttl/64, time.Second)
 	at := t.Add(ttl)
 	return time.Unix(0, (at.UnixNano()/int64(q)+1)*int64(q))
+}
+
+// datasets are the datasets holding stored batches.
+func (u *usage) datasets() []catalog.DatasetID {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]catalog.DatasetID, 0, len(u.by))
+	for id := range u.by {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// forget stops counting what dataset id stored before cutoff (purged):
+// each expiry time whose batches were all stored before it. One holding
+// later batches too stays whole: the count errs towards refusal.
+func (u *usage) forget(id catalog.DatasetID, cutoff time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s := u.by[id]
+	if s == nil {
+		return
+	}
+	kept := s.expires[:0]
+	for _, e := range s.expires {
+		if e.last.Before(cutoff) {
+			s.bytes -= e.bytes
+			continue
+		}
+		kept = append(kept, e)
+	}
+	s.expires = kept
+	if len(s.expires) == 0 {
+		delete(u.by, id)
+	}
 }
 
 // dataset is what dataset id holds now.

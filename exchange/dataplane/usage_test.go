@@ -23,7 +23,7 @@ func TestUsageExpiry(t *testing.T) {
 			u.by[id] = s
 		}
 		s.bytes += n
-		s.expires = append(s.expires, expiry{expiresAt(at, ttl), n})
+		s.expires = append(s.expires, expiry{expiresAt(at, ttl), n, at})
 	}
 	put("tax.a", t0, 2*time.Second, 100)
 	put("tax.a", t0, time.Hour, 10)

@@ -97,7 +97,9 @@ type Config struct {
 	// joined, so the same command restarts it. (xhub serve takes it from
 	// a file or the environment, never from its command line.)
 	Join string
-	// ResponseDays, MaxGrantDays, SweepInterval: see exchange.Config.
+	// ResponseDays, MaxGrantDays, SweepInterval: see exchange.Config;
+	// SweepInterval is also the data plane's retention sweep
+	// (dataplane.Config.RetentionSweep).
 	ResponseDays int
 	// WebhookAllowPrivate lets departments' webhooks reach addresses that
 	// are not globally routable (off: only public unicast, webhook.CheckPublic).
@@ -425,6 +427,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		QueryTimeout: cfg.Limits.QueryTimeout, MaxPendingCalls: cfg.Limits.MaxPendingCalls,
 		ValidationSteps: cfg.Limits.ValidationSteps,
 		PageTokenKey:    n.Authority.DeriveSecret("dataplane/page-token/v1"),
+		RetentionSweep:  cfg.SweepInterval,
 	}); err != nil {
 		return nil, err
 	}

@@ -170,7 +170,7 @@ func TestControlPlaneKeepsRoom(t *testing.T) {
 // update, export), and its batches are removed once it has passed, while
 // a dataset on the hub's default keeps its own.
 func TestDatasetRetention(t *testing.T) {
-	env := testenv.Start(t)
+	env := testenv.Start(t, testenv.WithSweep(500*time.Millisecond), testenv.WithMetrics())
 	ctx := context.Background()
 	short := storeDataset(t, env, "health.cases", "open", "2s")
 	long := storeDataset(t, env, "health.beds", "open", "")
@@ -209,8 +209,7 @@ func TestDatasetRetention(t *testing.T) {
 		t.Fatal("the dataset on the hub's default retention lost its batch")
 	}
 
-	// An update changes it for what is published next, and the exports
-	// carry it.
+	// An update changes it, and the exports carry it.
 	u, err := off.Catalog.UpdateDataset(ctx, &xhubv1.UpdateDatasetRequest{Id: "health.beds", Retention: ptr("30d")})
 	if err != nil || u.Dataset.Retention != "30d" || strings.Join(u.Changed, ",") != "retention" {
 		t.Fatalf("update: %v %v", u, err)
@@ -227,6 +226,24 @@ func TestDatasetRetention(t *testing.T) {
 			t.Fatalf("%s export has no %s:\n%s", format, want, body)
 		}
 	}
+
+	// Shortened, it reaches the batches already stored (an owner's duty
+	// to delete): the sweep purges them, past several sweeps, and they no
+	// longer count against the department's quota.
+	if stored("health.beds") != 1 {
+		t.Fatal("health.beds lost its batch before its retention was shortened")
+	}
+	if m := metricsText(t, env); !strings.Contains(m, `xhub_dept_stored_bytes{dept="health"} `) || strings.Contains(m, `xhub_dept_stored_bytes{dept="health"} 0`) {
+		t.Fatalf("health's stored bytes are not counted before the purge:\n%s", m)
+	}
+	if _, err := off.Catalog.UpdateDataset(ctx, &xhubv1.UpdateDatasetRequest{Id: "health.beds", Retention: ptr("2s")}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, "the batch stored under the old retention purged", func() bool { return stored("health.beds") == 0 })
+	testenv.WaitFor(t, 30*time.Second, "health's stored bytes back to 0", func() bool {
+		m := metricsText(t, env)
+		return !strings.Contains(m, `xhub_dept_stored_bytes{dept="health"}`) || strings.Contains(m, `xhub_dept_stored_bytes{dept="health"} 0`)
+	})
 }
 
 func ptr[T any](v T) *T { return &v }
