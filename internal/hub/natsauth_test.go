@@ -322,23 +322,7 @@ func TestNATSIntegratorsExternalCluster(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the hub's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testenv.Buffer
 
 // TestNATSRefusalsBounded: an unauthenticated client hammering the NATS
 // port costs at most one log line a second; every refusal is counted in
