@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
+	"github.com/xhub-gov/xhub/schemas"
 )
 
 // TestLedgerBytesInOneGroup: commands of one department queued into one
@@ -131,5 +133,50 @@ func TestLedgerBytesInOneGroup(t *testing.T) {
 	}
 	if n := other.LedgerBytes("health"); n != used {
 		t.Fatalf("a node that applied the log: %d bytes counted, %d on the drafting node", n, used)
+	}
+}
+
+// TestSchemaVersionsBound: a subject takes at most schemas.MaxVersions
+// versions; the next is refused with RESOURCE_EXHAUSTED naming the
+// subject, an identical schema is still answered with its version, and
+// another subject still registers.
+func TestSchemaVersionsBound(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cp, err := Open(ctx, Config{Store: st, Log: newMemLog(), SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	if err := cp.Init(ctx, HubInit{CASHA256: "ca", VerifierKey: "key"}); err != nil {
+		t.Fatal(err)
+	}
+	admin := vocab.Identity{Dept: "hub", Role: vocab.RoleAdmin, Name: "admin"}
+	health := vocab.Identity{Dept: "health", Role: vocab.RoleOfficer, Name: "o"}
+	if _, _, err := cp.AddDepartment(ctx, admin, "health", "health"); err != nil {
+		t.Fatal(err)
+	}
+	schema := func(i int) []byte {
+		return fmt.Appendf(nil, `{"type":"object","properties":{"f%d":{"type":"string"}}}`, i)
+	}
+	for i := 1; i <= schemas.MaxVersions; i++ {
+		if _, _, _, err := cp.RegisterSchema(ctx, health, "health.cases", schema(i), "NONE"); err != nil {
+			t.Fatalf("version %d: %v", i, err)
+		}
+	}
+	_, _, _, err = cp.RegisterSchema(ctx, health, "health.cases", schema(0), "")
+	var fe *fault.Error
+	if !errors.As(err, &fe) || fe.Kind != fault.KindExhausted || len(fe.Violations) != 1 || fe.Violations[0].Field != "subject:health.cases" {
+		t.Fatalf("version %d: %v", schemas.MaxVersions+1, err)
+	}
+	if v, existing, _, err := cp.RegisterSchema(ctx, health, "health.cases", schema(7), ""); err != nil || !existing || v.Version != 7 {
+		t.Fatalf("an identical schema at the bound: version %d, existing %v, %v", v.Version, existing, err)
+	}
+	if _, _, _, err := cp.RegisterSchema(ctx, health, "health.other", schema(0), ""); err != nil {
+		t.Fatalf("another subject: %v", err)
 	}
 }
