@@ -46,6 +46,12 @@ type Config struct {
 	// MaxPendingRequests bounds the share requests one department may
 	// have pending at once, across all datasets. Zero: 100.
 	MaxPendingRequests int
+	// DeptLedgerBytes bounds the bytes of the ledger entries one
+	// department's identities (its officers and systems) may append, over
+	// the log's life: the ledger keeps every entry, and its room in the
+	// store is every department's. The operator's and the hub's own
+	// entries are not counted. Zero: 32 MiB.
+	DeptLedgerBytes int64
 	// SweepInterval is how often this node looks for grants due to expire
 	// (and open requests still to grant). Zero: 1s; negative: never (tests).
 	SweepInterval time.Duration
@@ -102,6 +108,9 @@ func (c *Config) validate() error {
 	if c.MaxPendingRequests <= 0 {
 		c.MaxPendingRequests = 100
 	}
+	if c.DeptLedgerBytes <= 0 {
+		c.DeptLedgerBytes = DefaultDeptLedgerBytes
+	}
 	if c.ResponseDays < 1 || c.MaxGrantDays < 1 {
 		return errors.New("exchange: ResponseDays and MaxGrantDays must be positive")
 	}
@@ -124,6 +133,10 @@ type ControlPlane struct {
 	// drafted are the share requests in the appender's draft: those
 	// not applied yet count as pending (pendingOf).
 	drafted []draftedRequest
+	// draftedBytes are the department entries in the appender's draft:
+	// those not applied yet count towards their department's ledger
+	// bytes (ledgerRoom).
+	draftedBytes []draftedEntry
 
 	mu        sync.RWMutex
 	applied   uint64
@@ -139,6 +152,11 @@ type ControlPlane struct {
 	integrity error // non-nil: the log or the views do not verify
 	stopApply context.CancelFunc
 	done      chan struct{}
+
+	// ledgerBytes (under mu) are the bytes of the applied entries of
+	// each department's identities (ledgerquota.go): in memory only,
+	// from the log (verifyViews's replay, then every entry applied).
+	ledgerBytes map[catalog.DeptID]int64
 }
 
 // Open loads the views, then follows the log from the last applied entry.
@@ -156,6 +174,8 @@ func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		pending:  make(map[shares.RequestID]shares.Request),
 		done:     make(chan struct{}),
 		ops:      make(chan *op, maxQueuedCommands),
+
+		ledgerBytes: make(map[catalog.DeptID]int64),
 	}
 	var applied uint64
 	if err := cp.st.View(func(txn *store.Txn) error {
@@ -433,9 +453,11 @@ func (cp *ControlPlane) applyBatchOnce(batch []ledger.Message, void map[uint64]b
 	var after []func()
 	var applied uint64
 	var ended bool
+	var counted map[catalog.DeptID]int64
 	err := cp.st.Update(func(txn *store.Txn) error {
 		after = after[:0]
 		ended = false
+		counted = map[catalog.DeptID]int64{}
 		m, err := readMeta(txn)
 		if err != nil {
 			return err
@@ -462,6 +484,12 @@ func (cp *ControlPlane) applyBatchOnce(batch []ledger.Message, void map[uint64]b
 				}
 			}
 			e, err := ledger.Check(msg.Raw, msg.Seq, m.Last)
+			if err == nil {
+				// A void entry takes its room in the log all the same.
+				if dept, ok := countedDept(e.Actor); ok {
+					counted[dept] += int64(len(msg.Raw))
+				}
+			}
 			switch {
 			case err != nil:
 				// No node appends such an entry: the log was written
@@ -494,6 +522,9 @@ func (cp *ControlPlane) applyBatchOnce(batch []ledger.Message, void map[uint64]b
 	cp.mu.Lock()
 	for _, fn := range after {
 		fn()
+	}
+	for dept, n := range counted {
+		cp.ledgerBytes[dept] += n
 	}
 	if applied > cp.applied {
 		cp.applied = applied

@@ -170,7 +170,7 @@ func (a *appender) reset() {
 		a.d.Discard()
 		a.d = nil
 	}
-	a.cp.setDrafted(nil)
+	a.cp.clearDrafted()
 }
 
 // begin starts a draft on the applied state, after waiting until the
@@ -409,6 +409,10 @@ func (a *appender) draftOne(o *op) (drafted, error) {
 	}
 	e.Request = o.rid
 	raw := e.Marshal()
+	if err := cp.ledgerRoom(o.actor, kind, len(raw)); err != nil {
+		d.err = err
+		return d, nil
+	}
 	// Apply it to the draft as every node will: what the state machines
 	// would refuse is not appended, and the commands after it see it.
 	checked, err := ledger.Check(raw, e.Seq, m.Last)
@@ -432,6 +436,9 @@ func (a *appender) draftOne(o *op) (drafted, error) {
 	if kind == shares.KindShareRequested {
 		cp.addDrafted(e.Seq, o.actor.Dept)
 	}
+	if dept, ok := countedDept(e.Actor); ok {
+		cp.addDraftedBytes(e.Seq, dept, len(raw))
+	}
 	a.entries++
 	a.bytes += len(raw)
 	d.raw, d.kind, d.seq = raw, kind, e.Seq
@@ -444,9 +451,10 @@ type draftedRequest struct {
 	dept catalog.DeptID
 }
 
-func (cp *ControlPlane) setDrafted(rs []draftedRequest) {
+// clearDrafted forgets the draft's entries (the draft is dropped).
+func (cp *ControlPlane) clearDrafted() {
 	cp.mu.Lock()
-	cp.drafted = rs
+	cp.drafted, cp.draftedBytes = nil, nil
 	cp.mu.Unlock()
 }
 

@@ -68,7 +68,7 @@ func (cp *ControlPlane) verifyViews(ctx context.Context, applied uint64) error {
 		cfg: cfg, st: mem, log: cp.log, lg: quiet,
 		advanced: make(chan struct{}), ended: make(chan struct{}),
 		creds: make(map[string]Credential), index: catalog.NewIndex(), grants: newGrantIndex(),
-		pending: make(map[shares.RequestID]shares.Request),
+		pending: make(map[shares.RequestID]shares.Request), ledgerBytes: make(map[catalog.DeptID]int64),
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -105,6 +105,13 @@ func (cp *ControlPlane) verifyViews(ctx context.Context, applied uint64) error {
 			batch = batch[:0]
 		}
 	}
+	// The views on disk hold no ledger bytes (they are counted in
+	// memory, so that views written before the count verify as they
+	// are): the replay's count of entries 1..applied is this node's;
+	// the apply loop counts on from applied+1.
+	cp.mu.Lock()
+	cp.ledgerBytes = replay.ledgerBytes
+	cp.mu.Unlock()
 	d, err := cp.st.FirstDifference(mem)
 	if err != nil || !d.Differ {
 		return err

@@ -107,6 +107,9 @@ func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity
 			}
 			return "", "", nil, errExisting
 		}
+		if err := schemas.VersionRoom(subject, v.NextVersion); err != nil {
+			return "", "", nil, err
+		}
 		if len(v.Problems) > 0 {
 			return "", "", nil, incompatible(subject, v)
 		}

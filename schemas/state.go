@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // The schema registry's state machine: the entry kinds that change
@@ -43,6 +44,22 @@ type Version struct {
 type CompatChange struct {
 	Subject catalog.DatasetID `json:"subject"`
 	Compat  Mode              `json:"compat"`
+}
+
+// MaxVersions bounds a subject's versions. Every version stays in the
+// ledger and the views, and registering one checks it against all the
+// earlier ones: a subject with no bound is a department's way to grow
+// both, and the cost of each registration, without end.
+const MaxVersions = 100
+
+// VersionRoom refuses version next of subject past MaxVersions. It is a
+// rule of the command, not of the state machine: a log with more versions
+// (appended before the bound) still applies.
+func VersionRoom(subject catalog.DatasetID, next int) error {
+	if next > MaxVersions {
+		return fault.Exhausted("subject:"+string(subject), "schema subject %s has %d versions, the most the hub allows (%d): register the schema under a new subject", subject, next-1, MaxVersions)
+	}
+	return nil
 }
 
 // SubjectKey and VersionKey are where a subject and a version live.

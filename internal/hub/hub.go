@@ -153,6 +153,12 @@ type StoreBounds struct {
 	// DataRetention is how long batches of a dataset that sets no
 	// retention of its own are kept. Zero: 365 days.
 	DataRetention time.Duration
+	// DeptLedgerBytes bounds the bytes of ledger entries one
+	// department's officers and systems may append, over the ledger's
+	// life (exchange.Config.DeptLedgerBytes), so that no department
+	// takes the ledger's room in ControlReserve. Zero: an eighth of
+	// ControlReserve, at most 32 MiB (with NATSURL: 32 MiB).
+	DeptLedgerBytes int64
 }
 
 // Defaults of StoreBounds.
@@ -389,7 +395,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.JS, err = jetstream.New(n.NC); err != nil {
 		return nil, fmt.Errorf("hub: jetstream: %w", err)
 	}
-	data, auditMax, err := n.storeBounds(ctx)
+	data, auditMax, deptLedger, err := n.storeBounds(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -403,7 +409,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.CP, err = exchange.Open(ctx, exchange.Config{
 		Store: n.Store, Log: bus.NewLedgerLog(n.JS, cfg.Replicas), Logger: log.With("component", "controlplane"),
 		Now: cfg.Now, ResponseDays: cfg.ResponseDays, DisputeDays: cfg.DisputeDays, MaxGrantDays: cfg.MaxGrantDays, SweepInterval: cfg.SweepInterval, Events: bus.Events{NC: n.NC},
-		MaxPendingRequests: cfg.Limits.MaxPendingRequests,
+		MaxPendingRequests: cfg.Limits.MaxPendingRequests, DeptLedgerBytes: deptLedger,
 	}); err != nil {
 		return nil, err
 	}
@@ -773,32 +779,38 @@ func (n *Node) startWebhooks(log *slog.Logger) {
 	})
 }
 
-// storeBounds resolves the bounds of XHUB_DATA and XHUB_AUDIT. On the
-// embedded server the store's size is known: XHUB_DATA gets the store
-// less the control reserve, XHUB_AUDIT half the reserve, and the ledger
-// and webhook records the rest (JetStream refuses every write, the
-// ledger's too, once the store is full; streams with a bound never pass
-// it). With an external NATS a bound not given is what the streams have.
-func (n *Node) storeBounds(ctx context.Context) (bus.DataLimits, int64, error) {
+// storeBounds resolves the bounds of XHUB_DATA and XHUB_AUDIT, and of a
+// department's ledger bytes. On the embedded server the store's size is
+// known: XHUB_DATA gets the store less the control reserve, XHUB_AUDIT
+// half the reserve, and the ledger and webhook records the rest
+// (JetStream refuses every write, the ledger's too, once the store is
+// full; streams with a bound never pass it), of which one department's
+// entries take at most an eighth of the reserve. With an external NATS a
+// bound not given is what the streams have.
+func (n *Node) storeBounds(ctx context.Context) (bus.DataLimits, int64, int64, error) {
 	cfg, log := n.cfg.Store, n.cfg.Logger
 	data := bus.DataLimits{MaxBytes: cfg.DataMaxBytes, DeptQuota: cfg.DeptQuota, DatasetQuota: cfg.DatasetQuota, Retention: cfg.DataRetention}
 	audit := n.cfg.AuditMaxBytes
 	for _, v := range []struct {
 		name string
 		n    int64
-	}{{"--store-max-bytes", cfg.MaxBytes}, {"--control-reserve", cfg.ControlReserve}, {"--data-max-bytes", cfg.DataMaxBytes}, {"--dept-quota", cfg.DeptQuota}, {"--dataset-quota", cfg.DatasetQuota}, {"--audit-max-bytes", audit}} {
+	}{{"--store-max-bytes", cfg.MaxBytes}, {"--control-reserve", cfg.ControlReserve}, {"--data-max-bytes", cfg.DataMaxBytes}, {"--dept-quota", cfg.DeptQuota}, {"--dataset-quota", cfg.DatasetQuota}, {"--audit-max-bytes", audit}, {"--dept-ledger-bytes", cfg.DeptLedgerBytes}} {
 		if v.n < 0 {
-			return data, 0, fmt.Errorf("hub: %s %d: a size is at least 0 (0: the default)", v.name, v.n)
+			return data, 0, 0, fmt.Errorf("hub: %s %d: a size is at least 0 (0: the default)", v.name, v.n)
 		}
 	}
 	if r := catalog.Retention(cfg.DataRetention); r != 0 && r.Validate() != nil {
-		return data, 0, fmt.Errorf("hub: --data-retention %s: from %s to %s, whole seconds", cfg.DataRetention, catalog.MinRetention, catalog.MaxRetention)
+		return data, 0, 0, fmt.Errorf("hub: --data-retention %s: from %s to %s, whole seconds", cfg.DataRetention, catalog.MinRetention, catalog.MaxRetention)
 	}
+	deptLedger := cfg.DeptLedgerBytes
 	if n.Embedded != nil {
 		store := n.Embedded.MaxStore()
 		reserve := cfg.ControlReserve
 		if reserve == 0 {
 			reserve = min(max(store/10, minControlReserve), store/2)
+		}
+		if deptLedger == 0 {
+			deptLedger = min(reserve/8, exchange.DefaultDeptLedgerBytes)
 		}
 		if data.MaxBytes == 0 {
 			data.MaxBytes = store - reserve
@@ -807,7 +819,7 @@ func (n *Node) storeBounds(ctx context.Context) (bus.DataLimits, int64, error) {
 			audit = reserve / 2
 		}
 		if room := min(int64(minLedgerRoom), store/8); data.MaxBytes+audit > store-room {
-			return data, 0, fmt.Errorf("hub: --data-max-bytes %d and --audit-max-bytes %d leave the ledger less than %d bytes of the store's %d (--store-max-bytes): the control plane would starve", data.MaxBytes, audit, room, store)
+			return data, 0, 0, fmt.Errorf("hub: --data-max-bytes %d and --audit-max-bytes %d leave the ledger less than %d bytes of the store's %d (--store-max-bytes): the control plane would starve", data.MaxBytes, audit, room, store)
 		}
 	} else {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -835,7 +847,10 @@ func (n *Node) storeBounds(ctx context.Context) (bus.DataLimits, int64, error) {
 	if data.Retention == 0 {
 		data.Retention = DefaultDataRetention
 	}
+	if deptLedger == 0 {
+		deptLedger = exchange.DefaultDeptLedgerBytes
+	}
 	log.Info("store bounds", "data_max_bytes", data.MaxBytes, "dept_quota", data.DeptQuota, "dataset_quota", data.DatasetQuota,
-		"data_retention", data.Retention, "audit_max_bytes", audit)
-	return data, audit, nil
+		"data_retention", data.Retention, "audit_max_bytes", audit, "dept_ledger_bytes", deptLedger)
+	return data, audit, deptLedger, nil
 }
