@@ -126,7 +126,7 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.Int64Var(&st.DataMaxBytes, "data-max-bytes", 0, "bytes all published batches may take (0: the store less --control-reserve; with --nats-url, what the stream has)")
 	f.Int64Var(&st.DeptQuota, "dept-quota", 0, "bytes of published batches one department's datasets may hold together (0: a quarter of --data-max-bytes, or 10 GiB)")
 	f.Int64Var(&st.DatasetQuota, "dataset-quota", 0, "bytes of published batches one dataset may hold (0: only its department's quota)")
-	f.Int64Var(&st.DeptLedgerBytes, "dept-ledger-bytes", 0, "bytes of ledger entries one department's officers and systems may append, over the ledger's life; past it their commands are refused, except those ending access (0: an eighth of --control-reserve, at most 32 MiB; 32 MiB with --nats-url; the operator's and the hub's own entries are not counted)")
+	f.Int64Var(&st.DeptLedgerBytes, "dept-ledger-bytes", 0, "bytes of ledger entries one department's officers and systems may append, over the ledger's life; past it their commands are refused, except those ending access (0: an eighth of --control-reserve; 256 MiB with --nats-url; the operator's and the hub's own entries are not counted)")
 	f.StringVar(&dataRetention, "data-retention", "365d", "keep published batches of a dataset with no retention of its own this long (a number and s, m, h or d; at most 3650d)")
 	f.IntVar(&cfg.DisputeDays, "dispute-days", 5, "working days an owner has to answer a data dispute before it shows as overdue")
 	f.IntVar(&cfg.ResponseDays, "response-days", 10, "days an owner has to answer a conditional request before it shows as overdue")

@@ -787,6 +787,11 @@ func (n *Node) startWebhooks(log *slog.Logger) {
 // full; streams with a bound never pass it), of which one department's
 // entries take at most an eighth of the reserve. With an external NATS a
 // bound not given is what the streams have.
+// externalDeptLedgerBytes is --dept-ledger-bytes's default on an external
+// NATS cluster, whose store size the hub cannot read: room for about
+// 400,000 typical entries of one department over the ledger's life.
+const externalDeptLedgerBytes = 256 << 20
+
 func (n *Node) storeBounds(ctx context.Context) (bus.DataLimits, int64, int64, error) {
 	cfg, log := n.cfg.Store, n.cfg.Logger
 	data := bus.DataLimits{MaxBytes: cfg.DataMaxBytes, DeptQuota: cfg.DeptQuota, DatasetQuota: cfg.DatasetQuota, Retention: cfg.DataRetention}
@@ -810,7 +815,7 @@ func (n *Node) storeBounds(ctx context.Context) (bus.DataLimits, int64, int64, e
 			reserve = min(max(store/10, minControlReserve), store/2)
 		}
 		if deptLedger == 0 {
-			deptLedger = min(reserve/8, exchange.DefaultDeptLedgerBytes)
+			deptLedger = reserve / 8 // no one department takes more than an eighth of the room
 		}
 		if data.MaxBytes == 0 {
 			data.MaxBytes = store - reserve
@@ -848,7 +853,7 @@ func (n *Node) storeBounds(ctx context.Context) (bus.DataLimits, int64, int64, e
 		data.Retention = DefaultDataRetention
 	}
 	if deptLedger == 0 {
-		deptLedger = exchange.DefaultDeptLedgerBytes
+		deptLedger = externalDeptLedgerBytes
 	}
 	log.Info("store bounds", "data_max_bytes", data.MaxBytes, "dept_quota", data.DeptQuota, "dataset_quota", data.DatasetQuota,
 		"data_retention", data.Retention, "audit_max_bytes", audit, "dept_ledger_bytes", deptLedger)
