@@ -44,7 +44,7 @@ func newServerLog(log *slog.Logger) *serverLog {
 		log: log.With("component", "nats-server"), lines: ratelog.New(time.Second), others: ratelog.New(time.Second),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xhub_nats_handshakes_refused_total",
-			Help: "Connections to the embedded NATS port its server refused before any authorization callout: TLS handshakes (no or a bad client certificate) and wrong passwords.",
+			Help: "Connections to the embedded NATS port its server refused itself: TLS handshakes (reason tls_handshake: no or a bad client certificate) and failed authentications (reason authorization: wrong passwords, and also the connections the auth callout refused, which xhub_nats_connections_refused_total counts by their reason).",
 		}, []string{"reason"}),
 	}
 	l.refused.WithLabelValues(refusedTLS)
@@ -52,22 +52,29 @@ func newServerLog(log *slog.Logger) *serverLog {
 	return l
 }
 
-func (l *serverLog) refusal(line string) string {
+// refusal says whether a line of the server's is about a refused
+// connection, and the reason to count it under ("" for a line that goes
+// with a refusal the auth callout counts itself).
+func (l *serverLog) refusal(line string) (reason string, ok bool) {
 	switch {
 	case strings.Contains(line, "TLS handshake error"), strings.Contains(line, "TLS handshake timeout"):
-		return refusedTLS
+		return refusedTLS, true
+	case strings.Contains(line, "auth callout"), strings.Contains(line, "Auth callout"):
+		return "", true // the callout's refusal: counted in xhub_nats_connections_refused_total
 	case strings.Contains(line, "Authorization Violation"), strings.Contains(line, "authentication error"):
-		return refusedAuth
+		return refusedAuth, true
 	}
-	return ""
+	return "", false
 }
 
 func (l *serverLog) report(level slog.Level, format string, v []any) {
 	line := fmt.Sprintf(format, v...)
-	if reason := l.refusal(line); reason != "" {
-		l.refused.WithLabelValues(reason).Inc()
+	if reason, ok := l.refusal(line); ok {
+		if reason != "" {
+			l.refused.WithLabelValues(reason).Inc()
+		}
 		if unlogged, ok := l.lines.Allow(time.Now()); ok {
-			l.log.Info("NATS connection refused", "reason", reason, "detail", line, "unlogged_before", unlogged)
+			l.log.Info(ServerRefusalLine, "reason", reason, "detail", line, "unlogged_before", unlogged)
 		}
 		return
 	}
@@ -75,6 +82,10 @@ func (l *serverLog) report(level slog.Level, format string, v []any) {
 		l.log.Log(context.Background(), level, line, "unlogged_before", unlogged)
 	}
 }
+
+// ServerRefusalLine is the message of the embedded server's sampled log
+// line about refused connections.
+const ServerRefusalLine = "NATS connection refused by the server"
 
 func (l *serverLog) Noticef(string, ...any)         {}
 func (l *serverLog) Debugf(string, ...any)          {}
