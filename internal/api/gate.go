@@ -45,6 +45,46 @@ func openMethod(method string) bool {
 	return strings.HasPrefix(method, "/grpc.health.v1.Health/") || method == xhubv1connect.NodesJoinProcedure
 }
 
+// Calls without a certificate to the open methods are bounded: at most
+// MaxOpenCalls at once on a node (the rest are refused with
+// RESOURCE_EXHAUSTED), each within OpenCallTimeout from its headers to its
+// end, and over HTTP a body of at most MaxOpenBody (a join request is a
+// few hundred bytes). The deadline is the lesser of OpenCallTimeout and
+// --read-timeout. Native gRPC reads a message whole up to
+// MaxMessageBytes before any handler sees it, so there the bound on what
+// they can make the node hold is MaxOpenCalls × MaxMessageBytes, for at
+// most OpenCallTimeout.
+const (
+	MaxOpenCalls    = 32
+	OpenCallTimeout = 15 * time.Second
+	MaxOpenBody     = 64 << 10
+)
+
+// openCalls counts the calls without a certificate in flight.
+type openCalls struct{ slots chan struct{} }
+
+func (r *router) openDeadline() time.Duration { return min(OpenCallTimeout, r.limits.ReadTimeout) }
+
+func newOpenCalls() *openCalls { return &openCalls{slots: make(chan struct{}, MaxOpenCalls)} }
+
+func (o *openCalls) acquire() bool {
+	select {
+	case o.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (o *openCalls) release() { <-o.slots }
+
+func openBusy() error {
+	msg := fmt.Sprintf("%d calls without a client certificate are in flight on this node, the most it takes: try again", MaxOpenCalls)
+	st, _ := status.New(codes.ResourceExhausted, msg).WithDetails(&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{
+		{Subject: "calls without a client certificate", Description: msg}}})
+	return st.Err()
+}
+
 // noCertificate is the answer to a caller without a certificate.
 const noCertificate = "a client certificate issued by the hub is required"
 
@@ -62,6 +102,13 @@ func (r *router) tap(ctx context.Context, info *tap.Info) (context.Context, erro
 		}
 	}
 	if openMethod(info.FullMethodName) {
+		if !r.openCalls.acquire() {
+			return nil, openBusy()
+		}
+		// The stream's context is this one's parent: it ends with the
+		// call, and so does the deadline (the message's read included).
+		ctx, cancel := context.WithTimeout(ctx, r.openDeadline())
+		context.AfterFunc(ctx, func() { cancel(); r.openCalls.release() })
 		return ctx, nil
 	}
 	r.m.unauthed.WithLabelValues("grpc").Inc()
@@ -91,9 +138,31 @@ const envelope = 5
 func (r *router) gate(limits ConnLimits, ew *connect.ErrorWriter, h http.Handler) http.Handler {
 	maxBody := int64(limits.MaxMessageBytes) + envelope
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if !verified(req.TLS) && !openPath(req) {
-			r.m.unauthed.WithLabelValues("http").Inc()
-			refuse(w, req, ew, status.Error(codes.Unauthenticated, noCertificate))
+		if !verified(req.TLS) {
+			if !openPath(req) {
+				r.m.unauthed.WithLabelValues("http").Inc()
+				refuse(w, req, ew, status.Error(codes.Unauthenticated, noCertificate))
+				return
+			}
+			if req.ContentLength > MaxOpenBody {
+				refuse(w, req, ew, tooLarge(req.ContentLength, MaxOpenBody))
+				return
+			}
+			if !r.openCalls.acquire() {
+				refuse(w, req, ew, openBusy())
+				return
+			}
+			defer r.openCalls.release()
+			d := r.openDeadline()
+			ctx, cancel := context.WithTimeout(req.Context(), d)
+			defer cancel()
+			req = req.WithContext(ctx)
+			if req.Body != nil && req.Body != http.NoBody {
+				rc := http.NewResponseController(w)
+				_ = rc.SetReadDeadline(time.Now().Add(d))
+				req.Body = &boundedBody{body: http.MaxBytesReader(w, req.Body, MaxOpenBody), rc: rc, limits: ConnLimits{MaxMessageBytes: MaxOpenBody, ReadTimeout: d}}
+			}
+			h.ServeHTTP(w, req)
 			return
 		}
 		if req.ContentLength == 0 || req.Body == nil || req.Body == http.NoBody || bidiPath(req.URL.Path) {

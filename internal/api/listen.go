@@ -70,6 +70,8 @@ type router struct {
 	http   *http.Server
 	h2     *http2.Server
 
+	openCalls *openCalls // calls without a certificate in flight (gate.go)
+
 	mu     sync.Mutex
 	lis    net.Listener
 	conns  map[net.Conn]struct{} // being routed, or served by h2
@@ -81,7 +83,7 @@ type router struct {
 // newRouter makes a router; its HTTP handler is set (setHandler) before
 // it serves.
 func newRouter(tlsCfg *tls.Config, watch *handshakeWatch, limits ConnLimits, log *slog.Logger) *router {
-	r := &router{tlsCfg: tlsCfg, watch: watch, limits: limits, conns: map[net.Conn]struct{}{}, byAddr: map[string]int{},
+	r := &router{tlsCfg: tlsCfg, watch: watch, limits: limits, conns: map[net.Conn]struct{}{}, byAddr: map[string]int{}, openCalls: newOpenCalls(),
 		log: &rateLog{log: log, now: time.Now}}
 	r.m = newConnMetrics(func() float64 {
 		r.mu.Lock()
@@ -360,6 +362,11 @@ func peekFrames(c frameConn, limits ConnLimits) (*peeker, error) {
 	// The first request may come whenever the client makes it, within
 	// the idle timeout.
 	_ = c.SetReadDeadline(time.Now().Add(limits.IdleTimeout))
+	// PING answers are written within the same bound (the handshake's
+	// write deadline would cut a client that pings while it waits).
+	if wd, ok := c.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		_ = wd.SetWriteDeadline(time.Now().Add(limits.IdleTimeout))
+	}
 	for !p.done {
 		if err := p.frame(); err != nil {
 			var ne net.Error

@@ -46,6 +46,10 @@ type Config struct {
 	Conn      ConnLimits             // connections, timeouts, message size
 }
 
+// MaxStreamsPerConn bounds the gRPC streams open at once on one
+// connection.
+const MaxStreamsPerConn = 1024
+
 // Server is a hub node's API server: native gRPC and, on the same
 // listener, the same services over HTTP (Connect, gRPC-Web, JSON).
 type Server struct {
@@ -156,6 +160,9 @@ func New(cfg Config) *Server {
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(cfg.Conn.MaxMessageBytes),
+		// Streams one connection may hold open at once (grpc-go's
+		// default has no bound); clients queue calls beyond it.
+		grpc.MaxConcurrentStreams(MaxStreamsPerConn),
 		grpc.MaxHeaderListSize(64<<10), // as the HTTP side (http.Server.MaxHeaderBytes)
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			// A connection with no call open is closed (GOAWAY) after
