@@ -1,6 +1,7 @@
 package api
 
 import (
+	"container/list"
 	"errors"
 	"log/slog"
 	"net"
@@ -154,6 +155,7 @@ type countedConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
+	shaking *list.Element // in router.handshaking until its TLS handshake is done (router.mu)
 }
 
 func (c *countedConn) Close() error {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -72,18 +73,23 @@ type router struct {
 
 	openCalls *openCalls // calls without a certificate in flight (gate.go)
 
-	mu     sync.Mutex
-	lis    net.Listener
-	conns  map[net.Conn]struct{} // being routed, or served by h2
-	open   int                   // connections accepted and not closed
-	byAddr map[string]int        // the same by addrKey
-	closed bool
+	mu    sync.Mutex
+	lis   net.Listener
+	conns map[net.Conn]struct{} // being routed, or served by h2
+	open  int                   // connections accepted and not closed
+	// handshaking are the connections whose TLS handshake is not done,
+	// oldest first: at the total bound the oldest is closed for a new
+	// one, so that connections that never start TLS cannot hold every
+	// slot (a real client's handshake takes milliseconds).
+	handshaking *list.List
+	byAddr      map[string]int // the same by addrKey
+	closed      bool
 }
 
 // newRouter makes a router; its HTTP handler is set (setHandler) before
 // it serves.
 func newRouter(tlsCfg *tls.Config, watch *handshakeWatch, limits ConnLimits, log *slog.Logger) *router {
-	r := &router{tlsCfg: tlsCfg, watch: watch, limits: limits, conns: map[net.Conn]struct{}{}, byAddr: map[string]int{}, openCalls: newOpenCalls(),
+	r := &router{tlsCfg: tlsCfg, watch: watch, limits: limits, conns: map[net.Conn]struct{}{}, byAddr: map[string]int{}, openCalls: newOpenCalls(), handshaking: list.New(),
 		log: &rateLog{log: log, now: time.Now}}
 	r.m = newConnMetrics(func() float64 {
 		r.mu.Lock()
@@ -175,14 +181,25 @@ func (r *router) admit(conn net.Conn) (net.Conn, string) {
 	switch {
 	case r.closed:
 		return nil, ""
-	case r.open >= r.limits.MaxConns:
-		return nil, "total"
 	case r.byAddr[key] >= r.limits.MaxConnsPerAddr:
 		return nil, "address"
+	case r.open >= r.limits.MaxConns:
+		front := r.handshaking.Front()
+		if front == nil {
+			return nil, "total"
+		}
+		// The oldest connection still in its handshake gives way; it is
+		// counted until its own goroutine sees it closed.
+		old := front.Value.(*countedConn)
+		r.handshaking.Remove(front)
+		old.shaking = nil
+		r.m.refused.WithLabelValues("handshake_evicted").Inc()
+		go old.Conn.Close()
 	}
 	r.open++
 	r.byAddr[key]++
 	c := &countedConn{Conn: conn}
+	c.shaking = r.handshaking.PushBack(c)
 	c.release = func() {
 		r.mu.Lock()
 		r.open--
@@ -190,10 +207,28 @@ func (r *router) admit(conn net.Conn) (net.Conn, string) {
 			delete(r.byAddr, key)
 		}
 		delete(r.conns, c)
+		if c.shaking != nil {
+			r.handshaking.Remove(c.shaking)
+			c.shaking = nil
+		}
 		r.mu.Unlock()
 	}
 	r.conns[c] = struct{}{}
 	return c, ""
+}
+
+// handshook takes c out of the connections in their handshake.
+func (r *router) handshook(c net.Conn) {
+	cc, ok := c.(*countedConn)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	if cc.shaking != nil {
+		r.handshaking.Remove(cc.shaking)
+		cc.shaking = nil
+	}
+	r.mu.Unlock()
 }
 
 func (r *router) untrack(c net.Conn) {
@@ -251,6 +286,7 @@ func (r *router) route(raw net.Conn) {
 		}
 		return
 	}
+	r.handshook(raw)
 	if tc.ConnectionState().NegotiatedProtocol != http2.NextProtoTLS {
 		// http.Server bounds it from here: ReadHeaderTimeout from now,
 		// IdleTimeout between requests.

@@ -100,11 +100,6 @@ func TestConnectionBounds(t *testing.T) {
 	env := testenv.Start(t, testenv.WithMetrics(), testenv.WithConn(api.ConnLimits{
 		MaxConns: total, MaxConnsPerAddr: perAddr, HandshakeTimeout: 5 * time.Minute}))
 	var conns = map[string][]net.Conn{}
-	for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
-		for range each {
-			conns[ip] = append(conns[ip], dialFrom(t, env, ip))
-		}
-	}
 	defer func() {
 		for _, cs := range conns {
 			for _, c := range cs {
@@ -112,14 +107,20 @@ func TestConnectionBounds(t *testing.T) {
 			}
 		}
 	}()
-	// 127.0.0.2 gets its 8 and 12 are refused (address); 127.0.0.3 the 4
-	// left of the 12 in total, and 16 are refused (total).
-	closed := func(ip string) int {
+	metric := func(series string) float64 {
+		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(metricsText(t, env))
+		if m == nil {
+			return 0
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v
+	}
+	closed := func(cs []net.Conn, d time.Duration) int {
 		var n atomic.Int32
 		var wg sync.WaitGroup
-		for _, c := range conns[ip] {
+		for _, c := range cs {
 			wg.Go(func() {
-				if closedSoon(c, 5*time.Second) {
+				if closedSoon(c, d) {
 					n.Add(1)
 				}
 			})
@@ -127,31 +128,47 @@ func TestConnectionBounds(t *testing.T) {
 		wg.Wait()
 		return int(n.Load())
 	}
-	var n2, n3 int
-	var wg sync.WaitGroup
-	wg.Go(func() { n2 = closed("127.0.0.2") })
-	wg.Go(func() { n3 = closed("127.0.0.3") })
-	wg.Wait()
-	if n2 != each-perAddr {
-		t.Errorf("127.0.0.2: %d of %d connections closed, want %d (the bound per address is %d)", n2, each, each-perAddr, perAddr)
+	// 127.0.0.2 gets its 8 and 12 are refused (address).
+	for range each {
+		conns["127.0.0.2"] = append(conns["127.0.0.2"], dialFrom(t, env, "127.0.0.2"))
 	}
-	if n3 != each-(total-perAddr) {
-		t.Errorf("127.0.0.3: %d of %d connections closed, want %d (the bound in total is %d)", n3, each, each-(total-perAddr), total)
+	testenv.WaitFor(t, 10*time.Second, "127.0.0.2 at its bound", func() bool {
+		return metric(`xhub_connections_refused_total{bound="address"}`) == each-perAddr && metric(`xhub_connections_open`) == perAddr
+	})
+	if n := closed(conns["127.0.0.2"][perAddr:], 5*time.Second); n != each-perAddr {
+		t.Errorf("127.0.0.2: %d of its %d connections over the bound closed", n, each-perAddr)
 	}
-	if v := metricValue(t, env, `xhub_connections_refused_total{bound="address"}`); v != each-perAddr {
-		t.Errorf("refused by address: %v", v)
+	// 127.0.0.3 takes the 4 left of the 12 in total.
+	for range total - perAddr {
+		conns["127.0.0.3"] = append(conns["127.0.0.3"], dialFrom(t, env, "127.0.0.3"))
 	}
-	if v := metricValue(t, env, `xhub_connections_refused_total{bound="total"}`); v != each-(total-perAddr) {
-		t.Errorf("refused in total: %v", v)
+	testenv.WaitFor(t, 10*time.Second, "the node at its total bound", func() bool { return metric(`xhub_connections_open`) == total })
+	// At the total, a new connection takes the place of the oldest one
+	// still in its TLS handshake (they never start it): connections that
+	// send nothing cannot lock every client out.
+	conns["127.0.0.3"] = append(conns["127.0.0.3"], dialFrom(t, env, "127.0.0.3"))
+	testenv.WaitFor(t, 10*time.Second, "the oldest connection in its handshake evicted", func() bool {
+		return metric(`xhub_connections_refused_total{bound="handshake_evicted"}`) == 1
+	})
+	if !closedSoon(conns["127.0.0.2"][0], 5*time.Second) {
+		t.Error("the oldest connection in its handshake was not closed")
 	}
-	if v := metricValue(t, env, `xhub_connections_open`); v != total {
-		t.Errorf("open: %v, want %d", v, total)
+	if closedSoon(conns["127.0.0.3"][total-perAddr], time.Second) {
+		t.Error("the new connection was closed instead of the oldest")
+	}
+	admin := env.HTTP(env.Node.AdminCreds, true)
+	res, err := admin.Post(env.URL()+"/xhub.v1.Catalog/ListDatasets", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatalf("an authenticated call while idle connections fill the bound: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("an authenticated call while idle connections fill the bound: %d", res.StatusCode)
 	}
 	// 127.0.0.2 leaves: its places come back, and the hub serves.
 	for _, c := range conns["127.0.0.2"] {
 		c.Close()
 	}
-	admin := env.HTTP(env.Node.AdminCreds, true)
 	testenv.WaitFor(t, 30*time.Second, "a call served after the idle connections left", func() bool {
 		res, err := admin.Post(env.URL()+"/xhub.v1.Catalog/ListDatasets", "application/json", strings.NewReader(`{}`))
 		if err != nil {
