@@ -1,8 +1,6 @@
 package exchange
 
 import (
-	"fmt"
-
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
@@ -76,26 +74,11 @@ func (cp *ControlPlane) ledgerRoom(actor vocab.Identity, kind string, n int) err
 	}
 	return fault.Exhausted("dept:"+string(dept),
 		"department %s's ledger entries take %s of its bound of %s (xhub serve --dept-ledger-bytes); this %s entry of %s would pass it: nothing appended. The ledger keeps every entry, so the room does not come back: the hub operator may raise the bound",
-		dept, bytesText(used), bytesText(bound), kind, bytesText(int64(n)))
+		dept, fault.Bytes(used), fault.Bytes(bound), kind, fault.Bytes(int64(n)))
 }
 
 func (cp *ControlPlane) addDraftedBytes(seq uint64, dept catalog.DeptID, n int) {
 	cp.mu.Lock()
 	cp.draftedBytes = append(cp.draftedBytes, draftedEntry{seq, dept, int64(n)})
 	cp.mu.Unlock()
-}
-
-// bytesText writes n in the largest binary unit that keeps a digit
-// before the point.
-func bytesText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, u := float64(n), 0
-	for v >= unit && u < 4 {
-		v /= unit
-		u++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[u-1])
 }

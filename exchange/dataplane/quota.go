@@ -3,7 +3,6 @@ package dataplane
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -71,13 +70,13 @@ func (p *Plane) admit(ctx context.Context, ds catalog.Dataset, subject, msgID st
 	if q := l.DatasetQuota; q > 0 {
 		if used := p.usage.dataset(ds.ID); used+n > q {
 			return admission{}, fault.Exhausted("dataset:"+string(ds.ID), "dataset %s holds %s of its quota of %s (xhub serve --dataset-quota); this batch of %s would pass it: nothing stored. Room comes back as stored batches reach their retention (%s)",
-				ds.ID, bytesText(used), bytesText(q), bytesText(n), retentionText(ttl))
+				ds.ID, fault.Bytes(used), fault.Bytes(q), fault.Bytes(n), retentionText(ttl))
 		}
 	}
 	if q := l.DeptQuota; q > 0 {
 		if used := p.usage.dept(owner); used+n > q {
 			return admission{}, fault.Exhausted("dept:"+string(owner), "department %s's datasets hold %s of its quota of %s (xhub serve --dept-quota); this batch of %s to %s would pass it: nothing stored. Room comes back as stored batches reach their retention (%s here)",
-				owner, bytesText(used), bytesText(q), bytesText(n), ds.ID, retentionText(ttl))
+				owner, fault.Bytes(used), fault.Bytes(q), fault.Bytes(n), ds.ID, retentionText(ttl))
 		}
 	}
 	if l.MaxBytes > 0 && int64(info.State.Bytes)+n > l.MaxBytes {
@@ -125,7 +124,7 @@ const (
 func storeFull(bound int64) error {
 	what := "its bound"
 	if bound > 0 {
-		what = "its bound of " + bytesText(bound)
+		what = "its bound of " + fault.Bytes(bound)
 	}
 	return fault.Exhausted("hub:"+bus.DataStream, "the hub's data store (%s) is at %s (xhub serve --data-max-bytes): nothing stored. Room comes back as stored batches reach their retention", bus.DataStream, what)
 }
@@ -135,19 +134,4 @@ func retentionText(ttl time.Duration) string {
 		return catalog.Retention(bus.DataMaxAge).String()
 	}
 	return catalog.Retention(ttl.Truncate(time.Second)).String()
-}
-
-// bytesText writes n in the largest binary unit that keeps a digit
-// before the point.
-func bytesText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, u := float64(n), 0
-	for v >= unit && u < 4 {
-		v /= unit
-		u++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[u-1])
 }

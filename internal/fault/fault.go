@@ -139,3 +139,18 @@ func KindOf(err error) Kind {
 	}
 	return 0
 }
+
+// Bytes writes n for a refusal's message, in the largest binary unit that
+// keeps a digit before the point ("512 B", "1.5 MiB").
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, u := float64(n), 0
+	for v >= unit && u < 4 {
+		v /= unit
+		u++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[u-1])
+}
