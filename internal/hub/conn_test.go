@@ -359,13 +359,11 @@ func TestIdleConnectionsClosed(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			for {
-				if _, err := s.Recv(); err != nil {
-					break
-				}
+			for err == nil {
+				_, err = s.Recv()
 			}
 			if ctx.Err() == nil {
-				t.Errorf("an inbox watch over gRPC ended before its client")
+				t.Errorf("an inbox watch over gRPC ended before its client: %v", err)
 			}
 		})
 		wg.Wait()
