@@ -362,7 +362,9 @@ func TestIdleConnectionsClosed(t *testing.T) {
 			for err == nil {
 				_, err = s.Recv()
 			}
-			if ctx.Err() == nil {
+			// The server holds the client's deadline too and may end the
+			// stream at it a moment before the client's context says so.
+			if ctx.Err() == nil && status.Code(err) != codes.DeadlineExceeded {
 				t.Errorf("an inbox watch over gRPC ended before its client: %v", err)
 			}
 		})
