@@ -243,6 +243,7 @@ type Node struct {
 	group    *errgroup.Group
 	stopping chan struct{} // closed by Close: parts ending now are not failing
 	done     chan struct{} // closed when the node has stopped
+	ops      *opsMetrics   // what an operator pages on (opsmetrics.go)
 	failMu   sync.Mutex
 	failure  error
 
@@ -459,6 +460,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 	}
+	n.ops = newOpsMetrics(n)
 	if degraded == nil {
 		n.startWebhooks(log)
 	}
@@ -651,6 +653,7 @@ func (n *Node) startMetrics(lis net.Listener) {
 	if n.Embedded != nil {
 		reg.MustRegister(n.Embedded.Collectors()...)
 	}
+	reg.MustRegister(n.ops.Collectors()...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if n.cfg.Pprof {
@@ -773,7 +776,7 @@ func (n *Node) startWebhooks(log *slog.Logger) {
 			cancel()
 		}()
 		return webhook.Run(wctx, webhook.Config{
-			NC: n.NC, JS: n.JS, CP: n.CP, AllowPrivate: n.cfg.WebhookAllowPrivate, Backoff: n.cfg.WebhookBackoff, Log: log.With("component", "webhook"),
+			NC: n.NC, JS: n.JS, CP: n.CP, AllowPrivate: n.cfg.WebhookAllowPrivate, Backoff: n.cfg.WebhookBackoff, Log: log.With("component", "webhook"), Metrics: n.ops.webhooks,
 			Secret: func(dept catalog.DeptID, seq uint64) []byte { return api.WebhookSecret(n.Authority, dept, seq) },
 		})
 	})

@@ -74,6 +74,8 @@ type Config struct {
 	Backoff []time.Duration
 	// Timeout bounds one attempt. Zero: 5s.
 	Timeout time.Duration
+	// Metrics counts deliveries by outcome. Zero: not counted.
+	Metrics *Metrics
 }
 
 // Delivery is the record of one event's delivery.
@@ -250,6 +252,7 @@ func (d *Dispatcher) post(ctx context.Context, url string, del Delivery, body, s
 }
 
 func (d *Dispatcher) record(dept catalog.DeptID, del Delivery) {
+	d.cfg.Metrics.ended(del.Status)
 	b, _ := json.Marshal(del)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
