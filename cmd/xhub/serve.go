@@ -22,6 +22,7 @@ func (c *cli) serveCmd() *cobra.Command {
 	var fsync, logLevel, dataRetention string
 	var rebuild bool
 	var joinFile string
+	var tokenOut joinTokenOut
 	cmd := &cobra.Command{
 		Use:   "serve --data-dir DIR",
 		Short: "Run a hub node",
@@ -61,6 +62,9 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 			if cmd.Flags().Changed("join") {
 				return errJoinFlag
 			}
+			if err := tokenOut.check(); err != nil {
+				return err
+			}
 			var err error
 			if cfg.Join, err = joinToken(cfg.DataDir, joinFile, os.Getenv("XHUB_JOIN")); err != nil {
 				return err
@@ -90,6 +94,12 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 			c.say("xhub node listening on %s (data dir %s); admin credentials: %s", node.Addr(), cfg.DataDir, node.AdminCreds)
 			if err := node.Integrity(); err != nil {
 				c.say("this node refuses to serve (only the ledger is served): %v", err)
+			} else if msg, err := tokenOut.write(ctx, node); err != nil {
+				// The node serves on: the next node waits for the file.
+				cfg.Logger.Error("join token not written", "err", err)
+				c.say("join token not written: %v", err)
+			} else if msg != "" {
+				c.say("%s", msg)
 			}
 			select {
 			case <-ctx.Done():
@@ -150,6 +160,7 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.DurationVar(&cl.IdleTimeout, "idle-timeout", 2*time.Minute, "close a connection with no request in flight after this long, one that never makes a request included (open streams keep theirs)")
 	f.DurationVar(&cl.ReadTimeout, "read-timeout", time.Minute, "time to receive one HTTP request body (not the bodies of the bidirectional streams)")
 	f.IntVar(&cl.MaxMessageBytes, "max-message-bytes", 0, "largest request message over gRPC or HTTP, in bytes (0: what one NATS message carries plus 64 KiB, 8 MiB + 64 KiB with the embedded server)")
+	tokenOut.flags(f)
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }
