@@ -80,8 +80,19 @@ func (j *joinTokenOut) write(ctx context.Context, node *hub.Node) (string, error
 		return "", fmt.Errorf("--join-token-out: %w", err)
 	}
 	tmp := j.file + ".tmp"
-	_ = os.Remove(tmp) // a file left by a crash may have another mode
-	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
+	_ = os.Remove(tmp) // left by a crash
+	// O_EXCL: a file or link put there by someone else is not written
+	// through (it would keep its owner, who could read the token).
+	w, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("--join-token-out: %w", err)
+	}
+	_, err = w.WriteString(tok + "\n")
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
 		return "", fmt.Errorf("--join-token-out: %w", err)
 	}
 	if err := os.Rename(tmp, j.file); err != nil {

@@ -42,7 +42,9 @@ func TestServeWritesJoinToken(t *testing.T) {
 	start := func(what string, args ...string) *proc {
 		rctx, stop := context.WithCancel(ctx)
 		p := &proc{out: &syncBuffer{}, stop: stop, done: make(chan error, 1)}
-		go func() { p.done <- run(rctx, append([]string{"serve", "--log-level", "error"}, args...), p.out, io.Discard) }()
+		go func() {
+			p.done <- run(rctx, append([]string{"serve", "--log-level", "error"}, args...), p.out, io.Discard)
+		}()
 		testenv.WaitFor(t, 60*time.Second, what+" listening", func() bool {
 			select {
 			case err := <-p.done:
