@@ -33,9 +33,9 @@ const (
 	kindNATSFeed     = "nats_feed"
 )
 
-// requestsEvery bounds how often the share requests are counted (a scan
-// of the requests view): at most every 5s while the log advances, else
-// every 30s (overdue is a matter of time too).
+// The share requests are counted again (a scan of the requests view) at
+// most every requestsMinAge while the log advances, else every
+// requestsMaxAge (overdue is a matter of time too).
 const (
 	requestsMinAge = 5 * time.Second
 	requestsMaxAge = 30 * time.Second
