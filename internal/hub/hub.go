@@ -223,6 +223,20 @@ func (c *Config) validate() error {
 	if (c.NATSCalloutKey == "") != (c.NATSSystemURL == "") {
 		return errors.New("hub: --nats-callout-key and --nats-system-url go together: the callout decides connections, the system account closes them when access ends")
 	}
+	for _, b := range c.WebhookBackoff {
+		if b <= 0 || b > 24*time.Hour {
+			return fmt.Errorf("hub: --webhook-backoff %v: each wait is more than 0 and at most 24h", c.WebhookBackoff)
+		}
+	}
+	if len(c.WebhookBackoff) > 20 {
+		return fmt.Errorf("hub: --webhook-backoff: %d waits, at most 20", len(c.WebhookBackoff))
+	}
+	if q := c.WebhookQueue; q.PerDept < 0 || q.MaxBytes < 0 || q.MaxAge < 0 || c.WebhookTimeout < 0 {
+		return errors.New("hub: --webhook-queue-per-dept, --webhook-queue-max-bytes, --webhook-queue-max-age and --webhook-timeout are at least 0 (0: the default)")
+	}
+	if q := c.WebhookQueue.WithDefaults(); q.MaxAge < time.Minute {
+		return fmt.Errorf("hub: --webhook-queue-max-age %s: at least 1m", q.MaxAge)
+	}
 	return nil
 }
 
