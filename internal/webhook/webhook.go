@@ -175,8 +175,6 @@ func DeliveryID(seq uint64, dept catalog.DeptID) string {
 type Dispatcher struct {
 	cfg     Config
 	client  *http.Client
-	sem     chan struct{}
-	wg      sync.WaitGroup
 	metrics metrics
 }
 
@@ -185,7 +183,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	d := &Dispatcher{cfg: cfg, sem: make(chan struct{}, cfg.Workers), metrics: newMetrics()}
+	d := &Dispatcher{cfg: cfg, metrics: newMetrics()}
 	d.client = d.newClient()
 	return d, nil
 }
@@ -195,56 +193,74 @@ func New(cfg Config) (*Dispatcher, error) {
 // with ctx and leave their tasks to another node at once.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	// One producer per node: an entry's events are quick to find.
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		d.consume(ctx, bus.LedgerStream, bus.WebhookEvents(), 64, d.produce)
+		d.pull(ctx, bus.LedgerStream, bus.WebhookEvents(), 16, d.produce)
 	}()
 	if !d.cfg.NoDispatch {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d.consume(ctx, bus.WebhookQueueStream, bus.WebhookDispatch(len(d.cfg.Backoff)+1, d.cfg.ackWait()), d.cfg.Workers, d.dispatch)
-		}()
+		dc := bus.WebhookDispatch(len(d.cfg.Backoff)+1, d.cfg.ackWait())
+		for range d.cfg.Workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.pull(ctx, bus.WebhookQueueStream, dc, 1, d.attempt)
+			}()
+		}
 	}
 	wg.Wait()
-	d.wg.Wait()
 	return nil
 }
 
-// consume runs handle on the messages of the durable consumer cc of
-// stream until ctx ends, making the consumer (again) whenever it is
-// missing or its subscription ends; a cluster that does not answer yet
-// is waited for.
-func (d *Dispatcher) consume(ctx context.Context, stream string, cc jetstream.ConsumerConfig, batch int, handle func(context.Context, jetstream.Msg)) {
+// pull runs handle on the messages of the durable consumer cc of stream,
+// batch at a time (a worker takes a task only when it is free to attempt
+// it: nothing waits in this node's memory while its AckWait runs), until
+// ctx ends; the consumer is made (again) whenever fetching fails, and a
+// cluster that does not answer yet is waited for.
+func (d *Dispatcher) pull(ctx context.Context, stream string, cc jetstream.ConsumerConfig, batch int, handle func(context.Context, jetstream.Msg)) {
 	wait := 100 * time.Millisecond
+	var cons jetstream.Consumer
 	for ctx.Err() == nil {
-		cons, err := d.ensureConsumer(ctx, stream, cc)
+		var err error
+		if cons == nil {
+			cons, err = d.ensureConsumer(ctx, stream, cc)
+		}
 		if err == nil {
-			var c jetstream.ConsumeContext
-			c, err = cons.Consume(func(m jetstream.Msg) { handle(ctx, m) }, jetstream.PullMaxMessages(batch),
-				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-					d.cfg.Log.Debug("webhook consumer", "consumer", cc.Durable, "err", err)
-				}))
-			if err == nil {
+			if err = d.fetch(ctx, cons, batch, handle); err == nil {
 				wait = 100 * time.Millisecond
-				select {
-				case <-ctx.Done():
-					c.Stop()
-					<-c.Closed()
-					return
-				case <-c.Closed():
-					err = errors.New("its subscription ended")
-				}
+				continue
 			}
 		}
-		d.cfg.Log.Warn("webhook consumer not running; retrying", "consumer", cc.Durable, "in", wait, "err", err)
+		if ctx.Err() != nil {
+			return
+		}
+		cons = nil
+		d.cfg.Log.Warn("webhook consumer not reachable; retrying", "consumer", cc.Durable, "in", wait, "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// fetch handles one batch: up to batch messages, waiting at most 5s
+// for the first.
+func (d *Dispatcher) fetch(ctx context.Context, cons jetstream.Consumer, batch int, handle func(context.Context, jetstream.Msg)) error {
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msgs, err := cons.Fetch(batch, jetstream.FetchContext(fctx))
+	if err != nil {
+		return err
+	}
+	for m := range msgs.Messages() {
+		handle(ctx, m)
+	}
+	if err := msgs.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }
 
 func (d *Dispatcher) ensureConsumer(ctx context.Context, stream string, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
@@ -318,23 +334,6 @@ func full(err error) (bool, string) {
 func (d *Dispatcher) dropped(t Task, why string) {
 	d.cfg.Log.Warn("webhook delivery dropped", "dept", t.Dept, "delivery", t.ID, "why", why)
 	d.record(t.Dept, Delivery{ID: t.ID, Event: t.Event, Subject: t.Subject, Status: StatusDropped, Error: why, At: time.Now().UTC(), Entry: t.Entry, Time: t.Time, By: t.By})
-}
-
-// dispatch takes one task: this node's attempts at once are bounded
-// (the consumer's callback waits for a worker).
-func (d *Dispatcher) dispatch(ctx context.Context, m jetstream.Msg) {
-	select {
-	case d.sem <- struct{}{}:
-	case <-ctx.Done():
-		_ = m.Nak()
-		return
-	}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		defer func() { <-d.sem }()
-		d.attempt(ctx, m)
-	}()
 }
 
 // attempt makes one attempt of a task: its delivery count is its number.
