@@ -337,12 +337,13 @@ func WebhookQueue(replicas int, l WebhookQueueLimits) jetstream.StreamConfig {
 }
 
 // WebhookEvents is the consumer of XHUB_LEDGER that turns entries into
-// tasks: from the first entry after it is made, each entry acknowledged
-// once its tasks are queued.
-func WebhookEvents() jetstream.ConsumerConfig {
+// tasks, from entry from on (made once for the deployment, before the
+// node that makes it serves: the entry after the ledger's last), each
+// entry acknowledged once its tasks are queued.
+func WebhookEvents(from uint64) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable: WebhookEventsConsumer, Description: "xhub: ledger entries to webhook tasks",
-		DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: max(from, 1), AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: 30 * time.Second, MaxAckPending: 256, MaxDeliver: -1,
 		Metadata: map[string]string{MetaHub: "webhooks"},
 	}

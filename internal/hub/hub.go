@@ -479,14 +479,16 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.WrapListener != nil {
 		lis = cfg.WrapListener(lis)
 	}
-	n.supervise("grpc", func() error { return n.GRPC.Serve(lis) })
-	if issuer != nil && degraded == nil {
-		if err := n.startIntegrators(ctx, issuer, log); err != nil {
+	// The webhooks' consumer of the ledger exists before any call is
+	// served: every entry appended through this node has its events made.
+	if degraded == nil {
+		if err := n.startWebhooks(ctx, log); err != nil {
 			return nil, err
 		}
 	}
-	if degraded == nil {
-		if err := n.startWebhooks(log); err != nil {
+	n.supervise("grpc", func() error { return n.GRPC.Serve(lis) })
+	if issuer != nil && degraded == nil {
+		if err := n.startIntegrators(ctx, issuer, log); err != nil {
 			return nil, err
 		}
 	}
@@ -793,13 +795,16 @@ func (n *Node) startIntegrators(ctx context.Context, issuer nkeys.KeyPair, log *
 
 // startWebhooks runs this node's webhook dispatcher: one of the nodes
 // turning ledger entries into delivery tasks and posting them (bus.layout.go).
-func (n *Node) startWebhooks(log *slog.Logger) error {
+func (n *Node) startWebhooks(ctx context.Context, log *slog.Logger) error {
 	d, err := webhook.New(webhook.Config{
 		JS: n.JS, CP: n.CP, AllowPrivate: n.cfg.WebhookAllowPrivate, NoDispatch: n.cfg.NoWebhookDispatch,
 		Backoff: n.cfg.WebhookBackoff, Timeout: n.cfg.WebhookTimeout, Log: log.With("component", "webhook"),
 		Secret: func(dept catalog.DeptID, seq uint64) []byte { return api.WebhookSecret(n.Authority, dept, seq) },
 	})
 	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	if err := d.Prepare(ctx); err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
 	n.webhooks = d

@@ -165,6 +165,22 @@ type Task struct {
 	By      string         `json:"redelivered_by,omitempty"`
 }
 
+// DecodeTask reads a task from the queue: a department id, a delivery
+// id and an event kind are required.
+func DecodeTask(b []byte) (Task, error) {
+	var t Task
+	if err := json.Unmarshal(b, &t); err != nil {
+		return Task{}, fmt.Errorf("webhook task: %w", err)
+	}
+	if _, err := catalog.ParseDeptID(string(t.Dept)); err != nil {
+		return Task{}, fmt.Errorf("webhook task: %w", err)
+	}
+	if t.ID == "" || len(t.ID) > 64 || t.Event == "" || len(t.Event) > 64 || len(t.Subject) > 128 {
+		return Task{}, fmt.Errorf("webhook task: id %q, event %q, subject %q: want an id and an event of at most 64 bytes, a subject of at most 128", t.ID, t.Event, t.Subject)
+	}
+	return t, nil
+}
+
 // DeliveryID is the id of the delivery of the event entry seq holds
 // for dept.
 func DeliveryID(seq uint64, dept catalog.DeptID) string {
@@ -197,7 +213,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		d.pull(ctx, bus.LedgerStream, bus.WebhookEvents(), 16, d.produce)
+		d.pull(ctx, bus.LedgerStream, bus.WebhookEvents(0), 16, d.produce)
 	}()
 	if !d.cfg.NoDispatch {
 		dc := bus.WebhookDispatch(len(d.cfg.Backoff)+1, d.cfg.ackWait())
@@ -263,6 +279,31 @@ func (d *Dispatcher) fetch(ctx context.Context, cons jetstream.Consumer, batch i
 	return nil
 }
 
+// Prepare makes the deployment's consumer of the ledger if no node has
+// yet, from the entry after the ledger's last: the node calls
+// it before it serves, so that every entry appended through it has its
+// events made.
+func (d *Dispatcher) Prepare(ctx context.Context) error {
+	wait := 100 * time.Millisecond
+	for {
+		_, err := d.ensureConsumer(ctx, bus.LedgerStream, bus.WebhookEvents(0))
+		if err == nil {
+			return nil
+		}
+		d.cfg.Log.Warn("webhook consumer not made yet; retrying", "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("webhook: the ledger's consumer %s: %w (last: %v)", bus.WebhookEventsConsumer, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// ensureConsumer finds or makes cc. The ledger's consumer is never
+// changed once made (where it started is the deployment's); a new one
+// starts after the ledger's last entry. The queue's is brought to
+// this node's settings.
 func (d *Dispatcher) ensureConsumer(ctx context.Context, stream string, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -270,7 +311,22 @@ func (d *Dispatcher) ensureConsumer(ctx context.Context, stream string, cc jetst
 	if err != nil {
 		return nil, err
 	}
-	return s.CreateOrUpdateConsumer(ctx, cc)
+	if cc.Durable != bus.WebhookEventsConsumer {
+		return s.CreateOrUpdateConsumer(ctx, cc)
+	}
+	c, err := s.Consumer(ctx, cc.Durable)
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return c, err
+	}
+	cc = bus.WebhookEvents(s.CachedInfo().State.LastSeq + 1)
+	c, err = s.CreateConsumer(ctx, cc)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		return s.Consumer(ctx, cc.Durable) // another node made it first
+	}
+	if err == nil {
+		d.cfg.Log.Info("webhook events consumer made", "from_entry", cc.OptStartSeq)
+	}
+	return c, err
 }
 
 // produce queues the tasks of one ledger entry, then acknowledges it. A
@@ -340,9 +396,10 @@ func (d *Dispatcher) dropped(t Task, why string) {
 // Success or the last failure is recorded and ends the task; an earlier
 // failure leaves it to the back-off's next wait, on whichever node.
 func (d *Dispatcher) attempt(ctx context.Context, m jetstream.Msg) {
-	var t Task
 	meta, err := m.Metadata()
-	if err != nil || json.Unmarshal(m.Data(), &t) != nil || t.ID == "" {
+	t, terr := DecodeTask(m.Data())
+	if err != nil || terr != nil {
+		d.cfg.Log.Warn("webhook task not readable; removed", "err", errors.Join(err, terr))
 		_ = m.Term()
 		return
 	}
