@@ -15,7 +15,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/buildinfo"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/webhook"
 )
 
 // The metrics an operator pages on (deploy/prometheus/alerts.yml): what
@@ -42,9 +41,8 @@ const (
 )
 
 type opsMetrics struct {
-	n        *Node
-	webhooks *webhook.Metrics
-	build    prometheus.Gauge
+	n     *Node
+	build prometheus.Gauge
 
 	reqPending, reqOverdue                        *prometheus.Desc
 	durables, durPending, durPendingMax, durStall *prometheus.Desc
@@ -67,8 +65,7 @@ func newOpsMetrics(n *Node) *opsMetrics {
 		rev += "-modified"
 	}
 	m := &opsMetrics{
-		n:        n,
-		webhooks: webhook.NewMetrics(),
+		n: n,
 		build: prometheus.NewGauge(prometheus.GaugeOpts{Name: "xhub_build_info", Help: "1, labelled with the version, Go version and commit this node was built from.",
 			ConstLabels: prometheus.Labels{"version": bi.Version, "go_version": bi.GoVersion, "revision": rev}}),
 		reqPending:    prometheus.NewDesc("xhub_share_requests_pending", "Share requests waiting for the owning department's answer, by owning department (the same on every node).", []string{"dept"}, nil),
@@ -88,7 +85,7 @@ func newOpsMetrics(n *Node) *opsMetrics {
 
 // Collectors returns the metrics for the node's registry.
 func (m *opsMetrics) Collectors() []prometheus.Collector {
-	return append([]prometheus.Collector{m.build, m}, m.webhooks.Collectors()...)
+	return []prometheus.Collector{m.build, m}
 }
 
 func (m *opsMetrics) Describe(ch chan<- *prometheus.Desc) {

@@ -408,7 +408,10 @@ func load(ctx context.Context, wg *sync.WaitGroup, st *stats, trial int, writer,
 	}
 }
 
-func deploy(t testing.TB) *deployment {
+func deploy(t testing.TB) *deployment { return deployWith(t) }
+
+// deployWith is deploy with more flags for each `xhub serve`.
+func deployWith(t testing.TB, serveFlags ...string) *deployment {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "xhub")
@@ -421,7 +424,7 @@ func deploy(t testing.TB) *deployment {
 		addr := fmt.Sprintf("127.0.0.1:%d", ports[i])
 		d.addrs = append(d.addrs, addr)
 		d.metrics = append(d.metrics, fmt.Sprintf("127.0.0.1:%d", ports[2+i]))
-		args := []string{bin, "serve", "--data-dir", filepath.Join(dir, name), "--listen", addr, "--name", name, "--log-level", "warn", "--metrics-listen", d.metrics[i]}
+		args := append([]string{bin, "serve", "--data-dir", filepath.Join(dir, name), "--listen", addr, "--name", name, "--log-level", "warn", "--metrics-listen", d.metrics[i]}, serveFlags...)
 		if i == 0 {
 			args = append(args, "--nats-url", d.nats.URL(), "--replicas", "3")
 		}
