@@ -3,6 +3,7 @@ package catalog
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"time"
 )
 
@@ -26,8 +27,8 @@ type Views interface {
 }
 
 // DeptKey and DatasetKey are where a department and a dataset live.
-func DeptKey(id DeptID) string       { return "d/" + string(id) }
-func DatasetKey(id DatasetID) string { return "ds/" + string(id) }
+func DeptKey(id DeptID) string       { return keyspace.Departments.Key(string(id)) }
+func DatasetKey(id DatasetID) string { return keyspace.Datasets.Key(string(id)) }
 
 // Retirement is the body of a dataset.retired entry.
 type Retirement struct {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
@@ -202,7 +203,7 @@ func (cp *ControlPlane) IdentitiesWithCredential() map[string]bool {
 func (cp *ControlPlane) Credentials(dept catalog.DeptID, after string, limit int) ([]Credential, string, error) {
 	var out []Credential
 	err := cp.st.View(func(txn *store.Txn) error {
-		return txn.Scan("c/", afterKey("c/", after), func(_ string, val []byte) (bool, error) {
+		return txn.Scan(string(keyspace.Credentials), afterKey(string(keyspace.Credentials), after), func(_ string, val []byte) (bool, error) {
 			var c Credential
 			if err := jsonUnmarshal(val, &c); err != nil {
 				return false, err
@@ -221,7 +222,7 @@ func (cp *ControlPlane) Credentials(dept catalog.DeptID, after string, limit int
 	return out, next, err
 }
 
-func credKey(serial string) string { return "c/" + serial }
+func credKey(serial string) string { return keyspace.Credentials.Key(serial) }
 
 // applyHubInit applies a hub.init entry.
 func (cp *ControlPlane) applyHubInit(txn views, e ledger.Entry) (func(), error) {

@@ -205,7 +205,7 @@ func (cp *ControlPlane) SchemaVersions(subject catalog.DatasetID) ([]schemas.Ver
 	}
 	var out []schemas.Version
 	err = cp.st.View(func(txn *store.Txn) error {
-		return scanPage(txn, "sv/"+string(subject)+"/", "", s.Latest, func(v schemas.Version) { out = append(out, v) })
+		return scanPage(txn, schemas.VersionsPrefix(subject), "", s.Latest, func(v schemas.Version) { out = append(out, v) })
 	})
 	return out, s, err
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -63,8 +64,13 @@ func VersionRoom(subject catalog.DatasetID, next int) error {
 }
 
 // SubjectKey and VersionKey are where a subject and a version live.
-func SubjectKey(s catalog.DatasetID) string        { return "s/" + string(s) }
-func VersionKey(s catalog.DatasetID, v int) string { return fmt.Sprintf("sv/%s/%08d", s, v) }
+func SubjectKey(s catalog.DatasetID) string { return keyspace.Subjects.Key(string(s)) }
+func VersionKey(s catalog.DatasetID, v int) string {
+	return VersionsPrefix(s) + fmt.Sprintf("%08d", v)
+}
+
+// VersionsPrefix starts the keys of every version of s.
+func VersionsPrefix(s catalog.DatasetID) string { return keyspace.SchemaVersions.Key(string(s) + "/") }
 
 // ApplyCompat sets a subject's compatibility mode.
 func ApplyCompat(v catalog.Views, body []byte) error {

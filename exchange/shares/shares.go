@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
@@ -180,23 +181,40 @@ type Ended struct {
 
 func RequestKey(id RequestID) string {
 	seq, _ := idSeq(string(id), "r-")
-	return fmt.Sprintf("rq/%016x", seq)
+	return keyspace.ShareRequests.Key(fmt.Sprintf("%016x", seq))
 }
 
 func GrantKey(id GrantID) string {
 	seq, _ := idSeq(string(id), "g-")
-	return fmt.Sprintf("gr/%016x", seq)
+	return keyspace.Grants.Key(fmt.Sprintf("%016x", seq))
 }
 
 func GrantByDatasetKey(ds catalog.DatasetID, id GrantID) string {
 	seq, _ := idSeq(string(id), "g-")
-	return fmt.Sprintf("grd/%s/%016x", ds, seq)
+	return GrantsByDatasetPrefix(ds) + fmt.Sprintf("%016x", seq)
+}
+
+// GrantsByDatasetPrefix starts the keys of the grant index of ds.
+func GrantsByDatasetPrefix(ds catalog.DatasetID) string {
+	return keyspace.GrantsByDataset.Key(string(ds) + "/")
 }
 
 func PendingByDatasetKey(ds catalog.DatasetID, id RequestID) string {
 	seq, _ := idSeq(string(id), "r-")
-	return fmt.Sprintf("rqd/%s/%016x", ds, seq)
+	return PendingByDatasetPrefix(ds) + fmt.Sprintf("%016x", seq)
 }
+
+// PendingByDatasetPrefix starts the keys of the pending requests of ds.
+func PendingByDatasetPrefix(ds catalog.DatasetID) string {
+	return keyspace.PendingByDataset.Key(string(ds) + "/")
+}
+
+// RequestPrefix and GrantPrefix start every request's and every grant's
+// key.
+const (
+	RequestPrefix = string(keyspace.ShareRequests)
+	GrantPrefix   = string(keyspace.Grants)
+)
 
 func GetRequest(txn Views, id RequestID) (Request, error) {
 	var r Request
@@ -337,7 +355,7 @@ func putDecided(txn Views, r Request) error {
 func ApplyRetirement(txn Views, e ledger.Entry, ds catalog.DatasetID) (Change, error) {
 	var ended []Grant
 	var rejected []Request
-	err := txn.Scan("grd/"+string(ds)+"/", "", func(_ string, val []byte) (bool, error) {
+	err := txn.Scan(GrantsByDatasetPrefix(ds), "", func(_ string, val []byte) (bool, error) {
 		var id GrantID
 		if err := json.Unmarshal(val, &id); err != nil {
 			return false, err
@@ -356,7 +374,7 @@ func ApplyRetirement(txn Views, e ledger.Entry, ds catalog.DatasetID) (Change, e
 		return Change{}, err
 	}
 	var pend []Request
-	err = txn.Scan("rqd/"+string(ds)+"/", "", func(_ string, val []byte) (bool, error) {
+	err = txn.Scan(PendingByDatasetPrefix(ds), "", func(_ string, val []byte) (bool, error) {
 		var id RequestID
 		if err := json.Unmarshal(val, &id); err != nil {
 			return false, err
