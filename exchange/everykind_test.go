@@ -190,6 +190,31 @@ func TestEveryKindLedger(t *testing.T) {
 	}
 }
 
+// TestBodiesHoldNoApplyFields: the bodies the commands make now hold what
+// each command decided, none of what the apply fills in: no zero time, no
+// entry sequence, no empty text.
+func TestBodiesHoldNoApplyFields(t *testing.T) {
+	ek := newEveryKind(t)
+	for _, raw := range ek.log.entries {
+		e, err := ledger.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(e.Body, &m); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range m {
+			switch {
+			case k == "seq":
+				t.Errorf("%s body holds seq (%v): the entry's own sequence is the apply's to record", e.Kind, v)
+			case v == "" || v == "0001-01-01T00:00:00Z":
+				t.Errorf("%s body holds %s=%q, a value no command decided", e.Kind, k, v)
+			}
+		}
+	}
+}
+
 func withoutVerifier(t *testing.T, body []byte) []byte {
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil {

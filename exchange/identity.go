@@ -46,6 +46,19 @@ type Credential struct {
 	Seq          uint64         `json:"seq"`
 }
 
+// credIssued is the body of a cred.issued entry: the certificate the hub
+// signed. When it was recorded, and by which entry (Credential.IssuedAt,
+// Seq), are the entry's own, set by the apply. (Bodies appended before
+// this type carry them as zero values; the apply ignores them.)
+type credIssued struct {
+	Serial   string         `json:"serial"`
+	Identity string         `json:"identity"`
+	Dept     catalog.DeptID `json:"dept"`
+	Role     vocab.Role     `json:"role"`
+	Name     string         `json:"name"`
+	NotAfter time.Time      `json:"not_after"`
+}
+
 type credRevoked struct {
 	Serial string `json:"serial"`
 	Reason string `json:"reason"`
@@ -139,7 +152,7 @@ func (cp *ControlPlane) RecordCredential(ctx context.Context, actor vocab.Identi
 		if ok, err := txn.Get(credKey(c.Serial), &Credential{}); err != nil || ok {
 			return "", nil, fault.Exists("credential serial %s already recorded", c.Serial)
 		}
-		return string(id.Dept), c, nil
+		return string(id.Dept), credIssued{Serial: c.Serial, Identity: c.Identity, Dept: c.Dept, Role: c.Role, Name: c.Name, NotAfter: c.NotAfter}, nil
 	})
 }
 
@@ -238,11 +251,11 @@ func (cp *ControlPlane) applyHubInit(txn views, e ledger.Entry) (func(), error) 
 
 // applyCredIssued applies a cred.issued entry.
 func (cp *ControlPlane) applyCredIssued(txn views, e ledger.Entry) (func(), error) {
-	var c Credential
-	if err := json.Unmarshal(e.Body, &c); err != nil {
+	var b credIssued
+	if err := json.Unmarshal(e.Body, &b); err != nil {
 		return nil, err
 	}
-	c.IssuedAt, c.Seq = e.Time, e.Seq
+	c := Credential{Serial: b.Serial, Identity: b.Identity, Dept: b.Dept, Role: b.Role, Name: b.Name, NotAfter: b.NotAfter, IssuedAt: e.Time, Seq: e.Seq}
 	if err := txn.Put(credKey(c.Serial), c); err != nil {
 		return nil, err
 	}

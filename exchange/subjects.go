@@ -113,7 +113,7 @@ func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity
 		if len(v.Problems) > 0 {
 			return "", "", nil, incompatible(subject, v)
 		}
-		return schemas.KindSchemaRegistered, string(subject), schemas.Version{
+		return schemas.KindSchemaRegistered, string(subject), schemas.Registered{
 			Subject: subject, Version: v.NextVersion, Schema: json.RawMessage(cand.Canonical()),
 			Fields: cand.Fields(), Compat: mode,
 		}, nil

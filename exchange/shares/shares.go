@@ -104,6 +104,27 @@ const (
 )
 
 // Request is one department's request for another's dataset.
+// Requested is the body of a share.requested entry: the request as the
+// command made it. Its status (pending), when it was made and by which
+// entry (Request.Status, RequestedAt, Seq) are the log's, set by the
+// apply. (Bodies appended before this type carry "status":"pending" and
+// the others as zero values; the apply ignores them.)
+type Requested struct {
+	ID          RequestID         `json:"id"`
+	Requester   catalog.DeptID    `json:"requester"`
+	Dataset     catalog.DatasetID `json:"dataset"`
+	Fields      []string          `json:"fields,omitempty"` // empty: all fields
+	Purpose     string            `json:"purpose"`
+	Days        int               `json:"days"`
+	RequestedBy string            `json:"requested_by"`
+	Deadline    time.Time         `json:"deadline"`
+}
+
+// Body is the share.requested body of a request NewRequest made.
+func (r Request) Body() Requested {
+	return Requested{ID: r.ID, Requester: r.Requester, Dataset: r.Dataset, Fields: r.Fields, Purpose: r.Purpose, Days: r.Days, RequestedBy: r.RequestedBy, Deadline: r.Deadline}
+}
+
 type Request struct {
 	ID          RequestID         `json:"id"`
 	Requester   catalog.DeptID    `json:"requester"`
@@ -238,10 +259,11 @@ func GetGrant(txn Views, id GrantID) (Grant, error) {
 func Apply(txn Views, e ledger.Entry) (Change, error) {
 	switch e.Kind {
 	case KindShareRequested:
-		var r Request
-		if err := json.Unmarshal(e.Body, &r); err != nil {
+		var b Requested
+		if err := json.Unmarshal(e.Body, &b); err != nil {
 			return Change{}, err
 		}
+		r := Request{ID: b.ID, Requester: b.Requester, Dataset: b.Dataset, Fields: b.Fields, Purpose: b.Purpose, Days: b.Days, Status: RequestPending, RequestedBy: b.RequestedBy, Deadline: b.Deadline}
 		if r.ID != RequestIDAt(e.Seq) {
 			return Change{}, fmt.Errorf("request id %s in entry %d", r.ID, e.Seq)
 		}
