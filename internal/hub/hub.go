@@ -426,7 +426,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := bus.EnsureStreams(ctx, n.JS, []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas, data), bus.Audit(cfg.Replicas, cfg.AuditRetention, auditMax), bus.Webhooks(cfg.Replicas), bus.WebhookQueue(cfg.Replicas, cfg.WebhookQueue)}, log); err != nil {
+	if err := bus.EnsureStreams(ctx, n.JS, []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas, data), bus.Audit(cfg.Replicas, cfg.AuditRetention, auditMax), bus.Webhooks(cfg.Replicas), bus.WebhookQueue(cfg.Replicas, n.cfg.WebhookQueue)}, log); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 
@@ -828,7 +828,8 @@ func (n *Node) startWebhooks(ctx context.Context, log *slog.Logger) error {
 // storeBounds resolves the bounds of XHUB_DATA and XHUB_AUDIT, and of a
 // department's ledger bytes. On the embedded server the store's size is
 // known: XHUB_DATA gets the store less the control reserve, XHUB_AUDIT
-// half the reserve, and the ledger and webhook records the rest
+// half the reserve, the webhook queue at most an eighth of it, and the
+// ledger and webhook records the rest
 // (JetStream refuses every write, the ledger's too, once the store is
 // full; streams with a bound never pass it), of which one department's
 // entries take at most an eighth of the reserve. With an external NATS a
@@ -869,8 +870,14 @@ func (n *Node) storeBounds(ctx context.Context) (bus.DataLimits, int64, int64, e
 		if audit == 0 {
 			audit = reserve / 2
 		}
-		if room := min(int64(minLedgerRoom), store/8); data.MaxBytes+audit > store-room {
-			return data, 0, 0, fmt.Errorf("hub: --data-max-bytes %d and --audit-max-bytes %d leave the ledger less than %d bytes of the store's %d (--store-max-bytes): the control plane would starve", data.MaxBytes, audit, room, store)
+		// The webhook queue's bound is room JetStream sets aside when the
+		// stream is made: on a small store, an eighth of the reserve.
+		q := &n.cfg.WebhookQueue
+		if q.MaxBytes == 0 {
+			q.MaxBytes = min(bus.DefaultWebhookQueueMaxBytes, reserve/8)
+		}
+		if room := min(int64(minLedgerRoom), store/8); data.MaxBytes+audit+q.MaxBytes > store-room {
+			return data, 0, 0, fmt.Errorf("hub: --data-max-bytes %d, --audit-max-bytes %d and --webhook-queue-max-bytes %d leave the ledger less than %d bytes of the store's %d (--store-max-bytes): the control plane would starve", data.MaxBytes, audit, q.MaxBytes, room, store)
 		}
 	} else {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
