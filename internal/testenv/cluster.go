@@ -88,18 +88,22 @@ accounts { SYS { users: [ { user: %s, password: %s } ] } }
 system_account: SYS
 `, co.CertFile, co.KeyFile, co.CAFile, c.SysUser, c.SysPass)
 	}
-	return fmt.Sprintf(`server_name: %s
-listen: 127.0.0.1:%d
-max_payload: 8MB
-jetstream { store_dir: %q }
-%s
-%scluster {
+	cluster := ""
+	if len(c.Nodes) > 1 { // a server alone is no cluster (JetStream refuses one without routes)
+		cluster = fmt.Sprintf(`cluster {
   name: %s
   listen: 127.0.0.1:%d
   authorization { user: %s, password: %s }
   routes: [%s]
 }
-`, nd.Name, nd.Port, filepath.Join(nd.Dir, "js"), auth, extra, c.Name, nd.ClusterPort, c.routeUser, c.routePass, strings.Join(routes, ", "))
+`, c.Name, nd.ClusterPort, c.routeUser, c.routePass, strings.Join(routes, ", "))
+	}
+	return fmt.Sprintf(`server_name: %s
+listen: 127.0.0.1:%d
+max_payload: 8MB
+jetstream { store_dir: %q }
+%s
+%s%s`, nd.Name, nd.Port, filepath.Join(nd.Dir, "js"), auth, extra, cluster)
 }
 
 // NATSNode is one nats-server process of a cluster.
@@ -336,7 +340,7 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 
 // StartConcurrently starts one node per option list at the same moment,
 // each in a fresh temp dir prepared by prepare (may be nil), and fails the
-// test if any does not start within 90 s.
+// test if any does not start within StartTimeout.
 func StartConcurrently(t testing.TB, prepare func(i int, dir string), nodes ...[]Option) []*Env {
 	t.Helper()
 	envs := make([]*Env, len(nodes))
@@ -355,7 +359,7 @@ func StartConcurrently(t testing.TB, prepare func(i int, dir string), nodes ...[
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 			defer cancel()
 			envs[i].Node, errs[i] = hub.Start(ctx, cfg)
 		}()
