@@ -247,6 +247,7 @@ type Node struct {
 	failure  error
 
 	joined bool // this start joined the deployment
+	pinned bool // the log may pin this node's CA (Init passed or its outcome is unknown)
 
 	closeOnce sync.Once
 }
@@ -415,7 +416,16 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	degraded := n.CP.Integrity()
 	if degraded == nil {
-		if err := n.CP.Init(ctx, exchange.HubInit{CASHA256: n.Authority.Fingerprint(), VerifierKey: n.Authority.VerifierKey}); err != nil {
+		err := n.CP.Init(ctx, exchange.HubInit{CASHA256: n.Authority.Fingerprint(), VerifierKey: n.Authority.VerifierKey})
+		if !exchange.IsNotTheHub(err) {
+			// From here the log may pin this CA (an append whose outcome
+			// was not learnt included): a first start that fails now keeps
+			// pki/, or no node would hold the CA the ledger names and
+			// every later start would be refused. Kept with a log that
+			// names no CA, it is used when the next start writes hub.init.
+			n.pinned = true
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -537,6 +547,10 @@ func (n *Node) Integrity() error { return n.CP.Integrity() }
 // removeFirstStart removes what a failed first start wrote, so the next
 // start begins clean (the next start makes a new CA and ledger key).
 func (n *Node) removeFirstStart() {
+	if n.pinned {
+		n.cfg.Logger.Warn("first start failed after the ledger recorded this node's CA: the data dir is kept (its pki/ is the hub's CA now); start again on it", "data_dir", n.cfg.DataDir)
+		return
+	}
 	for _, d := range []string{"pki", "nats", "nats.password", "badger", "admin.creds"} {
 		if n.joined && d == "pki" {
 			continue
