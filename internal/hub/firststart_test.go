@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -187,5 +188,37 @@ func TestFirstStartFailsAfterInit(t *testing.T) {
 	}
 	if inits != 1 {
 		t.Fatalf("%d hub.init entries", inits)
+	}
+}
+
+// TestDataDirInUse: a second node on a data dir a running node serves is
+// refused before it starts anything (no port bound, nothing written),
+// naming the dir and the pid that holds it; once the first stops, the dir
+// starts again.
+func TestDataDirInUse(t *testing.T) {
+	first := testenv.Start(t)
+	before, err := os.ReadDir(first.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.StartTimeout)
+	defer cancel()
+	// The same --listen as the first: the lock is checked before the port.
+	_, err = hub.Start(ctx, hub.Config{DataDir: first.Dir, Listen: first.Addr(), Logger: testenv.Logger()})
+	var inUse *hub.DataDirInUseError
+	if !errors.As(err, &inUse) || !errors.Is(err, hub.ErrDataDirInUse) || inUse.PID != os.Getpid() ||
+		!strings.Contains(err.Error(), first.Dir) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second node on a used data dir: %v", err)
+	}
+	after, _ := os.ReadDir(first.Dir)
+	if len(after) != len(before) {
+		t.Fatalf("the refused start changed the data dir: %v → %v", before, after)
+	}
+	if _, err := first.Admin.Departments(ctx); err != nil {
+		t.Fatalf("the first node after the refused start: %v", err)
+	}
+	first.Restart() // Close releases the lock
+	if _, err := first.Admin.Departments(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -247,6 +247,7 @@ type Node struct {
 	failure  error
 
 	joined bool // this start joined the deployment
+	unlock func() // releases the data dir's lock (nil until taken)
 	pinned bool // the log may pin this node's CA (Init passed or its outcome is unknown)
 
 	closeOnce sync.Once
@@ -264,6 +265,13 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}()
 	log := cfg.Logger
+	// A data dir another process serves is refused before anything
+	// starts, a port included.
+	if _, statErr := os.Stat(cfg.DataDir); statErr == nil {
+		if n.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
 	// Bind first: a port in use fails the start before anything is
 	// written, the data directory included. And a first start that fails
 	// leaves nothing half-made.
@@ -296,13 +304,24 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		defer func() {
 			if err != nil {
 				n.Close()
+				if n.unlock == nil {
+					return // another start took the new dir's lock: all in it is its own
+				}
 				n.removeFirstStart()
+				if !n.pinned {
+					_ = os.Remove(filepath.Join(cfg.DataDir, lockFile))
+				}
 				_ = os.Remove(cfg.DataDir) // only if empty: what this start made
 			}
 		}()
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
+	}
+	if n.unlock == nil {
+		if n.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	if _, statErr := os.Stat(filepath.Join(cfg.DataDir, "pki")); os.IsNotExist(statErr) {
 		defer func() {
@@ -718,6 +737,9 @@ func (n *Node) Close() {
 		}
 		if n.Embedded != nil {
 			n.Embedded.Shutdown()
+		}
+		if n.unlock != nil {
+			n.unlock() // last: the data dir is no longer written
 		}
 	})
 }
