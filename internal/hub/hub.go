@@ -246,9 +246,9 @@ type Node struct {
 	failMu   sync.Mutex
 	failure  error
 
-	joined bool // this start joined the deployment
+	joined bool   // this start joined the deployment
 	unlock func() // releases the data dir's lock (nil until taken)
-	pinned bool // the log may pin this node's CA (Init passed or its outcome is unknown)
+	pinned bool   // the log may pin this node's CA (Init passed or its outcome is unknown)
 
 	closeOnce sync.Once
 }
