@@ -833,7 +833,11 @@ type IssueCredentialResponse struct {
 	// The hub's ledger verifier key (golang.org/x/mod/sumdb/note form), pinned
 	// in the creds file so that proofs are checked against a key obtained at
 	// issue time rather than one served with the proof.
-	LedgerKey     string `protobuf:"bytes,5,opt,name=ledger_key,json=ledgerKey,proto3" json:"ledger_key,omitempty"`
+	LedgerKey string `protobuf:"bytes,5,opt,name=ledger_key,json=ledgerKey,proto3" json:"ledger_key,omitempty"`
+	// Every hub node's advertised addresses (xhub serve --advertise), the
+	// issuing node's first, as the creds file's hub line lists them; empty
+	// from a node that knows none.
+	HubAddrs      []string `protobuf:"bytes,6,rep,name=hub_addrs,json=hubAddrs,proto3" json:"hub_addrs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -901,6 +905,13 @@ func (x *IssueCredentialResponse) GetLedgerKey() string {
 		return x.LedgerKey
 	}
 	return ""
+}
+
+func (x *IssueCredentialResponse) GetHubAddrs() []string {
+	if x != nil {
+		return x.HubAddrs
+	}
+	return nil
 }
 
 type ListCredentialsRequest struct {
@@ -6509,8 +6520,11 @@ func (x *ListNodesRequest) GetMinSeq() uint64 {
 }
 
 type ListNodesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tokens        []*JoinToken           `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tokens []*JoinToken           `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	// Every hub node heard from in the last week (its last heartbeat), by
+	// name.
+	Nodes         []*NodeStatus `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6552,6 +6566,106 @@ func (x *ListNodesResponse) GetTokens() []*JoinToken {
 	return nil
 }
 
+func (x *ListNodesResponse) GetNodes() []*NodeStatus {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+// A hub node as its last heartbeat shows it.
+type NodeStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Up            bool                   `protobuf:"varint,2,opt,name=up,proto3" json:"up,omitempty"` // its last heartbeat is within three of its intervals
+	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	AppliedSeq    uint64                 `protobuf:"varint,4,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"` // the ledger sequence it had applied then
+	Version       string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	Addrs         []string               `protobuf:"bytes,6,rep,name=addrs,proto3" json:"addrs,omitempty"` // advertised host:port
+	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeStatus) Reset() {
+	*x = NodeStatus{}
+	mi := &file_xhub_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeStatus) ProtoMessage() {}
+
+func (x *NodeStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
+func (*NodeStatus) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *NodeStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NodeStatus) GetUp() bool {
+	if x != nil {
+		return x.Up
+	}
+	return false
+}
+
+func (x *NodeStatus) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+func (x *NodeStatus) GetAppliedSeq() uint64 {
+	if x != nil {
+		return x.AppliedSeq
+	}
+	return 0
+}
+
+func (x *NodeStatus) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *NodeStatus) GetAddrs() []string {
+	if x != nil {
+		return x.Addrs
+	}
+	return nil
+}
+
+func (x *NodeStatus) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
 // A joining node never sends the token's secret: it signs, with the
 // secret, a claim naming the token, its name, its own X25519 public key
 // and whether it wants the NATS URL, and the answer is sealed to that key.
@@ -6580,7 +6694,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_xhub_proto_msgTypes[96]
+	mi := &file_xhub_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6592,7 +6706,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[96]
+	mi := &file_xhub_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6605,7 +6719,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{96}
+	return file_xhub_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -6668,7 +6782,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_xhub_proto_msgTypes[97]
+	mi := &file_xhub_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6680,7 +6794,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[97]
+	mi := &file_xhub_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6693,7 +6807,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{97}
+	return file_xhub_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *JoinResponse) GetReplicas() int32 {
@@ -6812,7 +6926,7 @@ const file_xhub_proto_rawDesc = "" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x17\n" +
 	"\acsr_der\x18\x04 \x01(\fR\x06csrDer\x12\x1d\n" +
 	"\n" +
-	"valid_days\x18\x05 \x01(\x05R\tvalidDays\"\xbf\x01\n" +
+	"valid_days\x18\x05 \x01(\x05R\tvalidDays\"\xdc\x01\n" +
 	"\x17IssueCredentialResponse\x123\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x13.xhub.v1.CredentialR\n" +
@@ -6821,7 +6935,8 @@ const file_xhub_proto_rawDesc = "" +
 	"\x06ca_pem\x18\x03 \x01(\fR\x05caPem\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x1d\n" +
 	"\n" +
-	"ledger_key\x18\x05 \x01(\tR\tledgerKey\"\x81\x01\n" +
+	"ledger_key\x18\x05 \x01(\tR\tledgerKey\x12\x1b\n" +
+	"\thub_addrs\x18\x06 \x03(\tR\bhubAddrs\"\x81\x01\n" +
 	"\x16ListCredentialsRequest\x12\x17\n" +
 	"\amin_seq\x18\x01 \x01(\x04R\x06minSeq\x12\x12\n" +
 	"\x04dept\x18\x02 \x01(\tR\x04dept\x12\x1b\n" +
@@ -7295,9 +7410,21 @@ const file_xhub_proto_rawDesc = "" +
 	"joiner_key\x18\n" +
 	" \x01(\tR\tjoinerKey\"+\n" +
 	"\x10ListNodesRequest\x12\x17\n" +
-	"\amin_seq\x18\x01 \x01(\x04R\x06minSeq\"?\n" +
+	"\amin_seq\x18\x01 \x01(\x04R\x06minSeq\"j\n" +
 	"\x11ListNodesResponse\x12*\n" +
-	"\x06tokens\x18\x01 \x03(\v2\x12.xhub.v1.JoinTokenR\x06tokens\"\xb3\x01\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x12.xhub.v1.JoinTokenR\x06tokens\x12)\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x13.xhub.v1.NodeStatusR\x05nodes\"\xf5\x01\n" +
+	"\n" +
+	"NodeStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02up\x18\x02 \x01(\bR\x02up\x127\n" +
+	"\tlast_seen\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x1f\n" +
+	"\vapplied_seq\x18\x04 \x01(\x04R\n" +
+	"appliedSeq\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12\x14\n" +
+	"\x05addrs\x18\x06 \x03(\tR\x05addrs\x129\n" +
+	"\n" +
+	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\"\xb3\x01\n" +
 	"\vJoinRequest\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x1a\n" +
 	"\x06secret\x18\x02 \x01(\fB\x02\x18\x01R\x06secret\x12\x12\n" +
@@ -7384,7 +7511,7 @@ func file_xhub_proto_rawDescGZIP() []byte {
 	return file_xhub_proto_rawDescData
 }
 
-var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
+var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
 var file_xhub_proto_goTypes = []any{
 	(*Department)(nil),                    // 0: xhub.v1.Department
 	(*AddDepartmentRequest)(nil),          // 1: xhub.v1.AddDepartmentRequest
@@ -7482,42 +7609,43 @@ var file_xhub_proto_goTypes = []any{
 	(*JoinToken)(nil),                     // 93: xhub.v1.JoinToken
 	(*ListNodesRequest)(nil),              // 94: xhub.v1.ListNodesRequest
 	(*ListNodesResponse)(nil),             // 95: xhub.v1.ListNodesResponse
-	(*JoinRequest)(nil),                   // 96: xhub.v1.JoinRequest
-	(*JoinResponse)(nil),                  // 97: xhub.v1.JoinResponse
-	(*timestamppb.Timestamp)(nil),         // 98: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),           // 99: google.protobuf.Duration
-	(*descriptorpb.FieldOptions)(nil),     // 100: google.protobuf.FieldOptions
+	(*NodeStatus)(nil),                    // 96: xhub.v1.NodeStatus
+	(*JoinRequest)(nil),                   // 97: xhub.v1.JoinRequest
+	(*JoinResponse)(nil),                  // 98: xhub.v1.JoinResponse
+	(*timestamppb.Timestamp)(nil),         // 99: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 100: google.protobuf.Duration
+	(*descriptorpb.FieldOptions)(nil),     // 101: google.protobuf.FieldOptions
 }
 var file_xhub_proto_depIdxs = []int32{
-	98,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	99,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
 	0,   // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
 	0,   // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
-	98,  // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
+	99,  // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
 	8,   // 4: xhub.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> xhub.v1.WebhookDelivery
-	98,  // 5: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
+	99,  // 5: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
 	10,  // 6: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
 	10,  // 7: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
 	10,  // 8: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
 	18,  // 9: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
-	98,  // 10: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
+	99,  // 10: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
 	17,  // 11: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
 	17,  // 12: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
 	17,  // 13: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
 	18,  // 14: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
-	98,  // 15: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
-	98,  // 16: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
+	99,  // 15: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
+	99,  // 16: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
 	27,  // 17: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	27,  // 18: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	27,  // 19: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
 	27,  // 20: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	37,  // 21: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
 	27,  // 22: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	98,  // 23: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
-	98,  // 24: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	98,  // 25: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
-	98,  // 26: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	98,  // 27: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	98,  // 28: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	99,  // 23: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
+	99,  // 24: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
+	99,  // 25: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	99,  // 26: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	99,  // 27: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	99,  // 28: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
 	39,  // 29: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
 	40,  // 30: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
 	39,  // 31: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
@@ -7527,126 +7655,129 @@ var file_xhub_proto_depIdxs = []int32{
 	39,  // 35: xhub.v1.InboxEvent.request:type_name -> xhub.v1.ShareRequest
 	40,  // 36: xhub.v1.InboxEvent.grant:type_name -> xhub.v1.Grant
 	53,  // 37: xhub.v1.InboxEvent.dispute:type_name -> xhub.v1.Dispute
-	98,  // 38: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	98,  // 39: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
-	98,  // 40: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	99,  // 38: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	99,  // 39: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
+	99,  // 40: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
 	53,  // 41: xhub.v1.DisputeResponse.dispute:type_name -> xhub.v1.Dispute
 	53,  // 42: xhub.v1.ListDisputesResponse.disputes:type_name -> xhub.v1.Dispute
-	98,  // 43: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	99,  // 43: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
 	59,  // 44: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
 	59,  // 45: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
 	68,  // 46: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
 	74,  // 47: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
 	80,  // 48: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	98,  // 49: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
-	99,  // 50: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
+	99,  // 49: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
+	100, // 50: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
 	76,  // 51: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
 	76,  // 52: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
-	98,  // 53: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	99,  // 53: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
 	83,  // 54: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
 	84,  // 55: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
 	68,  // 56: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	98,  // 57: xhub.v1.ExportAuditRequest.since:type_name -> google.protobuf.Timestamp
-	98,  // 58: xhub.v1.ExportAuditRequest.until:type_name -> google.protobuf.Timestamp
-	98,  // 59: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	98,  // 60: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	99,  // 57: xhub.v1.ExportAuditRequest.since:type_name -> google.protobuf.Timestamp
+	99,  // 58: xhub.v1.ExportAuditRequest.until:type_name -> google.protobuf.Timestamp
+	99,  // 59: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	99,  // 60: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
 	88,  // 61: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	99,  // 62: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	98,  // 63: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	98,  // 64: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	98,  // 65: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	98,  // 66: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
+	100, // 62: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	99,  // 63: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	99,  // 64: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	99,  // 65: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	99,  // 66: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
 	93,  // 67: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
-	100, // 68: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
-	1,   // 69: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,   // 70: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	5,   // 71: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
-	7,   // 72: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
-	11,  // 73: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	13,  // 74: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	15,  // 75: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	19,  // 76: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	21,  // 77: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	23,  // 78: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	25,  // 79: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	28,  // 80: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	30,  // 81: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	32,  // 82: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	34,  // 83: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	36,  // 84: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
-	41,  // 85: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	43,  // 86: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	44,  // 87: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	45,  // 88: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	46,  // 89: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	47,  // 90: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	49,  // 91: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	51,  // 92: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
-	54,  // 93: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
-	55,  // 94: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
-	57,  // 95: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
-	60,  // 96: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	62,  // 97: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	64,  // 98: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	66,  // 99: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	69,  // 100: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	71,  // 101: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	73,  // 102: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	75,  // 103: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
-	78,  // 104: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
-	82,  // 105: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	89,  // 106: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	86,  // 107: xhub.v1.Audit.ExportAudit:input_type -> xhub.v1.ExportAuditRequest
-	91,  // 108: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
-	94,  // 109: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
-	96,  // 110: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
-	2,   // 111: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,   // 112: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	6,   // 113: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
-	9,   // 114: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
-	12,  // 115: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	14,  // 116: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	16,  // 117: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	20,  // 118: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	22,  // 119: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	24,  // 120: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	26,  // 121: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	29,  // 122: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	31,  // 123: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	33,  // 124: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	35,  // 125: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	38,  // 126: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
-	42,  // 127: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	50,  // 128: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	48,  // 129: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	48,  // 130: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	48,  // 131: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	48,  // 132: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	50,  // 133: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	52,  // 134: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
-	56,  // 135: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
-	56,  // 136: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
-	58,  // 137: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
-	61,  // 138: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	63,  // 139: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	65,  // 140: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	67,  // 141: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	70,  // 142: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	72,  // 143: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	81,  // 144: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	77,  // 145: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
-	79,  // 146: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
-	85,  // 147: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	90,  // 148: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	87,  // 149: xhub.v1.Audit.ExportAudit:output_type -> xhub.v1.ExportAuditChunk
-	92,  // 150: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
-	95,  // 151: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
-	97,  // 152: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
-	111, // [111:153] is the sub-list for method output_type
-	69,  // [69:111] is the sub-list for method input_type
-	69,  // [69:69] is the sub-list for extension type_name
-	68,  // [68:69] is the sub-list for extension extendee
-	0,   // [0:68] is the sub-list for field type_name
+	96,  // 68: xhub.v1.ListNodesResponse.nodes:type_name -> xhub.v1.NodeStatus
+	99,  // 69: xhub.v1.NodeStatus.last_seen:type_name -> google.protobuf.Timestamp
+	99,  // 70: xhub.v1.NodeStatus.started_at:type_name -> google.protobuf.Timestamp
+	101, // 71: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
+	1,   // 72: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,   // 73: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	5,   // 74: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
+	7,   // 75: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
+	11,  // 76: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	13,  // 77: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	15,  // 78: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	19,  // 79: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	21,  // 80: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	23,  // 81: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	25,  // 82: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	28,  // 83: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	30,  // 84: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	32,  // 85: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	34,  // 86: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	36,  // 87: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
+	41,  // 88: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	43,  // 89: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	44,  // 90: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	45,  // 91: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	46,  // 92: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	47,  // 93: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	49,  // 94: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	51,  // 95: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
+	54,  // 96: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
+	55,  // 97: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
+	57,  // 98: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
+	60,  // 99: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	62,  // 100: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	64,  // 101: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	66,  // 102: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	69,  // 103: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	71,  // 104: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	73,  // 105: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	75,  // 106: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	78,  // 107: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	82,  // 108: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	89,  // 109: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	86,  // 110: xhub.v1.Audit.ExportAudit:input_type -> xhub.v1.ExportAuditRequest
+	91,  // 111: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
+	94,  // 112: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
+	97,  // 113: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
+	2,   // 114: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,   // 115: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	6,   // 116: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
+	9,   // 117: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
+	12,  // 118: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	14,  // 119: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	16,  // 120: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	20,  // 121: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	22,  // 122: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	24,  // 123: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	26,  // 124: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	29,  // 125: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	31,  // 126: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	33,  // 127: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	35,  // 128: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	38,  // 129: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
+	42,  // 130: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	50,  // 131: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	48,  // 132: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	48,  // 133: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	48,  // 134: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	48,  // 135: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	50,  // 136: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	52,  // 137: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
+	56,  // 138: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
+	56,  // 139: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
+	58,  // 140: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
+	61,  // 141: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	63,  // 142: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	65,  // 143: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	67,  // 144: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	70,  // 145: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	72,  // 146: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	81,  // 147: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	77,  // 148: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	79,  // 149: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	85,  // 150: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	90,  // 151: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	87,  // 152: xhub.v1.Audit.ExportAudit:output_type -> xhub.v1.ExportAuditChunk
+	92,  // 153: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
+	95,  // 154: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
+	98,  // 155: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
+	114, // [114:156] is the sub-list for method output_type
+	72,  // [72:114] is the sub-list for method input_type
+	72,  // [72:72] is the sub-list for extension type_name
+	71,  // [71:72] is the sub-list for extension extendee
+	0,   // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }
@@ -7669,7 +7800,7 @@ func file_xhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   98,
+			NumMessages:   99,
 			NumExtensions: 1,
 			NumServices:   11,
 		},
