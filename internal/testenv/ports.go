@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Ports for processes that must know each other's ports before they
@@ -86,4 +87,34 @@ func reservePorts(n int, cleanup func(func())) ([]int, error) {
 		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// ReservePorts reserves the given ports for the test (a document's fixed
+// ports), waiting up to two minutes while another test holds one or
+// something listens there.
+func ReservePorts(t testing.TB, ports ...int) {
+	t.Helper()
+	dir := filepath.Join(os.TempDir(), "xhub-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, p := range ports {
+		for {
+			release, ok := lockPort(filepath.Join(dir, strconv.Itoa(p)))
+			if ok {
+				l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+				if err == nil {
+					l.Close()
+					t.Cleanup(release)
+					break
+				}
+				release()
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("port %d: held by another test or in use for 2 minutes", p)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
 }
