@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -75,7 +76,13 @@ func (c *Client) IssueCredential(ctx context.Context, id vocab.Identity, validDa
 	if err != nil {
 		return Credential{}, nil, err
 	}
-	return credentialOf(resp.Credential), vocab.EncodeCreds(c.addr, resp.LedgerKey, resp.CertificatePem, keyPEM, resp.CaPem), nil
+	// The file lists every node the hub knows of (their --advertise), else
+	// the address this client dialled.
+	hubs := c.addr
+	if len(resp.HubAddrs) > 0 {
+		hubs = strings.Join(resp.HubAddrs, ",")
+	}
+	return credentialOf(resp.Credential), vocab.EncodeCreds(hubs, resp.LedgerKey, resp.CertificatePem, keyPEM, resp.CaPem), nil
 }
 
 // Credentials lists credentials: the operator's all (or dept's, if
@@ -671,6 +678,30 @@ type JoinTokenInfo struct {
 	JoinedAs  string    `json:"joined_as,omitempty"`
 	JoinerKey string    `json:"joiner_key,omitempty"` // fingerprint of the key the node joined with, as it logged it
 	Seq       uint64    `json:"seq"`
+}
+
+// NodeInfo is a hub node as its last heartbeat shows it.
+type NodeInfo struct {
+	Name      string    `json:"name"`
+	Up        bool      `json:"up"` // heard from within three of its heartbeat intervals
+	LastSeen  time.Time `json:"last_seen"`
+	Applied   uint64    `json:"applied_seq"`
+	Version   string    `json:"version"`
+	Addrs     []string  `json:"addrs,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// Nodes lists the deployment's hub nodes heard from in the last week
+// (operator).
+func (c *Client) Nodes(ctx context.Context) ([]NodeInfo, error) {
+	r, err := c.nodes.ListNodes(ctx, &xhubv1.ListNodesRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return mapped(r.Nodes, func(n *xhubv1.NodeStatus) NodeInfo {
+		return NodeInfo{Name: n.GetName(), Up: n.GetUp(), LastSeen: at(n.GetLastSeen()), Applied: n.GetAppliedSeq(), Version: n.GetVersion(),
+			Addrs: n.GetAddrs(), StartedAt: at(n.GetStartedAt())}
+	}), nil
 }
 
 // CreateJoinToken makes a one-time token for a new hub node (operator):

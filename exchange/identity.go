@@ -3,6 +3,7 @@ package exchange
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -113,6 +114,21 @@ func (cp *ControlPlane) Init(ctx context.Context, init HubInit) error {
 }
 
 var errInitDone = &fault.Error{Kind: fault.KindExists, Msg: "hub already initialised"}
+
+// IsNotTheHub says whether err is Init's refusal of a node whose CA or
+// ledger key is not the one the log's hub.init pins.
+func IsNotTheHub(err error) bool {
+	var fe *fault.Error
+	if !errors.As(err, &fe) {
+		return false
+	}
+	for _, v := range fe.Violations {
+		if v.Type == "HUB_IDENTITY" {
+			return true
+		}
+	}
+	return false
+}
 
 // CheckIssue says whether actor may issue a credential for id, before the
 // hub signs anything.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -77,21 +78,40 @@ its data dir: the log and the streams live in the NATS cluster.`,
 
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List join tokens and the nodes that used them",
-		Args:  cobra.NoArgs,
+		Short: "List the hub nodes (which are up) and the join tokens",
+		Long: `List the deployment's hub nodes, each as its last heartbeat shows it: UP
+when heard from within three of its heartbeat intervals (xhub serve
+--heartbeat-interval, 10s), when it was last seen, the ledger sequence it
+had applied then, its version and the addresses it advertises
+(--advertise). A node not heard from for a week is forgotten. Then the
+join tokens and the nodes that used them.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := c.checkOutput(); err != nil {
 				return err
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				nodes, err := cl.Nodes(ctx)
+				if err != nil {
+					return err
+				}
 				all, err := cl.JoinTokens(ctx)
 				if err != nil {
 					return err
 				}
 				if c.json() {
-					return c.printJSON(map[string]any{"tokens": all})
+					return c.printJSON(map[string]any{"nodes": nodes, "tokens": all})
 				}
 				w := c.table()
+				fmt.Fprintln(w, "NODE\tUP\tLAST SEEN\tAPPLIED\tVERSION\tADDRESSES")
+				for _, nd := range nodes {
+					up := "no"
+					if nd.Up {
+						up = "yes"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", nd.Name, up, nd.LastSeen.Format("2006-01-02 15:04:05"), nd.Applied, nd.Version, strings.Join(nd.Addrs, ","))
+				}
+				fmt.Fprintln(w)
 				fmt.Fprintln(w, "TOKEN\tNAME\tSTATUS\tCREATED\tEXPIRES\tJOINED AS\tJOINED\tJOINER KEY")
 				for _, t := range all {
 					joinedAt := ""

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -15,7 +16,8 @@ import (
 )
 
 // TestNodeCommands: node token prints a token (or writes it once to
-// --out), node list shows it in table and JSON, an officer may not make one.
+// --out), node list shows it and the node (up, its applied sequence) in
+// table and JSON, an officer may not make one.
 func TestNodeCommands(t *testing.T) {
 	f := newShareFixture(t)
 	env, admin := f.env, f.env.Node.AdminCreds
@@ -33,15 +35,23 @@ func TestNodeCommands(t *testing.T) {
 		t.Fatal("an existing token file was overwritten")
 	}
 	var list struct {
+		Nodes []struct {
+			Name    string
+			Up      bool
+			Applied uint64 `json:"applied_seq"`
+		} `json:"nodes"`
 		Tokens []struct{ Name, Status string } `json:"tokens"`
 	}
 	if err := json.Unmarshal([]byte(mustX(t, env, admin, "node", "list", "-o", "json")), &list); err != nil {
 		t.Fatal(err)
 	}
+	if len(list.Nodes) != 1 || list.Nodes[0].Name != "xhub" || !list.Nodes[0].Up || list.Nodes[0].Applied == 0 {
+		t.Fatalf("node list: nodes %+v", list.Nodes)
+	}
 	if len(list.Tokens) != 2 || list.Tokens[0].Name != "hub-b" || list.Tokens[0].Status != "unused" {
 		t.Fatalf("node list: %+v", list.Tokens)
 	}
-	if tab := mustX(t, env, admin, "node", "list"); !strings.Contains(tab, "hub-c") {
+	if tab := mustX(t, env, admin, "node", "list"); !strings.Contains(tab, "hub-c") || !regexp.MustCompile(`(?m)^NODE +UP +LAST SEEN +APPLIED +VERSION +ADDRESSES\nxhub +yes `).MatchString(tab) {
 		t.Fatalf("node list table: %q", tab)
 	}
 	_, err := xhub(t, env, f.health, "node", "token")

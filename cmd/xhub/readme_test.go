@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -103,5 +104,88 @@ func TestReadme(t *testing.T) {
 	t.Logf("%d blocks run, %d commands", len(blocks), strings.Count(out.String(), "\n+ "))
 	if os.Getenv("XHUB_README_OUT") != "" {
 		_ = os.WriteFile(os.Getenv("XHUB_README_OUT"), out.Bytes(), 0o644)
+	}
+}
+
+// clusterMarker precedes the README's cluster walk-through, which
+// TestReadme leaves out and TestReadmeCluster runs.
+const clusterMarker = "<!-- not run by TestReadme: its own cluster, run by TestReadmeCluster -->"
+
+// TestReadmeCluster runs the README's cluster section as written, after
+// the quickstart's hub would be running (its own ports, on 127.0.0.1
+// only): three nats-server processes, two hub nodes, the second joined
+// with a token, a kill -9, node list. nats-server is the module's, built
+// as testenv does (the README builds the same with go build).
+func TestReadmeCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds xhub and nats-server and runs the README's cluster")
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("needs bash")
+	}
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), clusterMarker+"\n```sh\n")
+	if !ok {
+		t.Fatal("the README has no cluster block under " + clusterMarker)
+	}
+	block, _, _ := strings.Cut(rest, "\n```")
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "xhub"), ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if err := os.Symlink(testenv.NATSServerBinary(t), filepath.Join(dir, "nats-server")); err != nil {
+		t.Fatal(err)
+	}
+	const builds = "go build -o xhub ./cmd/xhub && go build -o nats-server github.com/nats-io/nats-server/v2\n"
+	if !strings.HasPrefix(block, builds) {
+		t.Fatalf("the cluster block no longer starts with %q", builds)
+	}
+	script := strings.TrimPrefix(block, builds)
+	// The block's own ports, as written; reserved so that no other test
+	// takes one meanwhile.
+	testenv.ReservePorts(t, 14221, 14222, 14223, 16221, 16222, 16223, 17443, 17444, 17445)
+	full := "set -euo pipefail\ncd " + dir + "\n" + script + "\necho README-CLUSTER-DONE\n"
+	if err := os.WriteFile(filepath.Join(dir, "cluster.sh"), []byte(full), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-x", filepath.Join(dir, "cluster.sh"))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "XHUB_CREDS=", "XHUB_HUB=")
+	var out testenv.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// Started in a process group of its own, which is ended whatever
+	// happens: no server of the block outlives the test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	err = cmd.Start()
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	text := out.String()
+	if err != nil || !strings.Contains(text, "README-CLUSTER-DONE") {
+		if len(text) > 15000 {
+			text = text[len(text)-15000:]
+		}
+		t.Fatalf("the README's cluster commands failed: %v\n%s", err, text)
+	}
+	for _, want := range []string{
+		"hub: 127.0.0.1:17443,127.0.0.1:17444", // the creds file lists both nodes
+		"is in use by another xhub process",    // the second serve on hub-a's dir
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the cluster block's output lacks %q", want)
+		}
+	}
+	if os.Getenv("XHUB_README_OUT") != "" {
+		_ = os.WriteFile(os.Getenv("XHUB_README_OUT")+".cluster", []byte(text), 0o644)
 	}
 }

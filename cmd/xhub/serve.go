@@ -25,6 +25,7 @@ func (c *cli) serveCmd() *cobra.Command {
 	var rebuild, dispatch bool
 	var joinFile string
 	var tokenOut joinTokenOut
+	var advertise string
 	cmd := &cobra.Command{
 		Use:   "serve --data-dir DIR",
 		Short: "Run a hub node",
@@ -62,13 +63,16 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.RebuildViews = rebuild
 			cfg.NoWebhookDispatch = !dispatch
+			var err error
+			if cfg.Advertise, err = hub.ParseAdvertise(advertise); err != nil {
+				return err
+			}
 			if cmd.Flags().Changed("join") {
 				return errJoinFlag
 			}
 			if err := tokenOut.check(); err != nil {
 				return err
 			}
-			var err error
 			if cfg.Join, err = joinToken(cfg.DataDir, joinFile, os.Getenv("XHUB_JOIN")); err != nil {
 				return err
 			}
@@ -125,7 +129,9 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus /metrics here")
 	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve Go's /debug/pprof/ profiles on --metrics-listen")
 	f.StringVar(&fsync, "fsync", "", "always: JetStream fsyncs every write (slower; survives power loss)")
-	f.StringVar(&cfg.Name, "name", "xhub", "node name")
+	f.StringVar(&cfg.Name, "name", "xhub", "node name, its own in the deployment (node list, logs, NATS): letters, digits, '-', '_', '.'")
+	f.StringVar(&advertise, "advertise", "", "host:port,... clients dial this node by: put in its server certificate (beside localhost, loopback and the hostname) and, with every other node's, in the creds files any node issues (default: the listen address)")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 10*time.Second, "how often this node stores its heartbeat; node list shows it up while heard from within three intervals")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", 180*24*time.Hour, "keep audit entries this long (the stream removes older ones)")
 	f.Int64Var(&cfg.AuditMaxBytes, "audit-max-bytes", 0, "bound the audit stream's size (oldest removed first; 0: half of --control-reserve; with --nats-url, what the stream has; a warning is logged at 80%)")
 	var refused string

@@ -51,7 +51,8 @@ func (s *departments) ListDepartments(ctx context.Context, r *xhubv1.ListDepartm
 type credentialsSvc struct {
 	xhubv1.UnimplementedCredentialsServer
 	*base
-	ca *pki.Authority
+	ca    *pki.Authority
+	nodes NodeDirectory // may be nil
 }
 
 func credPB(c exchange.Credential) *xhubv1.Credential {
@@ -91,7 +92,11 @@ func (s *credentialsSvc) IssueCredential(ctx context.Context, r *xhubv1.IssueCre
 		return nil, toStatus(err)
 	}
 	rec, _ := s.cp.Credential(c.Serial)
-	return &xhubv1.IssueCredentialResponse{Credential: credPB(rec), CertificatePem: certPEM, CaPem: s.ca.CertPEM, Seq: seq, LedgerKey: s.ca.VerifierKey}, nil
+	var addrs []string
+	if s.nodes != nil {
+		addrs = s.nodes.HubAddrs(ctx)
+	}
+	return &xhubv1.IssueCredentialResponse{Credential: credPB(rec), CertificatePem: certPEM, CaPem: s.ca.CertPEM, Seq: seq, LedgerKey: s.ca.VerifierKey, HubAddrs: addrs}, nil
 }
 
 func (s *credentialsSvc) ListCredentials(ctx context.Context, r *xhubv1.ListCredentialsRequest) (*xhubv1.ListCredentialsResponse, error) {

@@ -4,7 +4,11 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/pki"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
@@ -22,6 +26,7 @@ type nodesSvc struct {
 	ca   *pki.Authority
 	join JoinConfig
 	now  func() time.Time
+	dir  NodeDirectory // may be nil
 }
 
 // JoinConfig is what a joining node is told besides the pki files.
@@ -59,6 +64,16 @@ func (s *nodesSvc) ListNodes(ctx context.Context, r *xhubv1.ListNodesRequest) (*
 	for _, t := range toks {
 		out.Tokens = append(out.Tokens, &xhubv1.JoinToken{Id: t.ID, Name: t.Name, CreatedBy: t.CreatedBy, CreatedAt: ts(t.CreatedAt), ExpiresAt: ts(t.ExpiresAt),
 			Status: t.Status(now), JoinedAt: ts(t.JoinedAt), JoinedAs: t.JoinedAs, JoinerKey: t.JoinerFingerprint(), Seq: t.Seq})
+	}
+	if s.dir != nil {
+		beats, err := s.dir.Beats(ctx)
+		if err != nil {
+			return nil, status.Errorf(codes.Unavailable, "the nodes' heartbeats (stream %s) are unreadable: %v", bus.NodesStream, err)
+		}
+		for _, b := range beats {
+			out.Nodes = append(out.Nodes, &xhubv1.NodeStatus{Name: b.Name, Up: b.Up(now), LastSeen: ts(b.SeenAt), AppliedSeq: b.Applied, Version: b.Version,
+				Addrs: b.Addrs, StartedAt: ts(b.StartedAt)})
+		}
 	}
 	return out, nil
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/dataplane"
+	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/pki"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -44,6 +45,15 @@ type Config struct {
 	Node      string                 // this node's name (in answers' trailers)
 	JS        jetstream.JetStream    // webhook delivery records (may be nil: none)
 	Conn      ConnLimits             // connections, timeouts, message size
+	Nodes     NodeDirectory          // the deployment's nodes (may be nil: node list shows none, creds list the dialled address)
+}
+
+// NodeDirectory knows the deployment's hub nodes (*hub.Node).
+type NodeDirectory interface {
+	// Beats are every node's last heartbeat.
+	Beats(ctx context.Context) ([]bus.NodeBeat, error)
+	// HubAddrs are the addresses a creds file issued here lists.
+	HubAddrs(ctx context.Context) []string
 }
 
 // MaxStreamsPerConn bounds the gRPC streams open at once on one
@@ -182,13 +192,13 @@ func New(cfg Config) *Server {
 	base := &base{cp: cfg.CP, log: cfg.Logger, draining: draining.Done()}
 	svcs := services{
 		departments: &departments{base: base, ca: cfg.Authority, js: cfg.JS},
-		credentials: &credentialsSvc{base: base, ca: cfg.Authority},
+		credentials: &credentialsSvc{base: base, ca: cfg.Authority, nodes: cfg.Nodes},
 		schemas:     &schemasSvc{base: base},
 		catalog:     &catalogSvc{base: base},
 		ledger:      &ledgerSvc{base: base, ca: cfg.Authority},
 		shares:      &sharesSvc{base: base, now: cfg.Now},
 		exchange:    &exchangeSvc{base: base, dp: cfg.DP},
-		nodes:       &nodesSvc{base: base, ca: cfg.Authority, join: cfg.Join, now: cfg.Now},
+		nodes:       &nodesSvc{base: base, ca: cfg.Authority, join: cfg.Join, now: cfg.Now, dir: cfg.Nodes},
 		provider:    &providerSvc{base: base, dp: cfg.DP, maxMsg: cfg.Conn.MaxMessageBytes},
 		audit:       &auditSvc{base: base, dp: cfg.DP, ca: cfg.Authority, now: cfg.Now},
 		disputes:    &disputesSvc{base: base, now: cfg.Now},

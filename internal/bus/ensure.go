@@ -47,7 +47,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, want []jetstream
 			if ctx.Err() != nil {
 				return fmt.Errorf("stream %s: %w (last: %v)", sc.Name, ctx.Err(), err)
 			}
-			log.Warn("stream not ready; retrying", "stream", sc.Name, "attempt", attempt, "in", backoff, "err", err)
+			if why := waitingFor(err, sc); why != "" {
+				log.Warn("stream not ready; waiting", "stream", sc.Name, "attempt", attempt, "in", backoff, "waiting_for", why, "err", err)
+			} else {
+				log.Warn("stream not ready; retrying", "stream", sc.Name, "attempt", attempt, "in", backoff, "err", err)
+			}
 			select {
 			case <-time.After(backoff):
 			case <-ctx.Done():
@@ -60,6 +64,21 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, want []jetstream
 }
 
 const maxBackoff = 5 * time.Second
+
+// errNoPlacement is JetStream's "no suitable peers for placement": fewer
+// servers with JetStream are in the cluster (yet) than the stream's
+// replicas.
+const errNoPlacement jetstream.ErrorCode = 10005
+
+// waitingFor says, for an operator, what a retried error waits for ("" if
+// nothing particular).
+func waitingFor(err error, sc jetstream.StreamConfig) string {
+	var api *jetstream.APIError
+	if errors.As(err, &api) && api.ErrorCode == errNoPlacement {
+		return fmt.Sprintf("%d servers with JetStream in the cluster (--replicas %d): fewer are up or known yet; start the others, or check they share the cluster's name and routes", sc.Replicas, sc.Replicas)
+	}
+	return ""
+}
 
 // defaultDuplicates is the server's duplicate window when none is set.
 const defaultDuplicates = 2 * time.Minute

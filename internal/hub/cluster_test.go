@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,4 +98,43 @@ func copyDir(t *testing.T, src, dst string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestPlacementWaited: a node asking for R3 streams on a cluster of which
+// only two servers run waits, saying for what, until the third starts,
+// then serves; a placement not yet possible is not a reason to stop.
+func TestPlacementWaited(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nats-server processes")
+	}
+	cluster := testenv.NewNATSCluster(t, 3)
+	cluster.Nodes[0].Restart(t)
+	cluster.Nodes[1].Restart(t)
+	var log testenv.Buffer
+	type started struct {
+		n   *hub.Node
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		n, err := hub.Start(ctx, hub.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", NATSURL: cluster.URL(), Replicas: 3,
+			Logger: slog.New(slog.NewTextHandler(&log, nil))})
+		done <- started{n, err}
+	}()
+	testenv.WaitFor(t, 2*time.Minute, "the node saying what it waits for", func() bool {
+		return strings.Contains(log.String(), "3 servers with JetStream in the cluster")
+	})
+	select {
+	case s := <-done:
+		t.Fatalf("the node did not wait for the third server: %v", s.err)
+	default:
+	}
+	cluster.Nodes[2].Restart(t)
+	s := <-done
+	if s.err != nil {
+		t.Fatalf("after the third server started: %v\n%s", s.err, log.String())
+	}
+	s.n.Close()
 }

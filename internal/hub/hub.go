@@ -17,6 +17,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,8 +78,19 @@ type Config struct {
 	// replaying the log (after a node refused to start because its views
 	// do not match its log).
 	RebuildViews bool
-	// Name is this node's name in logs and NATS. Zero: "xhub".
+	// Name is this node's name in logs, NATS and node list: 1 to 64
+	// letters, digits, '-', '_' or '.' (not first or last). Each node of a
+	// deployment needs its own. Zero: "xhub".
 	Name string
+	// Advertise are the host:port clients dial this node by (ParseAdvertise):
+	// they go into its server certificate, beside localhost, loopback and
+	// the machine's name, and into every creds file any node issues, with
+	// the other nodes' (so a creds file lists every node). Zero: the
+	// listen address (an unspecified host as localhost).
+	Advertise []string
+	// HeartbeatInterval is how often the node stores its heartbeat (node
+	// list: up when heard from within three intervals). Zero: 10s.
+	HeartbeatInterval time.Duration
 	// AuditRetention is how long audit entries are kept (zero: 180
 	// days); AuditMaxBytes bounds the audit stream, oldest entries going
 	// first (zero: half of ControlReserve; with NATSURL, what the stream
@@ -208,6 +220,23 @@ func (c *Config) validate() error {
 	if c.Name == "" {
 		c.Name = "xhub"
 	}
+	if !validNodeName(c.Name) {
+		return fmt.Errorf("hub: --name %q: 1 to 64 letters, digits, '-', '_' or '.' (not first or last, not two in a row)", c.Name)
+	}
+	if len(c.Advertise) > MaxAdvertise {
+		return fmt.Errorf("hub: --advertise: more than %d addresses", MaxAdvertise)
+	}
+	for _, a := range c.Advertise {
+		if err := checkAdvertised(a); err != nil {
+			return fmt.Errorf("hub: %w", err)
+		}
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 10 * time.Second
+	}
+	if c.HeartbeatInterval < 100*time.Millisecond || c.HeartbeatInterval > time.Hour {
+		return fmt.Errorf("hub: --heartbeat-interval %s: from 100ms to 1h", c.HeartbeatInterval)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -273,7 +302,9 @@ type Node struct {
 	failMu   sync.Mutex
 	failure  error
 
-	joined bool // this start joined the deployment
+	joined bool   // this start joined the deployment
+	unlock func() // releases the data dir's lock (nil until taken)
+	pinned bool   // the log may pin this node's CA (Init passed or its outcome is unknown)
 
 	closeOnce sync.Once
 }
@@ -290,6 +321,13 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}()
 	log := cfg.Logger
+	// A data dir another process serves is refused before anything
+	// starts, a port included.
+	if _, statErr := os.Stat(cfg.DataDir); statErr == nil {
+		if n.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
 	// Bind first: a port in use fails the start before anything is
 	// written, the data directory included. And a first start that fails
 	// leaves nothing half-made.
@@ -322,13 +360,24 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		defer func() {
 			if err != nil {
 				n.Close()
+				if n.unlock == nil {
+					return // another start took the new dir's lock: all in it is its own
+				}
 				n.removeFirstStart()
+				if !n.pinned {
+					_ = os.Remove(filepath.Join(cfg.DataDir, lockFile))
+				}
 				_ = os.Remove(cfg.DataDir) // only if empty: what this start made
 			}
 		}()
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
+	}
+	if n.unlock == nil {
+		if n.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	if _, statErr := os.Stat(filepath.Join(cfg.DataDir, "pki")); os.IsNotExist(statErr) {
 		defer func() {
@@ -426,7 +475,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := bus.EnsureStreams(ctx, n.JS, []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas, data), bus.Audit(cfg.Replicas, cfg.AuditRetention, auditMax), bus.Webhooks(cfg.Replicas), bus.WebhookQueue(cfg.Replicas, n.cfg.WebhookQueue)}, log); err != nil {
+	if err := bus.EnsureStreams(ctx, n.JS, []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas, data), bus.Audit(cfg.Replicas, cfg.AuditRetention, auditMax), bus.Webhooks(cfg.Replicas), bus.WebhookQueue(cfg.Replicas, n.cfg.WebhookQueue), bus.Nodes(cfg.Replicas)}, log); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 
@@ -442,13 +491,20 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	degraded := n.CP.Integrity()
 	if degraded == nil {
-		if err := n.CP.Init(ctx, exchange.HubInit{CASHA256: n.Authority.Fingerprint(), VerifierKey: n.Authority.VerifierKey}); err != nil {
+		err := n.CP.Init(ctx, exchange.HubInit{CASHA256: n.Authority.Fingerprint(), VerifierKey: n.Authority.VerifierKey})
+		if !exchange.IsNotTheHub(err) {
+			// From here the log may pin this CA (an append whose outcome
+			// was not learnt included): a first start that fails now keeps
+			// pki/, or no node would hold the CA the ledger names and
+			// every later start would be refused. Kept with a log that
+			// names no CA, it is used when the next start writes hub.init.
+			n.pinned = true
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
-	host, _, _ := net.SplitHostPort(cfg.Listen)
-	hostname, _ := os.Hostname()
-	serverCert, err := n.Authority.ServerCert([]string{host, "127.0.0.1", "::1", "localhost", hostname, "xhub"})
+	serverCert, err := n.Authority.ServerCert(n.certHosts(cfg.Listen))
 	if err != nil {
 		return nil, err
 	}
@@ -475,7 +531,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		conn.MaxMessageBytes = int(n.NC.MaxPayload()) + api.MessageFraming
 	}
 	n.GRPC = api.New(api.Config{CP: n.CP, DP: n.DP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api"), Now: cfg.Now,
-		Join: api.JoinConfig{PKIDir: pkiDir, NATSURL: joinNATS, Replicas: cfg.Replicas}, Node: cfg.Name, JS: n.JS, Conn: conn})
+		Join: api.JoinConfig{PKIDir: pkiDir, NATSURL: joinNATS, Replicas: cfg.Replicas}, Node: cfg.Name, JS: n.JS, Conn: conn, Nodes: n})
 	lis := n.lis
 	if cfg.WrapListener != nil {
 		lis = cfg.WrapListener(lis)
@@ -488,6 +544,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.supervise("grpc", func() error { return n.GRPC.Serve(lis) })
+	n.heartbeat()
 	if issuer != nil && degraded == nil {
 		if err := n.startIntegrators(ctx, issuer, log); err != nil {
 			return nil, err
@@ -569,6 +626,10 @@ func (n *Node) Integrity() error { return n.CP.Integrity() }
 // removeFirstStart removes what a failed first start wrote, so the next
 // start begins clean (the next start makes a new CA and ledger key).
 func (n *Node) removeFirstStart() {
+	if n.pinned {
+		n.cfg.Logger.Warn("first start failed after the ledger recorded this node's CA: the data dir is kept (its pki/ is the hub's CA now); start again on it", "data_dir", n.cfg.DataDir)
+		return
+	}
 	for _, d := range []string{"pki", "nats", "nats.password", "badger", "admin.creds"} {
 		if n.joined && d == "pki" {
 			continue
@@ -616,7 +677,7 @@ func (n *Node) ensureAdminCreds(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("hub: issue admin credential: %w", err)
 	}
-	return vocab.WriteCreds(n.AdminCreds, n.dialAddr(), n.Authority.VerifierKey, certPEM, keyPEM, n.Authority.CertPEM)
+	return vocab.WriteCreds(n.AdminCreds, strings.Join(n.ownAddrs(), ","), n.Authority.VerifierKey, certPEM, keyPEM, n.Authority.CertPEM)
 }
 
 // dialAddr is the address a local client dials: the listen address, with
@@ -741,6 +802,9 @@ func (n *Node) Close() {
 		if n.Embedded != nil {
 			n.Embedded.Shutdown()
 		}
+		if n.unlock != nil {
+			n.unlock() // last: the data dir is no longer written
+		}
 	})
 }
 
@@ -748,9 +812,7 @@ func (n *Node) Close() {
 // certificate, and client certificates required and verified against the
 // hub's CA. issuer is the account key of the auth callout.
 func (n *Node) integratorTLS(listen string) (*tls.Config, nkeys.KeyPair, error) {
-	host, _, _ := net.SplitHostPort(listen)
-	hostname, _ := os.Hostname()
-	cert, err := n.Authority.ServerCert([]string{host, "127.0.0.1", "::1", "localhost", hostname, "xhub"})
+	cert, err := n.Authority.ServerCert(n.certHosts(listen))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -23,8 +25,15 @@ import (
 type NATSCluster struct {
 	t     testing.TB
 	Nodes []*NATSNode
-	User  string
-	Pass  string
+	// Name is the cluster's name, and routeUser/routePass authorise its
+	// routes: each cluster's own, so that two tests' clusters on one
+	// machine never route into one another.
+	Name                 string
+	routeUser, routePass string
+	// User and Pass are the hub's client user, also the cluster's own:
+	// a hub given another test's port is refused, not handed its ledger.
+	User string
+	Pass string
 	// With EnableCallout: the system account's user, and the settings.
 	SysUser, SysPass string
 	callout          *Callout
@@ -42,7 +51,7 @@ type Callout struct {
 func (c *NATSCluster) EnableCallout(t testing.TB, co Callout) {
 	t.Helper()
 	c.callout = &co
-	c.SysUser, c.SysPass = "sys", "cluster-test-system-password"
+	c.SysUser, c.SysPass = "sys", randHex(12)
 	for _, nd := range c.Nodes {
 		if err := os.WriteFile(nd.conf, []byte(c.conf(nd)), 0o600); err != nil {
 			t.Fatal(err)
@@ -63,7 +72,7 @@ func (c *NATSCluster) conf(nd *NATSNode) string {
 	var routes []string
 	for _, o := range c.Nodes {
 		if o != nd {
-			routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", o.ClusterPort))
+			routes = append(routes, fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", c.routeUser, c.routePass, o.ClusterPort))
 		}
 	}
 	auth := fmt.Sprintf("authorization { user: %s, password: %s }", c.User, c.Pass)
@@ -79,17 +88,22 @@ accounts { SYS { users: [ { user: %s, password: %s } ] } }
 system_account: SYS
 `, co.CertFile, co.KeyFile, co.CAFile, c.SysUser, c.SysPass)
 	}
+	cluster := ""
+	if len(c.Nodes) > 1 { // a server alone is no cluster (JetStream refuses one without routes)
+		cluster = fmt.Sprintf(`cluster {
+  name: %s
+  listen: 127.0.0.1:%d
+  authorization { user: %s, password: %s }
+  routes: [%s]
+}
+`, c.Name, nd.ClusterPort, c.routeUser, c.routePass, strings.Join(routes, ", "))
+	}
 	return fmt.Sprintf(`server_name: %s
 listen: 127.0.0.1:%d
 max_payload: 8MB
 jetstream { store_dir: %q }
 %s
-%scluster {
-  name: xhub
-  listen: 127.0.0.1:%d
-  routes: [%s]
-}
-`, nd.Name, nd.Port, filepath.Join(nd.Dir, "js"), auth, extra, nd.ClusterPort, strings.Join(routes, ", "))
+%s%s`, nd.Name, nd.Port, filepath.Join(nd.Dir, "js"), auth, extra, cluster)
 }
 
 // NATSNode is one nats-server process of a cluster.
@@ -101,8 +115,9 @@ type NATSNode struct {
 	conf        string
 	log         string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process last started has exited
 }
 
 // WithReplicas sets the replicas of the node's streams.
@@ -121,12 +136,51 @@ func StartNATSCluster(t testing.TB, n int) *NATSCluster {
 	return c
 }
 
-// Start starts every node's process.
+// Start starts every node's process and waits until each listens for
+// clients (not for the cluster to form: hub nodes must cope with that). A
+// node that exits instead fails the test with its log. It may run in a
+// goroutine of its own (a cluster started late).
 func (c *NATSCluster) Start(t testing.TB) {
 	bin := NATSServerBinary(t)
 	for _, nd := range c.Nodes {
 		nd.start(t, bin)
 	}
+	for _, nd := range c.Nodes {
+		nd.waitListening(t)
+	}
+}
+
+// waitListening waits (up to two minutes: a busy machine) until the node
+// accepts connections on its client port, failing the test with its log
+// if the process exits first.
+func (nd *NATSNode) waitListening(t testing.TB) {
+	t.Helper()
+	nd.mu.Lock()
+	exited := nd.exited
+	nd.mu.Unlock()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", nd.Port), time.Second); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-exited:
+			t.Errorf("nats-server %s exited at start:\n%s", nd.Name, nd.Log())
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("nats-server %s not listening on %d within 2m:\n%s", nd.Name, nd.Port, nd.Log())
+			return
+		}
+	}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // NewNATSCluster configures n nats-server processes forming one cluster,
@@ -134,7 +188,7 @@ func (c *NATSCluster) Start(t testing.TB) {
 func NewNATSCluster(t testing.TB, n int) *NATSCluster {
 	t.Helper()
 	NATSServerBinary(t)
-	c := &NATSCluster{t: t, User: "xhub", Pass: "cluster-test-password"}
+	c := &NATSCluster{t: t, Name: "xhub-" + randHex(4), routeUser: "route", routePass: randHex(12), User: "xhub", Pass: randHex(12)}
 	ports := FreePorts(t, 2*n)
 	dir := t.TempDir()
 	for i := range n {
@@ -173,7 +227,9 @@ func (nd *NATSNode) start(t testing.TB, bin string) {
 	}
 	logf.Close()
 	nd.cmd = cmd
-	go func() { _ = cmd.Wait() }()
+	exited := make(chan struct{})
+	nd.exited = exited
+	go func() { _ = cmd.Wait(); close(exited) }()
 }
 
 // Kill stops the process with SIGKILL (no clean shutdown).
@@ -186,10 +242,12 @@ func (nd *NATSNode) Kill() {
 	}
 }
 
-// Restart starts a killed node again on its own store.
+// Restart starts a killed node again on its own store and ports (which
+// stay reserved for the test), waiting until it listens.
 func (nd *NATSNode) Restart(t testing.TB) {
 	t.Helper()
 	nd.start(t, NATSServerBinary(t))
+	nd.waitListening(t)
 }
 
 // Log is what the process wrote.
@@ -266,26 +324,6 @@ func buildCached(name, pkg string) (string, error) {
 	return bin, os.Rename(tmp, bin)
 }
 
-// FreePorts returns n distinct ports free on 127.0.0.1 just now (for
-// processes that must know each other's ports before they start).
-func FreePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
 // WaitFor polls cond until it holds or d passes.
 func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -302,7 +340,7 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 
 // StartConcurrently starts one node per option list at the same moment,
 // each in a fresh temp dir prepared by prepare (may be nil), and fails the
-// test if any does not start within 90 s.
+// test if any does not start within StartTimeout.
 func StartConcurrently(t testing.TB, prepare func(i int, dir string), nodes ...[]Option) []*Env {
 	t.Helper()
 	envs := make([]*Env, len(nodes))
@@ -321,7 +359,7 @@ func StartConcurrently(t testing.TB, prepare func(i int, dir string), nodes ...[
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 			defer cancel()
 			envs[i].Node, errs[i] = hub.Start(ctx, cfg)
 		}()

@@ -68,7 +68,9 @@ func StartIn(t testing.TB, dir string, opts ...Option) *Env {
 
 func (e *Env) start() {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// Generous: a cluster forming on a busy machine (CI beside other
+	// load) takes its time, and the node waits for it.
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
 	n, err := hub.Start(ctx, e.Config)
 	if err != nil {
@@ -77,6 +79,9 @@ func (e *Env) start() {
 	e.Node = n
 	e.Admin = e.Dial(n.AdminCreds)
 }
+
+// StartTimeout bounds a node's start in tests.
+const StartTimeout = 3 * time.Minute
 
 // Stop stops the node (idempotent).
 func (e *Env) Stop() {

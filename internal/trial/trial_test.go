@@ -444,11 +444,16 @@ func deployWith(t testing.TB, serveFlags ...string) *deployment {
 				b, _ := os.ReadFile(h.log)
 				t.Logf("%s log (tail):\n%s", h.name, tail(string(b), 3000))
 			}
+			for _, n := range d.nats.Nodes {
+				t.Logf("nats %s log (tail):\n%s", n.Name, tail(n.Log(), 2000))
+			}
 		}
 	})
 	adminCreds := filepath.Join(dir, "hub-a", "admin.creds")
 	d.adminCreds = adminCreds
-	testenv.WaitFor(t, 60*time.Second, "hub-a up", func() bool {
+	// Generous: on a busy machine the cluster forms slowly, and the node
+	// waits for it.
+	testenv.WaitFor(t, testenv.StartTimeout, "hub-a up", func() bool {
 		_, err := os.Stat(adminCreds)
 		return err == nil && listening(d.addrs[0])
 	})
@@ -463,7 +468,7 @@ func deployWith(t testing.TB, serveFlags ...string) *deployment {
 	}
 	d.hubs[1].env = []string{"XHUB_JOIN=" + tok}
 	d.hubs[1].start(t)
-	testenv.WaitFor(t, 60*time.Second, "hub-b up", func() bool { return listening(d.addrs[1]) })
+	testenv.WaitFor(t, testenv.StartTimeout, "hub-b up", func() bool { return listening(d.addrs[1]) })
 	return d
 }
 
@@ -504,7 +509,7 @@ func (d *deployment) startProvider() {
 		args: []string{d.hubs[0].args[0], "--creds", creds, "--hub", d.both, "adapter", "file", "--dataset", "health.cases", "--path", path}}
 	d.provider.start(d.t)
 	c := d.dial(d.creds("tax", vocab.RoleSystem, "probe"))
-	testenv.WaitFor(d.t, 30*time.Second, "provider serving", func() bool {
+	testenv.WaitFor(d.t, 2*time.Minute, "provider serving", func() bool {
 		_, err := c.Query(context.Background(), "health.cases", adapters.QueryOptions{Limit: 1})
 		return err == nil
 	})
@@ -585,7 +590,7 @@ func (d *deployment) checkNodesAgree() string {
 		// same log: its own head proved consistent with (extending) that
 		// one. (A head compared for equality could be passed between two
 		// polls if anything still appends.)
-		testenv.WaitFor(d.t, 30*time.Second, "node "+addr+" caught up", func() bool {
+		testenv.WaitFor(d.t, 2*time.Minute, "node "+addr+" caught up", func() bool {
 			if len(heads) == 0 {
 				tr, note, err := lv.Head(ctx)
 				if err != nil {

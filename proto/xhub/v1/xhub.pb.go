@@ -953,7 +953,11 @@ type IssueCredentialResponse struct {
 	// The hub's ledger verifier key (golang.org/x/mod/sumdb/note form), pinned
 	// in the creds file so that proofs are checked against a key obtained at
 	// issue time rather than one served with the proof.
-	LedgerKey     string `protobuf:"bytes,5,opt,name=ledger_key,json=ledgerKey,proto3" json:"ledger_key,omitempty"`
+	LedgerKey string `protobuf:"bytes,5,opt,name=ledger_key,json=ledgerKey,proto3" json:"ledger_key,omitempty"`
+	// Every hub node's advertised addresses (xhub serve --advertise), the
+	// issuing node's first, as the creds file's hub line lists them; empty
+	// from a node that knows none.
+	HubAddrs      []string `protobuf:"bytes,6,rep,name=hub_addrs,json=hubAddrs,proto3" json:"hub_addrs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1021,6 +1025,13 @@ func (x *IssueCredentialResponse) GetLedgerKey() string {
 		return x.LedgerKey
 	}
 	return ""
+}
+
+func (x *IssueCredentialResponse) GetHubAddrs() []string {
+	if x != nil {
+		return x.HubAddrs
+	}
+	return nil
 }
 
 type ListCredentialsRequest struct {
@@ -6629,8 +6640,11 @@ func (x *ListNodesRequest) GetMinSeq() uint64 {
 }
 
 type ListNodesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tokens        []*JoinToken           `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tokens []*JoinToken           `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	// Every hub node heard from in the last week (its last heartbeat), by
+	// name.
+	Nodes         []*NodeStatus `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6672,6 +6686,106 @@ func (x *ListNodesResponse) GetTokens() []*JoinToken {
 	return nil
 }
 
+func (x *ListNodesResponse) GetNodes() []*NodeStatus {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+// A hub node as its last heartbeat shows it.
+type NodeStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Up            bool                   `protobuf:"varint,2,opt,name=up,proto3" json:"up,omitempty"` // its last heartbeat is within three of its intervals
+	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	AppliedSeq    uint64                 `protobuf:"varint,4,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"` // the ledger sequence it had applied then
+	Version       string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	Addrs         []string               `protobuf:"bytes,6,rep,name=addrs,proto3" json:"addrs,omitempty"` // advertised host:port
+	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeStatus) Reset() {
+	*x = NodeStatus{}
+	mi := &file_xhub_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeStatus) ProtoMessage() {}
+
+func (x *NodeStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
+func (*NodeStatus) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *NodeStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NodeStatus) GetUp() bool {
+	if x != nil {
+		return x.Up
+	}
+	return false
+}
+
+func (x *NodeStatus) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+func (x *NodeStatus) GetAppliedSeq() uint64 {
+	if x != nil {
+		return x.AppliedSeq
+	}
+	return 0
+}
+
+func (x *NodeStatus) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *NodeStatus) GetAddrs() []string {
+	if x != nil {
+		return x.Addrs
+	}
+	return nil
+}
+
+func (x *NodeStatus) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
 // A joining node never sends the token's secret: it signs, with the
 // secret, a claim naming the token, its name, its own X25519 public key
 // and whether it wants the NATS URL, and the answer is sealed to that key.
@@ -6700,7 +6814,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_xhub_proto_msgTypes[98]
+	mi := &file_xhub_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6712,7 +6826,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[98]
+	mi := &file_xhub_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6725,7 +6839,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{98}
+	return file_xhub_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -6788,7 +6902,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_xhub_proto_msgTypes[99]
+	mi := &file_xhub_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6800,7 +6914,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[99]
+	mi := &file_xhub_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6813,7 +6927,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{99}
+	return file_xhub_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *JoinResponse) GetReplicas() int32 {
@@ -6943,7 +7057,7 @@ const file_xhub_proto_rawDesc = "" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x17\n" +
 	"\acsr_der\x18\x04 \x01(\fR\x06csrDer\x12\x1d\n" +
 	"\n" +
-	"valid_days\x18\x05 \x01(\x05R\tvalidDays\"\xbf\x01\n" +
+	"valid_days\x18\x05 \x01(\x05R\tvalidDays\"\xdc\x01\n" +
 	"\x17IssueCredentialResponse\x123\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x13.xhub.v1.CredentialR\n" +
@@ -6952,7 +7066,8 @@ const file_xhub_proto_rawDesc = "" +
 	"\x06ca_pem\x18\x03 \x01(\fR\x05caPem\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x1d\n" +
 	"\n" +
-	"ledger_key\x18\x05 \x01(\tR\tledgerKey\"\x81\x01\n" +
+	"ledger_key\x18\x05 \x01(\tR\tledgerKey\x12\x1b\n" +
+	"\thub_addrs\x18\x06 \x03(\tR\bhubAddrs\"\x81\x01\n" +
 	"\x16ListCredentialsRequest\x12\x17\n" +
 	"\amin_seq\x18\x01 \x01(\x04R\x06minSeq\x12\x12\n" +
 	"\x04dept\x18\x02 \x01(\tR\x04dept\x12\x1b\n" +
@@ -7426,9 +7541,21 @@ const file_xhub_proto_rawDesc = "" +
 	"joiner_key\x18\n" +
 	" \x01(\tR\tjoinerKey\"+\n" +
 	"\x10ListNodesRequest\x12\x17\n" +
-	"\amin_seq\x18\x01 \x01(\x04R\x06minSeq\"?\n" +
+	"\amin_seq\x18\x01 \x01(\x04R\x06minSeq\"j\n" +
 	"\x11ListNodesResponse\x12*\n" +
-	"\x06tokens\x18\x01 \x03(\v2\x12.xhub.v1.JoinTokenR\x06tokens\"\xb3\x01\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x12.xhub.v1.JoinTokenR\x06tokens\x12)\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x13.xhub.v1.NodeStatusR\x05nodes\"\xf5\x01\n" +
+	"\n" +
+	"NodeStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02up\x18\x02 \x01(\bR\x02up\x127\n" +
+	"\tlast_seen\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x1f\n" +
+	"\vapplied_seq\x18\x04 \x01(\x04R\n" +
+	"appliedSeq\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12\x14\n" +
+	"\x05addrs\x18\x06 \x03(\tR\x05addrs\x129\n" +
+	"\n" +
+	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\"\xb3\x01\n" +
 	"\vJoinRequest\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x1a\n" +
 	"\x06secret\x18\x02 \x01(\fB\x02\x18\x01R\x06secret\x12\x12\n" +
@@ -7516,7 +7643,7 @@ func file_xhub_proto_rawDescGZIP() []byte {
 	return file_xhub_proto_rawDescData
 }
 
-var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 100)
+var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 101)
 var file_xhub_proto_goTypes = []any{
 	(*Department)(nil),                    // 0: xhub.v1.Department
 	(*AddDepartmentRequest)(nil),          // 1: xhub.v1.AddDepartmentRequest
@@ -7616,43 +7743,44 @@ var file_xhub_proto_goTypes = []any{
 	(*JoinToken)(nil),                     // 95: xhub.v1.JoinToken
 	(*ListNodesRequest)(nil),              // 96: xhub.v1.ListNodesRequest
 	(*ListNodesResponse)(nil),             // 97: xhub.v1.ListNodesResponse
-	(*JoinRequest)(nil),                   // 98: xhub.v1.JoinRequest
-	(*JoinResponse)(nil),                  // 99: xhub.v1.JoinResponse
-	(*timestamppb.Timestamp)(nil),         // 100: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),           // 101: google.protobuf.Duration
-	(*descriptorpb.FieldOptions)(nil),     // 102: google.protobuf.FieldOptions
+	(*NodeStatus)(nil),                    // 98: xhub.v1.NodeStatus
+	(*JoinRequest)(nil),                   // 99: xhub.v1.JoinRequest
+	(*JoinResponse)(nil),                  // 100: xhub.v1.JoinResponse
+	(*timestamppb.Timestamp)(nil),         // 101: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 102: google.protobuf.Duration
+	(*descriptorpb.FieldOptions)(nil),     // 103: google.protobuf.FieldOptions
 }
 var file_xhub_proto_depIdxs = []int32{
-	100, // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	101, // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
 	0,   // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
 	0,   // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
-	100, // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
+	101, // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
 	8,   // 4: xhub.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> xhub.v1.WebhookDelivery
-	100, // 5: xhub.v1.RedeliverWebhookRequest.since:type_name -> google.protobuf.Timestamp
-	100, // 6: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
+	101, // 5: xhub.v1.RedeliverWebhookRequest.since:type_name -> google.protobuf.Timestamp
+	101, // 6: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
 	12,  // 7: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
 	12,  // 8: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
 	12,  // 9: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
 	20,  // 10: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
-	100, // 11: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
+	101, // 11: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
 	19,  // 12: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
 	19,  // 13: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
 	19,  // 14: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
 	20,  // 15: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
-	100, // 16: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
-	100, // 17: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
+	101, // 16: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
+	101, // 17: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
 	29,  // 18: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	29,  // 19: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	29,  // 20: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
 	29,  // 21: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	39,  // 22: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
 	29,  // 23: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	100, // 24: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
-	100, // 25: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	100, // 26: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
-	100, // 27: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	100, // 28: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	100, // 29: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	101, // 24: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
+	101, // 25: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
+	101, // 26: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	101, // 27: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	101, // 28: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	101, // 29: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
 	41,  // 30: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
 	42,  // 31: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
 	41,  // 32: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
@@ -7662,128 +7790,131 @@ var file_xhub_proto_depIdxs = []int32{
 	41,  // 36: xhub.v1.InboxEvent.request:type_name -> xhub.v1.ShareRequest
 	42,  // 37: xhub.v1.InboxEvent.grant:type_name -> xhub.v1.Grant
 	55,  // 38: xhub.v1.InboxEvent.dispute:type_name -> xhub.v1.Dispute
-	100, // 39: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	100, // 40: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
-	100, // 41: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	101, // 39: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	101, // 40: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
+	101, // 41: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
 	55,  // 42: xhub.v1.DisputeResponse.dispute:type_name -> xhub.v1.Dispute
 	55,  // 43: xhub.v1.ListDisputesResponse.disputes:type_name -> xhub.v1.Dispute
-	100, // 44: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	101, // 44: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
 	61,  // 45: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
 	61,  // 46: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
 	70,  // 47: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
 	76,  // 48: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
 	82,  // 49: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	100, // 50: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
-	101, // 51: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
+	101, // 50: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
+	102, // 51: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
 	78,  // 52: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
 	78,  // 53: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
-	100, // 54: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	101, // 54: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
 	85,  // 55: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
 	86,  // 56: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
 	70,  // 57: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	100, // 58: xhub.v1.ExportAuditRequest.since:type_name -> google.protobuf.Timestamp
-	100, // 59: xhub.v1.ExportAuditRequest.until:type_name -> google.protobuf.Timestamp
-	100, // 60: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	100, // 61: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	101, // 58: xhub.v1.ExportAuditRequest.since:type_name -> google.protobuf.Timestamp
+	101, // 59: xhub.v1.ExportAuditRequest.until:type_name -> google.protobuf.Timestamp
+	101, // 60: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	101, // 61: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
 	90,  // 62: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	101, // 63: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	100, // 64: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	100, // 65: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	100, // 66: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	100, // 67: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
+	102, // 63: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	101, // 64: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	101, // 65: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	101, // 66: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	101, // 67: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
 	95,  // 68: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
-	102, // 69: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
-	1,   // 70: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,   // 71: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	5,   // 72: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
-	7,   // 73: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
-	10,  // 74: xhub.v1.Departments.RedeliverWebhook:input_type -> xhub.v1.RedeliverWebhookRequest
-	13,  // 75: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	15,  // 76: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	17,  // 77: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	21,  // 78: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	23,  // 79: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	25,  // 80: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	27,  // 81: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	30,  // 82: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	32,  // 83: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	34,  // 84: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	36,  // 85: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	38,  // 86: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
-	43,  // 87: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	45,  // 88: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	46,  // 89: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	47,  // 90: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	48,  // 91: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	49,  // 92: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	51,  // 93: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	53,  // 94: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
-	56,  // 95: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
-	57,  // 96: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
-	59,  // 97: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
-	62,  // 98: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	64,  // 99: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	66,  // 100: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	68,  // 101: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	71,  // 102: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	73,  // 103: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	75,  // 104: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	77,  // 105: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
-	80,  // 106: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
-	84,  // 107: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	91,  // 108: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	88,  // 109: xhub.v1.Audit.ExportAudit:input_type -> xhub.v1.ExportAuditRequest
-	93,  // 110: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
-	96,  // 111: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
-	98,  // 112: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
-	2,   // 113: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,   // 114: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	6,   // 115: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
-	9,   // 116: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
-	11,  // 117: xhub.v1.Departments.RedeliverWebhook:output_type -> xhub.v1.RedeliverWebhookResponse
-	14,  // 118: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	16,  // 119: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	18,  // 120: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	22,  // 121: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	24,  // 122: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	26,  // 123: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	28,  // 124: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	31,  // 125: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	33,  // 126: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	35,  // 127: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	37,  // 128: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	40,  // 129: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
-	44,  // 130: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	52,  // 131: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	50,  // 132: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	50,  // 133: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	50,  // 134: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	50,  // 135: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	52,  // 136: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	54,  // 137: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
-	58,  // 138: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
-	58,  // 139: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
-	60,  // 140: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
-	63,  // 141: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	65,  // 142: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	67,  // 143: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	69,  // 144: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	72,  // 145: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	74,  // 146: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	83,  // 147: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	79,  // 148: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
-	81,  // 149: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
-	87,  // 150: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	92,  // 151: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	89,  // 152: xhub.v1.Audit.ExportAudit:output_type -> xhub.v1.ExportAuditChunk
-	94,  // 153: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
-	97,  // 154: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
-	99,  // 155: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
-	113, // [113:156] is the sub-list for method output_type
-	70,  // [70:113] is the sub-list for method input_type
-	70,  // [70:70] is the sub-list for extension type_name
-	69,  // [69:70] is the sub-list for extension extendee
-	0,   // [0:69] is the sub-list for field type_name
+	98,  // 69: xhub.v1.ListNodesResponse.nodes:type_name -> xhub.v1.NodeStatus
+	101, // 70: xhub.v1.NodeStatus.last_seen:type_name -> google.protobuf.Timestamp
+	101, // 71: xhub.v1.NodeStatus.started_at:type_name -> google.protobuf.Timestamp
+	103, // 72: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
+	1,   // 73: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,   // 74: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	5,   // 75: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
+	7,   // 76: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
+	10,  // 77: xhub.v1.Departments.RedeliverWebhook:input_type -> xhub.v1.RedeliverWebhookRequest
+	13,  // 78: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	15,  // 79: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	17,  // 80: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	21,  // 81: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	23,  // 82: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	25,  // 83: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	27,  // 84: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	30,  // 85: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	32,  // 86: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	34,  // 87: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	36,  // 88: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	38,  // 89: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
+	43,  // 90: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	45,  // 91: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	46,  // 92: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	47,  // 93: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	48,  // 94: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	49,  // 95: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	51,  // 96: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	53,  // 97: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
+	56,  // 98: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
+	57,  // 99: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
+	59,  // 100: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
+	62,  // 101: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	64,  // 102: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	66,  // 103: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	68,  // 104: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	71,  // 105: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	73,  // 106: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	75,  // 107: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	77,  // 108: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	80,  // 109: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	84,  // 110: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	91,  // 111: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	88,  // 112: xhub.v1.Audit.ExportAudit:input_type -> xhub.v1.ExportAuditRequest
+	93,  // 113: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
+	96,  // 114: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
+	99,  // 115: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
+	2,   // 116: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,   // 117: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	6,   // 118: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
+	9,   // 119: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
+	11,  // 120: xhub.v1.Departments.RedeliverWebhook:output_type -> xhub.v1.RedeliverWebhookResponse
+	14,  // 121: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	16,  // 122: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	18,  // 123: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	22,  // 124: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	24,  // 125: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	26,  // 126: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	28,  // 127: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	31,  // 128: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	33,  // 129: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	35,  // 130: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	37,  // 131: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	40,  // 132: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
+	44,  // 133: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	52,  // 134: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	50,  // 135: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	50,  // 136: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	50,  // 137: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	50,  // 138: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	52,  // 139: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	54,  // 140: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
+	58,  // 141: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
+	58,  // 142: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
+	60,  // 143: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
+	63,  // 144: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	65,  // 145: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	67,  // 146: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	69,  // 147: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	72,  // 148: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	74,  // 149: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	83,  // 150: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	79,  // 151: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	81,  // 152: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	87,  // 153: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	92,  // 154: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	89,  // 155: xhub.v1.Audit.ExportAudit:output_type -> xhub.v1.ExportAuditChunk
+	94,  // 156: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
+	97,  // 157: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
+	100, // 158: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
+	116, // [116:159] is the sub-list for method output_type
+	73,  // [73:116] is the sub-list for method input_type
+	73,  // [73:73] is the sub-list for extension type_name
+	72,  // [72:73] is the sub-list for extension extendee
+	0,   // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }
@@ -7806,7 +7937,7 @@ func file_xhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   100,
+			NumMessages:   101,
 			NumExtensions: 1,
 			NumServices:   11,
 		},
