@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -109,7 +110,16 @@ type Config struct {
 	// RetentionSweep is how often batches stored before their dataset's
 	// retention was shortened are purged. Zero: a minute.
 	RetentionSweep time.Duration
+	// SubscriptionSweep is how often, besides each entry that ends
+	// access, the node removes durable subscriptions whose right to
+	// exist has ended. Zero: DefaultSubscriptionSweep.
+	SubscriptionSweep time.Duration
 }
+
+// Default of Config.SubscriptionSweep.
+const (
+	DefaultSubscriptionSweep = time.Minute
+)
 
 func (c *Config) validate() error {
 	if c.CP == nil || c.NC == nil || c.JS == nil {
@@ -123,6 +133,9 @@ func (c *Config) validate() error {
 	}
 	if c.RetentionSweep <= 0 {
 		c.RetentionSweep = DefaultRetentionSweep
+	}
+	if c.SubscriptionSweep <= 0 {
+		c.SubscriptionSweep = DefaultSubscriptionSweep
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -172,6 +185,8 @@ type Plane struct {
 	providers *deptCounter // open provider streams on this node
 	local     localProviders
 	durableMu sync.Mutex // one durable subscription made at a time
+	feeds     *feedPositions
+	sweeps    atomic.Uint64 // subscription sweeps completed
 	m         *metrics
 	stats     *datasetStats
 	usage     *usage // what each dataset stores (usage.go)
@@ -207,6 +222,7 @@ func New(cfg Config) (*Plane, error) {
 		providers: newDeptCounter("provider streams", cfg.MaxProviderStreams),
 		usage:     newUsage(cfg.JS, cfg.Logger.With("part", "usage")),
 		deptLocks: map[catalog.DeptID]*sync.Mutex{},
+		feeds:     newFeedPositions(),
 		done:      make(chan struct{}),
 	}
 	p.stats = newDatasetStats(p)

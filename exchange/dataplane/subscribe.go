@@ -26,6 +26,7 @@ type Delivery struct {
 	ID          uint64
 	Record      []byte
 	PublishedAt time.Time
+	seq         uint64 // its batch's stream sequence
 }
 
 // Subscription streams a dataset's published records to a grantee from a
@@ -73,12 +74,13 @@ func (p *Plane) Subscribe(ctx context.Context, caller vocab.Identity, in Subscri
 	if in.Name == bus.OutSubscription {
 		return nil, fault.Invalid("name", "%q is the name of the hub's own NATS delivery: choose another", in.Name)
 	}
-	return p.subscribe(ctx, caller, in, true)
+	return p.subscribe(ctx, caller, in, durableSpec{bounded: true})
 }
 
-// subscribe is Subscribe; bounded counts it against the department's
-// subscription bounds (the hub's own NATS delivery is not).
-func (p *Plane) subscribe(ctx context.Context, caller vocab.Identity, in SubscribeInput, bounded bool) (*Subscription, error) {
+// subscribe is Subscribe, with the consumer d says: a department's own
+// (bounded: counted against its subscription bounds) or one of the hub's
+// (the NATS delivery is neither bounded nor made by the caller).
+func (p *Plane) subscribe(ctx context.Context, caller vocab.Identity, in SubscribeInput, d durableSpec) (*Subscription, error) {
 	ds, err := p.publishedDataset(in.Dataset)
 	if err != nil {
 		return nil, err
@@ -92,21 +94,20 @@ func (p *Plane) subscribe(ctx context.Context, caller vocab.Identity, in Subscri
 	if err := ValidateSubName(in.Name); err != nil {
 		return nil, err
 	}
-	fromBeginning := false
 	switch in.From {
 	case "", "new":
 	case "beginning":
-		fromBeginning = true
+		d.fromBeginning = true
 	default:
 		return nil, fault.Invalid("from", "%q is not new or beginning", in.From)
 	}
 	release := func() {}
-	if bounded {
+	if d.bounded {
 		if release, err = p.subs.take(caller.Dept); err != nil {
 			return nil, err
 		}
 	}
-	cons, err := p.durable(ctx, caller, ds.ID, in.Name, fromBeginning, bounded)
+	cons, err := p.durable(ctx, caller, ds.ID, in.Name, d)
 	if err != nil {
 		release()
 		return nil, err
@@ -251,6 +252,10 @@ func (s *Subscription) pump(ctx context.Context) {
 		if md != nil {
 			at = md.Timestamp
 		}
+		var seq uint64
+		if md != nil {
+			seq = md.Sequence.Stream
+		}
 		ds := make([]Delivery, 0, len(recs))
 		for _, raw := range recs {
 			if ctx.Err() != nil {
@@ -264,7 +269,7 @@ func (s *Subscription) pump(ctx context.Context) {
 			if err != nil {
 				continue
 			}
-			ds = append(ds, Delivery{Record: pr, PublishedAt: at})
+			ds = append(ds, Delivery{Record: pr, PublishedAt: at, seq: seq})
 		}
 		if len(ds) == 0 {
 			_ = m.Ack()
