@@ -144,6 +144,23 @@ func TestNATSDeliverySurvivesSubscriptionSweep(t *testing.T) {
 	publish("interval sweeps")
 	receive("interval sweeps")
 
+	// The feed as older nodes made it (a maker with no credential, no
+	// mark) is known by its reserved name.
+	cons, err := a.Node.JS.Consumer(ctx, bus.DataStream, feed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := cons.CachedInfo().Config
+	old.Metadata = map[string]string{bus.MetaDept: "tax", bus.MetaDataset: "health.cases", bus.MetaName: bus.OutSubscription,
+		bus.MetaCreatedBy: vocab.Identity{Dept: "tax", Role: vocab.RoleSystem, Name: "nats-delivery"}.URI()}
+	if _, err := a.Node.JS.UpdateConsumer(ctx, bus.DataStream, old); err != nil {
+		t.Fatal(err)
+	}
+	publish("an older node's feed")
+	sweeps("an older node's feed", 3)
+	publish("an older node's feed")
+	receive("an older node's feed")
+
 	// 2. Another department revokes one of its own credentials: an entry
 	// that ends access, swept at once by both nodes.
 	edu := a.Officer("edu")
