@@ -332,6 +332,15 @@ func (p *Plane) cleanup(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// The subscriptions first, then the state they are judged on: every
+	// one listed was made after its grant and its maker's credential were
+	// in the log, so a state caught up after the listing holds them (the
+	// other order removed a subscription made while this node caught up,
+	// its maker's credential not yet applied here).
+	var subs []SubscriptionInfo
+	if err := p.eachSubscription(cctx, "", func(si SubscriptionInfo) { subs = append(subs, si) }); err != nil {
+		return err
+	}
 	if err := p.cp.CatchUp(cctx); err != nil {
 		return err
 	}
@@ -339,7 +348,7 @@ func (p *Plane) cleanup(ctx context.Context) error {
 	live := p.cp.IdentitiesWithCredential()
 	var gone []SubscriptionInfo
 	var why []string
-	err := p.eachSubscription(cctx, "", func(si SubscriptionInfo) {
+	for _, si := range subs {
 		reason := ""
 		ds, err := p.cp.Dataset(si.Dataset)
 		switch {
@@ -358,9 +367,6 @@ func (p *Plane) cleanup(ctx context.Context) error {
 		} else if si.Internal == bus.InternalNATSDelivery {
 			p.feeds.sawFloor(bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name), si.ackFloor)
 		}
-	})
-	if err != nil {
-		return err
 	}
 	for i, si := range gone {
 		err := p.js.DeleteConsumer(cctx, bus.DataStream, bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name))
