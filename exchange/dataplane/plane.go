@@ -114,11 +114,28 @@ type Config struct {
 	// access, the node removes durable subscriptions whose right to
 	// exist has ended. Zero: DefaultSubscriptionSweep.
 	SubscriptionSweep time.Duration
+	// SubscriptionRedelivery bounds how long the records a node has
+	// delivered to a subscriber, and that were not acknowledged, wait to
+	// be delivered again once that node is gone (killed, cut off): it is
+	// the subscriptions' JetStream AckWait, kept from running out by the
+	// serving node (in-progress acks, every third of it) while it holds
+	// the subscriber's stream open. A stream that ends on a node that
+	// stays up gives its records back at once. Zero:
+	// DefaultSubscriptionRedelivery.
+	SubscriptionRedelivery time.Duration
+	// SubscriptionAckTimeout is how long a connected subscriber may hold
+	// a delivered record unacknowledged before the node stops keeping it
+	// and it is delivered again (after SubscriptionRedelivery more).
+	// Zero: DefaultSubscriptionAckTimeout.
+	SubscriptionAckTimeout time.Duration
 }
 
-// Default of Config.SubscriptionSweep.
+// Defaults of Config's subscription intervals.
 const (
-	DefaultSubscriptionSweep = time.Minute
+	DefaultSubscriptionSweep      = time.Minute
+	DefaultSubscriptionRedelivery = 10 * time.Second
+	DefaultSubscriptionAckTimeout = 30 * time.Second
+	minSubscriptionRedelivery     = 500 * time.Millisecond
 )
 
 func (c *Config) validate() error {
@@ -136,6 +153,15 @@ func (c *Config) validate() error {
 	}
 	if c.SubscriptionSweep <= 0 {
 		c.SubscriptionSweep = DefaultSubscriptionSweep
+	}
+	if c.SubscriptionRedelivery <= 0 {
+		c.SubscriptionRedelivery = DefaultSubscriptionRedelivery
+	}
+	if c.SubscriptionRedelivery < minSubscriptionRedelivery {
+		return fmt.Errorf("dataplane: SubscriptionRedelivery %s is below %s: the serving node could not keep what its subscribers hold", c.SubscriptionRedelivery, minSubscriptionRedelivery)
+	}
+	if c.SubscriptionAckTimeout <= 0 {
+		c.SubscriptionAckTimeout = DefaultSubscriptionAckTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

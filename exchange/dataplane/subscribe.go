@@ -32,7 +32,11 @@ type Delivery struct {
 // Subscription streams a dataset's published records to a grantee from a
 // durable JetStream consumer per (grantee, name): at least once, each batch
 // acknowledged to JetStream when all its records are acknowledged by the
-// subscriber.
+// subscriber. While the subscription is open, the batches its subscriber
+// holds are kept in progress (for at most Config.SubscriptionAckTimeout),
+// so that the consumer's short AckWait (Config.SubscriptionRedelivery)
+// runs out only once this node is gone; closed, it gives them back at
+// once.
 type Subscription struct {
 	p       *Plane
 	caller  vocab.Identity
@@ -44,6 +48,7 @@ type Subscription struct {
 
 	mu      sync.Mutex
 	pending map[uint64]*batchState
+	held    map[*batchState]struct{} // delivered, not yet acknowledged
 	nextID  uint64
 	err     error
 
@@ -54,6 +59,7 @@ type Subscription struct {
 type batchState struct {
 	msg       jetstream.Msg
 	remaining int
+	at        time.Time // when it reached this node's subscriber
 }
 
 // ValidateSubName checks a subscription name: [a-z0-9-]{1,32}.
@@ -123,12 +129,13 @@ func (p *Plane) subscribe(ctx context.Context, caller vocab.Identity, in Subscri
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Subscription{
 		p: p, caller: caller, ds: ds, name: in.Name, iter: iter, out: make(chan Delivery, 256), release: release,
-		pending: map[uint64]*batchState{}, cancel: cancel, done: make(chan struct{}),
+		pending: map[uint64]*batchState{}, held: map[*batchState]struct{}{}, cancel: cancel, done: make(chan struct{}),
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.pump(sctx) }()
 	go func() { defer wg.Done(); s.watch(sctx) }()
+	go func() { defer wg.Done(); s.keep(sctx) }()
 	p.m.subs.Inc()
 	go func() {
 		wg.Wait()
@@ -151,11 +158,44 @@ func (s *Subscription) Err() error {
 }
 
 // Close ends the subscription and waits for it. Unacknowledged records
-// will be delivered again.
+// are delivered again: those the subscriber held at once (to it or
+// another subscriber of the same subscription, on any node), those still
+// on their way to it after the consumer's AckWait.
 func (s *Subscription) Close() {
 	s.cancel()
 	s.iter.Stop()
 	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for b := range s.held {
+		_ = b.msg.Nak()
+		delete(s.held, b)
+	}
+}
+
+// keep marks the batches the subscriber holds in progress, every third
+// of the consumer's AckWait, until each is acknowledged or has been held
+// for SubscriptionAckTimeout: while this node serves the subscription,
+// JetStream does not deliver them again; once it stops (killed, cut off
+// from NATS), they are delivered again within one AckWait.
+func (s *Subscription) keep(ctx context.Context) {
+	t := time.NewTicker(s.p.cfg.SubscriptionRedelivery / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		s.mu.Lock()
+		for b := range s.held {
+			if now.Sub(b.at) < s.p.cfg.SubscriptionAckTimeout {
+				_ = b.msg.InProgress()
+			}
+		}
+		s.mu.Unlock()
+	}
 }
 
 func (s *Subscription) fail(err error) {
@@ -181,6 +221,7 @@ func (s *Subscription) Ack(ids []uint64) error {
 		delete(s.pending, id)
 		b.remaining--
 		if b.remaining == 0 {
+			delete(s.held, b)
 			if err := b.msg.Ack(); err != nil {
 				return err
 			}
@@ -276,12 +317,13 @@ func (s *Subscription) pump(ctx context.Context) {
 			continue
 		}
 		s.mu.Lock()
-		st := &batchState{msg: m, remaining: len(ds)}
+		st := &batchState{msg: m, remaining: len(ds), at: time.Now()}
 		for i := range ds {
 			s.nextID++
 			ds[i].ID = s.nextID
 			s.pending[ds[i].ID] = st
 		}
+		s.held[st] = struct{}{}
 		s.mu.Unlock()
 		for _, d := range ds {
 			select {

@@ -137,7 +137,7 @@ func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.D
 	}
 	spec := bus.SubscriptionSpec{
 		Dept: string(caller.Dept), Dataset: string(ds), Name: name, FromBeginning: d.fromBeginning, StartSeq: d.resumeAt,
-		Idle: p.cfg.SubscriptionIdle, AckWait: 30 * time.Second,
+		Idle: p.cfg.SubscriptionIdle, AckWait: p.cfg.SubscriptionRedelivery,
 	}
 	if d.internal != "" {
 		spec.Internal = d.internal
@@ -160,13 +160,18 @@ func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.D
 	return cons, nil
 }
 
-// keepCurrent marks one of the hub's own consumers made by an older node
-// as the hub's, without a maker (older nodes named the NATS delivery's
+// keepCurrent brings a consumer an older node made, or one made by a node
+// configured otherwise, to this node's terms: the AckWait this node keeps
+// in progress (Config.SubscriptionRedelivery), and, for one of the hub's
+// own, its mark without a maker (older nodes named the NATS delivery's
 // maker, and their sweeps removed it). A consumer that cannot be updated
 // is used as it is.
 func (p *Plane) keepCurrent(ctx context.Context, cons jetstream.Consumer, internal string) jetstream.Consumer {
 	cfg := cons.CachedInfo().Config
 	changed := false
+	if cfg.AckWait != p.cfg.SubscriptionRedelivery {
+		cfg.AckWait, changed = p.cfg.SubscriptionRedelivery, true
+	}
 	if internal != "" && (cfg.Metadata[bus.MetaInternal] != internal || cfg.Metadata[bus.MetaCreatedBy] != "") {
 		md := maps.Clone(cfg.Metadata)
 		if md == nil {

@@ -116,6 +116,11 @@ type Config struct {
 	// or whose maker's credentials are all revoked. Zero: a minute
 	// (dataplane.DefaultSubscriptionSweep).
 	SubscriptionSweep time.Duration
+	// SubscriptionRedelivery bounds how long records a node delivered to
+	// a durable subscriber, and that were not acknowledged, wait to be
+	// delivered again (on any node) once that node is gone. Zero: 10s
+	// (dataplane.Config.SubscriptionRedelivery).
+	SubscriptionRedelivery time.Duration
 	// Limits bound what one department can make the node hold; zero
 	// values are the defaults of exchange.Config and dataplane.Config.
 	Limits Limits
@@ -439,7 +444,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		ValidationSteps:   cfg.Limits.ValidationSteps,
 		PageTokenKey:      n.Authority.DeriveSecret("dataplane/page-token/v1"),
 		RetentionSweep:    cfg.SweepInterval,
-		SubscriptionSweep: cfg.SubscriptionSweep,
+		SubscriptionSweep: cfg.SubscriptionSweep, SubscriptionRedelivery: cfg.SubscriptionRedelivery,
 	}); err != nil {
 		return nil, err
 	}

@@ -408,7 +408,8 @@ func load(ctx context.Context, wg *sync.WaitGroup, st *stats, trial int, writer,
 	}
 }
 
-func deploy(t testing.TB) *deployment {
+// deploy starts the deployment; extra are flags for both hub nodes.
+func deploy(t testing.TB, extra ...string) *deployment {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "xhub")
@@ -425,6 +426,7 @@ func deploy(t testing.TB) *deployment {
 		if i == 0 {
 			args = append(args, "--nats-url", d.nats.URL(), "--replicas", "3")
 		}
+		args = append(args, extra...)
 		d.hubs = append(d.hubs, &proc{name: name, args: args, log: filepath.Join(dir, name+".log")})
 	}
 	d.both = strings.Join(d.addrs, ",")
