@@ -161,6 +161,8 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	l := &cfg.Limits
 	f.IntVar(&l.MaxDurableSubscriptions, "max-subscriptions", 32, "durable subscriptions one department may have")
 	f.DurationVar(&l.SubscriptionIdle, "subscription-idle", 7*24*time.Hour, "delete a durable subscription after this long with no subscriber")
+	f.DurationVar(&cfg.SubscriptionSweep, "subscription-sweep", time.Minute, "how often, besides each entry that ends access, remove durable subscriptions whose grant ended or whose maker's credentials are all revoked")
+	f.DurationVar(&cfg.SubscriptionRedelivery, "subscription-redelivery", 10*time.Second, "records a durable subscriber had not acknowledged when its hub node died are delivered again (on any node) within this long of the death (at least 500ms)")
 	f.IntVar(&l.MaxOpenSubscriptions, "max-open-subscriptions", 64, "subscriptions one department may have open on this node")
 	f.IntVar(&l.MaxProviderStreams, "max-provider-streams", 16, "provider streams one department may have open on this node")
 	f.DurationVar(&l.QueryTimeout, "query-timeout", 10*time.Second, "how long a query waits for the provider's answer")

@@ -6,7 +6,10 @@
 //      refused;
 //   2. gRPC (@grpc/grpc-js, the .proto loaded at run time): the same query;
 //   3. NATS (nats): the granted dataset's new records, already cut to the
-//      grant, on the department's delivery subject.
+//      grant, on the department's delivery subject. The subject carries
+//      what is published while the example is connected: once it prints
+//      "subscribed", publish XHUB_EXPECT records to XHUB_DATASET from the
+//      owner's side (it says how), and it prints each and ends.
 //
 // Settings, from the environment:
 //   XHUB_HUB       the hub's address, host:port (HTTP and gRPC share it)
@@ -16,6 +19,7 @@
 //   XHUB_DATASET   a dataset this department holds a grant on
 //   XHUB_DENIED    a dataset it holds no grant on
 //   XHUB_EXPECT    how many records to wait for over NATS (default 2)
+//   XHUB_WAIT      how many seconds to wait for them (default 600)
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
@@ -40,12 +44,14 @@ const dept = setting('XHUB_DEPT');
 const dataset = setting('XHUB_DATASET');
 const denied = setting('XHUB_DENIED');
 const expect = Number(process.env.XHUB_EXPECT || 2);
+const wait = Number(process.env.XHUB_WAIT || 600);
 const [host, port] = [hub.slice(0, hub.lastIndexOf(':')), Number(hub.slice(hub.lastIndexOf(':') + 1))];
 const file = (name) => path.join(pemDir, name);
 const tls = { cert: fs.readFileSync(file('cert.pem')), key: fs.readFileSync(file('key.pem')), ca: fs.readFileSync(file('ca.pem')) };
 
 // Give up, loudly, rather than hang.
-setTimeout(() => { console.error('timed out'); process.exit(1); }, 60_000).unref();
+let giveUp = setTimeout(() => { console.error('timed out before subscribing'); process.exit(1); }, 60_000);
+giveUp.unref();
 
 // post calls one method of the xhub API as JSON over HTTPS: a POST of a
 // JSON body to /xhub.v1.<Service>/<Method>, as curl does.
@@ -104,6 +110,14 @@ const subject = `xhub.out.${dept}.${dataset}`;
 const sub = nc.subscribe(subject, { max: expect });
 await nc.flush();
 console.log(`subscribed: ${subject}`);
+console.log(`waiting ${wait}s for ${expect} records: publish them to ${dataset} now, as its owner does, for example`);
+console.log(`  xhub --creds OWNER-SYSTEM.creds publish ${dataset} --file records.jsonl`);
+clearTimeout(giveUp);
+giveUp = setTimeout(() => {
+  console.error(`timed out: fewer than ${expect} records reached ${subject} in ${wait}s (were they published to ${dataset} after "subscribed"?)`);
+  process.exit(1);
+}, wait * 1000);
+giveUp.unref();
 const sc = StringCodec();
 for await (const m of sub) {
   console.log(`nats: ${sc.decode(m.data)}`);

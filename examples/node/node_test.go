@@ -17,6 +17,7 @@ import (
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
+	"github.com/xhub-gov/xhub/internal/hub"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -34,7 +35,9 @@ func TestNodeExample(t *testing.T) {
 		}
 		t.Skipf("needs node and `npm ci` in examples/node: %v", err)
 	}
-	env := testenv.Start(t, testenv.WithNATSListen())
+	// The subscription sweep every 200 ms: the example's NATS feed must
+	// outlive several (it once lasted until the first, a minute).
+	env := testenv.Start(t, testenv.WithNATSListen(), func(c *hub.Config) { c.SubscriptionSweep = 200 * time.Millisecond })
 	ctx := context.Background()
 	owner := env.Officer("health")
 	for _, id := range []string{"health.cases", "health.secret"} {
@@ -89,7 +92,7 @@ func TestNodeExample(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(cctx, node, "main.mjs")
 	cmd.Env = append(os.Environ(), "XHUB_HUB="+env.Addr(), "XHUB_NATS="+env.Node.Embedded.Addr, "XHUB_PEM_DIR="+dir,
-		"XHUB_DEPT=tax", "XHUB_DATASET=health.cases", "XHUB_DENIED=health.secret", "XHUB_EXPECT=2")
+		"XHUB_DEPT=tax", "XHUB_DATASET=health.cases", "XHUB_DENIED=health.secret", "XHUB_EXPECT=2", "XHUB_WAIT=60")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -106,6 +109,21 @@ func TestNodeExample(t *testing.T) {
 		t.Log(line)
 		lines = append(lines, line)
 		if strings.HasPrefix(line, "subscribed: ") {
+			// Past several sweeps, and one started by another
+			// department revoking a credential of its own, before the
+			// records the example waits for are published.
+			sweeps := env.Node.DP.SubscriptionSweeps()
+			testenv.WaitFor(t, 30*time.Second, "three subscription sweeps", func() bool { return env.Node.DP.SubscriptionSweeps() >= sweeps+3 })
+			edu := env.Officer("edu")
+			c, _, err := edu.IssueCredential(ctx, vocab.Identity{Dept: "edu", Role: vocab.RoleSystem, Name: "app"}, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := edu.RevokeCredential(ctx, c.Serial, "rotated"); err != nil {
+				t.Fatal(err)
+			}
+			sweeps = env.Node.DP.SubscriptionSweeps()
+			testenv.WaitFor(t, 30*time.Second, "two more subscription sweeps", func() bool { return env.Node.DP.SubscriptionSweeps() >= sweeps+2 })
 			if _, err := provider.Publish(ctx, "health.cases", [][]byte{[]byte(`{"id":7,"name":"Di","ward":"west"}`), []byte(`{"id":8,"name":"Ed","ward":"east"}`)}, ""); err != nil {
 				t.Fatal(err)
 			}
@@ -121,6 +139,7 @@ func TestNodeExample(t *testing.T) {
 		"refused: HTTP 403 permission_denied: ",
 		"query over gRPC: 2 records, fields id,ward",
 		"subscribed: xhub.out.tax.health.cases",
+		"waiting 60s for 2 records: publish them to health.cases now",
 		`nats: {"id":7,"ward":"west"}`,
 		`nats: {"id":8,"ward":"east"}`,
 		"done",

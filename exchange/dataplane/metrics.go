@@ -20,6 +20,7 @@ type metrics struct {
 	delivered prometheus.Counter
 	subs      prometheus.Gauge
 	providers prometheus.Gauge
+	sweeps    prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -32,13 +33,14 @@ func newMetrics() *metrics {
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "xhub_delivered_records_total", Help: "Records sent to subscribers."}),
 		subs:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "xhub_open_subscriptions", Help: "Subscriptions open on this node."}),
 		providers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "xhub_open_provider_streams", Help: "Provider streams connected to this node."}),
+		sweeps:    prometheus.NewCounter(prometheus.CounterOpts{Name: "xhub_subscription_sweeps_total", Help: "Passes of this node's subscription sweep that completed (each entry that ends access, and every --subscription-sweep)."}),
 	}
 }
 
 // Collectors returns the data plane's metrics.
 func (p *Plane) Collectors() []prometheus.Collector {
 	m := p.m
-	return []prometheus.Collector{newAuditStream(p), newDataStream(p), p.stats, m.queries, m.routes, m.returned, m.withheld, m.published, m.delivered, m.subs, m.providers}
+	return []prometheus.Collector{newAuditStream(p), newDataStream(p), p.stats, m.queries, m.routes, m.returned, m.withheld, m.published, m.delivered, m.subs, m.providers, m.sweeps}
 }
 
 // auditStream reports the audit stream's size and age on each scrape, and

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -109,7 +110,33 @@ type Config struct {
 	// RetentionSweep is how often batches stored before their dataset's
 	// retention was shortened are purged. Zero: a minute.
 	RetentionSweep time.Duration
+	// SubscriptionSweep is how often, besides each entry that ends
+	// access, the node removes durable subscriptions whose right to
+	// exist has ended. Zero: DefaultSubscriptionSweep.
+	SubscriptionSweep time.Duration
+	// SubscriptionRedelivery bounds how long the records a node has
+	// delivered to a subscriber, and that were not acknowledged, wait to
+	// be delivered again once that node is gone (killed, cut off): it is
+	// the subscriptions' JetStream AckWait, kept from running out by the
+	// serving node (in-progress acks, every third of it) while it holds
+	// the subscriber's stream open. A stream that ends on a node that
+	// stays up gives its records back at once. Zero:
+	// DefaultSubscriptionRedelivery.
+	SubscriptionRedelivery time.Duration
+	// SubscriptionAckTimeout is how long a connected subscriber may hold
+	// a delivered record unacknowledged before the node stops keeping it
+	// and it is delivered again (after SubscriptionRedelivery more).
+	// Zero: DefaultSubscriptionAckTimeout.
+	SubscriptionAckTimeout time.Duration
 }
+
+// Defaults of Config's subscription intervals.
+const (
+	DefaultSubscriptionSweep      = time.Minute
+	DefaultSubscriptionRedelivery = 10 * time.Second
+	DefaultSubscriptionAckTimeout = 30 * time.Second
+	minSubscriptionRedelivery     = 500 * time.Millisecond
+)
 
 func (c *Config) validate() error {
 	if c.CP == nil || c.NC == nil || c.JS == nil {
@@ -123,6 +150,18 @@ func (c *Config) validate() error {
 	}
 	if c.RetentionSweep <= 0 {
 		c.RetentionSweep = DefaultRetentionSweep
+	}
+	if c.SubscriptionSweep <= 0 {
+		c.SubscriptionSweep = DefaultSubscriptionSweep
+	}
+	if c.SubscriptionRedelivery <= 0 {
+		c.SubscriptionRedelivery = DefaultSubscriptionRedelivery
+	}
+	if c.SubscriptionRedelivery < minSubscriptionRedelivery {
+		return fmt.Errorf("dataplane: SubscriptionRedelivery %s is below %s: the serving node could not keep what its subscribers hold", c.SubscriptionRedelivery, minSubscriptionRedelivery)
+	}
+	if c.SubscriptionAckTimeout <= 0 {
+		c.SubscriptionAckTimeout = DefaultSubscriptionAckTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -172,6 +211,8 @@ type Plane struct {
 	providers *deptCounter // open provider streams on this node
 	local     localProviders
 	durableMu sync.Mutex // one durable subscription made at a time
+	feeds     *feedPositions
+	sweeps    atomic.Uint64 // subscription sweeps completed
 	m         *metrics
 	stats     *datasetStats
 	usage     *usage // what each dataset stores (usage.go)
@@ -207,6 +248,7 @@ func New(cfg Config) (*Plane, error) {
 		providers: newDeptCounter("provider streams", cfg.MaxProviderStreams),
 		usage:     newUsage(cfg.JS, cfg.Logger.With("part", "usage")),
 		deptLocks: map[catalog.DeptID]*sync.Mutex{},
+		feeds:     newFeedPositions(),
 		done:      make(chan struct{}),
 	}
 	p.stats = newDatasetStats(p)

@@ -26,12 +26,17 @@ type Delivery struct {
 	ID          uint64
 	Record      []byte
 	PublishedAt time.Time
+	seq         uint64 // its batch's stream sequence
 }
 
 // Subscription streams a dataset's published records to a grantee from a
 // durable JetStream consumer per (grantee, name): at least once, each batch
 // acknowledged to JetStream when all its records are acknowledged by the
-// subscriber.
+// subscriber. While the subscription is open, the batches its subscriber
+// holds are kept in progress (for at most Config.SubscriptionAckTimeout),
+// so that the consumer's short AckWait (Config.SubscriptionRedelivery)
+// runs out only once this node is gone; closed, it gives them back at
+// once.
 type Subscription struct {
 	p       *Plane
 	caller  vocab.Identity
@@ -43,6 +48,7 @@ type Subscription struct {
 
 	mu      sync.Mutex
 	pending map[uint64]*batchState
+	held    map[*batchState]struct{} // delivered, not yet acknowledged
 	nextID  uint64
 	err     error
 
@@ -53,6 +59,7 @@ type Subscription struct {
 type batchState struct {
 	msg       jetstream.Msg
 	remaining int
+	at        time.Time // when it reached this node's subscriber
 }
 
 // ValidateSubName checks a subscription name: [a-z0-9-]{1,32}.
@@ -73,12 +80,13 @@ func (p *Plane) Subscribe(ctx context.Context, caller vocab.Identity, in Subscri
 	if in.Name == bus.OutSubscription {
 		return nil, fault.Invalid("name", "%q is the name of the hub's own NATS delivery: choose another", in.Name)
 	}
-	return p.subscribe(ctx, caller, in, true)
+	return p.subscribe(ctx, caller, in, durableSpec{bounded: true})
 }
 
-// subscribe is Subscribe; bounded counts it against the department's
-// subscription bounds (the hub's own NATS delivery is not).
-func (p *Plane) subscribe(ctx context.Context, caller vocab.Identity, in SubscribeInput, bounded bool) (*Subscription, error) {
+// subscribe is Subscribe, with the consumer d says: a department's own
+// (bounded: counted against its subscription bounds) or one of the hub's
+// (the NATS delivery is neither bounded nor made by the caller).
+func (p *Plane) subscribe(ctx context.Context, caller vocab.Identity, in SubscribeInput, d durableSpec) (*Subscription, error) {
 	ds, err := p.publishedDataset(in.Dataset)
 	if err != nil {
 		return nil, err
@@ -92,21 +100,20 @@ func (p *Plane) subscribe(ctx context.Context, caller vocab.Identity, in Subscri
 	if err := ValidateSubName(in.Name); err != nil {
 		return nil, err
 	}
-	fromBeginning := false
 	switch in.From {
 	case "", "new":
 	case "beginning":
-		fromBeginning = true
+		d.fromBeginning = true
 	default:
 		return nil, fault.Invalid("from", "%q is not new or beginning", in.From)
 	}
 	release := func() {}
-	if bounded {
+	if d.bounded {
 		if release, err = p.subs.take(caller.Dept); err != nil {
 			return nil, err
 		}
 	}
-	cons, err := p.durable(ctx, caller, ds.ID, in.Name, fromBeginning, bounded)
+	cons, err := p.durable(ctx, caller, ds.ID, in.Name, d)
 	if err != nil {
 		release()
 		return nil, err
@@ -122,12 +129,13 @@ func (p *Plane) subscribe(ctx context.Context, caller vocab.Identity, in Subscri
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Subscription{
 		p: p, caller: caller, ds: ds, name: in.Name, iter: iter, out: make(chan Delivery, 256), release: release,
-		pending: map[uint64]*batchState{}, cancel: cancel, done: make(chan struct{}),
+		pending: map[uint64]*batchState{}, held: map[*batchState]struct{}{}, cancel: cancel, done: make(chan struct{}),
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.pump(sctx) }()
 	go func() { defer wg.Done(); s.watch(sctx) }()
+	go func() { defer wg.Done(); s.keep(sctx) }()
 	p.m.subs.Inc()
 	go func() {
 		wg.Wait()
@@ -150,11 +158,44 @@ func (s *Subscription) Err() error {
 }
 
 // Close ends the subscription and waits for it. Unacknowledged records
-// will be delivered again.
+// are delivered again: those the subscriber held at once (to it or
+// another subscriber of the same subscription, on any node), those still
+// on their way to it after the consumer's AckWait.
 func (s *Subscription) Close() {
 	s.cancel()
 	s.iter.Stop()
 	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for b := range s.held {
+		_ = b.msg.Nak()
+		delete(s.held, b)
+	}
+}
+
+// keep marks the batches the subscriber holds in progress, every third
+// of the consumer's AckWait, until each is acknowledged or has been held
+// for SubscriptionAckTimeout: while this node serves the subscription,
+// JetStream does not deliver them again; once it stops (killed, cut off
+// from NATS), they are delivered again within one AckWait.
+func (s *Subscription) keep(ctx context.Context) {
+	t := time.NewTicker(s.p.cfg.SubscriptionRedelivery / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		s.mu.Lock()
+		for b := range s.held {
+			if now.Sub(b.at) < s.p.cfg.SubscriptionAckTimeout {
+				_ = b.msg.InProgress()
+			}
+		}
+		s.mu.Unlock()
+	}
 }
 
 func (s *Subscription) fail(err error) {
@@ -180,6 +221,7 @@ func (s *Subscription) Ack(ids []uint64) error {
 		delete(s.pending, id)
 		b.remaining--
 		if b.remaining == 0 {
+			delete(s.held, b)
 			if err := b.msg.Ack(); err != nil {
 				return err
 			}
@@ -251,6 +293,10 @@ func (s *Subscription) pump(ctx context.Context) {
 		if md != nil {
 			at = md.Timestamp
 		}
+		var seq uint64
+		if md != nil {
+			seq = md.Sequence.Stream
+		}
 		ds := make([]Delivery, 0, len(recs))
 		for _, raw := range recs {
 			if ctx.Err() != nil {
@@ -264,19 +310,20 @@ func (s *Subscription) pump(ctx context.Context) {
 			if err != nil {
 				continue
 			}
-			ds = append(ds, Delivery{Record: pr, PublishedAt: at})
+			ds = append(ds, Delivery{Record: pr, PublishedAt: at, seq: seq})
 		}
 		if len(ds) == 0 {
 			_ = m.Ack()
 			continue
 		}
 		s.mu.Lock()
-		st := &batchState{msg: m, remaining: len(ds)}
+		st := &batchState{msg: m, remaining: len(ds), at: time.Now()}
 		for i := range ds {
 			s.nextID++
 			ds[i].ID = s.nextID
 			s.pending[ds[i].ID] = st
 		}
+		s.held[st] = struct{}{}
 		s.mu.Unlock()
 		for _, d := range ds {
 			select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,10 @@ type SubscriptionInfo struct {
 	AckPending int    // batches delivered and not yet acknowledged
 	Open       bool   // a subscriber is connected (to some node)
 	IdleExpiry time.Duration
+	// Internal is the hub part that owns one of the hub's own
+	// subscriptions (bus.MetaInternal), "" for a department's.
+	Internal string
+	ackFloor uint64 // the stream sequence up to which all is acknowledged
 }
 
 func subscriptionInfo(ci *jetstream.ConsumerInfo) (SubscriptionInfo, bool) {
@@ -72,6 +77,7 @@ func subscriptionInfo(ci *jetstream.ConsumerInfo) (SubscriptionInfo, bool) {
 		Dept: catalog.DeptID(md[bus.MetaDept]), Dataset: catalog.DatasetID(md[bus.MetaDataset]), Name: md[bus.MetaName],
 		CreatedBy: md[bus.MetaCreatedBy], Created: ci.Created, Pending: ci.NumPending, AckPending: ci.NumAckPending,
 		Open: ci.NumWaiting > 0, IdleExpiry: ci.Config.InactiveThreshold,
+		Internal: md[bus.MetaInternal], ackFloor: ci.AckFloor.Stream,
 	}
 	if si.Dept == "" || si.Dataset == "" || si.Name == "" {
 		// Made before subscriptions carried metadata: the name says it.
@@ -81,16 +87,38 @@ func subscriptionInfo(ci *jetstream.ConsumerInfo) (SubscriptionInfo, bool) {
 		}
 		si.Dept, si.Dataset, si.Name = catalog.DeptID(parts[0]), catalog.DatasetID(parts[1]+"."+parts[2]), parts[3]
 	}
+	if si.Internal == "" && si.Name == bus.OutSubscription {
+		// The NATS delivery as nodes made it before it was marked the
+		// hub's (with a maker, <dept>/system/nats-delivery, that holds
+		// no credential): the name is the hub's alone (Subscribe refuses
+		// it).
+		si.Internal, si.CreatedBy = bus.InternalNATSDelivery, ""
+	}
 	return si, true
+}
+
+// durableSpec says which consumer a subscription is served from.
+type durableSpec struct {
+	fromBeginning bool
+	// bounded counts it against the department's bounds on
+	// subscriptions.
+	bounded bool
+	// internal marks one of the hub's own consumers (bus.MetaInternal):
+	// made by no identity, so never judged by a department's
+	// credentials.
+	internal string
+	// resumeAt, when set, is where a hub consumer made again starts: the
+	// stream sequence after the last its position covered.
+	resumeAt uint64
 }
 
 // durable returns the subscription's consumer, making it if it does not
 // exist yet, within the department's bound on durable subscriptions.
-func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.DatasetID, name string, fromBeginning, bounded bool) (jetstream.Consumer, error) {
+func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.DatasetID, name string, d durableSpec) (jetstream.Consumer, error) {
 	cname := bus.SubscriptionConsumerName(string(caller.Dept), string(ds), name)
 	cons, err := p.js.Consumer(ctx, bus.DataStream, cname)
 	if err == nil {
-		return cons, nil
+		return p.keepCurrent(ctx, cons, d.internal), nil
 	}
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("subscription consumer: %w", err)
@@ -104,10 +132,19 @@ func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.D
 	if err != nil {
 		return nil, err
 	}
-	if bounded && n >= p.cfg.MaxDurableSubscriptions {
+	if d.bounded && n >= p.cfg.MaxDurableSubscriptions {
 		return nil, fault.Exhausted("dept:"+string(caller.Dept), "department %s has %d durable subscriptions, the most the hub allows (%d): delete one with `xhub subscription delete NAME`, or reuse a name", caller.Dept, n, p.cfg.MaxDurableSubscriptions)
 	}
-	cons, err = p.js.CreateConsumer(ctx, bus.DataStream, bus.Subscription(string(caller.Dept), string(ds), name, caller.URI(), fromBeginning, p.cfg.SubscriptionIdle))
+	spec := bus.SubscriptionSpec{
+		Dept: string(caller.Dept), Dataset: string(ds), Name: name, FromBeginning: d.fromBeginning, StartSeq: d.resumeAt,
+		Idle: p.cfg.SubscriptionIdle, AckWait: p.cfg.SubscriptionRedelivery,
+	}
+	if d.internal != "" {
+		spec.Internal = d.internal
+	} else {
+		spec.CreatedBy = caller.URI()
+	}
+	cons, err = p.js.CreateConsumer(ctx, bus.DataStream, bus.Subscription(spec))
 	if errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
 		p.lg.Error("the NATS server's consumer limit is reached", "dept", caller.Dept, "err", err)
 		return nil, fault.Exhausted("hub", "the hub holds as many subscriptions as its NATS server allows: the operator must lower --max-subscriptions or raise the server's limit")
@@ -115,8 +152,44 @@ func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.D
 	if err != nil {
 		return nil, fmt.Errorf("subscription consumer: %w", err)
 	}
-	p.lg.Info("subscription made", "dept", caller.Dept, "dataset", ds, "name", name, "by", caller.URI())
+	if d.internal != "" {
+		p.lg.Info("subscription made", "dept", caller.Dept, "dataset", ds, "name", name, "by", "hub "+d.internal, "resume_at", d.resumeAt)
+	} else {
+		p.lg.Info("subscription made", "dept", caller.Dept, "dataset", ds, "name", name, "by", caller.URI())
+	}
 	return cons, nil
+}
+
+// keepCurrent brings a consumer an older node made, or one made by a node
+// configured otherwise, to this node's terms: the AckWait this node keeps
+// in progress (Config.SubscriptionRedelivery), and, for one of the hub's
+// own, its mark without a maker (older nodes named the NATS delivery's
+// maker, and their sweeps removed it). A consumer that cannot be updated
+// is used as it is.
+func (p *Plane) keepCurrent(ctx context.Context, cons jetstream.Consumer, internal string) jetstream.Consumer {
+	cfg := cons.CachedInfo().Config
+	changed := false
+	if cfg.AckWait != p.cfg.SubscriptionRedelivery {
+		cfg.AckWait, changed = p.cfg.SubscriptionRedelivery, true
+	}
+	if internal != "" && (cfg.Metadata[bus.MetaInternal] != internal || cfg.Metadata[bus.MetaCreatedBy] != "") {
+		md := maps.Clone(cfg.Metadata)
+		if md == nil {
+			md = map[string]string{}
+		}
+		delete(md, bus.MetaCreatedBy)
+		md[bus.MetaInternal] = internal
+		cfg.Metadata, changed = md, true
+	}
+	if !changed {
+		return cons
+	}
+	updated, err := p.js.UpdateConsumer(ctx, bus.DataStream, cfg)
+	if err != nil {
+		p.lg.Warn("subscription kept as it was made", "consumer", cfg.Durable, "err", err)
+		return cons
+	}
+	return updated
 }
 
 func (p *Plane) countDurable(ctx context.Context, dept catalog.DeptID) (int, error) {
@@ -226,23 +299,24 @@ func onDataset(ds catalog.DatasetID) string {
 	return " on " + string(ds)
 }
 
-// SubscriptionSweep is how often, besides each entry that ends access,
-// the node removes subscriptions whose right to exist has ended.
-const SubscriptionSweep = time.Minute
-
 // cleanupLoop removes durable subscriptions whose grant ended (revoked,
-// expired, dataset retired) or whose maker's credentials are all revoked:
-// when this node applies an entry that ends access, and every
-// SubscriptionSweep. It decides on the caught-up state, never on an old
-// entry, so a node catching up on the log does not delete a subscription
-// made under a later grant.
+// expired, dataset retired) or, for a department's own, whose maker's
+// credentials are all revoked: when this node applies an entry that ends
+// access, and every Config.SubscriptionSweep. It decides on the caught-up
+// state, never on an old entry, so a node catching up on the log does not
+// delete a subscription made under a later grant. The hub's own
+// subscriptions (the NATS delivery) have no maker: only their grant ends
+// them.
 func (p *Plane) cleanupLoop(ctx context.Context) {
-	t := time.NewTicker(SubscriptionSweep)
+	t := time.NewTicker(p.cfg.SubscriptionSweep)
 	defer t.Stop()
 	for {
 		ended := p.cp.AccessEnded()
 		if err := p.cleanup(ctx); err != nil && ctx.Err() == nil {
 			p.lg.Warn("subscription cleanup", "err", err)
+		} else if err == nil {
+			p.sweeps.Add(1)
+			p.m.sweeps.Inc()
 		}
 		select {
 		case <-ctx.Done():
@@ -253,12 +327,25 @@ func (p *Plane) cleanupLoop(ctx context.Context) {
 	}
 }
 
+// SubscriptionSweeps counts the passes of this node's subscription sweep
+// that completed.
+func (p *Plane) SubscriptionSweeps() uint64 { return p.sweeps.Load() }
+
 func (p *Plane) cleanup(ctx context.Context) error {
 	if p.cp.Integrity() != nil {
 		return nil // a node whose state does not verify decides nothing
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// The subscriptions first, then the state they are judged on: every
+	// one listed was made after its grant and its maker's credential were
+	// in the log, so a state caught up after the listing holds them (the
+	// other order removed a subscription made while this node caught up,
+	// its maker's credential not yet applied here).
+	var subs []SubscriptionInfo
+	if err := p.eachSubscription(cctx, "", func(si SubscriptionInfo) { subs = append(subs, si) }); err != nil {
+		return err
+	}
 	if err := p.cp.CatchUp(cctx); err != nil {
 		return err
 	}
@@ -266,7 +353,7 @@ func (p *Plane) cleanup(ctx context.Context) error {
 	live := p.cp.IdentitiesWithCredential()
 	var gone []SubscriptionInfo
 	var why []string
-	err := p.eachSubscription(cctx, "", func(si SubscriptionInfo) {
+	for _, si := range subs {
 		reason := ""
 		ds, err := p.cp.Dataset(si.Dataset)
 		switch {
@@ -277,20 +364,24 @@ func (p *Plane) cleanup(ctx context.Context) error {
 				reason = "grant ended"
 			}
 		}
-		if reason == "" && si.CreatedBy != "" && !live[si.CreatedBy] {
+		if reason == "" && si.Internal == "" && si.CreatedBy != "" && !live[si.CreatedBy] {
 			reason = "its maker's credentials are revoked"
 		}
 		if reason != "" {
 			gone, why = append(gone, si), append(why, reason)
+		} else if si.Internal == bus.InternalNATSDelivery {
+			p.feeds.sawFloor(bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name), si.ackFloor)
 		}
-	})
-	if err != nil {
-		return err
 	}
 	for i, si := range gone {
 		err := p.js.DeleteConsumer(cctx, bus.DataStream, bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name))
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return err
+		}
+		if si.Internal != "" {
+			// Its grant ended: a feed made under a later grant starts
+			// from then, not where this one stood.
+			p.feeds.forget(bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name))
 		}
 		p.lg.Info("subscription removed", "dept", si.Dept, "dataset", si.Dataset, "name", si.Name, "reason", why[i])
 	}

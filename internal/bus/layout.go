@@ -180,14 +180,22 @@ func Ledger(replicas int) jetstream.StreamConfig {
 // Subscriptions are durable consumers of XHUB_DATA, one per (grantee
 // department, dataset, subscription name), named
 // SubscriptionPrefix<dept>_<owner>_<dataset name>_<name> (ids hold no '_',
-// so the name is unique) and described by their metadata.
+// so the name is unique) and described by their metadata. A department's
+// subscription names the identity that made it (MetaCreatedBy); one of
+// the hub's own (the NATS delivery, OutSubscription) names the part of
+// the hub that owns it (MetaInternal) and no maker: it is never judged by
+// a department's credentials.
 const (
 	SubscriptionPrefix = "sub_"
 	MetaDept           = "xhub.dept"
 	MetaDataset        = "xhub.dataset"
 	MetaName           = "xhub.name"
 	MetaCreatedBy      = "xhub.created_by" // the identity that made it
+	MetaInternal       = "xhub.internal"   // the hub part that owns it (the hub's own consumers only)
 )
+
+// InternalNATSDelivery is MetaInternal of the NATS delivery's consumers.
+const InternalNATSDelivery = "nats-delivery"
 
 // SubscriptionConsumerName is the durable consumer of a subscription.
 func SubscriptionConsumerName(dept, dataset, name string) string {
@@ -198,22 +206,50 @@ func SubscriptionConsumerName(dept, dataset, name string) string {
 // subscriptions.
 func DeptSubscriptionPrefix(dept string) string { return SubscriptionPrefix + dept + "_" }
 
+// SubscriptionSpec says what a new subscription's consumer is.
+type SubscriptionSpec struct {
+	Dept, Dataset, Name string
+	// CreatedBy is the department's identity that made it; Internal,
+	// instead, the hub part that owns one of the hub's own.
+	CreatedBy, Internal string
+	// FromBeginning starts at the dataset's first stored batch, StartSeq
+	// (if set) at that stream sequence; else at the next batch stored.
+	FromBeginning bool
+	StartSeq      uint64
+	// Idle: the server deletes it after this long without a subscriber
+	// (zero: never).
+	Idle time.Duration
+	// AckWait: a batch delivered and neither acknowledged nor marked in
+	// progress within it is delivered again.
+	AckWait time.Duration
+}
+
 // Subscription is the durable consumer of a new subscription: explicit
-// acks, redelivery after AckWait, deleted by the server after idle
-// without a subscriber.
-func Subscription(dept, dataset, name, createdBy string, fromBeginning bool, idle time.Duration) jetstream.ConsumerConfig {
-	deliver := jetstream.DeliverNewPolicy
-	if fromBeginning {
-		deliver = jetstream.DeliverAllPolicy
+// acks, redelivery after AckWait (the serving node keeps what its
+// subscriber holds in progress, so AckWait bounds the wait after that
+// node dies), deleted by the server after Idle without a subscriber.
+func Subscription(s SubscriptionSpec) jetstream.ConsumerConfig {
+	c := jetstream.ConsumerConfig{
+		Durable:       SubscriptionConsumerName(s.Dept, s.Dataset, s.Name),
+		Description:   "subscription " + s.Name + " of " + s.Dept + " to " + s.Dataset,
+		FilterSubject: DataPrefix + s.Dataset, DeliverPolicy: jetstream.DeliverNewPolicy,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: s.AckWait, MaxAckPending: 256,
+		InactiveThreshold: s.Idle,
+		Metadata:          map[string]string{MetaDept: s.Dept, MetaDataset: s.Dataset, MetaName: s.Name},
 	}
-	return jetstream.ConsumerConfig{
-		Durable:       SubscriptionConsumerName(dept, dataset, name),
-		Description:   "subscription " + name + " of " + dept + " to " + dataset,
-		FilterSubject: DataPrefix + dataset, DeliverPolicy: deliver,
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 256,
-		InactiveThreshold: idle,
-		Metadata:          map[string]string{MetaDept: dept, MetaDataset: dataset, MetaName: name, MetaCreatedBy: createdBy},
+	switch {
+	case s.StartSeq > 0:
+		c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, s.StartSeq
+	case s.FromBeginning:
+		c.DeliverPolicy = jetstream.DeliverAllPolicy
 	}
+	if s.Internal != "" {
+		c.Description = "the hub's " + s.Internal + " " + s.Name + " for " + s.Dept + " of " + s.Dataset
+		c.Metadata[MetaInternal] = s.Internal
+	} else {
+		c.Metadata[MetaCreatedBy] = s.CreatedBy
+	}
+	return c
 }
 
 // Events sends share events to a department's officers on

@@ -134,6 +134,16 @@ type Config struct {
 	DisputeDays   int
 	MaxGrantDays  int
 	SweepInterval time.Duration
+	// SubscriptionSweep is how often, besides each entry that ends
+	// access, the node removes durable subscriptions whose grant ended
+	// or whose maker's credentials are all revoked. Zero: a minute
+	// (dataplane.DefaultSubscriptionSweep).
+	SubscriptionSweep time.Duration
+	// SubscriptionRedelivery bounds how long records a node delivered to
+	// a durable subscriber, and that were not acknowledged, wait to be
+	// delivered again (on any node) once that node is gone. Zero: 10s
+	// (dataplane.Config.SubscriptionRedelivery).
+	SubscriptionRedelivery time.Duration
 	// Limits bound what one department can make the node hold; zero
 	// values are the defaults of exchange.Config and dataplane.Config.
 	Limits Limits
@@ -514,9 +524,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		MaxSubscriptions: cfg.Limits.MaxOpenSubscriptions, MaxDurableSubscriptions: cfg.Limits.MaxDurableSubscriptions,
 		SubscriptionIdle: cfg.Limits.SubscriptionIdle, MaxProviderStreams: cfg.Limits.MaxProviderStreams,
 		QueryTimeout: cfg.Limits.QueryTimeout, MaxPendingCalls: cfg.Limits.MaxPendingCalls,
-		ValidationSteps: cfg.Limits.ValidationSteps,
-		PageTokenKey:    n.Authority.DeriveSecret("dataplane/page-token/v1"),
-		RetentionSweep:  cfg.SweepInterval,
+		ValidationSteps:   cfg.Limits.ValidationSteps,
+		PageTokenKey:      n.Authority.DeriveSecret("dataplane/page-token/v1"),
+		RetentionSweep:    cfg.SweepInterval,
+		SubscriptionSweep: cfg.SubscriptionSweep, SubscriptionRedelivery: cfg.SubscriptionRedelivery,
 	}); err != nil {
 		return nil, err
 	}

@@ -408,10 +408,8 @@ func load(ctx context.Context, wg *sync.WaitGroup, st *stats, trial int, writer,
 	}
 }
 
-func deploy(t testing.TB) *deployment { return deployWith(t) }
-
-// deployWith is deploy with more flags for each `xhub serve`.
-func deployWith(t testing.TB, serveFlags ...string) *deployment {
+// deploy starts the deployment; extra are flags for both hub nodes.
+func deploy(t testing.TB, extra ...string) *deployment {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "xhub")
@@ -424,10 +422,11 @@ func deployWith(t testing.TB, serveFlags ...string) *deployment {
 		addr := fmt.Sprintf("127.0.0.1:%d", ports[i])
 		d.addrs = append(d.addrs, addr)
 		d.metrics = append(d.metrics, fmt.Sprintf("127.0.0.1:%d", ports[2+i]))
-		args := append([]string{bin, "serve", "--data-dir", filepath.Join(dir, name), "--listen", addr, "--name", name, "--log-level", "warn", "--metrics-listen", d.metrics[i]}, serveFlags...)
+		args := []string{bin, "serve", "--data-dir", filepath.Join(dir, name), "--listen", addr, "--name", name, "--log-level", "warn", "--metrics-listen", d.metrics[i]}
 		if i == 0 {
 			args = append(args, "--nats-url", d.nats.URL(), "--replicas", "3")
 		}
+		args = append(args, extra...)
 		d.hubs = append(d.hubs, &proc{name: name, args: args, log: filepath.Join(dir, name+".log")})
 	}
 	d.both = strings.Join(d.addrs, ",")
