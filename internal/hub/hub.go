@@ -99,8 +99,14 @@ type Config struct {
 	Join string
 	// ResponseDays, MaxGrantDays, SweepInterval: see exchange.Config;
 	// SweepInterval is also the data plane's retention sweep
-	// (dataplane.Config.RetentionSweep).
+	// (dataplane.Config.RetentionSweep). Zero SweepInterval: a second for
+	// grants, a minute for retention.
 	ResponseDays int
+	// SubscriptionSweep is how often the node removes durable
+	// subscriptions whose grant or maker's credentials ended, besides
+	// each entry that ends access (dataplane.Config.SubscriptionSweep).
+	// Zero: a minute.
+	SubscriptionSweep time.Duration
 	// WebhookAllowPrivate lets departments' webhooks reach addresses that
 	// are not globally routable (off: only public unicast, webhook.CheckPublic).
 	WebhookAllowPrivate bool
@@ -431,9 +437,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		MaxSubscriptions: cfg.Limits.MaxOpenSubscriptions, MaxDurableSubscriptions: cfg.Limits.MaxDurableSubscriptions,
 		SubscriptionIdle: cfg.Limits.SubscriptionIdle, MaxProviderStreams: cfg.Limits.MaxProviderStreams,
 		QueryTimeout: cfg.Limits.QueryTimeout, MaxPendingCalls: cfg.Limits.MaxPendingCalls,
-		ValidationSteps: cfg.Limits.ValidationSteps,
-		PageTokenKey:    n.Authority.DeriveSecret("dataplane/page-token/v1"),
-		RetentionSweep:  cfg.SweepInterval,
+		ValidationSteps:   cfg.Limits.ValidationSteps,
+		PageTokenKey:      n.Authority.DeriveSecret("dataplane/page-token/v1"),
+		RetentionSweep:    cfg.SweepInterval,
+		SubscriptionSweep: cfg.SubscriptionSweep,
 	}); err != nil {
 		return nil, err
 	}
