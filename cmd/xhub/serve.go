@@ -132,12 +132,6 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.IntVar(&cfg.ResponseDays, "response-days", 10, "days an owner has to answer a conditional request before it shows as overdue")
 	f.IntVar(&cfg.MaxGrantDays, "max-grant-days", 365, "longest grant, in days")
 	f.DurationVar(&cfg.SweepInterval, "sweep-interval", 0, "how often this node ends grants past their expiry, grants open requests left pending, and purges batches older than a shortened retention (0: every second for grants, every minute for batches)")
-	// Periodic tasks an operator does not tune, settable so that a test
-	// (the province simulation) passes through several of each.
-	f.DurationVar(&cfg.SubscriptionSweep, "subscription-sweep", 0, "how often this node removes durable subscriptions whose grant or maker's credentials ended, besides each entry that ends access (0: every minute)")
-	_ = f.MarkHidden("subscription-sweep")
-	f.DurationSliceVar(&cfg.WebhookBackoff, "webhook-backoff", nil, "waits before each retry of a webhook delivery (none: 0.5s,1s,2s,4s,8s)")
-	_ = f.MarkHidden("webhook-backoff")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&rebuild, "rebuild-views", false, "move DIR/badger aside and rebuild the views by replaying the ledger (after the node refused to start because its views do not match the ledger)")
 	l := &cfg.Limits

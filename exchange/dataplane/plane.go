@@ -109,10 +109,6 @@ type Config struct {
 	// RetentionSweep is how often batches stored before their dataset's
 	// retention was shortened are purged. Zero: a minute.
 	RetentionSweep time.Duration
-	// SubscriptionSweep is how often, besides each entry that ends
-	// access, durable subscriptions whose grant or maker's credentials
-	// ended are removed. Zero: DefaultSubscriptionSweep (a minute).
-	SubscriptionSweep time.Duration
 }
 
 func (c *Config) validate() error {
@@ -127,9 +123,6 @@ func (c *Config) validate() error {
 	}
 	if c.RetentionSweep <= 0 {
 		c.RetentionSweep = DefaultRetentionSweep
-	}
-	if c.SubscriptionSweep <= 0 {
-		c.SubscriptionSweep = DefaultSubscriptionSweep
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

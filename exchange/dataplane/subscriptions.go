@@ -226,19 +226,18 @@ func onDataset(ds catalog.DatasetID) string {
 	return " on " + string(ds)
 }
 
-// DefaultSubscriptionSweep is how often, besides each entry that ends
-// access, the node removes subscriptions whose right to exist has ended
-// (Config.SubscriptionSweep).
-const DefaultSubscriptionSweep = time.Minute
+// SubscriptionSweep is how often, besides each entry that ends access,
+// the node removes subscriptions whose right to exist has ended.
+const SubscriptionSweep = time.Minute
 
 // cleanupLoop removes durable subscriptions whose grant ended (revoked,
 // expired, dataset retired) or whose maker's credentials are all revoked:
 // when this node applies an entry that ends access, and every
-// Config.SubscriptionSweep. It decides on the caught-up state, never on an old
+// SubscriptionSweep. It decides on the caught-up state, never on an old
 // entry, so a node catching up on the log does not delete a subscription
 // made under a later grant.
 func (p *Plane) cleanupLoop(ctx context.Context) {
-	t := time.NewTicker(p.cfg.SubscriptionSweep)
+	t := time.NewTicker(SubscriptionSweep)
 	defer t.Stop()
 	for {
 		ended := p.cp.AccessEnded()

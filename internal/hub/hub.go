@@ -99,14 +99,8 @@ type Config struct {
 	Join string
 	// ResponseDays, MaxGrantDays, SweepInterval: see exchange.Config;
 	// SweepInterval is also the data plane's retention sweep
-	// (dataplane.Config.RetentionSweep). Zero SweepInterval: a second for
-	// grants, a minute for retention.
+	// (dataplane.Config.RetentionSweep).
 	ResponseDays int
-	// SubscriptionSweep is how often the node removes durable
-	// subscriptions whose grant or maker's credentials ended, besides
-	// each entry that ends access (dataplane.Config.SubscriptionSweep).
-	// Zero: a minute.
-	SubscriptionSweep time.Duration
 	// WebhookAllowPrivate lets departments' webhooks reach addresses that
 	// are not globally routable (off: only public unicast, webhook.CheckPublic).
 	WebhookAllowPrivate bool
@@ -437,10 +431,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		MaxSubscriptions: cfg.Limits.MaxOpenSubscriptions, MaxDurableSubscriptions: cfg.Limits.MaxDurableSubscriptions,
 		SubscriptionIdle: cfg.Limits.SubscriptionIdle, MaxProviderStreams: cfg.Limits.MaxProviderStreams,
 		QueryTimeout: cfg.Limits.QueryTimeout, MaxPendingCalls: cfg.Limits.MaxPendingCalls,
-		ValidationSteps:   cfg.Limits.ValidationSteps,
-		PageTokenKey:      n.Authority.DeriveSecret("dataplane/page-token/v1"),
-		RetentionSweep:    cfg.SweepInterval,
-		SubscriptionSweep: cfg.SubscriptionSweep,
+		ValidationSteps: cfg.Limits.ValidationSteps,
+		PageTokenKey:    n.Authority.DeriveSecret("dataplane/page-token/v1"),
+		RetentionSweep:  cfg.SweepInterval,
 	}); err != nil {
 		return nil, err
 	}

@@ -555,3 +555,67 @@ func (p *province) checkListings(c *adapters.Client) (map[string]string, error) 
 	out["subscriptions"] = strings.Join(rows, "\n")
 	return out, nil
 }
+
+// workflow: tax asks civil for civil.residents on one node, civil
+// decides on the other (approves two in three, narrowed, or rejects) and
+// revokes what it approved: the share workflow and its events, fast.
+func (p *province) workflow(ctx context.Context) {
+	for i := 0; ctx.Err() == nil; i++ {
+		p.decide(i)
+		pause(ctx, 500*time.Millisecond)
+	}
+}
+
+func (p *province) decide(i int) {
+	bg := context.Background()
+	tax, civil := p.officerOn["tax"][i%2], p.officerOn["civil"][(i+1)%2]
+	start := time.Now()
+	r, err := tax.RequestShare(bg, "civil.residents", []string{"id", "ward", "name"}, fmt.Sprintf("workflow %d", i), 5)
+	p.w.took("tax officer", time.Since(start))
+	if err != nil {
+		p.w.refused("writes/refused", "share request", err)
+		return
+	}
+	p.w.wrote(shares.KindShareRequested, r.Seq, false)
+	p.w.event("civil", shares.KindShareRequested, r.Request.ID)
+	start = time.Now()
+	if i%3 == 2 {
+		dec, err := civil.Reject(bg, r.Request.ID, "no basis (on the other node)")
+		p.w.took("civil officer", time.Since(start))
+		if err != nil {
+			p.w.refused("writes/refused", "reject (request made on the other node)", err)
+			p.withdraw(tax, r.Request.ID)
+			return
+		}
+		p.w.wrote(shares.KindShareRejected, dec.Seq, true)
+		p.w.event("tax", shares.KindShareRejected, r.Request.ID)
+		return
+	}
+	dec, err := civil.Approve(bg, r.Request.ID, []string{"id", "ward"}, 1, "narrowed")
+	p.w.took("civil officer", time.Since(start))
+	if err != nil {
+		p.w.refused("writes/refused", "approve (request made on the other node)", err)
+		p.withdraw(tax, r.Request.ID)
+		return
+	}
+	p.w.wrote(shares.KindShareApproved, dec.Seq, true)
+	p.w.event("tax", shares.KindShareApproved, r.Request.ID)
+	if got := dec.Grant.Fields; !slices.Equal(got, []string{"id", "ward"}) {
+		p.w.violate("writes/refused", "approved narrowed to [id ward], granted %v", got)
+	}
+	rv, err := p.officerOn["civil"][i%2].RevokeGrant(bg, dec.Grant.ID, "workflow over")
+	if err != nil {
+		p.w.refused("writes/refused", "revoke (grant made on the other node)", err)
+		return
+	}
+	p.w.wrote(shares.KindGrantRevoked, rv.Seq, true)
+	p.w.event("tax", shares.KindGrantRevoked, dec.Grant.ID)
+}
+
+// withdraw withdraws a request left pending by a refused decision, on the
+// node that made it, so that refusals do not fill tax's pending bound.
+func (p *province) withdraw(c *adapters.Client, id string) {
+	if w, err := c.Withdraw(context.Background(), id); err == nil {
+		p.w.wrote(shares.KindShareWithdrawn, w.Seq, true)
+	}
+}

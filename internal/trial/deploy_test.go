@@ -123,6 +123,10 @@ type deployment struct {
 type deployConfig struct {
 	// serve are flags added to every `xhub serve`.
 	serve []string
+	// serveIfKnown are flags and their values added to every `xhub
+	// serve` whose help names them, the others logged (flags another
+	// branch adds, while it has not landed).
+	serveIfKnown [][2]string
 	// callout configures the NATS servers for departments' systems (TLS
 	// on the hub's CA, every hub node the servers' auth callout), as the
 	// README's external cluster does.
@@ -138,6 +142,16 @@ func deploy(t testing.TB, cfg deployConfig) *deployment {
 	bin := filepath.Join(dir, "xhub")
 	if b, err := exec.Command("go", "build", "-o", bin, "github.com/xhub-gov/xhub/cmd/xhub").CombinedOutput(); err != nil {
 		t.Fatalf("build xhub: %v\n%s", err, b)
+	}
+	if len(cfg.serveIfKnown) > 0 {
+		help, _ := exec.Command(bin, "serve", "--help").CombinedOutput()
+		for _, f := range cfg.serveIfKnown {
+			if strings.Contains(string(help), f[0]+" ") {
+				cfg.serve = append(cfg.serve, f[0], f[1])
+			} else {
+				t.Logf("xhub serve has no %s yet: not set", f[0])
+			}
+		}
 	}
 	d := &deployment{t: t, dir: dir, bin: bin, nats: testenv.NewNATSCluster(t, 3)}
 	var callout []string

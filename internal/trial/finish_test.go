@@ -15,9 +15,10 @@ import (
 	"github.com/xhub-gov/xhub/internal/testenv"
 )
 
-// finish checks what can only be checked once the load has stopped, then
+// finish checks what can only be checked once the load has stopped
+// (stopping the steady consumers once they have been waited for), then
 // prints the figures and fails the test for each invariant violated.
-func (p *province) finish() {
+func (p *province) finish(stopConsumers func()) {
 	d, w, t := p.d, p.w, p.d.t
 	end := time.Now()
 	for _, h := range d.hubs {
@@ -34,6 +35,7 @@ func (p *province) finish() {
 	// yet there).
 	p.reachWithin("records/grpc", "grpc tax", w.start, end, false, 2*reachWait)
 	p.reachWithin("records/nats", "nats tax", p.runStart.Add(5*time.Second), end, true, 2*reachWait)
+	stopConsumers()
 
 	// Webhooks: every event the load made was posted.
 	deadline := time.Now().Add(60 * time.Second)

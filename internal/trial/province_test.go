@@ -76,20 +76,26 @@ func TestProvince(t *testing.T) {
 		}
 	}
 	sweep := min(max(dur/12, 5*time.Second), time.Minute)
-	d := deploy(t, deployConfig{callout: true, serve: []string{
-		"--sweep-interval", sweep.String(), "--subscription-sweep", sweep.String(),
-		"--webhook-backoff", "200ms,400ms,800ms,1.6s,3.2s", "--webhook-allow-private",
-	}})
+	d := deploy(t, deployConfig{callout: true,
+		serve: []string{"--sweep-interval", sweep.String(), "--webhook-allow-private"},
+		serveIfKnown: [][2]string{{"--subscription-sweep", sweep.String()}, {"--webhook-backoff", "200ms,400ms,800ms,1.6s,3.2s"}},
+	})
 	p := &province{d: d, w: newWorld(t), dur: dur, sweep: sweep}
 	p.setup()
 	t.Logf("province: %s, sweeps every %s, PostgreSQL %s", dur, sweep, p.pgNote)
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
-	var wg sync.WaitGroup
-	p.run(ctx, &wg)
+	// The steady consumers outlive the load: finish waits for them to
+	// receive what was published.
+	consume, stopConsumers := context.WithCancel(context.Background())
+	var wg, consumers sync.WaitGroup
+	p.run(ctx, &wg, consume, &consumers)
 	<-ctx.Done()
 	wg.Wait()
-	p.finish()
+	p.finish(func() {
+		stopConsumers()
+		consumers.Wait()
+	})
 }
 
 // province holds the run's clients and what they made.
@@ -285,13 +291,21 @@ func (p *province) startWebhooks() {
 	}
 }
 
-// run starts every actor; each ends with ctx.
-func (p *province) run(ctx context.Context, wg *sync.WaitGroup) {
+// run starts every actor; each ends with ctx, but the steady consumers,
+// which end with consume.
+func (p *province) run(ctx context.Context, wg *sync.WaitGroup, consume context.Context, consumers *sync.WaitGroup) {
 	gos := func(f func(ctx context.Context)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			f(ctx)
+		}()
+	}
+	consumer := func(f func(ctx context.Context)) {
+		consumers.Add(1)
+		go func() {
+			defer consumers.Done()
+			f(consume)
 		}()
 	}
 	d := p.d
@@ -300,11 +314,12 @@ func (p *province) run(ctx context.Context, wg *sync.WaitGroup) {
 		c := d.dialHub(p.creds["health/registry"], hubs)
 		gos(func(ctx context.Context) { p.publisher(ctx, i, c) })
 	}
-	gos(p.taxSubscriber)
-	gos(func(ctx context.Context) { p.integrator(ctx, "tax", 2, nil) })
+	consumer(p.taxSubscriber)
+	consumer(func(ctx context.Context) { p.integrator(ctx, "tax", 2) })
 	gos(func(ctx context.Context) { p.querier(ctx, "tax/etl", "health.cases", nil) })
 	gos(func(ctx context.Context) { p.querier(ctx, "police/etl", "civil.residents", []string{"id", "ward"}) })
 	gos(p.churn)
+	gos(p.workflow)
 	gos(p.credentials)
 	gos(p.datasets)
 	gos(p.killer)
@@ -411,8 +426,8 @@ func (p *province) taxSubscriber(ctx context.Context) {
 }
 
 // integrator receives dept's records of health.cases on NATS through
-// server node, noting its outages; stop, when closed, ends it.
-func (p *province) integrator(ctx context.Context, dept string, node int, stop <-chan struct{}) {
+// server node, noting its outages, until ctx ends.
+func (p *province) integrator(ctx context.Context, dept string, node int) {
 	nc, err := p.natsConnect(dept, node, dept+" integrator")
 	if err != nil {
 		p.w.violate("records/nats", "%s integrator: %v", dept, err)
@@ -428,10 +443,7 @@ func (p *province) integrator(ctx context.Context, dept string, node int, stop <
 		p.w.violate("records/nats", "%s integrator: %v", dept, err)
 		return
 	}
-	select {
-	case <-ctx.Done():
-	case <-stop:
-	}
+	<-ctx.Done()
 }
 
 // natsConnect connects dept's system to NATS server node over TLS with

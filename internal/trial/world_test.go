@@ -196,7 +196,7 @@ func (w *world) missing(channel string, from, to time.Time, gaps bool) []int {
 
 // natsGapSlack is how long before a NATS outage a record may have been
 // acknowledged and still be in flight to the integrator through it.
-const natsGapSlack = 5 * time.Second
+const natsGapSlack = 3 * time.Second
 
 func (w *world) inGap(channel string, at time.Time) bool {
 	for _, g := range w.natsGaps {
