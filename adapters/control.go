@@ -734,6 +734,8 @@ type WebhookDelivery struct {
 	Code     int       `json:"code,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	At       time.Time `json:"at"`
+	Entry    uint64    `json:"entry,omitempty"`          // the ledger entry of the event
+	By       string    `json:"redelivered_by,omitempty"` // who asked for it again
 }
 
 // WebhookDeliveries lists dept's last n webhook deliveries, oldest first.
@@ -745,7 +747,22 @@ func (c *Client) WebhookDeliveries(ctx context.Context, dept string, n int) ([]W
 	out := make([]WebhookDelivery, 0, len(r.Deliveries))
 	for _, d := range r.Deliveries {
 		out = append(out, WebhookDelivery{ID: d.Id, Event: d.Event, Subject: d.Subject, URL: d.Url, Status: d.Status, Attempts: int(d.Attempts),
-			Code: int(d.Code), Error: d.Error, At: at(d.At)})
+			Code: int(d.Code), Error: d.Error, At: at(d.At), Entry: d.Entry, By: d.RedeliveredBy})
 	}
 	return out, nil
+}
+
+// RedeliverWebhook queues dept's failed (or dropped) webhook deliveries
+// again: the one with id, or (id "") every one recorded at or after
+// since. It returns the ids queued. Only an officer of dept may.
+func (c *Client) RedeliverWebhook(ctx context.Context, dept, id string, since time.Time) ([]string, error) {
+	req := &xhubv1.RedeliverWebhookRequest{Dept: dept, Delivery: id}
+	if !since.IsZero() {
+		req.Since = timestamppb.New(since)
+	}
+	r, err := c.departments.RedeliverWebhook(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return r.Deliveries, nil
 }

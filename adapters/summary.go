@@ -33,29 +33,20 @@ func Summary(e Entry) string {
 	if err != nil || b == nil {
 		return ""
 	}
-	s := func(k string) string {
-		switch v := b[k].(type) {
-		case string:
-			return v
-		case json.Number:
-			return v.String()
-		case bool:
-			return fmt.Sprint(v)
-		case []any:
-			parts := make([]string, 0, len(v))
-			for _, x := range v {
-				parts = append(parts, fmt.Sprint(x))
-			}
-			return strings.Join(parts, ",")
-		}
-		return ""
-	}
+	s := func(k string) string { return plain(b[k]) }
 	day := func(k string) string {
 		t, err := time.Parse(time.RFC3339Nano, s(k))
 		if err != nil {
 			return s(k)
 		}
 		return t.UTC().Format("2006-01-02")
+	}
+	minute := func(k string) string {
+		t, err := time.Parse(time.RFC3339Nano, s(k))
+		if err != nil {
+			return s(k)
+		}
+		return t.UTC().Format("2006-01-02 15:04")
 	}
 	why := func(out string) string {
 		if r := s("reason"); r != "" {
@@ -93,7 +84,14 @@ func Summary(e Entry) string {
 			}
 		}
 		if sc, ok := b["schema"].(map[string]any); ok {
-			ch = append(ch, fmt.Sprintf("schema=%v:%v", sc["subject"], sc["version"]))
+			ref := plain(sc["subject"])
+			if v := plain(sc["version"]); v != "" {
+				ref += ":" + v
+			}
+			ch = append(ch, "schema="+ref)
+		}
+		if _, ok := b["retention"]; ok {
+			ch = append(ch, "retention="+s("retention"))
 		}
 		out = "changed " + strings.Join(ch, "; ")
 	case "dispute.opened":
@@ -115,10 +113,32 @@ func Summary(e Entry) string {
 		out = fmt.Sprintf("%s, serial %s, until %s", s("identity"), s("serial"), day("not_after"))
 	case "cred.revoked":
 		out = why(fmt.Sprintf("serial %s revoked", s("serial")))
+	case "schema.registered":
+		out = fmt.Sprintf("version %s of %s, fields %s", s("version"), s("subject"), s("fields"))
+		if c := s("compat"); c != "" {
+			out += ", compatibility " + c
+		}
+	case "schema.compat":
+		out = fmt.Sprintf("%s compatibility %s", s("subject"), s("compat"))
+	case "dept.webhook":
+		out = "webhook removed"
+		if u := s("url"); u != "" {
+			out = "webhook " + u
+		}
+	case "hub.init":
+		out = fmt.Sprintf("CA sha256 %s, ledger key %s", s("ca_sha256"), s("verifier_key"))
+	case "node.token":
+		out = fmt.Sprintf("join token %s", s("id"))
+		if n := s("name"); n != "" {
+			out += " for " + n
+		}
+		out += " until " + minute("expires_at")
+	case "node.joined":
+		out = fmt.Sprintf("node %s joined with token %s", s("name"), s("token"))
 	default:
 		keys := make([]string, 0, len(b))
 		for k := range b {
-			if v := s(k); v != "" && len(v) <= 80 {
+			if v := s(k); v != "" && len(v) <= 80 && !(k == "seq" && v == "0") {
 				keys = append(keys, k+"="+v)
 			}
 		}
@@ -129,4 +149,43 @@ func Summary(e Entry) string {
 		out = string(r[:157]) + "..."
 	}
 	return out
+}
+
+// plain is a body value as a summary shows it: text and numbers as they
+// are, a list joined by commas (an object in it by its name), an object
+// as JSON, a zero time (which no command decides) as nothing; never Go's
+// formatting of a map.
+func plain(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil && t.IsZero() {
+			return ""
+		}
+		return v
+	case json.Number:
+		return v.String()
+	case bool:
+		return fmt.Sprint(v)
+	case []any:
+		parts := make([]string, 0, len(v))
+		for _, x := range v {
+			if m, ok := x.(map[string]any); ok {
+				if n, ok := m["name"].(string); ok {
+					parts = append(parts, n)
+					continue
+				}
+			}
+			if p := plain(x); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		return strings.Join(parts, ",")
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }

@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"strings"
-	"time"
 
 	"github.com/xhub-gov/xhub/internal/fault"
 )
@@ -19,24 +18,24 @@ const MaxReasonLen = 1000
 
 // NewDepartment checks the registration of department id with a display
 // name and returns the dept.added body.
-func NewDepartment(v Views, id DeptID, name string) (Department, error) {
+func NewDepartment(v Views, id DeptID, name string) (DeptAdded, error) {
 	if _, err := ParseDeptID(string(id)); err != nil {
-		return Department{}, err
+		return DeptAdded{}, err
 	}
 	if id == HubDept {
-		return Department{}, fault.Invalid("department", "%q is reserved for the hub operator", id)
+		return DeptAdded{}, fault.Invalid("department", "%q is reserved for the hub operator", id)
 	}
 	name = strings.TrimSpace(name)
 	if err := ValidateName(name); err != nil {
-		return Department{}, err
+		return DeptAdded{}, err
 	}
 	var old Department
 	if ok, err := v.Get(DeptKey(id), &old); err != nil {
-		return Department{}, err
+		return DeptAdded{}, err
 	} else if ok {
-		return Department{}, fault.Exists("department %s already exists (%s)", id, old.Name)
+		return DeptAdded{}, fault.Exists("department %s already exists (%s)", id, old.Name)
 	}
-	return Department{ID: id, Name: name}, nil
+	return DeptAdded{ID: id, Name: name}, nil
 }
 
 // SchemaRef is the schema version a publication resolves to.
@@ -49,18 +48,18 @@ type SchemaRef struct {
 // Publication checks that d (metadata already validated) may be published
 // with schema s, and returns the dataset.published body: a dataset does
 // not go back to an earlier schema version while it is published.
-func Publication(v Views, d Dataset, s SchemaRef) (Dataset, error) {
+func Publication(v Views, d Dataset, s SchemaRef) (Published, error) {
 	var old Dataset
 	if ok, err := v.Get(DatasetKey(d.ID), &old); err != nil {
-		return Dataset{}, err
+		return Published{}, err
 	} else if ok && old.SchemaVersion > s.Version && old.Status == StatusPublished {
-		return Dataset{}, fault.Precondition("SCHEMA_VERSION", string(d.ID), "dataset %s already uses schema version %d; it cannot go back to %d", d.ID, old.SchemaVersion, s.Version)
+		return Published{}, fault.Precondition("SCHEMA_VERSION", string(d.ID), "dataset %s already uses schema version %d; it cannot go back to %d", d.ID, old.SchemaVersion, s.Version)
 	}
-	body := d
-	body.SchemaSubject, body.SchemaVersion, body.Fields = string(s.Subject), s.Version, s.Fields
-	body.Status, body.Seq = "", 0
-	body.PublishedAt, body.UpdatedAt = time.Time{}, time.Time{}
-	return body, nil
+	return Published{
+		ID: d.ID, Title: d.Title, Description: d.Description, Keywords: d.Keywords, ShareType: d.ShareType,
+		Frequency: d.Frequency, Retention: d.Retention,
+		SchemaSubject: string(s.Subject), SchemaVersion: s.Version, Fields: s.Fields,
+	}, nil
 }
 
 // Retire checks the retirement of dataset id and returns the

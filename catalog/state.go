@@ -3,6 +3,7 @@ package catalog
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"time"
 )
 
@@ -26,8 +27,35 @@ type Views interface {
 }
 
 // DeptKey and DatasetKey are where a department and a dataset live.
-func DeptKey(id DeptID) string       { return "d/" + string(id) }
-func DatasetKey(id DatasetID) string { return "ds/" + string(id) }
+func DeptKey(id DeptID) string       { return keyspace.Departments.Key(string(id)) }
+func DatasetKey(id DatasetID) string { return keyspace.Datasets.Key(string(id)) }
+
+// DeptAdded is the body of a dept.added entry: what the command decided.
+// The department's registration time and entry (Department.CreatedAt,
+// Seq) are the entry's own, set by the apply. (Bodies appended before
+// this type carry them as zero values; the apply ignores them.)
+type DeptAdded struct {
+	ID   DeptID `json:"id"`
+	Name string `json:"name"`
+}
+
+// Published is the body of a dataset.published entry: the metadata and
+// the schema version the officer published. The dataset's status, its
+// times and its entry (Dataset.Status, PublishedAt, UpdatedAt, Seq) are
+// the log's, set by the apply. (Bodies appended before this type carry
+// them as zero values; the apply ignores them.)
+type Published struct {
+	ID            DatasetID `json:"id"`
+	Title         string    `json:"title"`
+	Description   string    `json:"description,omitempty"`
+	Keywords      []string  `json:"keywords,omitempty"`
+	ShareType     ShareType `json:"share_type"`
+	Frequency     string    `json:"frequency,omitempty"`
+	Retention     Retention `json:"retention,omitempty"`
+	SchemaSubject string    `json:"schema_subject"`
+	SchemaVersion int       `json:"schema_version"`
+	Fields        []Field   `json:"fields"`
+}
 
 // Retirement is the body of a dataset.retired entry.
 type Retirement struct {
@@ -38,10 +66,11 @@ type Retirement struct {
 // ApplyDeptAdded registers the department in body (a dept.added entry
 // appended at at, as entry seq).
 func ApplyDeptAdded(v Views, body []byte, at time.Time, seq uint64) (Department, error) {
-	var d Department
-	if err := json.Unmarshal(body, &d); err != nil {
-		return d, err
+	var b DeptAdded
+	if err := json.Unmarshal(body, &b); err != nil {
+		return Department{}, err
 	}
+	d := Department{ID: b.ID, Name: b.Name}
 	var old Department
 	if ok, err := v.Get(DeptKey(d.ID), &old); err != nil || ok {
 		return d, fmt.Errorf("department %s exists", d.ID)
@@ -53,9 +82,14 @@ func ApplyDeptAdded(v Views, body []byte, at time.Time, seq uint64) (Department,
 // ApplyDatasetPublished publishes (or republishes) the dataset in body;
 // a republished dataset keeps its first publication time.
 func ApplyDatasetPublished(v Views, body []byte, at time.Time, seq uint64) (Dataset, error) {
-	var d Dataset
-	if err := json.Unmarshal(body, &d); err != nil {
-		return d, err
+	var p Published
+	if err := json.Unmarshal(body, &p); err != nil {
+		return Dataset{}, err
+	}
+	d := Dataset{
+		ID: p.ID, Title: p.Title, Description: p.Description, Keywords: p.Keywords, ShareType: p.ShareType,
+		Frequency: p.Frequency, Retention: p.Retention,
+		SchemaSubject: p.SchemaSubject, SchemaVersion: p.SchemaVersion, Fields: p.Fields,
 	}
 	var old Dataset
 	ok, err := v.Get(DatasetKey(d.ID), &old)

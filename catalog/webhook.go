@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -28,7 +29,7 @@ type Webhook struct {
 }
 
 // WebhookKey is where a department's webhook lives.
-func WebhookKey(id DeptID) string { return "dwh/" + string(id) }
+func WebhookKey(id DeptID) string { return keyspace.Webhooks.Key(string(id)) }
 
 // CheckWebhookURL checks a webhook URL: http or https, a host, no user
 // information, bounded.

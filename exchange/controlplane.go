@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/internal/fault"
@@ -193,8 +194,21 @@ func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
 		return nil, fmt.Errorf("exchange: the local views have applied entry %d but the log ends at %d: this data dir's badger belongs to another log; start with --rebuild-views to rebuild it from the log", applied, last)
 	}
 	// What the node enforces must be a function of the verified log:
-	// replay it and compare before serving anything.
-	if err := cp.verifyViews(ctx, applied); err != nil {
+	// replay it and compare before serving anything; views written in
+	// another format are made again from the replay.
+	format, err := cp.viewsFormat()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case format == 0:
+		err = cp.writeFormat()
+	case format != keyspace.Format:
+		err = cp.rebuildViews(ctx, applied, format)
+	default:
+		err = cp.verifyViews(ctx, applied)
+	}
+	if err != nil {
 		var ie *IntegrityError
 		if !errors.As(err, &ie) {
 			return nil, err
@@ -325,18 +339,18 @@ func (cp *ControlPlane) CatchUp(ctx context.Context) error {
 	return cp.WaitApplied(ctx, last)
 }
 
-// Keys of the views.
-const (
-	keyApplied = "m/applied"
-	keyLast    = "m/last"
-	keyInit    = "m/init"
+// Keys of the views (every prefix is in package keyspace).
+var (
+	keyApplied = keyspace.Meta.Key("applied")
+	keyLast    = keyspace.Meta.Key("last")
+	keyInit    = keyspace.Meta.Key("init")
 )
 
-func entryKey(seq uint64) []byte { return binKey("e/", seq) }
+func entryKey(seq uint64) []byte { return binKey(keyspace.Entries, seq) }
 
-func hashKey(index int64) []byte { return binKey("h/", uint64(index)) }
+func hashKey(index int64) []byte { return binKey(keyspace.TreeHashes, uint64(index)) }
 
-func binKey(prefix string, n uint64) []byte {
+func binKey(prefix keyspace.Prefix, n uint64) []byte {
 	k := make([]byte, len(prefix)+8)
 	copy(k, prefix)
 	binary.BigEndian.PutUint64(k[len(prefix):], n)
@@ -367,20 +381,20 @@ func (cp *ControlPlane) load() error {
 			return err
 		}
 		cp.applied = m.Applied
-		if err := scanJSON(txn, "c/", func(c Credential) { cp.creds[c.Serial] = c }); err != nil {
+		if err := scanJSON(txn, string(keyspace.Credentials), func(c Credential) { cp.creds[c.Serial] = c }); err != nil {
 			return err
 		}
-		if err := scanJSON(txn, "gr/", func(g shares.Grant) { cp.grants.put(g) }); err != nil {
+		if err := scanJSON(txn, shares.GrantPrefix, func(g shares.Grant) { cp.grants.put(g) }); err != nil {
 			return err
 		}
-		if err := scanJSON(txn, "rq/", func(r shares.Request) {
+		if err := scanJSON(txn, shares.RequestPrefix, func(r shares.Request) {
 			if r.Status == shares.RequestPending {
 				cp.pending[r.ID] = r
 			}
 		}); err != nil {
 			return err
 		}
-		return scanJSON(txn, "ds/", func(d catalog.Dataset) { cp.index.Put(d) })
+		return scanJSON(txn, string(keyspace.Datasets), func(d catalog.Dataset) { cp.index.Put(d) })
 	})
 }
 

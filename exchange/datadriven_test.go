@@ -32,6 +32,9 @@ var _ Log = (*memLog)(nil)
 func newMemLog() *memLog { return &memLog{grew: make(chan struct{})} }
 
 func (l *memLog) Append(_ context.Context, raws [][]byte, after uint64) (uint64, error) {
+	if len(raws) == 0 {
+		return after, nil // as bus.LedgerLog: nothing sent, nothing checked
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if uint64(len(l.entries)) != after {

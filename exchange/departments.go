@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
@@ -49,7 +50,7 @@ func (cp *ControlPlane) Department(id catalog.DeptID) (catalog.Department, error
 func (cp *ControlPlane) Departments(after catalog.DeptID, limit int) ([]catalog.Department, catalog.DeptID, error) {
 	var out []catalog.Department
 	err := cp.st.View(func(txn *store.Txn) error {
-		return scanPage(txn, "d/", string(after), limit+1, func(d catalog.Department) { out = append(out, d) })
+		return scanPage(txn, string(keyspace.Departments), string(after), limit+1, func(d catalog.Department) { out = append(out, d) })
 	})
 	var next catalog.DeptID
 	if len(out) > limit {

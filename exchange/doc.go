@@ -78,6 +78,13 @@
 // AccessEnded channel, on which open streams and the data plane's cleanup
 // wait instead of polling.
 //
+// Every key of the views is under one prefix of package
+// exchange/keyspace, the table of who owns which prefix and what it
+// holds. The views record the format they were written in
+// (keyspace.Format); a node that finds views of another format — after
+// an upgrade that moved a prefix — rebuilds them at start from the log,
+// checked against its own Merkle tree as above, and logs both formats.
+//
 // # Sharing
 //
 // A share request (share.requested) names the requester, the dataset, the

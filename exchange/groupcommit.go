@@ -23,7 +23,9 @@ import (
 // apply it for real — and appends the group to the log in one atomic
 // append that expects the last applied entry. A command the draft refuses
 // gets its error and no entry; a group that loses the race to another
-// node's append is drafted again on the state that includes it. One round
+// node's append is drafted again on the state that includes it, and so is
+// a group that comes after this node applied another node's entries (a
+// refusal must come from a state that includes everything applied). One round
 // trip to the log's replicas is shared by the whole group: that is what
 // lets a node with many writers keep up on R3 streams.
 
@@ -162,9 +164,10 @@ type appender struct {
 	inflight chan struct{} // one token per group appended, not yet answered
 }
 
-// reset drops the draft (after a conflict, a refusal mid-entry, or when it
-// has grown): the next group is drafted on the applied state, once this
-// node has applied every entry the old draft held.
+// reset drops the draft (after a conflict, a refusal mid-entry, when this
+// node has applied entries it does not hold, or when it has grown): the
+// next group is drafted on the applied state, once this node has applied
+// every entry the old draft held.
 func (a *appender) reset() {
 	if a.d != nil {
 		a.d.Discard()
@@ -187,6 +190,18 @@ func (a *appender) begin(ctx context.Context) error {
 	}
 	a.m, a.entries, a.bytes = m, 0, 0
 	return nil
+}
+
+// behind reports whether this node has applied entries the draft does not
+// hold: entries another node appended, after the draft's last. The draft
+// then judges on a state older than the applied one — refusing, say, a
+// credential for a department this node has already applied — so it is
+// begun anew on the applied state. Checked before each group, it makes
+// every command judged on a state that includes each entry this node had
+// applied when the command reached the appender. A node that alone
+// appends is never behind: its draft holds every entry it has applied.
+func (a *appender) behind() bool {
+	return a.cp.Applied() > a.m.Applied
 }
 
 // drafted is a command's outcome in a draft: an entry, or an error.
@@ -226,7 +241,7 @@ func (a *appender) commit(ctx context.Context, ops []*op) {
 			fail(live, &fault.Error{Kind: fault.KindUnavailable, Msg: "ledger busy: lost the append race too often, try again"})
 			return
 		}
-		if a.d != nil && (a.entries >= maxDraftEntries || a.bytes >= maxDraftBytes) {
+		if a.d != nil && (a.entries >= maxDraftEntries || a.bytes >= maxDraftBytes || a.behind()) {
 			a.reset()
 		}
 		if a.d == nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
@@ -43,6 +44,19 @@ type Credential struct {
 	RevokedAt    time.Time      `json:"revoked_at,omitzero"`
 	RevokeReason string         `json:"revoke_reason,omitempty"`
 	Seq          uint64         `json:"seq"`
+}
+
+// credIssued is the body of a cred.issued entry: the certificate the hub
+// signed. When it was recorded, and by which entry (Credential.IssuedAt,
+// Seq), are the entry's own, set by the apply. (Bodies appended before
+// this type carry them as zero values; the apply ignores them.)
+type credIssued struct {
+	Serial   string         `json:"serial"`
+	Identity string         `json:"identity"`
+	Dept     catalog.DeptID `json:"dept"`
+	Role     vocab.Role     `json:"role"`
+	Name     string         `json:"name"`
+	NotAfter time.Time      `json:"not_after"`
 }
 
 type credRevoked struct {
@@ -138,7 +152,7 @@ func (cp *ControlPlane) RecordCredential(ctx context.Context, actor vocab.Identi
 		if ok, err := txn.Get(credKey(c.Serial), &Credential{}); err != nil || ok {
 			return "", nil, fault.Exists("credential serial %s already recorded", c.Serial)
 		}
-		return string(id.Dept), c, nil
+		return string(id.Dept), credIssued{Serial: c.Serial, Identity: c.Identity, Dept: c.Dept, Role: c.Role, Name: c.Name, NotAfter: c.NotAfter}, nil
 	})
 }
 
@@ -202,7 +216,7 @@ func (cp *ControlPlane) IdentitiesWithCredential() map[string]bool {
 func (cp *ControlPlane) Credentials(dept catalog.DeptID, after string, limit int) ([]Credential, string, error) {
 	var out []Credential
 	err := cp.st.View(func(txn *store.Txn) error {
-		return txn.Scan("c/", afterKey("c/", after), func(_ string, val []byte) (bool, error) {
+		return txn.Scan(string(keyspace.Credentials), afterKey(string(keyspace.Credentials), after), func(_ string, val []byte) (bool, error) {
 			var c Credential
 			if err := jsonUnmarshal(val, &c); err != nil {
 				return false, err
@@ -221,7 +235,7 @@ func (cp *ControlPlane) Credentials(dept catalog.DeptID, after string, limit int
 	return out, next, err
 }
 
-func credKey(serial string) string { return "c/" + serial }
+func credKey(serial string) string { return keyspace.Credentials.Key(serial) }
 
 // applyHubInit applies a hub.init entry.
 func (cp *ControlPlane) applyHubInit(txn views, e ledger.Entry) (func(), error) {
@@ -237,11 +251,11 @@ func (cp *ControlPlane) applyHubInit(txn views, e ledger.Entry) (func(), error) 
 
 // applyCredIssued applies a cred.issued entry.
 func (cp *ControlPlane) applyCredIssued(txn views, e ledger.Entry) (func(), error) {
-	var c Credential
-	if err := json.Unmarshal(e.Body, &c); err != nil {
+	var b credIssued
+	if err := json.Unmarshal(e.Body, &b); err != nil {
 		return nil, err
 	}
-	c.IssuedAt, c.Seq = e.Time, e.Seq
+	c := Credential{Serial: b.Serial, Identity: b.Identity, Dept: b.Dept, Role: b.Role, Name: b.Name, NotAfter: b.NotAfter, IssuedAt: e.Time, Seq: e.Seq}
 	if err := txn.Put(credKey(c.Serial), c); err != nil {
 		return nil, err
 	}

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/internal/store"
@@ -56,11 +58,83 @@ func (cp *ControlPlane) verifyViews(ctx context.Context, applied uint64) error {
 	if applied == 0 {
 		return nil
 	}
-	mem, err := store.OpenMemory()
+	mem, err := cp.replayLog(ctx, applied)
 	if err != nil {
 		return err
 	}
 	defer mem.Close()
+	d, err := cp.st.FirstDifference(mem)
+	if err != nil || !d.Differ {
+		return err
+	}
+	return cp.explainDifference(d)
+}
+
+// rebuildViews replaces views written in another format (keyspace.Format)
+// with those a replay of entries 1..applied gives, checked as verifyViews
+// checks them: each entry must be the one this node's Merkle tree
+// committed to (the tree hashes, keyspace.TreeHashes, keep their format)
+// and chain to its predecessor. The format is written last, so a node
+// stopped half-way rebuilds again at its next start.
+func (cp *ControlPlane) rebuildViews(ctx context.Context, applied uint64, old int) error {
+	start := time.Now()
+	cp.lg.Warn("views written in another format: rebuilding them from the ledger", "old_format", old, "new_format", keyspace.Format, "entries", applied)
+	mem, err := cp.replayLog(ctx, applied)
+	if err != nil {
+		return err
+	}
+	defer mem.Close()
+	if err := mem.Update(func(txn *store.Txn) error { return txn.Delete(keyspace.FormatKey) }); err != nil {
+		return err
+	}
+	if err := cp.st.ReplaceWith(mem); err != nil {
+		return fmt.Errorf("exchange: rebuild views: %w", err)
+	}
+	if err := cp.writeFormat(); err != nil {
+		return err
+	}
+	cp.lg.Info("views rebuilt from the ledger", "old_format", old, "new_format", keyspace.Format, "entries", applied, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// viewsFormat is the format the views on disk were written in: 0 when
+// the store is empty (a new node), 1 for views from before formats were
+// recorded.
+func (cp *ControlPlane) viewsFormat() (int, error) {
+	empty, err := cp.st.Empty()
+	if err != nil || empty {
+		return 0, err
+	}
+	format := 1
+	err = cp.st.View(func(txn *store.Txn) error {
+		_, err := txn.Get(keyspace.FormatKey, &format)
+		return err
+	})
+	return format, err
+}
+
+func (cp *ControlPlane) writeFormat() error {
+	return cp.st.Update(func(txn *store.Txn) error { return txn.Put(keyspace.FormatKey, keyspace.Format) })
+}
+
+// replayLog applies entries 1..applied of the log to a new store in
+// memory (with this format recorded), checking that each is the entry
+// this node's Merkle tree holds and chains to its predecessor; it sets
+// this node's ledger bytes from the replay.
+func (cp *ControlPlane) replayLog(ctx context.Context, applied uint64) (*store.Store, error) {
+	mem, err := store.OpenMemory()
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			mem.Close()
+		}
+	}()
+	if err := mem.Update(func(txn *store.Txn) error { return txn.Put(keyspace.FormatKey, keyspace.Format) }); err != nil {
+		return nil, err
+	}
 	quiet := slog.New(slog.DiscardHandler)
 	cfg := cp.cfg
 	cfg.Events, cfg.Logger, cfg.Store = nil, quiet, mem
@@ -75,7 +149,7 @@ func (cp *ControlPlane) verifyViews(ctx context.Context, applied uint64) error {
 	msgs := make(chan ledger.Message, 4*cfg.ApplyBatch)
 	cc, err := cp.log.Follow(fctx, 1, msgs)
 	if err != nil {
-		return fmt.Errorf("verify views: read the log: %w", err)
+		return nil, fmt.Errorf("verify views: read the log: %w", err)
 	}
 	defer cc()
 	var prev ledger.Hash
@@ -85,22 +159,22 @@ func (cp *ControlPlane) verifyViews(ctx context.Context, applied uint64) error {
 		select {
 		case m = <-msgs:
 		case <-ctx.Done():
-			return fmt.Errorf("verify views: reading entry %d of %d: %w", seq, applied, ctx.Err())
+			return nil, fmt.Errorf("verify views: reading entry %d of %d: %w", seq, applied, ctx.Err())
 		}
 		if m.Seq != seq {
-			return &IntegrityError{Seq: seq, InLog: true, Detail: fmt.Sprintf("the log has entry %d where %d belongs", m.Seq, seq)}
+			return nil, &IntegrityError{Seq: seq, InLog: true, Detail: fmt.Sprintf("the log has entry %d where %d belongs", m.Seq, seq)}
 		}
 		leaf := ledger.LeafHash(m.Raw)
 		if !cp.storedLeafIs(seq, leaf) {
-			return &IntegrityError{Seq: seq, InLog: true, Detail: "the log's entry differs from the one this node applied and committed to in its Merkle tree"}
+			return nil, &IntegrityError{Seq: seq, InLog: true, Detail: "the log's entry differs from the one this node applied and committed to in its Merkle tree"}
 		}
 		if _, err := ledger.Check(m.Raw, seq, prev); err != nil {
-			return &IntegrityError{Seq: seq, InLog: true, Detail: reasonOf(err)}
+			return nil, &IntegrityError{Seq: seq, InLog: true, Detail: reasonOf(err)}
 		}
 		prev = leaf
 		if batch = append(batch, m); len(batch) == cap(batch) || seq == applied {
 			if err := replay.applyBatch(batch); err != nil {
-				return fmt.Errorf("verify views: replay: %w", err)
+				return nil, fmt.Errorf("verify views: replay: %w", err)
 			}
 			batch = batch[:0]
 		}
@@ -112,11 +186,8 @@ func (cp *ControlPlane) verifyViews(ctx context.Context, applied uint64) error {
 	cp.mu.Lock()
 	cp.ledgerBytes = replay.ledgerBytes
 	cp.mu.Unlock()
-	d, err := cp.st.FirstDifference(mem)
-	if err != nil || !d.Differ {
-		return err
-	}
-	return cp.explainDifference(d)
+	ok = true
+	return mem, nil
 }
 
 // explainDifference names the entry behind the first difference between
@@ -124,16 +195,16 @@ func (cp *ControlPlane) verifyViews(ctx context.Context, applied uint64) error {
 func (cp *ControlPlane) explainDifference(d store.Difference) error {
 	key := d.Key
 	switch {
-	case bytes.HasPrefix(key, []byte("e/")) && len(key) == 10:
-		seq := binary.BigEndian.Uint64(key[2:])
+	case bytes.HasPrefix(key, []byte(keyspace.Entries)) && len(key) == len(keyspace.Entries)+8:
+		seq := binary.BigEndian.Uint64(key[len(keyspace.Entries):])
 		if d.A != nil && d.B != nil && cp.storedLeafIs(seq, ledger.LeafHash(d.A)) {
 			// The node's copy matches the tree it committed to: the log
 			// was changed after it applied the entry.
 			return &IntegrityError{Seq: seq, InLog: true, Detail: "the log's entry is not the one this node applied and committed to in its Merkle tree"}
 		}
-		return &IntegrityError{Seq: seq, Key: fmt.Sprintf("e/%d", seq), Detail: "the stored copy of the entry differs from the log"}
-	case bytes.HasPrefix(key, []byte("h/")):
-		return &IntegrityError{Key: "h/" + fmt.Sprint(binary.BigEndian.Uint64(key[2:])), Detail: "a stored Merkle tree hash differs from the log's"}
+		return &IntegrityError{Seq: seq, Key: keyspace.Entries.Key(fmt.Sprint(seq)), Detail: "the stored copy of the entry differs from the log"}
+	case bytes.HasPrefix(key, []byte(keyspace.TreeHashes)) && len(key) == len(keyspace.TreeHashes)+8:
+		return &IntegrityError{Key: keyspace.TreeHashes.Key(fmt.Sprint(binary.BigEndian.Uint64(key[len(keyspace.TreeHashes):]))), Detail: "a stored Merkle tree hash differs from the log's"}
 	}
 	e := &IntegrityError{Key: string(key)}
 	var v struct {

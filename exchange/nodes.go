@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
@@ -31,10 +32,9 @@ const (
 
 // Bounds of join tokens.
 const (
-	DefaultJoinTTL     = time.Hour
-	MaxJoinTTL         = 24 * time.Hour
-	MaxOpenJoinTokens  = 16
-	joinTokenKeyPrefix = "nt/"
+	DefaultJoinTTL    = time.Hour
+	MaxJoinTTL        = 24 * time.Hour
+	MaxOpenJoinTokens = 16
 )
 
 // JoinPolicy is the actor of node.joined entries: the node that admits a
@@ -76,7 +76,9 @@ type nodeJoined struct {
 	Key   string `json:"key,omitempty"` // hex X25519 public key of the joiner
 }
 
-func joinTokenKey(id string) string { return joinTokenKeyPrefix + id }
+const joinTokenKeyPrefix = string(keyspace.JoinTokens)
+
+func joinTokenKey(id string) string { return keyspace.JoinTokens.Key(id) }
 
 // CreateJoinToken makes a one-time join token valid for ttl (0: an hour).
 // It returns the token's view and its secret, which the log never holds.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
@@ -31,7 +32,7 @@ func (cp *ControlPlane) Entries(since uint64, limit int) ([]ledger.Entry, [][]by
 	var entries []ledger.Entry
 	var raws [][]byte
 	err := cp.st.View(func(txn *store.Txn) error {
-		return txn.Scan("e/", string(entryKey(since)), func(_ string, val []byte) (bool, error) {
+		return txn.Scan(string(keyspace.Entries), string(entryKey(since)), func(_ string, val []byte) (bool, error) {
 			e, err := ledger.Parse(val)
 			if err != nil {
 				return false, fmt.Errorf("stored entry: %w", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -50,7 +51,7 @@ func CheckRequestID(id string) error {
 // key is hashed: ids are the client's text).
 func requestKey(actor, id string) string {
 	sum := sha256.Sum256([]byte(actor + "\x00" + id))
-	return "rq/" + hex.EncodeToString(sum[:16])
+	return keyspace.RequestIDs.Key(hex.EncodeToString(sum[:16]))
 }
 
 // recordedRequest is the view of a request id.

@@ -86,7 +86,7 @@ func (cp *ControlPlane) ListGrants(f ShareFilter, after shares.GrantID, limit in
 		start = shares.GrantKey(after)
 	}
 	var out []shares.Grant
-	prefix := "gr/"
+	prefix := shares.GrantPrefix
 	err := cp.st.View(func(txn *store.Txn) error {
 		return txn.Scan(prefix, start, func(_ string, val []byte) (bool, error) {
 			var g shares.Grant
@@ -124,7 +124,7 @@ func (cp *ControlPlane) ListRequests(f ShareFilter, after shares.RequestID, limi
 	}
 	var out []shares.Request
 	err := cp.st.View(func(txn *store.Txn) error {
-		return txn.Scan("rq/", start, func(_ string, val []byte) (bool, error) {
+		return txn.Scan(shares.RequestPrefix, start, func(_ string, val []byte) (bool, error) {
 			var r shares.Request
 			if err := jsonUnmarshal(val, &r); err != nil {
 				return false, err

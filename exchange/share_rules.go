@@ -68,7 +68,7 @@ func (cp *ControlPlane) RequestShare(ctx context.Context, actor vocab.Identity, 
 		if _, err := getDataset(txn, req.Dataset); err != nil {
 			return "", nil, err
 		}
-		return string(req.Dataset), req, nil
+		return string(req.Dataset), req.Body(), nil
 	}))
 	if err != nil {
 		return shares.Request{}, nil, 0, err

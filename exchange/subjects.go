@@ -113,7 +113,7 @@ func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity
 		if len(v.Problems) > 0 {
 			return "", "", nil, incompatible(subject, v)
 		}
-		return schemas.KindSchemaRegistered, string(subject), schemas.Version{
+		return schemas.KindSchemaRegistered, string(subject), schemas.Registered{
 			Subject: subject, Version: v.NextVersion, Schema: json.RawMessage(cand.Canonical()),
 			Fields: cand.Fields(), Compat: mode,
 		}, nil
@@ -205,7 +205,7 @@ func (cp *ControlPlane) SchemaVersions(subject catalog.DatasetID) ([]schemas.Ver
 	}
 	var out []schemas.Version
 	err = cp.st.View(func(txn *store.Txn) error {
-		return scanPage(txn, "sv/"+string(subject)+"/", "", s.Latest, func(v schemas.Version) { out = append(out, v) })
+		return scanPage(txn, schemas.VersionsPrefix(subject), "", s.Latest, func(v schemas.Version) { out = append(out, v) })
 	})
 	return out, s, err
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
 
@@ -40,6 +41,20 @@ type Version struct {
 	Seq          uint64            `json:"seq"`
 }
 
+// Registered is the body of a schema.registered entry: the version the
+// command made. When it was registered, and by which entry
+// (Version.RegisteredAt, Seq), are the entry's own, set by the apply.
+// (Bodies appended before this type carry them as zero values, and
+// "compat":"" for no mode; the apply ignores the zeros.)
+type Registered struct {
+	Subject catalog.DatasetID `json:"subject"`
+	Version int               `json:"version"`
+	Schema  json.RawMessage   `json:"schema"`
+	Fields  []catalog.Field   `json:"fields"`
+	// Compat is the subject's mode from this version on ("": as it was).
+	Compat Mode `json:"compat,omitempty"`
+}
+
 // CompatChange is the body of a schema.compat entry.
 type CompatChange struct {
 	Subject catalog.DatasetID `json:"subject"`
@@ -63,8 +78,13 @@ func VersionRoom(subject catalog.DatasetID, next int) error {
 }
 
 // SubjectKey and VersionKey are where a subject and a version live.
-func SubjectKey(s catalog.DatasetID) string        { return "s/" + string(s) }
-func VersionKey(s catalog.DatasetID, v int) string { return fmt.Sprintf("sv/%s/%08d", s, v) }
+func SubjectKey(s catalog.DatasetID) string { return keyspace.Subjects.Key(string(s)) }
+func VersionKey(s catalog.DatasetID, v int) string {
+	return VersionsPrefix(s) + fmt.Sprintf("%08d", v)
+}
+
+// VersionsPrefix starts the keys of every version of s.
+func VersionsPrefix(s catalog.DatasetID) string { return keyspace.SchemaVersions.Key(string(s) + "/") }
 
 // ApplyCompat sets a subject's compatibility mode.
 func ApplyCompat(v catalog.Views, body []byte) error {
@@ -83,10 +103,11 @@ func ApplyCompat(v catalog.Views, body []byte) error {
 // ApplyRegistered stores the next version of a subject (a
 // schema.registered entry appended at at, as entry seq).
 func ApplyRegistered(v catalog.Views, body []byte, at time.Time, seq uint64) error {
-	var ver Version
-	if err := json.Unmarshal(body, &ver); err != nil {
+	var r Registered
+	if err := json.Unmarshal(body, &r); err != nil {
 		return err
 	}
+	ver := Version{Subject: r.Subject, Version: r.Version, Schema: r.Schema, Fields: r.Fields, Compat: r.Compat}
 	subj := Subject{Subject: ver.Subject, Compat: DefaultMode}
 	if _, err := v.Get(SubjectKey(ver.Subject), &subj); err != nil {
 		return err

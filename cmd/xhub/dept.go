@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -71,10 +73,16 @@ decision on its request, a dispute opened or answered) to the URL, as a JSON
 body {delivery, event, id, dept, time}, with the headers X-Xhub-Event,
 X-Xhub-Delivery, X-Xhub-Timestamp and X-Xhub-Signature-256: "sha256=" and
 the hex HMAC-SHA256 of "<timestamp>.<body>" under the secret printed when the
-webhook is set (setting it again rotates the secret). A delivery is retried
-with back-off (0.5 s, 1 s, 2 s, 4 s, 8 s) until a 2xx answer; each outcome is
-recorded: xhub dept webhook deliveries DEPT. Loopback and private addresses
-are refused unless the hub runs with --webhook-allow-private.`,
+webhook is set (setting it again rotates the secret). Each event is a durable
+task of the hub, made once from the ledger, posted by any of its nodes and
+retried with back-off (by default 0.5 s, 1 s, 2 s, 4 s, 8 s: six attempts; the
+hub's --webhook-backoff) until a 2xx answer, on another node if the one
+retrying stops; each outcome is recorded: xhub dept webhook deliveries DEPT.
+The delivery id (X-Xhub-Delivery) is the same on every attempt and
+redelivery: a receiver that keeps the ids it has taken can drop a repeat.
+What failed can be posted again: xhub dept webhook redeliver DEPT. Loopback
+and private addresses are refused unless the hub runs with
+--webhook-allow-private.`,
 	}
 	var url string
 	set := &cobra.Command{
@@ -134,15 +142,61 @@ are refused unless the hub runs with --webhook-allow-private.`,
 					return c.printJSON(map[string]any{"deliveries": ds})
 				}
 				w := c.table()
-				fmt.Fprintln(w, "AT\tEVENT\tID\tSTATUS\tATTEMPTS\tCODE\tERROR")
+				fmt.Fprintln(w, "AT\tDELIVERY\tEVENT\tID\tSTATUS\tATTEMPTS\tCODE\tERROR")
 				for _, d := range ds {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.At.Local().Format("2006-01-02 15:04:05"), d.Event, d.Subject, d.Status, d.Attempts, d.Code, d.Error)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.At.Local().Format("2006-01-02 15:04:05"), d.ID, d.Event, d.Subject, d.Status, d.Attempts, d.Code, d.Error)
 				}
 				return w.Flush()
 			})
 		},
 	}
 	deliveries.Flags().IntVar(&limit, "limit", 50, "how many (at most 1000)")
-	cmd.AddCommand(set, remove, deliveries)
+	cmd.AddCommand(set, remove, deliveries, c.redeliverCmd())
+	return cmd
+}
+
+func (c *cli) redeliverCmd() *cobra.Command {
+	var id, since string
+	cmd := &cobra.Command{
+		Use:   "redeliver DEPT (--id DELIVERY | --since TIME)",
+		Short: "Post failed webhook deliveries again (an officer of the department)",
+		Long: `Queue again a delivery that failed (every attempt failed, or it was dropped:
+the department's queue was full), by its id (the DELIVERY column of
+xhub dept webhook deliveries), or every one whose last record is failed or
+dropped since a time: after the receiver is fixed, or the webhook set to a
+new URL. A delivery delivered since is not posted again. Each starts a new
+schedule of attempts with the same delivery id, to the webhook's URL now.
+Only an officer of the department may.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (id == "") == (since == "") {
+				return fmt.Errorf("give --id DELIVERY or --since TIME (one of them)")
+			}
+			var from time.Time
+			if since != "" {
+				var err error
+				if from, err = parseTime(since); err != nil {
+					return err
+				}
+			}
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				ids, err := cl.RedeliverWebhook(ctx, args[0], id, from)
+				if err != nil {
+					return err
+				}
+				if ok, err := c.emitted(map[string]any{"deliveries": ids}, strings.Join(ids, "\n")); ok {
+					return err
+				}
+				if len(ids) == 0 {
+					c.say("no failed delivery of %s since %s", args[0], from.Local().Format(time.RFC3339))
+					return nil
+				}
+				c.say("%d deliveries of %s queued again: %s", len(ids), args[0], strings.Join(ids, " "))
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&id, "id", "", "the delivery's id")
+	cmd.Flags().StringVar(&since, "since", "", "every failed delivery recorded from this time (RFC 3339, a date, or a duration ago like 2h)")
 	return cmd
 }

@@ -14,14 +14,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/hub"
+	"github.com/xhub-gov/xhub/internal/webhook"
 )
 
 func (c *cli) serveCmd() *cobra.Command {
 	var cfg hub.Config
 	var fsync, logLevel, dataRetention string
-	var rebuild bool
+	var rebuild, dispatch bool
 	var joinFile string
+	var tokenOut joinTokenOut
 	cmd := &cobra.Command{
 		Use:   "serve --data-dir DIR",
 		Short: "Run a hub node",
@@ -58,8 +61,12 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.RebuildViews = rebuild
+			cfg.NoWebhookDispatch = !dispatch
 			if cmd.Flags().Changed("join") {
 				return errJoinFlag
+			}
+			if err := tokenOut.check(); err != nil {
+				return err
 			}
 			var err error
 			if cfg.Join, err = joinToken(cfg.DataDir, joinFile, os.Getenv("XHUB_JOIN")); err != nil {
@@ -90,6 +97,12 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 			c.say("xhub node listening on %s (data dir %s); admin credentials: %s", node.Addr(), cfg.DataDir, node.AdminCreds)
 			if err := node.Integrity(); err != nil {
 				c.say("this node refuses to serve (only the ledger is served): %v", err)
+			} else if msg, err := tokenOut.write(ctx, node); err != nil {
+				// The node serves on: the next node waits for the file.
+				cfg.Logger.Error("join token not written", "err", err)
+				c.say("join token not written: %v", err)
+			} else if msg != "" {
+				c.say("%s", msg)
 			}
 			select {
 			case <-ctx.Done():
@@ -120,6 +133,12 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	_ = f.MarkHidden("join")
 	f.StringVar(&joinFile, "join-file", "", "join a running hub with the token `xhub node token --out FILE` wrote, read from FILE (mode 0600; or the token in env XHUB_JOIN); absent once joined is fine: a node that has joined ignores it")
 	f.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let departments' webhooks reach addresses that are not globally routable: loopback, private, shared (100.64/10), link-local and the other IANA special-purpose ranges (off: only public unicast, checked on each connection)")
+	f.DurationSliceVar(&cfg.WebhookBackoff, "webhook-backoff", webhook.DefaultBackoff, "the waits before the retries of a webhook delivery (comma-separated): one more attempt than waits, on whichever nodes; every node of a deployment should have the same")
+	f.DurationVar(&cfg.WebhookTimeout, "webhook-timeout", 5*time.Second, "bound of one webhook attempt; a node that stops during one leaves the delivery to another node after it and 10s more")
+	f.Int64Var(&cfg.WebhookQueue.PerDept, "webhook-queue-per-dept", bus.DefaultWebhookQueuePerDept, "webhook deliveries one department may have waiting (a receiver that does not answer fills it; more are dropped and recorded so)")
+	f.Int64Var(&cfg.WebhookQueue.MaxBytes, "webhook-queue-max-bytes", bus.DefaultWebhookQueueMaxBytes, "bytes the webhook queue (XHUB_WEBHOOK_QUEUE) may hold, every department together")
+	f.DurationVar(&cfg.WebhookQueue.MaxAge, "webhook-queue-max-age", bus.DefaultWebhookQueueMaxAge, "a webhook delivery still waiting after this long (no node posting) is removed")
+	f.BoolVar(&dispatch, "webhook-dispatch", true, "post webhooks from this node (false: a node with no route to the departments' receivers; it still turns events into deliveries, and the other nodes post them)")
 	st := &cfg.Store
 	f.Int64Var(&st.MaxBytes, "store-max-bytes", 0, "bytes the embedded JetStream may store, every stream together (0: nats-server's default, 75% of the disk's free space at start)")
 	f.Int64Var(&st.ControlReserve, "control-reserve", 0, "bytes of the store published data never takes, kept for the ledger, the audit log and webhook records (0: a tenth of the store, from 256 MiB to half of it)")
@@ -151,6 +170,7 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.DurationVar(&cl.IdleTimeout, "idle-timeout", 2*time.Minute, "close a connection with no request in flight after this long, one that never makes a request included (open streams keep theirs)")
 	f.DurationVar(&cl.ReadTimeout, "read-timeout", time.Minute, "time to receive one HTTP request body (not the bodies of the bidirectional streams)")
 	f.IntVar(&cl.MaxMessageBytes, "max-message-bytes", 0, "largest request message over gRPC or HTTP, in bytes (0: what one NATS message carries plus 64 KiB, 8 MiB + 64 KiB with the embedded server)")
+	tokenOut.flags(f)
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
@@ -104,16 +105,16 @@ type ResolutionBody struct {
 // disputes of the department that opened them.
 func DisputeKey(id DisputeID) string {
 	seq, _ := idSeq(string(id), "d-")
-	return fmt.Sprintf("dp/%016x", seq)
+	return keyspace.Disputes.Key(fmt.Sprintf("%016x", seq))
 }
 
 func OpenDisputeKey(dept catalog.DeptID, id DisputeID) string {
 	seq, _ := idSeq(string(id), "d-")
-	return fmt.Sprintf("dpo/%s/%016x", dept, seq)
+	return keyspace.OpenDisputes.Key(fmt.Sprintf("%s/%016x", dept, seq))
 }
 
 // DisputePrefix is the prefix of every dispute's key.
-const DisputePrefix = "dp/"
+const DisputePrefix = string(keyspace.Disputes)
 
 // AddWorkingDays is t plus n working days (Saturdays and Sundays do not
 // count), in t's location.
@@ -183,7 +184,7 @@ func NewDispute(v Views, actor vocab.Identity, in DisputeInput, days int, open i
 func grantedFields(v Views, dept catalog.DeptID, ds catalog.DatasetID, now time.Time) ([]string, bool, error) {
 	var fields []string
 	found := false
-	err := v.Scan(fmt.Sprintf("grd/%s/", ds), "", func(_ string, val []byte) (bool, error) {
+	err := v.Scan(GrantsByDatasetPrefix(ds), "", func(_ string, val []byte) (bool, error) {
 		var id GrantID
 		if err := json.Unmarshal(val, &id); err != nil {
 			return false, err
@@ -276,7 +277,7 @@ func ApplyDispute(v Views, e ledger.Entry) (Dispute, error) {
 // OpenDisputes counts the disputes dept has open.
 func OpenDisputes(v Views, dept catalog.DeptID) (int, error) {
 	n := 0
-	err := v.Scan(fmt.Sprintf("dpo/%s/", dept), "", func(string, []byte) (bool, error) { n++; return true, nil })
+	err := v.Scan(keyspace.OpenDisputes.Key(string(dept)+"/"), "", func(string, []byte) (bool, error) { n++; return true, nil })
 	return n, err
 }
 

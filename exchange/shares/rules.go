@@ -79,7 +79,7 @@ func NewRequest(v Views, rules Rules, actor vocab.Identity, in Input, pending in
 		return Request{}, err
 	}
 	var dup error
-	_ = v.Scan("rqd/"+string(ds.ID)+"/", "", func(_ string, val []byte) (bool, error) {
+	_ = v.Scan(PendingByDatasetPrefix(ds.ID), "", func(_ string, val []byte) (bool, error) {
 		var other RequestID
 		if json.Unmarshal(val, &other) == nil {
 			if r, err := GetRequest(v, other); err == nil && r.Requester == actor.Dept {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/internal/fault"
 )
@@ -103,6 +104,27 @@ const (
 )
 
 // Request is one department's request for another's dataset.
+// Requested is the body of a share.requested entry: the request as the
+// command made it. Its status (pending), when it was made and by which
+// entry (Request.Status, RequestedAt, Seq) are the log's, set by the
+// apply. (Bodies appended before this type carry "status":"pending" and
+// the others as zero values; the apply ignores them.)
+type Requested struct {
+	ID          RequestID         `json:"id"`
+	Requester   catalog.DeptID    `json:"requester"`
+	Dataset     catalog.DatasetID `json:"dataset"`
+	Fields      []string          `json:"fields,omitempty"` // empty: all fields
+	Purpose     string            `json:"purpose"`
+	Days        int               `json:"days"`
+	RequestedBy string            `json:"requested_by"`
+	Deadline    time.Time         `json:"deadline"`
+}
+
+// Body is the share.requested body of a request NewRequest made.
+func (r Request) Body() Requested {
+	return Requested{ID: r.ID, Requester: r.Requester, Dataset: r.Dataset, Fields: r.Fields, Purpose: r.Purpose, Days: r.Days, RequestedBy: r.RequestedBy, Deadline: r.Deadline}
+}
+
 type Request struct {
 	ID          RequestID         `json:"id"`
 	Requester   catalog.DeptID    `json:"requester"`
@@ -180,23 +202,40 @@ type Ended struct {
 
 func RequestKey(id RequestID) string {
 	seq, _ := idSeq(string(id), "r-")
-	return fmt.Sprintf("rq/%016x", seq)
+	return keyspace.ShareRequests.Key(fmt.Sprintf("%016x", seq))
 }
 
 func GrantKey(id GrantID) string {
 	seq, _ := idSeq(string(id), "g-")
-	return fmt.Sprintf("gr/%016x", seq)
+	return keyspace.Grants.Key(fmt.Sprintf("%016x", seq))
 }
 
 func GrantByDatasetKey(ds catalog.DatasetID, id GrantID) string {
 	seq, _ := idSeq(string(id), "g-")
-	return fmt.Sprintf("grd/%s/%016x", ds, seq)
+	return GrantsByDatasetPrefix(ds) + fmt.Sprintf("%016x", seq)
+}
+
+// GrantsByDatasetPrefix starts the keys of the grant index of ds.
+func GrantsByDatasetPrefix(ds catalog.DatasetID) string {
+	return keyspace.GrantsByDataset.Key(string(ds) + "/")
 }
 
 func PendingByDatasetKey(ds catalog.DatasetID, id RequestID) string {
 	seq, _ := idSeq(string(id), "r-")
-	return fmt.Sprintf("rqd/%s/%016x", ds, seq)
+	return PendingByDatasetPrefix(ds) + fmt.Sprintf("%016x", seq)
 }
+
+// PendingByDatasetPrefix starts the keys of the pending requests of ds.
+func PendingByDatasetPrefix(ds catalog.DatasetID) string {
+	return keyspace.PendingByDataset.Key(string(ds) + "/")
+}
+
+// RequestPrefix and GrantPrefix start every request's and every grant's
+// key.
+const (
+	RequestPrefix = string(keyspace.ShareRequests)
+	GrantPrefix   = string(keyspace.Grants)
+)
 
 func GetRequest(txn Views, id RequestID) (Request, error) {
 	var r Request
@@ -220,10 +259,11 @@ func GetGrant(txn Views, id GrantID) (Grant, error) {
 func Apply(txn Views, e ledger.Entry) (Change, error) {
 	switch e.Kind {
 	case KindShareRequested:
-		var r Request
-		if err := json.Unmarshal(e.Body, &r); err != nil {
+		var b Requested
+		if err := json.Unmarshal(e.Body, &b); err != nil {
 			return Change{}, err
 		}
+		r := Request{ID: b.ID, Requester: b.Requester, Dataset: b.Dataset, Fields: b.Fields, Purpose: b.Purpose, Days: b.Days, Status: RequestPending, RequestedBy: b.RequestedBy, Deadline: b.Deadline}
 		if r.ID != RequestIDAt(e.Seq) {
 			return Change{}, fmt.Errorf("request id %s in entry %d", r.ID, e.Seq)
 		}
@@ -337,7 +377,7 @@ func putDecided(txn Views, r Request) error {
 func ApplyRetirement(txn Views, e ledger.Entry, ds catalog.DatasetID) (Change, error) {
 	var ended []Grant
 	var rejected []Request
-	err := txn.Scan("grd/"+string(ds)+"/", "", func(_ string, val []byte) (bool, error) {
+	err := txn.Scan(GrantsByDatasetPrefix(ds), "", func(_ string, val []byte) (bool, error) {
 		var id GrantID
 		if err := json.Unmarshal(val, &id); err != nil {
 			return false, err
@@ -356,7 +396,7 @@ func ApplyRetirement(txn Views, e ledger.Entry, ds catalog.DatasetID) (Change, e
 		return Change{}, err
 	}
 	var pend []Request
-	err = txn.Scan("rqd/"+string(ds)+"/", "", func(_ string, val []byte) (bool, error) {
+	err = txn.Scan(PendingByDatasetPrefix(ds), "", func(_ string, val []byte) (bool, error) {
 		var id RequestID
 		if err := json.Unmarshal(val, &id); err != nil {
 			return false, err

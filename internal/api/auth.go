@@ -41,6 +41,7 @@ var (
 		"/xhub.v1.Departments/ListDepartments":       anyRole,
 		"/xhub.v1.Departments/SetWebhook":            staff,
 		"/xhub.v1.Departments/ListWebhookDeliveries": staff,
+		"/xhub.v1.Departments/RedeliverWebhook":      officers,
 		"/xhub.v1.Credentials/IssueCredential":       staff,
 		"/xhub.v1.Credentials/ListCredentials":       staff,
 		"/xhub.v1.Credentials/RevokeCredential":      staff,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
@@ -62,7 +63,41 @@ func (s *departments) ListWebhookDeliveries(ctx context.Context, r *xhubv1.ListW
 	out := &xhubv1.ListWebhookDeliveriesResponse{}
 	for _, d := range ds {
 		out.Deliveries = append(out.Deliveries, &xhubv1.WebhookDelivery{Id: d.ID, Event: d.Event, Subject: d.Subject, Url: d.URL, Status: d.Status,
-			Attempts: int32(d.Attempts), Code: int32(d.Code), Error: d.Error, At: ts(d.At)})
+			Attempts: int32(d.Attempts), Code: int32(d.Code), Error: d.Error, At: ts(d.At), Entry: d.Entry, RedeliveredBy: d.By})
 	}
 	return out, nil
+}
+
+// RedeliverWebhook queues a department's failed deliveries again: only
+// its own officers decide that its events are posted again.
+func (s *departments) RedeliverWebhook(ctx context.Context, r *xhubv1.RedeliverWebhookRequest) (*xhubv1.RedeliverWebhookResponse, error) {
+	id := identityFrom(ctx)
+	dept, err := catalog.ParseDeptID(r.Dept)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if id.Role != vocab.RoleOfficer || id.Dept != dept {
+		return nil, toStatus(fault.Denied("%s: only an officer of %s redelivers its webhook deliveries", id.URI(), dept))
+	}
+	if len(r.Delivery) > 64 {
+		return nil, invalid("delivery", "%d bytes: a delivery id is at most 64", len(r.Delivery))
+	}
+	if (r.Delivery == "") == (r.Since == nil) {
+		return nil, invalid("delivery", "name either a delivery or a time since which to redeliver (not both)")
+	}
+	var since time.Time
+	if r.Since != nil {
+		if err := r.Since.CheckValid(); err != nil {
+			return nil, invalid("since", "%v", err)
+		}
+		since = r.Since.AsTime()
+	}
+	if s.js == nil {
+		return nil, toStatus(&fault.Error{Kind: fault.KindUnavailable, Msg: "this node keeps no webhook records"})
+	}
+	ids, err := webhook.Redeliver(ctx, s.js, webhook.Redelivery{Dept: dept, ID: r.Delivery, Since: since, By: id.URI()})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &xhubv1.RedeliverWebhookResponse{Deliveries: ids}, nil
 }

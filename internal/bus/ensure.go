@@ -127,6 +127,9 @@ func otherDiffs(have, want jetstream.StreamConfig) []string {
 	if want.MaxMsgSize == 0 {
 		want.MaxMsgSize = -1
 	}
+	if want.MaxMsgsPerSubject == 0 {
+		want.MaxMsgsPerSubject = -1
+	}
 	if want.Duplicates == 0 {
 		want.Duplicates = defaultDuplicates
 		if want.MaxAge > 0 && want.MaxAge < defaultDuplicates {
@@ -142,6 +145,8 @@ func otherDiffs(have, want jetstream.StreamConfig) []string {
 	diff("max_age", have.MaxAge, want.MaxAge)
 	diff("max_bytes", have.MaxBytes, want.MaxBytes)
 	diff("max_msg_size", have.MaxMsgSize, want.MaxMsgSize)
+	diff("max_msgs_per_subject", have.MaxMsgsPerSubject, want.MaxMsgsPerSubject)
+	diff("discard_new_per_subject", have.DiscardNewPerSubject, want.DiscardNewPerSubject)
 	diff("duplicate_window", have.Duplicates, want.Duplicates)
 	diff("deny_delete", have.DenyDelete, want.DenyDelete)
 	diff("deny_purge", have.DenyPurge, want.DenyPurge)

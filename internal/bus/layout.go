@@ -247,9 +247,6 @@ const (
 	WebhookPrefix = "xhub.wh."
 	WebhookKeep   = 1000
 	WebhookAge    = 30 * 24 * time.Hour
-	// WebhookQueue is the queue group of the nodes' webhook dispatchers:
-	// each event is posted by one node.
-	WebhookQueue = "xhub-webhooks"
 )
 
 // Webhooks is the stream of webhook delivery records.
@@ -263,6 +260,113 @@ func Webhooks(replicas int) jetstream.StreamConfig {
 		MaxAge: WebhookAge, MaxMsgsPerSubject: WebhookKeep, Discard: jetstream.DiscardOld,
 	}
 }
+
+// Webhook deliveries are durable tasks, shared by every node:
+//
+//   - WebhookEventsConsumer, a durable consumer of XHUB_LEDGER, is where
+//     the deployment is in turning entries into tasks. A node takes an
+//     entry from it, finds the events the entry holds for departments
+//     with a webhook (exchange.EntryEvents), publishes one task per
+//     event on WebhookTaskPrefix<dept> with the message id
+//     "<entry>-<dept>" (so the node that takes the entry again after
+//     another died between publish and ack adds nothing), then acks it.
+//     The ledger is the source: an event is neither lost while no
+//     dispatcher runs nor made twice.
+//   - XHUB_WEBHOOK_QUEUE holds the tasks, a work queue (a task is removed
+//     once delivered or given up), bounded per department, in bytes and
+//     in age, so that a receiver that never answers cannot grow it.
+//   - WebhookDispatchConsumer is the one consumer of the queue, pulled by
+//     every node's dispatcher. An attempt that fails is acknowledged
+//     negatively with the next wait of the back-off (NakWithDelay); its
+//     delivery count is the attempt's number; a node that dies during an
+//     attempt leaves the task unacknowledged and another node takes it
+//     after AckWait, as the next attempt. One consumer rather than one
+//     per department: a work queue lets overlapping consumers be, and the
+//     per-department bound, not a consumer, keeps one department's dead
+//     receiver from taking the queue.
+const (
+	WebhookQueueStream      = "XHUB_WEBHOOK_QUEUE"
+	WebhookTaskPrefix       = "xhub.whq." // + dept
+	WebhookEventsConsumer   = "xhub_webhook_events"
+	WebhookDispatchConsumer = "xhub_webhook_dispatch"
+	// WebhookTaskDuplicates is how long a task's message id is
+	// remembered: well past the events consumer's AckWait.
+	WebhookTaskDuplicates = 10 * time.Minute
+)
+
+// WebhookQueueLimits bound XHUB_WEBHOOK_QUEUE. Zero values: the defaults.
+type WebhookQueueLimits struct {
+	PerDept  int64         // tasks one department may have waiting (1000); more are dropped and recorded so
+	MaxBytes int64         // the whole queue (64 MiB)
+	MaxAge   time.Duration // a task not delivered by then is removed unrecorded (24h); longer than any back-off
+}
+
+// Defaults of WebhookQueueLimits.
+const (
+	DefaultWebhookQueuePerDept  = 1000
+	DefaultWebhookQueueMaxBytes = 64 << 20
+	DefaultWebhookQueueMaxAge   = 24 * time.Hour
+)
+
+// WithDefaults fills the zero values.
+func (l WebhookQueueLimits) WithDefaults() WebhookQueueLimits {
+	if l.PerDept <= 0 {
+		l.PerDept = DefaultWebhookQueuePerDept
+	}
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultWebhookQueueMaxBytes
+	}
+	if l.MaxAge <= 0 {
+		l.MaxAge = DefaultWebhookQueueMaxAge
+	}
+	return l
+}
+
+// WebhookQueue is the stream of webhook delivery tasks: a full
+// department (PerDept) or a full queue (MaxBytes) refuses new tasks and
+// never drops waiting ones.
+func WebhookQueue(replicas int, l WebhookQueueLimits) jetstream.StreamConfig {
+	l = l.WithDefaults()
+	return jetstream.StreamConfig{
+		Name: WebhookQueueStream, Description: "xhub webhook delivery tasks (work queue)",
+		Subjects: []string{WebhookTaskPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		Retention: jetstream.WorkQueuePolicy, MaxMsgsPerSubject: l.PerDept, MaxBytes: l.MaxBytes, MaxAge: l.MaxAge,
+		Discard: jetstream.DiscardNew, DiscardNewPerSubject: true, MaxMsgSize: 4 << 10,
+		Duplicates: min(WebhookTaskDuplicates, l.MaxAge),
+	}
+}
+
+// WebhookEvents is the consumer of XHUB_LEDGER that turns entries into
+// tasks, from entry from on (made once for the deployment, before the
+// node that makes it serves: the entry after the ledger's last), each
+// entry acknowledged once its tasks are queued.
+func WebhookEvents(from uint64) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable: WebhookEventsConsumer, Description: "xhub: ledger entries to webhook tasks",
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: max(from, 1), AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: 30 * time.Second, MaxAckPending: 256, MaxDeliver: -1,
+		Metadata: map[string]string{MetaHub: "webhooks"},
+	}
+}
+
+// WebhookDispatch is the consumer of XHUB_WEBHOOK_QUEUE: attempts is
+// the most attempts of a task (one delivery each, the server stops
+// after one more, which only records the failure of an attempt cut
+// short), ackWait how long a node has for one (past it, another node
+// takes the task). MaxAckPending bounds the tasks in flight or waiting
+// out their back-off, across the deployment.
+func WebhookDispatch(attempts int, ackWait time.Duration) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable: WebhookDispatchConsumer, Description: "xhub: webhook deliveries",
+		DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: ackWait, MaxDeliver: attempts + 1, MaxAckPending: 4096,
+		Metadata: map[string]string{MetaHub: "webhooks"},
+	}
+}
+
+// MetaHub marks a consumer as the hub's own (its value: which part),
+// never a department's.
+const MetaHub = "xhub.hub"
 
 // OutSubject is the delivery subject of dept's records of dataset.
 func OutSubject(dept, dataset string) string { return OutPrefix + dept + "." + dataset }

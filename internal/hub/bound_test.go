@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/internal/store"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
@@ -38,7 +39,7 @@ func widenGrantView(t *testing.T, dir string, from, to string) {
 	err = st.Update(func(txn *store.Txn) error {
 		var keys []string
 		var vals [][]byte
-		if err := txn.Scan("gr/", "", func(k string, v []byte) (bool, error) {
+		if err := txn.Scan(string(keyspace.Grants), "", func(k string, v []byte) (bool, error) {
 			if bytes.Contains(v, []byte(from)) {
 				keys, vals = append(keys, k), append(vals, bytes.Replace(v, []byte(from), []byte(to), 1))
 			}

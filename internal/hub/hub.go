@@ -104,8 +104,19 @@ type Config struct {
 	// WebhookAllowPrivate lets departments' webhooks reach addresses that
 	// are not globally routable (off: only public unicast, webhook.CheckPublic).
 	WebhookAllowPrivate bool
-	// WebhookBackoff: the waits before retries (zero: webhook's default).
+	// WebhookBackoff: the waits before retries, len+1 attempts in all,
+	// on whichever nodes (zero: webhook.DefaultBackoff, 0.5s to 8s).
 	WebhookBackoff []time.Duration
+	// WebhookTimeout bounds one attempt (zero: 5s); a node that dies
+	// during one leaves the task to another node after it and 10s more.
+	WebhookTimeout time.Duration
+	// WebhookQueue bounds the queue of webhook deliveries (zero values:
+	// bus.WebhookQueueLimits's defaults, 1000 per department, 64 MiB,
+	// 24h).
+	WebhookQueue bus.WebhookQueueLimits
+	// NoWebhookDispatch: this node posts no webhooks (it has no route to
+	// the departments' receivers); the other nodes post them.
+	NoWebhookDispatch bool
 	// DisputeDays: working days an owner has to answer a data dispute
 	// (exchange.Config.DisputeDays).
 	DisputeDays   int
@@ -212,6 +223,20 @@ func (c *Config) validate() error {
 	if (c.NATSCalloutKey == "") != (c.NATSSystemURL == "") {
 		return errors.New("hub: --nats-callout-key and --nats-system-url go together: the callout decides connections, the system account closes them when access ends")
 	}
+	for _, b := range c.WebhookBackoff {
+		if b <= 0 || b > 24*time.Hour {
+			return fmt.Errorf("hub: --webhook-backoff %v: each wait is more than 0 and at most 24h", c.WebhookBackoff)
+		}
+	}
+	if len(c.WebhookBackoff) > 20 {
+		return fmt.Errorf("hub: --webhook-backoff: %d waits, at most 20", len(c.WebhookBackoff))
+	}
+	if q := c.WebhookQueue; q.PerDept < 0 || q.MaxBytes < 0 || q.MaxAge < 0 || c.WebhookTimeout < 0 {
+		return errors.New("hub: --webhook-queue-per-dept, --webhook-queue-max-bytes, --webhook-queue-max-age and --webhook-timeout are at least 0 (0: the default)")
+	}
+	if q := c.WebhookQueue.WithDefaults(); q.MaxAge < time.Minute {
+		return fmt.Errorf("hub: --webhook-queue-max-age %s: at least 1m", q.MaxAge)
+	}
 	return nil
 }
 
@@ -229,6 +254,7 @@ type Node struct {
 	// Integrators authorises departments' systems on the embedded NATS
 	// port (nil without --nats-listen).
 	Integrators *natsauth.Service
+	webhooks    *webhook.Dispatcher
 	sysNC       *nats.Conn // the system account's, with an external cluster's callout
 	lis         net.Listener
 	metrics     *http.Server
@@ -243,6 +269,7 @@ type Node struct {
 	group    *errgroup.Group
 	stopping chan struct{} // closed by Close: parts ending now are not failing
 	done     chan struct{} // closed when the node has stopped
+	ops      *opsMetrics   // what an operator pages on (opsmetrics.go)
 	failMu   sync.Mutex
 	failure  error
 
@@ -399,7 +426,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := bus.EnsureStreams(ctx, n.JS, []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas, data), bus.Audit(cfg.Replicas, cfg.AuditRetention, auditMax), bus.Webhooks(cfg.Replicas)}, log); err != nil {
+	if err := bus.EnsureStreams(ctx, n.JS, []jetstream.StreamConfig{bus.Ledger(cfg.Replicas), bus.Data(cfg.Replicas, data), bus.Audit(cfg.Replicas, cfg.AuditRetention, auditMax), bus.Webhooks(cfg.Replicas), bus.WebhookQueue(cfg.Replicas, cfg.WebhookQueue)}, log); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 
@@ -453,15 +480,20 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.WrapListener != nil {
 		lis = cfg.WrapListener(lis)
 	}
+	// The webhooks' consumer of the ledger exists before any call is
+	// served: every entry appended through this node has its events made.
+	if degraded == nil {
+		if err := n.startWebhooks(ctx, log); err != nil {
+			return nil, err
+		}
+	}
 	n.supervise("grpc", func() error { return n.GRPC.Serve(lis) })
 	if issuer != nil && degraded == nil {
 		if err := n.startIntegrators(ctx, issuer, log); err != nil {
 			return nil, err
 		}
 	}
-	if degraded == nil {
-		n.startWebhooks(log)
-	}
+	n.ops = newOpsMetrics(n)
 	if degraded == nil {
 		n.supervise("apply", func() error {
 			<-n.CP.Done()
@@ -648,9 +680,13 @@ func (n *Node) startMetrics(lis net.Listener) {
 	if n.Integrators != nil {
 		reg.MustRegister(n.Integrators.Collectors()...)
 	}
+	if n.webhooks != nil {
+		reg.MustRegister(n.webhooks.Collectors()...)
+	}
 	if n.Embedded != nil {
 		reg.MustRegister(n.Embedded.Collectors()...)
 	}
+	reg.MustRegister(n.ops.Collectors()...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if n.cfg.Pprof {
@@ -760,9 +796,21 @@ func (n *Node) startIntegrators(ctx context.Context, issuer nkeys.KeyPair, log *
 	return nil
 }
 
-// startWebhooks runs this node's webhook dispatcher (one of the queue
-// group: each event is posted by one node).
-func (n *Node) startWebhooks(log *slog.Logger) {
+// startWebhooks runs this node's webhook dispatcher: one of the nodes
+// turning ledger entries into delivery tasks and posting them (bus.layout.go).
+func (n *Node) startWebhooks(ctx context.Context, log *slog.Logger) error {
+	d, err := webhook.New(webhook.Config{
+		JS: n.JS, CP: n.CP, AllowPrivate: n.cfg.WebhookAllowPrivate, NoDispatch: n.cfg.NoWebhookDispatch,
+		Backoff: n.cfg.WebhookBackoff, Timeout: n.cfg.WebhookTimeout, Log: log.With("component", "webhook"),
+		Secret: func(dept catalog.DeptID, seq uint64) []byte { return api.WebhookSecret(n.Authority, dept, seq) },
+	})
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	if err := d.Prepare(ctx); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	n.webhooks = d
 	wctx, cancel := context.WithCancel(context.Background())
 	n.supervise("webhooks", func() error {
 		go func() {
@@ -772,11 +820,9 @@ func (n *Node) startWebhooks(log *slog.Logger) {
 			}
 			cancel()
 		}()
-		return webhook.Run(wctx, webhook.Config{
-			NC: n.NC, JS: n.JS, CP: n.CP, AllowPrivate: n.cfg.WebhookAllowPrivate, Backoff: n.cfg.WebhookBackoff, Log: log.With("component", "webhook"),
-			Secret: func(dept catalog.DeptID, seq uint64) []byte { return api.WebhookSecret(n.Authority, dept, seq) },
-		})
+		return d.Run(wctx)
 	})
+	return nil
 }
 
 // storeBounds resolves the bounds of XHUB_DATA and XHUB_AUDIT, and of a

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/store"
@@ -96,7 +97,7 @@ func alterBadgerEntry(t *testing.T, dir string, seq uint64, fn func([]byte) []by
 		t.Fatal(err)
 	}
 	defer st.Close()
-	key := append([]byte("e/"), binary.BigEndian.AppendUint64(nil, seq)...)
+	key := append([]byte(keyspace.Entries), binary.BigEndian.AppendUint64(nil, seq)...)
 	err = st.Update(func(txn *store.Txn) error {
 		raw, ok, err := txn.GetRaw(key)
 		if err != nil || !ok {

@@ -228,3 +228,49 @@ func compareKeys(a, b []byte) int {
 	}
 	return bytes.Compare(a, b)
 }
+
+// Empty reports whether the database holds no key.
+func (s *Store) Empty() (bool, error) {
+	empty := true
+	err := s.View(func(t *Txn) error {
+		return t.Scan("", "", func(string, []byte) (bool, error) {
+			empty = false
+			return false, nil
+		})
+	})
+	return empty, err
+}
+
+// ReplaceWith drops every key of s and copies in every key and value of
+// o. Nothing else may use s meanwhile. A stop half-way leaves s with some
+// of o's keys: the caller writes, last, the key that says the copy is
+// whole.
+func (s *Store) ReplaceWith(o *Store) error {
+	if err := s.db.DropAll(); err != nil {
+		return fmt.Errorf("store: drop: %w", err)
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	err := o.db.View(func(t *badger.Txn) error {
+		it := t.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := wb.Set(item.KeyCopy(nil), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: copy: %w", err)
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("store: copy: %w", err)
+	}
+	return nil
+}

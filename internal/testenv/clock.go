@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/internal/api"
+	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/hub"
 )
 
@@ -59,6 +60,14 @@ func WithWebhooks(backoff ...time.Duration) Option {
 func WithWebhookBackoff(backoff ...time.Duration) Option {
 	return func(cfg *hub.Config) { cfg.WebhookBackoff = backoff }
 }
+
+// WithWebhookQueue bounds the node's webhook queue.
+func WithWebhookQueue(l bus.WebhookQueueLimits) Option {
+	return func(cfg *hub.Config) { cfg.WebhookQueue = l }
+}
+
+// WithoutWebhookDispatch: the node posts no webhooks (it still queues them).
+func WithoutWebhookDispatch() Option { return func(cfg *hub.Config) { cfg.NoWebhookDispatch = true } }
 
 // WithStore sets the node's store bounds (quotas, data bound, retention).
 func WithStore(s hub.StoreBounds) Option { return func(cfg *hub.Config) { cfg.Store = s } }

@@ -485,3 +485,9 @@ func tail(s string, n int) string {
 	}
 	return b.String()
 }
+
+// deployWith is the crash trials' deployment with more flags for each
+// `xhub serve`.
+func deployWith(t testing.TB, serveFlags ...string) *deployment {
+	return deploy(t, deployConfig{serve: serveFlags})
+}

@@ -1,15 +1,19 @@
 // Package webhook owns the posting of departments' events to the URLs
-// they set (catalog.KindDeptWebhook): each event once per deployment (a
-// queue group of the nodes), as a JSON body signed with HMAC-SHA256 under
-// a secret every node derives alike, retried with back-off, each outcome
-// recorded in the XHUB_WEBHOOKS stream for the department to read.
+// they set (catalog.KindDeptWebhook): each event the ledger holds for a
+// department with a webhook becomes a durable task in JetStream, made
+// once whichever node takes the entry, posted by whichever node takes
+// the task, as a JSON body signed with HMAC-SHA256 under a secret every
+// node derives alike, retried with back-off across nodes (a node that
+// dies mid-schedule leaves the rest of the attempts to another), each
+// outcome recorded in the XHUB_WEBHOOKS stream for the department to
+// read, and redelivered on its officer's word (Redeliver). The streams
+// and consumers are in internal/bus (layout.go).
 package webhook
 
 import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -30,6 +34,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/internal/bus"
 )
 
@@ -52,16 +57,19 @@ func Sign(secret []byte, timestamp string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// Webhooks is what the dispatcher asks the control plane.
-type Webhooks interface {
+// Source is what the dispatcher asks the control plane.
+type Source interface {
 	Webhook(dept catalog.DeptID) (catalog.Webhook, bool)
+	// EntryEvents are the events ledger entry seq holds.
+	EntryEvents(ctx context.Context, seq uint64) ([]exchange.DeptEvent, error)
 }
 
-// Config configures the dispatcher.
+var _ Source = (*exchange.ControlPlane)(nil)
+
+// Config configures the dispatcher. Zero values are the defaults.
 type Config struct {
-	NC *nats.Conn          // required
-	JS jetstream.JetStream // required: delivery records
-	CP Webhooks            // required
+	JS jetstream.JetStream // required: the task queue and the delivery records
+	CP Source              // required
 	// Secret is dept's signing secret for the webhook set by entry seq.
 	Secret func(dept catalog.DeptID, seq uint64) []byte // required
 	// AllowPrivate lets webhooks reach any address (tests, or a hub whose
@@ -69,12 +77,50 @@ type Config struct {
 	// unicast addresses (CheckPublic): a department cannot make the hub
 	// call into the hub's own network.
 	AllowPrivate bool
-	Log          *slog.Logger
-	// Backoff is the wait before each retry. Zero: 0.5s, 1s, 2s, 4s, 8s.
+	// NoDispatch: this node makes tasks from the ledger but posts none
+	// (a node with no route to the departments' receivers); the others
+	// post them.
+	NoDispatch bool
+	Log        *slog.Logger
+	// Backoff is the wait before each retry: a task is attempted
+	// len(Backoff)+1 times at most. Zero: 0.5s, 1s, 2s, 4s, 8s.
 	Backoff []time.Duration
 	// Timeout bounds one attempt. Zero: 5s.
 	Timeout time.Duration
+	// Workers bounds the attempts this node makes at once. Zero: 16.
+	Workers int
 }
+
+func (c *Config) validate() error {
+	if c.JS == nil || c.CP == nil || c.Secret == nil {
+		return errors.New("webhook: Config.JS, CP and Secret are required")
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if len(c.Backoff) == 0 {
+		c.Backoff = DefaultBackoff
+	}
+	for _, b := range c.Backoff {
+		if b <= 0 {
+			return fmt.Errorf("webhook: back-off %v: each wait is more than 0", c.Backoff)
+		}
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 5 * time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = 16
+	}
+	return nil
+}
+
+// DefaultBackoff is the waits before the retries of a delivery.
+var DefaultBackoff = []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+
+// AckWait is how long a node has for one attempt of a task before
+// another node takes it: the attempt's timeout, and time to record it.
+func (c *Config) ackWait() time.Duration { return c.Timeout + 10*time.Second }
 
 // Delivery is the record of one event's delivery.
 type Delivery struct {
@@ -87,7 +133,17 @@ type Delivery struct {
 	Code     int       `json:"code,omitempty"` // the last HTTP status
 	Error    string    `json:"error,omitempty"`
 	At       time.Time `json:"at"`
+	Entry    uint64    `json:"entry,omitempty"`          // the ledger entry of the event
+	Time     time.Time `json:"time,omitzero"`            // the event's (the entry's) time
+	By       string    `json:"redelivered_by,omitempty"` // who asked for it again
 }
+
+// Statuses of a delivery record.
+const (
+	StatusDelivered = "delivered"
+	StatusFailed    = "failed"
+	StatusDropped   = "dropped"
+)
 
 // Body is what is posted.
 type Body struct {
@@ -98,47 +154,313 @@ type Body struct {
 	Time     time.Time `json:"time"`
 }
 
-// MaxInFlightPerDept bounds the deliveries of one department at a time on
-// one node; more are dropped and recorded so.
-const MaxInFlightPerDept = 8
-
-// Dispatcher posts events.
-type Dispatcher struct {
-	cfg    Config
-	client *http.Client
-	mu     sync.Mutex
-	busy   map[catalog.DeptID]int
-	wg     sync.WaitGroup
+// Task is a delivery waiting in XHUB_WEBHOOK_QUEUE.
+type Task struct {
+	ID      string         `json:"id"` // the delivery's: "<entry>-<dept>", kept by retries and redeliveries
+	Dept    catalog.DeptID `json:"dept"`
+	Event   string         `json:"event"`
+	Subject string         `json:"subject"`
+	Entry   uint64         `json:"entry"`
+	Time    time.Time      `json:"time"`
+	By      string         `json:"redelivered_by,omitempty"`
 }
 
-// Run dispatches until ctx ends.
-func Run(ctx context.Context, cfg Config) error {
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
+// DecodeTask reads a task from the queue: a department id, a delivery
+// id and an event kind are required.
+func DecodeTask(b []byte) (Task, error) {
+	var t Task
+	if err := json.Unmarshal(b, &t); err != nil {
+		return Task{}, fmt.Errorf("webhook task: %w", err)
 	}
-	if cfg.Backoff == nil {
-		cfg.Backoff = []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+	if _, err := catalog.ParseDeptID(string(t.Dept)); err != nil {
+		return Task{}, fmt.Errorf("webhook task: %w", err)
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
+	if t.ID == "" || len(t.ID) > 64 || t.Event == "" || len(t.Event) > 64 || len(t.Subject) > 128 {
+		return Task{}, fmt.Errorf("webhook task: id %q, event %q, subject %q: want an id and an event of at most 64 bytes, a subject of at most 128", t.ID, t.Event, t.Subject)
 	}
-	d := &Dispatcher{cfg: cfg, busy: map[catalog.DeptID]int{}}
+	return t, nil
+}
+
+// DeliveryID is the id of the delivery of the event entry seq holds
+// for dept.
+func DeliveryID(seq uint64, dept catalog.DeptID) string {
+	return strconv.FormatUint(seq, 10) + "-" + string(dept)
+}
+
+// Dispatcher makes and posts the deliveries.
+type Dispatcher struct {
+	cfg     Config
+	client  *http.Client
+	metrics metrics
+}
+
+// New makes a dispatcher; Run runs it.
+func New(cfg Config) (*Dispatcher, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{cfg: cfg, metrics: newMetrics()}
 	d.client = d.newClient()
-	sub, err := cfg.NC.QueueSubscribe(bus.EventPrefix+"*", bus.WebhookQueue, func(m *nats.Msg) {
-		dept := catalog.DeptID(strings.TrimPrefix(m.Subject, bus.EventPrefix))
-		var ev struct{ Kind, ID string }
-		if json.Unmarshal(m.Data, &ev) != nil || ev.Kind == "" {
+	return d, nil
+}
+
+// Run makes tasks from the ledger and (unless NoDispatch) posts them,
+// until ctx ends; it then waits for the attempts under way, which end
+// with ctx and leave their tasks to another node at once.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	// One producer per node: an entry's events are quick to find.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.pull(ctx, bus.LedgerStream, bus.WebhookEvents(0), 16, d.produce)
+	}()
+	if !d.cfg.NoDispatch {
+		dc := bus.WebhookDispatch(len(d.cfg.Backoff)+1, d.cfg.ackWait())
+		for range d.cfg.Workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.pull(ctx, bus.WebhookQueueStream, dc, 1, d.attempt)
+			}()
+		}
+	}
+	wg.Wait()
+	return nil
+}
+
+// pull runs handle on the messages of the durable consumer cc of stream,
+// batch at a time (a worker takes a task only when it is free to attempt
+// it: nothing waits in this node's memory while its AckWait runs), until
+// ctx ends; the consumer is made (again) whenever fetching fails, and a
+// cluster that does not answer yet is waited for.
+func (d *Dispatcher) pull(ctx context.Context, stream string, cc jetstream.ConsumerConfig, batch int, handle func(context.Context, jetstream.Msg)) {
+	wait := 100 * time.Millisecond
+	var cons jetstream.Consumer
+	for ctx.Err() == nil {
+		var err error
+		if cons == nil {
+			cons, err = d.ensureConsumer(ctx, stream, cc)
+		}
+		if err == nil {
+			if err = d.fetch(ctx, cons, batch, handle); err == nil {
+				wait = 100 * time.Millisecond
+				continue
+			}
+		}
+		if ctx.Err() != nil {
 			return
 		}
-		d.dispatch(ctx, dept, ev.Kind, ev.ID)
-	})
-	if err != nil {
-		return fmt.Errorf("webhook: %w", err)
+		cons = nil
+		d.cfg.Log.Warn("webhook consumer not reachable; retrying", "consumer", cc.Durable, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
 	}
-	<-ctx.Done()
-	_ = sub.Unsubscribe()
-	d.wg.Wait()
+}
+
+// fetch handles one batch: up to batch messages, waiting at most 5s
+// for the first.
+func (d *Dispatcher) fetch(ctx context.Context, cons jetstream.Consumer, batch int, handle func(context.Context, jetstream.Msg)) error {
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msgs, err := cons.Fetch(batch, jetstream.FetchContext(fctx))
+	if err != nil {
+		return err
+	}
+	for m := range msgs.Messages() {
+		handle(ctx, m)
+	}
+	if err := msgs.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return err
+	}
 	return nil
+}
+
+// Prepare makes the deployment's consumer of the ledger if no node has
+// yet, from the entry after the ledger's last: the node calls
+// it before it serves, so that every entry appended through it has its
+// events made.
+func (d *Dispatcher) Prepare(ctx context.Context) error {
+	wait := 100 * time.Millisecond
+	for {
+		_, err := d.ensureConsumer(ctx, bus.LedgerStream, bus.WebhookEvents(0))
+		if err == nil {
+			return nil
+		}
+		d.cfg.Log.Warn("webhook consumer not made yet; retrying", "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("webhook: the ledger's consumer %s: %w (last: %v)", bus.WebhookEventsConsumer, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// ensureConsumer finds or makes cc. The ledger's consumer is never
+// changed once made (where it started is the deployment's); a new one
+// starts after the ledger's last entry. The queue's is brought to
+// this node's settings.
+func (d *Dispatcher) ensureConsumer(ctx context.Context, stream string, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := d.cfg.JS.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	if cc.Durable != bus.WebhookEventsConsumer {
+		return s.CreateOrUpdateConsumer(ctx, cc)
+	}
+	c, err := s.Consumer(ctx, cc.Durable)
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return c, err
+	}
+	cc = bus.WebhookEvents(s.CachedInfo().State.LastSeq + 1)
+	c, err = s.CreateConsumer(ctx, cc)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		return s.Consumer(ctx, cc.Durable) // another node made it first
+	}
+	if err == nil {
+		d.cfg.Log.Info("webhook events consumer made", "from_entry", cc.OptStartSeq)
+	}
+	return c, err
+}
+
+// produce queues the tasks of one ledger entry, then acknowledges it. A
+// task already queued (the entry taken again after a node died before
+// its ack) is the same message id: the queue keeps one.
+func (d *Dispatcher) produce(ctx context.Context, m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		_ = m.Term()
+		return
+	}
+	seq := meta.Sequence.Stream
+	evs, err := d.cfg.CP.EntryEvents(ctx, seq)
+	if err != nil {
+		d.cfg.Log.Warn("webhook events of an entry not read; left to retry", "entry", seq, "err", err)
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	for _, ev := range evs {
+		if _, ok := d.cfg.CP.Webhook(ev.Dept); !ok {
+			continue
+		}
+		t := Task{ID: DeliveryID(seq, ev.Dept), Dept: ev.Dept, Event: ev.Kind, Subject: ev.ID, Entry: seq, Time: ev.Time}
+		if err := enqueue(ctx, d.cfg.JS, t, t.ID); err != nil {
+			if ok, why := full(err); ok {
+				d.dropped(t, why)
+				continue
+			}
+			d.cfg.Log.Warn("webhook task not queued; left to retry", "entry", seq, "dept", ev.Dept, "err", err)
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+	}
+	if err := m.DoubleAck(ctx); err != nil {
+		d.cfg.Log.Debug("webhook entry ack", "entry", seq, "err", err)
+	}
+}
+
+// enqueue publishes t with message id msgID.
+func enqueue(ctx context.Context, js jetstream.JetStream, t Task, msgID string) error {
+	b, _ := json.Marshal(t)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := js.Publish(ctx, bus.WebhookTaskPrefix+string(t.Dept), b, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.WebhookQueueStream))
+	return err
+}
+
+// full reports whether err is the queue refusing a task for one of its
+// bounds (a store failure, 10077, saying which maximum), and says which.
+func full(err error) (bool, string) {
+	var api *jetstream.APIError
+	if !errors.As(err, &api) || api.ErrorCode != 10077 || !strings.Contains(api.Description, "maximum") {
+		return false, ""
+	}
+	if strings.Contains(api.Description, "per subject") {
+		return true, "the department's webhook queue is full: its receiver has not taken the deliveries before this one"
+	}
+	return true, "the hub's webhook queue is full"
+}
+
+func (d *Dispatcher) dropped(t Task, why string) {
+	d.cfg.Log.Warn("webhook delivery dropped", "dept", t.Dept, "delivery", t.ID, "why", why)
+	d.record(t.Dept, Delivery{ID: t.ID, Event: t.Event, Subject: t.Subject, Status: StatusDropped, Error: why, At: time.Now().UTC(), Entry: t.Entry, Time: t.Time, By: t.By})
+}
+
+// attempt makes one attempt of a task: its delivery count is its number.
+// Success or the last failure is recorded and ends the task; an earlier
+// failure leaves it to the back-off's next wait, on whichever node.
+func (d *Dispatcher) attempt(ctx context.Context, m jetstream.Msg) {
+	meta, err := m.Metadata()
+	t, terr := DecodeTask(m.Data())
+	if err != nil || terr != nil {
+		d.cfg.Log.Warn("webhook task not readable; removed", "err", errors.Join(err, terr))
+		_ = m.Term()
+		return
+	}
+	n, most := int(meta.NumDelivered), len(d.cfg.Backoff)+1
+	del := Delivery{ID: t.ID, Event: t.Event, Subject: t.Subject, Attempts: n, Entry: t.Entry, Time: t.Time, By: t.By}
+	w, ok := d.cfg.CP.Webhook(t.Dept)
+	if !ok {
+		del.Status, del.Error, del.Attempts = StatusDropped, "the department's webhook was removed", n-1
+		d.finish(t.Dept, del, m)
+		return
+	}
+	del.URL = w.URL
+	if n > most { // the last attempt's node stopped before it ended
+		del.Status, del.Attempts, del.Error = StatusFailed, most, "the last attempt was cut short: its hub node stopped"
+		d.finish(t.Dept, del, m)
+		return
+	}
+	_ = m.InProgress()
+	at := t.Time
+	if at.IsZero() {
+		at = time.Now().UTC()
+	}
+	body, _ := json.Marshal(Body{Delivery: t.ID, Event: t.Event, ID: t.Subject, Dept: string(t.Dept), Time: at})
+	code, err := d.post(ctx, w.URL, t, body, d.cfg.Secret(t.Dept, w.Seq))
+	del.Code = code
+	switch {
+	case err == nil:
+		del.Status = StatusDelivered
+		d.metrics.attempts.WithLabelValues("ok").Inc()
+	case ctx.Err() != nil:
+		// This node is stopping: the next attempt, on another node, at once.
+		_ = m.Nak()
+		return
+	default:
+		d.metrics.attempts.WithLabelValues("failed").Inc()
+		// The department reads what failed; the hub's log keeps the
+		// whole error, which may name the hub's resolver and addresses.
+		del.Error = describe(err, d.cfg.Timeout)
+		d.cfg.Log.Debug("webhook attempt failed", "dept", t.Dept, "delivery", t.ID, "attempt", n, "err", err)
+		// A refused address is refused again: no retry.
+		if n < most && !errors.Is(err, ErrNotPublic) {
+			_ = m.NakWithDelay(d.cfg.Backoff[n-1])
+			return
+		}
+		del.Status = StatusFailed
+		d.cfg.Log.Warn("webhook not delivered", "dept", t.Dept, "event", t.Event, "delivery", t.ID, "attempts", n, "err", err, "shown", del.Error)
+	}
+	d.finish(t.Dept, del, m)
+}
+
+// finish records a delivery's outcome and then ends its task (a node
+// that dies between the two leaves the task to be taken again).
+func (d *Dispatcher) finish(dept catalog.DeptID, del Delivery, m jetstream.Msg) {
+	del.At = time.Now().UTC()
+	d.record(dept, del)
+	d.metrics.deliveries.WithLabelValues(del.Status).Inc()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.DoubleAck(ctx); err != nil {
+		d.cfg.Log.Warn("webhook task not acknowledged; it may be attempted again", "dept", dept, "delivery", del.ID, "err", err)
+	}
 }
 
 // newClient is the client deliveries go by: each connection it makes
@@ -168,64 +490,7 @@ func (d *Dispatcher) control(_, address string, _ syscall.RawConn) error {
 	return CheckPublic(ap.Addr())
 }
 
-func (d *Dispatcher) dispatch(ctx context.Context, dept catalog.DeptID, kind, id string) {
-	w, ok := d.cfg.CP.Webhook(dept)
-	if !ok {
-		return
-	}
-	del := Delivery{ID: newID(), Event: kind, Subject: id, URL: w.URL, At: time.Now().UTC()}
-	d.mu.Lock()
-	if d.busy[dept] >= MaxInFlightPerDept {
-		d.mu.Unlock()
-		del.Status, del.Error = "dropped", fmt.Sprintf("%d deliveries of %s already in flight", MaxInFlightPerDept, dept)
-		d.record(dept, del)
-		return
-	}
-	d.busy[dept]++
-	d.mu.Unlock()
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		defer func() {
-			d.mu.Lock()
-			d.busy[dept]--
-			d.mu.Unlock()
-		}()
-		d.deliver(ctx, dept, w, del)
-	}()
-}
-
-func (d *Dispatcher) deliver(ctx context.Context, dept catalog.DeptID, w catalog.Webhook, del Delivery) {
-	body, _ := json.Marshal(Body{Delivery: del.ID, Event: del.Event, ID: del.Subject, Dept: string(dept), Time: del.At})
-	secret := d.cfg.Secret(dept, w.Seq)
-	for attempt := 0; ; attempt++ {
-		del.Attempts = attempt + 1
-		code, err := d.post(ctx, w.URL, del, body, secret)
-		del.Code = code
-		if err == nil {
-			del.Status, del.Error = "delivered", ""
-			break
-		}
-		// The department reads what failed; the hub's log keeps the
-		// whole error, which may name the hub's resolver and addresses.
-		del.Error = describe(err, d.cfg.Timeout)
-		d.cfg.Log.Debug("webhook attempt failed", "dept", dept, "delivery", del.ID, "attempt", del.Attempts, "err", err)
-		// A refused address is refused again: no retry.
-		if attempt >= len(d.cfg.Backoff) || ctx.Err() != nil || errors.Is(err, ErrNotPublic) {
-			del.Status = "failed"
-			d.cfg.Log.Warn("webhook not delivered", "dept", dept, "event", del.Event, "delivery", del.ID, "attempts", del.Attempts, "err", err, "shown", del.Error)
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(d.cfg.Backoff[attempt]):
-		}
-	}
-	del.At = time.Now().UTC()
-	d.record(dept, del)
-}
-
-func (d *Dispatcher) post(ctx context.Context, url string, del Delivery, body, secret []byte) (int, error) {
+func (d *Dispatcher) post(ctx context.Context, url string, t Task, body, secret []byte) (int, error) {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
@@ -233,8 +498,8 @@ func (d *Dispatcher) post(ctx context.Context, url string, del Delivery, body, s
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "xhub-webhook/1")
-	req.Header.Set(HeaderEvent, del.Event)
-	req.Header.Set(HeaderDelivery, del.ID)
+	req.Header.Set(HeaderEvent, t.Event)
+	req.Header.Set(HeaderDelivery, t.ID)
 	req.Header.Set(HeaderTimestamp, ts)
 	req.Header.Set(HeaderSignature, Sign(secret, ts, body))
 	res, err := d.client.Do(req)
@@ -256,12 +521,6 @@ func (d *Dispatcher) record(dept catalog.DeptID, del Delivery) {
 	if _, err := d.cfg.JS.Publish(ctx, bus.WebhookPrefix+string(dept), b); err != nil {
 		d.cfg.Log.Warn("webhook delivery not recorded", "dept", dept, "err", err)
 	}
-}
-
-func newID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // Deliveries reads dept's last n delivery records, oldest first.

@@ -499,6 +499,8 @@ type WebhookDelivery struct {
 	Code          int32                  `protobuf:"varint,7,opt,name=code,proto3" json:"code,omitempty"`
 	Error         string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
 	At            *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=at,proto3" json:"at,omitempty"`
+	Entry         uint64                 `protobuf:"varint,10,opt,name=entry,proto3" json:"entry,omitempty"`                                     // the ledger entry of the event
+	RedeliveredBy string                 `protobuf:"bytes,11,opt,name=redelivered_by,json=redeliveredBy,proto3" json:"redelivered_by,omitempty"` // who asked for it again, if someone did
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -596,6 +598,20 @@ func (x *WebhookDelivery) GetAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *WebhookDelivery) GetEntry() uint64 {
+	if x != nil {
+		return x.Entry
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetRedeliveredBy() string {
+	if x != nil {
+		return x.RedeliveredBy
+	}
+	return ""
+}
+
 type ListWebhookDeliveriesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Deliveries    []*WebhookDelivery     `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
@@ -640,6 +656,110 @@ func (x *ListWebhookDeliveriesResponse) GetDeliveries() []*WebhookDelivery {
 	return nil
 }
 
+type RedeliverWebhookRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dept          string                 `protobuf:"bytes,1,opt,name=dept,proto3" json:"dept,omitempty"`
+	Delivery      string                 `protobuf:"bytes,2,opt,name=delivery,proto3" json:"delivery,omitempty"` // a delivery's id; or since:
+	Since         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`       // every failed or dropped delivery recorded at or after it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverWebhookRequest) Reset() {
+	*x = RedeliverWebhookRequest{}
+	mi := &file_xhub_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverWebhookRequest) ProtoMessage() {}
+
+func (x *RedeliverWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverWebhookRequest.ProtoReflect.Descriptor instead.
+func (*RedeliverWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RedeliverWebhookRequest) GetDept() string {
+	if x != nil {
+		return x.Dept
+	}
+	return ""
+}
+
+func (x *RedeliverWebhookRequest) GetDelivery() string {
+	if x != nil {
+		return x.Delivery
+	}
+	return ""
+}
+
+func (x *RedeliverWebhookRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+type RedeliverWebhookResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deliveries    []string               `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"` // the ids queued again
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverWebhookResponse) Reset() {
+	*x = RedeliverWebhookResponse{}
+	mi := &file_xhub_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverWebhookResponse) ProtoMessage() {}
+
+func (x *RedeliverWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverWebhookResponse.ProtoReflect.Descriptor instead.
+func (*RedeliverWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RedeliverWebhookResponse) GetDeliveries() []string {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
 type Credential struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Serial        string                 `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"` // hex, as `openssl x509 -serial` prints it
@@ -657,7 +777,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_xhub_proto_msgTypes[10]
+	mi := &file_xhub_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +789,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[10]
+	mi := &file_xhub_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +802,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{10}
+	return file_xhub_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Credential) GetSerial() string {
@@ -761,7 +881,7 @@ type IssueCredentialRequest struct {
 
 func (x *IssueCredentialRequest) Reset() {
 	*x = IssueCredentialRequest{}
-	mi := &file_xhub_proto_msgTypes[11]
+	mi := &file_xhub_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +893,7 @@ func (x *IssueCredentialRequest) String() string {
 func (*IssueCredentialRequest) ProtoMessage() {}
 
 func (x *IssueCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[11]
+	mi := &file_xhub_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +906,7 @@ func (x *IssueCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueCredentialRequest.ProtoReflect.Descriptor instead.
 func (*IssueCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{11}
+	return file_xhub_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *IssueCredentialRequest) GetDept() string {
@@ -840,7 +960,7 @@ type IssueCredentialResponse struct {
 
 func (x *IssueCredentialResponse) Reset() {
 	*x = IssueCredentialResponse{}
-	mi := &file_xhub_proto_msgTypes[12]
+	mi := &file_xhub_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +972,7 @@ func (x *IssueCredentialResponse) String() string {
 func (*IssueCredentialResponse) ProtoMessage() {}
 
 func (x *IssueCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[12]
+	mi := &file_xhub_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +985,7 @@ func (x *IssueCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueCredentialResponse.ProtoReflect.Descriptor instead.
 func (*IssueCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{12}
+	return file_xhub_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *IssueCredentialResponse) GetCredential() *Credential {
@@ -915,7 +1035,7 @@ type ListCredentialsRequest struct {
 
 func (x *ListCredentialsRequest) Reset() {
 	*x = ListCredentialsRequest{}
-	mi := &file_xhub_proto_msgTypes[13]
+	mi := &file_xhub_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1047,7 @@ func (x *ListCredentialsRequest) String() string {
 func (*ListCredentialsRequest) ProtoMessage() {}
 
 func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[13]
+	mi := &file_xhub_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1060,7 @@ func (x *ListCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{13}
+	return file_xhub_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListCredentialsRequest) GetMinSeq() uint64 {
@@ -981,7 +1101,7 @@ type ListCredentialsResponse struct {
 
 func (x *ListCredentialsResponse) Reset() {
 	*x = ListCredentialsResponse{}
-	mi := &file_xhub_proto_msgTypes[14]
+	mi := &file_xhub_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -993,7 +1113,7 @@ func (x *ListCredentialsResponse) String() string {
 func (*ListCredentialsResponse) ProtoMessage() {}
 
 func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[14]
+	mi := &file_xhub_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1006,7 +1126,7 @@ func (x *ListCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*ListCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{14}
+	return file_xhub_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListCredentialsResponse) GetCredentials() []*Credential {
@@ -1033,7 +1153,7 @@ type RevokeCredentialRequest struct {
 
 func (x *RevokeCredentialRequest) Reset() {
 	*x = RevokeCredentialRequest{}
-	mi := &file_xhub_proto_msgTypes[15]
+	mi := &file_xhub_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1165,7 @@ func (x *RevokeCredentialRequest) String() string {
 func (*RevokeCredentialRequest) ProtoMessage() {}
 
 func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[15]
+	mi := &file_xhub_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1178,7 @@ func (x *RevokeCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{15}
+	return file_xhub_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokeCredentialRequest) GetSerial() string {
@@ -1085,7 +1205,7 @@ type RevokeCredentialResponse struct {
 
 func (x *RevokeCredentialResponse) Reset() {
 	*x = RevokeCredentialResponse{}
-	mi := &file_xhub_proto_msgTypes[16]
+	mi := &file_xhub_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1217,7 @@ func (x *RevokeCredentialResponse) String() string {
 func (*RevokeCredentialResponse) ProtoMessage() {}
 
 func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[16]
+	mi := &file_xhub_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1230,7 @@ func (x *RevokeCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCredentialResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{16}
+	return file_xhub_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RevokeCredentialResponse) GetCredential() *Credential {
@@ -1142,7 +1262,7 @@ type Schema struct {
 
 func (x *Schema) Reset() {
 	*x = Schema{}
-	mi := &file_xhub_proto_msgTypes[17]
+	mi := &file_xhub_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1274,7 @@ func (x *Schema) String() string {
 func (*Schema) ProtoMessage() {}
 
 func (x *Schema) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[17]
+	mi := &file_xhub_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1287,7 @@ func (x *Schema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Schema.ProtoReflect.Descriptor instead.
 func (*Schema) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{17}
+	return file_xhub_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Schema) GetSubject() string {
@@ -1231,7 +1351,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_xhub_proto_msgTypes[18]
+	mi := &file_xhub_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1363,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[18]
+	mi := &file_xhub_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1376,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{18}
+	return file_xhub_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Field) GetName() string {
@@ -1300,7 +1420,7 @@ type RegisterSchemaRequest struct {
 
 func (x *RegisterSchemaRequest) Reset() {
 	*x = RegisterSchemaRequest{}
-	mi := &file_xhub_proto_msgTypes[19]
+	mi := &file_xhub_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1432,7 @@ func (x *RegisterSchemaRequest) String() string {
 func (*RegisterSchemaRequest) ProtoMessage() {}
 
 func (x *RegisterSchemaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[19]
+	mi := &file_xhub_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1445,7 @@ func (x *RegisterSchemaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSchemaRequest.ProtoReflect.Descriptor instead.
 func (*RegisterSchemaRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{19}
+	return file_xhub_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RegisterSchemaRequest) GetSubject() string {
@@ -1360,7 +1480,7 @@ type RegisterSchemaResponse struct {
 
 func (x *RegisterSchemaResponse) Reset() {
 	*x = RegisterSchemaResponse{}
-	mi := &file_xhub_proto_msgTypes[20]
+	mi := &file_xhub_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1492,7 @@ func (x *RegisterSchemaResponse) String() string {
 func (*RegisterSchemaResponse) ProtoMessage() {}
 
 func (x *RegisterSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[20]
+	mi := &file_xhub_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1505,7 @@ func (x *RegisterSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSchemaResponse.ProtoReflect.Descriptor instead.
 func (*RegisterSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{20}
+	return file_xhub_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegisterSchemaResponse) GetSchema() *Schema {
@@ -1421,7 +1541,7 @@ type CheckSchemaRequest struct {
 
 func (x *CheckSchemaRequest) Reset() {
 	*x = CheckSchemaRequest{}
-	mi := &file_xhub_proto_msgTypes[21]
+	mi := &file_xhub_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1553,7 @@ func (x *CheckSchemaRequest) String() string {
 func (*CheckSchemaRequest) ProtoMessage() {}
 
 func (x *CheckSchemaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[21]
+	mi := &file_xhub_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1566,7 @@ func (x *CheckSchemaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSchemaRequest.ProtoReflect.Descriptor instead.
 func (*CheckSchemaRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{21}
+	return file_xhub_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CheckSchemaRequest) GetSubject() string {
@@ -1489,7 +1609,7 @@ type CheckSchemaResponse struct {
 
 func (x *CheckSchemaResponse) Reset() {
 	*x = CheckSchemaResponse{}
-	mi := &file_xhub_proto_msgTypes[22]
+	mi := &file_xhub_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1621,7 @@ func (x *CheckSchemaResponse) String() string {
 func (*CheckSchemaResponse) ProtoMessage() {}
 
 func (x *CheckSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[22]
+	mi := &file_xhub_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1634,7 @@ func (x *CheckSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSchemaResponse.ProtoReflect.Descriptor instead.
 func (*CheckSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{22}
+	return file_xhub_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CheckSchemaResponse) GetCompatible() bool {
@@ -1556,7 +1676,7 @@ type GetSchemaRequest struct {
 
 func (x *GetSchemaRequest) Reset() {
 	*x = GetSchemaRequest{}
-	mi := &file_xhub_proto_msgTypes[23]
+	mi := &file_xhub_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1688,7 @@ func (x *GetSchemaRequest) String() string {
 func (*GetSchemaRequest) ProtoMessage() {}
 
 func (x *GetSchemaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[23]
+	mi := &file_xhub_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1701,7 @@ func (x *GetSchemaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchemaRequest.ProtoReflect.Descriptor instead.
 func (*GetSchemaRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{23}
+	return file_xhub_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetSchemaRequest) GetSubject() string {
@@ -1614,7 +1734,7 @@ type GetSchemaResponse struct {
 
 func (x *GetSchemaResponse) Reset() {
 	*x = GetSchemaResponse{}
-	mi := &file_xhub_proto_msgTypes[24]
+	mi := &file_xhub_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +1746,7 @@ func (x *GetSchemaResponse) String() string {
 func (*GetSchemaResponse) ProtoMessage() {}
 
 func (x *GetSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[24]
+	mi := &file_xhub_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1639,7 +1759,7 @@ func (x *GetSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchemaResponse.ProtoReflect.Descriptor instead.
 func (*GetSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{24}
+	return file_xhub_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetSchemaResponse) GetSchema() *Schema {
@@ -1659,7 +1779,7 @@ type ListVersionsRequest struct {
 
 func (x *ListVersionsRequest) Reset() {
 	*x = ListVersionsRequest{}
-	mi := &file_xhub_proto_msgTypes[25]
+	mi := &file_xhub_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1791,7 @@ func (x *ListVersionsRequest) String() string {
 func (*ListVersionsRequest) ProtoMessage() {}
 
 func (x *ListVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[25]
+	mi := &file_xhub_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1804,7 @@ func (x *ListVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVersionsRequest.ProtoReflect.Descriptor instead.
 func (*ListVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{25}
+	return file_xhub_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListVersionsRequest) GetSubject() string {
@@ -1710,7 +1830,7 @@ type ListVersionsResponse struct {
 
 func (x *ListVersionsResponse) Reset() {
 	*x = ListVersionsResponse{}
-	mi := &file_xhub_proto_msgTypes[26]
+	mi := &file_xhub_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1842,7 @@ func (x *ListVersionsResponse) String() string {
 func (*ListVersionsResponse) ProtoMessage() {}
 
 func (x *ListVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[26]
+	mi := &file_xhub_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1855,7 @@ func (x *ListVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVersionsResponse.ProtoReflect.Descriptor instead.
 func (*ListVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{26}
+	return file_xhub_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListVersionsResponse) GetVersions() []*Schema {
@@ -1770,7 +1890,7 @@ type Dataset struct {
 
 func (x *Dataset) Reset() {
 	*x = Dataset{}
-	mi := &file_xhub_proto_msgTypes[27]
+	mi := &file_xhub_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +1902,7 @@ func (x *Dataset) String() string {
 func (*Dataset) ProtoMessage() {}
 
 func (x *Dataset) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[27]
+	mi := &file_xhub_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +1915,7 @@ func (x *Dataset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dataset.ProtoReflect.Descriptor instead.
 func (*Dataset) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{27}
+	return file_xhub_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Dataset) GetId() string {
@@ -1920,7 +2040,7 @@ type PublishDatasetRequest struct {
 
 func (x *PublishDatasetRequest) Reset() {
 	*x = PublishDatasetRequest{}
-	mi := &file_xhub_proto_msgTypes[28]
+	mi := &file_xhub_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +2052,7 @@ func (x *PublishDatasetRequest) String() string {
 func (*PublishDatasetRequest) ProtoMessage() {}
 
 func (x *PublishDatasetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[28]
+	mi := &file_xhub_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2065,7 @@ func (x *PublishDatasetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDatasetRequest.ProtoReflect.Descriptor instead.
 func (*PublishDatasetRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{28}
+	return file_xhub_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PublishDatasetRequest) GetId() string {
@@ -2021,7 +2141,7 @@ type PublishDatasetResponse struct {
 
 func (x *PublishDatasetResponse) Reset() {
 	*x = PublishDatasetResponse{}
-	mi := &file_xhub_proto_msgTypes[29]
+	mi := &file_xhub_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2153,7 @@ func (x *PublishDatasetResponse) String() string {
 func (*PublishDatasetResponse) ProtoMessage() {}
 
 func (x *PublishDatasetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[29]
+	mi := &file_xhub_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2166,7 @@ func (x *PublishDatasetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDatasetResponse.ProtoReflect.Descriptor instead.
 func (*PublishDatasetResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{29}
+	return file_xhub_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PublishDatasetResponse) GetDataset() *Dataset {
@@ -2073,7 +2193,7 @@ type GetDatasetRequest struct {
 
 func (x *GetDatasetRequest) Reset() {
 	*x = GetDatasetRequest{}
-	mi := &file_xhub_proto_msgTypes[30]
+	mi := &file_xhub_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2205,7 @@ func (x *GetDatasetRequest) String() string {
 func (*GetDatasetRequest) ProtoMessage() {}
 
 func (x *GetDatasetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[30]
+	mi := &file_xhub_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2098,7 +2218,7 @@ func (x *GetDatasetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatasetRequest.ProtoReflect.Descriptor instead.
 func (*GetDatasetRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{30}
+	return file_xhub_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetDatasetRequest) GetId() string {
@@ -2124,7 +2244,7 @@ type GetDatasetResponse struct {
 
 func (x *GetDatasetResponse) Reset() {
 	*x = GetDatasetResponse{}
-	mi := &file_xhub_proto_msgTypes[31]
+	mi := &file_xhub_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2256,7 @@ func (x *GetDatasetResponse) String() string {
 func (*GetDatasetResponse) ProtoMessage() {}
 
 func (x *GetDatasetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[31]
+	mi := &file_xhub_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2269,7 @@ func (x *GetDatasetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDatasetResponse.ProtoReflect.Descriptor instead.
 func (*GetDatasetResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{31}
+	return file_xhub_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetDatasetResponse) GetDataset() *Dataset {
@@ -2174,7 +2294,7 @@ type ListDatasetsRequest struct {
 
 func (x *ListDatasetsRequest) Reset() {
 	*x = ListDatasetsRequest{}
-	mi := &file_xhub_proto_msgTypes[32]
+	mi := &file_xhub_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2186,7 +2306,7 @@ func (x *ListDatasetsRequest) String() string {
 func (*ListDatasetsRequest) ProtoMessage() {}
 
 func (x *ListDatasetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[32]
+	mi := &file_xhub_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2199,7 +2319,7 @@ func (x *ListDatasetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDatasetsRequest.ProtoReflect.Descriptor instead.
 func (*ListDatasetsRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{32}
+	return file_xhub_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListDatasetsRequest) GetDept() string {
@@ -2262,7 +2382,7 @@ type ListDatasetsResponse struct {
 
 func (x *ListDatasetsResponse) Reset() {
 	*x = ListDatasetsResponse{}
-	mi := &file_xhub_proto_msgTypes[33]
+	mi := &file_xhub_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2274,7 +2394,7 @@ func (x *ListDatasetsResponse) String() string {
 func (*ListDatasetsResponse) ProtoMessage() {}
 
 func (x *ListDatasetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[33]
+	mi := &file_xhub_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2287,7 +2407,7 @@ func (x *ListDatasetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDatasetsResponse.ProtoReflect.Descriptor instead.
 func (*ListDatasetsResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{33}
+	return file_xhub_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListDatasetsResponse) GetDatasets() []*Dataset {
@@ -2321,7 +2441,7 @@ type RetireDatasetRequest struct {
 
 func (x *RetireDatasetRequest) Reset() {
 	*x = RetireDatasetRequest{}
-	mi := &file_xhub_proto_msgTypes[34]
+	mi := &file_xhub_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2333,7 +2453,7 @@ func (x *RetireDatasetRequest) String() string {
 func (*RetireDatasetRequest) ProtoMessage() {}
 
 func (x *RetireDatasetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[34]
+	mi := &file_xhub_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2346,7 +2466,7 @@ func (x *RetireDatasetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireDatasetRequest.ProtoReflect.Descriptor instead.
 func (*RetireDatasetRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{34}
+	return file_xhub_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RetireDatasetRequest) GetId() string {
@@ -2373,7 +2493,7 @@ type RetireDatasetResponse struct {
 
 func (x *RetireDatasetResponse) Reset() {
 	*x = RetireDatasetResponse{}
-	mi := &file_xhub_proto_msgTypes[35]
+	mi := &file_xhub_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2385,7 +2505,7 @@ func (x *RetireDatasetResponse) String() string {
 func (*RetireDatasetResponse) ProtoMessage() {}
 
 func (x *RetireDatasetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[35]
+	mi := &file_xhub_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2398,7 +2518,7 @@ func (x *RetireDatasetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireDatasetResponse.ProtoReflect.Descriptor instead.
 func (*RetireDatasetResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{35}
+	return file_xhub_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RetireDatasetResponse) GetDataset() *Dataset {
@@ -2436,7 +2556,7 @@ type UpdateDatasetRequest struct {
 
 func (x *UpdateDatasetRequest) Reset() {
 	*x = UpdateDatasetRequest{}
-	mi := &file_xhub_proto_msgTypes[36]
+	mi := &file_xhub_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2448,7 +2568,7 @@ func (x *UpdateDatasetRequest) String() string {
 func (*UpdateDatasetRequest) ProtoMessage() {}
 
 func (x *UpdateDatasetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[36]
+	mi := &file_xhub_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2461,7 +2581,7 @@ func (x *UpdateDatasetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDatasetRequest.ProtoReflect.Descriptor instead.
 func (*UpdateDatasetRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{36}
+	return file_xhub_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UpdateDatasetRequest) GetId() string {
@@ -2536,7 +2656,7 @@ type Keywords struct {
 
 func (x *Keywords) Reset() {
 	*x = Keywords{}
-	mi := &file_xhub_proto_msgTypes[37]
+	mi := &file_xhub_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +2668,7 @@ func (x *Keywords) String() string {
 func (*Keywords) ProtoMessage() {}
 
 func (x *Keywords) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[37]
+	mi := &file_xhub_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +2681,7 @@ func (x *Keywords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Keywords.ProtoReflect.Descriptor instead.
 func (*Keywords) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{37}
+	return file_xhub_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Keywords) GetValues() []string {
@@ -2583,7 +2703,7 @@ type UpdateDatasetResponse struct {
 
 func (x *UpdateDatasetResponse) Reset() {
 	*x = UpdateDatasetResponse{}
-	mi := &file_xhub_proto_msgTypes[38]
+	mi := &file_xhub_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2595,7 +2715,7 @@ func (x *UpdateDatasetResponse) String() string {
 func (*UpdateDatasetResponse) ProtoMessage() {}
 
 func (x *UpdateDatasetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[38]
+	mi := &file_xhub_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2608,7 +2728,7 @@ func (x *UpdateDatasetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDatasetResponse.ProtoReflect.Descriptor instead.
 func (*UpdateDatasetResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{38}
+	return file_xhub_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UpdateDatasetResponse) GetDataset() *Dataset {
@@ -2662,7 +2782,7 @@ type ShareRequest struct {
 
 func (x *ShareRequest) Reset() {
 	*x = ShareRequest{}
-	mi := &file_xhub_proto_msgTypes[39]
+	mi := &file_xhub_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +2794,7 @@ func (x *ShareRequest) String() string {
 func (*ShareRequest) ProtoMessage() {}
 
 func (x *ShareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[39]
+	mi := &file_xhub_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +2807,7 @@ func (x *ShareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareRequest.ProtoReflect.Descriptor instead.
 func (*ShareRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{39}
+	return file_xhub_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ShareRequest) GetId() string {
@@ -2815,7 +2935,7 @@ type Grant struct {
 
 func (x *Grant) Reset() {
 	*x = Grant{}
-	mi := &file_xhub_proto_msgTypes[40]
+	mi := &file_xhub_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2827,7 +2947,7 @@ func (x *Grant) String() string {
 func (*Grant) ProtoMessage() {}
 
 func (x *Grant) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[40]
+	mi := &file_xhub_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2840,7 +2960,7 @@ func (x *Grant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Grant.ProtoReflect.Descriptor instead.
 func (*Grant) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{40}
+	return file_xhub_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Grant) GetId() string {
@@ -2939,7 +3059,7 @@ type RequestShareRequest struct {
 
 func (x *RequestShareRequest) Reset() {
 	*x = RequestShareRequest{}
-	mi := &file_xhub_proto_msgTypes[41]
+	mi := &file_xhub_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2951,7 +3071,7 @@ func (x *RequestShareRequest) String() string {
 func (*RequestShareRequest) ProtoMessage() {}
 
 func (x *RequestShareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[41]
+	mi := &file_xhub_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2964,7 +3084,7 @@ func (x *RequestShareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestShareRequest.ProtoReflect.Descriptor instead.
 func (*RequestShareRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{41}
+	return file_xhub_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RequestShareRequest) GetDataset() string {
@@ -3006,7 +3126,7 @@ type RequestShareResponse struct {
 
 func (x *RequestShareResponse) Reset() {
 	*x = RequestShareResponse{}
-	mi := &file_xhub_proto_msgTypes[42]
+	mi := &file_xhub_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3018,7 +3138,7 @@ func (x *RequestShareResponse) String() string {
 func (*RequestShareResponse) ProtoMessage() {}
 
 func (x *RequestShareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[42]
+	mi := &file_xhub_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3031,7 +3151,7 @@ func (x *RequestShareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestShareResponse.ProtoReflect.Descriptor instead.
 func (*RequestShareResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{42}
+	return file_xhub_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RequestShareResponse) GetRequest() *ShareRequest {
@@ -3066,7 +3186,7 @@ type InboxRequest struct {
 
 func (x *InboxRequest) Reset() {
 	*x = InboxRequest{}
-	mi := &file_xhub_proto_msgTypes[43]
+	mi := &file_xhub_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3078,7 +3198,7 @@ func (x *InboxRequest) String() string {
 func (*InboxRequest) ProtoMessage() {}
 
 func (x *InboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[43]
+	mi := &file_xhub_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3091,7 +3211,7 @@ func (x *InboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxRequest.ProtoReflect.Descriptor instead.
 func (*InboxRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{43}
+	return file_xhub_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *InboxRequest) GetMinSeq() uint64 {
@@ -3127,7 +3247,7 @@ type ApproveRequest struct {
 
 func (x *ApproveRequest) Reset() {
 	*x = ApproveRequest{}
-	mi := &file_xhub_proto_msgTypes[44]
+	mi := &file_xhub_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3139,7 +3259,7 @@ func (x *ApproveRequest) String() string {
 func (*ApproveRequest) ProtoMessage() {}
 
 func (x *ApproveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[44]
+	mi := &file_xhub_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3152,7 +3272,7 @@ func (x *ApproveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveRequest.ProtoReflect.Descriptor instead.
 func (*ApproveRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{44}
+	return file_xhub_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ApproveRequest) GetRequestId() string {
@@ -3193,7 +3313,7 @@ type RejectRequest struct {
 
 func (x *RejectRequest) Reset() {
 	*x = RejectRequest{}
-	mi := &file_xhub_proto_msgTypes[45]
+	mi := &file_xhub_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3205,7 +3325,7 @@ func (x *RejectRequest) String() string {
 func (*RejectRequest) ProtoMessage() {}
 
 func (x *RejectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[45]
+	mi := &file_xhub_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3218,7 +3338,7 @@ func (x *RejectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectRequest.ProtoReflect.Descriptor instead.
 func (*RejectRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{45}
+	return file_xhub_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RejectRequest) GetRequestId() string {
@@ -3244,7 +3364,7 @@ type WithdrawRequest struct {
 
 func (x *WithdrawRequest) Reset() {
 	*x = WithdrawRequest{}
-	mi := &file_xhub_proto_msgTypes[46]
+	mi := &file_xhub_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3256,7 +3376,7 @@ func (x *WithdrawRequest) String() string {
 func (*WithdrawRequest) ProtoMessage() {}
 
 func (x *WithdrawRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[46]
+	mi := &file_xhub_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3269,7 +3389,7 @@ func (x *WithdrawRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{46}
+	return file_xhub_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *WithdrawRequest) GetRequestId() string {
@@ -3289,7 +3409,7 @@ type RevokeGrantRequest struct {
 
 func (x *RevokeGrantRequest) Reset() {
 	*x = RevokeGrantRequest{}
-	mi := &file_xhub_proto_msgTypes[47]
+	mi := &file_xhub_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3301,7 +3421,7 @@ func (x *RevokeGrantRequest) String() string {
 func (*RevokeGrantRequest) ProtoMessage() {}
 
 func (x *RevokeGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[47]
+	mi := &file_xhub_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3314,7 +3434,7 @@ func (x *RevokeGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeGrantRequest.ProtoReflect.Descriptor instead.
 func (*RevokeGrantRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{47}
+	return file_xhub_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RevokeGrantRequest) GetGrantId() string {
@@ -3342,7 +3462,7 @@ type DecisionResponse struct {
 
 func (x *DecisionResponse) Reset() {
 	*x = DecisionResponse{}
-	mi := &file_xhub_proto_msgTypes[48]
+	mi := &file_xhub_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3354,7 +3474,7 @@ func (x *DecisionResponse) String() string {
 func (*DecisionResponse) ProtoMessage() {}
 
 func (x *DecisionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[48]
+	mi := &file_xhub_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3367,7 +3487,7 @@ func (x *DecisionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionResponse.ProtoReflect.Descriptor instead.
 func (*DecisionResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{48}
+	return file_xhub_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DecisionResponse) GetRequest() *ShareRequest {
@@ -3408,7 +3528,7 @@ type ListSharesRequest struct {
 
 func (x *ListSharesRequest) Reset() {
 	*x = ListSharesRequest{}
-	mi := &file_xhub_proto_msgTypes[49]
+	mi := &file_xhub_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3420,7 +3540,7 @@ func (x *ListSharesRequest) String() string {
 func (*ListSharesRequest) ProtoMessage() {}
 
 func (x *ListSharesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[49]
+	mi := &file_xhub_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3433,7 +3553,7 @@ func (x *ListSharesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSharesRequest.ProtoReflect.Descriptor instead.
 func (*ListSharesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{49}
+	return file_xhub_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListSharesRequest) GetDataset() string {
@@ -3496,7 +3616,7 @@ type ListSharesResponse struct {
 
 func (x *ListSharesResponse) Reset() {
 	*x = ListSharesResponse{}
-	mi := &file_xhub_proto_msgTypes[50]
+	mi := &file_xhub_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3508,7 +3628,7 @@ func (x *ListSharesResponse) String() string {
 func (*ListSharesResponse) ProtoMessage() {}
 
 func (x *ListSharesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[50]
+	mi := &file_xhub_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3521,7 +3641,7 @@ func (x *ListSharesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSharesResponse.ProtoReflect.Descriptor instead.
 func (*ListSharesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{50}
+	return file_xhub_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListSharesResponse) GetRequests() []*ShareRequest {
@@ -3553,7 +3673,7 @@ type WatchInboxRequest struct {
 
 func (x *WatchInboxRequest) Reset() {
 	*x = WatchInboxRequest{}
-	mi := &file_xhub_proto_msgTypes[51]
+	mi := &file_xhub_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3565,7 +3685,7 @@ func (x *WatchInboxRequest) String() string {
 func (*WatchInboxRequest) ProtoMessage() {}
 
 func (x *WatchInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[51]
+	mi := &file_xhub_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3578,7 +3698,7 @@ func (x *WatchInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInboxRequest.ProtoReflect.Descriptor instead.
 func (*WatchInboxRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{51}
+	return file_xhub_proto_rawDescGZIP(), []int{53}
 }
 
 type InboxEvent struct {
@@ -3594,7 +3714,7 @@ type InboxEvent struct {
 
 func (x *InboxEvent) Reset() {
 	*x = InboxEvent{}
-	mi := &file_xhub_proto_msgTypes[52]
+	mi := &file_xhub_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3606,7 +3726,7 @@ func (x *InboxEvent) String() string {
 func (*InboxEvent) ProtoMessage() {}
 
 func (x *InboxEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[52]
+	mi := &file_xhub_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3619,7 +3739,7 @@ func (x *InboxEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxEvent.ProtoReflect.Descriptor instead.
 func (*InboxEvent) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{52}
+	return file_xhub_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *InboxEvent) GetKind() string {
@@ -3681,7 +3801,7 @@ type Dispute struct {
 
 func (x *Dispute) Reset() {
 	*x = Dispute{}
-	mi := &file_xhub_proto_msgTypes[53]
+	mi := &file_xhub_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3693,7 +3813,7 @@ func (x *Dispute) String() string {
 func (*Dispute) ProtoMessage() {}
 
 func (x *Dispute) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[53]
+	mi := &file_xhub_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3706,7 +3826,7 @@ func (x *Dispute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dispute.ProtoReflect.Descriptor instead.
 func (*Dispute) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{53}
+	return file_xhub_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Dispute) GetId() string {
@@ -3833,7 +3953,7 @@ type OpenDisputeRequest struct {
 
 func (x *OpenDisputeRequest) Reset() {
 	*x = OpenDisputeRequest{}
-	mi := &file_xhub_proto_msgTypes[54]
+	mi := &file_xhub_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3845,7 +3965,7 @@ func (x *OpenDisputeRequest) String() string {
 func (*OpenDisputeRequest) ProtoMessage() {}
 
 func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[54]
+	mi := &file_xhub_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3858,7 +3978,7 @@ func (x *OpenDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenDisputeRequest.ProtoReflect.Descriptor instead.
 func (*OpenDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{54}
+	return file_xhub_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *OpenDisputeRequest) GetDataset() string {
@@ -3900,7 +4020,7 @@ type ResolveDisputeRequest struct {
 
 func (x *ResolveDisputeRequest) Reset() {
 	*x = ResolveDisputeRequest{}
-	mi := &file_xhub_proto_msgTypes[55]
+	mi := &file_xhub_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3912,7 +4032,7 @@ func (x *ResolveDisputeRequest) String() string {
 func (*ResolveDisputeRequest) ProtoMessage() {}
 
 func (x *ResolveDisputeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[55]
+	mi := &file_xhub_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3925,7 +4045,7 @@ func (x *ResolveDisputeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveDisputeRequest.ProtoReflect.Descriptor instead.
 func (*ResolveDisputeRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{55}
+	return file_xhub_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ResolveDisputeRequest) GetId() string {
@@ -3959,7 +4079,7 @@ type DisputeResponse struct {
 
 func (x *DisputeResponse) Reset() {
 	*x = DisputeResponse{}
-	mi := &file_xhub_proto_msgTypes[56]
+	mi := &file_xhub_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3971,7 +4091,7 @@ func (x *DisputeResponse) String() string {
 func (*DisputeResponse) ProtoMessage() {}
 
 func (x *DisputeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[56]
+	mi := &file_xhub_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3984,7 +4104,7 @@ func (x *DisputeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisputeResponse.ProtoReflect.Descriptor instead.
 func (*DisputeResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{56}
+	return file_xhub_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DisputeResponse) GetDispute() *Dispute {
@@ -4014,7 +4134,7 @@ type ListDisputesRequest struct {
 
 func (x *ListDisputesRequest) Reset() {
 	*x = ListDisputesRequest{}
-	mi := &file_xhub_proto_msgTypes[57]
+	mi := &file_xhub_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4026,7 +4146,7 @@ func (x *ListDisputesRequest) String() string {
 func (*ListDisputesRequest) ProtoMessage() {}
 
 func (x *ListDisputesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[57]
+	mi := &file_xhub_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4039,7 +4159,7 @@ func (x *ListDisputesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisputesRequest.ProtoReflect.Descriptor instead.
 func (*ListDisputesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{57}
+	return file_xhub_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListDisputesRequest) GetDataset() string {
@@ -4087,7 +4207,7 @@ type ListDisputesResponse struct {
 
 func (x *ListDisputesResponse) Reset() {
 	*x = ListDisputesResponse{}
-	mi := &file_xhub_proto_msgTypes[58]
+	mi := &file_xhub_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4099,7 +4219,7 @@ func (x *ListDisputesResponse) String() string {
 func (*ListDisputesResponse) ProtoMessage() {}
 
 func (x *ListDisputesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[58]
+	mi := &file_xhub_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4112,7 +4232,7 @@ func (x *ListDisputesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDisputesResponse.ProtoReflect.Descriptor instead.
 func (*ListDisputesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{58}
+	return file_xhub_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListDisputesResponse) GetDisputes() []*Dispute {
@@ -4143,7 +4263,7 @@ type Entry struct {
 
 func (x *Entry) Reset() {
 	*x = Entry{}
-	mi := &file_xhub_proto_msgTypes[59]
+	mi := &file_xhub_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4155,7 +4275,7 @@ func (x *Entry) String() string {
 func (*Entry) ProtoMessage() {}
 
 func (x *Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[59]
+	mi := &file_xhub_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4168,7 +4288,7 @@ func (x *Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entry.ProtoReflect.Descriptor instead.
 func (*Entry) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{59}
+	return file_xhub_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *Entry) GetSeq() uint64 {
@@ -4225,7 +4345,7 @@ type ListEntriesRequest struct {
 
 func (x *ListEntriesRequest) Reset() {
 	*x = ListEntriesRequest{}
-	mi := &file_xhub_proto_msgTypes[60]
+	mi := &file_xhub_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4237,7 +4357,7 @@ func (x *ListEntriesRequest) String() string {
 func (*ListEntriesRequest) ProtoMessage() {}
 
 func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[60]
+	mi := &file_xhub_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4250,7 +4370,7 @@ func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{60}
+	return file_xhub_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListEntriesRequest) GetSince() uint64 {
@@ -4291,7 +4411,7 @@ type ListEntriesResponse struct {
 
 func (x *ListEntriesResponse) Reset() {
 	*x = ListEntriesResponse{}
-	mi := &file_xhub_proto_msgTypes[61]
+	mi := &file_xhub_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4303,7 +4423,7 @@ func (x *ListEntriesResponse) String() string {
 func (*ListEntriesResponse) ProtoMessage() {}
 
 func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[61]
+	mi := &file_xhub_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4316,7 +4436,7 @@ func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{61}
+	return file_xhub_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ListEntriesResponse) GetEntries() []*Entry {
@@ -4342,7 +4462,7 @@ type GetHeadRequest struct {
 
 func (x *GetHeadRequest) Reset() {
 	*x = GetHeadRequest{}
-	mi := &file_xhub_proto_msgTypes[62]
+	mi := &file_xhub_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4354,7 +4474,7 @@ func (x *GetHeadRequest) String() string {
 func (*GetHeadRequest) ProtoMessage() {}
 
 func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[62]
+	mi := &file_xhub_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4367,7 +4487,7 @@ func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHeadRequest.ProtoReflect.Descriptor instead.
 func (*GetHeadRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{62}
+	return file_xhub_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *GetHeadRequest) GetMinSeq() uint64 {
@@ -4388,7 +4508,7 @@ type GetHeadResponse struct {
 
 func (x *GetHeadResponse) Reset() {
 	*x = GetHeadResponse{}
-	mi := &file_xhub_proto_msgTypes[63]
+	mi := &file_xhub_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4400,7 +4520,7 @@ func (x *GetHeadResponse) String() string {
 func (*GetHeadResponse) ProtoMessage() {}
 
 func (x *GetHeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[63]
+	mi := &file_xhub_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4413,7 +4533,7 @@ func (x *GetHeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHeadResponse.ProtoReflect.Descriptor instead.
 func (*GetHeadResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{63}
+	return file_xhub_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetHeadResponse) GetSignedNote() []byte {
@@ -4447,7 +4567,7 @@ type InclusionProofRequest struct {
 
 func (x *InclusionProofRequest) Reset() {
 	*x = InclusionProofRequest{}
-	mi := &file_xhub_proto_msgTypes[64]
+	mi := &file_xhub_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4459,7 +4579,7 @@ func (x *InclusionProofRequest) String() string {
 func (*InclusionProofRequest) ProtoMessage() {}
 
 func (x *InclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[64]
+	mi := &file_xhub_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4472,7 +4592,7 @@ func (x *InclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*InclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{64}
+	return file_xhub_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *InclusionProofRequest) GetSeq() uint64 {
@@ -4500,7 +4620,7 @@ type InclusionProofResponse struct {
 
 func (x *InclusionProofResponse) Reset() {
 	*x = InclusionProofResponse{}
-	mi := &file_xhub_proto_msgTypes[65]
+	mi := &file_xhub_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4512,7 +4632,7 @@ func (x *InclusionProofResponse) String() string {
 func (*InclusionProofResponse) ProtoMessage() {}
 
 func (x *InclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[65]
+	mi := &file_xhub_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4525,7 +4645,7 @@ func (x *InclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*InclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{65}
+	return file_xhub_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *InclusionProofResponse) GetSignedNote() []byte {
@@ -4559,7 +4679,7 @@ type ConsistencyProofRequest struct {
 
 func (x *ConsistencyProofRequest) Reset() {
 	*x = ConsistencyProofRequest{}
-	mi := &file_xhub_proto_msgTypes[66]
+	mi := &file_xhub_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4571,7 +4691,7 @@ func (x *ConsistencyProofRequest) String() string {
 func (*ConsistencyProofRequest) ProtoMessage() {}
 
 func (x *ConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[66]
+	mi := &file_xhub_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4584,7 +4704,7 @@ func (x *ConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*ConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{66}
+	return file_xhub_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ConsistencyProofRequest) GetOldSize() uint64 {
@@ -4611,7 +4731,7 @@ type ConsistencyProofResponse struct {
 
 func (x *ConsistencyProofResponse) Reset() {
 	*x = ConsistencyProofResponse{}
-	mi := &file_xhub_proto_msgTypes[67]
+	mi := &file_xhub_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4623,7 +4743,7 @@ func (x *ConsistencyProofResponse) String() string {
 func (*ConsistencyProofResponse) ProtoMessage() {}
 
 func (x *ConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[67]
+	mi := &file_xhub_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4636,7 +4756,7 @@ func (x *ConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*ConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{67}
+	return file_xhub_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ConsistencyProofResponse) GetSignedNote() []byte {
@@ -4664,7 +4784,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_xhub_proto_msgTypes[68]
+	mi := &file_xhub_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4676,7 +4796,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[68]
+	mi := &file_xhub_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4689,7 +4809,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{68}
+	return file_xhub_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *Filter) GetField() string {
@@ -4726,7 +4846,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_xhub_proto_msgTypes[69]
+	mi := &file_xhub_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4738,7 +4858,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[69]
+	mi := &file_xhub_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4751,7 +4871,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{69}
+	return file_xhub_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *QueryRequest) GetDataset() string {
@@ -4802,7 +4922,7 @@ type QueryResponse struct {
 
 func (x *QueryResponse) Reset() {
 	*x = QueryResponse{}
-	mi := &file_xhub_proto_msgTypes[70]
+	mi := &file_xhub_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4814,7 +4934,7 @@ func (x *QueryResponse) String() string {
 func (*QueryResponse) ProtoMessage() {}
 
 func (x *QueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[70]
+	mi := &file_xhub_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4827,7 +4947,7 @@ func (x *QueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResponse.ProtoReflect.Descriptor instead.
 func (*QueryResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{70}
+	return file_xhub_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *QueryResponse) GetRecords() [][]byte {
@@ -4876,7 +4996,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_xhub_proto_msgTypes[71]
+	mi := &file_xhub_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4888,7 +5008,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[71]
+	mi := &file_xhub_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4901,7 +5021,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{71}
+	return file_xhub_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *PublishRequest) GetDataset() string {
@@ -4936,7 +5056,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_xhub_proto_msgTypes[72]
+	mi := &file_xhub_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4948,7 +5068,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[72]
+	mi := &file_xhub_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4961,7 +5081,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{72}
+	return file_xhub_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *PublishResponse) GetStreamSeq() uint64 {
@@ -4998,7 +5118,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_xhub_proto_msgTypes[73]
+	mi := &file_xhub_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5010,7 +5130,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[73]
+	mi := &file_xhub_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5023,7 +5143,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{73}
+	return file_xhub_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *SubscribeRequest) GetMsg() isSubscribeRequest_Msg {
@@ -5078,7 +5198,7 @@ type SubscribeStart struct {
 
 func (x *SubscribeStart) Reset() {
 	*x = SubscribeStart{}
-	mi := &file_xhub_proto_msgTypes[74]
+	mi := &file_xhub_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5090,7 +5210,7 @@ func (x *SubscribeStart) String() string {
 func (*SubscribeStart) ProtoMessage() {}
 
 func (x *SubscribeStart) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[74]
+	mi := &file_xhub_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5103,7 +5223,7 @@ func (x *SubscribeStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeStart.ProtoReflect.Descriptor instead.
 func (*SubscribeStart) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{74}
+	return file_xhub_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SubscribeStart) GetDataset() string {
@@ -5137,7 +5257,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_xhub_proto_msgTypes[75]
+	mi := &file_xhub_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5149,7 +5269,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[75]
+	mi := &file_xhub_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5162,7 +5282,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{75}
+	return file_xhub_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ListSubscriptionsRequest) GetDataset() string {
@@ -5196,7 +5316,7 @@ type SubscriptionInfo struct {
 
 func (x *SubscriptionInfo) Reset() {
 	*x = SubscriptionInfo{}
-	mi := &file_xhub_proto_msgTypes[76]
+	mi := &file_xhub_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5208,7 +5328,7 @@ func (x *SubscriptionInfo) String() string {
 func (*SubscriptionInfo) ProtoMessage() {}
 
 func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[76]
+	mi := &file_xhub_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5221,7 +5341,7 @@ func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionInfo.ProtoReflect.Descriptor instead.
 func (*SubscriptionInfo) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{76}
+	return file_xhub_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SubscriptionInfo) GetDept() string {
@@ -5297,7 +5417,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_xhub_proto_msgTypes[77]
+	mi := &file_xhub_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5309,7 +5429,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[77]
+	mi := &file_xhub_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5322,7 +5442,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{77}
+	return file_xhub_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*SubscriptionInfo {
@@ -5349,7 +5469,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_xhub_proto_msgTypes[78]
+	mi := &file_xhub_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5361,7 +5481,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[78]
+	mi := &file_xhub_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5374,7 +5494,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{78}
+	return file_xhub_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *DeleteSubscriptionRequest) GetName() string {
@@ -5400,7 +5520,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_xhub_proto_msgTypes[79]
+	mi := &file_xhub_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5412,7 +5532,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[79]
+	mi := &file_xhub_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5425,7 +5545,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{79}
+	return file_xhub_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *DeleteSubscriptionResponse) GetDeleted() *SubscriptionInfo {
@@ -5444,7 +5564,7 @@ type SubscribeAck struct {
 
 func (x *SubscribeAck) Reset() {
 	*x = SubscribeAck{}
-	mi := &file_xhub_proto_msgTypes[80]
+	mi := &file_xhub_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5456,7 +5576,7 @@ func (x *SubscribeAck) String() string {
 func (*SubscribeAck) ProtoMessage() {}
 
 func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[80]
+	mi := &file_xhub_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5469,7 +5589,7 @@ func (x *SubscribeAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeAck.ProtoReflect.Descriptor instead.
 func (*SubscribeAck) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{80}
+	return file_xhub_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *SubscribeAck) GetDeliveryIds() []uint64 {
@@ -5490,7 +5610,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_xhub_proto_msgTypes[81]
+	mi := &file_xhub_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5502,7 +5622,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[81]
+	mi := &file_xhub_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5515,7 +5635,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{81}
+	return file_xhub_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *SubscribeResponse) GetDeliveryId() uint64 {
@@ -5552,7 +5672,7 @@ type ProviderMessage struct {
 
 func (x *ProviderMessage) Reset() {
 	*x = ProviderMessage{}
-	mi := &file_xhub_proto_msgTypes[82]
+	mi := &file_xhub_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5564,7 +5684,7 @@ func (x *ProviderMessage) String() string {
 func (*ProviderMessage) ProtoMessage() {}
 
 func (x *ProviderMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[82]
+	mi := &file_xhub_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5577,7 +5697,7 @@ func (x *ProviderMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderMessage.ProtoReflect.Descriptor instead.
 func (*ProviderMessage) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{82}
+	return file_xhub_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ProviderMessage) GetMsg() isProviderMessage_Msg {
@@ -5630,7 +5750,7 @@ type ProviderHello struct {
 
 func (x *ProviderHello) Reset() {
 	*x = ProviderHello{}
-	mi := &file_xhub_proto_msgTypes[83]
+	mi := &file_xhub_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5642,7 +5762,7 @@ func (x *ProviderHello) String() string {
 func (*ProviderHello) ProtoMessage() {}
 
 func (x *ProviderHello) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[83]
+	mi := &file_xhub_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5655,7 +5775,7 @@ func (x *ProviderHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderHello.ProtoReflect.Descriptor instead.
 func (*ProviderHello) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{83}
+	return file_xhub_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ProviderHello) GetDatasets() []string {
@@ -5677,7 +5797,7 @@ type ProviderResult struct {
 
 func (x *ProviderResult) Reset() {
 	*x = ProviderResult{}
-	mi := &file_xhub_proto_msgTypes[84]
+	mi := &file_xhub_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5689,7 +5809,7 @@ func (x *ProviderResult) String() string {
 func (*ProviderResult) ProtoMessage() {}
 
 func (x *ProviderResult) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[84]
+	mi := &file_xhub_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5702,7 +5822,7 @@ func (x *ProviderResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderResult.ProtoReflect.Descriptor instead.
 func (*ProviderResult) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{84}
+	return file_xhub_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ProviderResult) GetCallId() string {
@@ -5751,7 +5871,7 @@ type ProviderCall struct {
 
 func (x *ProviderCall) Reset() {
 	*x = ProviderCall{}
-	mi := &file_xhub_proto_msgTypes[85]
+	mi := &file_xhub_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5763,7 +5883,7 @@ func (x *ProviderCall) String() string {
 func (*ProviderCall) ProtoMessage() {}
 
 func (x *ProviderCall) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[85]
+	mi := &file_xhub_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5776,7 +5896,7 @@ func (x *ProviderCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderCall.ProtoReflect.Descriptor instead.
 func (*ProviderCall) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{85}
+	return file_xhub_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ProviderCall) GetCallId() string {
@@ -5840,7 +5960,7 @@ type ExportAuditRequest struct {
 
 func (x *ExportAuditRequest) Reset() {
 	*x = ExportAuditRequest{}
-	mi := &file_xhub_proto_msgTypes[86]
+	mi := &file_xhub_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5852,7 +5972,7 @@ func (x *ExportAuditRequest) String() string {
 func (*ExportAuditRequest) ProtoMessage() {}
 
 func (x *ExportAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[86]
+	mi := &file_xhub_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5865,7 +5985,7 @@ func (x *ExportAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportAuditRequest.ProtoReflect.Descriptor instead.
 func (*ExportAuditRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{86}
+	return file_xhub_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ExportAuditRequest) GetDataset() string {
@@ -5908,7 +6028,7 @@ type ExportAuditChunk struct {
 
 func (x *ExportAuditChunk) Reset() {
 	*x = ExportAuditChunk{}
-	mi := &file_xhub_proto_msgTypes[87]
+	mi := &file_xhub_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5920,7 +6040,7 @@ func (x *ExportAuditChunk) String() string {
 func (*ExportAuditChunk) ProtoMessage() {}
 
 func (x *ExportAuditChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[87]
+	mi := &file_xhub_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5933,7 +6053,7 @@ func (x *ExportAuditChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportAuditChunk.ProtoReflect.Descriptor instead.
 func (*ExportAuditChunk) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{87}
+	return file_xhub_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ExportAuditChunk) GetEntries() [][]byte {
@@ -5973,7 +6093,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_xhub_proto_msgTypes[88]
+	mi := &file_xhub_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5985,7 +6105,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[88]
+	mi := &file_xhub_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5998,7 +6118,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{88}
+	return file_xhub_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -6105,7 +6225,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_xhub_proto_msgTypes[89]
+	mi := &file_xhub_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6117,7 +6237,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[89]
+	mi := &file_xhub_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6130,7 +6250,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{89}
+	return file_xhub_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ListAuditRequest) GetDataset() string {
@@ -6178,7 +6298,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_xhub_proto_msgTypes[90]
+	mi := &file_xhub_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6190,7 +6310,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[90]
+	mi := &file_xhub_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6203,7 +6323,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{90}
+	return file_xhub_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -6230,7 +6350,7 @@ type CreateJoinTokenRequest struct {
 
 func (x *CreateJoinTokenRequest) Reset() {
 	*x = CreateJoinTokenRequest{}
-	mi := &file_xhub_proto_msgTypes[91]
+	mi := &file_xhub_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6242,7 +6362,7 @@ func (x *CreateJoinTokenRequest) String() string {
 func (*CreateJoinTokenRequest) ProtoMessage() {}
 
 func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[91]
+	mi := &file_xhub_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6255,7 +6375,7 @@ func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{91}
+	return file_xhub_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *CreateJoinTokenRequest) GetName() string {
@@ -6285,7 +6405,7 @@ type CreateJoinTokenResponse struct {
 
 func (x *CreateJoinTokenResponse) Reset() {
 	*x = CreateJoinTokenResponse{}
-	mi := &file_xhub_proto_msgTypes[92]
+	mi := &file_xhub_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6297,7 +6417,7 @@ func (x *CreateJoinTokenResponse) String() string {
 func (*CreateJoinTokenResponse) ProtoMessage() {}
 
 func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[92]
+	mi := &file_xhub_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6310,7 +6430,7 @@ func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{92}
+	return file_xhub_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *CreateJoinTokenResponse) GetTokenId() string {
@@ -6366,7 +6486,7 @@ type JoinToken struct {
 
 func (x *JoinToken) Reset() {
 	*x = JoinToken{}
-	mi := &file_xhub_proto_msgTypes[93]
+	mi := &file_xhub_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6378,7 +6498,7 @@ func (x *JoinToken) String() string {
 func (*JoinToken) ProtoMessage() {}
 
 func (x *JoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[93]
+	mi := &file_xhub_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6391,7 +6511,7 @@ func (x *JoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinToken.ProtoReflect.Descriptor instead.
 func (*JoinToken) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{93}
+	return file_xhub_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *JoinToken) GetId() string {
@@ -6473,7 +6593,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_xhub_proto_msgTypes[94]
+	mi := &file_xhub_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6485,7 +6605,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[94]
+	mi := &file_xhub_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6498,7 +6618,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{94}
+	return file_xhub_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ListNodesRequest) GetMinSeq() uint64 {
@@ -6517,7 +6637,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_xhub_proto_msgTypes[95]
+	mi := &file_xhub_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6529,7 +6649,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[95]
+	mi := &file_xhub_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6542,7 +6662,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{95}
+	return file_xhub_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *ListNodesResponse) GetTokens() []*JoinToken {
@@ -6580,7 +6700,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_xhub_proto_msgTypes[96]
+	mi := &file_xhub_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6592,7 +6712,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[96]
+	mi := &file_xhub_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6605,7 +6725,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{96}
+	return file_xhub_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -6668,7 +6788,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_xhub_proto_msgTypes[97]
+	mi := &file_xhub_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6680,7 +6800,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[97]
+	mi := &file_xhub_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6693,7 +6813,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{97}
+	return file_xhub_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *JoinResponse) GetReplicas() int32 {
@@ -6780,7 +6900,7 @@ const file_xhub_proto_rawDesc = "" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\"H\n" +
 	"\x1cListWebhookDeliveriesRequest\x12\x12\n" +
 	"\x04dept\x18\x01 \x01(\tR\x04dept\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\xed\x01\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\xaa\x02\n" +
 	"\x0fWebhookDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05event\x18\x02 \x01(\tR\x05event\x12\x18\n" +
@@ -6790,10 +6910,21 @@ const file_xhub_proto_rawDesc = "" +
 	"\battempts\x18\x06 \x01(\x05R\battempts\x12\x12\n" +
 	"\x04code\x18\a \x01(\x05R\x04code\x12\x14\n" +
 	"\x05error\x18\b \x01(\tR\x05error\x12*\n" +
-	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"Y\n" +
+	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
+	"\x05entry\x18\n" +
+	" \x01(\x04R\x05entry\x12%\n" +
+	"\x0eredelivered_by\x18\v \x01(\tR\rredeliveredBy\"Y\n" +
 	"\x1dListWebhookDeliveriesResponse\x128\n" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x18.xhub.v1.WebhookDeliveryR\n" +
+	"deliveries\"{\n" +
+	"\x17RedeliverWebhookRequest\x12\x12\n" +
+	"\x04dept\x18\x01 \x01(\tR\x04dept\x12\x1a\n" +
+	"\bdelivery\x18\x02 \x01(\tR\bdelivery\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\":\n" +
+	"\x18RedeliverWebhookResponse\x12\x1e\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\tR\n" +
 	"deliveries\"\x86\x02\n" +
 	"\n" +
 	"Credential\x12\x16\n" +
@@ -7311,13 +7442,14 @@ const file_xhub_proto_rawDesc = "" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x1d\n" +
 	"\n" +
 	"server_key\x18\x05 \x01(\fR\tserverKey\x12\x16\n" +
-	"\x06sealed\x18\x06 \x01(\fR\x06sealedJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x032\xe2\x02\n" +
+	"\x06sealed\x18\x06 \x01(\fR\x06sealedJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x032\xbb\x03\n" +
 	"\vDepartments\x12N\n" +
 	"\rAddDepartment\x12\x1d.xhub.v1.AddDepartmentRequest\x1a\x1e.xhub.v1.AddDepartmentResponse\x12T\n" +
 	"\x0fListDepartments\x12\x1f.xhub.v1.ListDepartmentsRequest\x1a .xhub.v1.ListDepartmentsResponse\x12E\n" +
 	"\n" +
 	"SetWebhook\x12\x1a.xhub.v1.SetWebhookRequest\x1a\x1b.xhub.v1.SetWebhookResponse\x12f\n" +
-	"\x15ListWebhookDeliveries\x12%.xhub.v1.ListWebhookDeliveriesRequest\x1a&.xhub.v1.ListWebhookDeliveriesResponse2\x92\x02\n" +
+	"\x15ListWebhookDeliveries\x12%.xhub.v1.ListWebhookDeliveriesRequest\x1a&.xhub.v1.ListWebhookDeliveriesResponse\x12W\n" +
+	"\x10RedeliverWebhook\x12 .xhub.v1.RedeliverWebhookRequest\x1a!.xhub.v1.RedeliverWebhookResponse2\x92\x02\n" +
 	"\vCredentials\x12T\n" +
 	"\x0fIssueCredential\x12\x1f.xhub.v1.IssueCredentialRequest\x1a .xhub.v1.IssueCredentialResponse\x12T\n" +
 	"\x0fListCredentials\x12\x1f.xhub.v1.ListCredentialsRequest\x1a .xhub.v1.ListCredentialsResponse\x12W\n" +
@@ -7384,7 +7516,7 @@ func file_xhub_proto_rawDescGZIP() []byte {
 	return file_xhub_proto_rawDescData
 }
 
-var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
+var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 100)
 var file_xhub_proto_goTypes = []any{
 	(*Department)(nil),                    // 0: xhub.v1.Department
 	(*AddDepartmentRequest)(nil),          // 1: xhub.v1.AddDepartmentRequest
@@ -7396,257 +7528,262 @@ var file_xhub_proto_goTypes = []any{
 	(*ListWebhookDeliveriesRequest)(nil),  // 7: xhub.v1.ListWebhookDeliveriesRequest
 	(*WebhookDelivery)(nil),               // 8: xhub.v1.WebhookDelivery
 	(*ListWebhookDeliveriesResponse)(nil), // 9: xhub.v1.ListWebhookDeliveriesResponse
-	(*Credential)(nil),                    // 10: xhub.v1.Credential
-	(*IssueCredentialRequest)(nil),        // 11: xhub.v1.IssueCredentialRequest
-	(*IssueCredentialResponse)(nil),       // 12: xhub.v1.IssueCredentialResponse
-	(*ListCredentialsRequest)(nil),        // 13: xhub.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil),       // 14: xhub.v1.ListCredentialsResponse
-	(*RevokeCredentialRequest)(nil),       // 15: xhub.v1.RevokeCredentialRequest
-	(*RevokeCredentialResponse)(nil),      // 16: xhub.v1.RevokeCredentialResponse
-	(*Schema)(nil),                        // 17: xhub.v1.Schema
-	(*Field)(nil),                         // 18: xhub.v1.Field
-	(*RegisterSchemaRequest)(nil),         // 19: xhub.v1.RegisterSchemaRequest
-	(*RegisterSchemaResponse)(nil),        // 20: xhub.v1.RegisterSchemaResponse
-	(*CheckSchemaRequest)(nil),            // 21: xhub.v1.CheckSchemaRequest
-	(*CheckSchemaResponse)(nil),           // 22: xhub.v1.CheckSchemaResponse
-	(*GetSchemaRequest)(nil),              // 23: xhub.v1.GetSchemaRequest
-	(*GetSchemaResponse)(nil),             // 24: xhub.v1.GetSchemaResponse
-	(*ListVersionsRequest)(nil),           // 25: xhub.v1.ListVersionsRequest
-	(*ListVersionsResponse)(nil),          // 26: xhub.v1.ListVersionsResponse
-	(*Dataset)(nil),                       // 27: xhub.v1.Dataset
-	(*PublishDatasetRequest)(nil),         // 28: xhub.v1.PublishDatasetRequest
-	(*PublishDatasetResponse)(nil),        // 29: xhub.v1.PublishDatasetResponse
-	(*GetDatasetRequest)(nil),             // 30: xhub.v1.GetDatasetRequest
-	(*GetDatasetResponse)(nil),            // 31: xhub.v1.GetDatasetResponse
-	(*ListDatasetsRequest)(nil),           // 32: xhub.v1.ListDatasetsRequest
-	(*ListDatasetsResponse)(nil),          // 33: xhub.v1.ListDatasetsResponse
-	(*RetireDatasetRequest)(nil),          // 34: xhub.v1.RetireDatasetRequest
-	(*RetireDatasetResponse)(nil),         // 35: xhub.v1.RetireDatasetResponse
-	(*UpdateDatasetRequest)(nil),          // 36: xhub.v1.UpdateDatasetRequest
-	(*Keywords)(nil),                      // 37: xhub.v1.Keywords
-	(*UpdateDatasetResponse)(nil),         // 38: xhub.v1.UpdateDatasetResponse
-	(*ShareRequest)(nil),                  // 39: xhub.v1.ShareRequest
-	(*Grant)(nil),                         // 40: xhub.v1.Grant
-	(*RequestShareRequest)(nil),           // 41: xhub.v1.RequestShareRequest
-	(*RequestShareResponse)(nil),          // 42: xhub.v1.RequestShareResponse
-	(*InboxRequest)(nil),                  // 43: xhub.v1.InboxRequest
-	(*ApproveRequest)(nil),                // 44: xhub.v1.ApproveRequest
-	(*RejectRequest)(nil),                 // 45: xhub.v1.RejectRequest
-	(*WithdrawRequest)(nil),               // 46: xhub.v1.WithdrawRequest
-	(*RevokeGrantRequest)(nil),            // 47: xhub.v1.RevokeGrantRequest
-	(*DecisionResponse)(nil),              // 48: xhub.v1.DecisionResponse
-	(*ListSharesRequest)(nil),             // 49: xhub.v1.ListSharesRequest
-	(*ListSharesResponse)(nil),            // 50: xhub.v1.ListSharesResponse
-	(*WatchInboxRequest)(nil),             // 51: xhub.v1.WatchInboxRequest
-	(*InboxEvent)(nil),                    // 52: xhub.v1.InboxEvent
-	(*Dispute)(nil),                       // 53: xhub.v1.Dispute
-	(*OpenDisputeRequest)(nil),            // 54: xhub.v1.OpenDisputeRequest
-	(*ResolveDisputeRequest)(nil),         // 55: xhub.v1.ResolveDisputeRequest
-	(*DisputeResponse)(nil),               // 56: xhub.v1.DisputeResponse
-	(*ListDisputesRequest)(nil),           // 57: xhub.v1.ListDisputesRequest
-	(*ListDisputesResponse)(nil),          // 58: xhub.v1.ListDisputesResponse
-	(*Entry)(nil),                         // 59: xhub.v1.Entry
-	(*ListEntriesRequest)(nil),            // 60: xhub.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),           // 61: xhub.v1.ListEntriesResponse
-	(*GetHeadRequest)(nil),                // 62: xhub.v1.GetHeadRequest
-	(*GetHeadResponse)(nil),               // 63: xhub.v1.GetHeadResponse
-	(*InclusionProofRequest)(nil),         // 64: xhub.v1.InclusionProofRequest
-	(*InclusionProofResponse)(nil),        // 65: xhub.v1.InclusionProofResponse
-	(*ConsistencyProofRequest)(nil),       // 66: xhub.v1.ConsistencyProofRequest
-	(*ConsistencyProofResponse)(nil),      // 67: xhub.v1.ConsistencyProofResponse
-	(*Filter)(nil),                        // 68: xhub.v1.Filter
-	(*QueryRequest)(nil),                  // 69: xhub.v1.QueryRequest
-	(*QueryResponse)(nil),                 // 70: xhub.v1.QueryResponse
-	(*PublishRequest)(nil),                // 71: xhub.v1.PublishRequest
-	(*PublishResponse)(nil),               // 72: xhub.v1.PublishResponse
-	(*SubscribeRequest)(nil),              // 73: xhub.v1.SubscribeRequest
-	(*SubscribeStart)(nil),                // 74: xhub.v1.SubscribeStart
-	(*ListSubscriptionsRequest)(nil),      // 75: xhub.v1.ListSubscriptionsRequest
-	(*SubscriptionInfo)(nil),              // 76: xhub.v1.SubscriptionInfo
-	(*ListSubscriptionsResponse)(nil),     // 77: xhub.v1.ListSubscriptionsResponse
-	(*DeleteSubscriptionRequest)(nil),     // 78: xhub.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),    // 79: xhub.v1.DeleteSubscriptionResponse
-	(*SubscribeAck)(nil),                  // 80: xhub.v1.SubscribeAck
-	(*SubscribeResponse)(nil),             // 81: xhub.v1.SubscribeResponse
-	(*ProviderMessage)(nil),               // 82: xhub.v1.ProviderMessage
-	(*ProviderHello)(nil),                 // 83: xhub.v1.ProviderHello
-	(*ProviderResult)(nil),                // 84: xhub.v1.ProviderResult
-	(*ProviderCall)(nil),                  // 85: xhub.v1.ProviderCall
-	(*ExportAuditRequest)(nil),            // 86: xhub.v1.ExportAuditRequest
-	(*ExportAuditChunk)(nil),              // 87: xhub.v1.ExportAuditChunk
-	(*AuditEntry)(nil),                    // 88: xhub.v1.AuditEntry
-	(*ListAuditRequest)(nil),              // 89: xhub.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),             // 90: xhub.v1.ListAuditResponse
-	(*CreateJoinTokenRequest)(nil),        // 91: xhub.v1.CreateJoinTokenRequest
-	(*CreateJoinTokenResponse)(nil),       // 92: xhub.v1.CreateJoinTokenResponse
-	(*JoinToken)(nil),                     // 93: xhub.v1.JoinToken
-	(*ListNodesRequest)(nil),              // 94: xhub.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),             // 95: xhub.v1.ListNodesResponse
-	(*JoinRequest)(nil),                   // 96: xhub.v1.JoinRequest
-	(*JoinResponse)(nil),                  // 97: xhub.v1.JoinResponse
-	(*timestamppb.Timestamp)(nil),         // 98: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),           // 99: google.protobuf.Duration
-	(*descriptorpb.FieldOptions)(nil),     // 100: google.protobuf.FieldOptions
+	(*RedeliverWebhookRequest)(nil),       // 10: xhub.v1.RedeliverWebhookRequest
+	(*RedeliverWebhookResponse)(nil),      // 11: xhub.v1.RedeliverWebhookResponse
+	(*Credential)(nil),                    // 12: xhub.v1.Credential
+	(*IssueCredentialRequest)(nil),        // 13: xhub.v1.IssueCredentialRequest
+	(*IssueCredentialResponse)(nil),       // 14: xhub.v1.IssueCredentialResponse
+	(*ListCredentialsRequest)(nil),        // 15: xhub.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),       // 16: xhub.v1.ListCredentialsResponse
+	(*RevokeCredentialRequest)(nil),       // 17: xhub.v1.RevokeCredentialRequest
+	(*RevokeCredentialResponse)(nil),      // 18: xhub.v1.RevokeCredentialResponse
+	(*Schema)(nil),                        // 19: xhub.v1.Schema
+	(*Field)(nil),                         // 20: xhub.v1.Field
+	(*RegisterSchemaRequest)(nil),         // 21: xhub.v1.RegisterSchemaRequest
+	(*RegisterSchemaResponse)(nil),        // 22: xhub.v1.RegisterSchemaResponse
+	(*CheckSchemaRequest)(nil),            // 23: xhub.v1.CheckSchemaRequest
+	(*CheckSchemaResponse)(nil),           // 24: xhub.v1.CheckSchemaResponse
+	(*GetSchemaRequest)(nil),              // 25: xhub.v1.GetSchemaRequest
+	(*GetSchemaResponse)(nil),             // 26: xhub.v1.GetSchemaResponse
+	(*ListVersionsRequest)(nil),           // 27: xhub.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),          // 28: xhub.v1.ListVersionsResponse
+	(*Dataset)(nil),                       // 29: xhub.v1.Dataset
+	(*PublishDatasetRequest)(nil),         // 30: xhub.v1.PublishDatasetRequest
+	(*PublishDatasetResponse)(nil),        // 31: xhub.v1.PublishDatasetResponse
+	(*GetDatasetRequest)(nil),             // 32: xhub.v1.GetDatasetRequest
+	(*GetDatasetResponse)(nil),            // 33: xhub.v1.GetDatasetResponse
+	(*ListDatasetsRequest)(nil),           // 34: xhub.v1.ListDatasetsRequest
+	(*ListDatasetsResponse)(nil),          // 35: xhub.v1.ListDatasetsResponse
+	(*RetireDatasetRequest)(nil),          // 36: xhub.v1.RetireDatasetRequest
+	(*RetireDatasetResponse)(nil),         // 37: xhub.v1.RetireDatasetResponse
+	(*UpdateDatasetRequest)(nil),          // 38: xhub.v1.UpdateDatasetRequest
+	(*Keywords)(nil),                      // 39: xhub.v1.Keywords
+	(*UpdateDatasetResponse)(nil),         // 40: xhub.v1.UpdateDatasetResponse
+	(*ShareRequest)(nil),                  // 41: xhub.v1.ShareRequest
+	(*Grant)(nil),                         // 42: xhub.v1.Grant
+	(*RequestShareRequest)(nil),           // 43: xhub.v1.RequestShareRequest
+	(*RequestShareResponse)(nil),          // 44: xhub.v1.RequestShareResponse
+	(*InboxRequest)(nil),                  // 45: xhub.v1.InboxRequest
+	(*ApproveRequest)(nil),                // 46: xhub.v1.ApproveRequest
+	(*RejectRequest)(nil),                 // 47: xhub.v1.RejectRequest
+	(*WithdrawRequest)(nil),               // 48: xhub.v1.WithdrawRequest
+	(*RevokeGrantRequest)(nil),            // 49: xhub.v1.RevokeGrantRequest
+	(*DecisionResponse)(nil),              // 50: xhub.v1.DecisionResponse
+	(*ListSharesRequest)(nil),             // 51: xhub.v1.ListSharesRequest
+	(*ListSharesResponse)(nil),            // 52: xhub.v1.ListSharesResponse
+	(*WatchInboxRequest)(nil),             // 53: xhub.v1.WatchInboxRequest
+	(*InboxEvent)(nil),                    // 54: xhub.v1.InboxEvent
+	(*Dispute)(nil),                       // 55: xhub.v1.Dispute
+	(*OpenDisputeRequest)(nil),            // 56: xhub.v1.OpenDisputeRequest
+	(*ResolveDisputeRequest)(nil),         // 57: xhub.v1.ResolveDisputeRequest
+	(*DisputeResponse)(nil),               // 58: xhub.v1.DisputeResponse
+	(*ListDisputesRequest)(nil),           // 59: xhub.v1.ListDisputesRequest
+	(*ListDisputesResponse)(nil),          // 60: xhub.v1.ListDisputesResponse
+	(*Entry)(nil),                         // 61: xhub.v1.Entry
+	(*ListEntriesRequest)(nil),            // 62: xhub.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),           // 63: xhub.v1.ListEntriesResponse
+	(*GetHeadRequest)(nil),                // 64: xhub.v1.GetHeadRequest
+	(*GetHeadResponse)(nil),               // 65: xhub.v1.GetHeadResponse
+	(*InclusionProofRequest)(nil),         // 66: xhub.v1.InclusionProofRequest
+	(*InclusionProofResponse)(nil),        // 67: xhub.v1.InclusionProofResponse
+	(*ConsistencyProofRequest)(nil),       // 68: xhub.v1.ConsistencyProofRequest
+	(*ConsistencyProofResponse)(nil),      // 69: xhub.v1.ConsistencyProofResponse
+	(*Filter)(nil),                        // 70: xhub.v1.Filter
+	(*QueryRequest)(nil),                  // 71: xhub.v1.QueryRequest
+	(*QueryResponse)(nil),                 // 72: xhub.v1.QueryResponse
+	(*PublishRequest)(nil),                // 73: xhub.v1.PublishRequest
+	(*PublishResponse)(nil),               // 74: xhub.v1.PublishResponse
+	(*SubscribeRequest)(nil),              // 75: xhub.v1.SubscribeRequest
+	(*SubscribeStart)(nil),                // 76: xhub.v1.SubscribeStart
+	(*ListSubscriptionsRequest)(nil),      // 77: xhub.v1.ListSubscriptionsRequest
+	(*SubscriptionInfo)(nil),              // 78: xhub.v1.SubscriptionInfo
+	(*ListSubscriptionsResponse)(nil),     // 79: xhub.v1.ListSubscriptionsResponse
+	(*DeleteSubscriptionRequest)(nil),     // 80: xhub.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),    // 81: xhub.v1.DeleteSubscriptionResponse
+	(*SubscribeAck)(nil),                  // 82: xhub.v1.SubscribeAck
+	(*SubscribeResponse)(nil),             // 83: xhub.v1.SubscribeResponse
+	(*ProviderMessage)(nil),               // 84: xhub.v1.ProviderMessage
+	(*ProviderHello)(nil),                 // 85: xhub.v1.ProviderHello
+	(*ProviderResult)(nil),                // 86: xhub.v1.ProviderResult
+	(*ProviderCall)(nil),                  // 87: xhub.v1.ProviderCall
+	(*ExportAuditRequest)(nil),            // 88: xhub.v1.ExportAuditRequest
+	(*ExportAuditChunk)(nil),              // 89: xhub.v1.ExportAuditChunk
+	(*AuditEntry)(nil),                    // 90: xhub.v1.AuditEntry
+	(*ListAuditRequest)(nil),              // 91: xhub.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),             // 92: xhub.v1.ListAuditResponse
+	(*CreateJoinTokenRequest)(nil),        // 93: xhub.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil),       // 94: xhub.v1.CreateJoinTokenResponse
+	(*JoinToken)(nil),                     // 95: xhub.v1.JoinToken
+	(*ListNodesRequest)(nil),              // 96: xhub.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),             // 97: xhub.v1.ListNodesResponse
+	(*JoinRequest)(nil),                   // 98: xhub.v1.JoinRequest
+	(*JoinResponse)(nil),                  // 99: xhub.v1.JoinResponse
+	(*timestamppb.Timestamp)(nil),         // 100: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 101: google.protobuf.Duration
+	(*descriptorpb.FieldOptions)(nil),     // 102: google.protobuf.FieldOptions
 }
 var file_xhub_proto_depIdxs = []int32{
-	98,  // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	100, // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
 	0,   // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
 	0,   // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
-	98,  // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
+	100, // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
 	8,   // 4: xhub.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> xhub.v1.WebhookDelivery
-	98,  // 5: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
-	10,  // 6: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
-	10,  // 7: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
-	10,  // 8: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
-	18,  // 9: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
-	98,  // 10: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
-	17,  // 11: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
-	17,  // 12: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
-	17,  // 13: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
-	18,  // 14: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
-	98,  // 15: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
-	98,  // 16: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
-	27,  // 17: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	27,  // 18: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	27,  // 19: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
-	27,  // 20: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	37,  // 21: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
-	27,  // 22: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	98,  // 23: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
-	98,  // 24: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	98,  // 25: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
-	98,  // 26: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	98,  // 27: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	98,  // 28: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
-	39,  // 29: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
-	40,  // 30: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
-	39,  // 31: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
-	40,  // 32: xhub.v1.DecisionResponse.grant:type_name -> xhub.v1.Grant
-	39,  // 33: xhub.v1.ListSharesResponse.requests:type_name -> xhub.v1.ShareRequest
-	40,  // 34: xhub.v1.ListSharesResponse.grants:type_name -> xhub.v1.Grant
-	39,  // 35: xhub.v1.InboxEvent.request:type_name -> xhub.v1.ShareRequest
-	40,  // 36: xhub.v1.InboxEvent.grant:type_name -> xhub.v1.Grant
-	53,  // 37: xhub.v1.InboxEvent.dispute:type_name -> xhub.v1.Dispute
-	98,  // 38: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	98,  // 39: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
-	98,  // 40: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
-	53,  // 41: xhub.v1.DisputeResponse.dispute:type_name -> xhub.v1.Dispute
-	53,  // 42: xhub.v1.ListDisputesResponse.disputes:type_name -> xhub.v1.Dispute
-	98,  // 43: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
-	59,  // 44: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
-	59,  // 45: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
-	68,  // 46: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
-	74,  // 47: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
-	80,  // 48: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	98,  // 49: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
-	99,  // 50: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
-	76,  // 51: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
-	76,  // 52: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
-	98,  // 53: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
-	83,  // 54: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
-	84,  // 55: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
-	68,  // 56: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	98,  // 57: xhub.v1.ExportAuditRequest.since:type_name -> google.protobuf.Timestamp
-	98,  // 58: xhub.v1.ExportAuditRequest.until:type_name -> google.protobuf.Timestamp
-	98,  // 59: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	98,  // 60: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
-	88,  // 61: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	99,  // 62: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	98,  // 63: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	98,  // 64: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	98,  // 65: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	98,  // 66: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
-	93,  // 67: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
-	100, // 68: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
-	1,   // 69: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,   // 70: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	5,   // 71: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
-	7,   // 72: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
-	11,  // 73: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	13,  // 74: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	15,  // 75: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	19,  // 76: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	21,  // 77: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	23,  // 78: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	25,  // 79: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	28,  // 80: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	30,  // 81: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	32,  // 82: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	34,  // 83: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	36,  // 84: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
-	41,  // 85: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	43,  // 86: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	44,  // 87: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	45,  // 88: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	46,  // 89: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	47,  // 90: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	49,  // 91: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	51,  // 92: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
-	54,  // 93: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
-	55,  // 94: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
-	57,  // 95: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
-	60,  // 96: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	62,  // 97: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	64,  // 98: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	66,  // 99: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	69,  // 100: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	71,  // 101: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	73,  // 102: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	75,  // 103: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
-	78,  // 104: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
-	82,  // 105: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	89,  // 106: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	86,  // 107: xhub.v1.Audit.ExportAudit:input_type -> xhub.v1.ExportAuditRequest
-	91,  // 108: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
-	94,  // 109: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
-	96,  // 110: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
-	2,   // 111: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,   // 112: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	6,   // 113: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
-	9,   // 114: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
-	12,  // 115: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	14,  // 116: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	16,  // 117: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	20,  // 118: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	22,  // 119: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	24,  // 120: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	26,  // 121: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	29,  // 122: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	31,  // 123: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	33,  // 124: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	35,  // 125: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	38,  // 126: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
-	42,  // 127: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	50,  // 128: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	48,  // 129: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	48,  // 130: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	48,  // 131: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	48,  // 132: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	50,  // 133: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	52,  // 134: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
-	56,  // 135: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
-	56,  // 136: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
-	58,  // 137: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
-	61,  // 138: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	63,  // 139: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	65,  // 140: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	67,  // 141: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	70,  // 142: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	72,  // 143: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	81,  // 144: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	77,  // 145: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
-	79,  // 146: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
-	85,  // 147: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	90,  // 148: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	87,  // 149: xhub.v1.Audit.ExportAudit:output_type -> xhub.v1.ExportAuditChunk
-	92,  // 150: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
-	95,  // 151: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
-	97,  // 152: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
-	111, // [111:153] is the sub-list for method output_type
-	69,  // [69:111] is the sub-list for method input_type
-	69,  // [69:69] is the sub-list for extension type_name
-	68,  // [68:69] is the sub-list for extension extendee
-	0,   // [0:68] is the sub-list for field type_name
+	100, // 5: xhub.v1.RedeliverWebhookRequest.since:type_name -> google.protobuf.Timestamp
+	100, // 6: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
+	12,  // 7: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
+	12,  // 8: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
+	12,  // 9: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
+	20,  // 10: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
+	100, // 11: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
+	19,  // 12: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
+	19,  // 13: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
+	19,  // 14: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
+	20,  // 15: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
+	100, // 16: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
+	100, // 17: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
+	29,  // 18: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
+	29,  // 19: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
+	29,  // 20: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
+	29,  // 21: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
+	39,  // 22: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
+	29,  // 23: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
+	100, // 24: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
+	100, // 25: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
+	100, // 26: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	100, // 27: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	100, // 28: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	100, // 29: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	41,  // 30: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
+	42,  // 31: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
+	41,  // 32: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
+	42,  // 33: xhub.v1.DecisionResponse.grant:type_name -> xhub.v1.Grant
+	41,  // 34: xhub.v1.ListSharesResponse.requests:type_name -> xhub.v1.ShareRequest
+	42,  // 35: xhub.v1.ListSharesResponse.grants:type_name -> xhub.v1.Grant
+	41,  // 36: xhub.v1.InboxEvent.request:type_name -> xhub.v1.ShareRequest
+	42,  // 37: xhub.v1.InboxEvent.grant:type_name -> xhub.v1.Grant
+	55,  // 38: xhub.v1.InboxEvent.dispute:type_name -> xhub.v1.Dispute
+	100, // 39: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	100, // 40: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
+	100, // 41: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	55,  // 42: xhub.v1.DisputeResponse.dispute:type_name -> xhub.v1.Dispute
+	55,  // 43: xhub.v1.ListDisputesResponse.disputes:type_name -> xhub.v1.Dispute
+	100, // 44: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	61,  // 45: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
+	61,  // 46: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
+	70,  // 47: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
+	76,  // 48: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
+	82,  // 49: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
+	100, // 50: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
+	101, // 51: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
+	78,  // 52: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
+	78,  // 53: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
+	100, // 54: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	85,  // 55: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
+	86,  // 56: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
+	70,  // 57: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
+	100, // 58: xhub.v1.ExportAuditRequest.since:type_name -> google.protobuf.Timestamp
+	100, // 59: xhub.v1.ExportAuditRequest.until:type_name -> google.protobuf.Timestamp
+	100, // 60: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	100, // 61: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	90,  // 62: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
+	101, // 63: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	100, // 64: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	100, // 65: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	100, // 66: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	100, // 67: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
+	95,  // 68: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
+	102, // 69: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
+	1,   // 70: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,   // 71: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	5,   // 72: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
+	7,   // 73: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
+	10,  // 74: xhub.v1.Departments.RedeliverWebhook:input_type -> xhub.v1.RedeliverWebhookRequest
+	13,  // 75: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	15,  // 76: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	17,  // 77: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	21,  // 78: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	23,  // 79: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	25,  // 80: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	27,  // 81: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	30,  // 82: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	32,  // 83: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	34,  // 84: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	36,  // 85: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	38,  // 86: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
+	43,  // 87: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	45,  // 88: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	46,  // 89: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	47,  // 90: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	48,  // 91: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	49,  // 92: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	51,  // 93: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	53,  // 94: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
+	56,  // 95: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
+	57,  // 96: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
+	59,  // 97: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
+	62,  // 98: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	64,  // 99: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	66,  // 100: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	68,  // 101: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	71,  // 102: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	73,  // 103: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	75,  // 104: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	77,  // 105: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	80,  // 106: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	84,  // 107: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	91,  // 108: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	88,  // 109: xhub.v1.Audit.ExportAudit:input_type -> xhub.v1.ExportAuditRequest
+	93,  // 110: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
+	96,  // 111: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
+	98,  // 112: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
+	2,   // 113: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,   // 114: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	6,   // 115: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
+	9,   // 116: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
+	11,  // 117: xhub.v1.Departments.RedeliverWebhook:output_type -> xhub.v1.RedeliverWebhookResponse
+	14,  // 118: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	16,  // 119: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	18,  // 120: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	22,  // 121: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	24,  // 122: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	26,  // 123: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	28,  // 124: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	31,  // 125: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	33,  // 126: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	35,  // 127: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	37,  // 128: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	40,  // 129: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
+	44,  // 130: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	52,  // 131: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	50,  // 132: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	50,  // 133: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	50,  // 134: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	50,  // 135: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	52,  // 136: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	54,  // 137: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
+	58,  // 138: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
+	58,  // 139: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
+	60,  // 140: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
+	63,  // 141: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	65,  // 142: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	67,  // 143: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	69,  // 144: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	72,  // 145: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	74,  // 146: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	83,  // 147: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	79,  // 148: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	81,  // 149: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	87,  // 150: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	92,  // 151: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	89,  // 152: xhub.v1.Audit.ExportAudit:output_type -> xhub.v1.ExportAuditChunk
+	94,  // 153: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
+	97,  // 154: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
+	99,  // 155: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
+	113, // [113:156] is the sub-list for method output_type
+	70,  // [70:113] is the sub-list for method input_type
+	70,  // [70:70] is the sub-list for extension type_name
+	69,  // [69:70] is the sub-list for extension extendee
+	0,   // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }
@@ -7654,12 +7791,12 @@ func file_xhub_proto_init() {
 	if File_xhub_proto != nil {
 		return
 	}
-	file_xhub_proto_msgTypes[36].OneofWrappers = []any{}
-	file_xhub_proto_msgTypes[73].OneofWrappers = []any{
+	file_xhub_proto_msgTypes[38].OneofWrappers = []any{}
+	file_xhub_proto_msgTypes[75].OneofWrappers = []any{
 		(*SubscribeRequest_Start)(nil),
 		(*SubscribeRequest_Ack)(nil),
 	}
-	file_xhub_proto_msgTypes[82].OneofWrappers = []any{
+	file_xhub_proto_msgTypes[84].OneofWrappers = []any{
 		(*ProviderMessage_Hello)(nil),
 		(*ProviderMessage_Result)(nil),
 	}
@@ -7669,7 +7806,7 @@ func file_xhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   98,
+			NumMessages:   100,
 			NumExtensions: 1,
 			NumServices:   11,
 		},

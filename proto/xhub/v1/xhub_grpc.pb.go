@@ -31,6 +31,7 @@ const (
 	Departments_ListDepartments_FullMethodName       = "/xhub.v1.Departments/ListDepartments"
 	Departments_SetWebhook_FullMethodName            = "/xhub.v1.Departments/SetWebhook"
 	Departments_ListWebhookDeliveries_FullMethodName = "/xhub.v1.Departments/ListWebhookDeliveries"
+	Departments_RedeliverWebhook_FullMethodName      = "/xhub.v1.Departments/RedeliverWebhook"
 )
 
 // DepartmentsClient is the client API for Departments service.
@@ -44,6 +45,11 @@ type DepartmentsClient interface {
 	// new SetWebhook rotates.
 	SetWebhook(ctx context.Context, in *SetWebhookRequest, opts ...grpc.CallOption) (*SetWebhookResponse, error)
 	ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error)
+	// RedeliverWebhook queues again the department's deliveries whose last
+	// record is failed or dropped: the one named, or every one recorded
+	// since a time. Only by an officer of the department. Each starts a
+	// new schedule of attempts with its delivery id.
+	RedeliverWebhook(ctx context.Context, in *RedeliverWebhookRequest, opts ...grpc.CallOption) (*RedeliverWebhookResponse, error)
 }
 
 type departmentsClient struct {
@@ -94,6 +100,16 @@ func (c *departmentsClient) ListWebhookDeliveries(ctx context.Context, in *ListW
 	return out, nil
 }
 
+func (c *departmentsClient) RedeliverWebhook(ctx context.Context, in *RedeliverWebhookRequest, opts ...grpc.CallOption) (*RedeliverWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RedeliverWebhookResponse)
+	err := c.cc.Invoke(ctx, Departments_RedeliverWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DepartmentsServer is the server API for Departments service.
 // All implementations must embed UnimplementedDepartmentsServer
 // for forward compatibility.
@@ -105,6 +121,11 @@ type DepartmentsServer interface {
 	// new SetWebhook rotates.
 	SetWebhook(context.Context, *SetWebhookRequest) (*SetWebhookResponse, error)
 	ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error)
+	// RedeliverWebhook queues again the department's deliveries whose last
+	// record is failed or dropped: the one named, or every one recorded
+	// since a time. Only by an officer of the department. Each starts a
+	// new schedule of attempts with its delivery id.
+	RedeliverWebhook(context.Context, *RedeliverWebhookRequest) (*RedeliverWebhookResponse, error)
 	mustEmbedUnimplementedDepartmentsServer()
 }
 
@@ -126,6 +147,9 @@ func (UnimplementedDepartmentsServer) SetWebhook(context.Context, *SetWebhookReq
 }
 func (UnimplementedDepartmentsServer) ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListWebhookDeliveries not implemented")
+}
+func (UnimplementedDepartmentsServer) RedeliverWebhook(context.Context, *RedeliverWebhookRequest) (*RedeliverWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RedeliverWebhook not implemented")
 }
 func (UnimplementedDepartmentsServer) mustEmbedUnimplementedDepartmentsServer() {}
 func (UnimplementedDepartmentsServer) testEmbeddedByValue()                     {}
@@ -220,6 +244,24 @@ func _Departments_ListWebhookDeliveries_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Departments_RedeliverWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedeliverWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DepartmentsServer).RedeliverWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Departments_RedeliverWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DepartmentsServer).RedeliverWebhook(ctx, req.(*RedeliverWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Departments_ServiceDesc is the grpc.ServiceDesc for Departments service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -242,6 +284,10 @@ var Departments_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListWebhookDeliveries",
 			Handler:    _Departments_ListWebhookDeliveries_Handler,
+		},
+		{
+			MethodName: "RedeliverWebhook",
+			Handler:    _Departments_RedeliverWebhook_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

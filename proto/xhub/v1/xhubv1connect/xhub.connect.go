@@ -72,6 +72,9 @@ const (
 	// DepartmentsListWebhookDeliveriesProcedure is the fully-qualified name of the Departments's
 	// ListWebhookDeliveries RPC.
 	DepartmentsListWebhookDeliveriesProcedure = "/xhub.v1.Departments/ListWebhookDeliveries"
+	// DepartmentsRedeliverWebhookProcedure is the fully-qualified name of the Departments's
+	// RedeliverWebhook RPC.
+	DepartmentsRedeliverWebhookProcedure = "/xhub.v1.Departments/RedeliverWebhook"
 	// CredentialsIssueCredentialProcedure is the fully-qualified name of the Credentials's
 	// IssueCredential RPC.
 	CredentialsIssueCredentialProcedure = "/xhub.v1.Credentials/IssueCredential"
@@ -164,6 +167,11 @@ type DepartmentsClient interface {
 	// new SetWebhook rotates.
 	SetWebhook(context.Context, *v1.SetWebhookRequest) (*v1.SetWebhookResponse, error)
 	ListWebhookDeliveries(context.Context, *v1.ListWebhookDeliveriesRequest) (*v1.ListWebhookDeliveriesResponse, error)
+	// RedeliverWebhook queues again the department's deliveries whose last
+	// record is failed or dropped: the one named, or every one recorded
+	// since a time. Only by an officer of the department. Each starts a
+	// new schedule of attempts with its delivery id.
+	RedeliverWebhook(context.Context, *v1.RedeliverWebhookRequest) (*v1.RedeliverWebhookResponse, error)
 }
 
 // NewDepartmentsClient constructs a client for the xhub.v1.Departments service. By default, it uses
@@ -201,6 +209,12 @@ func NewDepartmentsClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(departmentsMethods.ByName("ListWebhookDeliveries")),
 			connect.WithClientOptions(opts...),
 		),
+		redeliverWebhook: connect.NewClient[v1.RedeliverWebhookRequest, v1.RedeliverWebhookResponse](
+			httpClient,
+			baseURL+DepartmentsRedeliverWebhookProcedure,
+			connect.WithSchema(departmentsMethods.ByName("RedeliverWebhook")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -210,6 +224,7 @@ type departmentsClient struct {
 	listDepartments       *connect.Client[v1.ListDepartmentsRequest, v1.ListDepartmentsResponse]
 	setWebhook            *connect.Client[v1.SetWebhookRequest, v1.SetWebhookResponse]
 	listWebhookDeliveries *connect.Client[v1.ListWebhookDeliveriesRequest, v1.ListWebhookDeliveriesResponse]
+	redeliverWebhook      *connect.Client[v1.RedeliverWebhookRequest, v1.RedeliverWebhookResponse]
 }
 
 // AddDepartment calls xhub.v1.Departments.AddDepartment.
@@ -248,6 +263,15 @@ func (c *departmentsClient) ListWebhookDeliveries(ctx context.Context, req *v1.L
 	return nil, err
 }
 
+// RedeliverWebhook calls xhub.v1.Departments.RedeliverWebhook.
+func (c *departmentsClient) RedeliverWebhook(ctx context.Context, req *v1.RedeliverWebhookRequest) (*v1.RedeliverWebhookResponse, error) {
+	response, err := c.redeliverWebhook.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // DepartmentsHandler is an implementation of the xhub.v1.Departments service.
 type DepartmentsHandler interface {
 	AddDepartment(context.Context, *v1.AddDepartmentRequest) (*v1.AddDepartmentResponse, error)
@@ -257,6 +281,11 @@ type DepartmentsHandler interface {
 	// new SetWebhook rotates.
 	SetWebhook(context.Context, *v1.SetWebhookRequest) (*v1.SetWebhookResponse, error)
 	ListWebhookDeliveries(context.Context, *v1.ListWebhookDeliveriesRequest) (*v1.ListWebhookDeliveriesResponse, error)
+	// RedeliverWebhook queues again the department's deliveries whose last
+	// record is failed or dropped: the one named, or every one recorded
+	// since a time. Only by an officer of the department. Each starts a
+	// new schedule of attempts with its delivery id.
+	RedeliverWebhook(context.Context, *v1.RedeliverWebhookRequest) (*v1.RedeliverWebhookResponse, error)
 }
 
 // NewDepartmentsHandler builds an HTTP handler from the service implementation. It returns the path
@@ -290,6 +319,12 @@ func NewDepartmentsHandler(svc DepartmentsHandler, opts ...connect.HandlerOption
 		connect.WithSchema(departmentsMethods.ByName("ListWebhookDeliveries")),
 		connect.WithHandlerOptions(opts...),
 	)
+	departmentsRedeliverWebhookHandler := connect.NewUnaryHandlerSimple(
+		DepartmentsRedeliverWebhookProcedure,
+		svc.RedeliverWebhook,
+		connect.WithSchema(departmentsMethods.ByName("RedeliverWebhook")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/xhub.v1.Departments/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case DepartmentsAddDepartmentProcedure:
@@ -300,6 +335,8 @@ func NewDepartmentsHandler(svc DepartmentsHandler, opts ...connect.HandlerOption
 			departmentsSetWebhookHandler.ServeHTTP(w, r)
 		case DepartmentsListWebhookDeliveriesProcedure:
 			departmentsListWebhookDeliveriesHandler.ServeHTTP(w, r)
+		case DepartmentsRedeliverWebhookProcedure:
+			departmentsRedeliverWebhookHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -323,6 +360,10 @@ func (UnimplementedDepartmentsHandler) SetWebhook(context.Context, *v1.SetWebhoo
 
 func (UnimplementedDepartmentsHandler) ListWebhookDeliveries(context.Context, *v1.ListWebhookDeliveriesRequest) (*v1.ListWebhookDeliveriesResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Departments.ListWebhookDeliveries is not implemented"))
+}
+
+func (UnimplementedDepartmentsHandler) RedeliverWebhook(context.Context, *v1.RedeliverWebhookRequest) (*v1.RedeliverWebhookResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Departments.RedeliverWebhook is not implemented"))
 }
 
 // CredentialsClient is a client for the xhub.v1.Credentials service.
