@@ -77,7 +77,7 @@ func TestProvince(t *testing.T) {
 	}
 	sweep := min(max(dur/12, 5*time.Second), time.Minute)
 	d := deploy(t, deployConfig{callout: true,
-		serve: []string{"--sweep-interval", sweep.String(), "--webhook-allow-private"},
+		serve:        []string{"--sweep-interval", sweep.String(), "--webhook-allow-private"},
 		serveIfKnown: [][2]string{{"--subscription-sweep", sweep.String()}, {"--webhook-backoff", "200ms,400ms,800ms,1.6s,3.2s"}},
 	})
 	p := &province{d: d, w: newWorld(t), dur: dur, sweep: sweep}
