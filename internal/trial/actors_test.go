@@ -131,7 +131,7 @@ func (p *province) epoch(ctx context.Context, epoch int, g *adapters.Grant, sys 
 		// The hub authorises a NATS connection on its state when it
 		// connects: connect once both nodes hold the grant.
 		p.applied(g.ID)
-		nc, err := p.natsConnect("edu", 0, "edu integrator")
+		nc, err := p.natsConnect("edu", 0, "edu integrator", func() bool { return revokedAt.Load() == 0 })
 		if err != nil {
 			p.w.refused("records/nats", "edu NATS connect", err)
 			return
@@ -305,14 +305,16 @@ func (p *province) credential(i int) {
 		return
 	}
 	p.w.wrote(catalog.KindDeptAdded, dep.Seq, true)
+	added := depOn("department "+dept, dep.Seq)
 	start = time.Now()
 	cred, file, err := b.IssueCredential(bg, vocab.Identity{Dept: catalog.DeptID(dept), Role: vocab.RoleSystem, Name: "s"}, 1)
 	p.w.took("operator", time.Since(start))
 	if err != nil {
-		p.w.refused("writes/refused", "creds issue (on the other node)", err)
+		p.w.refusedAfter("writes/refused", "creds issue (on the other node)", err, added)
 		return
 	}
 	p.w.wrote("cred.issued", cred.Seq, true)
+	issued := depOn("credential "+cred.Serial, cred.Seq)
 	path := filepath.Join(p.d.dir, "churn-"+dept+".creds")
 	if err := os.WriteFile(path, file, 0o600); err != nil {
 		p.d.t.Fatal(err)
@@ -326,7 +328,7 @@ func (p *province) credential(i int) {
 	}
 	_, seq, err := a.RevokeCredential(bg, cred.Serial, "rotation")
 	if err != nil {
-		p.w.refused("writes/refused", "creds revoke", err)
+		p.w.refusedAfter("writes/refused", "creds revoke (issued on the other node)", err, issued)
 		c.Close()
 		return
 	}
@@ -368,24 +370,26 @@ func (p *province) dataset(ctx context.Context, i int) {
 		return
 	}
 	p.w.wrote(schemas.KindSchemaRegistered, s.Seq, true)
+	registered := depOn("schema "+id, s.Seq)
 	start = time.Now()
 	ds, err := b.PublishDataset(bg, adapters.DatasetSpec{ID: id, Title: "Temporary " + id, ShareType: "open", SchemaSubject: id})
 	p.w.took("health officer", time.Since(start))
 	if err != nil {
-		p.w.refused("writes/refused", "catalog publish (schema on the other node)", err)
+		p.w.refusedAfter("writes/refused", "catalog publish (schema on the other node)", err, registered)
 		return
 	}
 	p.w.wrote(catalog.KindDatasetPublished, ds.Seq, true)
+	published := depOn("dataset "+id, ds.Seq)
 	title := "Temporary " + id + ", revised"
 	up, err := a.UpdateDataset(bg, adapters.DatasetUpdate{ID: id, Title: &title})
 	if err != nil {
-		p.w.refused("writes/refused", "catalog update", err)
+		p.w.refusedAfter("writes/refused", "catalog update (published on the other node)", err, published)
 	} else {
 		p.w.wrote(catalog.KindDatasetUpdated, up.Seq, false)
 	}
 	r, err := p.officerOn["tax"][(i+1)%2].RequestShare(bg, id, nil, "a look", 10)
 	if err != nil {
-		p.w.refused("writes/refused", "share request (open)", err)
+		p.w.refusedAfter("writes/refused", "share request (open; published on the other node)", err, published)
 	} else {
 		p.w.wrote(shares.KindShareRequested, r.Seq, false)
 		if r.Grant == nil {
@@ -395,7 +399,7 @@ func (p *province) dataset(ctx context.Context, i int) {
 	pause(ctx, time.Second)
 	rt, err := a.RetireDataset(bg, id, "superseded")
 	if err != nil {
-		p.w.refused("writes/refused", "catalog retire", err)
+		p.w.refusedAfter("writes/refused", "catalog retire (published on the other node)", err, published)
 		return
 	}
 	p.w.wrote(catalog.KindDatasetRetired, rt.Seq, true)
@@ -578,12 +582,13 @@ func (p *province) decide(i int) {
 	}
 	p.w.wrote(shares.KindShareRequested, r.Seq, false)
 	p.w.event("civil", shares.KindShareRequested, r.Request.ID)
+	requested := depOn("request "+r.Request.ID, r.Seq)
 	start = time.Now()
 	if i%3 == 2 {
 		dec, err := civil.Reject(bg, r.Request.ID, "no basis (on the other node)")
 		p.w.took("civil officer", time.Since(start))
 		if err != nil {
-			p.w.refused("writes/refused", "reject (request made on the other node)", err)
+			p.w.refusedAfter("writes/refused", "reject (request made on the other node)", err, requested)
 			p.withdraw(tax, r.Request.ID)
 			return
 		}
@@ -594,7 +599,7 @@ func (p *province) decide(i int) {
 	dec, err := civil.Approve(bg, r.Request.ID, []string{"id", "ward"}, 1, "narrowed")
 	p.w.took("civil officer", time.Since(start))
 	if err != nil {
-		p.w.refused("writes/refused", "approve (request made on the other node)", err)
+		p.w.refusedAfter("writes/refused", "approve (request made on the other node)", err, requested)
 		p.withdraw(tax, r.Request.ID)
 		return
 	}
@@ -603,9 +608,10 @@ func (p *province) decide(i int) {
 	if got := dec.Grant.Fields; !slices.Equal(got, []string{"id", "ward"}) {
 		p.w.violate("writes/refused", "approved narrowed to [id ward], granted %v", got)
 	}
+	approved := depOn("grant "+dec.Grant.ID, dec.Seq)
 	rv, err := p.officerOn["civil"][i%2].RevokeGrant(bg, dec.Grant.ID, "workflow over")
 	if err != nil {
-		p.w.refused("writes/refused", "revoke (grant made on the other node)", err)
+		p.w.refusedAfter("writes/refused", "revoke (grant made on the other node)", err, approved)
 		return
 	}
 	p.w.wrote(shares.KindGrantRevoked, rv.Seq, true)
@@ -615,7 +621,10 @@ func (p *province) decide(i int) {
 // withdraw withdraws a request left pending by a refused decision, on the
 // node that made it, so that refusals do not fill tax's pending bound.
 func (p *province) withdraw(c *adapters.Client, id string) {
-	if w, err := c.Withdraw(context.Background(), id); err == nil {
-		p.w.wrote(shares.KindShareWithdrawn, w.Seq, true)
+	w, err := c.Withdraw(context.Background(), id)
+	if err != nil {
+		p.w.refused("writes/refused", "withdraw (on the node that made the request)", err)
+		return
 	}
+	p.w.wrote(shares.KindShareWithdrawn, w.Seq, true)
 }

@@ -33,8 +33,8 @@ func (p *province) finish(stopConsumers func()) {
 	// whole run, on gRPC and on NATS (from a little after its
 	// integrator connected: core NATS holds nothing for a subscriber not
 	// yet there).
-	p.reachWithin("records/grpc", "grpc tax", w.start, end, false, 2*reachWait)
-	p.reachWithin("records/nats", "nats tax", p.runStart.Add(5*time.Second), end, true, 2*reachWait)
+	p.reachWithin("records/grpc", "grpc tax", w.start, end, false, time.Minute)
+	p.reachWithin("records/nats", "nats tax", p.runStart.Add(5*time.Second), end, true, time.Minute)
 	stopConsumers()
 
 	// Webhooks: every event the load made was posted.

@@ -428,7 +428,7 @@ func (p *province) taxSubscriber(ctx context.Context) {
 // integrator receives dept's records of health.cases on NATS through
 // server node, noting its outages, until ctx ends.
 func (p *province) integrator(ctx context.Context, dept string, node int) {
-	nc, err := p.natsConnect(dept, node, dept+" integrator")
+	nc, err := p.natsConnect(dept, node, dept+" integrator", func() bool { return true })
 	if err != nil {
 		p.w.violate("records/nats", "%s integrator: %v", dept, err)
 		return
@@ -448,7 +448,11 @@ func (p *province) integrator(ctx context.Context, dept string, node int) {
 
 // natsConnect connects dept's system to NATS server node over TLS with
 // its certificate, reconnecting for ever, each disconnection a NATS gap.
-func (p *province) natsConnect(dept string, node int, name string) (*nats.Conn, error) {
+//
+// A refusal the server reports (a permissions violation) is a violation
+// while granted() holds: after a revocation the client reconnects, and is
+// refused its subscription, as it should be.
+func (p *province) natsConnect(dept string, node int, name string, granted func() bool) (*nats.Conn, error) {
 	c, err := vocab.LoadCreds(p.creds[dept+"/etl"])
 	if err != nil {
 		return nil, err
@@ -476,7 +480,9 @@ func (p *province) natsConnect(dept string, node int, name string) (*nats.Conn, 
 		}),
 		nats.ReconnectHandler(end), nats.ClosedHandler(end),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			p.w.violate("records/nats", "%s: %v", name, err)
+			if granted() {
+				p.w.violate("records/nats", "%s, granted: %v", name, err)
+			}
 		}))
 }
 

@@ -152,6 +152,27 @@ func (w *world) refused(invariant, op string, err error) {
 	}
 }
 
+// dep is an acknowledged write a call depends on.
+type dep struct {
+	what string // "department p3"
+	seq  uint64
+	at   time.Time // acknowledged
+}
+
+func depOn(what string, seq uint64) dep { return dep{what, seq, time.Now()} }
+
+// refusedAfter is refused for a call that depends on d, made on another
+// node than d: a violation says how long before d was acknowledged.
+func (w *world) refusedAfter(invariant, op string, err error, d dep) {
+	if transient(err) {
+		w.refused(invariant, op, err)
+		return
+	}
+	w.refused("", op, err)
+	w.violate(invariant, "%s refused: %v — it depends on %s (entry %d), acknowledged by the other node %s before",
+		op, err, d.what, d.seq, time.Since(d.at).Round(time.Millisecond))
+}
+
 // publishedBatch notes records acknowledged by a publish.
 func (w *world) publishedBatch(ids []int, at time.Time) {
 	w.mu.Lock()
