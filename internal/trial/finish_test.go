@@ -239,6 +239,8 @@ func (p *province) checkGrowth() {
 		hp := func(s sample) float64 { return s.heap }
 		g0, g1 := med(ss[:third], gr), med(ss[len(ss)-third:], gr)
 		h0, h1 := med(ss[:third], hp), med(ss[len(ss)-third:], hp)
+		p.steady = append(p.steady, fmt.Sprintf("%s over %s of steady load: goroutines %.0f → %.0f, heap in use %s → %s (medians of the first and last thirds)",
+			h.name, ss[len(ss)-1].at.Sub(ss[0].at).Round(time.Second), g0, g1, mib(h0), mib(h1)))
 		if g1 > g0*1.25+40 {
 			p.w.violate("nodes/growth", "%s: goroutines grew from %.0f to %.0f over %s of steady load", h.name, g0, g1, ss[len(ss)-1].at.Sub(ss[0].at).Round(time.Second))
 		}
@@ -273,7 +275,12 @@ func (p *province) figures(head string, entries int) {
 				late = max(late, w.firstSeen[c][id].Sub(at))
 			}
 		}
-		add("received on "+c, fmt.Sprintf("%d records (%d deliveries), slowest %s after its publish", len(w.received[c]), total, late.Round(time.Millisecond)))
+		v := fmt.Sprintf("%d records (%d deliveries), slowest %s after its publish", len(w.received[c]), total, late.Round(time.Millisecond))
+		if strings.HasPrefix(c, "nats ") {
+			o, r := w.excused(c)
+			v += fmt.Sprintf("; %d NATS outages (its connection's or a server's), %d records acknowledged within them not received", o, r)
+		}
+		add("received on "+c, v)
 	}
 	add("webhook events", fmt.Sprintf("%d made, %d posts received", len(w.events), w.posts))
 	var kinds []string
@@ -309,6 +316,9 @@ func (p *province) figures(head string, entries int) {
 		}
 		a, b := ss[0], ss[len(ss)-1]
 		add(h.name+" goroutines, heap, RSS", fmt.Sprintf("start %.0f, %s, %s; end %.0f, %s, %s", a.goroutines, mib(a.heap), mib(a.rssB), b.goroutines, mib(b.heap), mib(b.rssB)))
+	}
+	for _, s := range p.steady {
+		add("growth", s)
 	}
 	add("ledger", fmt.Sprintf("%d entries, nodes agree at %s, verified", entries, head))
 	for _, r := range rows {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -117,6 +118,7 @@ type province struct {
 	scrapes   [][]sample // by node
 	natsURLs  []string   // the integrators' TLS URLs, one per NATS node
 	runStart  time.Time
+	steady    []string // the growth check's figures, by node
 }
 
 const caseSchema = `{"type":"object","properties":{"id":{"type":"integer"},"ward":{"type":"string"},"note":{"type":"string"}},"required":["id","ward"]}`
@@ -480,7 +482,9 @@ func (p *province) natsConnect(dept string, node int, name string, granted func(
 		}),
 		nats.ReconnectHandler(end), nats.ClosedHandler(end),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if granted() {
+			// Only refusals: a connection the hub closes (to renew its
+			// permissions when a grant of the department ends) is a gap.
+			if granted() && (errors.Is(err, nats.ErrPermissionViolation) || strings.Contains(err.Error(), "ermissions")) {
 				p.w.violate("records/nats", "%s, granted: %v", name, err)
 			}
 		}))

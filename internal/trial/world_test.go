@@ -215,6 +215,22 @@ func (w *world) missing(channel string, from, to time.Time, gaps bool) []int {
 	return out
 }
 
+// excused counts, per channel, the NATS outages and the records
+// acknowledged within them that the channel did not receive.
+func (w *world) excused(channel string) (outages, records int) {
+	for _, g := range w.natsGaps {
+		if g.channel == "" || g.channel == channel {
+			outages++
+		}
+	}
+	for id, at := range w.published {
+		if w.received[channel][id] == 0 && w.inGap(channel, at) {
+			records++
+		}
+	}
+	return outages, records
+}
+
 // natsGapSlack is how long before a NATS outage a record may have been
 // acknowledged and still be in flight to the integrator through it.
 const natsGapSlack = 3 * time.Second
