@@ -278,7 +278,7 @@ func (p *province) figures(head string, entries int) {
 		v := fmt.Sprintf("%d records (%d deliveries), slowest %s after its publish", len(w.received[c]), total, late.Round(time.Millisecond))
 		if strings.HasPrefix(c, "nats ") {
 			o, r := w.excused(c)
-			v += fmt.Sprintf("; %d NATS outages (its connection's or a server's), %d records acknowledged within them not received", o, r)
+			v += fmt.Sprintf("; %d NATS outages (its connection's, a server's), %d records acknowledged within them not received (core NATS: not counted as lost)", o, r)
 		}
 		add("received on "+c, v)
 	}
