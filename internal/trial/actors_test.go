@@ -490,74 +490,64 @@ func (p *province) lister(ctx context.Context) {
 // checkListings checks one node's listings and returns them, canonical
 // (sorted JSON, without what differs between nodes by design: a
 // subscription's pending counts and whether its subscriber is connected
-// here).
+// there).
 func (p *province) checkListings(c *adapters.Client) (map[string]string, error) {
 	bg := context.Background()
-	out := map[string]string{}
 	node := c.Addr()
 	reqs, err := c.Requests(bg, adapters.ShareQuery{})
 	if err != nil {
 		return nil, err
 	}
-	var rows []string
-	for _, r := range reqs {
-		if r.ID == "" || r.RequestedAt.IsZero() || r.Dataset == "" {
-			p.w.violate("listings/phantom", "node %s lists a share request that is no request: %+v", node, r)
-			continue
-		}
-		b, _ := json.Marshal(r)
-		rows = append(rows, string(b))
-	}
-	sort.Strings(rows)
-	out["requests"] = strings.Join(rows, "\n")
 	gs, err := c.Grants(bg, adapters.ShareQuery{})
 	if err != nil {
 		return nil, err
 	}
-	rows = rows[:0]
-	for _, g := range gs {
-		if g.ID == "" || g.GrantedAt.IsZero() || g.Dataset == "" {
-			p.w.violate("listings/phantom", "node %s lists a grant that is no grant: %+v", node, g)
-			continue
-		}
-		b, _ := json.Marshal(g)
-		rows = append(rows, string(b))
-	}
-	sort.Strings(rows)
-	out["grants"] = strings.Join(rows, "\n")
 	dss, err := c.Datasets(bg, adapters.DatasetQuery{IncludeRetired: true})
 	if err != nil {
 		return nil, err
 	}
-	rows = rows[:0]
-	for _, ds := range dss {
-		if ds.ID == "" || ds.PublishedAt.IsZero() {
-			p.w.violate("listings/phantom", "node %s lists a dataset that is no dataset: %+v", node, ds)
-			continue
-		}
-		b, _ := json.Marshal(ds)
-		rows = append(rows, string(b))
-	}
-	sort.Strings(rows)
-	out["catalog"] = strings.Join(rows, "\n")
 	subs, _, err := c.Subscriptions(bg, "", "")
 	if err != nil {
 		return nil, err
 	}
-	rows = rows[:0]
+	type sub struct{ Dept, Dataset, Name, CreatedBy string }
+	var ss []sub
 	for _, s := range subs {
-		if s.Name == "" || s.Dept == "" || s.Dataset == "" {
-			p.w.violate("listings/phantom", "node %s lists a subscription that is none: %+v", node, s)
-			continue
-		}
-		if !slices.Contains([]string{"tax-feed", "edu-feed", bus.OutSubscription}, s.Name) {
+		if s.Name != "" && !slices.Contains([]string{"tax-feed", "edu-feed", bus.OutSubscription}, s.Name) {
 			p.w.violate("listings/unmade", "node %s lists subscription %s/%s/%s, which nobody made", node, s.Dept, s.Dataset, s.Name)
 		}
-		rows = append(rows, fmt.Sprintf("%s/%s/%s by %s", s.Dept, s.Dataset, s.Name, s.CreatedBy))
+		ss = append(ss, sub{s.Dept, s.Dataset, s.Name, s.CreatedBy})
 	}
-	sort.Strings(rows)
-	out["subscriptions"] = strings.Join(rows, "\n")
-	return out, nil
+	return map[string]string{
+		"requests": listing(p, node, "share request", reqs, func(r adapters.ShareRequest) bool {
+			return r.ID != "" && !r.RequestedAt.IsZero() && r.Dataset != ""
+		}),
+		"grants": listing(p, node, "grant", gs, func(g adapters.Grant) bool {
+			return g.ID != "" && !g.GrantedAt.IsZero() && g.Dataset != ""
+		}),
+		"catalog": listing(p, node, "dataset", dss, func(d adapters.Dataset) bool {
+			return d.ID != "" && !d.PublishedAt.IsZero()
+		}),
+		"subscriptions": listing(p, node, "subscription", ss, func(s sub) bool {
+			return s.Name != "" && s.Dept != "" && s.Dataset != ""
+		}),
+	}, nil
+}
+
+// listing is one listing of a node, canonical (each row's JSON, sorted),
+// without the rows that are none (a phantom, by real), each a violation.
+func listing[T any](p *province, node, what string, rows []T, real func(T) bool) string {
+	var out []string
+	for _, r := range rows {
+		if !real(r) {
+			p.w.violate("listings/phantom", "node %s lists a %s that is none: %+v", node, what, r)
+			continue
+		}
+		b, _ := json.Marshal(r)
+		out = append(out, string(b))
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
 }
 
 // workflow: tax asks civil for civil.residents on one node, civil

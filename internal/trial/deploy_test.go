@@ -3,9 +3,7 @@ package trial
 import (
 	"bufio"
 	"context"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
@@ -26,8 +24,6 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/natsauth"
-	"github.com/xhub-gov/xhub/internal/pki"
 	"github.com/xhub-gov/xhub/internal/testenv"
 )
 
@@ -205,47 +201,13 @@ func deploy(t testing.TB, cfg deployConfig) *deployment {
 	return d
 }
 
-// enableCallout makes the hub's CA in the first node's data dir (the
-// servers' TLS names it, so it comes first) and the callout's account
-// key, configures the servers with both, and returns the flags that make
-// a hub node the callout.
+// enableCallout makes the hub's CA in the first node's data dir and the
+// callout's account key, configures the servers with both
+// (testenv.CalloutFor), and returns the flags that make a hub node the
+// callout.
 func (d *deployment) enableCallout(dataDir string) []string {
-	t := d.t
-	authority, err := pki.LoadOrCreate(filepath.Join(dataDir, "pki"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := authority.ServerCert([]string{"127.0.0.1", "localhost"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := filepath.Join(d.dir, "nats-tls")
-	if err := os.MkdirAll(files, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, b []byte) string {
-		p := filepath.Join(files, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	keyFile := filepath.Join(files, "callout.nk")
-	issuer, _, err := natsauth.LoadOrCreateIssuer(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := issuer.PublicKey()
-	d.nats.EnableCallout(t, testenv.Callout{
-		Issuer:   pub,
-		CertFile: write("server.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})),
-		KeyFile:  write("server-key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
-		CAFile:   write("ca.pem", authority.CertPEM),
-	})
+	co, keyFile := testenv.CalloutFor(d.t, dataDir, filepath.Join(d.dir, "nats-tls"))
+	d.nats.EnableCallout(d.t, co)
 	return []string{"--nats-callout-key", keyFile, "--nats-system-url", d.nats.SystemURL()}
 }
 
