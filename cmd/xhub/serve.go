@@ -156,6 +156,7 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.IntVar(&cfg.DisputeDays, "dispute-days", 5, "working days an owner has to answer a data dispute before it shows as overdue")
 	f.IntVar(&cfg.ResponseDays, "response-days", 10, "days an owner has to answer a conditional request before it shows as overdue")
 	f.IntVar(&cfg.MaxGrantDays, "max-grant-days", 365, "longest grant, in days")
+	f.DurationVar(&cfg.SweepInterval, "sweep-interval", 0, "how often this node ends grants past their expiry, grants open requests left pending, and purges batches older than a shortened retention (0: every second for grants, every minute for batches)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&rebuild, "rebuild-views", false, "move DIR/badger aside and rebuild the views by replaying the ledger (after the node refused to start because its views do not match the ledger)")
 	l := &cfg.Limits

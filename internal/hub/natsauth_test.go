@@ -4,11 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +18,6 @@ import (
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/hub"
 	"github.com/xhub-gov/xhub/internal/natsauth"
-	"github.com/xhub-gov/xhub/internal/pki"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -224,40 +220,9 @@ func TestNATSIntegrators(t *testing.T) {
 // server the hub is not connected to.
 func TestNATSIntegratorsExternalCluster(t *testing.T) {
 	dir := t.TempDir()
-	// The hub's CA first: the servers' TLS names it.
-	authority, err := pki.LoadOrCreate(filepath.Join(dir, "pki"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := authority.ServerCert([]string{"127.0.0.1", "localhost"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(files, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	keyFile := filepath.Join(files, "callout.nk")
-	issuer, created, err := natsauth.LoadOrCreateIssuer(keyFile)
-	if err != nil || !created {
-		t.Fatal(err)
-	}
-	pub, _ := issuer.PublicKey()
+	callout, keyFile := testenv.CalloutFor(t, dir, t.TempDir())
 	cluster := testenv.NewNATSCluster(t, 3)
-	cluster.EnableCallout(t, testenv.Callout{
-		Issuer:   pub,
-		CertFile: write("server.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})),
-		KeyFile:  write("server-key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
-		CAFile:   write("ca.pem", authority.CertPEM),
-	})
+	cluster.EnableCallout(t, callout)
 	cluster.Start(t)
 	// The hub talks to the first server only.
 	first := fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", cluster.User, cluster.Pass, cluster.Nodes[0].Port)

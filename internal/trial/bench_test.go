@@ -1,15 +1,11 @@
 package trial
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,7 +22,7 @@ import (
 //
 // XHUB_BENCH_ONE_NODE=1 sends every writer through the first node.
 func BenchmarkClusterWrites(b *testing.B) {
-	d := deploy(b)
+	d := deploy(b, deployConfig{})
 	ctx := context.Background()
 	var clients []*adapters.Client
 	for _, addr := range d.addrs {
@@ -79,27 +75,6 @@ func BenchmarkClusterWrites(b *testing.B) {
 	}
 }
 
-// scrape reads one unlabelled metric from a hub's /metrics.
-func scrape(t testing.TB, addr, name string) float64 {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("%s has no %s", addr, name)
-	return 0
-}
-
 // BenchmarkClusterPaths runs `xhub bench --hub A,B --raw-nats CLUSTER
 // --replicas 3` against two hub nodes on R3 streams of a three-node NATS
 // cluster, all processes on this machine: query, publish and subscribe
@@ -107,7 +82,7 @@ func scrape(t testing.TB, addr, name string) float64 {
 //
 //	go test -run X -bench ClusterPaths -benchtime 1x ./internal/trial/
 func BenchmarkClusterPaths(b *testing.B) {
-	d := deploy(b)
+	d := deploy(b, deployConfig{})
 	bin := filepath.Join(d.dir, "xhub")
 	for b.Loop() {
 		cmd := exec.Command(bin, "bench", "--hub", d.both, "--creds", d.adminCreds, "--raw-nats", d.nats.URL(), "--replicas", "3", "--duration", "4s")

@@ -31,7 +31,7 @@ func TestSubscriberFailoverRedelivery(t *testing.T) {
 	}
 	const bound = 3 * time.Second
 	const slack = 12 * time.Second // a busy machine; today's ack wait was 30 s
-	d := deploy(t, "--subscription-redelivery", bound.String(), "--log-level", "info")
+	d := deployWith(t, "--subscription-redelivery", bound.String(), "--log-level", "info")
 	ctx := context.Background()
 	owner := d.dial(d.creds("health", vocab.RoleOfficer, "officer"))
 	if _, _, err := owner.RegisterSchema(ctx, "health.cases", []byte(schema), ""); err != nil {

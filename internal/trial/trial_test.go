@@ -11,108 +11,22 @@
 package trial
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/xhub-gov/xhub/adapters"
-	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/testenv"
 )
 
 const schema = `{"type":"object","properties":{"id":{"type":"integer"},"ward":{"type":"string"}},"required":["id","ward"]}`
-
-// proc is a process of the deployment that a trial may kill and restart.
-type proc struct {
-	name string
-	args []string
-	env  []string
-	log  string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	died atomic.Int64 // exits not caused by the trial
-}
-
-func (p *proc) start(t testing.TB) {
-	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(p.args[0], p.args[1:]...)
-	cmd.Env = append(os.Environ(), p.env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", p.name, err)
-	}
-	f.Close()
-	p.cmd = cmd
-	go func() {
-		_ = cmd.Wait()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.cmd == cmd { // not killed by the trial
-			p.died.Add(1)
-			p.cmd = nil
-		}
-	}()
-}
-
-// ensure restarts the process if it exited on its own.
-func (p *proc) ensure(t testing.TB) {
-	p.mu.Lock()
-	running := p.cmd != nil
-	p.mu.Unlock()
-	if !running {
-		p.start(t)
-	}
-}
-
-func (p *proc) kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd != nil {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		p.cmd = nil
-	}
-}
-
-// deployment is the processes and the clients of one run.
-type deployment struct {
-	t          testing.TB
-	adminCreds string
-	dir        string
-	nats       *testenv.NATSCluster
-	hubs       []*proc
-	addrs      []string
-	metrics    []string // each hub's /metrics address
-	provider   *proc
-	admin      *adapters.Client
-	both       string // every hub address, for failover
-
-	natsOnce sync.Once
-	nc       *nats.Conn
-}
 
 func trials() int {
 	if n, err := strconv.Atoi(os.Getenv("XHUB_TRIALS")); err == nil && n > 0 {
@@ -125,7 +39,7 @@ func TestCrashTrials(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a deployment of processes")
 	}
-	d := deploy(t)
+	d := deploy(t, deployConfig{})
 	ctx := context.Background()
 	owner := d.dial(d.creds("health", vocab.RoleOfficer, "officer"))
 	if _, _, err := owner.RegisterSchema(ctx, "health.cases", []byte(schema), ""); err != nil {
@@ -138,7 +52,7 @@ func TestCrashTrials(t *testing.T) {
 	if _, err := tax.RequestShare(ctx, "health.cases", nil, "trial", 0); err != nil {
 		t.Fatal(err)
 	}
-	d.startProvider()
+	provider := d.startProvider()
 	publisher := d.dial(d.creds("health", vocab.RoleSystem, "registry"))
 	consumer := d.dial(d.creds("tax", vocab.RoleSystem, "etl"))
 	writer := d.admin
@@ -177,12 +91,12 @@ func TestCrashTrials(t *testing.T) {
 		case "nats":
 			victim = &proc{name: "nats"}
 		case "provider":
-			victim = d.provider
+			victim = provider
 		}
 		for _, h := range d.hubs {
 			h.ensure(t)
 		}
-		d.provider.ensure(t)
+		provider.ensure(t)
 		ctx, stop := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		load(ctx, &wg, &st, i, writer, publisher, consumer)
@@ -256,7 +170,7 @@ func TestCrashTrials(t *testing.T) {
 	for e, n := range st.errs {
 		t.Logf("failed %d×: %s", n, e)
 	}
-	for _, p := range append(append([]*proc(nil), d.hubs...), d.provider) {
+	for _, p := range append(append([]*proc(nil), d.hubs...), provider) {
 		if n := p.died.Load(); n > 0 {
 			t.Errorf("%s exited on its own %d times (a node must ride out a fault elsewhere)", p.name, n)
 		}
@@ -304,15 +218,6 @@ func (s *stats) failed(kind string, err error) {
 		msg = msg[:160]
 	}
 	s.errs[kind+": "+msg]++
-}
-
-func raise(v *atomic.Int64, d time.Duration) {
-	for {
-		old := v.Load()
-		if int64(d) <= old || v.CompareAndSwap(old, int64(d)) {
-			return
-		}
-	}
 }
 
 func (s *stats) ackedWrites() []string {
@@ -408,234 +313,11 @@ func load(ctx context.Context, wg *sync.WaitGroup, st *stats, trial int, writer,
 	}
 }
 
-// deploy starts the deployment; extra are flags for both hub nodes.
-func deploy(t testing.TB, extra ...string) *deployment {
-	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "xhub")
-	if b, err := exec.Command("go", "build", "-o", bin, "github.com/xhub-gov/xhub/cmd/xhub").CombinedOutput(); err != nil {
-		t.Fatalf("build xhub: %v\n%s", err, b)
-	}
-	d := &deployment{t: t, dir: dir, nats: testenv.StartNATSCluster(t, 3)}
-	ports := testenv.FreePorts(t, 4)
-	for i, name := range []string{"hub-a", "hub-b"} {
-		addr := fmt.Sprintf("127.0.0.1:%d", ports[i])
-		d.addrs = append(d.addrs, addr)
-		d.metrics = append(d.metrics, fmt.Sprintf("127.0.0.1:%d", ports[2+i]))
-		args := []string{bin, "serve", "--data-dir", filepath.Join(dir, name), "--listen", addr, "--name", name, "--log-level", "warn", "--metrics-listen", d.metrics[i]}
-		if i == 0 {
-			args = append(args, "--nats-url", d.nats.URL(), "--replicas", "3")
-		}
-		args = append(args, extra...)
-		d.hubs = append(d.hubs, &proc{name: name, args: args, log: filepath.Join(dir, name+".log")})
-	}
-	d.both = strings.Join(d.addrs, ",")
-	d.hubs[0].start(t)
-	t.Cleanup(func() {
-		for _, h := range d.hubs {
-			h.kill()
-		}
-		if d.provider != nil {
-			d.provider.kill()
-		}
-		if t.Failed() {
-			for _, h := range d.hubs {
-				b, _ := os.ReadFile(h.log)
-				t.Logf("%s log (tail):\n%s", h.name, tail(string(b), 3000))
-			}
-			for _, n := range d.nats.Nodes {
-				t.Logf("nats %s log (tail):\n%s", n.Name, tail(n.Log(), 2000))
-			}
-		}
-	})
-	adminCreds := filepath.Join(dir, "hub-a", "admin.creds")
-	d.adminCreds = adminCreds
-	// Generous: on a busy machine the cluster forms slowly, and the node
-	// waits for it.
-	testenv.WaitFor(t, testenv.StartTimeout, "hub-a up", func() bool {
-		_, err := os.Stat(adminCreds)
-		return err == nil && listening(d.addrs[0])
-	})
-	var err error
-	if d.admin, err = adapters.Dial(context.Background(), adminCreds, adapters.WithHub(d.both)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.admin.Close() })
-	tok, _, err := d.admin.CreateJoinToken(context.Background(), "hub-b", 0, []string{d.addrs[0]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.hubs[1].env = []string{"XHUB_JOIN=" + tok}
-	d.hubs[1].start(t)
-	testenv.WaitFor(t, testenv.StartTimeout, "hub-b up", func() bool { return listening(d.addrs[1]) })
-	return d
-}
-
-// natsVictim is, every other time, the leader of the ledger stream, else
-// the next node in turn.
-func (d *deployment) natsVictim(k int) *testenv.NATSNode {
-	if k%2 == 0 {
-		js, err := jetstream.New(d.natsConn())
-		if err == nil {
-			if s, err := js.Stream(context.Background(), bus.LedgerStream); err == nil && s.CachedInfo().Cluster != nil {
-				for _, n := range d.nats.Nodes {
-					if n.Name == s.CachedInfo().Cluster.Leader {
-						return n
-					}
-				}
-			}
-		}
-	}
-	return d.nats.Nodes[k%len(d.nats.Nodes)]
-}
-
-func (d *deployment) natsConn() *nats.Conn {
-	d.natsOnce.Do(func() { d.nc = d.nats.Connect(d.t) })
-	return d.nc
-}
-
-func (d *deployment) startProvider() {
-	path := filepath.Join(d.dir, "cases.jsonl")
-	var b strings.Builder
+// startProvider runs the crash trials' provider of health.cases.
+func (d *deployment) startProvider() *proc {
+	var recs []string
 	for i := range 30 {
-		fmt.Fprintf(&b, `{"id":%d,"ward":"w%d"}`+"\n", 1_000_000+i, i%3)
+		recs = append(recs, fmt.Sprintf(`{"id":%d,"ward":"w%d"}`, 1_000_000+i, i%3))
 	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		d.t.Fatal(err)
-	}
-	creds := d.creds("health", vocab.RoleSystem, "clinic-db")
-	d.provider = &proc{name: "provider", log: filepath.Join(d.dir, "provider.log"),
-		args: []string{d.hubs[0].args[0], "--creds", creds, "--hub", d.both, "adapter", "file", "--dataset", "health.cases", "--path", path}}
-	d.provider.start(d.t)
-	c := d.dial(d.creds("tax", vocab.RoleSystem, "probe"))
-	testenv.WaitFor(d.t, 2*time.Minute, "provider serving", func() bool {
-		_, err := c.Query(context.Background(), "health.cases", adapters.QueryOptions{Limit: 1})
-		return err == nil
-	})
-}
-
-func (d *deployment) creds(dept string, role vocab.Role, name string) string {
-	d.t.Helper()
-	ctx := context.Background()
-	_, _ = d.admin.AddDepartment(ctx, dept, dept)
-	_, file, err := d.admin.IssueCredential(ctx, vocab.Identity{Dept: catalog.DeptID(dept), Role: role, Name: name}, 1)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	path := filepath.Join(d.dir, dept+"-"+name+".creds")
-	if err := os.WriteFile(path, file, 0o600); err != nil {
-		d.t.Fatal(err)
-	}
-	return path
-}
-
-func (d *deployment) dial(creds string) *adapters.Client {
-	d.t.Helper()
-	c, err := adapters.Dial(context.Background(), creds, adapters.WithHub(d.both))
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	d.t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// checkWrites counts acknowledged writes missing from the ledger and
-// writes (acknowledged or not) applied more than once.
-func (d *deployment) checkWrites(acked, tried []string) (lost, twice int) {
-	d.t.Helper()
-	ents, err := d.admin.Entries(context.Background(), 0, "")
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	n := map[string]int{}
-	for _, e := range ents {
-		if e.Kind == "dept.added" {
-			n[e.Subject]++
-		}
-	}
-	for _, id := range acked {
-		if n[id] == 0 {
-			lost++
-		}
-	}
-	for _, id := range tried {
-		if n[id] > 1 {
-			twice++
-		}
-	}
-	return lost, twice
-}
-
-// checkNodesAgree compares the nodes' signed heads and department views
-// at the same point of the log.
-func (d *deployment) checkNodesAgree() string {
-	d.t.Helper()
-	ctx := context.Background()
-	var heads []string
-	var views []string
-	var firstNote []byte
-	for _, addr := range d.addrs {
-		c, err := adapters.Dial(ctx, filepath.Join(d.dir, "hub-a", "admin.creds"), adapters.WithHub(addr))
-		if err != nil {
-			d.t.Fatal(err)
-		}
-		defer c.Close()
-		lv, err := c.LedgerVerifier("")
-		if err != nil {
-			d.t.Fatal(err)
-		}
-		var head string
-		// The first node's signed head; every other node must hold the
-		// same log: its own head proved consistent with (extending) that
-		// one. (A head compared for equality could be passed between two
-		// polls if anything still appends.)
-		testenv.WaitFor(d.t, 2*time.Minute, "node "+addr+" caught up", func() bool {
-			if len(heads) == 0 {
-				tr, note, err := lv.Head(ctx)
-				if err != nil {
-					return false
-				}
-				head, firstNote = fmt.Sprintf("%d/%s", tr.N, tr.Hash), note
-				return true
-			}
-			_, cur, err := lv.Consistency(ctx, firstNote)
-			if err != nil {
-				return false
-			}
-			head = fmt.Sprintf("%d/%s", cur.N, cur.Hash)
-			return true
-		})
-		deps, err := c.Departments(ctx)
-		if err != nil {
-			d.t.Fatal(err)
-		}
-		b, _ := json.Marshal(deps)
-		heads, views = append(heads, head), append(views, string(b))
-	}
-	if views[0] != views[1] && heads[0] == heads[1] {
-		d.t.Errorf("the nodes' department views differ at head %s", heads[0])
-	}
-	return heads[0]
-}
-
-func listening(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	sc := bufio.NewScanner(strings.NewReader(s[len(s)-n:]))
-	sc.Scan() // drop a partial line
-	var b strings.Builder
-	for sc.Scan() {
-		b.WriteString(sc.Text() + "\n")
-	}
-	return b.String()
+	return d.fileProvider("provider", "health.cases", d.creds("health", vocab.RoleSystem, "clinic-db"), d.both, recs)
 }

@@ -35,7 +35,7 @@ func TestWebhookRetriesSurviveNodeKill(t *testing.T) {
 		t.Skip("starts nats-server and xhub processes")
 	}
 	const failFirst = 3 // attempts answered 503 before a 200
-	d := deploy(t, "--webhook-allow-private", "--webhook-backoff", "200ms,200ms,200ms,200ms,200ms", "--webhook-timeout", "3s")
+	d := deployWith(t, "--webhook-allow-private", "--webhook-backoff", "200ms,200ms,200ms,200ms,200ms", "--webhook-timeout", "3s")
 	ctx := context.Background()
 	owner := d.dial(d.creds("health", vocab.RoleOfficer, "officer"))
 	if _, _, err := owner.RegisterSchema(ctx, "health.cond", []byte(schema), ""); err != nil {
