@@ -225,6 +225,7 @@ func (a *appender) commit(ctx context.Context, ops []*op) {
 		}
 	}
 	refused := map[*op]error{} // by the state machines, in an earlier draft
+	headChecked := false       // refusals judged on a state that includes the log's last entry
 	for len(ops) > 0 {
 		live := ops[:0:0]
 		for _, o := range ops {
@@ -276,6 +277,27 @@ func (a *appender) commit(ctx context.Context, ops []*op) {
 			if d.err == nil {
 				raws = append(raws, d.raw)
 			}
+		}
+		if len(raws) == 0 && !headChecked && refusesAny(out) {
+			// A group of refusals appends nothing, so no expected last
+			// sequence proves its draft was the log's head: an entry
+			// another node appended (and acknowledged) a moment ago may
+			// not be applied here yet. Judge them again once this node
+			// has applied the log as it stands now, once.
+			headChecked = true
+			cctx, cancel := context.WithTimeout(ctx, cp.cfg.ReadWait)
+			head, herr := cp.log.LastSeq(cctx)
+			if herr == nil && head > after {
+				herr = cp.WaitApplied(cctx, head)
+				cancel()
+				if herr == nil {
+					a.reset()
+					clear(refused)
+					attempts--
+					continue
+				}
+			}
+			cancel()
 		}
 		last, err := cp.log.Append(ctx, raws, after)
 		// What is stored is a prefix of the group: its commands, and the
@@ -339,8 +361,20 @@ func (a *appender) commit(ctx context.Context, ops []*op) {
 			fail(ops, &fault.Error{Kind: fault.KindUnavailable, Msg: err.Error()})
 			return
 		}
-		ops, started, attempts, refused = rest, time.Now(), 0, map[*op]error{}
+		ops, started, attempts, refused, headChecked = rest, time.Now(), 0, map[*op]error{}, false
 	}
+}
+
+// refusesAny reports whether a command of out was refused on the draft's
+// state (a replayed request is answered from its entry, not refused).
+func refusesAny(out []drafted) bool {
+	for _, d := range out {
+		var r *Replayed
+		if d.err != nil && !errors.As(d.err, &r) {
+			return true
+		}
+	}
+	return false
 }
 
 // answer has the commands of out answered once this node has applied

@@ -2,9 +2,12 @@ package exchange
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/store"
@@ -96,5 +99,142 @@ func TestWritesOnAppliedEntriesOfAnotherNode(t *testing.T) {
 	seen(b, seq)
 	if _, _, _, err := b.Approve(ctx, health, shares.Decision{Request: r.ID}); err != nil {
 		t.Fatalf("approval of a request filed on the other node, once applied here: %v", err)
+	}
+}
+
+// laggingLog is a node's view of a shared log whose entries after hold
+// reach the node only once the node asks the log where it ends
+// (LastSeq): a node that has not yet applied what another node has
+// appended and acknowledged, for as long as it does not look.
+type laggingLog struct {
+	*memLog
+	hold   atomic.Uint64 // entries after it wait for the gate (0: none wait)
+	mu     sync.Mutex
+	gate   chan struct{}
+	looked atomic.Int32
+}
+
+func (l *laggingLog) lag(after uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gate = make(chan struct{})
+	l.hold.Store(after)
+}
+
+func (l *laggingLog) LastSeq(ctx context.Context) (uint64, error) {
+	l.looked.Add(1)
+	l.mu.Lock()
+	if l.gate != nil {
+		close(l.gate)
+		l.gate = nil
+	}
+	l.hold.Store(0)
+	l.mu.Unlock()
+	return l.memLog.LastSeq(ctx)
+}
+
+func (l *laggingLog) Follow(ctx context.Context, from uint64, out chan<- ledger.Message) (func(), error) {
+	in := make(chan ledger.Message)
+	stop, err := l.memLog.Follow(ctx, from, in)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for {
+			select {
+			case m := <-in:
+				if h := l.hold.Load(); h != 0 && m.Seq > h {
+					l.mu.Lock()
+					gate := l.gate
+					l.mu.Unlock()
+					if gate != nil {
+						select {
+						case <-gate:
+						case <-ctx.Done():
+							return
+						}
+					}
+				}
+				select {
+				case out <- m:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return stop, nil
+}
+
+// TestRefusalsJudgedOnTheLogsHead: a write on one node that depends on an
+// entry another node appended and acknowledged a moment ago — not yet
+// applied here — is accepted, not refused: a group that would answer
+// only refusals first applies the log as far as it then reaches. Found
+// by the province simulation: node B refused, 1–14 ms after node A had
+// acknowledged what it depended on, an approval (NotFound), a credential
+// for a new department, a dataset on a new schema.
+func TestRefusalsJudgedOnTheLogsHead(t *testing.T) {
+	ctx := context.Background()
+	shared := newMemLog()
+	lagging := &laggingLog{memLog: shared}
+	open := func(l Log) *ControlPlane {
+		st, err := store.OpenMemory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		cp, err := Open(ctx, Config{Store: st, Log: l, SweepInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cp.Close)
+		return cp
+	}
+	a, b := open(shared), open(lagging)
+	if err := a.Init(ctx, HubInit{CASHA256: "ca", VerifierKey: "key"}); err != nil {
+		t.Fatal(err)
+	}
+	admin := vocab.Identity{Dept: catalog.HubDept, Role: vocab.RoleAdmin, Name: "admin"}
+	if _, _, err := b.AddDepartment(ctx, admin, "tax", "Tax"); err != nil { // b's appender holds a draft
+		t.Fatal(err)
+	}
+	for step, write := range []struct {
+		name  string
+		on    func() (uint64, error)
+		after func() error
+	}{
+		{"a credential for a department added on the other node",
+			func() (uint64, error) { _, seq, err := a.AddDepartment(ctx, admin, "civil", "Civil"); return seq, err },
+			func() error {
+				_, err := b.RecordCredential(ctx, admin, Credential{Serial: "0a02", Identity: vocab.Identity{Dept: "civil", Role: vocab.RoleSystem, Name: "r"}.URI()})
+				return err
+			}},
+		{"a dataset on a schema registered on the other node",
+			func() (uint64, error) {
+				_, _, seq, err := a.RegisterSchema(ctx, vocab.Identity{Dept: "civil", Role: vocab.RoleOfficer, Name: "o"}, "civil.people", []byte(scriptSchema), "")
+				return seq, err
+			},
+			func() error {
+				_, _, err := b.PublishDataset(ctx, vocab.Identity{Dept: "civil", Role: vocab.RoleOfficer, Name: "o"}, catalog.Dataset{ID: "civil.people", Title: "People", ShareType: catalog.ShareConditional, SchemaSubject: "civil.people"})
+				return err
+			}},
+	} {
+		if err := b.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		last, _ := shared.LastSeq(ctx)
+		lagging.lag(last)
+		looked := lagging.looked.Load()
+		if _, err := write.on(); err != nil {
+			t.Fatalf("step %d on a: %v", step, err)
+		}
+		if err := write.after(); err != nil {
+			t.Errorf("%s, acknowledged there and not yet applied here: %v", write.name, err)
+		}
+		if lagging.looked.Load() == looked {
+			t.Errorf("%s: node b never looked where the log ends", write.name)
+		}
 	}
 }
