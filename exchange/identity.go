@@ -131,8 +131,10 @@ func IsNotTheHub(err error) bool {
 }
 
 // CheckIssue says whether actor may issue a credential for id, before the
-// hub signs anything.
-func (cp *ControlPlane) CheckIssue(actor vocab.Identity, id vocab.Identity, validDays int) error {
+// hub signs anything. A department not registered in the applied state is
+// looked for again once this node has applied the log as it stands (one
+// another node added and acknowledged a moment ago is then found).
+func (cp *ControlPlane) CheckIssue(ctx context.Context, actor vocab.Identity, id vocab.Identity, validDays int) error {
 	if _, err := vocab.ParseIdentity(id.URI()); err != nil {
 		return err
 	}
@@ -149,6 +151,13 @@ func (cp *ControlPlane) CheckIssue(actor vocab.Identity, id vocab.Identity, vali
 		return nil
 	}
 	_, err := cp.Department(id.Dept)
+	if fault.KindOf(err) == fault.KindNotFound {
+		cctx, cancel := context.WithTimeout(ctx, cp.cfg.ReadWait)
+		defer cancel()
+		if cp.CatchUp(cctx) == nil {
+			_, err = cp.Department(id.Dept)
+		}
+	}
 	return err
 }
 

@@ -211,6 +211,11 @@ func TestRefusalsJudgedOnTheLogsHead(t *testing.T) {
 				_, err := b.RecordCredential(ctx, admin, Credential{Serial: "0a02", Identity: vocab.Identity{Dept: "civil", Role: vocab.RoleSystem, Name: "r"}.URI()})
 				return err
 			}},
+		{"the check before signing a credential for a department added on the other node",
+			func() (uint64, error) { _, seq, err := a.AddDepartment(ctx, admin, "edu", "Education"); return seq, err },
+			func() error {
+				return b.CheckIssue(ctx, admin, vocab.Identity{Dept: "edu", Role: vocab.RoleSystem, Name: "r"}, 30)
+			}},
 		{"a dataset on a schema registered on the other node",
 			func() (uint64, error) {
 				_, _, seq, err := a.RegisterSchema(ctx, vocab.Identity{Dept: "civil", Role: vocab.RoleOfficer, Name: "o"}, "civil.people", []byte(scriptSchema), "")

@@ -84,7 +84,7 @@ func (s *credentialsSvc) IssueCredential(ctx context.Context, r *xhubv1.IssueCre
 		days = 365
 	}
 	id := vocab.Identity{Dept: dept, Role: role, Name: name}
-	if err := s.cp.CheckIssue(actor, id, days); err != nil {
+	if err := s.cp.CheckIssue(ctx, actor, id, days); err != nil {
 		return nil, toStatus(err)
 	}
 	certPEM, c, seq, err := s.ca.Issue(ctx, s.cp, actor, id, r.CsrDer, days)
