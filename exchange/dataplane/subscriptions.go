@@ -285,6 +285,12 @@ func (p *Plane) DeleteSubscription(ctx context.Context, caller vocab.Identity, d
 		return SubscriptionInfo{}, fault.Invalid("dataset", "subscription %q exists on %s: name the dataset", name, strings.Join(ds, ", "))
 	}
 	si := match[0]
+	if si.Internal != "" {
+		// The hub's own NATS feed stands while the grant does: only the
+		// grant's end removes it (a department that wants no records on
+		// NATS closes its connections).
+		return SubscriptionInfo{}, fault.Precondition("HUB_INTERNAL", "subscription", "subscription %q%s is the hub's own NATS delivery for the department's integrators: it ends with the grant, not by hand", name, onDataset(si.Dataset))
+	}
 	if err := p.js.DeleteConsumer(ctx, bus.DataStream, bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return SubscriptionInfo{}, fmt.Errorf("delete subscription: %w", err)
 	}

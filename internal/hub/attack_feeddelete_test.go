@@ -2,8 +2,12 @@ package hub_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/testenv"
@@ -32,5 +36,10 @@ func TestAttackDepartmentDeletesHubNATSFeed(t *testing.T) {
 	if err == nil {
 		t.Fatalf("tax's system deleted the hub's own NATS feed %s (internal %q): a department removes what only its grant should end", feed, si.Name)
 	}
-	t.Logf("refused: %v", err)
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "ends with the grant") {
+		t.Fatalf("refused, but not saying why: %v", err)
+	}
+	if _, err := f.env.Node.JS.Consumer(ctx, bus.DataStream, feed); err != nil {
+		t.Fatalf("the feed is gone after a refused delete: %v", err)
+	}
 }
