@@ -28,8 +28,13 @@ import (
 )
 
 // revokeSlack is how long after a revocation is acknowledged a delivery
-// may still arrive (the design: streams end within a second).
-const revokeSlack = 2 * time.Second
+// may still arrive: each node checks the grant before every batch it
+// sends, against what it has applied, so what may come late is the
+// serving node's apply lag behind the node that acknowledged, plus the
+// batches already in the stream to the client. Within a second on an idle
+// machine; 2.4 s was seen once with the suite's -race run beside it on 2
+// cores.
+const revokeSlack = 5 * time.Second
 
 // reachWait bounds the wait for a record to reach a grantee: more than
 // the subscriptions' ack wait (30s), after which a record delivered by a
@@ -199,8 +204,8 @@ func (p *province) epoch(ctx context.Context, epoch int, g *adapters.Grant, sys 
 			if status.Code(err) != codes.PermissionDenied && !transient(err) {
 				p.w.violate("records/after-revoke", "edu's subscription ended with %v, not PERMISSION_DENIED, after the revocation of %s", err, g.ID)
 			}
-		case <-time.After(5 * time.Second):
-			p.w.violate("records/after-revoke", "edu's subscription still open 5s after the revocation of %s", g.ID)
+		case <-time.After(revokeSlack):
+			p.w.violate("records/after-revoke", "edu's subscription still open %v after the revocation of %s", revokeSlack, g.ID)
 		}
 		for i := 0; ; i++ {
 			_, err := h.query(i%2, "health.cases", 1)

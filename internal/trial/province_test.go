@@ -52,7 +52,7 @@ import (
 //	records/grpc        every acknowledged record reaches each grantee's gRPC subscription while the grant is active
 //	records/nats        … and its NATS delivery subject (outside NATS outages: core NATS is at most once)
 //	records/fields      no delivery holds a field outside the grant (narrowed grants)
-//	records/after-revoke  no delivery, on any channel, once a revocation is acknowledged (2s slack)
+//	records/after-revoke  no delivery, on any channel, once a revocation is acknowledged (revokeSlack: 5s)
 //	query/refused       a query within an active grant is answered (or the node is away)
 //	query/after-revoke  a query after revocation is refused
 //	creds/revoked       a revoked credential stops working
