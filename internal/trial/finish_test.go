@@ -1,6 +1,7 @@
 package trial
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -121,6 +122,9 @@ func (p *province) finish(stopConsumers func()) {
 	for i, e := range ents {
 		bySeq[e.Seq] = i
 		count[onceKey(e)]++
+		if why := bodyFault(e); why != "" {
+			w.violate("ledger/bodies", "entry %d (%s): %s", e.Seq, e.Kind, why)
+		}
 		switch e.Kind {
 		case shares.KindShareRequested:
 			made["request "+string(shares.RequestIDAt(e.Seq))] = true
@@ -332,4 +336,28 @@ func (p *province) figures(head string, entries int) {
 		}
 		t.Log(b.String())
 	}
+}
+
+// bodyFault says what is wrong with an entry as a department reads it for
+// years: a body holding what the apply fills in (a zero time, a sequence
+// 0), or a summary (`ledger log`) printing Go formatting or zero times.
+func bodyFault(e adapters.Entry) string {
+	var ent struct {
+		Body json.RawMessage `json:"body"`
+	}
+	if err := json.Unmarshal(e.Raw, &ent); err != nil {
+		return "not JSON: " + err.Error()
+	}
+	for _, bad := range []string{`"0001-01-01T00:00:00Z"`, `"seq":0`} {
+		if bytes.Contains(ent.Body, []byte(bad)) {
+			return "its body holds " + bad
+		}
+	}
+	sum := adapters.Summary(e)
+	for _, bad := range []string{"map[", "0001-01-01", "&{", "<nil>", "%!"} {
+		if strings.Contains(sum, bad) {
+			return fmt.Sprintf("its summary %q holds %s", sum, bad)
+		}
+	}
+	return ""
 }

@@ -61,6 +61,7 @@ import (
 //	webhooks            every event the load made is posted to its department's webhook, once, signed
 //	listings/phantom, listings/unmade, listings/differ  every node lists the same rows, all made
 //	ledger              the nodes end at the same signed head; ledger verify passes on each
+//	ledger/bodies       no body holds what the apply fills in (zero times, seq 0); no summary Go formatting
 //	nodes/growth        goroutines and heap of each node stop growing once the load is steady
 //	nodes/exited        no process exits but by a kill
 //
