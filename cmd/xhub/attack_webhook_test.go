@@ -96,13 +96,13 @@ func TestAttackSlowReceiverStarvesOtherDepartmentsWebhooks(t *testing.T) {
 // be withdrawn and made again at once (only one pending at a time, no
 // other bound than the requester's ledger bytes). While health's receiver
 // is down (a maintenance window), tax requests and withdraws health's
-// dataset PerDept times and health's queue is full of tax's events:
+// dataset PerSource times and health's queue is full of tax's events:
 // edu's genuine request, made next, is recorded dropped ("webhook queue
 // is full") and never posted, even after health's receiver is back.
 func TestAttackOtherDepartmentFillsWebhookQueue(t *testing.T) {
 	rc := newReceiver(t, func(int) bool { return true }) // health's receiver is down
 	const per = 5
-	f := newDurableFixture(t, rc, testenv.WithWebhooks(time.Hour), testenv.WithWebhookQueue(bus.WebhookQueueLimits{PerDept: per}))
+	f := newDurableFixture(t, rc, testenv.WithWebhooks(time.Hour), testenv.WithWebhookQueue(bus.WebhookQueueLimits{PerSource: per}))
 	edu := filepath.Join(t.TempDir(), "edu.creds")
 	mustX(t, f.env, f.env.Node.AdminCreds, "dept", "add", "edu", "--name", "edu")
 	mustX(t, f.env, f.env.Node.AdminCreds, "creds", "issue", "--dept", "edu", "--role", "officer", "--out", edu)
@@ -120,4 +120,25 @@ func TestAttackOtherDepartmentFillsWebhookQueue(t *testing.T) {
 	if rec.Status == webhook.StatusDropped && strings.Contains(rec.Error, "queue is full") {
 		t.Fatalf("edu's genuine request %s for health was dropped (%q): tax's %d request/withdraw pairs filled health's webhook queue", genuine, rec.Error, per)
 	}
+	// Not dropped, and posted: health's receiver had its first attempt.
+	testenv.WaitFor(t, 30*time.Second, "edu's request posted to health's receiver", func() bool {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		for _, e := range rc.events {
+			if e == "share.requested "+genuine {
+				return true
+			}
+		}
+		return false
+	})
+	// tax's next one is refused from tax's own share, and says so.
+	more := f.events(t, 1)[0]
+	testenv.WaitFor(t, 30*time.Second, "tax's event past its share dropped", func() bool {
+		for _, d := range f.records(t) {
+			if d.Subject == more && d.Status == webhook.StatusDropped && strings.Contains(d.Error, "events tax caused") {
+				return true
+			}
+		}
+		return false
+	})
 }

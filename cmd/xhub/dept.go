@@ -180,18 +180,22 @@ Only an officer of the department may.`,
 				}
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				ids, err := cl.RedeliverWebhook(ctx, args[0], id, from)
+				got, err := cl.RedeliverWebhook(ctx, args[0], id, from)
 				if err != nil {
 					return err
 				}
-				if ok, err := c.emitted(map[string]any{"deliveries": ids}, strings.Join(ids, "\n")); ok {
+				ids := got.IDs
+				if ok, err := c.emitted(got, strings.Join(ids, "\n")); ok {
 					return err
 				}
-				if len(ids) == 0 {
+				if len(ids) == 0 && got.Left == 0 {
 					c.say("no failed delivery of %s since %s", args[0], from.Local().Format(time.RFC3339))
 					return nil
 				}
 				c.say("%d deliveries of %s queued again: %s", len(ids), args[0], strings.Join(ids, " "))
+				if got.Left > 0 {
+					c.say("%d more not queued (the hub's bound of redeliveries): ask again after %s", got.Left, got.Next.Local().Format(time.RFC3339))
+				}
 				return nil
 			})
 		},
