@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -8,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc/codes"
 
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/hub"
@@ -141,4 +147,80 @@ func TestAttackOtherDepartmentFillsWebhookQueue(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestAttackRedeliverRequeuesWithoutBound: `dept webhook redeliver
+// --since` queued every failure of the department again at each call,
+// so a department with a receiver that hangs could keep a node's
+// workers on its tasks at will. A department queues at most
+// --webhook-redeliver-max in each --webhook-redeliver-window: the rest
+// is said (how many, from when), and a call with none left in the
+// window is refused, naming when to ask again.
+func TestAttackRedeliverRequeuesWithoutBound(t *testing.T) {
+	rc := newReceiver(t, func(int) bool { return true }) // down
+	bound := testenv.Option(func(c *hub.Config) { c.WebhookRedeliverMax, c.WebhookRedeliverWindow = 2, time.Hour })
+	f := newDurableFixture(t, rc, testenv.WithWebhooks(10*time.Millisecond, 10*time.Millisecond), bound)
+	reqs := f.events(t, 3)
+	testenv.WaitFor(t, 30*time.Second, "three deliveries failed", func() bool {
+		n := 0
+		for _, d := range f.records(t) {
+			if d.Status == webhook.StatusFailed && d.Attempts == 3 {
+				n++
+			}
+		}
+		return n == len(reqs)
+	})
+	out := mustX(t, f.env, f.health, "dept", "webhook", "redeliver", "health", "--since", "1h")
+	if !strings.Contains(out, "2 deliveries") || !strings.Contains(out, "1 more not queued") {
+		t.Fatalf("redeliver --since with a bound of 2 says %q: want 2 queued and 1 left", out)
+	}
+	_, err := xhub(t, f.env, f.health, "dept", "webhook", "redeliver", "health", "--since", "1h")
+	wantRefused(t, err, codes.ResourceExhausted, "ask again after")
+}
+
+// TestWebhookTasksQueuedBeforeSourcesDelivered: a deployment upgraded
+// with tasks waiting in the queue's first form (xhub.whq.<dept>, taken
+// by the one consumer of every department's tasks) has them delivered
+// by the department's consumer, the old consumer removed.
+func TestWebhookTasksQueuedBeforeSourcesDelivered(t *testing.T) {
+	rc := newReceiver(t, func(int) bool { return false })
+	f := newDurableFixture(t, rc, testenv.WithWebhooks(20*time.Millisecond), testenv.WithoutWebhookDispatch())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := f.env.Node.JS
+	s, err := js.Stream(ctx, bus.WebhookQueueStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := jetstream.ConsumerConfig{Durable: bus.LegacyWebhookDispatchConsumer, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy, MaxDeliver: 7}
+	if _, err := s.CreateOrUpdateConsumer(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	task := webhook.Task{ID: "99-health", Dept: "health", Event: "share.requested", Subject: "r-99", Entry: 99, Time: time.Now().UTC()}
+	b, _ := json.Marshal(task)
+	if _, err := js.Publish(ctx, bus.WebhookTaskPrefix+"health", b); err != nil {
+		t.Fatal(err)
+	}
+	f.env.Config.NoWebhookDispatch = false
+	f.env.Restart()
+	testenv.WaitFor(t, 30*time.Second, "the task of before sources delivered", func() bool {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		return rc.ok["99-health"] == 1
+	})
+	testenv.WaitFor(t, 30*time.Second, "its record read with the others", func() bool {
+		for _, d := range f.records(t) {
+			if d.ID == "99-health" && d.Status == webhook.StatusDelivered {
+				return true
+			}
+		}
+		return false
+	})
+	s, err = f.env.Node.JS.Stream(ctx, bus.WebhookQueueStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Consumer(ctx, bus.LegacyWebhookDispatchConsumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("the consumer of every department's tasks: %v, want it removed", err)
+	}
 }
