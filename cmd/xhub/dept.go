@@ -166,7 +166,9 @@ xhub dept webhook deliveries), or every one whose last record is failed or
 dropped since a time: after the receiver is fixed, or the webhook set to a
 new URL. A delivery delivered since is not posted again. Each starts a new
 schedule of attempts with the same delivery id, to the webhook's URL now.
-Only an officer of the department may.`,
+A department queues at most the hub's --webhook-redeliver-max (100) in each
+--webhook-redeliver-window (1m): past it, what is left is said, with when to
+ask again. Only an officer of the department may.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (id == "") == (since == "") {

@@ -143,7 +143,7 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.DurationVar(&cfg.WebhookTimeout, "webhook-timeout", 5*time.Second, "bound of one webhook attempt; a node that stops during one leaves the delivery to another node after it and 10s more")
 	f.DurationVar(&cfg.WebhookConnectTimeout, "webhook-connect-timeout", 2*time.Second, "bound of connecting to a receiver, within --webhook-timeout (an address that drops the hub's packets fails after it)")
 	f.IntVar(&cfg.WebhookWorkers, "webhook-workers", 16, "webhook attempts this node makes at once")
-	f.IntVar(&cfg.WebhookPerDept, "webhook-per-dept", 4, "webhook attempts this node makes at once for one department, at most --webhook-workers: a receiver that hangs holds no more of them")
+	f.IntVar(&cfg.WebhookPerDept, "webhook-per-dept", 0, "webhook attempts this node makes at once for one department, at most --webhook-workers: a receiver that hangs holds no more of them (0: a quarter of --webhook-workers, at least 1)")
 	f.IntVar(&cfg.WebhookRedeliverMax, "webhook-redeliver-max", webhook.DefaultRedeliverMax, "webhook deliveries one department may queue again (dept webhook redeliver) in each --webhook-redeliver-window, across the deployment")
 	f.DurationVar(&cfg.WebhookRedeliverWindow, "webhook-redeliver-window", webhook.DefaultRedeliverWindow, "the window of --webhook-redeliver-max")
 	f.Int64Var(&cfg.WebhookQueue.PerSource, "webhook-queue-per-source", bus.DefaultWebhookQueuePerSource, "webhook deliveries one department may have waiting from the events one department caused (a receiver that does not answer fills it; more are dropped and recorded so; another department's flood fills only its own share)")
