@@ -783,17 +783,30 @@ func (c *Client) WebhookDeliveries(ctx context.Context, dept string, n int) ([]W
 	return out, nil
 }
 
+// Redelivered is what a webhook redelivery queued: the ids, and how
+// many failed ones it left (the department's bound of redeliveries) to
+// be asked for again from Next.
+type Redelivered struct {
+	IDs  []string  `json:"deliveries"`
+	Left int       `json:"left,omitempty"`
+	Next time.Time `json:"next,omitzero"`
+}
+
 // RedeliverWebhook queues dept's failed (or dropped) webhook deliveries
 // again: the one with id, or (id "") every one recorded at or after
-// since. It returns the ids queued. Only an officer of dept may.
-func (c *Client) RedeliverWebhook(ctx context.Context, dept, id string, since time.Time) ([]string, error) {
+// since, at most the hub's bound at a time. Only an officer of dept may.
+func (c *Client) RedeliverWebhook(ctx context.Context, dept, id string, since time.Time) (Redelivered, error) {
 	req := &xhubv1.RedeliverWebhookRequest{Dept: dept, Delivery: id}
 	if !since.IsZero() {
 		req.Since = timestamppb.New(since)
 	}
 	r, err := c.departments.RedeliverWebhook(ctx, req)
 	if err != nil {
-		return nil, err
+		return Redelivered{}, err
 	}
-	return r.Deliveries, nil
+	out := Redelivered{IDs: r.Deliveries, Left: int(r.Left)}
+	if r.Next != nil {
+		out.Next = r.Next.AsTime()
+	}
+	return out, nil
 }

@@ -55,14 +55,19 @@ func (cp *ControlPlane) applyDeptWebhook(txn views, e ledger.Entry) (func(), err
 
 // DeptEvent is an event a ledger entry holds for one department: what
 // its webhook is posted (Event's kind and id), with the entry's sequence
-// and time. Derived from the log, not from the node that appended the
-// entry, so every node finds the same events in the same entry.
+// and time, and Source: the department whose officers' act it is (the
+// requester of a request, the owner deciding it, revoking a grant or
+// resolving a dispute, the opener of a dispute), by which the hub bounds
+// what one department can make another's webhook queue hold. Derived
+// from the log, not from the node that appended the entry, so every node
+// finds the same events in the same entry.
 type DeptEvent struct {
-	Dept catalog.DeptID
-	Kind string
-	ID   string
-	Seq  uint64
-	Time time.Time
+	Dept   catalog.DeptID
+	Source catalog.DeptID
+	Kind   string
+	ID     string
+	Seq    uint64
+	Time   time.Time
 }
 
 // EntryEvents are the events entry seq holds, once this node has applied
@@ -81,8 +86,8 @@ func (cp *ControlPlane) EntryEvents(ctx context.Context, seq uint64) ([]DeptEven
 		return nil, err
 	}
 	e := es[0]
-	ev := func(dept catalog.DeptID, id string) []DeptEvent {
-		return []DeptEvent{{Dept: dept, Kind: e.Kind, ID: id, Seq: e.Seq, Time: e.Time}}
+	ev := func(dept, source catalog.DeptID, id string) []DeptEvent {
+		return []DeptEvent{{Dept: dept, Source: source, Kind: e.Kind, ID: id, Seq: e.Seq, Time: e.Time}}
 	}
 	switch e.Kind {
 	case shares.KindShareRequested:
@@ -93,7 +98,7 @@ func (cp *ControlPlane) EntryEvents(ctx context.Context, seq uint64) ([]DeptEven
 		if ds, err := cp.Dataset(r.Dataset); err != nil || ds.ShareType != catalog.ShareConditional {
 			return nil, nil // an open dataset grants at once: nothing to decide
 		}
-		return ev(r.Dataset.Owner(), string(r.ID)), nil
+		return ev(r.Dataset.Owner(), r.Requester, string(r.ID)), nil
 	case shares.KindShareApproved, shares.KindShareRejected:
 		var b shares.Decided
 		if json.Unmarshal(e.Body, &b) != nil {
@@ -103,7 +108,7 @@ func (cp *ControlPlane) EntryEvents(ctx context.Context, seq uint64) ([]DeptEven
 		if err != nil || r.Seq != seq {
 			return nil, nil
 		}
-		return ev(r.Requester, string(r.ID)), nil
+		return ev(r.Requester, r.Dataset.Owner(), string(r.ID)), nil
 	case shares.KindGrantRevoked:
 		var b shares.Ended
 		if json.Unmarshal(e.Body, &b) != nil {
@@ -113,13 +118,13 @@ func (cp *ControlPlane) EntryEvents(ctx context.Context, seq uint64) ([]DeptEven
 		if err != nil || g.Seq != seq || g.Status != shares.GrantRevoked {
 			return nil, nil
 		}
-		return ev(g.Grantee, string(g.ID)), nil
+		return ev(g.Grantee, g.Dataset.Owner(), string(g.ID)), nil
 	case shares.KindDisputeOpened:
 		d, err := cp.Dispute(shares.DisputeIDAt(seq))
 		if err != nil {
 			return nil, nil
 		}
-		return ev(d.Dataset.Owner(), string(d.ID)), nil
+		return ev(d.Dataset.Owner(), d.Opener, string(d.ID)), nil
 	case shares.KindDisputeResolved:
 		var b shares.ResolutionBody
 		if json.Unmarshal(e.Body, &b) != nil {
@@ -129,7 +134,7 @@ func (cp *ControlPlane) EntryEvents(ctx context.Context, seq uint64) ([]DeptEven
 		if err != nil || d.Seq != seq {
 			return nil, nil
 		}
-		return ev(d.Opener, string(d.ID)), nil
+		return ev(d.Opener, d.Dataset.Owner(), string(d.ID)), nil
 	}
 	return nil, nil
 }

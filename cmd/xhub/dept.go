@@ -166,7 +166,9 @@ xhub dept webhook deliveries), or every one whose last record is failed or
 dropped since a time: after the receiver is fixed, or the webhook set to a
 new URL. A delivery delivered since is not posted again. Each starts a new
 schedule of attempts with the same delivery id, to the webhook's URL now.
-Only an officer of the department may.`,
+A department queues at most the hub's --webhook-redeliver-max (100) in each
+--webhook-redeliver-window (1m): past it, what is left is said, with when to
+ask again. Only an officer of the department may.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (id == "") == (since == "") {
@@ -180,18 +182,22 @@ Only an officer of the department may.`,
 				}
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
-				ids, err := cl.RedeliverWebhook(ctx, args[0], id, from)
+				got, err := cl.RedeliverWebhook(ctx, args[0], id, from)
 				if err != nil {
 					return err
 				}
-				if ok, err := c.emitted(map[string]any{"deliveries": ids}, strings.Join(ids, "\n")); ok {
+				ids := got.IDs
+				if ok, err := c.emitted(got, strings.Join(ids, "\n")); ok {
 					return err
 				}
-				if len(ids) == 0 {
+				if len(ids) == 0 && got.Left == 0 {
 					c.say("no failed delivery of %s since %s", args[0], from.Local().Format(time.RFC3339))
 					return nil
 				}
 				c.say("%d deliveries of %s queued again: %s", len(ids), args[0], strings.Join(ids, " "))
+				if got.Left > 0 {
+					c.say("%d more not queued (the hub's bound of redeliveries): ask again after %s", got.Left, got.Next.Local().Format(time.RFC3339))
+				}
 				return nil
 			})
 		},

@@ -125,11 +125,17 @@ func queued(t *testing.T, env *testenv.Env, dept string) uint64 {
 	if err != nil {
 		t.Fatalf("the webhook queue: %v", err)
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(bus.WebhookTaskPrefix+dept))
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(bus.WebhookTaskPrefix+">"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return info.State.Subjects[bus.WebhookTaskPrefix+dept]
+	var n uint64 // every source's
+	for subj, k := range info.State.Subjects {
+		if string(bus.WebhookTaskDept(subj)) == dept {
+			n += k
+		}
+	}
+	return n
 }
 
 // TestWebhookEventsWhileNoDispatcher: events of entries made while no
@@ -236,12 +242,12 @@ func TestWebhookRedeliver(t *testing.T) {
 }
 
 // TestWebhookQueueBounded: a receiver that never answers 2xx holds at
-// most --webhook-queue-per-dept tasks in the queue; the events past it
+// most --webhook-queue-per-source tasks of one source in the queue; the events past it
 // are recorded as dropped, saying why.
 func TestWebhookQueueBounded(t *testing.T) {
 	rc := newReceiver(t, func(int) bool { return true })
 	const per = 3
-	f := newDurableFixture(t, rc, testenv.WithWebhooks(time.Hour), testenv.WithWebhookQueue(bus.WebhookQueueLimits{PerDept: per}))
+	f := newDurableFixture(t, rc, testenv.WithWebhooks(time.Hour), testenv.WithWebhookQueue(bus.WebhookQueueLimits{PerSource: per}))
 	f.events(t, 2*per)
 	testenv.WaitFor(t, 30*time.Second, "the events past the bound dropped", func() bool {
 		n := 0

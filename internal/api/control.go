@@ -16,8 +16,9 @@ import (
 type departments struct {
 	xhubv1.UnimplementedDepartmentsServer
 	*base
-	ca *pki.Authority
-	js jetstream.JetStream // webhook delivery records
+	ca        *pki.Authority
+	js        jetstream.JetStream // webhook delivery records
+	redeliver RedeliverLimits
 }
 
 func deptPB(d catalog.Department) *xhubv1.Department {

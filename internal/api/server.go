@@ -44,8 +44,18 @@ type Config struct {
 	Join      JoinConfig             // what a joining node is told
 	Node      string                 // this node's name (in answers' trailers)
 	JS        jetstream.JetStream    // webhook delivery records (may be nil: none)
-	Conn      ConnLimits             // connections, timeouts, message size
-	Nodes     NodeDirectory          // the deployment's nodes (may be nil: node list shows none, creds list the dialled address)
+	// Redeliver bounds a department's webhook redeliveries (zero values:
+	// webhook.DefaultRedeliverMax in each webhook.DefaultRedeliverWindow).
+	Redeliver RedeliverLimits
+	Conn      ConnLimits    // connections, timeouts, message size
+	Nodes     NodeDirectory // the deployment's nodes (may be nil: node list shows none, creds list the dialled address)
+}
+
+// RedeliverLimits: a department queues at most Max webhook deliveries
+// again in each Window, across the deployment.
+type RedeliverLimits struct {
+	Max    int
+	Window time.Duration
 }
 
 // NodeDirectory knows the deployment's hub nodes (*hub.Node).
@@ -191,7 +201,7 @@ func New(cfg Config) *Server {
 	draining, drain := context.WithCancel(context.Background())
 	base := &base{cp: cfg.CP, log: cfg.Logger, draining: draining.Done()}
 	svcs := services{
-		departments: &departments{base: base, ca: cfg.Authority, js: cfg.JS},
+		departments: &departments{base: base, ca: cfg.Authority, js: cfg.JS, redeliver: cfg.Redeliver},
 		credentials: &credentialsSvc{base: base, ca: cfg.Authority, nodes: cfg.Nodes},
 		schemas:     &schemasSvc{base: base},
 		catalog:     &catalogSvc{base: base},

@@ -95,9 +95,13 @@ func (s *departments) RedeliverWebhook(ctx context.Context, r *xhubv1.RedeliverW
 	if s.js == nil {
 		return nil, toStatus(&fault.Error{Kind: fault.KindUnavailable, Msg: "this node keeps no webhook records"})
 	}
-	ids, err := webhook.Redeliver(ctx, s.js, webhook.Redelivery{Dept: dept, ID: r.Delivery, Since: since, By: id.URI()})
+	got, err := webhook.Redeliver(ctx, s.js, webhook.Redelivery{Dept: dept, ID: r.Delivery, Since: since, By: id.URI(), Max: s.redeliver.Max, Window: s.redeliver.Window})
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &xhubv1.RedeliverWebhookResponse{Deliveries: ids}, nil
+	out := &xhubv1.RedeliverWebhookResponse{Deliveries: got.IDs, Left: int32(got.Left)}
+	if !got.Next.IsZero() {
+		out.Next = ts(got.Next)
+	}
+	return out, nil
 }

@@ -276,14 +276,40 @@ func (e Events) SubscribeEvents(dept catalog.DeptID, fn func([]byte)) (stop func
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 
-// WebhookStream records the webhook deliveries of each department on
-// WebhookPrefix<dept>: the last WebhookKeep of each, for WebhookAge.
+// WebhookStream records the webhook deliveries of each department: the
+// outcome of a delivery made from an event another department (the
+// source) caused is on WebhookRecordSubject(dept, source), the last
+// WebhookKeep of each pair kept, for WebhookAge, so that one source's
+// flood of events (each dropped or failed one is a record) cannot push
+// out the records of another's: a dropped event keeps the record it is
+// redelivered from. Records made before the pair existed are on
+// WebhookPrefix<dept> and are read with the rest (WebhookRecordFilters).
+// WebhookRedeliverSubject(dept) holds how many deliveries the department
+// has queued again in its current window (webhook.Redeliver).
 const (
 	WebhookStream = "XHUB_WEBHOOKS"
 	WebhookPrefix = "xhub.wh."
 	WebhookKeep   = 1000
 	WebhookAge    = 30 * 24 * time.Hour
 )
+
+// WebhookRecordSubject is where dept's delivery records of events caused
+// by source are kept.
+func WebhookRecordSubject(dept, source catalog.DeptID) string {
+	return WebhookPrefix + string(dept) + "." + string(source)
+}
+
+// WebhookRecordFilters are the subjects of every delivery record of dept:
+// the pre-pair form and each pair.
+func WebhookRecordFilters(dept catalog.DeptID) []string {
+	return []string{WebhookPrefix + string(dept), WebhookPrefix + string(dept) + ".>"}
+}
+
+// WebhookRedeliverSubject keeps dept's redelivery window. "_redeliver"
+// is no department id, so no record filter takes it.
+func WebhookRedeliverSubject(dept catalog.DeptID) string {
+	return WebhookPrefix + "_redeliver." + string(dept)
+}
 
 // Webhooks is the stream of webhook delivery records.
 func Webhooks(replicas int) jetstream.StreamConfig {
@@ -303,51 +329,95 @@ func Webhooks(replicas int) jetstream.StreamConfig {
 //     the deployment is in turning entries into tasks. A node takes an
 //     entry from it, finds the events the entry holds for departments
 //     with a webhook (exchange.EntryEvents), publishes one task per
-//     event on WebhookTaskPrefix<dept> with the message id
-//     "<entry>-<dept>" (so the node that takes the entry again after
-//     another died between publish and ack adds nothing), then acks it.
-//     The ledger is the source: an event is neither lost while no
-//     dispatcher runs nor made twice.
+//     event on WebhookTaskSubject(dept, source) (source: the department
+//     whose act the event is) with the message id "<entry>-<dept>" (so
+//     the node that takes the entry again after another died between
+//     publish and ack adds nothing), then acks it. The ledger is the
+//     source: an event is neither lost while no dispatcher runs nor made
+//     twice.
 //   - XHUB_WEBHOOK_QUEUE holds the tasks, a work queue (a task is removed
-//     once delivered or given up), bounded per department, in bytes and
-//     in age, so that a receiver that never answers cannot grow it.
-//   - WebhookDispatchConsumer is the one consumer of the queue, pulled by
-//     every node's dispatcher. An attempt that fails is acknowledged
-//     negatively with the next wait of the back-off (NakWithDelay); its
-//     delivery count is the attempt's number; a node that dies during an
-//     attempt leaves the task unacknowledged and another node takes it
-//     after AckWait, as the next attempt. One consumer rather than one
-//     per department: a work queue lets overlapping consumers be, and the
-//     per-department bound, not a consumer, keeps one department's dead
-//     receiver from taking the queue.
+//     once delivered or given up), bounded per (department, source) pair,
+//     in bytes and in age, so that a receiver that never answers cannot
+//     grow it, and a department that causes another's events (a share
+//     request, withdrawn and made again) fills only its own share of
+//     that department's queue. Tasks queued before the pairs (on
+//     WebhookTaskPrefix<dept>) are taken by the same consumer.
+//   - WebhookDispatch(dept) is the department's one consumer of the
+//     queue, pulled by every node's dispatcher, at most a bounded number
+//     of attempts at once on each node (webhook.Config.PerDept), so that
+//     one department's receiver that hangs holds only its share of a
+//     node's workers, and its tasks waiting out their back-off count
+//     against its own consumer's MaxAckPending, not the others'. An
+//     attempt that fails is acknowledged negatively with the next wait
+//     of the back-off (NakWithDelay); its delivery count is the
+//     attempt's number; a node that dies during an attempt leaves the
+//     task unacknowledged and another node takes it after AckWait, as
+//     the next attempt. The work queue keeps each task in one consumer
+//     (the filters do not overlap), so each is attempted by one node at
+//     a time.
 const (
-	WebhookQueueStream      = "XHUB_WEBHOOK_QUEUE"
-	WebhookTaskPrefix       = "xhub.whq." // + dept
-	WebhookEventsConsumer   = "xhub_webhook_events"
-	WebhookDispatchConsumer = "xhub_webhook_dispatch"
+	WebhookQueueStream    = "XHUB_WEBHOOK_QUEUE"
+	WebhookTaskPrefix     = "xhub.whq." // + dept + "." + source
+	WebhookEventsConsumer = "xhub_webhook_events"
+	// WebhookDispatchPrefix + dept is a department's consumer of the queue.
+	WebhookDispatchPrefix = "xhub_webhook_to_"
+	// LegacyWebhookDispatchConsumer was the one consumer of every
+	// department's tasks; a dispatcher removes it (its filter overlaps
+	// the departments'), and the tasks it had are taken by theirs.
+	LegacyWebhookDispatchConsumer = "xhub_webhook_dispatch"
+	// WebhookDispatchPending bounds one department's tasks in flight or
+	// waiting out their back-off, across the deployment.
+	WebhookDispatchPending = 1024
 	// WebhookTaskDuplicates is how long a task's message id is
 	// remembered: well past the events consumer's AckWait.
 	WebhookTaskDuplicates = 10 * time.Minute
 )
 
+// WebhookTaskSubject is where tasks for dept caused by source wait.
+func WebhookTaskSubject(dept, source catalog.DeptID) string {
+	return WebhookTaskPrefix + string(dept) + "." + string(source)
+}
+
+// WebhookTaskFilters are the subjects of every task of dept: the
+// pre-pair form (a deployment upgraded with tasks waiting) and each pair.
+func WebhookTaskFilters(dept catalog.DeptID) []string {
+	return []string{WebhookTaskPrefix + string(dept), WebhookTaskPrefix + string(dept) + ".>"}
+}
+
+// WebhookTaskDept is the department a task subject is for ("" for a
+// subject of no department).
+func WebhookTaskDept(subject string) catalog.DeptID {
+	rest, ok := strings.CutPrefix(subject, WebhookTaskPrefix)
+	if !ok {
+		return ""
+	}
+	dept, _, _ := strings.Cut(rest, ".")
+	if !catalog.DeptID(dept).Valid() {
+		return ""
+	}
+	return catalog.DeptID(dept)
+}
+
 // WebhookQueueLimits bound XHUB_WEBHOOK_QUEUE. Zero values: the defaults.
 type WebhookQueueLimits struct {
-	PerDept  int64         // tasks one department may have waiting (1000); more are dropped and recorded so
-	MaxBytes int64         // the whole queue (64 MiB)
-	MaxAge   time.Duration // a task not delivered by then is removed unrecorded (24h); longer than any back-off
+	// PerSource: tasks one department may have waiting from events one
+	// source department caused (1000); more are dropped and recorded so.
+	PerSource int64
+	MaxBytes  int64         // the whole queue (64 MiB)
+	MaxAge    time.Duration // a task not delivered by then is removed unrecorded (24h); longer than any back-off
 }
 
 // Defaults of WebhookQueueLimits.
 const (
-	DefaultWebhookQueuePerDept  = 1000
-	DefaultWebhookQueueMaxBytes = 64 << 20
-	DefaultWebhookQueueMaxAge   = 24 * time.Hour
+	DefaultWebhookQueuePerSource = 1000
+	DefaultWebhookQueueMaxBytes  = 64 << 20
+	DefaultWebhookQueueMaxAge    = 24 * time.Hour
 )
 
 // WithDefaults fills the zero values.
 func (l WebhookQueueLimits) WithDefaults() WebhookQueueLimits {
-	if l.PerDept <= 0 {
-		l.PerDept = DefaultWebhookQueuePerDept
+	if l.PerSource <= 0 {
+		l.PerSource = DefaultWebhookQueuePerSource
 	}
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = DefaultWebhookQueueMaxBytes
@@ -358,15 +428,15 @@ func (l WebhookQueueLimits) WithDefaults() WebhookQueueLimits {
 	return l
 }
 
-// WebhookQueue is the stream of webhook delivery tasks: a full
-// department (PerDept) or a full queue (MaxBytes) refuses new tasks and
-// never drops waiting ones.
+// WebhookQueue is the stream of webhook delivery tasks: a full pair
+// (PerSource) or a full queue (MaxBytes) refuses new tasks and never
+// drops waiting ones.
 func WebhookQueue(replicas int, l WebhookQueueLimits) jetstream.StreamConfig {
 	l = l.WithDefaults()
 	return jetstream.StreamConfig{
 		Name: WebhookQueueStream, Description: "xhub webhook delivery tasks (work queue)",
 		Subjects: []string{WebhookTaskPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
-		Retention: jetstream.WorkQueuePolicy, MaxMsgsPerSubject: l.PerDept, MaxBytes: l.MaxBytes, MaxAge: l.MaxAge,
+		Retention: jetstream.WorkQueuePolicy, MaxMsgsPerSubject: l.PerSource, MaxBytes: l.MaxBytes, MaxAge: l.MaxAge,
 		Discard: jetstream.DiscardNew, DiscardNewPerSubject: true, MaxMsgSize: 4 << 10,
 		Duplicates: min(WebhookTaskDuplicates, l.MaxAge),
 	}
@@ -385,18 +455,21 @@ func WebhookEvents(from uint64) jetstream.ConsumerConfig {
 	}
 }
 
-// WebhookDispatch is the consumer of XHUB_WEBHOOK_QUEUE: attempts is
+// WebhookDispatch is dept's consumer of XHUB_WEBHOOK_QUEUE: attempts is
 // the most attempts of a task (one delivery each, the server stops
 // after one more, which only records the failure of an attempt cut
 // short), ackWait how long a node has for one (past it, another node
-// takes the task). MaxAckPending bounds the tasks in flight or waiting
-// out their back-off, across the deployment.
-func WebhookDispatch(attempts int, ackWait time.Duration) jetstream.ConsumerConfig {
+// takes the task). Every node makes it alike; the server removes it an
+// hour after no node pulled it (no task of dept waited), and the tasks
+// a removed one had are taken by the next.
+func WebhookDispatch(dept catalog.DeptID, attempts int, ackWait time.Duration) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable: WebhookDispatchConsumer, Description: "xhub: webhook deliveries",
-		DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: ackWait, MaxDeliver: attempts + 1, MaxAckPending: 4096,
-		Metadata: map[string]string{MetaHub: "webhooks"},
+		Durable: WebhookDispatchPrefix + string(dept), Description: "xhub: webhook deliveries to " + string(dept),
+		FilterSubjects: WebhookTaskFilters(dept),
+		DeliverPolicy:  jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: ackWait, MaxDeliver: attempts + 1, MaxAckPending: WebhookDispatchPending,
+		InactiveThreshold: time.Hour,
+		Metadata:          map[string]string{MetaHub: "webhooks"},
 	}
 }
 

@@ -122,9 +122,24 @@ type Config struct {
 	// WebhookTimeout bounds one attempt (zero: 5s); a node that dies
 	// during one leaves the task to another node after it and 10s more.
 	WebhookTimeout time.Duration
+	// WebhookConnectTimeout bounds the connecting of one attempt (zero:
+	// 2s, or WebhookTimeout if less); at most WebhookTimeout.
+	WebhookConnectTimeout time.Duration
+	// WebhookWorkers bounds the attempts this node makes at once (zero:
+	// 16); WebhookPerDept those for one department (zero: a quarter of
+	// the workers), so that a receiver that hangs holds only its share.
+	WebhookWorkers, WebhookPerDept int
+	// WebhookScan is how often a node looks for tasks another node
+	// queued (zero: 1s).
+	WebhookScan time.Duration
+	// WebhookRedeliverMax deliveries a department may queue again in
+	// each WebhookRedeliverWindow, across the deployment (zero:
+	// webhook.DefaultRedeliverMax, 100, and DefaultRedeliverWindow, 1m).
+	WebhookRedeliverMax    int
+	WebhookRedeliverWindow time.Duration
 	// WebhookQueue bounds the queue of webhook deliveries (zero values:
-	// bus.WebhookQueueLimits's defaults, 1000 per department, 64 MiB,
-	// 24h).
+	// bus.WebhookQueueLimits's defaults, 1000 per department and source
+	// department, 64 MiB, 24h).
 	WebhookQueue bus.WebhookQueueLimits
 	// NoWebhookDispatch: this node posts no webhooks (it has no route to
 	// the departments' receivers); the other nodes post them.
@@ -270,8 +285,18 @@ func (c *Config) validate() error {
 	if len(c.WebhookBackoff) > 20 {
 		return fmt.Errorf("hub: --webhook-backoff: %d waits, at most 20", len(c.WebhookBackoff))
 	}
-	if q := c.WebhookQueue; q.PerDept < 0 || q.MaxBytes < 0 || q.MaxAge < 0 || c.WebhookTimeout < 0 {
-		return errors.New("hub: --webhook-queue-per-dept, --webhook-queue-max-bytes, --webhook-queue-max-age and --webhook-timeout are at least 0 (0: the default)")
+	if q := c.WebhookQueue; q.PerSource < 0 || q.MaxBytes < 0 || q.MaxAge < 0 || c.WebhookTimeout < 0 || c.WebhookConnectTimeout < 0 ||
+		c.WebhookWorkers < 0 || c.WebhookPerDept < 0 || c.WebhookScan < 0 || c.WebhookRedeliverMax < 0 || c.WebhookRedeliverWindow < 0 {
+		return errors.New("hub: --webhook-queue-per-source, --webhook-queue-max-bytes, --webhook-queue-max-age, --webhook-timeout, --webhook-connect-timeout, --webhook-workers, --webhook-per-dept, --webhook-redeliver-max and --webhook-redeliver-window are at least 0 (0: the default)")
+	}
+	if c.WebhookWorkers > 1024 {
+		return fmt.Errorf("hub: --webhook-workers %d: at most 1024", c.WebhookWorkers)
+	}
+	if w := cmp.Or(c.WebhookWorkers, 16); c.WebhookPerDept > w {
+		return fmt.Errorf("hub: --webhook-per-dept %d is more than --webhook-workers %d: it bounds one department's share of them", c.WebhookPerDept, w)
+	}
+	if t := cmp.Or(c.WebhookTimeout, 5*time.Second); c.WebhookConnectTimeout > t {
+		return fmt.Errorf("hub: --webhook-connect-timeout %s is more than --webhook-timeout %s: connecting is part of the attempt", c.WebhookConnectTimeout, t)
 	}
 	if q := c.WebhookQueue.WithDefaults(); q.MaxAge < time.Minute {
 		return fmt.Errorf("hub: --webhook-queue-max-age %s: at least 1m", q.MaxAge)
@@ -542,7 +567,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		conn.MaxMessageBytes = int(n.NC.MaxPayload()) + api.MessageFraming
 	}
 	n.GRPC = api.New(api.Config{CP: n.CP, DP: n.DP, Authority: n.Authority, ServerTLS: serverCert, Logger: log.With("component", "api"), Now: cfg.Now,
-		Join: api.JoinConfig{PKIDir: pkiDir, NATSURL: joinNATS, Replicas: cfg.Replicas}, Node: cfg.Name, JS: n.JS, Conn: conn, Nodes: n})
+		Join: api.JoinConfig{PKIDir: pkiDir, NATSURL: joinNATS, Replicas: cfg.Replicas}, Node: cfg.Name, JS: n.JS, Conn: conn, Nodes: n,
+		Redeliver: api.RedeliverLimits{Max: cfg.WebhookRedeliverMax, Window: cfg.WebhookRedeliverWindow}})
 	lis := n.lis
 	if cfg.WrapListener != nil {
 		lis = cfg.WrapListener(lis)
@@ -874,7 +900,8 @@ func (n *Node) startIntegrators(ctx context.Context, issuer nkeys.KeyPair, log *
 func (n *Node) startWebhooks(ctx context.Context, log *slog.Logger) error {
 	d, err := webhook.New(webhook.Config{
 		JS: n.JS, CP: n.CP, AllowPrivate: n.cfg.WebhookAllowPrivate, NoDispatch: n.cfg.NoWebhookDispatch,
-		Backoff: n.cfg.WebhookBackoff, Timeout: n.cfg.WebhookTimeout, Log: log.With("component", "webhook"),
+		Backoff: n.cfg.WebhookBackoff, Timeout: n.cfg.WebhookTimeout, ConnectTimeout: n.cfg.WebhookConnectTimeout,
+		Workers: n.cfg.WebhookWorkers, PerDept: n.cfg.WebhookPerDept, Scan: n.cfg.WebhookScan, Log: log.With("component", "webhook"),
 		Secret: func(dept catalog.DeptID, seq uint64) []byte { return api.WebhookSecret(n.Authority, dept, seq) },
 	})
 	if err != nil {

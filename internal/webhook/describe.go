@@ -21,7 +21,7 @@ func (e *StatusError) Error() string { return fmt.Sprintf("HTTP %d", e.Code) }
 // the guard's refusal, the TLS failure, the HTTP status. It never names
 // the hub's own network (its resolver, its source address and port):
 // the full error goes to the hub's log.
-func describe(err error, timeout time.Duration) string {
+func describe(err error, timeout, connect time.Duration) string {
 	var ae *AddrError
 	if errors.As(err, &ae) {
 		return "refused: " + ae.Error()
@@ -48,7 +48,7 @@ func describe(err error, timeout time.Duration) string {
 	var to interface{ Timeout() bool }
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &to) && to.Timeout()) {
 		if hasOp && op.Op == "dial" {
-			return fmt.Sprintf("timeout after %s connecting to %s", timeout, op.Addr)
+			return fmt.Sprintf("timeout after %s connecting to %s", connect, op.Addr)
 		}
 		return fmt.Sprintf("timeout after %s", timeout)
 	}

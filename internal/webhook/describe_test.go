@@ -65,7 +65,7 @@ func TestDescribe(t *testing.T) {
 			"no route to 203.0.113.5:443"},
 		{"other", wrap(errors.New("net/http: something from 10.20.30.40:43210")), "the delivery failed (the hub's log has the details)"},
 	} {
-		got := describe(c.err, 300*time.Millisecond)
+		got := describe(c.err, 300*time.Millisecond, 300*time.Millisecond)
 		// A busy machine may time out connecting, which the words add.
 		if got != c.want && !(c.name == "timeout" && strings.HasPrefix(got, c.want+" connecting to 127.0.0.1:")) {
 			t.Errorf("%s: %v\nshown %q\nwant  %q", c.name, c.err, got, c.want)

@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"strconv"
 	"time"
 
@@ -21,21 +23,59 @@ type Redelivery struct {
 	ID    string
 	Since time.Time
 	By    string // who asks (recorded with the outcome)
+	// Max deliveries of the department are queued again in each Window,
+	// across the deployment (a redelivery of many failures is taken
+	// Max at a time). Zero: DefaultRedeliverMax, DefaultRedeliverWindow.
+	Max    int
+	Window time.Duration
+}
+
+// Defaults of a redelivery's bound.
+const (
+	DefaultRedeliverMax    = 100
+	DefaultRedeliverWindow = time.Minute
+)
+
+// Redelivered is what a redelivery queued, and what it left.
+type Redelivered struct {
+	IDs  []string  // queued again
+	Left int       // failed deliveries asked for and not queued: the bound was reached
+	Next time.Time // when the department may queue more (zero: now)
+}
+
+// window is a department's redelivery window, kept on
+// bus.WebhookRedeliverSubject.
+type window struct {
+	Start  time.Time `json:"start"`
+	Queued int       `json:"queued"`
 }
 
 // Redeliver queues the deliveries r names again, as tasks that start a
 // new schedule of attempts with the same delivery id (a receiver that
 // keeps the ids it has taken sees the same event), and returns their
-// ids. Asking twice for the same failure queues it once. A full queue
-// stops it: the ids queued so far are returned with a
-// fault.KindExhausted error.
-func Redeliver(ctx context.Context, js jetstream.JetStream, r Redelivery) ([]string, error) {
+// ids. Asking twice for the same failure queues it once. The department
+// queues at most r.Max in each r.Window: past it, what is left is said
+// (Left, Next), and a call with none left in its window is refused with
+// a fault.KindExhausted error naming when to ask again. A full queue
+// stops it: the ids queued so far are returned with a fault.KindExhausted
+// error.
+func Redeliver(ctx context.Context, js jetstream.JetStream, r Redelivery) (Redelivered, error) {
 	if r.ID == "" && r.Since.IsZero() {
-		return nil, fault.Invalid("delivery", "name a delivery, or a time since which to redeliver every failed one")
+		return Redelivered{}, fault.Invalid("delivery", "name a delivery, or a time since which to redeliver every failed one")
 	}
-	ds, err := Deliveries(ctx, js, r.Dept, bus.WebhookKeep)
+	if r.Max <= 0 {
+		r.Max = DefaultRedeliverMax
+	}
+	if r.Window <= 0 {
+		r.Window = DefaultRedeliverWindow
+	}
+	from := time.Time{}
+	if r.ID == "" {
+		from = r.Since.Add(-time.Minute) // the record's own time decides; the stream's may be a little earlier
+	}
+	ds, err := deliveriesSince(ctx, js, r.Dept, from)
 	if err != nil {
-		return nil, err
+		return Redelivered{}, err
 	}
 	// The last record of each delivery is its outcome.
 	last := map[string]int{}
@@ -52,7 +92,7 @@ func Redeliver(ctx context.Context, js jetstream.JetStream, r Redelivery) ([]str
 		switch {
 		case r.ID != "" && id != r.ID:
 		case r.ID != "" && d.Status == StatusDelivered:
-			return nil, fault.Precondition("WEBHOOK_DELIVERED", id, "delivery %s of %s was delivered at %s: it is not posted again", id, r.Dept, d.At.Format(time.RFC3339))
+			return Redelivered{}, fault.Precondition("WEBHOOK_DELIVERED", id, "delivery %s of %s was delivered at %s: it is not posted again", id, r.Dept, d.At.Format(time.RFC3339))
 		case d.Status == StatusDelivered:
 		case r.ID == "" && d.At.Before(r.Since):
 		default:
@@ -60,23 +100,80 @@ func Redeliver(ctx context.Context, js jetstream.JetStream, r Redelivery) ([]str
 		}
 	}
 	if r.ID != "" && len(want) == 0 {
-		return nil, fault.NotFound("no delivery %s of %s is recorded (xhub dept webhook deliveries %s lists the last %d)", r.ID, r.Dept, r.Dept, bus.WebhookKeep)
+		return Redelivered{}, fault.NotFound("no delivery %s of %s is recorded (xhub dept webhook deliveries %s lists the last %d)", r.ID, r.Dept, r.Dept, bus.WebhookKeep)
 	}
-	var queued []string
-	for _, d := range want {
-		t := Task{ID: d.ID, Dept: r.Dept, Event: d.Event, Subject: d.Subject, Entry: d.Entry, Time: d.Time, By: r.By}
+	if len(want) == 0 {
+		return Redelivered{}, nil
+	}
+	n, next, err := reserve(ctx, js, r, len(want))
+	if err != nil {
+		return Redelivered{}, err
+	}
+	out := Redelivered{Left: len(want) - n}
+	if out.Left > 0 {
+		out.Next = next
+	}
+	for _, d := range want[:n] {
+		t := Task{ID: d.ID, Dept: r.Dept, Source: r.Dept, Event: d.Event, Subject: d.Subject, Entry: d.Entry, Time: d.Time, By: r.By}
 		if t.Time.IsZero() {
 			t.Time = d.At
 		}
 		// One task per failure record: the same failure asked twice is
 		// one message id.
 		if err := enqueue(ctx, js, t, d.ID+".re."+strconv.FormatInt(d.At.UnixNano(), 10)); err != nil {
-			if ok, why := full(err); ok {
-				return queued, fault.Exhausted("dept:"+string(r.Dept), "%d of %d deliveries queued again, then: %s", len(queued), len(want), why)
+			if ok, why := full(err, t); ok {
+				return out, fault.Exhausted("dept:"+string(r.Dept), "%d of %d deliveries queued again, then: %s", len(out.IDs), len(want), why)
 			}
-			return queued, err
+			return out, err
 		}
-		queued = append(queued, d.ID)
+		out.IDs = append(out.IDs, d.ID)
 	}
-	return queued, nil
+	return out, nil
+}
+
+// reserve takes up to want of the department's redeliveries from its
+// window (every node reads and writes the same one: a write conditional
+// on the window read), and says how many, and when the window ends.
+// None left is a fault.KindExhausted error naming when to ask again.
+func reserve(ctx context.Context, js jetstream.JetStream, r Redelivery, want int) (int, time.Time, error) {
+	subj := bus.WebhookRedeliverSubject(r.Dept)
+	stream, err := js.Stream(ctx, bus.WebhookStream)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	for range 5 {
+		var w window
+		var seq uint64
+		msg, err := stream.GetLastMsgForSubject(ctx, subj)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return 0, time.Time{}, err
+		default:
+			seq = msg.Sequence
+			_ = json.Unmarshal(msg.Data, &w)
+		}
+		now := time.Now().UTC()
+		if w.Start.IsZero() || now.Sub(w.Start) >= r.Window || w.Start.After(now.Add(r.Window)) {
+			w = window{Start: now}
+		}
+		next := w.Start.Add(r.Window)
+		n := min(want, r.Max-w.Queued)
+		if n <= 0 {
+			return 0, next, fault.Exhausted("dept:"+string(r.Dept), "%s has queued %d deliveries again since %s, the most in %s: ask again after %s",
+				r.Dept, w.Queued, w.Start.Format(time.RFC3339), r.Window, next.Format(time.RFC3339))
+		}
+		w.Queued += n
+		b, _ := json.Marshal(w)
+		_, err = js.Publish(ctx, subj, b, jetstream.WithExpectLastSequencePerSubject(seq), jetstream.WithExpectStream(bus.WebhookStream))
+		var api *jetstream.APIError
+		if errors.As(err, &api) && api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			continue // another node's redelivery of the department came first
+		}
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		return n, next, nil
+	}
+	return 0, time.Time{}, fault.Exhausted("dept:"+string(r.Dept), "other redeliveries of %s are under way: ask again in a moment", r.Dept)
 }

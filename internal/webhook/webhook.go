@@ -87,8 +87,21 @@ type Config struct {
 	Backoff []time.Duration
 	// Timeout bounds one attempt. Zero: 5s.
 	Timeout time.Duration
+	// ConnectTimeout bounds the connecting of one attempt (a receiver
+	// whose address drops the hub's packets fails fast, not after the
+	// whole Timeout). Zero: 2s, or Timeout if that is less.
+	ConnectTimeout time.Duration
 	// Workers bounds the attempts this node makes at once. Zero: 16.
 	Workers int
+	// PerDept bounds the attempts this node makes at once for one
+	// department: a receiver that hangs holds at most that many of the
+	// Workers, and the other departments' deliveries go on. Zero: a
+	// quarter of Workers, at least 1.
+	PerDept int
+	// Scan is how often this node looks for departments with tasks
+	// waiting that another node queued (its own are seen at once).
+	// Zero: 1s.
+	Scan time.Duration
 }
 
 func (c *Config) validate() error {
@@ -109,8 +122,23 @@ func (c *Config) validate() error {
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Second
 	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = min(2*time.Second, c.Timeout)
+	}
+	if c.ConnectTimeout > c.Timeout {
+		return fmt.Errorf("webhook: connect timeout %s is more than the attempt's timeout %s", c.ConnectTimeout, c.Timeout)
+	}
 	if c.Workers <= 0 {
 		c.Workers = 16
+	}
+	if c.PerDept <= 0 {
+		c.PerDept = max(1, c.Workers/4)
+	}
+	if c.PerDept > c.Workers {
+		return fmt.Errorf("webhook: %d attempts at once per department is more than the node's %d workers", c.PerDept, c.Workers)
+	}
+	if c.Scan <= 0 {
+		c.Scan = time.Second
 	}
 	return nil
 }
@@ -133,9 +161,13 @@ type Delivery struct {
 	Code     int       `json:"code,omitempty"` // the last HTTP status
 	Error    string    `json:"error,omitempty"`
 	At       time.Time `json:"at"`
-	Entry    uint64    `json:"entry,omitempty"`          // the ledger entry of the event
-	Time     time.Time `json:"time,omitzero"`            // the event's (the entry's) time
-	By       string    `json:"redelivered_by,omitempty"` // who asked for it again
+	// Source is the department whose act the event is (the department
+	// itself for a redelivery): the records of each source are bounded
+	// apart (bus.WebhookRecordSubject).
+	Source string    `json:"source,omitempty"`
+	Entry  uint64    `json:"entry,omitempty"`          // the ledger entry of the event
+	Time   time.Time `json:"time,omitzero"`            // the event's (the entry's) time
+	By     string    `json:"redelivered_by,omitempty"` // who asked for it again
 }
 
 // Statuses of a delivery record.
@@ -156,8 +188,12 @@ type Body struct {
 
 // Task is a delivery waiting in XHUB_WEBHOOK_QUEUE.
 type Task struct {
-	ID      string         `json:"id"` // the delivery's: "<entry>-<dept>", kept by retries and redeliveries
-	Dept    catalog.DeptID `json:"dept"`
+	ID   string         `json:"id"` // the delivery's: "<entry>-<dept>", kept by retries and redeliveries
+	Dept catalog.DeptID `json:"dept"`
+	// Source: the department whose act the event is, or Dept for a
+	// redelivery; the queue bounds each (Dept, Source) apart. "" in a
+	// task queued before sources were.
+	Source  catalog.DeptID `json:"source,omitempty"`
 	Event   string         `json:"event"`
 	Subject string         `json:"subject"`
 	Entry   uint64         `json:"entry"`
@@ -174,6 +210,11 @@ func DecodeTask(b []byte) (Task, error) {
 	}
 	if _, err := catalog.ParseDeptID(string(t.Dept)); err != nil {
 		return Task{}, fmt.Errorf("webhook task: %w", err)
+	}
+	if t.Source != "" {
+		if _, err := catalog.ParseDeptID(string(t.Source)); err != nil {
+			return Task{}, fmt.Errorf("webhook task: source: %w", err)
+		}
 	}
 	if t.ID == "" || len(t.ID) > 64 || t.Event == "" || len(t.Event) > 64 || len(t.Subject) > 128 {
 		return Task{}, fmt.Errorf("webhook task: id %q, event %q, subject %q: want an id and an event of at most 64 bytes, a subject of at most 128", t.ID, t.Event, t.Subject)
@@ -192,6 +233,22 @@ type Dispatcher struct {
 	cfg     Config
 	client  *http.Client
 	metrics metrics
+
+	// Dispatching (Run): one loop per department with tasks waiting, the
+	// node's workers shared among them.
+	workers chan struct{}
+	wake    chan catalog.DeptID
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	loops   map[catalog.DeptID]*deptLoop
+	queued  map[catalog.DeptID]bool // as the last scan found
+}
+
+// deptLoop is a department's loop on this node: its attempts under way
+// (at most PerDept), and whether it was told of a new task.
+type deptLoop struct {
+	slots chan struct{}
+	poked bool
 }
 
 // New makes a dispatcher; Run runs it.
@@ -199,7 +256,8 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	d := &Dispatcher{cfg: cfg, metrics: newMetrics()}
+	d := &Dispatcher{cfg: cfg, metrics: newMetrics(), workers: make(chan struct{}, cfg.Workers), wake: make(chan catalog.DeptID, 64),
+		loops: map[catalog.DeptID]*deptLoop{}, queued: map[catalog.DeptID]bool{}}
 	d.client = d.newClient()
 	return d, nil
 }
@@ -208,25 +266,244 @@ func New(cfg Config) (*Dispatcher, error) {
 // until ctx ends; it then waits for the attempts under way, which end
 // with ctx and leave their tasks to another node at once.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
 	// One producer per node: an entry's events are quick to find.
-	wg.Add(1)
+	d.wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer d.wg.Done()
 		d.pull(ctx, bus.LedgerStream, bus.WebhookEvents(0), 16, d.produce)
 	}()
 	if !d.cfg.NoDispatch {
-		dc := bus.WebhookDispatch(len(d.cfg.Backoff)+1, d.cfg.ackWait())
-		for range d.cfg.Workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				d.pull(ctx, bus.WebhookQueueStream, dc, 1, d.attempt)
-			}()
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.dispatch(ctx)
+		}()
+	}
+	d.wg.Wait()
+	return nil
+}
+
+// dispatch runs a loop for each department with tasks waiting: those
+// the queue holds (looked at every Scan) and those this node has just
+// queued.
+func (d *Dispatcher) dispatch(ctx context.Context) {
+	tick := time.NewTicker(d.cfg.Scan)
+	defer tick.Stop()
+	for {
+		d.scan(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case dept := <-d.wake:
+			d.start(ctx, dept)
 		}
 	}
-	wg.Wait()
-	return nil
+}
+
+// scan finds the departments whose tasks the queue holds (waiting,
+// under way or waiting out a back-off) and starts the loops not running.
+func (d *Dispatcher) scan(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := d.cfg.JS.Stream(sctx, bus.WebhookQueueStream)
+	var info *jetstream.StreamInfo
+	if err == nil {
+		info, err = s.Info(sctx, jetstream.WithSubjectFilter(bus.WebhookTaskPrefix+">"))
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			d.cfg.Log.Debug("webhook queue not scanned", "err", err)
+		}
+		return
+	}
+	found := map[catalog.DeptID]bool{}
+	for subj, n := range info.State.Subjects {
+		if dept := bus.WebhookTaskDept(subj); dept != "" && n > 0 {
+			found[dept] = true
+		}
+	}
+	d.mu.Lock()
+	d.queued = found
+	d.mu.Unlock()
+	for dept := range found {
+		d.start(ctx, dept)
+	}
+}
+
+// poke tells the dispatcher that this node queued a task for dept.
+func (d *Dispatcher) poke(dept catalog.DeptID) {
+	if d.cfg.NoDispatch {
+		return
+	}
+	select {
+	case d.wake <- dept:
+	default: // the next scan finds it
+	}
+}
+
+// start runs dept's loop unless it runs; one that runs is told to look
+// again before it ends.
+func (d *Dispatcher) start(ctx context.Context, dept catalog.DeptID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if l, ok := d.loops[dept]; ok {
+		l.poked = true
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	l := &deptLoop{slots: make(chan struct{}, d.cfg.PerDept)}
+	d.loops[dept] = l
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.serveDept(ctx, dept, l)
+	}()
+}
+
+// done ends dept's loop unless it has attempts under way, was told of a
+// task, or the last scan found tasks of dept.
+func (d *Dispatcher) done(dept catalog.DeptID, l *deptLoop) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if l.poked || d.queued[dept] || len(l.slots) > 0 {
+		l.poked = false
+		return false
+	}
+	delete(d.loops, dept)
+	return true
+}
+
+// serveDept takes dept's tasks from its consumer, one at a time, each
+// only when dept has fewer than PerDept attempts under way on this
+// node (a task is fetched only when it can be attempted here: none
+// waits behind dept's bound while its AckWait runs), each attempted
+// once one of the node's workers is free.
+func (d *Dispatcher) serveDept(ctx context.Context, dept catalog.DeptID, l *deptLoop) {
+	cc := bus.WebhookDispatch(dept, len(d.cfg.Backoff)+1, d.cfg.ackWait())
+	var cons jetstream.Consumer
+	wait := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		select {
+		case l.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		var err error
+		if cons == nil {
+			cons, err = d.deptConsumer(ctx, cc)
+		}
+		var m jetstream.Msg
+		if err == nil {
+			m, err = fetchOne(ctx, cons)
+		}
+		if m == nil {
+			<-l.slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			cons = nil
+			d.cfg.Log.Warn("webhook consumer not reachable; retrying", "consumer", cc.Durable, "in", wait, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 5*time.Second)
+			if d.done(dept, l) {
+				return
+			}
+			continue
+		}
+		wait = 100 * time.Millisecond
+		if m == nil {
+			if d.done(dept, l) {
+				return
+			}
+			continue
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			defer func() { <-l.slots }()
+			if d.worker(ctx, m) {
+				defer func() { <-d.workers }()
+				d.attempt(ctx, m)
+			}
+		}()
+	}
+}
+
+// worker waits for one of the node's workers for task m, telling the
+// server the task is in hand while it waits (waiters are served in
+// turn, and a department has at most PerDept of them). It reports false,
+// and hands the task back, if ctx ends first.
+func (d *Dispatcher) worker(ctx context.Context, m jetstream.Msg) bool {
+	select {
+	case d.workers <- struct{}{}:
+		return true
+	default:
+	}
+	tick := time.NewTicker(max(d.cfg.ackWait()/3, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case d.workers <- struct{}{}:
+			return true
+		case <-tick.C:
+			_ = m.InProgress()
+		case <-ctx.Done():
+			_ = m.Nak()
+			return false
+		}
+	}
+}
+
+// deptConsumer makes (or brings to this node's settings) a department's
+// consumer of the queue. The one consumer of every department's tasks
+// that deployments had before overlaps it: it is removed (the tasks it
+// had wait in the queue, and the departments' consumers take them).
+func (d *Dispatcher) deptConsumer(ctx context.Context, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := d.cfg.JS.Stream(ctx, bus.WebhookQueueStream)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.CreateOrUpdateConsumer(ctx, cc)
+	if err == nil {
+		return c, nil
+	}
+	if derr := s.DeleteConsumer(ctx, bus.LegacyWebhookDispatchConsumer); derr != nil {
+		return nil, err
+	}
+	d.cfg.Log.Info("webhook: the consumer of every department's tasks removed; each department's takes its tasks", "consumer", bus.LegacyWebhookDispatchConsumer)
+	return s.CreateOrUpdateConsumer(ctx, cc)
+}
+
+// fetchOne takes one task, waiting at most 5s for it (nil: none came).
+func fetchOne(ctx context.Context, cons jetstream.Consumer) (jetstream.Msg, error) {
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msgs, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var got jetstream.Msg
+	for m := range msgs.Messages() {
+		got = m
+	}
+	if err := msgs.Error(); got == nil && err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return nil, err
+	}
+	return got, nil
 }
 
 // pull runs handle on the messages of the durable consumer cc of stream,
@@ -349,9 +626,13 @@ func (d *Dispatcher) produce(ctx context.Context, m jetstream.Msg) {
 		if _, ok := d.cfg.CP.Webhook(ev.Dept); !ok {
 			continue
 		}
-		t := Task{ID: DeliveryID(seq, ev.Dept), Dept: ev.Dept, Event: ev.Kind, Subject: ev.ID, Entry: seq, Time: ev.Time}
+		src := ev.Source
+		if src == "" {
+			src = ev.Dept
+		}
+		t := Task{ID: DeliveryID(seq, ev.Dept), Dept: ev.Dept, Source: src, Event: ev.Kind, Subject: ev.ID, Entry: seq, Time: ev.Time}
 		if err := enqueue(ctx, d.cfg.JS, t, t.ID); err != nil {
-			if ok, why := full(err); ok {
+			if ok, why := full(err, t); ok {
 				d.dropped(t, why)
 				continue
 			}
@@ -359,6 +640,7 @@ func (d *Dispatcher) produce(ctx context.Context, m jetstream.Msg) {
 			_ = m.NakWithDelay(time.Second)
 			return
 		}
+		d.poke(t.Dept)
 	}
 	if err := m.DoubleAck(ctx); err != nil {
 		d.cfg.Log.Debug("webhook entry ack", "entry", seq, "err", err)
@@ -370,26 +652,33 @@ func enqueue(ctx context.Context, js jetstream.JetStream, t Task, msgID string) 
 	b, _ := json.Marshal(t)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, err := js.Publish(ctx, bus.WebhookTaskPrefix+string(t.Dept), b, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.WebhookQueueStream))
+	subj := bus.WebhookTaskPrefix + string(t.Dept) // a task of before sources
+	if t.Source != "" {
+		subj = bus.WebhookTaskSubject(t.Dept, t.Source)
+	}
+	_, err := js.Publish(ctx, subj, b, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.WebhookQueueStream))
 	return err
 }
 
-// full reports whether err is the queue refusing a task for one of its
+// full reports whether err is the queue refusing task t for one of its
 // bounds (a store failure, 10077, saying which maximum), and says which.
-func full(err error) (bool, string) {
+func full(err error, t Task) (bool, string) {
 	var api *jetstream.APIError
 	if !errors.As(err, &api) || api.ErrorCode != 10077 || !strings.Contains(api.Description, "maximum") {
 		return false, ""
 	}
 	if strings.Contains(api.Description, "per subject") {
-		return true, "the department's webhook queue is full: its receiver has not taken the deliveries before this one"
+		if t.Source == t.Dept {
+			return true, "the department's webhook queue is full for its own redeliveries: its receiver has not taken the deliveries before this one"
+		}
+		return true, fmt.Sprintf("the department's webhook queue is full for events %s caused: its receiver has not taken the deliveries before this one", t.Source)
 	}
 	return true, "the hub's webhook queue is full"
 }
 
 func (d *Dispatcher) dropped(t Task, why string) {
 	d.cfg.Log.Warn("webhook delivery dropped", "dept", t.Dept, "delivery", t.ID, "why", why)
-	d.record(t.Dept, Delivery{ID: t.ID, Event: t.Event, Subject: t.Subject, Status: StatusDropped, Error: why, At: time.Now().UTC(), Entry: t.Entry, Time: t.Time, By: t.By})
+	d.record(t.Dept, Delivery{ID: t.ID, Event: t.Event, Subject: t.Subject, Status: StatusDropped, Error: why, At: time.Now().UTC(), Entry: t.Entry, Time: t.Time, By: t.By, Source: string(t.Source)})
 }
 
 // attempt makes one attempt of a task: its delivery count is its number.
@@ -404,7 +693,7 @@ func (d *Dispatcher) attempt(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	n, most := int(meta.NumDelivered), len(d.cfg.Backoff)+1
-	del := Delivery{ID: t.ID, Event: t.Event, Subject: t.Subject, Attempts: n, Entry: t.Entry, Time: t.Time, By: t.By}
+	del := Delivery{ID: t.ID, Event: t.Event, Subject: t.Subject, Attempts: n, Entry: t.Entry, Time: t.Time, By: t.By, Source: string(t.Source)}
 	w, ok := d.cfg.CP.Webhook(t.Dept)
 	if !ok {
 		del.Status, del.Error, del.Attempts = StatusDropped, "the department's webhook was removed", n-1
@@ -437,7 +726,7 @@ func (d *Dispatcher) attempt(ctx context.Context, m jetstream.Msg) {
 		d.metrics.attempts.WithLabelValues("failed").Inc()
 		// The department reads what failed; the hub's log keeps the
 		// whole error, which may name the hub's resolver and addresses.
-		del.Error = describe(err, d.cfg.Timeout)
+		del.Error = describe(err, d.cfg.Timeout, d.cfg.ConnectTimeout)
 		d.cfg.Log.Debug("webhook attempt failed", "dept", t.Dept, "delivery", t.ID, "attempt", n, "err", err)
 		// A refused address is refused again: no retry.
 		if n < most && !errors.Is(err, ErrNotPublic) {
@@ -466,7 +755,11 @@ func (d *Dispatcher) finish(dept catalog.DeptID, del Delivery, m jetstream.Msg) 
 // newClient is the client deliveries go by: each connection it makes
 // passes the guard, no proxy, no redirect followed.
 func (d *Dispatcher) newClient() *http.Client {
-	dialer := &net.Dialer{Timeout: d.cfg.Timeout, Control: d.control}
+	connect := d.cfg.ConnectTimeout
+	if connect <= 0 || connect > d.cfg.Timeout {
+		connect = d.cfg.Timeout
+	}
+	dialer := &net.Dialer{Timeout: connect, Control: d.control}
 	return &http.Client{
 		Timeout:   d.cfg.Timeout,
 		Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second},
@@ -518,29 +811,50 @@ func (d *Dispatcher) record(dept catalog.DeptID, del Delivery) {
 	b, _ := json.Marshal(del)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := d.cfg.JS.Publish(ctx, bus.WebhookPrefix+string(dept), b); err != nil {
+	subj := bus.WebhookPrefix + string(dept) // a task of before sources
+	if src, err := catalog.ParseDeptID(del.Source); err == nil {
+		subj = bus.WebhookRecordSubject(dept, src)
+	}
+	if _, err := d.cfg.JS.Publish(ctx, subj, b); err != nil {
 		d.cfg.Log.Warn("webhook delivery not recorded", "dept", dept, "err", err)
 	}
 }
 
 // Deliveries reads dept's last n delivery records, oldest first.
 func Deliveries(ctx context.Context, js jetstream.JetStream, dept catalog.DeptID, n int) ([]Delivery, error) {
+	out, err := deliveriesSince(ctx, js, dept, time.Time{})
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out, err
+}
+
+// deliveriesSince reads dept's delivery records, of every source, kept
+// since from (zero: all), oldest first.
+func deliveriesSince(ctx context.Context, js jetstream.JetStream, dept catalog.DeptID, from time.Time) ([]Delivery, error) {
 	stream, err := js.Stream(ctx, bus.WebhookStream)
 	if err != nil {
 		return nil, err
 	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.WebhookPrefix + string(dept)}})
+	cc := jetstream.ConsumerConfig{FilterSubjects: bus.WebhookRecordFilters(dept), AckPolicy: jetstream.AckNonePolicy,
+		MemoryStorage: true, InactiveThreshold: time.Minute, DeliverPolicy: jetstream.DeliverAllPolicy,
+		Metadata: map[string]string{bus.MetaHub: "webhooks"}}
+	if !from.IsZero() {
+		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+	}
+	cons, err := stream.CreateConsumer(ctx, cc)
 	if err != nil {
 		return nil, err
 	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(bus.WebhookPrefix+string(dept)))
-	if err != nil {
-		return nil, err
-	}
-	total := int(info.State.Subjects[bus.WebhookPrefix+string(dept)])
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	total := int(cons.CachedInfo().NumPending)
 	var out []Delivery
-	for len(out) < total {
-		batch, err := cons.Fetch(min(total-len(out), 256), jetstream.FetchMaxWait(2*time.Second))
+	for read := 0; read < total; {
+		batch, err := cons.Fetch(min(total-read, 256), jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return nil, err
 		}
@@ -558,9 +872,7 @@ func Deliveries(ctx context.Context, js jetstream.JetStream, dept catalog.DeptID
 		if got == 0 {
 			break
 		}
-	}
-	if len(out) > n {
-		out = out[len(out)-n:]
+		read += got
 	}
 	return out, nil
 }
