@@ -212,7 +212,10 @@ func TestRefusalsJudgedOnTheLogsHead(t *testing.T) {
 				return err
 			}},
 		{"the check before signing a credential for a department added on the other node",
-			func() (uint64, error) { _, seq, err := a.AddDepartment(ctx, admin, "edu", "Education"); return seq, err },
+			func() (uint64, error) {
+				_, seq, err := a.AddDepartment(ctx, admin, "edu", "Education")
+				return seq, err
+			},
 			func() error {
 				return b.CheckIssue(ctx, admin, vocab.Identity{Dept: "edu", Role: vocab.RoleSystem, Name: "r"}, 30)
 			}},
