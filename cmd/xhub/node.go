@@ -2,14 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/internal/secretfile"
 )
 
 func (c *cli) nodeCmd() *cobra.Command {
@@ -43,20 +44,32 @@ its data dir: the log and the streams live in the NATS cluster.`,
 		Short: "Make a one-time join token for a new hub node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The file is reserved before the hub is dialled: one that
+			// exists, or a link planted at its name meanwhile, is never
+			// written through (it would keep its owner, who could read
+			// the token).
+			var f *secretfile.File
 			if out != "" {
-				if _, err := os.Stat(out); err == nil {
+				var err error
+				if f, err = secretfile.Create(out); errors.Is(err, secretfile.ErrExists) {
 					c.say("%s exists: no new token made (delete it for a new one)", out)
 					return nil
+				} else if err != nil {
+					return fmt.Errorf("--out: %w", err)
 				}
+				defer f.Abort()
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
 				tok, info, err := cl.CreateJoinToken(ctx, name, ttl, via)
 				if err != nil {
 					return err
 				}
-				if out != "" {
-					if err := os.WriteFile(out, []byte(tok+"\n"), 0o600); err != nil {
+				if f != nil {
+					if _, err := f.Write([]byte(tok + "\n")); err != nil {
 						return fmt.Errorf("--out: %w", err)
+					}
+					if err := f.Commit(); err != nil {
+						return fmt.Errorf("--out: join token %s made but not written: %w", info.ID, err)
 					}
 					c.say("join token %s written to %s (ledger entry %d); it admits one node until %s", info.ID, out, info.Seq, info.ExpiresAt.Format(time.RFC3339))
 					return nil

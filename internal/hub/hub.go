@@ -37,6 +37,7 @@ import (
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/natsauth"
 	"github.com/xhub-gov/xhub/internal/pki"
+	"github.com/xhub-gov/xhub/internal/secretfile"
 	"github.com/xhub-gov/xhub/internal/store"
 	"github.com/xhub-gov/xhub/internal/webhook"
 )
@@ -688,7 +689,7 @@ func (n *Node) ensureAdminCreds(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("hub: issue admin credential: %w", err)
 	}
-	return vocab.WriteCreds(n.AdminCreds, strings.Join(n.ownAddrs(), ","), n.Authority.VerifierKey, certPEM, keyPEM, n.Authority.CertPEM)
+	return secretfile.Write(n.AdminCreds, vocab.EncodeCreds(strings.Join(n.ownAddrs(), ","), n.Authority.VerifierKey, certPEM, keyPEM, n.Authority.CertPEM))
 }
 
 // dialAddr is the address a local client dials: the listen address, with
