@@ -367,34 +367,23 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			l.Close()
 		}
 	}
-	if _, statErr := os.Stat(cfg.DataDir); os.IsNotExist(statErr) {
-		defer func() {
-			if err != nil {
-				n.Close()
-				if n.unlock == nil {
-					return // another start took the new dir's lock: all in it is its own
-				}
-				n.removeFirstStart()
-				if !n.pinned {
-					_ = os.Remove(filepath.Join(cfg.DataDir, lockFile))
-				}
-				_ = os.Remove(cfg.DataDir) // only if empty: what this start made
-			}
-		}()
-	}
+	_, statErr := os.Stat(cfg.DataDir)
+	fresh := os.IsNotExist(statErr) // this start makes the data dir
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	if n.unlock == nil {
 		if n.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+			if fresh && !errors.Is(err, ErrDataDirInUse) {
+				_ = os.Remove(cfg.DataDir)
+			} // in use: another start took the new dir, all in it is its own
 			return nil, err
 		}
 	}
-	if _, statErr := os.Stat(filepath.Join(cfg.DataDir, "pki")); os.IsNotExist(statErr) {
+	if _, statErr := os.Stat(filepath.Join(cfg.DataDir, "pki")); fresh || os.IsNotExist(statErr) {
 		defer func() {
 			if err != nil {
-				n.Close()
-				n.removeFirstStart()
+				n.undoFirstStart(fresh)
 			}
 		}()
 	}
@@ -432,6 +421,13 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}
 	if n.Authority, err = pki.LoadOrCreate(pkiDir); err != nil {
+		return nil, err
+	}
+
+	// The views are opened before NATS starts: Badger's own lock on its
+	// directory is a second refusal of a second process (the only one
+	// where flock is not available) before it touches the store's streams.
+	if n.Store, err = store.Open(filepath.Join(cfg.DataDir, "badger"), log); err != nil {
 		return nil, err
 	}
 
@@ -490,9 +486,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 
-	if n.Store, err = store.Open(filepath.Join(cfg.DataDir, "badger"), log); err != nil {
-		return nil, err
-	}
 	if n.CP, err = exchange.Open(ctx, exchange.Config{
 		Store: n.Store, Log: bus.NewLedgerLog(n.JS, cfg.Replicas), Logger: log.With("component", "controlplane"),
 		Now: cfg.Now, ResponseDays: cfg.ResponseDays, DisputeDays: cfg.DisputeDays, MaxGrantDays: cfg.MaxGrantDays, SweepInterval: cfg.SweepInterval, Events: bus.Events{NC: n.NC},
@@ -637,6 +630,24 @@ func (n *Node) Integrity() error { return n.CP.Integrity() }
 
 // removeFirstStart removes what a failed first start wrote, so the next
 // start begins clean (the next start makes a new CA and ledger key).
+// undoFirstStart stops a first start that failed and removes what it
+// made (removeFirstStart), and the data dir if it made it and it is empty
+// then, before it gives up the data dir's lock: no other start takes the
+// dir while it is emptied.
+func (n *Node) undoFirstStart(removeDir bool) {
+	unlock := n.unlock
+	n.unlock = nil
+	n.Close()
+	n.removeFirstStart()
+	if removeDir {
+		_ = os.Remove(filepath.Join(n.cfg.DataDir, lockFile))
+		_ = os.Remove(n.cfg.DataDir) // only if empty: a pinned pki/ stays
+	}
+	if unlock != nil {
+		unlock()
+	}
+}
+
 func (n *Node) removeFirstStart() {
 	if n.pinned {
 		n.cfg.Logger.Warn("first start failed after the ledger recorded this node's CA: the data dir is kept (its pki/ is the hub's CA now); start again on it", "data_dir", n.cfg.DataDir)
