@@ -32,8 +32,9 @@ key (and the NATS URL with its password only if it was given no NATS of
 its own). The token admits one node before it expires; both steps are
 ledger entries, and node list shows the key each token was used with
 (the joining node logs the same fingerprint). To remove a node, stop it
-(SIGTERM drains its streams; clients move to the other nodes) and delete
-its data dir: the log and the streams live in the NATS cluster.`,
+(SIGTERM drains its streams; clients move to the other nodes), delete
+its data dir (the log and the streams live in the NATS cluster), and run
+xhub node forget NAME, so new creds files no longer list it.`,
 	}
 	var name string
 	var ttl time.Duration
@@ -96,7 +97,8 @@ its data dir: the log and the streams live in the NATS cluster.`,
 when heard from within three of its heartbeat intervals (xhub serve
 --heartbeat-interval, 10s), when it was last seen, the ledger sequence it
 had applied then, its version and the addresses it advertises
-(--advertise). A node not heard from for a week is forgotten. Then the
+(--advertise). A node not heard from for a week is forgotten (at once:
+xhub node forget NAME). Then the
 join tokens and the nodes that used them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -137,6 +139,33 @@ join tokens and the nodes that used them.`,
 			})
 		},
 	}
-	cmd.AddCommand(token, list)
+	var force bool
+	forget := &cobra.Command{
+		Use:   "forget NAME [--force]",
+		Short: "Forget a removed hub node: node list and new creds files no longer name it",
+		Long: `Remove the last heartbeat of the node named NAME (its --name) from the
+stream XHUB_NODES: node list no longer shows it, and creds files issued
+from then on no longer list its addresses (they list the nodes heard from
+within serve --creds-nodes-within, an hour by default). Creds files issued
+before keep them; a client tries the next address. A node that is up is
+refused: stop it first (--force forgets it anyway, and its next heartbeat
+brings it back).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				nd, err := cl.ForgetNode(ctx, args[0], force)
+				if err != nil {
+					return err
+				}
+				if c.json() {
+					return c.printJSON(map[string]any{"forgotten": nd})
+				}
+				c.say("node %s forgotten (last seen %s, addresses %s)", nd.Name, nd.LastSeen.Format(time.RFC3339), strings.Join(nd.Addrs, ","))
+				return nil
+			})
+		},
+	}
+	forget.Flags().BoolVar(&force, "force", false, "forget the node even if it is up (its next heartbeat brings it back)")
+	cmd.AddCommand(token, list, forget)
 	return cmd
 }

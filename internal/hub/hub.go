@@ -92,6 +92,12 @@ type Config struct {
 	// HeartbeatInterval is how often the node stores its heartbeat (node
 	// list: up when heard from within three intervals). Zero: 10s.
 	HeartbeatInterval time.Duration
+	// CredsNodesWithin: a creds file lists the addresses of the nodes
+	// heard from within this long (a node down for maintenance still
+	// listed; one removed, or gone for longer, not). Zero: an hour, or
+	// three heartbeat intervals if longer. At least three intervals, at
+	// most a week (when heartbeats are forgotten).
+	CredsNodesWithin time.Duration
 	// AuditRetention is how long audit entries are kept (zero: 180
 	// days); AuditMaxBytes bounds the audit stream, oldest entries going
 	// first (zero: half of ControlReserve; with NATSURL, what the stream
@@ -231,7 +237,7 @@ func (c *Config) validate() error {
 	if c.Name == "" {
 		c.Name = "xhub"
 	}
-	if !validNodeName(c.Name) {
+	if !bus.ValidNodeName(c.Name) {
 		return fmt.Errorf("hub: --name %q: 1 to 64 letters, digits, '-', '_' or '.' (not first or last, not two in a row)", c.Name)
 	}
 	if len(c.Advertise) > MaxAdvertise {
@@ -247,6 +253,12 @@ func (c *Config) validate() error {
 	}
 	if c.HeartbeatInterval < 100*time.Millisecond || c.HeartbeatInterval > time.Hour {
 		return fmt.Errorf("hub: --heartbeat-interval %s: from 100ms to 1h", c.HeartbeatInterval)
+	}
+	if c.CredsNodesWithin == 0 {
+		c.CredsNodesWithin = max(time.Hour, 3*c.HeartbeatInterval)
+	}
+	if c.CredsNodesWithin < 3*c.HeartbeatInterval || c.CredsNodesWithin > bus.NodesMaxAge {
+		return fmt.Errorf("hub: --creds-nodes-within %s: from three heartbeat intervals (%s) to %s", c.CredsNodesWithin, 3*c.HeartbeatInterval, bus.NodesMaxAge)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
