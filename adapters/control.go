@@ -698,10 +698,24 @@ func (c *Client) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return mapped(r.Nodes, func(n *xhubv1.NodeStatus) NodeInfo {
-		return NodeInfo{Name: n.GetName(), Up: n.GetUp(), LastSeen: at(n.GetLastSeen()), Applied: n.GetAppliedSeq(), Version: n.GetVersion(),
-			Addrs: n.GetAddrs(), StartedAt: at(n.GetStartedAt())}
-	}), nil
+	return mapped(r.Nodes, nodeInfo), nil
+}
+
+// ForgetNode removes the last heartbeat of the node named name
+// (operator): node list no longer shows it and creds files issued from
+// then on no longer list its addresses. A node that is up is refused
+// (FailedPrecondition) unless force. It returns the heartbeat removed.
+func (c *Client) ForgetNode(ctx context.Context, name string, force bool) (NodeInfo, error) {
+	r, err := c.nodes.ForgetNode(ctx, &xhubv1.ForgetNodeRequest{Name: name, Force: force})
+	if err != nil {
+		return NodeInfo{}, err
+	}
+	return nodeInfo(r.GetNode()), nil
+}
+
+func nodeInfo(n *xhubv1.NodeStatus) NodeInfo {
+	return NodeInfo{Name: n.GetName(), Up: n.GetUp(), LastSeen: at(n.GetLastSeen()), Applied: n.GetAppliedSeq(), Version: n.GetVersion(),
+		Addrs: n.GetAddrs(), StartedAt: at(n.GetStartedAt())}
 }
 
 // CreateJoinToken makes a one-time token for a new hub node (operator):

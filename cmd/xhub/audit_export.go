@@ -16,6 +16,7 @@ import (
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/secretfile"
 )
 
 // An audit export is JSON lines: one line per entry, each holding the
@@ -79,20 +80,14 @@ func (c *cli) auditExportCmd() *cobra.Command {
 			if !to.After(from) {
 				return fmt.Errorf("--until %s is not after --since %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
 			}
-			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			f, err := secretfile.Create(out)
 			if err != nil {
 				return fmt.Errorf("--out: %w", err)
 			}
-			err = c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+			defer f.Abort()
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
 				return writeExport(ctx, cl, f, adapters.AuditQuery{Dataset: dataset, Dept: dept, Since: from}, from, to, c)
 			})
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				os.Remove(out)
-			}
-			return err
 		},
 	}
 	f := cmd.Flags()
@@ -105,7 +100,7 @@ func (c *cli) auditExportCmd() *cobra.Command {
 	return cmd
 }
 
-func writeExport(ctx context.Context, cl *adapters.Client, f *os.File, q adapters.AuditQuery, from, to time.Time, c *cli) error {
+func writeExport(ctx context.Context, cl *adapters.Client, f *secretfile.File, q adapters.AuditQuery, from, to time.Time, c *cli) error {
 	w := bufio.NewWriter(f)
 	prev, n := ledger.ZeroChainHash, 0
 	var werr error
@@ -155,8 +150,8 @@ func writeExport(ctx context.Context, cl *adapters.Client, f *os.File, q adapter
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("--out: %w", err)
 	}
 	c.say("exported %d audit entries (%s to %s) to %s; last hash %s, sealed by the hub at ledger size %d", n, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), f.Name(), prev, st.Head.N)
 	return nil

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/xhub-gov/xhub/internal/secretfile"
 )
 
 // Contexts, as kubectl's: named pairs of hub addresses and a creds file in
@@ -69,11 +71,7 @@ func saveConfig(cfg ContextConfig, path string) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return secretfile.Replace(path, append(b, '\n'))
 }
 
 func (cfg *ContextConfig) find(name string) int {

@@ -12,6 +12,7 @@ import (
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/secretfile"
 )
 
 func (c *cli) credsCmd() *cobra.Command {
@@ -37,18 +38,21 @@ department.`,
 				name = role
 			}
 			id := vocab.Identity{Dept: catalog.DeptID(dept), Role: r, Name: name}
-			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			f, err := secretfile.Create(out)
 			if err != nil {
 				return fmt.Errorf("--out: %w", err)
 			}
-			defer f.Close()
-			err = c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+			defer f.Abort()
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
 				cr, file, err := cl.IssueCredential(ctx, id, days)
 				if err != nil {
 					return err
 				}
 				if _, err := f.Write(file); err != nil {
-					return err
+					return fmt.Errorf("--out: %w", err)
+				}
+				if err := f.Commit(); err != nil {
+					return fmt.Errorf("--out: credential %s issued but not written (revoke it): %w", cr.Serial, err)
 				}
 				if ok, err := c.emitted(map[string]any{"credential": cr, "file": out}, cr.Serial); ok {
 					return err
@@ -57,11 +61,6 @@ department.`,
 					cr.URI, cr.Serial, day(cr.NotAfter), cr.Seq, out)
 				return nil
 			})
-			if err != nil {
-				f.Close()
-				os.Remove(out)
-			}
-			return err
 		},
 	}
 	issue.Flags().StringVar(&dept, "dept", "", "department id (required)")
@@ -153,23 +152,26 @@ Python, Node), and print the lines that call the hub with them. DIR is made
 				name string
 				data []byte
 			}{{"cert.pem", certPEM}, {"key.pem", keyPEM}, {"ca.pem", caPEM}}
+			// Each file is written aside and moved into place unless
+			// something is at its name; all three are reserved first.
+			var out []*secretfile.File
 			for _, f := range files {
-				if _, err := os.Stat(filepath.Join(pemDir, f.name)); err == nil {
-					return fmt.Errorf("--pem: %s already exists; nothing written (remove it, or export to another directory)", filepath.Join(pemDir, f.name))
-				}
-			}
-			for _, f := range files {
-				path := filepath.Join(pemDir, f.name)
-				fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+				fh, err := secretfile.Create(filepath.Join(pemDir, f.name))
 				if err != nil {
+					for _, o := range out {
+						o.Abort()
+					}
+					return fmt.Errorf("--pem: %w; nothing written (remove it, or export to another directory)", err)
+				}
+				defer fh.Abort()
+				if _, err := fh.Write(f.data); err != nil {
 					return fmt.Errorf("--pem: %w", err)
 				}
-				_, werr := fh.Write(f.data)
-				if cerr := fh.Close(); werr == nil {
-					werr = cerr
-				}
-				if werr != nil {
-					return fmt.Errorf("--pem: %w", werr)
+				out = append(out, fh)
+			}
+			for _, fh := range out {
+				if err := fh.Commit(); err != nil {
+					return fmt.Errorf("--pem: %w", err)
 				}
 			}
 			hub := c.hub

@@ -13,6 +13,7 @@ import (
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/internal/hub"
+	"github.com/xhub-gov/xhub/internal/secretfile"
 )
 
 // joinTokenOut is `xhub serve --join-token-out FILE`: a node that writes,
@@ -47,15 +48,21 @@ func (j *joinTokenOut) check() error {
 }
 
 // write makes the token and writes it, unless the file exists. The file
-// appears whole (written aside, then renamed), so a joiner never reads
-// half a token.
+// appears whole (secretfile: written aside, then moved into place), so a
+// joiner never reads half a token.
 func (j *joinTokenOut) write(ctx context.Context, node *hub.Node) (string, error) {
 	if j.file == "" {
 		return "", nil
 	}
-	if _, err := os.Stat(j.file); err == nil {
+	// Reserved before the token is made: a file or link at the name, now
+	// or planted meanwhile, is never written through.
+	f, err := secretfile.Create(j.file)
+	if errors.Is(err, secretfile.ErrExists) {
 		return fmt.Sprintf("%s exists: no new join token made (delete it for a new one)", j.file), nil
+	} else if err != nil {
+		return "", fmt.Errorf("--join-token-out: %w", err)
 	}
+	defer f.Abort()
 	via := j.via
 	if len(via) == 0 {
 		host, err := os.Hostname()
@@ -79,25 +86,11 @@ func (j *joinTokenOut) write(ctx context.Context, node *hub.Node) (string, error
 	if err != nil {
 		return "", fmt.Errorf("--join-token-out: %w", err)
 	}
-	tmp := j.file + ".tmp"
-	_ = os.Remove(tmp) // left by a crash
-	// O_EXCL: a file or link put there by someone else is not written
-	// through (it would keep its owner, who could read the token).
-	w, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if _, err := f.Write([]byte(tok + "\n")); err != nil {
 		return "", fmt.Errorf("--join-token-out: %w", err)
 	}
-	_, err = w.WriteString(tok + "\n")
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return "", fmt.Errorf("--join-token-out: %w", err)
-	}
-	if err := os.Rename(tmp, j.file); err != nil {
-		_ = os.Remove(tmp)
-		return "", fmt.Errorf("--join-token-out: %w", err)
+	if err := f.Commit(); err != nil {
+		return "", fmt.Errorf("--join-token-out: join token %s made but not written: %w", info.ID, err)
 	}
 	return fmt.Sprintf("join token %s for %q written to %s (ledger entry %d); it admits one node, through %v, until %s",
 		info.ID, j.name, j.file, info.Seq, via, info.ExpiresAt.Format(time.RFC3339)), nil

@@ -2,14 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/internal/secretfile"
 )
 
 func (c *cli) nodeCmd() *cobra.Command {
@@ -31,8 +32,9 @@ key (and the NATS URL with its password only if it was given no NATS of
 its own). The token admits one node before it expires; both steps are
 ledger entries, and node list shows the key each token was used with
 (the joining node logs the same fingerprint). To remove a node, stop it
-(SIGTERM drains its streams; clients move to the other nodes) and delete
-its data dir: the log and the streams live in the NATS cluster.`,
+(SIGTERM drains its streams; clients move to the other nodes), delete
+its data dir (the log and the streams live in the NATS cluster), and run
+xhub node forget NAME, so new creds files no longer list it.`,
 	}
 	var name string
 	var ttl time.Duration
@@ -43,20 +45,32 @@ its data dir: the log and the streams live in the NATS cluster.`,
 		Short: "Make a one-time join token for a new hub node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The file is reserved before the hub is dialled: one that
+			// exists, or a link planted at its name meanwhile, is never
+			// written through (it would keep its owner, who could read
+			// the token).
+			var f *secretfile.File
 			if out != "" {
-				if _, err := os.Stat(out); err == nil {
+				var err error
+				if f, err = secretfile.Create(out); errors.Is(err, secretfile.ErrExists) {
 					c.say("%s exists: no new token made (delete it for a new one)", out)
 					return nil
+				} else if err != nil {
+					return fmt.Errorf("--out: %w", err)
 				}
+				defer f.Abort()
 			}
 			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
 				tok, info, err := cl.CreateJoinToken(ctx, name, ttl, via)
 				if err != nil {
 					return err
 				}
-				if out != "" {
-					if err := os.WriteFile(out, []byte(tok+"\n"), 0o600); err != nil {
+				if f != nil {
+					if _, err := f.Write([]byte(tok + "\n")); err != nil {
 						return fmt.Errorf("--out: %w", err)
+					}
+					if err := f.Commit(); err != nil {
+						return fmt.Errorf("--out: join token %s made but not written: %w", info.ID, err)
 					}
 					c.say("join token %s written to %s (ledger entry %d); it admits one node until %s", info.ID, out, info.Seq, info.ExpiresAt.Format(time.RFC3339))
 					return nil
@@ -83,7 +97,8 @@ its data dir: the log and the streams live in the NATS cluster.`,
 when heard from within three of its heartbeat intervals (xhub serve
 --heartbeat-interval, 10s), when it was last seen, the ledger sequence it
 had applied then, its version and the addresses it advertises
-(--advertise). A node not heard from for a week is forgotten. Then the
+(--advertise). A node not heard from for a week is forgotten (at once:
+xhub node forget NAME). Then the
 join tokens and the nodes that used them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -124,6 +139,33 @@ join tokens and the nodes that used them.`,
 			})
 		},
 	}
-	cmd.AddCommand(token, list)
+	var force bool
+	forget := &cobra.Command{
+		Use:   "forget NAME [--force]",
+		Short: "Forget a removed hub node: node list and new creds files no longer name it",
+		Long: `Remove the last heartbeat of the node named NAME (its --name) from the
+stream XHUB_NODES: node list no longer shows it, and creds files issued
+from then on no longer list its addresses (they list the nodes heard from
+within serve --creds-nodes-within, an hour by default). Creds files issued
+before keep them; a client tries the next address. A node that is up is
+refused: stop it first (--force forgets it anyway, and its next heartbeat
+brings it back).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withClient(cmd, func(ctx context.Context, cl *adapters.Client) error {
+				nd, err := cl.ForgetNode(ctx, args[0], force)
+				if err != nil {
+					return err
+				}
+				if c.json() {
+					return c.printJSON(map[string]any{"forgotten": nd})
+				}
+				c.say("node %s forgotten (last seen %s, addresses %s)", nd.Name, nd.LastSeen.Format(time.RFC3339), strings.Join(nd.Addrs, ","))
+				return nil
+			})
+		},
+	}
+	forget.Flags().BoolVar(&force, "force", false, "forget the node even if it is up (its next heartbeat brings it back)")
+	cmd.AddCommand(token, list, forget)
 	return cmd
 }

@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/testenv"
 )
 
 // TestNodeCommands: node token prints a token (or writes it once to
 // --out), node list shows it and the node (up, its applied sequence) in
-// table and JSON, an officer may not make one.
+// table and JSON, an officer may not make one; node forget removes a
+// node's heartbeat, refusing a node that is up and an officer.
 func TestNodeCommands(t *testing.T) {
 	f := newShareFixture(t)
 	env, admin := f.env, f.env.Node.AdminCreds
@@ -57,6 +59,24 @@ func TestNodeCommands(t *testing.T) {
 	_, err := xhub(t, env, f.health, "node", "token")
 	if err == nil || !strings.Contains(err.Error(), "PermissionDenied") || !strings.Contains(err.Error(), "allowed: admin") {
 		t.Fatalf("officer makes a join token: %v", err)
+	}
+
+	// node forget: a removed node's heartbeat goes; a node up is refused.
+	old := bus.NodeBeat{Name: "hub-gone", Instance: "x", Addrs: []string{"hub-gone.example.org:7443"}, SeenAt: time.Now().UTC().Add(-time.Hour), Interval: 10 * time.Second}
+	if err := bus.PublishBeat(context.Background(), env.Node.JS, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := xhub(t, env, admin, "node", "forget", "xhub"); err == nil || !strings.Contains(err.Error(), "node xhub is up") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("node forget of a node up: %v", err)
+	}
+	if msg := mustX(t, env, admin, "node", "forget", "hub-gone"); !strings.Contains(msg, "node hub-gone forgotten") {
+		t.Fatalf("node forget: %q", msg)
+	}
+	if tab := mustX(t, env, admin, "node", "list"); strings.Contains(tab, "hub-gone") {
+		t.Fatalf("node list after node forget: %q", tab)
+	}
+	if _, err := xhub(t, env, f.health, "node", "forget", "xhub", "--force"); err == nil || !strings.Contains(err.Error(), "PermissionDenied") {
+		t.Fatalf("officer forgets a node: %v", err)
 	}
 }
 

@@ -132,6 +132,7 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	f.StringVar(&cfg.Name, "name", "xhub", "node name, its own in the deployment (node list, logs, NATS): letters, digits, '-', '_', '.'")
 	f.StringVar(&advertise, "advertise", "", "host:port,... clients dial this node by: put in its server certificate (beside localhost, loopback and the hostname) and, with every other node's, in the creds files any node issues (default: the listen address)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 10*time.Second, "how often this node stores its heartbeat; node list shows it up while heard from within three intervals")
+	f.DurationVar(&cfg.CredsNodesWithin, "creds-nodes-within", 0, "creds files issued here list the addresses of the nodes heard from within this long (default 1h, or three heartbeat intervals if longer; at most 168h); xhub node forget NAME drops one at once")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", 180*24*time.Hour, "keep audit entries this long (the stream removes older ones)")
 	f.Int64Var(&cfg.AuditMaxBytes, "audit-max-bytes", 0, "bound the audit stream's size (oldest removed first; 0: half of --control-reserve; with --nats-url, what the stream has; a warning is logged at 80%)")
 	var refused string

@@ -61,14 +61,6 @@ func EncodeCreds(hub, ledgerKey string, certPEM, keyPEM, caPEM []byte) []byte {
 	return b.Bytes()
 }
 
-// WriteCreds writes a creds file readable by its owner only.
-func WriteCreds(path, hub, ledgerKey string, certPEM, keyPEM, caPEM []byte) error {
-	if err := os.WriteFile(path, EncodeCreds(hub, ledgerKey, certPEM, keyPEM, caPEM), 0o600); err != nil {
-		return fmt.Errorf("write credentials: %w", err)
-	}
-	return nil
-}
-
 // LoadCreds reads a creds file.
 func LoadCreds(path string) (*Creds, error) {
 	b, err := os.ReadFile(path)

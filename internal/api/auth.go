@@ -38,6 +38,7 @@ var (
 		"/xhub.v1.Departments/AddDepartment":         adminOnly,
 		"/xhub.v1.Nodes/CreateJoinToken":             adminOnly,
 		"/xhub.v1.Nodes/ListNodes":                   adminOnly,
+		"/xhub.v1.Nodes/ForgetNode":                  adminOnly,
 		"/xhub.v1.Departments/ListDepartments":       anyRole,
 		"/xhub.v1.Departments/SetWebhook":            staff,
 		"/xhub.v1.Departments/ListWebhookDeliveries": staff,

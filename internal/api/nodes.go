@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -71,11 +72,45 @@ func (s *nodesSvc) ListNodes(ctx context.Context, r *xhubv1.ListNodesRequest) (*
 			return nil, status.Errorf(codes.Unavailable, "the nodes' heartbeats (stream %s) are unreadable: %v", bus.NodesStream, err)
 		}
 		for _, b := range beats {
-			out.Nodes = append(out.Nodes, &xhubv1.NodeStatus{Name: b.Name, Up: b.Up(now), LastSeen: ts(b.SeenAt), AppliedSeq: b.Applied, Version: b.Version,
-				Addrs: b.Addrs, StartedAt: ts(b.StartedAt)})
+			out.Nodes = append(out.Nodes, nodeStatus(b, now))
 		}
 	}
 	return out, nil
+}
+
+// ForgetNode removes a node's last heartbeat: node list no longer shows
+// it, and creds files no longer list its addresses. A node that is up is
+// refused unless force: it beats again within its interval.
+func (s *nodesSvc) ForgetNode(ctx context.Context, r *xhubv1.ForgetNodeRequest) (*xhubv1.ForgetNodeResponse, error) {
+	if !bus.ValidNodeName(r.Name) {
+		return nil, invalid("name", "%q is not a node's name (1 to 64 letters, digits, '-', '_' or '.')", r.Name)
+	}
+	if s.dir == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this node keeps no heartbeats")
+	}
+	beats, err := s.dir.Beats(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "the nodes' heartbeats (stream %s) are unreadable: %v", bus.NodesStream, err)
+	}
+	i := slices.IndexFunc(beats, func(b bus.NodeBeat) bool { return b.Name == r.Name })
+	if i < 0 {
+		return nil, toStatus(fault.NotFound("no heartbeat of a node named %q (node list shows the nodes heard from)", r.Name))
+	}
+	b, now := beats[i], s.now()
+	if b.Up(now) && !r.Force {
+		return nil, toStatus(fault.Precondition("NODE_UP", "node:"+r.Name, "node %s is up (last seen %s ago): stop it first, or give --force (it comes back with its next heartbeat)", r.Name, now.Sub(b.SeenAt).Round(time.Second)))
+	}
+	if err := s.dir.ForgetBeat(ctx, r.Name); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "forget node %s: %v", r.Name, err)
+	}
+	s.log.Info("node forgotten", "node", r.Name, "by", identityFrom(ctx).URI(), "was_up", b.Up(now), "last_seen", b.SeenAt)
+	return &xhubv1.ForgetNodeResponse{Node: nodeStatus(b, now)}, nil
+}
+
+// nodeStatus is a node as its heartbeat b shows it at now.
+func nodeStatus(b bus.NodeBeat, now time.Time) *xhubv1.NodeStatus {
+	return &xhubv1.NodeStatus{Name: b.Name, Up: b.Up(now), LastSeen: ts(b.SeenAt), AppliedSeq: b.Applied, Version: b.Version,
+		Addrs: b.Addrs, StartedAt: ts(b.StartedAt)}
 }
 
 func (s *nodesSvc) Join(ctx context.Context, r *xhubv1.JoinRequest) (*xhubv1.JoinResponse, error) {

@@ -64,6 +64,8 @@ type NodeDirectory interface {
 	Beats(ctx context.Context) ([]bus.NodeBeat, error)
 	// HubAddrs are the addresses a creds file issued here lists.
 	HubAddrs(ctx context.Context) []string
+	// ForgetBeat removes a node's last heartbeat.
+	ForgetBeat(ctx context.Context, name string) error
 }
 
 // MaxStreamsPerConn bounds the gRPC streams open at once on one

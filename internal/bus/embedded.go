@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xhub-gov/xhub/internal/secretfile"
 )
 
 // EmbeddedConfig configures the embedded nats-server.
@@ -173,7 +175,7 @@ func loadOrCreatePassword(path string) (user, pass string, err error) {
 		return "", "", err
 	}
 	user, pass = "xhub", hex.EncodeToString(buf)
-	if err := os.WriteFile(path, []byte(user+":"+pass+"\n"), 0o600); err != nil {
+	if err := secretfile.Write(path, []byte(user+":"+pass+"\n")); err != nil {
 		return "", "", fmt.Errorf("embedded nats: write %s: %w", path, err)
 	}
 	return user, pass, nil

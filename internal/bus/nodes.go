@@ -109,6 +109,34 @@ func Beats(ctx context.Context, js jetstream.JetStream) ([]NodeBeat, error) {
 	return out, nil
 }
 
+// ValidNodeName says whether s may be a node's name (--name): 1 to 64
+// letters, digits, '-', '_' or '.', a NATS subject token or dot-separated
+// tokens, never a wildcard.
+func ValidNodeName(s string) bool {
+	if s == "" || len(s) > 64 || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r == '-' || r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	})
+}
+
+// ForgetBeat removes the heartbeat stored under name (a node's name, as
+// its --name: never a wildcard).
+func ForgetBeat(ctx context.Context, js jetstream.JetStream, name string) error {
+	if !ValidNodeName(name) {
+		return fmt.Errorf("nodes: %q is not a node's name", name)
+	}
+	s, err := js.Stream(ctx, NodesStream)
+	if err != nil {
+		return fmt.Errorf("nodes: %w", err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(NodePrefix+name)); err != nil {
+		return fmt.Errorf("nodes: %w", err)
+	}
+	return nil
+}
+
 // LastBeat is the last heartbeat stored under name.
 func LastBeat(ctx context.Context, js jetstream.JetStream, name string) (NodeBeat, error) {
 	var b NodeBeat

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/internal/secretfile"
 )
 
 func (s *Server) ctx(r *http.Request) (context.Context, context.CancelFunc) {
@@ -299,7 +300,7 @@ func (s *Server) ledgerPage(w http.ResponseWriter, r *http.Request, ss *session)
 			}
 			if data["ConsistencyErr"] == nil {
 				_ = os.MkdirAll(filepath.Dir(s.cfg.HeadFile), 0o700)
-				_ = os.WriteFile(s.cfg.HeadFile, note, 0o600)
+				_ = secretfile.Replace(s.cfg.HeadFile, note)
 			}
 		}
 	}

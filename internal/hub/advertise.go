@@ -18,16 +18,6 @@ import (
 
 var osHostname = os.Hostname
 
-// validNodeName: a NATS subject token or dot-separated tokens.
-func validNodeName(s string) bool {
-	if s == "" || len(s) > 64 || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
-		return false
-	}
-	return !strings.ContainsFunc(s, func(r rune) bool {
-		return !(r == '-' || r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
-	})
-}
-
 // MaxAdvertise bounds the addresses one node advertises.
 const MaxAdvertise = 16
 
@@ -126,8 +116,10 @@ func (n *Node) certHosts(listen string) []string {
 }
 
 // HubAddrs are the addresses a creds file issued here lists: this node's
-// first, then every other node's from its last heartbeat (up or not: a
-// node down now comes back), each checked again, at most maxHubAddrs.
+// first, then every other node's heard from within CredsNodesWithin (up
+// or not: a node down for a while comes back; one removed, or forgotten
+// by node forget, is not listed), each checked again, at most
+// maxHubAddrs.
 func (n *Node) HubAddrs(ctx context.Context) []string {
 	out := slices.Clone(n.ownAddrs())
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -138,7 +130,7 @@ func (n *Node) HubAddrs(ctx context.Context) []string {
 		return out
 	}
 	for _, b := range beats {
-		if b.Name == n.cfg.Name {
+		if b.Name == n.cfg.Name || n.cfg.Now().Sub(b.SeenAt) > n.cfg.CredsNodesWithin {
 			continue
 		}
 		for _, a := range b.Addrs {
@@ -155,6 +147,11 @@ func (n *Node) HubAddrs(ctx context.Context) []string {
 
 // Beats are every node's last heartbeat.
 func (n *Node) Beats(ctx context.Context) ([]bus.NodeBeat, error) { return bus.Beats(ctx, n.JS) }
+
+// ForgetBeat removes the last heartbeat of the node named name.
+func (n *Node) ForgetBeat(ctx context.Context, name string) error {
+	return bus.ForgetBeat(ctx, n.JS, name)
+}
 
 // heartbeat publishes this node's beat every HeartbeatInterval until the
 // node stops. A beat that fails is logged (once until one succeeds

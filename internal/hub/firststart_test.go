@@ -217,8 +217,30 @@ func TestDataDirInUse(t *testing.T) {
 	if _, err := first.Admin.Departments(ctx); err != nil {
 		t.Fatalf("the first node after the refused start: %v", err)
 	}
+	// The pid note removed (or made a link) while the node runs: the dir
+	// itself is locked, a second start is still refused.
+	note := filepath.Join(first.Dir, "xhub.lock")
+	if err := os.Remove(note); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.WriteFile(elsewhere, []byte("someone's\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, note); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = hub.Start(ctx, hub.Config{DataDir: first.Dir, Listen: "127.0.0.1:0", Logger: testenv.Logger()}); !errors.Is(err, hub.ErrDataDirInUse) {
+		t.Fatalf("second node on a used data dir whose xhub.lock was replaced: %v", err)
+	}
 	first.Restart() // Close releases the lock
 	if _, err := first.Admin.Departments(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(elsewhere); string(b) != "someone's\n" {
+		t.Fatalf("the pid note was written through a link: %q", b)
+	}
+	if fi, err := os.Lstat(note); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("the restarted node's pid note: %v %v", fi, err)
 	}
 }

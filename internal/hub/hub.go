@@ -37,6 +37,7 @@ import (
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/natsauth"
 	"github.com/xhub-gov/xhub/internal/pki"
+	"github.com/xhub-gov/xhub/internal/secretfile"
 	"github.com/xhub-gov/xhub/internal/store"
 	"github.com/xhub-gov/xhub/internal/webhook"
 )
@@ -91,6 +92,12 @@ type Config struct {
 	// HeartbeatInterval is how often the node stores its heartbeat (node
 	// list: up when heard from within three intervals). Zero: 10s.
 	HeartbeatInterval time.Duration
+	// CredsNodesWithin: a creds file lists the addresses of the nodes
+	// heard from within this long (a node down for maintenance still
+	// listed; one removed, or gone for longer, not). Zero: an hour, or
+	// three heartbeat intervals if longer. At least three intervals, at
+	// most a week (when heartbeats are forgotten).
+	CredsNodesWithin time.Duration
 	// AuditRetention is how long audit entries are kept (zero: 180
 	// days); AuditMaxBytes bounds the audit stream, oldest entries going
 	// first (zero: half of ControlReserve; with NATSURL, what the stream
@@ -245,7 +252,7 @@ func (c *Config) validate() error {
 	if c.Name == "" {
 		c.Name = "xhub"
 	}
-	if !validNodeName(c.Name) {
+	if !bus.ValidNodeName(c.Name) {
 		return fmt.Errorf("hub: --name %q: 1 to 64 letters, digits, '-', '_' or '.' (not first or last, not two in a row)", c.Name)
 	}
 	if len(c.Advertise) > MaxAdvertise {
@@ -261,6 +268,12 @@ func (c *Config) validate() error {
 	}
 	if c.HeartbeatInterval < 100*time.Millisecond || c.HeartbeatInterval > time.Hour {
 		return fmt.Errorf("hub: --heartbeat-interval %s: from 100ms to 1h", c.HeartbeatInterval)
+	}
+	if c.CredsNodesWithin == 0 {
+		c.CredsNodesWithin = max(time.Hour, 3*c.HeartbeatInterval)
+	}
+	if c.CredsNodesWithin < 3*c.HeartbeatInterval || c.CredsNodesWithin > bus.NodesMaxAge {
+		return fmt.Errorf("hub: --creds-nodes-within %s: from three heartbeat intervals (%s) to %s", c.CredsNodesWithin, 3*c.HeartbeatInterval, bus.NodesMaxAge)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -391,34 +404,23 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			l.Close()
 		}
 	}
-	if _, statErr := os.Stat(cfg.DataDir); os.IsNotExist(statErr) {
-		defer func() {
-			if err != nil {
-				n.Close()
-				if n.unlock == nil {
-					return // another start took the new dir's lock: all in it is its own
-				}
-				n.removeFirstStart()
-				if !n.pinned {
-					_ = os.Remove(filepath.Join(cfg.DataDir, lockFile))
-				}
-				_ = os.Remove(cfg.DataDir) // only if empty: what this start made
-			}
-		}()
-	}
+	_, statErr := os.Stat(cfg.DataDir)
+	fresh := os.IsNotExist(statErr) // this start makes the data dir
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	if n.unlock == nil {
 		if n.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+			if fresh && !errors.Is(err, ErrDataDirInUse) {
+				_ = os.Remove(cfg.DataDir)
+			} // in use: another start took the new dir, all in it is its own
 			return nil, err
 		}
 	}
-	if _, statErr := os.Stat(filepath.Join(cfg.DataDir, "pki")); os.IsNotExist(statErr) {
+	if _, statErr := os.Stat(filepath.Join(cfg.DataDir, "pki")); fresh || os.IsNotExist(statErr) {
 		defer func() {
 			if err != nil {
-				n.Close()
-				n.removeFirstStart()
+				n.undoFirstStart(fresh)
 			}
 		}()
 	}
@@ -456,6 +458,13 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 	}
 	if n.Authority, err = pki.LoadOrCreate(pkiDir); err != nil {
+		return nil, err
+	}
+
+	// The views are opened before NATS starts: Badger's own lock on its
+	// directory is a second refusal of a second process (the only one
+	// where flock is not available) before it touches the store's streams.
+	if n.Store, err = store.Open(filepath.Join(cfg.DataDir, "badger"), log); err != nil {
 		return nil, err
 	}
 
@@ -514,9 +523,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 
-	if n.Store, err = store.Open(filepath.Join(cfg.DataDir, "badger"), log); err != nil {
-		return nil, err
-	}
 	if n.CP, err = exchange.Open(ctx, exchange.Config{
 		Store: n.Store, Log: bus.NewLedgerLog(n.JS, cfg.Replicas), Logger: log.With("component", "controlplane"),
 		Now: cfg.Now, ResponseDays: cfg.ResponseDays, DisputeDays: cfg.DisputeDays, MaxGrantDays: cfg.MaxGrantDays, SweepInterval: cfg.SweepInterval, Events: bus.Events{NC: n.NC},
@@ -662,6 +668,24 @@ func (n *Node) Integrity() error { return n.CP.Integrity() }
 
 // removeFirstStart removes what a failed first start wrote, so the next
 // start begins clean (the next start makes a new CA and ledger key).
+// undoFirstStart stops a first start that failed and removes what it
+// made (removeFirstStart), and the data dir if it made it and it is empty
+// then, before it gives up the data dir's lock: no other start takes the
+// dir while it is emptied.
+func (n *Node) undoFirstStart(removeDir bool) {
+	unlock := n.unlock
+	n.unlock = nil
+	n.Close()
+	n.removeFirstStart()
+	if removeDir {
+		_ = os.Remove(filepath.Join(n.cfg.DataDir, lockFile))
+		_ = os.Remove(n.cfg.DataDir) // only if empty: a pinned pki/ stays
+	}
+	if unlock != nil {
+		unlock()
+	}
+}
+
 func (n *Node) removeFirstStart() {
 	if n.pinned {
 		n.cfg.Logger.Warn("first start failed after the ledger recorded this node's CA: the data dir is kept (its pki/ is the hub's CA now); start again on it", "data_dir", n.cfg.DataDir)
@@ -714,7 +738,7 @@ func (n *Node) ensureAdminCreds(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("hub: issue admin credential: %w", err)
 	}
-	return vocab.WriteCreds(n.AdminCreds, strings.Join(n.ownAddrs(), ","), n.Authority.VerifierKey, certPEM, keyPEM, n.Authority.CertPEM)
+	return secretfile.Write(n.AdminCreds, vocab.EncodeCreds(strings.Join(n.ownAddrs(), ","), n.Authority.VerifierKey, certPEM, keyPEM, n.Authority.CertPEM))
 }
 
 // dialAddr is the address a local client dials: the listen address, with

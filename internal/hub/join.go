@@ -25,6 +25,7 @@ import (
 
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/pki"
+	"github.com/xhub-gov/xhub/internal/secretfile"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
@@ -43,7 +44,7 @@ func (j joined) save(dataDir string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dataDir, joinedFile), b, 0o600)
+	return secretfile.Replace(filepath.Join(dataDir, joinedFile), b)
 }
 
 func loadJoined(dataDir string) (joined, bool, error) {

@@ -8,6 +8,13 @@ import (
 	"syscall"
 )
 
+const noFollow = syscall.O_NOFOLLOW
+
+// openDir opens dir itself, to be locked.
+func openDir(dir string) (*os.File, error) {
+	return os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+}
+
 // tryLock takes an exclusive flock on f; held says another holds it.
 func tryLock(f *os.File) (held bool, err error) {
 	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)

@@ -12,6 +12,7 @@ import (
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/buildinfo"
+	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/hub"
 	"github.com/xhub-gov/xhub/internal/testenv"
 )
@@ -190,4 +191,129 @@ func FuzzParseAdvertise(f *testing.F) {
 			}
 		}
 	})
+}
+
+// publishBeat stores a heartbeat as a node named name would have, last
+// seen ago.
+func publishBeat(t *testing.T, env *testenv.Env, name string, ago time.Duration, addrs ...string) {
+	t.Helper()
+	b := bus.NodeBeat{Name: name, Instance: "i-" + name, Addrs: addrs, Version: "v0", SeenAt: time.Now().UTC().Add(-ago), StartedAt: time.Now().UTC().Add(-ago - time.Hour), Interval: 10 * time.Second}
+	if err := bus.PublishBeat(context.Background(), env.Node.JS, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// issuedHubs issues a credential and returns the addresses its creds
+// file lists.
+func issuedHubs(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	_, file, err := env.Admin.IssueCredential(context.Background(), vocab.Identity{Dept: "hub", Role: vocab.RoleAdmin, Name: "ops-" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "")}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := vocab.ParseCreds(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Hub
+}
+
+// TestCredsListRecentNodes: a creds file lists the nodes heard from
+// within CredsNodesWithin (an hour by default), not a node whose last
+// heartbeat is older (removed, its heartbeat kept for a week).
+func TestCredsListRecentNodes(t *testing.T) {
+	env := testenv.Start(t)
+	publishBeat(t, env, "gone", 2*time.Hour, "gone.example.org:7443")
+	publishBeat(t, env, "resting", 10*time.Minute, "resting.example.org:7443")
+	got := issuedHubs(t, env)
+	if !strings.Contains(got, "resting.example.org:7443") {
+		t.Errorf("a node heard from 10 minutes ago is not in the creds file: %q", got)
+	}
+	if strings.Contains(got, "gone.example.org") {
+		t.Errorf("a node last heard from 2 hours ago is still in the creds file: %q", got)
+	}
+	if !strings.HasPrefix(got, env.Addr()) {
+		t.Errorf("creds file's hubs %q do not start with the issuing node's %s", got, env.Addr())
+	}
+	// A shorter window: the 10-minute-old node goes too.
+	short := testenv.Start(t, func(c *hub.Config) { c.CredsNodesWithin = 5 * time.Minute })
+	publishBeat(t, short, "resting", 10*time.Minute, "resting.example.org:7443")
+	if got := issuedHubs(t, short); strings.Contains(got, "resting") {
+		t.Errorf("--creds-nodes-within 5m lists a node heard from 10 minutes ago: %q", got)
+	}
+	if _, err := hub.Start(context.Background(), hub.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", HeartbeatInterval: time.Minute, CredsNodesWithin: time.Minute}); err == nil || !strings.Contains(err.Error(), "--creds-nodes-within") {
+		t.Errorf("a window shorter than three heartbeat intervals: %v", err)
+	}
+}
+
+// TestNodeForget: node forget removes a node's heartbeat (node list no
+// longer shows it, new creds files no longer list it); a node that is up
+// is refused unless force; an unknown or malformed name, or a caller
+// that is not the operator, is refused and forgets nothing.
+func TestNodeForget(t *testing.T) {
+	env := testenv.Start(t, withHeartbeat(200*time.Millisecond))
+	ctx := context.Background()
+	publishBeat(t, env, "hub-old", 20*time.Minute, "hub-old.example.org:7443")
+	publishBeat(t, env, "hub-other", 20*time.Minute, "hub-other.example.org:7443")
+	names := func() []string {
+		ns, err := env.Admin.Nodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, n := range ns {
+			out = append(out, n.Name)
+		}
+		return out
+	}
+	testenv.WaitFor(t, time.Minute, "this node's own heartbeat", func() bool { return slices.Contains(names(), "xhub") })
+	if got := issuedHubs(t, env); !strings.Contains(got, "hub-old.example.org") {
+		t.Fatalf("before forget, creds list %q", got)
+	}
+
+	nd, err := env.Admin.ForgetNode(ctx, "hub-old", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nd.Name != "hub-old" || !slices.Equal(nd.Addrs, []string{"hub-old.example.org:7443"}) {
+		t.Errorf("forgotten: %+v", nd)
+	}
+	if n := names(); slices.Contains(n, "hub-old") || !slices.Contains(n, "hub-other") {
+		t.Errorf("after forget hub-old, node list: %v", n)
+	}
+	if got := issuedHubs(t, env); strings.Contains(got, "hub-old") || !strings.Contains(got, "hub-other") {
+		t.Errorf("after forget hub-old, creds list %q", got)
+	}
+
+	for _, tt := range []struct {
+		name, code string
+	}{
+		{"xhub", "FailedPrecondition"}, // up
+		{"hub-old", "NotFound"},        // already forgotten
+		{"*", "InvalidArgument"},
+		{">", "InvalidArgument"},
+		{"a..b", "InvalidArgument"},
+		{"", "InvalidArgument"},
+	} {
+		if _, err := env.Admin.ForgetNode(ctx, tt.name, false); err == nil || !strings.Contains(err.Error(), tt.code) {
+			t.Errorf("forget %q: %v, want %s", tt.name, err, tt.code)
+		}
+	}
+	if n := names(); !slices.Contains(n, "hub-other") || !slices.Contains(n, "xhub") {
+		t.Errorf("a refused forget removed a heartbeat: %v", n)
+	}
+	if _, err := env.Admin.ForgetNode(ctx, "xhub", true); err != nil {
+		t.Fatalf("forget --force of a node that is up: %v", err)
+	}
+	// Its next heartbeat brings it back.
+	testenv.WaitFor(t, time.Minute, "the forced node beating again", func() bool { return slices.Contains(names(), "xhub") })
+
+	env.Dept("tax")
+	officer := env.Officer("tax")
+	if _, err := officer.ForgetNode(ctx, "hub-other", true); err == nil || !strings.Contains(err.Error(), "PermissionDenied") {
+		t.Errorf("an officer forgets a node: %v", err)
+	}
+	if !slices.Contains(names(), "hub-other") {
+		t.Error("an officer's refused forget removed the heartbeat")
+	}
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/ratelog"
+	"github.com/xhub-gov/xhub/internal/secretfile"
 )
 
 // ControlPlane is what the callout asks the ledger's views.
@@ -164,7 +165,7 @@ func LoadOrCreateIssuer(path string) (kp nkeys.KeyPair, created bool, err error)
 	if err != nil {
 		return nil, false, err
 	}
-	if err := os.WriteFile(path, append(seed, '\n'), 0o600); err != nil {
+	if err := secretfile.Write(path, append(seed, '\n')); err != nil {
 		return nil, false, fmt.Errorf("natsauth: write %s: %w", path, err)
 	}
 	return kp, true, nil

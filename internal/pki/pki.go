@@ -29,6 +29,7 @@ import (
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/internal/secretfile"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -98,15 +99,16 @@ func create(dir string) error {
 	files := []struct {
 		name string
 		data []byte
-		mode os.FileMode
 	}{
-		{caKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
-		{ledgerKeyFile, []byte(skey + "\n"), 0o600},
-		{ledgerPubFile, []byte(vkey + "\n"), 0o644},
-		{caCertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644}, // last: its presence means "created"
+		{caKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})},
+		{ledgerKeyFile, []byte(skey + "\n")},
+		{ledgerPubFile, []byte(vkey + "\n")},
+		{caCertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, // last: its presence means "created"
 	}
 	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+		// Without ca.crt the others are what a create cut short left.
+		_ = os.Remove(filepath.Join(dir, f.name))
+		if err := secretfile.Write(filepath.Join(dir, f.name), f.data); err != nil {
 			return fmt.Errorf("pki: %w", err)
 		}
 	}
@@ -328,7 +330,7 @@ func Install(dir string, files map[string][]byte, caSHA256 string) (*Authority, 
 		if !ok {
 			return nil, fmt.Errorf("pki: the joined node sent no %s", name)
 		}
-		if err := os.WriteFile(filepath.Join(tmp, name), b, 0o600); err != nil {
+		if err := secretfile.Write(filepath.Join(tmp, name), b); err != nil {
 			return nil, fmt.Errorf("pki: %w", err)
 		}
 	}

@@ -6712,6 +6712,102 @@ func (x *ListNodesResponse) GetNodes() []*NodeStatus {
 	return nil
 }
 
+type ForgetNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`    // the node's --name
+	Force         bool                   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"` // forget it even if it is up
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetNodeRequest) Reset() {
+	*x = ForgetNodeRequest{}
+	mi := &file_xhub_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetNodeRequest) ProtoMessage() {}
+
+func (x *ForgetNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetNodeRequest.ProtoReflect.Descriptor instead.
+func (*ForgetNodeRequest) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *ForgetNodeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ForgetNodeRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type ForgetNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *NodeStatus            `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"` // the heartbeat removed
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetNodeResponse) Reset() {
+	*x = ForgetNodeResponse{}
+	mi := &file_xhub_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetNodeResponse) ProtoMessage() {}
+
+func (x *ForgetNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_xhub_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetNodeResponse.ProtoReflect.Descriptor instead.
+func (*ForgetNodeResponse) Descriptor() ([]byte, []int) {
+	return file_xhub_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *ForgetNodeResponse) GetNode() *NodeStatus {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
 // A hub node as its last heartbeat shows it.
 type NodeStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -6728,7 +6824,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_xhub_proto_msgTypes[98]
+	mi := &file_xhub_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6740,7 +6836,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[98]
+	mi := &file_xhub_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6753,7 +6849,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{98}
+	return file_xhub_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *NodeStatus) GetName() string {
@@ -6833,7 +6929,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_xhub_proto_msgTypes[99]
+	mi := &file_xhub_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6845,7 +6941,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[99]
+	mi := &file_xhub_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6858,7 +6954,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{99}
+	return file_xhub_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *JoinRequest) GetTokenId() string {
@@ -6921,7 +7017,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_xhub_proto_msgTypes[100]
+	mi := &file_xhub_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6933,7 +7029,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_xhub_proto_msgTypes[100]
+	mi := &file_xhub_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6946,7 +7042,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_xhub_proto_rawDescGZIP(), []int{100}
+	return file_xhub_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *JoinResponse) GetReplicas() int32 {
@@ -7565,7 +7661,12 @@ const file_xhub_proto_rawDesc = "" +
 	"\amin_seq\x18\x01 \x01(\x04R\x06minSeq\"j\n" +
 	"\x11ListNodesResponse\x12*\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x12.xhub.v1.JoinTokenR\x06tokens\x12)\n" +
-	"\x05nodes\x18\x02 \x03(\v2\x13.xhub.v1.NodeStatusR\x05nodes\"\xf5\x01\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x13.xhub.v1.NodeStatusR\x05nodes\"=\n" +
+	"\x11ForgetNodeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"=\n" +
+	"\x12ForgetNodeResponse\x12'\n" +
+	"\x04node\x18\x01 \x01(\v2\x13.xhub.v1.NodeStatusR\x04node\"\xf5\x01\n" +
 	"\n" +
 	"NodeStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
@@ -7644,10 +7745,12 @@ const file_xhub_proto_rawDesc = "" +
 	"\x05Serve\x12\x18.xhub.v1.ProviderMessage\x1a\x15.xhub.v1.ProviderCall(\x010\x012\x94\x01\n" +
 	"\x05Audit\x12B\n" +
 	"\tListAudit\x12\x19.xhub.v1.ListAuditRequest\x1a\x1a.xhub.v1.ListAuditResponse\x12G\n" +
-	"\vExportAudit\x12\x1b.xhub.v1.ExportAuditRequest\x1a\x19.xhub.v1.ExportAuditChunk0\x012\xd6\x01\n" +
+	"\vExportAudit\x12\x1b.xhub.v1.ExportAuditRequest\x1a\x19.xhub.v1.ExportAuditChunk0\x012\x9d\x02\n" +
 	"\x05Nodes\x12T\n" +
 	"\x0fCreateJoinToken\x12\x1f.xhub.v1.CreateJoinTokenRequest\x1a .xhub.v1.CreateJoinTokenResponse\x12B\n" +
-	"\tListNodes\x12\x19.xhub.v1.ListNodesRequest\x1a\x1a.xhub.v1.ListNodesResponse\x123\n" +
+	"\tListNodes\x12\x19.xhub.v1.ListNodesRequest\x1a\x1a.xhub.v1.ListNodesResponse\x12E\n" +
+	"\n" +
+	"ForgetNode\x12\x1a.xhub.v1.ForgetNodeRequest\x1a\x1b.xhub.v1.ForgetNodeResponse\x123\n" +
 	"\x04Join\x12\x14.xhub.v1.JoinRequest\x1a\x15.xhub.v1.JoinResponse:>\n" +
 	"\n" +
 	"json_value\x12\x1d.google.protobuf.FieldOptions\x18\xa2\x90\x03 \x01(\bR\tjsonValueB/Z-github.com/xhub-gov/xhub/proto/xhub/v1;xhubv1b\x06proto3"
@@ -7664,7 +7767,7 @@ func file_xhub_proto_rawDescGZIP() []byte {
 	return file_xhub_proto_rawDescData
 }
 
-var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 101)
+var file_xhub_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
 var file_xhub_proto_goTypes = []any{
 	(*Department)(nil),                    // 0: xhub.v1.Department
 	(*AddDepartmentRequest)(nil),          // 1: xhub.v1.AddDepartmentRequest
@@ -7764,45 +7867,47 @@ var file_xhub_proto_goTypes = []any{
 	(*JoinToken)(nil),                     // 95: xhub.v1.JoinToken
 	(*ListNodesRequest)(nil),              // 96: xhub.v1.ListNodesRequest
 	(*ListNodesResponse)(nil),             // 97: xhub.v1.ListNodesResponse
-	(*NodeStatus)(nil),                    // 98: xhub.v1.NodeStatus
-	(*JoinRequest)(nil),                   // 99: xhub.v1.JoinRequest
-	(*JoinResponse)(nil),                  // 100: xhub.v1.JoinResponse
-	(*timestamppb.Timestamp)(nil),         // 101: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),           // 102: google.protobuf.Duration
-	(*descriptorpb.FieldOptions)(nil),     // 103: google.protobuf.FieldOptions
+	(*ForgetNodeRequest)(nil),             // 98: xhub.v1.ForgetNodeRequest
+	(*ForgetNodeResponse)(nil),            // 99: xhub.v1.ForgetNodeResponse
+	(*NodeStatus)(nil),                    // 100: xhub.v1.NodeStatus
+	(*JoinRequest)(nil),                   // 101: xhub.v1.JoinRequest
+	(*JoinResponse)(nil),                  // 102: xhub.v1.JoinResponse
+	(*timestamppb.Timestamp)(nil),         // 103: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 104: google.protobuf.Duration
+	(*descriptorpb.FieldOptions)(nil),     // 105: google.protobuf.FieldOptions
 }
 var file_xhub_proto_depIdxs = []int32{
-	101, // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
+	103, // 0: xhub.v1.Department.created_at:type_name -> google.protobuf.Timestamp
 	0,   // 1: xhub.v1.AddDepartmentResponse.department:type_name -> xhub.v1.Department
 	0,   // 2: xhub.v1.ListDepartmentsResponse.departments:type_name -> xhub.v1.Department
-	101, // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
+	103, // 3: xhub.v1.WebhookDelivery.at:type_name -> google.protobuf.Timestamp
 	8,   // 4: xhub.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> xhub.v1.WebhookDelivery
-	101, // 5: xhub.v1.RedeliverWebhookRequest.since:type_name -> google.protobuf.Timestamp
-	101, // 6: xhub.v1.RedeliverWebhookResponse.next:type_name -> google.protobuf.Timestamp
-	101, // 7: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
+	103, // 5: xhub.v1.RedeliverWebhookRequest.since:type_name -> google.protobuf.Timestamp
+	103, // 6: xhub.v1.RedeliverWebhookResponse.next:type_name -> google.protobuf.Timestamp
+	103, // 7: xhub.v1.Credential.not_after:type_name -> google.protobuf.Timestamp
 	12,  // 8: xhub.v1.IssueCredentialResponse.credential:type_name -> xhub.v1.Credential
 	12,  // 9: xhub.v1.ListCredentialsResponse.credentials:type_name -> xhub.v1.Credential
 	12,  // 10: xhub.v1.RevokeCredentialResponse.credential:type_name -> xhub.v1.Credential
 	20,  // 11: xhub.v1.Schema.fields:type_name -> xhub.v1.Field
-	101, // 12: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
+	103, // 12: xhub.v1.Schema.registered_at:type_name -> google.protobuf.Timestamp
 	19,  // 13: xhub.v1.RegisterSchemaResponse.schema:type_name -> xhub.v1.Schema
 	19,  // 14: xhub.v1.GetSchemaResponse.schema:type_name -> xhub.v1.Schema
 	19,  // 15: xhub.v1.ListVersionsResponse.versions:type_name -> xhub.v1.Schema
 	20,  // 16: xhub.v1.Dataset.fields:type_name -> xhub.v1.Field
-	101, // 17: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
-	101, // 18: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
+	103, // 17: xhub.v1.Dataset.published_at:type_name -> google.protobuf.Timestamp
+	103, // 18: xhub.v1.Dataset.updated_at:type_name -> google.protobuf.Timestamp
 	29,  // 19: xhub.v1.PublishDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	29,  // 20: xhub.v1.GetDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	29,  // 21: xhub.v1.ListDatasetsResponse.datasets:type_name -> xhub.v1.Dataset
 	29,  // 22: xhub.v1.RetireDatasetResponse.dataset:type_name -> xhub.v1.Dataset
 	39,  // 23: xhub.v1.UpdateDatasetRequest.keywords:type_name -> xhub.v1.Keywords
 	29,  // 24: xhub.v1.UpdateDatasetResponse.dataset:type_name -> xhub.v1.Dataset
-	101, // 25: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
-	101, // 26: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
-	101, // 27: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
-	101, // 28: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
-	101, // 29: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	101, // 30: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
+	103, // 25: xhub.v1.ShareRequest.requested_at:type_name -> google.protobuf.Timestamp
+	103, // 26: xhub.v1.ShareRequest.deadline:type_name -> google.protobuf.Timestamp
+	103, // 27: xhub.v1.ShareRequest.decided_at:type_name -> google.protobuf.Timestamp
+	103, // 28: xhub.v1.Grant.granted_at:type_name -> google.protobuf.Timestamp
+	103, // 29: xhub.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	103, // 30: xhub.v1.Grant.ended_at:type_name -> google.protobuf.Timestamp
 	41,  // 31: xhub.v1.RequestShareResponse.request:type_name -> xhub.v1.ShareRequest
 	42,  // 32: xhub.v1.RequestShareResponse.grant:type_name -> xhub.v1.Grant
 	41,  // 33: xhub.v1.DecisionResponse.request:type_name -> xhub.v1.ShareRequest
@@ -7812,131 +7917,134 @@ var file_xhub_proto_depIdxs = []int32{
 	41,  // 37: xhub.v1.InboxEvent.request:type_name -> xhub.v1.ShareRequest
 	42,  // 38: xhub.v1.InboxEvent.grant:type_name -> xhub.v1.Grant
 	55,  // 39: xhub.v1.InboxEvent.dispute:type_name -> xhub.v1.Dispute
-	101, // 40: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
-	101, // 41: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
-	101, // 42: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
+	103, // 40: xhub.v1.Dispute.opened_at:type_name -> google.protobuf.Timestamp
+	103, // 41: xhub.v1.Dispute.deadline:type_name -> google.protobuf.Timestamp
+	103, // 42: xhub.v1.Dispute.resolved_at:type_name -> google.protobuf.Timestamp
 	55,  // 43: xhub.v1.DisputeResponse.dispute:type_name -> xhub.v1.Dispute
 	55,  // 44: xhub.v1.ListDisputesResponse.disputes:type_name -> xhub.v1.Dispute
-	101, // 45: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	103, // 45: xhub.v1.Entry.time:type_name -> google.protobuf.Timestamp
 	61,  // 46: xhub.v1.ListEntriesResponse.entries:type_name -> xhub.v1.Entry
 	61,  // 47: xhub.v1.InclusionProofResponse.entry:type_name -> xhub.v1.Entry
 	70,  // 48: xhub.v1.QueryRequest.filters:type_name -> xhub.v1.Filter
 	76,  // 49: xhub.v1.SubscribeRequest.start:type_name -> xhub.v1.SubscribeStart
 	82,  // 50: xhub.v1.SubscribeRequest.ack:type_name -> xhub.v1.SubscribeAck
-	101, // 51: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
-	102, // 52: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
+	103, // 51: xhub.v1.SubscriptionInfo.created:type_name -> google.protobuf.Timestamp
+	104, // 52: xhub.v1.SubscriptionInfo.idle_expiry:type_name -> google.protobuf.Duration
 	78,  // 53: xhub.v1.ListSubscriptionsResponse.subscriptions:type_name -> xhub.v1.SubscriptionInfo
 	78,  // 54: xhub.v1.DeleteSubscriptionResponse.deleted:type_name -> xhub.v1.SubscriptionInfo
-	101, // 55: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
+	103, // 55: xhub.v1.SubscribeResponse.published_at:type_name -> google.protobuf.Timestamp
 	85,  // 56: xhub.v1.ProviderMessage.hello:type_name -> xhub.v1.ProviderHello
 	86,  // 57: xhub.v1.ProviderMessage.result:type_name -> xhub.v1.ProviderResult
 	70,  // 58: xhub.v1.ProviderCall.filters:type_name -> xhub.v1.Filter
-	101, // 59: xhub.v1.ExportAuditRequest.since:type_name -> google.protobuf.Timestamp
-	101, // 60: xhub.v1.ExportAuditRequest.until:type_name -> google.protobuf.Timestamp
-	101, // 61: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	101, // 62: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	103, // 59: xhub.v1.ExportAuditRequest.since:type_name -> google.protobuf.Timestamp
+	103, // 60: xhub.v1.ExportAuditRequest.until:type_name -> google.protobuf.Timestamp
+	103, // 61: xhub.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	103, // 62: xhub.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
 	90,  // 63: xhub.v1.ListAuditResponse.entries:type_name -> xhub.v1.AuditEntry
-	102, // 64: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	101, // 65: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	101, // 66: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
-	101, // 67: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
-	101, // 68: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
+	104, // 64: xhub.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	103, // 65: xhub.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	103, // 66: xhub.v1.JoinToken.created_at:type_name -> google.protobuf.Timestamp
+	103, // 67: xhub.v1.JoinToken.expires_at:type_name -> google.protobuf.Timestamp
+	103, // 68: xhub.v1.JoinToken.joined_at:type_name -> google.protobuf.Timestamp
 	95,  // 69: xhub.v1.ListNodesResponse.tokens:type_name -> xhub.v1.JoinToken
-	98,  // 70: xhub.v1.ListNodesResponse.nodes:type_name -> xhub.v1.NodeStatus
-	101, // 71: xhub.v1.NodeStatus.last_seen:type_name -> google.protobuf.Timestamp
-	101, // 72: xhub.v1.NodeStatus.started_at:type_name -> google.protobuf.Timestamp
-	103, // 73: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
-	1,   // 74: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
-	3,   // 75: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
-	5,   // 76: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
-	7,   // 77: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
-	10,  // 78: xhub.v1.Departments.RedeliverWebhook:input_type -> xhub.v1.RedeliverWebhookRequest
-	13,  // 79: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
-	15,  // 80: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
-	17,  // 81: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
-	21,  // 82: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
-	23,  // 83: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
-	25,  // 84: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
-	27,  // 85: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
-	30,  // 86: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
-	32,  // 87: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
-	34,  // 88: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
-	36,  // 89: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
-	38,  // 90: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
-	43,  // 91: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
-	45,  // 92: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
-	46,  // 93: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
-	47,  // 94: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
-	48,  // 95: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
-	49,  // 96: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
-	51,  // 97: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
-	53,  // 98: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
-	56,  // 99: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
-	57,  // 100: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
-	59,  // 101: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
-	62,  // 102: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
-	64,  // 103: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
-	66,  // 104: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
-	68,  // 105: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
-	71,  // 106: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
-	73,  // 107: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
-	75,  // 108: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
-	77,  // 109: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
-	80,  // 110: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
-	84,  // 111: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
-	91,  // 112: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
-	88,  // 113: xhub.v1.Audit.ExportAudit:input_type -> xhub.v1.ExportAuditRequest
-	93,  // 114: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
-	96,  // 115: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
-	99,  // 116: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
-	2,   // 117: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
-	4,   // 118: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
-	6,   // 119: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
-	9,   // 120: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
-	11,  // 121: xhub.v1.Departments.RedeliverWebhook:output_type -> xhub.v1.RedeliverWebhookResponse
-	14,  // 122: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
-	16,  // 123: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
-	18,  // 124: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
-	22,  // 125: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
-	24,  // 126: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
-	26,  // 127: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
-	28,  // 128: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
-	31,  // 129: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
-	33,  // 130: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
-	35,  // 131: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
-	37,  // 132: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
-	40,  // 133: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
-	44,  // 134: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
-	52,  // 135: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
-	50,  // 136: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
-	50,  // 137: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
-	50,  // 138: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
-	50,  // 139: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
-	52,  // 140: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
-	54,  // 141: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
-	58,  // 142: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
-	58,  // 143: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
-	60,  // 144: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
-	63,  // 145: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
-	65,  // 146: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
-	67,  // 147: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
-	69,  // 148: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
-	72,  // 149: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
-	74,  // 150: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
-	83,  // 151: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
-	79,  // 152: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
-	81,  // 153: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
-	87,  // 154: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
-	92,  // 155: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
-	89,  // 156: xhub.v1.Audit.ExportAudit:output_type -> xhub.v1.ExportAuditChunk
-	94,  // 157: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
-	97,  // 158: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
-	100, // 159: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
-	117, // [117:160] is the sub-list for method output_type
-	74,  // [74:117] is the sub-list for method input_type
-	74,  // [74:74] is the sub-list for extension type_name
-	73,  // [73:74] is the sub-list for extension extendee
-	0,   // [0:73] is the sub-list for field type_name
+	100, // 70: xhub.v1.ListNodesResponse.nodes:type_name -> xhub.v1.NodeStatus
+	100, // 71: xhub.v1.ForgetNodeResponse.node:type_name -> xhub.v1.NodeStatus
+	103, // 72: xhub.v1.NodeStatus.last_seen:type_name -> google.protobuf.Timestamp
+	103, // 73: xhub.v1.NodeStatus.started_at:type_name -> google.protobuf.Timestamp
+	105, // 74: xhub.v1.json_value:extendee -> google.protobuf.FieldOptions
+	1,   // 75: xhub.v1.Departments.AddDepartment:input_type -> xhub.v1.AddDepartmentRequest
+	3,   // 76: xhub.v1.Departments.ListDepartments:input_type -> xhub.v1.ListDepartmentsRequest
+	5,   // 77: xhub.v1.Departments.SetWebhook:input_type -> xhub.v1.SetWebhookRequest
+	7,   // 78: xhub.v1.Departments.ListWebhookDeliveries:input_type -> xhub.v1.ListWebhookDeliveriesRequest
+	10,  // 79: xhub.v1.Departments.RedeliverWebhook:input_type -> xhub.v1.RedeliverWebhookRequest
+	13,  // 80: xhub.v1.Credentials.IssueCredential:input_type -> xhub.v1.IssueCredentialRequest
+	15,  // 81: xhub.v1.Credentials.ListCredentials:input_type -> xhub.v1.ListCredentialsRequest
+	17,  // 82: xhub.v1.Credentials.RevokeCredential:input_type -> xhub.v1.RevokeCredentialRequest
+	21,  // 83: xhub.v1.Schemas.RegisterSchema:input_type -> xhub.v1.RegisterSchemaRequest
+	23,  // 84: xhub.v1.Schemas.CheckSchema:input_type -> xhub.v1.CheckSchemaRequest
+	25,  // 85: xhub.v1.Schemas.GetSchema:input_type -> xhub.v1.GetSchemaRequest
+	27,  // 86: xhub.v1.Schemas.ListVersions:input_type -> xhub.v1.ListVersionsRequest
+	30,  // 87: xhub.v1.Catalog.PublishDataset:input_type -> xhub.v1.PublishDatasetRequest
+	32,  // 88: xhub.v1.Catalog.GetDataset:input_type -> xhub.v1.GetDatasetRequest
+	34,  // 89: xhub.v1.Catalog.ListDatasets:input_type -> xhub.v1.ListDatasetsRequest
+	36,  // 90: xhub.v1.Catalog.RetireDataset:input_type -> xhub.v1.RetireDatasetRequest
+	38,  // 91: xhub.v1.Catalog.UpdateDataset:input_type -> xhub.v1.UpdateDatasetRequest
+	43,  // 92: xhub.v1.Shares.RequestShare:input_type -> xhub.v1.RequestShareRequest
+	45,  // 93: xhub.v1.Shares.Inbox:input_type -> xhub.v1.InboxRequest
+	46,  // 94: xhub.v1.Shares.Approve:input_type -> xhub.v1.ApproveRequest
+	47,  // 95: xhub.v1.Shares.Reject:input_type -> xhub.v1.RejectRequest
+	48,  // 96: xhub.v1.Shares.Withdraw:input_type -> xhub.v1.WithdrawRequest
+	49,  // 97: xhub.v1.Shares.RevokeGrant:input_type -> xhub.v1.RevokeGrantRequest
+	51,  // 98: xhub.v1.Shares.ListShares:input_type -> xhub.v1.ListSharesRequest
+	53,  // 99: xhub.v1.Shares.WatchInbox:input_type -> xhub.v1.WatchInboxRequest
+	56,  // 100: xhub.v1.Disputes.OpenDispute:input_type -> xhub.v1.OpenDisputeRequest
+	57,  // 101: xhub.v1.Disputes.ResolveDispute:input_type -> xhub.v1.ResolveDisputeRequest
+	59,  // 102: xhub.v1.Disputes.ListDisputes:input_type -> xhub.v1.ListDisputesRequest
+	62,  // 103: xhub.v1.Ledger.ListEntries:input_type -> xhub.v1.ListEntriesRequest
+	64,  // 104: xhub.v1.Ledger.GetHead:input_type -> xhub.v1.GetHeadRequest
+	66,  // 105: xhub.v1.Ledger.InclusionProof:input_type -> xhub.v1.InclusionProofRequest
+	68,  // 106: xhub.v1.Ledger.ConsistencyProof:input_type -> xhub.v1.ConsistencyProofRequest
+	71,  // 107: xhub.v1.Exchange.Query:input_type -> xhub.v1.QueryRequest
+	73,  // 108: xhub.v1.Exchange.Publish:input_type -> xhub.v1.PublishRequest
+	75,  // 109: xhub.v1.Exchange.Subscribe:input_type -> xhub.v1.SubscribeRequest
+	77,  // 110: xhub.v1.Exchange.ListSubscriptions:input_type -> xhub.v1.ListSubscriptionsRequest
+	80,  // 111: xhub.v1.Exchange.DeleteSubscription:input_type -> xhub.v1.DeleteSubscriptionRequest
+	84,  // 112: xhub.v1.Provider.Serve:input_type -> xhub.v1.ProviderMessage
+	91,  // 113: xhub.v1.Audit.ListAudit:input_type -> xhub.v1.ListAuditRequest
+	88,  // 114: xhub.v1.Audit.ExportAudit:input_type -> xhub.v1.ExportAuditRequest
+	93,  // 115: xhub.v1.Nodes.CreateJoinToken:input_type -> xhub.v1.CreateJoinTokenRequest
+	96,  // 116: xhub.v1.Nodes.ListNodes:input_type -> xhub.v1.ListNodesRequest
+	98,  // 117: xhub.v1.Nodes.ForgetNode:input_type -> xhub.v1.ForgetNodeRequest
+	101, // 118: xhub.v1.Nodes.Join:input_type -> xhub.v1.JoinRequest
+	2,   // 119: xhub.v1.Departments.AddDepartment:output_type -> xhub.v1.AddDepartmentResponse
+	4,   // 120: xhub.v1.Departments.ListDepartments:output_type -> xhub.v1.ListDepartmentsResponse
+	6,   // 121: xhub.v1.Departments.SetWebhook:output_type -> xhub.v1.SetWebhookResponse
+	9,   // 122: xhub.v1.Departments.ListWebhookDeliveries:output_type -> xhub.v1.ListWebhookDeliveriesResponse
+	11,  // 123: xhub.v1.Departments.RedeliverWebhook:output_type -> xhub.v1.RedeliverWebhookResponse
+	14,  // 124: xhub.v1.Credentials.IssueCredential:output_type -> xhub.v1.IssueCredentialResponse
+	16,  // 125: xhub.v1.Credentials.ListCredentials:output_type -> xhub.v1.ListCredentialsResponse
+	18,  // 126: xhub.v1.Credentials.RevokeCredential:output_type -> xhub.v1.RevokeCredentialResponse
+	22,  // 127: xhub.v1.Schemas.RegisterSchema:output_type -> xhub.v1.RegisterSchemaResponse
+	24,  // 128: xhub.v1.Schemas.CheckSchema:output_type -> xhub.v1.CheckSchemaResponse
+	26,  // 129: xhub.v1.Schemas.GetSchema:output_type -> xhub.v1.GetSchemaResponse
+	28,  // 130: xhub.v1.Schemas.ListVersions:output_type -> xhub.v1.ListVersionsResponse
+	31,  // 131: xhub.v1.Catalog.PublishDataset:output_type -> xhub.v1.PublishDatasetResponse
+	33,  // 132: xhub.v1.Catalog.GetDataset:output_type -> xhub.v1.GetDatasetResponse
+	35,  // 133: xhub.v1.Catalog.ListDatasets:output_type -> xhub.v1.ListDatasetsResponse
+	37,  // 134: xhub.v1.Catalog.RetireDataset:output_type -> xhub.v1.RetireDatasetResponse
+	40,  // 135: xhub.v1.Catalog.UpdateDataset:output_type -> xhub.v1.UpdateDatasetResponse
+	44,  // 136: xhub.v1.Shares.RequestShare:output_type -> xhub.v1.RequestShareResponse
+	52,  // 137: xhub.v1.Shares.Inbox:output_type -> xhub.v1.ListSharesResponse
+	50,  // 138: xhub.v1.Shares.Approve:output_type -> xhub.v1.DecisionResponse
+	50,  // 139: xhub.v1.Shares.Reject:output_type -> xhub.v1.DecisionResponse
+	50,  // 140: xhub.v1.Shares.Withdraw:output_type -> xhub.v1.DecisionResponse
+	50,  // 141: xhub.v1.Shares.RevokeGrant:output_type -> xhub.v1.DecisionResponse
+	52,  // 142: xhub.v1.Shares.ListShares:output_type -> xhub.v1.ListSharesResponse
+	54,  // 143: xhub.v1.Shares.WatchInbox:output_type -> xhub.v1.InboxEvent
+	58,  // 144: xhub.v1.Disputes.OpenDispute:output_type -> xhub.v1.DisputeResponse
+	58,  // 145: xhub.v1.Disputes.ResolveDispute:output_type -> xhub.v1.DisputeResponse
+	60,  // 146: xhub.v1.Disputes.ListDisputes:output_type -> xhub.v1.ListDisputesResponse
+	63,  // 147: xhub.v1.Ledger.ListEntries:output_type -> xhub.v1.ListEntriesResponse
+	65,  // 148: xhub.v1.Ledger.GetHead:output_type -> xhub.v1.GetHeadResponse
+	67,  // 149: xhub.v1.Ledger.InclusionProof:output_type -> xhub.v1.InclusionProofResponse
+	69,  // 150: xhub.v1.Ledger.ConsistencyProof:output_type -> xhub.v1.ConsistencyProofResponse
+	72,  // 151: xhub.v1.Exchange.Query:output_type -> xhub.v1.QueryResponse
+	74,  // 152: xhub.v1.Exchange.Publish:output_type -> xhub.v1.PublishResponse
+	83,  // 153: xhub.v1.Exchange.Subscribe:output_type -> xhub.v1.SubscribeResponse
+	79,  // 154: xhub.v1.Exchange.ListSubscriptions:output_type -> xhub.v1.ListSubscriptionsResponse
+	81,  // 155: xhub.v1.Exchange.DeleteSubscription:output_type -> xhub.v1.DeleteSubscriptionResponse
+	87,  // 156: xhub.v1.Provider.Serve:output_type -> xhub.v1.ProviderCall
+	92,  // 157: xhub.v1.Audit.ListAudit:output_type -> xhub.v1.ListAuditResponse
+	89,  // 158: xhub.v1.Audit.ExportAudit:output_type -> xhub.v1.ExportAuditChunk
+	94,  // 159: xhub.v1.Nodes.CreateJoinToken:output_type -> xhub.v1.CreateJoinTokenResponse
+	97,  // 160: xhub.v1.Nodes.ListNodes:output_type -> xhub.v1.ListNodesResponse
+	99,  // 161: xhub.v1.Nodes.ForgetNode:output_type -> xhub.v1.ForgetNodeResponse
+	102, // 162: xhub.v1.Nodes.Join:output_type -> xhub.v1.JoinResponse
+	119, // [119:163] is the sub-list for method output_type
+	75,  // [75:119] is the sub-list for method input_type
+	75,  // [75:75] is the sub-list for extension type_name
+	74,  // [74:75] is the sub-list for extension extendee
+	0,   // [0:74] is the sub-list for field type_name
 }
 
 func init() { file_xhub_proto_init() }
@@ -7959,7 +8067,7 @@ func file_xhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_xhub_proto_rawDesc), len(file_xhub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   101,
+			NumMessages:   103,
 			NumExtensions: 1,
 			NumServices:   11,
 		},

@@ -2258,6 +2258,7 @@ var Audit_ServiceDesc = grpc.ServiceDesc{
 const (
 	Nodes_CreateJoinToken_FullMethodName = "/xhub.v1.Nodes/CreateJoinToken"
 	Nodes_ListNodes_FullMethodName       = "/xhub.v1.Nodes/ListNodes"
+	Nodes_ForgetNode_FullMethodName      = "/xhub.v1.Nodes/ForgetNode"
 	Nodes_Join_FullMethodName            = "/xhub.v1.Nodes/Join"
 )
 
@@ -2275,6 +2276,11 @@ const (
 type NodesClient interface {
 	CreateJoinToken(ctx context.Context, in *CreateJoinTokenRequest, opts ...grpc.CallOption) (*CreateJoinTokenResponse, error)
 	ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error)
+	// Removes a node's last heartbeat (operator): node list no longer shows
+	// it and creds files issued from then on no longer list its addresses.
+	// A node that is up is refused unless force (its next heartbeat brings
+	// it back).
+	ForgetNode(ctx context.Context, in *ForgetNodeRequest, opts ...grpc.CallOption) (*ForgetNodeResponse, error)
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
 }
 
@@ -2306,6 +2312,16 @@ func (c *nodesClient) ListNodes(ctx context.Context, in *ListNodesRequest, opts 
 	return out, nil
 }
 
+func (c *nodesClient) ForgetNode(ctx context.Context, in *ForgetNodeRequest, opts ...grpc.CallOption) (*ForgetNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ForgetNodeResponse)
+	err := c.cc.Invoke(ctx, Nodes_ForgetNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *nodesClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(JoinResponse)
@@ -2330,6 +2346,11 @@ func (c *nodesClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.Ca
 type NodesServer interface {
 	CreateJoinToken(context.Context, *CreateJoinTokenRequest) (*CreateJoinTokenResponse, error)
 	ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error)
+	// Removes a node's last heartbeat (operator): node list no longer shows
+	// it and creds files issued from then on no longer list its addresses.
+	// A node that is up is refused unless force (its next heartbeat brings
+	// it back).
+	ForgetNode(context.Context, *ForgetNodeRequest) (*ForgetNodeResponse, error)
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
 	mustEmbedUnimplementedNodesServer()
 }
@@ -2346,6 +2367,9 @@ func (UnimplementedNodesServer) CreateJoinToken(context.Context, *CreateJoinToke
 }
 func (UnimplementedNodesServer) ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListNodes not implemented")
+}
+func (UnimplementedNodesServer) ForgetNode(context.Context, *ForgetNodeRequest) (*ForgetNodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ForgetNode not implemented")
 }
 func (UnimplementedNodesServer) Join(context.Context, *JoinRequest) (*JoinResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Join not implemented")
@@ -2407,6 +2431,24 @@ func _Nodes_ListNodes_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Nodes_ForgetNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ForgetNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodesServer).ForgetNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Nodes_ForgetNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodesServer).ForgetNode(ctx, req.(*ForgetNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Nodes_Join_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(JoinRequest)
 	if err := dec(in); err != nil {
@@ -2439,6 +2481,10 @@ var Nodes_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListNodes",
 			Handler:    _Nodes_ListNodes_Handler,
+		},
+		{
+			MethodName: "ForgetNode",
+			Handler:    _Nodes_ForgetNode_Handler,
 		},
 		{
 			MethodName: "Join",

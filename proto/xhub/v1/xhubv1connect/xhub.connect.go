@@ -154,6 +154,8 @@ const (
 	NodesCreateJoinTokenProcedure = "/xhub.v1.Nodes/CreateJoinToken"
 	// NodesListNodesProcedure is the fully-qualified name of the Nodes's ListNodes RPC.
 	NodesListNodesProcedure = "/xhub.v1.Nodes/ListNodes"
+	// NodesForgetNodeProcedure is the fully-qualified name of the Nodes's ForgetNode RPC.
+	NodesForgetNodeProcedure = "/xhub.v1.Nodes/ForgetNode"
 	// NodesJoinProcedure is the fully-qualified name of the Nodes's Join RPC.
 	NodesJoinProcedure = "/xhub.v1.Nodes/Join"
 )
@@ -1844,6 +1846,11 @@ func (UnimplementedAuditHandler) ExportAudit(context.Context, *v1.ExportAuditReq
 type NodesClient interface {
 	CreateJoinToken(context.Context, *v1.CreateJoinTokenRequest) (*v1.CreateJoinTokenResponse, error)
 	ListNodes(context.Context, *v1.ListNodesRequest) (*v1.ListNodesResponse, error)
+	// Removes a node's last heartbeat (operator): node list no longer shows
+	// it and creds files issued from then on no longer list its addresses.
+	// A node that is up is refused unless force (its next heartbeat brings
+	// it back).
+	ForgetNode(context.Context, *v1.ForgetNodeRequest) (*v1.ForgetNodeResponse, error)
 	Join(context.Context, *v1.JoinRequest) (*v1.JoinResponse, error)
 }
 
@@ -1870,6 +1877,12 @@ func NewNodesClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 			connect.WithSchema(nodesMethods.ByName("ListNodes")),
 			connect.WithClientOptions(opts...),
 		),
+		forgetNode: connect.NewClient[v1.ForgetNodeRequest, v1.ForgetNodeResponse](
+			httpClient,
+			baseURL+NodesForgetNodeProcedure,
+			connect.WithSchema(nodesMethods.ByName("ForgetNode")),
+			connect.WithClientOptions(opts...),
+		),
 		join: connect.NewClient[v1.JoinRequest, v1.JoinResponse](
 			httpClient,
 			baseURL+NodesJoinProcedure,
@@ -1883,6 +1896,7 @@ func NewNodesClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 type nodesClient struct {
 	createJoinToken *connect.Client[v1.CreateJoinTokenRequest, v1.CreateJoinTokenResponse]
 	listNodes       *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
+	forgetNode      *connect.Client[v1.ForgetNodeRequest, v1.ForgetNodeResponse]
 	join            *connect.Client[v1.JoinRequest, v1.JoinResponse]
 }
 
@@ -1904,6 +1918,15 @@ func (c *nodesClient) ListNodes(ctx context.Context, req *v1.ListNodesRequest) (
 	return nil, err
 }
 
+// ForgetNode calls xhub.v1.Nodes.ForgetNode.
+func (c *nodesClient) ForgetNode(ctx context.Context, req *v1.ForgetNodeRequest) (*v1.ForgetNodeResponse, error) {
+	response, err := c.forgetNode.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // Join calls xhub.v1.Nodes.Join.
 func (c *nodesClient) Join(ctx context.Context, req *v1.JoinRequest) (*v1.JoinResponse, error) {
 	response, err := c.join.CallUnary(ctx, connect.NewRequest(req))
@@ -1917,6 +1940,11 @@ func (c *nodesClient) Join(ctx context.Context, req *v1.JoinRequest) (*v1.JoinRe
 type NodesHandler interface {
 	CreateJoinToken(context.Context, *v1.CreateJoinTokenRequest) (*v1.CreateJoinTokenResponse, error)
 	ListNodes(context.Context, *v1.ListNodesRequest) (*v1.ListNodesResponse, error)
+	// Removes a node's last heartbeat (operator): node list no longer shows
+	// it and creds files issued from then on no longer list its addresses.
+	// A node that is up is refused unless force (its next heartbeat brings
+	// it back).
+	ForgetNode(context.Context, *v1.ForgetNodeRequest) (*v1.ForgetNodeResponse, error)
 	Join(context.Context, *v1.JoinRequest) (*v1.JoinResponse, error)
 }
 
@@ -1939,6 +1967,12 @@ func NewNodesHandler(svc NodesHandler, opts ...connect.HandlerOption) (string, h
 		connect.WithSchema(nodesMethods.ByName("ListNodes")),
 		connect.WithHandlerOptions(opts...),
 	)
+	nodesForgetNodeHandler := connect.NewUnaryHandlerSimple(
+		NodesForgetNodeProcedure,
+		svc.ForgetNode,
+		connect.WithSchema(nodesMethods.ByName("ForgetNode")),
+		connect.WithHandlerOptions(opts...),
+	)
 	nodesJoinHandler := connect.NewUnaryHandlerSimple(
 		NodesJoinProcedure,
 		svc.Join,
@@ -1951,6 +1985,8 @@ func NewNodesHandler(svc NodesHandler, opts ...connect.HandlerOption) (string, h
 			nodesCreateJoinTokenHandler.ServeHTTP(w, r)
 		case NodesListNodesProcedure:
 			nodesListNodesHandler.ServeHTTP(w, r)
+		case NodesForgetNodeProcedure:
+			nodesForgetNodeHandler.ServeHTTP(w, r)
 		case NodesJoinProcedure:
 			nodesJoinHandler.ServeHTTP(w, r)
 		default:
@@ -1968,6 +2004,10 @@ func (UnimplementedNodesHandler) CreateJoinToken(context.Context, *v1.CreateJoin
 
 func (UnimplementedNodesHandler) ListNodes(context.Context, *v1.ListNodesRequest) (*v1.ListNodesResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Nodes.ListNodes is not implemented"))
+}
+
+func (UnimplementedNodesHandler) ForgetNode(context.Context, *v1.ForgetNodeRequest) (*v1.ForgetNodeResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("xhub.v1.Nodes.ForgetNode is not implemented"))
 }
 
 func (UnimplementedNodesHandler) Join(context.Context, *v1.JoinRequest) (*v1.JoinResponse, error) {
