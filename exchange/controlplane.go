@@ -329,14 +329,42 @@ func (cp *ControlPlane) waitApplied(ctx context.Context, seq uint64, wait time.D
 	}
 }
 
-// CatchUp waits until this node has applied everything the log held when
-// it was called.
+// CatchUp waits, at most the configured ReadWait, until this node has
+// applied everything the log held when it was called. A node further
+// behind than that, or one that cannot read where the log ends, answers
+// KindUnavailable naming how far behind it is: what it would refuse
+// might be allowed by an entry another node has already acknowledged, so
+// the caller is told to try again, never given a refusal judged on a
+// state older than the log's head.
 func (cp *ControlPlane) CatchUp(ctx context.Context) error {
-	last, err := cp.log.LastSeq(ctx)
+	cctx, cancel := context.WithTimeout(ctx, cp.cfg.ReadWait)
+	defer cancel()
+	head, err := cp.log.LastSeq(cctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("this node cannot read where the log ends (%v): try again", err)}
+	}
+	err = cp.waitApplied(cctx, head, cp.cfg.ReadWait)
+	if err == nil || ctx.Err() != nil || cp.Err() != nil || cp.Integrity() != nil {
 		return err
 	}
-	return cp.WaitApplied(ctx, last)
+	// Timed out: the apply loop runs, but not fast enough.
+	applied := cp.Applied()
+	return &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("this node is behind the log (it has applied %d of %d entries) and cannot judge this yet: try again, or ask another node", applied, head)}
+}
+
+// StateRefusal reports whether err refuses a call for what the state
+// holds (or lacks): a refusal another node's newer entry may undo, unlike
+// malformed input or a spent bound. Such a refusal is judged on the log's
+// head (CatchUp) before it is answered.
+func StateRefusal(err error) bool {
+	switch fault.KindOf(err) {
+	case fault.KindNotFound, fault.KindExists, fault.KindPrecondition, fault.KindDenied:
+		return true
+	}
+	return false
 }
 
 // Keys of the views (every prefix is in package keyspace).

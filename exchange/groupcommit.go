@@ -283,21 +283,21 @@ func (a *appender) commit(ctx context.Context, ops []*op) {
 			// sequence proves its draft was the log's head: an entry
 			// another node appended (and acknowledged) a moment ago may
 			// not be applied here yet. Judge them again once this node
-			// has applied the log as it stands now, once.
+			// has applied the log as it stands now, once. A node too far
+			// behind to do so answers that it is, not the refusal.
 			headChecked = true
-			cctx, cancel := context.WithTimeout(ctx, cp.cfg.ReadWait)
-			head, herr := cp.log.LastSeq(cctx)
-			if herr == nil && head > after {
-				herr = cp.WaitApplied(cctx, head)
-				cancel()
-				if herr == nil {
-					a.reset()
-					clear(refused)
-					attempts--
-					continue
+			if herr := cp.CatchUp(ctx); herr != nil {
+				for i := range out {
+					if StateRefusal(out[i].err) {
+						out[i].err = herr
+					}
 				}
+			} else if cp.Applied() > after {
+				a.reset()
+				clear(refused)
+				attempts--
+				continue
 			}
-			cancel()
 		}
 		last, err := cp.log.Append(ctx, raws, after)
 		// What is stored is a prefix of the group: its commands, and the
@@ -365,12 +365,12 @@ func (a *appender) commit(ctx context.Context, ops []*op) {
 	}
 }
 
-// refusesAny reports whether a command of out was refused on the draft's
-// state (a replayed request is answered from its entry, not refused).
+// refusesAny reports whether a command of out was refused for what the
+// draft's state holds (a replayed request is answered from its entry, and
+// malformed input is refused on any state).
 func refusesAny(out []drafted) bool {
 	for _, d := range out {
-		var r *Replayed
-		if d.err != nil && !errors.As(d.err, &r) {
+		if StateRefusal(d.err) {
 			return true
 		}
 	}

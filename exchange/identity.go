@@ -152,11 +152,10 @@ func (cp *ControlPlane) CheckIssue(ctx context.Context, actor vocab.Identity, id
 	}
 	_, err := cp.Department(id.Dept)
 	if fault.KindOf(err) == fault.KindNotFound {
-		cctx, cancel := context.WithTimeout(ctx, cp.cfg.ReadWait)
-		defer cancel()
-		if cp.CatchUp(cctx) == nil {
-			_, err = cp.Department(id.Dept)
+		if cerr := cp.CatchUp(ctx); cerr != nil {
+			return cerr
 		}
+		_, err = cp.Department(id.Dept)
 	}
 	return err
 }

@@ -2,14 +2,17 @@ package exchange
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
+	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -112,6 +115,7 @@ type laggingLog struct {
 	mu     sync.Mutex
 	gate   chan struct{}
 	looked atomic.Int32
+	stuck  atomic.Bool // looking does not release the held entries (a node far behind)
 }
 
 func (l *laggingLog) lag(after uint64) {
@@ -123,6 +127,9 @@ func (l *laggingLog) lag(after uint64) {
 
 func (l *laggingLog) LastSeq(ctx context.Context) (uint64, error) {
 	l.looked.Add(1)
+	if l.stuck.Load() {
+		return l.memLog.LastSeq(ctx)
+	}
 	l.mu.Lock()
 	if l.gate != nil {
 		close(l.gate)
@@ -177,72 +184,136 @@ func (l *laggingLog) Follow(ctx context.Context, from uint64, out chan<- ledger.
 // for a new department, a dataset on a new schema.
 func TestRefusalsJudgedOnTheLogsHead(t *testing.T) {
 	ctx := context.Background()
-	shared := newMemLog()
-	lagging := &laggingLog{memLog: shared}
-	open := func(l Log) *ControlPlane {
-		st, err := store.OpenMemory()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		cp, err := Open(ctx, Config{Store: st, Log: l, SweepInterval: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cp.Close)
-		return cp
-	}
-	a, b := open(shared), open(lagging)
-	if err := a.Init(ctx, HubInit{CASHA256: "ca", VerifierKey: "key"}); err != nil {
-		t.Fatal(err)
-	}
-	admin := vocab.Identity{Dept: catalog.HubDept, Role: vocab.RoleAdmin, Name: "admin"}
-	if _, _, err := b.AddDepartment(ctx, admin, "tax", "Tax"); err != nil { // b's appender holds a draft
-		t.Fatal(err)
-	}
-	for step, write := range []struct {
-		name  string
-		on    func() (uint64, error)
-		after func() error
-	}{
-		{"a credential for a department added on the other node",
-			func() (uint64, error) { _, seq, err := a.AddDepartment(ctx, admin, "civil", "Civil"); return seq, err },
-			func() error {
-				_, err := b.RecordCredential(ctx, admin, Credential{Serial: "0a02", Identity: vocab.Identity{Dept: "civil", Role: vocab.RoleSystem, Name: "r"}.URI()})
-				return err
-			}},
-		{"the check before signing a credential for a department added on the other node",
-			func() (uint64, error) {
-				_, seq, err := a.AddDepartment(ctx, admin, "edu", "Education")
-				return seq, err
-			},
-			func() error {
-				return b.CheckIssue(ctx, admin, vocab.Identity{Dept: "edu", Role: vocab.RoleSystem, Name: "r"}, 30)
-			}},
-		{"a dataset on a schema registered on the other node",
-			func() (uint64, error) {
-				_, _, seq, err := a.RegisterSchema(ctx, vocab.Identity{Dept: "civil", Role: vocab.RoleOfficer, Name: "o"}, "civil.people", []byte(scriptSchema), "")
-				return seq, err
-			},
-			func() error {
-				_, _, err := b.PublishDataset(ctx, vocab.Identity{Dept: "civil", Role: vocab.RoleOfficer, Name: "o"}, catalog.Dataset{ID: "civil.people", Title: "People", ShareType: catalog.ShareConditional, SchemaSubject: "civil.people"})
-				return err
-			}},
-	} {
+	a, b, lagging, shared := laggingPair(t, 0)
+	for _, w := range dependentWrites(ctx, a, b) {
 		if err := b.CatchUp(ctx); err != nil {
 			t.Fatal(err)
 		}
 		last, _ := shared.LastSeq(ctx)
 		lagging.lag(last)
 		looked := lagging.looked.Load()
-		if _, err := write.on(); err != nil {
-			t.Fatalf("step %d on a: %v", step, err)
+		if _, err := w.on(); err != nil {
+			t.Fatalf("%s, on a: %v", w.name, err)
 		}
-		if err := write.after(); err != nil {
-			t.Errorf("%s, acknowledged there and not yet applied here: %v", write.name, err)
+		if err := w.after(); err != nil {
+			t.Errorf("%s, acknowledged there and not yet applied here: %v", w.name, err)
 		}
 		if lagging.looked.Load() == looked {
-			t.Errorf("%s: node b never looked where the log ends", write.name)
+			t.Errorf("%s: node b never looked where the log ends", w.name)
 		}
+	}
+}
+
+// TestRefusalsOfANodeFarBehindAreUnavailable: a node that cannot apply
+// the log's head within its read wait answers UNAVAILABLE, naming how far
+// behind it is, rather than a refusal judged on its older state. Found by
+// the province simulation under load: node B, more than the read wait
+// behind, refused a revoke (NotFound), a credential (NotFound) and a
+// publish (FailedPrecondition) 5.0 s after node A had acknowledged what
+// each depended on. Once it has caught up, the same writes are accepted.
+func TestRefusalsOfANodeFarBehindAreUnavailable(t *testing.T) {
+	ctx := context.Background()
+	a, b, lagging, shared := laggingPair(t, 100*time.Millisecond)
+	for _, w := range dependentWrites(ctx, a, b) {
+		if err := b.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		last, _ := shared.LastSeq(ctx)
+		lagging.stuck.Store(true)
+		lagging.lag(last)
+		if _, err := w.on(); err != nil {
+			t.Fatalf("%s, on a: %v", w.name, err)
+		}
+		err := w.after()
+		if fault.KindOf(err) != fault.KindUnavailable || !strings.Contains(err.Error(), "behind the log") {
+			t.Errorf("%s, on a node that cannot apply it in time: %v (%s), want unavailable naming how far behind", w.name, err, fault.KindOf(err))
+		}
+		lagging.stuck.Store(false)
+		if _, err := lagging.LastSeq(ctx); err != nil { // releases the held entry
+			t.Fatal(err)
+		}
+		if err := w.after(); err != nil {
+			t.Errorf("%s, tried again once caught up: %v", w.name, err)
+		}
+	}
+	// Malformed input is refused at once, whatever the node has applied.
+	lagging.stuck.Store(true)
+	lagging.lag(0)
+	if _, err := b.RecordCredential(ctx, hubAdmin, Credential{Serial: "0b01", Identity: "not an identity"}); fault.KindOf(err) != fault.KindInvalid {
+		t.Errorf("a malformed credential on a node behind: %v, want invalid", err)
+	}
+}
+
+// hubAdmin is the hub operator of the two-node tests.
+var hubAdmin = vocab.Identity{Dept: catalog.HubDept, Role: vocab.RoleAdmin, Name: "admin"}
+
+// laggingPair opens node a on a shared log and node b on a lagging view
+// of it (readWait: b's read wait, 0 the default), with a hub and a
+// department whose entry b's appender drafted.
+func laggingPair(t *testing.T, readWait time.Duration) (a, b *ControlPlane, lagging *laggingLog, shared *memLog) {
+	t.Helper()
+	ctx := context.Background()
+	shared = newMemLog()
+	lagging = &laggingLog{memLog: shared}
+	open := func(l Log) *ControlPlane {
+		st, err := store.OpenMemory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		cp, err := Open(ctx, Config{Store: st, Log: l, SweepInterval: -1, ReadWait: readWait})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cp.Close)
+		return cp
+	}
+	a, b = open(shared), open(lagging)
+	if err := a.Init(ctx, HubInit{CASHA256: "ca", VerifierKey: "key"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.AddDepartment(ctx, hubAdmin, "tax", "Tax"); err != nil { // b's appender holds a draft
+		t.Fatal(err)
+	}
+	return a, b, lagging, shared
+}
+
+// dependentWrite is a write on node a and, after it, one on node b that
+// depends on it.
+type dependentWrite struct {
+	name  string
+	on    func() (uint64, error)
+	after func() error
+}
+
+func dependentWrites(ctx context.Context, a, b *ControlPlane) []dependentWrite {
+	civil := vocab.Identity{Dept: "civil", Role: vocab.RoleOfficer, Name: "o"}
+	return []dependentWrite{
+		{"a credential for a department added on the other node",
+			func() (uint64, error) {
+				_, seq, err := a.AddDepartment(ctx, hubAdmin, "civil", "Civil")
+				return seq, err
+			},
+			func() error {
+				_, err := b.RecordCredential(ctx, hubAdmin, Credential{Serial: "0a02", Identity: vocab.Identity{Dept: "civil", Role: vocab.RoleSystem, Name: "r"}.URI()})
+				return err
+			}},
+		{"the check before signing a credential for a department added on the other node",
+			func() (uint64, error) {
+				_, seq, err := a.AddDepartment(ctx, hubAdmin, "edu", "Education")
+				return seq, err
+			},
+			func() error {
+				return b.CheckIssue(ctx, hubAdmin, vocab.Identity{Dept: "edu", Role: vocab.RoleSystem, Name: "r"}, 30)
+			}},
+		{"a dataset on a schema registered on the other node",
+			func() (uint64, error) {
+				_, _, seq, err := a.RegisterSchema(ctx, civil, "civil.people", []byte(scriptSchema), "")
+				return seq, err
+			},
+			func() error {
+				_, _, err := b.PublishDataset(ctx, civil, catalog.Dataset{ID: "civil.people", Title: "People", ShareType: catalog.ShareConditional, SchemaSubject: "civil.people"})
+				return err
+			}},
 	}
 }

@@ -308,6 +308,44 @@ func (p *Plane) publishedDataset(id catalog.DatasetID) (catalog.Dataset, error) 
 	return ds, nil
 }
 
+// readable loads dataset id and what caller may read of it. A refusal
+// (no such dataset, retired, no active grant) is judged again once this
+// node has applied the log as it stands: a grant another node applied and
+// acknowledged a moment ago is then found, and a node too far behind to
+// know answers that it is (KindUnavailable), never the stale refusal.
+func (p *Plane) readable(ctx context.Context, caller vocab.Identity, id catalog.DatasetID) (catalog.Dataset, exchange.Access, error) {
+	ds, acc, err := p.readableNow(caller, id)
+	if !exchange.StateRefusal(err) {
+		return ds, acc, err
+	}
+	if cerr := p.cp.CatchUp(ctx); cerr != nil {
+		return ds, acc, cerr
+	}
+	return p.readableNow(caller, id)
+}
+
+// publishedOnHead is publishedDataset, a refusal judged on the log's head
+// as readable's is.
+func (p *Plane) publishedOnHead(ctx context.Context, id catalog.DatasetID) (catalog.Dataset, error) {
+	ds, err := p.publishedDataset(id)
+	if !exchange.StateRefusal(err) {
+		return ds, err
+	}
+	if cerr := p.cp.CatchUp(ctx); cerr != nil {
+		return ds, cerr
+	}
+	return p.publishedDataset(id)
+}
+
+func (p *Plane) readableNow(caller vocab.Identity, id catalog.DatasetID) (catalog.Dataset, exchange.Access, error) {
+	ds, err := p.publishedDataset(id)
+	if err != nil {
+		return ds, exchange.Access{}, err
+	}
+	acc, err := p.access(caller, ds)
+	return ds, acc, err
+}
+
 // access decides what caller may read of ds: the owner's own systems read
 // every field; any other department what its active grants allow.
 func (p *Plane) access(caller vocab.Identity, ds catalog.Dataset) (exchange.Access, error) {

@@ -54,12 +54,12 @@ type waiter struct {
 // OpenProvider subscribes, in the providers' queue group, to the queries
 // of the given datasets; each must belong to the caller's department. The
 // session's Calls channel delivers them; answer each with Answer.
-func (p *Plane) OpenProvider(caller vocab.Identity, datasets []catalog.DatasetID) (*ProviderSession, error) {
+func (p *Plane) OpenProvider(ctx context.Context, caller vocab.Identity, datasets []catalog.DatasetID) (*ProviderSession, error) {
 	if len(datasets) == 0 || len(datasets) > MaxProvidedDatasets {
 		return nil, fault.Invalid("datasets", "name 1 to %d datasets to provide, not %d", MaxProvidedDatasets, len(datasets))
 	}
 	for _, id := range datasets {
-		ds, err := p.publishedDataset(id)
+		ds, err := p.publishedOnHead(ctx, id)
 		if err != nil {
 			return nil, err
 		}

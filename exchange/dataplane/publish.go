@@ -60,7 +60,7 @@ const maxErrorsListed = 20
 // it durably in JetStream before returning. A retried batch id is stored
 // once.
 func (p *Plane) Publish(ctx context.Context, caller vocab.Identity, dataset catalog.DatasetID, records [][]byte, batchID string) (PublishResult, error) {
-	ds, err := p.publishedDataset(dataset)
+	ds, err := p.publishedOnHead(ctx, dataset)
 	if err != nil {
 		return PublishResult{}, err
 	}

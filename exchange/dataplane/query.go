@@ -62,11 +62,7 @@ func (p *Plane) Query(ctx context.Context, caller vocab.Identity, in QueryInput)
 }
 
 func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput) (QueryResult, error) {
-	ds, err := p.publishedDataset(in.Dataset)
-	if err != nil {
-		return QueryResult{}, err
-	}
-	acc, err := p.access(caller, ds)
+	ds, acc, err := p.readable(ctx, caller, in.Dataset)
 	if err != nil {
 		return QueryResult{}, err
 	}

@@ -87,11 +87,8 @@ func (p *Plane) Subscribe(ctx context.Context, caller vocab.Identity, in Subscri
 // (bounded: counted against its subscription bounds) or one of the hub's
 // (the NATS delivery is neither bounded nor made by the caller).
 func (p *Plane) subscribe(ctx context.Context, caller vocab.Identity, in SubscribeInput, d durableSpec) (*Subscription, error) {
-	ds, err := p.publishedDataset(in.Dataset)
+	ds, _, err := p.readable(ctx, caller, in.Dataset)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := p.access(caller, ds); err != nil {
 		return nil, err
 	}
 	if in.Name == "" {

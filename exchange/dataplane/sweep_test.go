@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhub-gov/xhub/catalog"
@@ -51,15 +52,9 @@ func (c *sweepCP) IdentitiesWithCredential() map[string]bool {
 	return c.live
 }
 
-// TestSweepJudgesOnAStateNewerThanItsListing: a subscription made while
-// another node's sweep catches up is not removed as if its maker held no
-// credential. The sweep used to catch up first and list the
-// subscriptions after, so one made in between (its maker's credential in
-// the log, not in the state the sweep had caught up to) was removed:
-// seen in TestSubscriberFailoverRedelivery, the second node's first sweep
-// removing a subscription made a moment after it started ("its maker's
-// credentials are revoked"), which then came back from the beginning.
-func TestSweepJudgesOnAStateNewerThanItsListing(t *testing.T) {
+// dataBus starts an embedded NATS with the data stream and connects to it.
+func dataBus(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
 	e, err := bus.StartEmbedded(bus.EmbeddedConfig{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -74,10 +69,23 @@ func TestSweepJudgesOnAStateNewerThanItsListing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if err := bus.EnsureStreams(ctx, js, []jetstream.StreamConfig{bus.Data(1, bus.DataLimits{})}, nil); err != nil {
+	if err := bus.EnsureStreams(context.Background(), js, []jetstream.StreamConfig{bus.Data(1, bus.DataLimits{})}, nil); err != nil {
 		t.Fatal(err)
 	}
+	return nc, js
+}
+
+// TestSweepJudgesOnAStateNewerThanItsListing: a subscription made while
+// another node's sweep catches up is not removed as if its maker held no
+// credential. The sweep used to catch up first and list the
+// subscriptions after, so one made in between (its maker's credential in
+// the log, not in the state the sweep had caught up to) was removed:
+// seen in TestSubscriberFailoverRedelivery, the second node's first sweep
+// removing a subscription made a moment after it started ("its maker's
+// credentials are revoked"), which then came back from the beginning.
+func TestSweepJudgesOnAStateNewerThanItsListing(t *testing.T) {
+	nc, js := dataBus(t)
+	ctx := context.Background()
 	const maker = "spiffe://xhub/dept/tax/system/etl"
 	cname := bus.SubscriptionConsumerName("tax", "health.cases", "etl")
 	exists := func() bool {

@@ -132,11 +132,14 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 func (a *authenticator) checkCredential(ctx context.Context, cert *x509.Certificate, id vocab.Identity, serial string) error {
 	c, ok := a.cp.Credential(serial)
 	if !ok {
-		// Issued through another node moments ago? Catch up once, bounded.
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_ = a.cp.CatchUp(cctx)
-		cancel()
+		// Issued through another node moments ago? Catch up once, bounded;
+		// a node too far behind to know says so rather than call the
+		// credential unknown.
+		cerr := a.cp.CatchUp(ctx)
 		c, ok = a.cp.Credential(serial)
+		if !ok && cerr != nil {
+			return toStatus(cerr)
+		}
 	}
 	switch {
 	case !ok:

@@ -207,7 +207,7 @@ func (s *providerSvc) Serve(stream xhubv1.Provider_ServeServer) error {
 	for i, d := range hello.Datasets {
 		ids[i] = catalog.DatasetID(d)
 	}
-	sess, err := s.dp.OpenProvider(identityFrom(ctx), ids)
+	sess, err := s.dp.OpenProvider(ctx, identityFrom(ctx), ids)
 	if err != nil {
 		return toStatus(err)
 	}

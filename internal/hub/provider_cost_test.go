@@ -42,7 +42,7 @@ func TestProviderStreamCost(t *testing.T) {
 	n := 0
 	for d := range depts {
 		for i := range perDept {
-			s, err := env.Node.DP.OpenProvider(vocab.Identity{Dept: catalog.DeptID(fmt.Sprintf("cost%d", d)), Role: vocab.RoleSystem, Name: fmt.Sprint("p", i)}, ids[d])
+			s, err := env.Node.DP.OpenProvider(context.Background(), vocab.Identity{Dept: catalog.DeptID(fmt.Sprintf("cost%d", d)), Role: vocab.RoleSystem, Name: fmt.Sprint("p", i)}, ids[d])
 			if err != nil {
 				t.Fatal(err)
 			}
