@@ -131,6 +131,7 @@ type ControlPlane struct {
 
 	ops   chan *op // commands waiting for the appender (groupcommit.go)
 	stats appendStats
+	head  *headReads // where the log ends, for refusals (CatchUp)
 	// drafted are the share requests in the appender's draft: those
 	// not applied yet count as pending (pendingOf).
 	drafted []draftedRequest
@@ -167,6 +168,7 @@ func Open(ctx context.Context, cfg Config) (*ControlPlane, error) {
 	}
 	cp := &ControlPlane{
 		cfg: cfg, st: cfg.Store, log: cfg.Log, lg: cfg.Logger,
+		head:     &headReads{read: cfg.Log.LastSeq, wait: cfg.ReadWait},
 		advanced: make(chan struct{}),
 		ended:    make(chan struct{}),
 		creds:    make(map[string]Credential),
@@ -339,7 +341,7 @@ func (cp *ControlPlane) waitApplied(ctx context.Context, seq uint64, wait time.D
 func (cp *ControlPlane) CatchUp(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, cp.cfg.ReadWait)
 	defer cancel()
-	head, err := cp.log.LastSeq(cctx)
+	head, err := cp.head.last(cctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

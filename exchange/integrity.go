@@ -139,7 +139,7 @@ func (cp *ControlPlane) replayLog(ctx context.Context, applied uint64) (*store.S
 	cfg := cp.cfg
 	cfg.Events, cfg.Logger, cfg.Store = nil, quiet, mem
 	replay := &ControlPlane{
-		cfg: cfg, st: mem, log: cp.log, lg: quiet,
+		cfg: cfg, st: mem, log: cp.log, lg: quiet, head: cp.head,
 		advanced: make(chan struct{}), ended: make(chan struct{}),
 		creds: make(map[string]Credential), index: catalog.NewIndex(), grants: newGrantIndex(),
 		pending: make(map[shares.RequestID]shares.Request), ledgerBytes: make(map[catalog.DeptID]int64),
