@@ -313,6 +313,13 @@ func (a *appender) commit(ctx context.Context, ops []*op) {
 				break
 			}
 		}
+		if err != nil && last == after {
+			// Nothing stored: no expected last sequence proved the draft
+			// was the log's head, so the refusals drafted before the
+			// first entry are judged again with it (another node's entry
+			// may be what they lack).
+			cut = 0
+		}
 		if cut > 0 {
 			a.answer(ctx, out[:cut], last)
 		}

@@ -116,6 +116,22 @@ type laggingLog struct {
 	gate   chan struct{}
 	looked atomic.Int32
 	stuck  atomic.Bool // looking does not release the held entries (a node far behind)
+	// stored, when set, is told of each append and its answer waits for
+	// the reply: an append under way while other commands queue.
+	stored chan chan struct{}
+}
+
+func (l *laggingLog) Append(ctx context.Context, raws [][]byte, after uint64) (uint64, error) {
+	last, err := l.memLog.Append(ctx, raws, after)
+	l.mu.Lock()
+	stored := l.stored
+	l.mu.Unlock()
+	if stored != nil && len(raws) > 0 {
+		reply := make(chan struct{})
+		stored <- reply
+		<-reply
+	}
+	return last, err
 }
 
 func (l *laggingLog) lag(after uint64) {
@@ -315,5 +331,74 @@ func dependentWrites(ctx context.Context, a, b *ControlPlane) []dependentWrite {
 				_, _, err := b.PublishDataset(ctx, civil, catalog.Dataset{ID: "civil.people", Title: "People", ShareType: catalog.ShareConditional, SchemaSubject: "civil.people"})
 				return err
 			}},
+	}
+}
+
+// TestRefusalsBeforeAConflictJudgedAgain: a group whose first entry loses
+// the append race to another node stores nothing, so no expected last
+// sequence proves its draft was the log's head; the refusals drafted
+// before that entry are judged again on the log as it then stands, not
+// answered. Found by the province simulation under load: a rejection on
+// node B of a request made on node A refused "share request … does not
+// exist", 5.35 s after A acknowledged the request — drafted in one group
+// with a write that then met A's entry.
+func TestRefusalsBeforeAConflictJudgedAgain(t *testing.T) {
+	ctx := context.Background()
+	a, b, lagging, _ := laggingPair(t, 0)
+	health := vocab.Identity{Dept: "health", Role: vocab.RoleOfficer, Name: "o"}
+	civil := vocab.Identity{Dept: "civil", Role: vocab.RoleOfficer, Name: "o"}
+	for _, d := range []catalog.DeptID{"health", "civil"} {
+		if _, _, err := a.AddDepartment(ctx, hubAdmin, d, string(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, _, err := a.RegisterSchema(ctx, health, "health.cases", []byte(scriptSchema), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.PublishDataset(ctx, health, catalog.Dataset{ID: "health.cases", Title: "Cases", ShareType: catalog.ShareConditional, SchemaSubject: "health.cases"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// b's appender stores an entry and is held there.
+	stored := make(chan chan struct{})
+	lagging.mu.Lock()
+	lagging.stored = stored
+	lagging.mu.Unlock()
+	first := make(chan error, 1)
+	go func() { _, _, err := b.AddDepartment(ctx, hubAdmin, "edu", "Education"); first <- err }()
+	release := <-stored
+	lagging.mu.Lock()
+	lagging.stored = nil
+	lagging.mu.Unlock()
+	last, _ := lagging.memLog.LastSeq(ctx)
+	lagging.lag(last)
+	// Meanwhile a files a request (held from b), and b is asked to reject
+	// it, then to make an unrelated write: one group.
+	r, _, _, err := a.RequestShare(ctx, civil, shares.Input{Dataset: "health.cases", Purpose: "statistics", Days: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := func(n int) {
+		for len(b.ops) < n {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	rejected := make(chan error, 1)
+	go func() {
+		_, _, err := b.Reject(ctx, health, shares.Decision{Request: r.ID, Reason: "no basis"})
+		rejected <- err
+	}()
+	queued(1)
+	other := make(chan error, 1)
+	go func() { _, _, err := b.AddDepartment(ctx, hubAdmin, "police", "Police"); other <- err }()
+	queued(2)
+	close(release)
+	for _, c := range []chan error{first, rejected, other} {
+		if err := <-c; err != nil {
+			t.Errorf("on b: %v", err)
+		}
 	}
 }
