@@ -44,7 +44,17 @@ type ControlPlane interface {
 	Credential(serial string) (exchange.Credential, bool)
 	ActiveGrantPairs(now time.Time) []exchange.GrantPair
 	Advanced() <-chan struct{}
+	// CatchUp applies the log as far as it reaches now, or fails (a node
+	// too far behind): a connection is judged on the log's head.
+	CatchUp(ctx context.Context) error
 }
+
+// HeadWait bounds how long a connection's authorization waits for this
+// node to apply the log's head. A node further behind does not answer:
+// another hub node's callout does, or the client is timed out and
+// connects again — it is never given the permissions of an older state
+// (a grant another node acknowledged a moment ago missing).
+const HeadWait = 2 * time.Second
 
 var _ ControlPlane = (*exchange.ControlPlane)(nil)
 
@@ -180,6 +190,13 @@ func (s *Service) handle(m *nats.Msg) {
 	res := jwt.NewAuthorizationResponseClaims(req.UserNkey)
 	res.Audience = req.Server.ID
 	ujwt, who, err := s.authorize(req)
+	if errors.Is(err, errBehind) {
+		s.refused.WithLabelValues(reasonBehind).Inc()
+		if unlogged, ok := s.lines.Allow(s.cfg.Now()); ok {
+			s.cfg.Log.Warn("NATS connection not answered: this node is behind the log", "host", req.ClientInformation.Host, "identity", who, "err", err, "unlogged_before", unlogged)
+		}
+		return
+	}
 	if err != nil {
 		res.Error = err.Error()
 		reason := reasonOther
@@ -218,6 +235,15 @@ func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (string, string
 	id, serial, err := vocab.IdentityOf(cert)
 	if err != nil {
 		return "", "", refuse(reasonCertificate, "client certificate: %v", err)
+	}
+	// Judged on the log's head: a credential issued, or a grant approved,
+	// through another node a moment ago counts. Only a certificate the
+	// hub's CA signed (the server verified its chain) gets this far.
+	hctx, cancel := context.WithTimeout(context.Background(), HeadWait)
+	err = s.cfg.CP.CatchUp(hctx)
+	cancel()
+	if err != nil {
+		return "", id.URI(), fmt.Errorf("%w: %v", errBehind, err)
 	}
 	now := s.cfg.Now()
 	if err := s.checkCredential(cert, id, serial, now); err != nil {
@@ -297,10 +323,14 @@ const (
 	reasonExpired       = "expired"
 	reasonRole          = "role"
 	reasonLimit         = "connection_limit"
+	reasonBehind        = "behind" // not answered: this node could not apply the log's head in time
 	reasonOther         = "other"
 )
 
-var refusalReasons = []string{reasonNoCertificate, reasonCertificate, reasonCredential, reasonRevoked, reasonExpired, reasonRole, reasonLimit, reasonOther}
+var refusalReasons = []string{reasonNoCertificate, reasonCertificate, reasonCredential, reasonRevoked, reasonExpired, reasonRole, reasonLimit, reasonBehind, reasonOther}
+
+// errBehind: this node cannot judge a connection on the log's head.
+var errBehind = errors.New("this node is behind the log")
 
 // RefusalLogEvery bounds the log lines about refused NATS connections:
 // one per interval, with the number left unlogged (every refusal is
