@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 )
 
@@ -28,6 +29,11 @@ func (e Entry) Body() (map[string]any, error) {
 // Summary says in one line what an entry decided, from its body: who was
 // granted which fields until when, why a request was refused, what a
 // dataset update changed. Unknown kinds list their body's plain values.
+// It is always one line of printable text: a control character, line
+// separator or bidi override in the body (which entries written before
+// the hub refused them may hold) is escaped (catalog.EscapeLine), so a
+// purpose or a reason can neither forge a row of ledger log nor send the
+// terminal an escape sequence.
 func Summary(e Entry) string {
 	b, err := e.Body()
 	if err != nil || b == nil {
@@ -145,6 +151,7 @@ func Summary(e Entry) string {
 		sort.Strings(keys)
 		out = strings.Join(keys, " ")
 	}
+	out = catalog.EscapeLine(out)
 	if r := []rune(out); len(r) > 160 {
 		out = string(r[:157]) + "..."
 	}

@@ -97,7 +97,7 @@ func (d *Dataset) ValidateMetadata() error {
 	if err := checkText("title", d.Title, 1, MaxTitleLen); err != nil {
 		return err
 	}
-	if err := checkText("description", d.Description, 0, MaxDescriptionLen); err != nil {
+	if err := checkParagraph("description", d.Description, 0, MaxDescriptionLen); err != nil {
 		return err
 	}
 	if err := checkText("frequency", d.Frequency, 0, MaxFrequencyLen); err != nil {
@@ -128,10 +128,23 @@ func (d *Dataset) ValidateMetadata() error {
 	return nil
 }
 
+// checkText checks a line of catalog text (CheckLine) and its length in
+// characters; checkParagraph the same for text of several lines.
 func checkText(field, s string, min, max int) error {
-	if !utf8.ValidString(s) {
-		return fault.Invalid(field, "is not valid UTF-8")
+	if err := CheckLine(field, s); err != nil {
+		return err
 	}
+	return checkLen(field, s, min, max)
+}
+
+func checkParagraph(field, s string, min, max int) error {
+	if err := CheckParagraph(field, s); err != nil {
+		return err
+	}
+	return checkLen(field, s, min, max)
+}
+
+func checkLen(field, s string, min, max int) error {
 	n := utf8.RuneCountInString(s)
 	if n < min {
 		if min == 1 {
@@ -141,11 +154,6 @@ func checkText(field, s string, min, max int) error {
 	}
 	if n > max {
 		return fault.Invalid(field, "is %d characters, at most %d", n, max)
-	}
-	for _, r := range s {
-		if r < 0x20 && r != '\n' && r != '\t' || r == 0x7f {
-			return fault.Invalid(field, "contains control character %U", r)
-		}
 	}
 	return nil
 }

@@ -69,6 +69,9 @@ func Retire(v Views, id DatasetID, reason string) (Retirement, error) {
 		return Retirement{}, err
 	}
 	reason = strings.TrimSpace(reason)
+	if err := CheckLine("reason", reason); err != nil {
+		return Retirement{}, err
+	}
 	if len(reason) > MaxReasonLen {
 		return Retirement{}, fault.Invalid("reason", "is %d bytes, at most %d", len(reason), MaxReasonLen)
 	}

@@ -17,10 +17,17 @@ const (
 	MaxCredValidDays = 3650
 )
 
+// checkReason checks the reason for a decision (approve, reject, revoke
+// a grant or a credential) as it will be stored, trimmed: one line of
+// text (catalog.CheckLine), since ledger log, share list and inbox print
+// it in an officer's terminal.
 func checkReason(reason string, required bool) error {
 	r := strings.TrimSpace(reason)
 	if required && r == "" {
 		return fault.Invalid("reason", "is required")
+	}
+	if err := catalog.CheckLine("reason", r); err != nil {
+		return err
 	}
 	if len(r) > MaxReasonLen {
 		return fault.Invalid("reason", "is %d bytes, at most %d", len(r), MaxReasonLen)

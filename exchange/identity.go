@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
@@ -188,6 +189,7 @@ func (cp *ControlPlane) RevokeCredential(ctx context.Context, actor vocab.Identi
 	if serial == "" {
 		return Credential{}, 0, fault.Invalid("serial", "is required (hex, as openssl x509 -serial prints it)")
 	}
+	reason = strings.TrimSpace(reason) // stored as checked
 	if err := checkReason(reason, false); err != nil {
 		return Credential{}, 0, err
 	}

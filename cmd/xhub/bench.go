@@ -67,7 +67,7 @@ the hub's own NATS cluster, their streams with --replicas like the hub's.`,
 				return c.printJSON(rep)
 			}
 			w := c.table()
-			fmt.Fprintln(w, "PATH\tHUB\tRAW\tRATIO\tHUB p50/p99 µs\tRAW p50/p99 µs\tUNIT")
+			w.row("PATH", "HUB", "RAW", "RATIO", "HUB p50/p99 µs", "RAW p50/p99 µs", "UNIT")
 			paths := []struct {
 				name string
 				p    bench.Path
@@ -85,7 +85,7 @@ the hub's own NATS cluster, their streams with --replicas like the hub's.`,
 					}
 					return fmt.Sprintf("%.0f/%.0f", a, b)
 				}
-				fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\n", p.name, p.p.Hub, p.p.Raw, p.p.Ratio, lat(p.p.HubP50us, p.p.HubP99us), lat(p.p.RawP50us, p.p.RawP99us), p.p.Unit)
+				w.row(p.name, fmt.Sprintf("%.0f", p.p.Hub), fmt.Sprintf("%.0f", p.p.Raw), fmt.Sprintf("%.2f", p.p.Ratio), lat(p.p.HubP50us, p.p.HubP99us), lat(p.p.RawP50us, p.p.RawP99us), p.p.Unit)
 			}
 			if err := w.Flush(); err != nil {
 				return err

@@ -177,9 +177,9 @@ how many; xhub share revoke ends one). New requests follow the new type.`,
 					return c.printJSON(map[string]any{"datasets": all, "total": len(all)})
 				}
 				w := c.table()
-				fmt.Fprintln(w, "ID\tSHARE\tSTATUS\tSCHEMA\tTITLE")
+				w.row("ID", "SHARE", "STATUS", "SCHEMA", "TITLE")
 				for _, d := range all {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s:%d\t%s\n", d.ID, d.ShareType, d.Status, d.SchemaSubject, d.SchemaVersion, d.Title)
+					w.row(d.ID, d.ShareType, d.Status, fmt.Sprintf("%s:%d", d.SchemaSubject, d.SchemaVersion), d.Title)
 				}
 				if err := w.Flush(); err != nil {
 					return err
@@ -208,7 +208,8 @@ how many; xhub share revoke ends one). New requests follow the new type.`,
 					return c.printJSON(d)
 				}
 				c.say("id:          %s\ntitle:       %s\nowner:       %s\nshare:       %s\nstatus:      %s\nschema:      %s:%d\nfrequency:   %s\nretention:   %s\nkeywords:    %s\ndescription: %s\nfields:",
-					d.ID, d.Title, d.Owner, d.ShareType, d.Status, d.SchemaSubject, d.SchemaVersion, d.Frequency, cmp.Or(d.Retention, "the hub's default"), strings.Join(d.Keywords, ", "), d.Description)
+					d.ID, catalog.EscapeLine(d.Title), d.Owner, d.ShareType, d.Status, d.SchemaSubject, d.SchemaVersion, catalog.EscapeLine(d.Frequency),
+					cmp.Or(d.Retention, "the hub's default"), catalog.EscapeLine(strings.Join(d.Keywords, ", ")), escapeLines(d.Description))
 				for _, f := range d.Fields {
 					req := ""
 					if f.Required {

@@ -186,7 +186,7 @@ func (c *cli) configCmd() *cobra.Command {
 				return c.printJSON(cfg)
 			}
 			w := c.table()
-			fmt.Fprintln(w, "CURRENT\tNAME\tHUB\tCREDS")
+			w.row("CURRENT", "NAME", "HUB", "CREDS")
 			for _, x := range cfg.Contexts {
 				cur := ""
 				if x.Name == cfg.CurrentContext {
@@ -196,7 +196,7 @@ func (c *cli) configCmd() *cobra.Command {
 				if h == "" {
 					h = "(the creds file's)"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cur, x.Name, h, x.Creds)
+				w.row(cur, x.Name, h, x.Creds)
 			}
 			return w.Flush()
 		},

@@ -90,13 +90,13 @@ department.`,
 					return c.printJSON(map[string]any{"credentials": all})
 				}
 				w := c.table()
-				fmt.Fprintln(w, "SERIAL\tIDENTITY\tNOT AFTER\tSTATE")
+				w.row("SERIAL", "IDENTITY", "NOT AFTER", "STATE")
 				for _, cr := range all {
 					state := "active"
 					if cr.Revoked {
 						state = "revoked: " + cr.RevokeReason
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cr.Serial, cr.URI, day(cr.NotAfter), state)
+					w.row(cr.Serial, cr.URI, day(cr.NotAfter), state)
 				}
 				return w.Flush()
 			})

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -266,9 +265,9 @@ func (c *cli) auditCmd() *cobra.Command {
 					return c.printJSON(map[string]any{"entries": all})
 				}
 				w := c.table()
-				fmt.Fprintln(w, "TIME\tDEPT\tACTION\tDATASET\tRECORDS\tWITHHELD\tFIELDS\tREQUEST")
+				w.row("TIME", "DEPT", "ACTION", "DATASET", "RECORDS", "WITHHELD", "FIELDS", "REQUEST")
 				for _, e := range all {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", e.Time.Format("2006-01-02 15:04:05"), e.Dept, e.Action, e.Dataset, e.Records, e.Withheld, strings.Join(e.Fields, ","), e.RequestID)
+					w.row(e.Time.Format("2006-01-02 15:04:05"), e.Dept, e.Action, e.Dataset, e.Records, e.Withheld, strings.Join(e.Fields, ","), e.RequestID)
 				}
 				return w.Flush()
 			})
@@ -283,8 +282,9 @@ func (c *cli) auditCmd() *cobra.Command {
 
 // printRecordTable prints records as a table: one column per field (the
 // union of the records' fields, sorted), strings as they are, other values
-// as JSON (numbers exact).
-func printRecordTable(w *tabwriter.Writer, recs []json.RawMessage) error {
+// as JSON (numbers exact); tabs and newlines in strings as spaces, other
+// control characters escaped (table.row).
+func printRecordTable(w *table, recs []json.RawMessage) error {
 	var rows []map[string]json.RawMessage
 	cols := map[string]bool{}
 	for _, r := range recs {
@@ -302,9 +302,13 @@ func printRecordTable(w *tabwriter.Writer, recs []json.RawMessage) error {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	fmt.Fprintln(w, strings.ToUpper(strings.Join(names, "\t")))
+	header := make([]any, len(names))
+	for i, k := range names {
+		header[i] = strings.ToUpper(k)
+	}
+	w.row(header...)
 	for _, m := range rows {
-		cells := make([]string, len(names))
+		cells := make([]any, len(names))
 		for i, k := range names {
 			v, ok := m[k]
 			switch {
@@ -318,7 +322,7 @@ func printRecordTable(w *tabwriter.Writer, recs []json.RawMessage) error {
 				cells[i] = string(v)
 			}
 		}
-		fmt.Fprintln(w, strings.Join(cells, "\t"))
+		w.row(cells...)
 	}
 	return w.Flush()
 }

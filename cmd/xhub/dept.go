@@ -52,9 +52,9 @@ func (c *cli) deptCmd() *cobra.Command {
 					return c.printJSON(map[string]any{"departments": all})
 				}
 				w := c.table()
-				fmt.Fprintln(w, "ID\tNAME\tSINCE\tSEQ")
+				w.row("ID", "NAME", "SINCE", "SEQ")
 				for _, d := range all {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", d.ID, d.Name, day(d.CreatedAt), d.Seq)
+					w.row(d.ID, d.Name, day(d.CreatedAt), d.Seq)
 				}
 				return w.Flush()
 			})
@@ -142,9 +142,9 @@ and private addresses are refused unless the hub runs with
 					return c.printJSON(map[string]any{"deliveries": ds})
 				}
 				w := c.table()
-				fmt.Fprintln(w, "AT\tDELIVERY\tEVENT\tID\tSTATUS\tATTEMPTS\tCODE\tERROR")
+				w.row("AT", "DELIVERY", "EVENT", "ID", "STATUS", "ATTEMPTS", "CODE", "ERROR")
 				for _, d := range ds {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.At.Local().Format("2006-01-02 15:04:05"), d.ID, d.Event, d.Subject, d.Status, d.Attempts, d.Code, d.Error)
+					w.row(d.At.Local().Format("2006-01-02 15:04:05"), d.ID, d.Event, d.Subject, d.Status, d.Attempts, d.Code, d.Error)
 				}
 				return w.Flush()
 			})

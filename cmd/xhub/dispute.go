@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -89,13 +88,13 @@ Recorded in the ledger (dispute.resolved).`,
 					return c.printJSON(map[string]any{"disputes": ds})
 				}
 				w := c.table()
-				fmt.Fprintln(w, "ID\tDATASET\tOPENER\tFIELD\tRECORD\tSTATUS\tDUE\tREASON\tANSWER")
+				w.row("ID", "DATASET", "OPENER", "FIELD", "RECORD", "STATUS", "DUE", "REASON", "ANSWER")
 				for _, d := range ds {
 					st := d.Status
 					if d.Overdue {
 						st += " (OVERDUE)"
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Dataset, d.Opener, d.Field, d.RecordKey, st,
+					w.row(d.ID, d.Dataset, d.Opener, d.Field, d.RecordKey, st,
 						d.Deadline.Local().Format(time.DateOnly), d.Reason, d.Resolution)
 				}
 				return w.Flush()

@@ -114,9 +114,9 @@ of a refusal, what an update changed). Filters:
 					return c.printJSON(map[string]any{"entries": rows})
 				}
 				w := c.table()
-				fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tKIND\tSUBJECT\tSUMMARY")
+				w.row("SEQ", "TIME", "ACTOR", "KIND", "SUBJECT", "SUMMARY")
 				for _, e := range kept {
-					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format("2006-01-02 15:04:05"), e.Actor, e.Kind, e.Subject, adapters.Summary(e))
+					w.row(e.Seq, e.Time.Format("2006-01-02 15:04:05"), e.Actor, e.Kind, e.Subject, adapters.Summary(e))
 				}
 				return w.Flush()
 			})
@@ -171,7 +171,7 @@ of a refusal, what an update changed). Filters:
 				c.say("  prev     %s", le.Prev)
 				c.say("  leaf     %s", p.LeafHash)
 				pretty, _ := json.MarshalIndent(body, "  ", "  ")
-				c.say("  body     %s", pretty)
+				c.say("  body     %s", printableJSON(pretty))
 				c.say("inclusion proof verified against the signed head of %d entries (root %s)", p.Head.N, p.Head.Hash)
 				return nil
 			})

@@ -118,22 +118,22 @@ join tokens and the nodes that used them.`,
 					return c.printJSON(map[string]any{"nodes": nodes, "tokens": all})
 				}
 				w := c.table()
-				fmt.Fprintln(w, "NODE\tUP\tLAST SEEN\tAPPLIED\tVERSION\tADDRESSES")
+				w.row("NODE", "UP", "LAST SEEN", "APPLIED", "VERSION", "ADDRESSES")
 				for _, nd := range nodes {
 					up := "no"
 					if nd.Up {
 						up = "yes"
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", nd.Name, up, nd.LastSeen.Format("2006-01-02 15:04:05"), nd.Applied, nd.Version, strings.Join(nd.Addrs, ","))
+					w.row(nd.Name, up, nd.LastSeen.Format("2006-01-02 15:04:05"), nd.Applied, nd.Version, strings.Join(nd.Addrs, ","))
 				}
-				fmt.Fprintln(w)
-				fmt.Fprintln(w, "TOKEN\tNAME\tSTATUS\tCREATED\tEXPIRES\tJOINED AS\tJOINED\tJOINER KEY")
+				w.row() // a blank line ends the first table
+				w.row("TOKEN", "NAME", "STATUS", "CREATED", "EXPIRES", "JOINED AS", "JOINED", "JOINER KEY")
 				for _, t := range all {
 					joinedAt := ""
 					if !t.JoinedAt.IsZero() {
 						joinedAt = t.JoinedAt.Format("2006-01-02 15:04")
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Status, t.CreatedAt.Format("2006-01-02 15:04"), t.ExpiresAt.Format("2006-01-02 15:04"), t.JoinedAs, joinedAt, t.JoinerKey)
+					w.row(t.ID, t.Name, t.Status, t.CreatedAt.Format("2006-01-02 15:04"), t.ExpiresAt.Format("2006-01-02 15:04"), t.JoinedAs, joinedAt, t.JoinerKey)
 				}
 				return w.Flush()
 			})

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/internal/buildinfo"
 )
 
@@ -147,16 +148,58 @@ func (c *cli) emitted(v any, id string) (bool, error) {
 	return false, nil
 }
 
-// printJSON writes any value as one JSON document.
+// printJSON writes any value as one JSON document (printableJSON).
 func (c *cli) printJSON(v any) error {
-	enc := json.NewEncoder(c.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = c.stdout.Write(append(printableJSON(b), '\n'))
+	return err
 }
 
-func (c *cli) table() *tabwriter.Writer {
-	return tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+// printableJSON escapes in JSON the characters encoding/json writes as
+// they are but a terminal obeys: DEL, the C1 controls (U+009B starts an
+// escape sequence) and the bidi overrides, which old ledger entries may
+// hold in a purpose or a reason. The JSON means the same; only its
+// spelling changes (no string in JSON holds a raw newline, so keeping
+// the newlines keeps its layout).
+func printableJSON(b []byte) []byte { return []byte(escapeLines(string(b))) }
+
+// escapeLines is catalog.EscapeLine for text of several lines (a
+// dataset's description, indented JSON): its newlines stay, anything
+// else a terminal would obey is escaped.
+func escapeLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = catalog.EscapeLine(l)
+	}
+	return strings.Join(lines, "\n")
 }
+
+// table prints rows of aligned columns on stdout.
+func (c *cli) table() *table {
+	return &table{tw: tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)}
+}
+
+// table is the one writer of table cells. Each cell is printed as one
+// line of printable text (catalog.EscapeLine): a purpose, a reason or a
+// title from an entry written before the hub refused control characters
+// can neither end a row, shift its columns nor send the terminal an
+// escape sequence.
+type table struct{ tw *tabwriter.Writer }
+
+// row prints one row, a cell for each value (as fmt.Sprint prints it).
+func (t *table) row(cells ...any) {
+	parts := make([]string, len(cells))
+	for i, v := range cells {
+		parts[i] = catalog.EscapeLine(fmt.Sprint(v))
+	}
+	fmt.Fprintln(t.tw, strings.Join(parts, "\t"))
+}
+
+// Flush writes the aligned rows.
+func (t *table) Flush() error { return t.tw.Flush() }
 
 func (c *cli) say(format string, args ...any) {
 	fmt.Fprintf(c.stdout, format+"\n", args...)

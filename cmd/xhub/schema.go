@@ -138,13 +138,13 @@ FORWARD). Every incompatibility is explained with a JSON pointer and a rule.`,
 					return c.printJSON(map[string]any{"versions": all})
 				}
 				w := c.table()
-				fmt.Fprintln(w, "VERSION\tCOMPAT\tREGISTERED\tFIELDS\tSEQ")
+				w.row("VERSION", "COMPAT", "REGISTERED", "FIELDS", "SEQ")
 				for _, v := range all {
 					names := make([]string, len(v.Fields))
 					for i, f := range v.Fields {
 						names[i] = f.Name
 					}
-					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\n", v.Version, v.Compat, v.RegisteredAt.Format("2006-01-02 15:04"), strings.Join(names, ","), v.Seq)
+					w.row(v.Version, v.Compat, v.RegisteredAt.Format("2006-01-02 15:04"), strings.Join(names, ","), v.Seq)
 				}
 				return w.Flush()
 			})

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/catalog"
 )
 
 func splitList(s string) []string {
@@ -87,16 +88,20 @@ quietly.`,
 				if err := c.printRequests(all); err != nil || !watch {
 					return err
 				}
-				enc := json.NewEncoder(c.stdout)
 				return cl.WatchInbox(ctx, func() {
 					if !c.json() {
 						fmt.Fprintln(c.stderr, "watching for new requests, decisions and disputes (Ctrl-C to stop)")
 					}
 				}, func(e adapters.InboxEvent) error {
 					if c.json() {
-						return enc.Encode(e)
+						b, err := json.Marshal(e)
+						if err != nil {
+							return err
+						}
+						_, err = c.stdout.Write(append(printableJSON(b), '\n'))
+						return err
 					}
-					c.say("%s  %s", time.Now().Format("2006-01-02 15:04:05"), eventLine(e))
+					c.say("%s  %s", time.Now().Format("2006-01-02 15:04:05"), catalog.EscapeLine(eventLine(e)))
 					return nil
 				})
 			})
@@ -224,13 +229,13 @@ rejected, withdrawn, overdue.`,
 					return c.printJSON(map[string]any{"grants": all})
 				}
 				w := c.table()
-				fmt.Fprintln(w, "GRANT\tDATASET\tGRANTEE\tFIELDS\tSTATUS\tEXPIRES\tREQUEST")
+				w.row("GRANT", "DATASET", "GRANTEE", "FIELDS", "STATUS", "EXPIRES", "REQUEST")
 				for _, g := range all {
 					st := g.Status
 					if g.Reason != "" && st != "active" {
 						st += ": " + g.Reason
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Dataset, g.Grantee, strings.Join(g.Fields, ","), st, day(g.ExpiresAt), g.RequestID)
+					w.row(g.ID, g.Dataset, g.Grantee, strings.Join(g.Fields, ","), st, day(g.ExpiresAt), g.RequestID)
 				}
 				return w.Flush()
 			})
@@ -250,7 +255,7 @@ func (c *cli) printRequests(all []adapters.ShareRequest) error {
 		return c.printJSON(map[string]any{"requests": all})
 	}
 	w := c.table()
-	fmt.Fprintln(w, "REQUEST\tDATASET\tREQUESTER\tFIELDS\tDAYS\tSTATUS\tDUE\tPURPOSE")
+	w.row("REQUEST", "DATASET", "REQUESTER", "FIELDS", "DAYS", "STATUS", "DUE", "PURPOSE")
 	for _, r := range all {
 		st := r.Status
 		if r.Overdue {
@@ -262,7 +267,7 @@ func (c *cli) printRequests(all []adapters.ShareRequest) error {
 		if f == "" {
 			f = "(all)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.Dataset, r.Requester, f, r.Days, st, day(r.Deadline), r.Purpose)
+		w.row(r.ID, r.Dataset, r.Requester, f, r.Days, st, day(r.Deadline), r.Purpose)
 	}
 	return w.Flush()
 }

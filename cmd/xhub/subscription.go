@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -37,9 +36,9 @@ ended or whose maker's credentials are all revoked.`,
 					return c.printJSON(map[string]any{"subscriptions": subs, "limit": limit})
 				}
 				w := c.table()
-				fmt.Fprintln(w, "DEPT\tDATASET\tNAME\tOPEN\tPENDING\tUNACKED\tCREATED\tBY")
+				w.row("DEPT", "DATASET", "NAME", "OPEN", "PENDING", "UNACKED", "CREATED", "BY")
 				for _, s := range subs {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%d\t%d\t%s\t%s\n", s.Dept, s.Dataset, s.Name, s.Open, s.Pending, s.AckPending,
+					w.row(s.Dept, s.Dataset, s.Name, s.Open, s.Pending, s.AckPending,
 						s.Created.Format("2006-01-02 15:04"), s.CreatedBy)
 				}
 				if err := w.Flush(); err != nil {

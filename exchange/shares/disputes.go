@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/keyspace"
@@ -281,19 +280,17 @@ func OpenDisputes(v Views, dept catalog.DeptID) (int, error) {
 	return n, err
 }
 
+// checkText checks a line of dispute text (catalog.CheckLine) and its
+// length in bytes.
 func checkText(field, s string, min, max int) error {
+	if err := catalog.CheckLine(field, s); err != nil {
+		return err
+	}
 	switch {
-	case !utf8.ValidString(s):
-		return fault.Invalid(field, "is not valid UTF-8")
 	case len(s) < min:
 		return fault.Invalid(field, "is required")
 	case len(s) > max:
 		return fault.Invalid(field, "is %d bytes, at most %d", len(s), max)
-	}
-	for _, r := range s {
-		if r < 0x20 && r != '\n' && r != '\t' {
-			return fault.Invalid(field, "holds a control character")
-		}
 	}
 	return nil
 }

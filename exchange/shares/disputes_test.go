@@ -27,13 +27,16 @@ func TestAddWorkingDays(t *testing.T) {
 	}
 }
 
+// TestDisputeText: a dispute's reason is valid UTF-8, present, and one
+// line of text (tabs and newlines are refused since the review of issue
+// 21: dispute list prints it in a table).
 func TestDisputeText(t *testing.T) {
-	for _, s := range []string{"bad \xff bytes", "bell\a", ""} {
+	for _, s := range []string{"bad \xff bytes", "bell\a", "", "line one\nline two", "a\ttab"} {
 		if err := checkText("reason", s, 1, 100); fault.KindOf(err) != fault.KindInvalid {
 			t.Errorf("%q: %v", s, err)
 		}
 	}
-	if err := checkText("reason", "line one\nline two\t数据异议", 1, 100); err != nil {
+	if err := checkText("reason", "line one, line two: 数据异议", 1, 100); err != nil {
 		t.Error(err)
 	}
 	if _, err := ParseDisputeID("d-0"); err == nil {

@@ -51,6 +51,9 @@ func NewRequest(v Views, rules Rules, actor vocab.Identity, in Input, pending in
 	if purpose == "" {
 		return Request{}, fault.Invalid("purpose", "is required: say what the data is for")
 	}
+	if err := catalog.CheckLine("purpose", purpose); err != nil {
+		return Request{}, err
+	}
 	if len(purpose) > MaxPurposeLen {
 		return Request{}, fault.Invalid("purpose", "is %d bytes, at most %d", len(purpose), MaxPurposeLen)
 	}
