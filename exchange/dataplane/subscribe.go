@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -42,15 +43,18 @@ type Subscription struct {
 	caller  vocab.Identity
 	ds      catalog.Dataset
 	name    string
-	iter    jetstream.MessagesContext
+	spec    durableSpec
 	out     chan Delivery
 	release func()
 
 	mu      sync.Mutex
+	iter    jetstream.MessagesContext
+	next    uint64 // the stream sequence after the last batch pumped (its position)
 	pending map[uint64]*batchState
 	held    map[*batchState]struct{} // delivered, not yet acknowledged
 	nextID  uint64
 	err     error
+	remade  int
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -125,7 +129,8 @@ func (p *Plane) subscribe(ctx context.Context, caller vocab.Identity, in Subscri
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Subscription{
-		p: p, caller: caller, ds: ds, name: in.Name, iter: iter, out: make(chan Delivery, 256), release: release,
+		p: p, caller: caller, ds: ds, name: in.Name, spec: d, iter: iter, out: make(chan Delivery, 256), release: release,
+		next:    cons.CachedInfo().Delivered.Stream + 1,
 		pending: map[uint64]*batchState{}, held: map[*batchState]struct{}{}, cancel: cancel, done: make(chan struct{}),
 	}
 	var wg sync.WaitGroup
@@ -160,7 +165,7 @@ func (s *Subscription) Err() error {
 // on their way to it after the consumer's AckWait.
 func (s *Subscription) Close() {
 	s.cancel()
-	s.iter.Stop()
+	s.stopIter()
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -202,7 +207,14 @@ func (s *Subscription) fail(err error) {
 	}
 	s.mu.Unlock()
 	s.cancel()
-	s.iter.Stop()
+	s.stopIter()
+}
+
+func (s *Subscription) stopIter() {
+	s.mu.Lock()
+	it := s.iter
+	s.mu.Unlock()
+	it.Stop()
 }
 
 // Ack acknowledges deliveries; a batch is acknowledged to JetStream when
@@ -261,9 +273,17 @@ func (s *Subscription) watch(ctx context.Context) {
 
 func (s *Subscription) pump(ctx context.Context) {
 	for {
-		m, err := s.iter.Next()
+		s.mu.Lock()
+		iter := s.iter
+		s.mu.Unlock()
+		m, err := iter.Next()
 		if errors.Is(err, jetstream.ErrNoHeartbeat) {
 			continue // the iterator has already pulled again
+		}
+		if (errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound)) && ctx.Err() == nil {
+			if err = s.remake(ctx); err == nil {
+				continue
+			}
 		}
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -293,6 +313,9 @@ func (s *Subscription) pump(ctx context.Context) {
 		var seq uint64
 		if md != nil {
 			seq = md.Sequence.Stream
+			s.mu.Lock()
+			s.next = max(s.next, seq+1)
+			s.mu.Unlock()
 		}
 		ds := make([]Delivery, 0, len(recs))
 		for _, raw := range recs {
@@ -335,4 +358,62 @@ func (s *Subscription) pump(ctx context.Context) {
 			Fields: acc.Fields, Records: int64(len(ds)), Subscription: s.name, Time: s.p.cfg.Now(),
 		})
 	}
+}
+
+// maxRemade bounds how often one subscription's consumer is made again.
+const maxRemade = 16
+
+// remake makes the subscription's consumer again where it stood, after it
+// was removed while its subscriber reads and its grant holds: a sweep on
+// a node behind judged it on a state from before the grant (it lists,
+// then catches up, then removes; a new grant's subscriber may resume the
+// consumer in between). Left removed, the subscriber's client would make
+// it again "from new", and every record stored meanwhile would be lost.
+// It starts at the first batch delivered and not acknowledged (given
+// again: at least once), else after the last batch delivered. A consumer
+// the department removed itself (xhub subscription delete) is not made
+// again: DeleteSubscription refuses one a subscriber reads.
+func (s *Subscription) remake(ctx context.Context) error {
+	if s.spec.internal != "" {
+		return jetstream.ErrConsumerDeleted // the NATS feed is made again by its own loop (natsout.go)
+	}
+	if _, _, err := s.p.readable(ctx, s.caller, s.ds.ID); err != nil {
+		return err // the grant, or the dataset, has ended: so does the subscription
+	}
+	s.mu.Lock()
+	if s.remade++; s.remade > maxRemade {
+		s.mu.Unlock()
+		return fmt.Errorf("its consumer was removed %d times while it was read", s.remade-1)
+	}
+	at := s.next
+	for b := range s.held {
+		if md, err := b.msg.Metadata(); err == nil && md.Sequence.Stream < at {
+			at = md.Sequence.Stream
+		}
+	}
+	// What was delivered and not acknowledged comes again from the new
+	// consumer; acknowledgements of the old deliveries are moot.
+	clear(s.held)
+	clear(s.pending)
+	s.mu.Unlock()
+	d := s.spec
+	d.bounded, d.fromBeginning, d.resumeAt = false, false, at
+	cons, err := s.p.durable(ctx, s.caller, s.ds.ID, s.name, d)
+	if err != nil {
+		return err
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(64), jetstream.PullExpiry(5*time.Second))
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	old := s.iter
+	s.iter = iter
+	s.mu.Unlock()
+	old.Stop()
+	if ctx.Err() != nil {
+		iter.Stop()
+	}
+	s.p.lg.Warn("subscription's consumer was removed while it was read under a grant; made again where it stood", "dept", s.caller.Dept, "dataset", s.ds.ID, "name", s.name, "resume_at", at)
+	return nil
 }

@@ -291,6 +291,12 @@ func (p *Plane) DeleteSubscription(ctx context.Context, caller vocab.Identity, d
 		// NATS closes its connections).
 		return SubscriptionInfo{}, fault.Precondition("HUB_INTERNAL", "subscription", "subscription %q%s is the hub's own NATS delivery for the department's integrators: it ends with the grant, not by hand", name, onDataset(si.Dataset))
 	}
+	if si.Open {
+		// Its subscriber's node would make it again where it stood (a
+		// consumer removed under a reader under a grant is taken for a
+		// sweep's mistake, Subscription.remake).
+		return SubscriptionInfo{}, fault.Precondition("SUBSCRIPTION_OPEN", "subscription", "subscription %q%s has a subscriber reading it: close the subscriber first, then delete it", name, onDataset(si.Dataset))
+	}
 	if err := p.js.DeleteConsumer(ctx, bus.DataStream, bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return SubscriptionInfo{}, fmt.Errorf("delete subscription: %w", err)
 	}

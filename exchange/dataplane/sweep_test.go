@@ -69,7 +69,7 @@ func dataBus(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.EnsureStreams(context.Background(), js, []jetstream.StreamConfig{bus.Data(1, bus.DataLimits{})}, nil); err != nil {
+	if err := bus.EnsureStreams(context.Background(), js, []jetstream.StreamConfig{bus.Data(1, bus.DataLimits{}), bus.Audit(1, time.Hour, 1<<20)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	return nc, js
