@@ -20,7 +20,7 @@ import (
 // PublishDataset creates or updates a dataset's catalog entry. Only an
 // officer of the owning department; the schema subject must belong to the
 // same department and exist.
-func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity, d catalog.Dataset) (catalog.Dataset, uint64, error) {
+func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity, d catalog.Published) (catalog.Dataset, uint64, error) {
 	if err := d.ValidateMetadata(); err != nil {
 		return catalog.Dataset{}, 0, err
 	}

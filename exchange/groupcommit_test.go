@@ -78,7 +78,7 @@ func TestGroupCommit(t *testing.T) {
 		if _, _, _, err := cp.RegisterSchema(ctx, health, id, []byte(scriptSchema), ""); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := cp.PublishDataset(ctx, health, catalog.Dataset{ID: id, Title: string(id), ShareType: catalog.ShareConditional, SchemaSubject: string(id)}); err != nil {
+		if _, _, err := cp.PublishDataset(ctx, health, catalog.Published{ID: id, Title: string(id), ShareType: catalog.ShareConditional, SchemaSubject: string(id)}); err != nil {
 			t.Fatal(err)
 		}
 	}
