@@ -194,20 +194,7 @@ func TestGroupCommit(t *testing.T) {
 	}
 
 	// A node that applies the log (with no draft) holds the same views.
-	st2, err := store.OpenMemory()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
-	cfg.Store = st2
-	other, err := Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if err := other.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, st2 := replica(t, cfg)
 	if d, err := st.FirstDifference(st2); err != nil || d.Differ {
 		t.Fatalf("views differ between the drafting node and one that only applied: %+v %v", d, err)
 	}

@@ -117,20 +117,7 @@ func TestLedgerBytesInOneGroup(t *testing.T) {
 		t.Fatalf("after reopening, at the bound: %v", err)
 	}
 	// A node that only applied the log counts the same.
-	st2, err := store.OpenMemory()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
-	cfg.Store = st2
-	other, err := Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if err := other.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
+	other, _ := replica(t, cfg)
 	if n := other.LedgerBytes("health"); n != used {
 		t.Fatalf("a node that applied the log: %d bytes counted, %d on the drafting node", n, used)
 	}
