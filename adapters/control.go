@@ -199,9 +199,9 @@ func (d Dataset) Catalog() catalog.Dataset {
 		fs[i] = catalog.Field{Name: f.Name, Type: f.Type, Required: f.Required, Description: f.Description}
 	}
 	retention, _ := catalog.ParseRetention(d.Retention)
-	return catalog.Dataset{ID: catalog.DatasetID(d.ID), Title: d.Title, Retention: retention, Description: d.Description, Keywords: d.Keywords,
+	return catalog.Dataset{Published: catalog.Published{ID: catalog.DatasetID(d.ID), Title: d.Title, Retention: retention, Description: d.Description, Keywords: d.Keywords,
 		ShareType: catalog.ShareType(d.ShareType), Frequency: d.Frequency, SchemaSubject: d.SchemaSubject, SchemaVersion: d.SchemaVersion,
-		Fields: fs, Status: catalog.Status(d.Status), PublishedAt: d.PublishedAt, UpdatedAt: d.UpdatedAt, Seq: d.Seq}
+		Fields: fs}, Status: catalog.Status(d.Status), PublishedAt: d.PublishedAt, UpdatedAt: d.UpdatedAt, Seq: d.Seq}
 }
 
 // DatasetSpec is what an officer publishes (or republishes).

@@ -60,24 +60,15 @@ type Field struct {
 	Description string `json:"description,omitempty"`
 }
 
-// Dataset is a resource in the catalog.
+// Dataset is a resource in the catalog: what its owner published (the
+// dataset.published body, its fields inline in the JSON) and what the
+// log made of it.
 type Dataset struct {
-	ID          DatasetID `json:"id"`
-	Title       string    `json:"title"`
-	Description string    `json:"description,omitempty"`
-	Keywords    []string  `json:"keywords,omitempty"`
-	ShareType   ShareType `json:"share_type"`
-	Frequency   string    `json:"frequency,omitempty"`
-	// Retention: how long the hub keeps its published batches (zero:
-	// the hub's default).
-	Retention     Retention `json:"retention,omitempty"`
-	SchemaSubject string    `json:"schema_subject"`
-	SchemaVersion int       `json:"schema_version"`
-	Fields        []Field   `json:"fields"`
-	Status        Status    `json:"status"`
-	PublishedAt   time.Time `json:"published_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
-	Seq           uint64    `json:"seq"`
+	Published
+	Status      Status    `json:"status"`
+	PublishedAt time.Time `json:"published_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	Seq         uint64    `json:"seq"`
 }
 
 // Owner is the department that owns the dataset.
@@ -90,7 +81,7 @@ func ValidateName(name string) error {
 
 // ValidateMetadata checks the metadata an officer supplies when publishing.
 // It normalises keywords (trimmed, lowercased, de-duplicated) in place.
-func (d *Dataset) ValidateMetadata() error {
+func (d *Published) ValidateMetadata() error {
 	if _, err := ParseDatasetID(string(d.ID)); err != nil {
 		return err
 	}

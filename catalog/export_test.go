@@ -18,11 +18,11 @@ func exportFixture() ([]Dataset, map[DeptID]string) {
 	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	fields := []Field{{Name: "id", Type: "integer", Required: true}, {Name: "ward", Type: "string"}}
 	return []Dataset{
-			{ID: "health.vaccinations", Title: "疫苗接种记录", Description: "Doses given", Keywords: []string{"疫苗", "health"}, ShareType: ShareConditional,
-				Frequency: "daily", Retention: Retention(30 * 24 * time.Hour), SchemaSubject: "health.vaccinations", SchemaVersion: 3, Fields: fields, Status: StatusPublished, PublishedAt: at, UpdatedAt: at},
-			{ID: "health.clinics", Title: "=HYPERLINK(\"http://evil\")", ShareType: ShareOpen, Frequency: "每周", SchemaSubject: "health.clinics",
-				SchemaVersion: 1, Fields: fields[:1], Status: StatusPublished},
-			{ID: "tax.filings", Title: "Tax filings", ShareType: ShareNone, Frequency: "when asked", SchemaSubject: "tax.filings", SchemaVersion: 2, Status: StatusRetired},
+			{Published: Published{ID: "health.vaccinations", Title: "疫苗接种记录", Description: "Doses given", Keywords: []string{"疫苗", "health"}, ShareType: ShareConditional,
+				Frequency: "daily", Retention: Retention(30 * 24 * time.Hour), SchemaSubject: "health.vaccinations", SchemaVersion: 3, Fields: fields}, Status: StatusPublished, PublishedAt: at, UpdatedAt: at},
+			{Published: Published{ID: "health.clinics", Title: "=HYPERLINK(\"http://evil\")", ShareType: ShareOpen, Frequency: "每周", SchemaSubject: "health.clinics",
+				SchemaVersion: 1, Fields: fields[:1]}, Status: StatusPublished},
+			{Published: Published{ID: "tax.filings", Title: "Tax filings", ShareType: ShareNone, Frequency: "when asked", SchemaSubject: "tax.filings", SchemaVersion: 2}, Status: StatusRetired},
 		}, map[DeptID]string{
 			"health": "卫生健康委员会",
 		}

@@ -10,7 +10,7 @@ func TestIndexPagesAreComplete(t *testing.T) {
 	for i := range 1000 {
 		owner := []string{"health", "tax", "police"}[i%3]
 		share := []ShareType{ShareOpen, ShareConditional, ShareNone}[i%3]
-		d := Dataset{ID: DatasetID(fmt.Sprintf("%s.set-%04d", owner, i)), Title: fmt.Sprintf("Set %d", i), ShareType: share, Status: StatusPublished}
+		d := Dataset{Published: Published{ID: DatasetID(fmt.Sprintf("%s.set-%04d", owner, i)), Title: fmt.Sprintf("Set %d", i), ShareType: share}, Status: StatusPublished}
 		if i%10 == 0 {
 			d.Keywords = []string{"vaccination"}
 			d.Title = "疫苗接种 records"
@@ -75,8 +75,8 @@ func TestIndexPagesAreComplete(t *testing.T) {
 
 func TestIndexUpdateReindexes(t *testing.T) {
 	x := NewIndex()
-	x.Put(Dataset{ID: "health.a", Title: "apples", Status: StatusPublished})
-	x.Put(Dataset{ID: "health.a", Title: "pears", Status: StatusPublished})
+	x.Put(Dataset{Published: Published{ID: "health.a", Title: "apples"}, Status: StatusPublished})
+	x.Put(Dataset{Published: Published{ID: "health.a", Title: "pears"}, Status: StatusPublished})
 	if _, _, n := x.List(Query{Search: "apples", Limit: 10}); n != 0 {
 		t.Fatal("old title still found")
 	}
@@ -90,11 +90,13 @@ func BenchmarkCatalogList100k(b *testing.B) {
 	words := []string{"vaccination", "population", "tax", "housing", "transport", "school", "hospital", "water", "energy", "permit"}
 	for i := range 100_000 {
 		x.Put(Dataset{
-			ID:        DatasetID(fmt.Sprintf("dept-%03d.set-%06d", i%300, i)),
-			Title:     fmt.Sprintf("%s records %d", words[i%10], i),
-			Keywords:  []string{words[(i/10)%10], words[(i/100)%10]},
-			ShareType: []ShareType{ShareOpen, ShareConditional, ShareNone}[i%3],
-			Status:    StatusPublished,
+			Published: Published{
+				ID:        DatasetID(fmt.Sprintf("dept-%03d.set-%06d", i%300, i)),
+				Title:     fmt.Sprintf("%s records %d", words[i%10], i),
+				Keywords:  []string{words[(i/10)%10], words[(i/100)%10]},
+				ShareType: []ShareType{ShareOpen, ShareConditional, ShareNone}[i%3],
+			},
+			Status: StatusPublished,
 		})
 	}
 	x.List(Query{Limit: 1})

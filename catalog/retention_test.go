@@ -123,7 +123,7 @@ func TestRetentionEntries(t *testing.T) {
 	if _, _, err := CheckUpdate(v, Update{ID: "health.cases", Retention: &tooLong}); fault.KindOf(err) != fault.KindInvalid || !strings.Contains(err.Error(), "retention") {
 		t.Fatalf("too long: %v", err)
 	}
-	pub := Dataset{ID: "health.beds", Title: "Beds", ShareType: ShareOpen, Retention: Retention(1500 * time.Millisecond)}
+	pub := Published{ID: "health.beds", Title: "Beds", ShareType: ShareOpen, Retention: Retention(1500 * time.Millisecond)}
 	if err := pub.ValidateMetadata(); fault.KindOf(err) != fault.KindInvalid || !strings.Contains(err.Error(), "whole seconds") {
 		t.Fatalf("a retention in milliseconds: %v", err)
 	}

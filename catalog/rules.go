@@ -48,18 +48,15 @@ type SchemaRef struct {
 // Publication checks that d (metadata already validated) may be published
 // with schema s, and returns the dataset.published body: a dataset does
 // not go back to an earlier schema version while it is published.
-func Publication(v Views, d Dataset, s SchemaRef) (Published, error) {
+func Publication(v Views, d Published, s SchemaRef) (Published, error) {
 	var old Dataset
 	if ok, err := v.Get(DatasetKey(d.ID), &old); err != nil {
 		return Published{}, err
 	} else if ok && old.SchemaVersion > s.Version && old.Status == StatusPublished {
 		return Published{}, fault.Precondition("SCHEMA_VERSION", string(d.ID), "dataset %s already uses schema version %d; it cannot go back to %d", d.ID, old.SchemaVersion, s.Version)
 	}
-	return Published{
-		ID: d.ID, Title: d.Title, Description: d.Description, Keywords: d.Keywords, ShareType: d.ShareType,
-		Frequency: d.Frequency, Retention: d.Retention,
-		SchemaSubject: string(s.Subject), SchemaVersion: s.Version, Fields: s.Fields,
-	}, nil
+	d.SchemaSubject, d.SchemaVersion, d.Fields = string(s.Subject), s.Version, s.Fields
+	return d, nil
 }
 
 // Retire checks the retirement of dataset id and returns the

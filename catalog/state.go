@@ -45,12 +45,14 @@ type DeptAdded struct {
 // the log's, set by the apply. (Bodies appended before this type carry
 // them as zero values; the apply ignores them.)
 type Published struct {
-	ID            DatasetID `json:"id"`
-	Title         string    `json:"title"`
-	Description   string    `json:"description,omitempty"`
-	Keywords      []string  `json:"keywords,omitempty"`
-	ShareType     ShareType `json:"share_type"`
-	Frequency     string    `json:"frequency,omitempty"`
+	ID          DatasetID `json:"id"`
+	Title       string    `json:"title"`
+	Description string    `json:"description,omitempty"`
+	Keywords    []string  `json:"keywords,omitempty"`
+	ShareType   ShareType `json:"share_type"`
+	Frequency   string    `json:"frequency,omitempty"`
+	// Retention: how long the hub keeps its published batches (zero:
+	// the hub's default).
 	Retention     Retention `json:"retention,omitempty"`
 	SchemaSubject string    `json:"schema_subject"`
 	SchemaVersion int       `json:"schema_version"`
@@ -86,11 +88,7 @@ func ApplyDatasetPublished(v Views, body []byte, at time.Time, seq uint64) (Data
 	if err := json.Unmarshal(body, &p); err != nil {
 		return Dataset{}, err
 	}
-	d := Dataset{
-		ID: p.ID, Title: p.Title, Description: p.Description, Keywords: p.Keywords, ShareType: p.ShareType,
-		Frequency: p.Frequency, Retention: p.Retention,
-		SchemaSubject: p.SchemaSubject, SchemaVersion: p.SchemaVersion, Fields: p.Fields,
-	}
+	d := Dataset{Published: p}
 	var old Dataset
 	ok, err := v.Get(DatasetKey(d.ID), &old)
 	if err != nil {

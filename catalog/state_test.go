@@ -70,7 +70,7 @@ func TestCatalogRules(t *testing.T) {
 		t.Fatalf("second registration: %v", err)
 	}
 
-	ds := Dataset{ID: "health.cases", Title: "Cases", ShareType: ShareOpen, Status: StatusRetired, Seq: 99}
+	ds := Published{ID: "health.cases", Title: "Cases", ShareType: ShareOpen}
 	body, err := Publication(v, ds, SchemaRef{Subject: "health.cases", Version: 2, Fields: []Field{{Name: "id", Type: "integer"}}})
 	if err != nil || body.SchemaVersion != 2 || len(body.Fields) != 1 {
 		t.Fatalf("Publication: %+v %v (state is the log's to set, not the command's)", body, err)

@@ -97,7 +97,7 @@ func BenchmarkCheckAccess(b *testing.B) {
 	if _, _, _, err := cp.RegisterSchema(ctx, owner, "health.cases", []byte(`{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}}}`), ""); err != nil {
 		b.Fatal(err)
 	}
-	if _, _, err := cp.PublishDataset(ctx, owner, catalog.Dataset{ID: "health.cases", Title: "Cases", ShareType: catalog.ShareOpen, SchemaSubject: "health.cases"}); err != nil {
+	if _, _, err := cp.PublishDataset(ctx, owner, catalog.Published{ID: "health.cases", Title: "Cases", ShareType: catalog.ShareOpen, SchemaSubject: "health.cases"}); err != nil {
 		b.Fatal(err)
 	}
 	const grantees = 1000

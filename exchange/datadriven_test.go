@@ -230,7 +230,7 @@ func (s *script) exec(d *datadriven.TestData) (string, error) {
 			return "", err
 		}
 		share := catalog.ShareType(s.arg(d, "share"))
-		_, _, err := s.cp.PublishDataset(ctx, s.actor(d), catalog.Dataset{ID: id, Title: string(id), ShareType: share, SchemaSubject: string(id)})
+		_, _, err := s.cp.PublishDataset(ctx, s.actor(d), catalog.Published{ID: id, Title: string(id), ShareType: share, SchemaSubject: string(id)})
 		return "", err
 	case "retire":
 		_, _, err := s.cp.RetireDataset(ctx, s.actor(d), catalog.DatasetID(s.arg(d, "dataset")), s.arg(d, "reason"))

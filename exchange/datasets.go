@@ -20,41 +20,23 @@ import (
 // PublishDataset creates or updates a dataset's catalog entry. Only an
 // officer of the owning department; the schema subject must belong to the
 // same department and exist.
-func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity, d catalog.Dataset) (catalog.Dataset, uint64, error) {
+func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity, d catalog.Published) (catalog.Dataset, uint64, error) {
 	if err := d.ValidateMetadata(); err != nil {
 		return catalog.Dataset{}, 0, err
 	}
 	if err := mayActFor(actor, d.ID.Owner(), "publish datasets"); err != nil {
 		return catalog.Dataset{}, 0, err
 	}
-	subject, err := catalog.ParseDatasetID(d.SchemaSubject)
+	subject, err := datasetSchema(d.ID, d.SchemaSubject, d.SchemaVersion)
 	if err != nil {
-		return catalog.Dataset{}, 0, fault.Invalid("schema", "subject %q: %v", d.SchemaSubject, err)
-	}
-	if subject.Owner() != d.ID.Owner() {
-		return catalog.Dataset{}, 0, fault.Invalid("schema", "subject %s belongs to %s, not to the dataset's owner %s", subject, subject.Owner(), d.ID.Owner())
-	}
-	if d.SchemaVersion < 0 {
-		return catalog.Dataset{}, 0, fault.Invalid("schema_version", "%d is negative", d.SchemaVersion)
+		return catalog.Dataset{}, 0, err
 	}
 	seq, err := replayed(cp.submit(ctx, actor, catalog.KindDatasetPublished, func(txn *store.Txn, _ time.Time) (string, any, error) {
-		var subj schemas.Subject
-		if ok, err := txn.Get(schemas.SubjectKey(subject), &subj); err != nil {
+		ref, err := schemaRef(txn, subject, d.SchemaVersion)
+		if err != nil {
 			return "", nil, err
-		} else if !ok || subj.Latest == 0 {
-			return "", nil, fault.Precondition("SCHEMA_MISSING", string(subject), "schema subject %s has no registered version: register it first (xhub schema register)", subject)
 		}
-		ver := d.SchemaVersion
-		if ver == 0 {
-			ver = subj.Latest
-		}
-		var sv schemas.Version
-		if ok, err := txn.Get(schemas.VersionKey(subject, ver), &sv); err != nil {
-			return "", nil, err
-		} else if !ok {
-			return "", nil, fault.NotFound("schema %s has no version %d (latest is %d)", subject, ver, subj.Latest)
-		}
-		body, err := catalog.Publication(txn, d, catalog.SchemaRef{Subject: subject, Version: ver, Fields: sv.Fields})
+		body, err := catalog.Publication(txn, d, ref)
 		return string(d.ID), body, err
 	}))
 	if err != nil {
@@ -62,6 +44,43 @@ func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity
 	}
 	out, err := cp.Dataset(d.ID)
 	return out, seq, err
+}
+
+// datasetSchema checks the schema subject and version named for dataset
+// id: a subject of the same department, a version not negative (0: the
+// latest).
+func datasetSchema(id catalog.DatasetID, subject string, version int) (catalog.DatasetID, error) {
+	s, err := catalog.ParseDatasetID(subject)
+	if err != nil {
+		return "", fault.Invalid("schema", "subject %q: %v", subject, err)
+	}
+	if s.Owner() != id.Owner() {
+		return "", fault.Invalid("schema", "subject %s belongs to %s, not to the dataset's owner %s", s, s.Owner(), id.Owner())
+	}
+	if version < 0 {
+		return "", fault.Invalid("schema_version", "%d is negative", version)
+	}
+	return s, nil
+}
+
+// schemaRef resolves version (0: the latest) of schema subject in txn.
+func schemaRef(txn *store.Txn, subject catalog.DatasetID, version int) (catalog.SchemaRef, error) {
+	var subj schemas.Subject
+	if ok, err := txn.Get(schemas.SubjectKey(subject), &subj); err != nil {
+		return catalog.SchemaRef{}, err
+	} else if !ok || subj.Latest == 0 {
+		return catalog.SchemaRef{}, fault.Precondition("SCHEMA_MISSING", string(subject), "schema subject %s has no registered version: register it first (xhub schema register)", subject)
+	}
+	if version == 0 {
+		version = subj.Latest
+	}
+	var sv schemas.Version
+	if ok, err := txn.Get(schemas.VersionKey(subject, version), &sv); err != nil {
+		return catalog.SchemaRef{}, err
+	} else if !ok {
+		return catalog.SchemaRef{}, fault.NotFound("schema %s has no version %d (latest is %d)", subject, version, subj.Latest)
+	}
+	return catalog.SchemaRef{Subject: subject, Version: version, Fields: sv.Fields}, nil
 }
 
 // UpdateDataset changes only what u gives of a published dataset, as one
@@ -86,36 +105,18 @@ func (cp *ControlPlane) UpdateDataset(ctx context.Context, actor vocab.Identity,
 			schemaSubject = d.SchemaSubject
 		}
 		var err error
-		if subject, err = catalog.ParseDatasetID(schemaSubject); err != nil {
-			return catalog.Dataset{}, nil, 0, 0, fault.Invalid("schema", "subject %q: %v", schemaSubject, err)
-		}
-		if subject.Owner() != u.ID.Owner() {
-			return catalog.Dataset{}, nil, 0, 0, fault.Invalid("schema", "subject %s belongs to %s, not to the dataset's owner %s", subject, subject.Owner(), u.ID.Owner())
-		}
-		if schemaVersion < 0 {
-			return catalog.Dataset{}, nil, 0, 0, fault.Invalid("schema_version", "%d is negative", schemaVersion)
+		if subject, err = datasetSchema(u.ID, schemaSubject, schemaVersion); err != nil {
+			return catalog.Dataset{}, nil, 0, 0, err
 		}
 	}
 	var changed []string
 	seq, err := replayed(cp.submit(ctx, actor, catalog.KindDatasetUpdated, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		if subject != "" {
-			var subj schemas.Subject
-			if ok, err := txn.Get(schemas.SubjectKey(subject), &subj); err != nil {
+			ref, err := schemaRef(txn, subject, schemaVersion)
+			if err != nil {
 				return "", nil, err
-			} else if !ok || subj.Latest == 0 {
-				return "", nil, fault.Precondition("SCHEMA_MISSING", string(subject), "schema subject %s has no registered version: register it first (xhub schema register)", subject)
 			}
-			ver := schemaVersion
-			if ver == 0 {
-				ver = subj.Latest
-			}
-			var sv schemas.Version
-			if ok, err := txn.Get(schemas.VersionKey(subject, ver), &sv); err != nil {
-				return "", nil, err
-			} else if !ok {
-				return "", nil, fault.NotFound("schema %s has no version %d (latest is %d)", subject, ver, subj.Latest)
-			}
-			u.Schema = &catalog.SchemaRef{Subject: subject, Version: ver, Fields: sv.Fields}
+			u.Schema = &ref
 		}
 		body, _, err := catalog.CheckUpdate(txn, u)
 		changed = body.Changed()

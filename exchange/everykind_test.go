@@ -80,9 +80,9 @@ func newEveryKind(t *testing.T) *everyKind {
 	}
 	_, _, _, err = cp.RegisterSchema(rid("compat"), health, "health.cases", []byte(scriptSchema), "FULL")
 	must(err)
-	_, _, err = cp.PublishDataset(rid("pub"), health, catalog.Dataset{ID: "health.cases", Title: "Cases", ShareType: catalog.ShareConditional, SchemaSubject: "health.cases"})
+	_, _, err = cp.PublishDataset(rid("pub"), health, catalog.Published{ID: "health.cases", Title: "Cases", ShareType: catalog.ShareConditional, SchemaSubject: "health.cases"})
 	must(err)
-	_, _, err = cp.PublishDataset(ctx, health, catalog.Dataset{ID: "health.open", Title: "Open data", ShareType: catalog.ShareOpen, SchemaSubject: "health.open"})
+	_, _, err = cp.PublishDataset(ctx, health, catalog.Published{ID: "health.open", Title: "Open data", ShareType: catalog.ShareOpen, SchemaSubject: "health.open"})
 	must(err)
 	title := "Notified cases"
 	_, _, _, _, err = cp.UpdateDataset(rid("update"), health, catalog.Update{ID: "health.cases", Title: &title}, "", 0)

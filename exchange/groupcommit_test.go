@@ -41,6 +41,36 @@ func (g *gatedLog) Append(ctx context.Context, raws [][]byte, after uint64) (uin
 	return seq, err
 }
 
+// hold shuts the gate (forgetting the appends so far) and runs blocker
+// until its append waits there: the commands after it queue. It returns
+// blocker's outcome, once the gate opens.
+func (g *gatedLog) hold(blocker func() error) <-chan error {
+	g.mu.Lock()
+	g.gate = make(chan struct{})
+	g.groups = nil
+	g.mu.Unlock()
+	out := make(chan error, 1)
+	go func() { out <- blocker() }()
+	<-g.entered
+	return out
+}
+
+// release opens the gate once n commands are queued on cp.
+func (g *gatedLog) release(t *testing.T, cp *ControlPlane, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(cp.ops) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d commands queued", len(cp.ops), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	g.mu.Lock()
+	close(g.gate)
+	g.gate = nil
+	g.mu.Unlock()
+}
+
 // TestGroupCommit: commands that queue behind an append go to the log as
 // one group, and each is judged as if the ones before it in the group were
 // already applied: of two identical departments one is added; a retried
@@ -78,7 +108,7 @@ func TestGroupCommit(t *testing.T) {
 		if _, _, _, err := cp.RegisterSchema(ctx, health, id, []byte(scriptSchema), ""); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := cp.PublishDataset(ctx, health, catalog.Dataset{ID: id, Title: string(id), ShareType: catalog.ShareConditional, SchemaSubject: string(id)}); err != nil {
+		if _, _, err := cp.PublishDataset(ctx, health, catalog.Published{ID: id, Title: string(id), ShareType: catalog.ShareConditional, SchemaSubject: string(id)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,13 +118,7 @@ func TestGroupCommit(t *testing.T) {
 	}
 
 	// Shut the gate, and hold the appender in one append.
-	log.mu.Lock()
-	log.gate = make(chan struct{})
-	log.groups = nil
-	log.mu.Unlock()
-	blocker := make(chan error, 1)
-	go func() { _, _, err := cp.AddDepartment(ctx, admin, "first", "first"); blocker <- err }()
-	<-log.entered
+	blocker := log.hold(func() error { _, _, err := cp.AddDepartment(ctx, admin, "first", "first"); return err })
 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -145,17 +169,7 @@ func TestGroupCommit(t *testing.T) {
 		})
 		queued++
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(cp.ops) < queued {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d commands queued", len(cp.ops), queued)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	log.mu.Lock()
-	close(log.gate)
-	log.gate = nil
-	log.mu.Unlock()
+	log.release(t, cp, queued)
 	if err := <-blocker; err != nil {
 		t.Fatal(err)
 	}
@@ -194,20 +208,7 @@ func TestGroupCommit(t *testing.T) {
 	}
 
 	// A node that applies the log (with no draft) holds the same views.
-	st2, err := store.OpenMemory()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
-	cfg.Store = st2
-	other, err := Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if err := other.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, st2 := replica(t, cfg)
 	if d, err := st.FirstDifference(st2); err != nil || d.Differ {
 		t.Fatalf("views differ between the drafting node and one that only applied: %+v %v", d, err)
 	}

@@ -118,21 +118,7 @@ func TestOldFormatViewsRebuilt(t *testing.T) {
 			t.Errorf("log does not say %q:\n%s", want, logs.String())
 		}
 	}
-	fresh, err := store.OpenMemory()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
-	fcfg := ek.cfg
-	fcfg.Store = fresh
-	other, err := Open(ctx, fcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if err := other.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, fresh := replica(t, ek.cfg)
 	if d, err := ek.st.FirstDifference(fresh); err != nil || d.Differ {
 		t.Fatalf("rebuilt views differ from a fresh replay at %q: %s / %s (%v)", d.Key, d.A, d.B, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
@@ -55,13 +54,7 @@ func TestLedgerBytesInOneGroup(t *testing.T) {
 	}
 
 	// Shut the gate, hold the appender in one append, queue 20 more.
-	log.mu.Lock()
-	log.gate = make(chan struct{})
-	log.groups = nil
-	log.mu.Unlock()
-	blocker := make(chan error, 1)
-	go func() { _, _, err := cp.AddDepartment(ctx, admin, "first", "first"); blocker <- err }()
-	<-log.entered
+	blocker := log.hold(func() error { _, _, err := cp.AddDepartment(ctx, admin, "first", "first"); return err })
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
 	for i := range errs {
@@ -71,17 +64,7 @@ func TestLedgerBytesInOneGroup(t *testing.T) {
 			_, _, _, errs[i] = cp.RegisterSchema(ctx, health, catalog.DatasetID(fmt.Sprintf("health.d%d", i+1)), []byte(scriptSchema), "")
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(cp.ops) < len(errs) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d commands queued", len(cp.ops), len(errs))
-		}
-		time.Sleep(time.Millisecond)
-	}
-	log.mu.Lock()
-	close(log.gate)
-	log.gate = nil
-	log.mu.Unlock()
+	log.release(t, cp, len(errs))
 	if err := <-blocker; err != nil {
 		t.Fatal(err)
 	}
@@ -117,20 +100,7 @@ func TestLedgerBytesInOneGroup(t *testing.T) {
 		t.Fatalf("after reopening, at the bound: %v", err)
 	}
 	// A node that only applied the log counts the same.
-	st2, err := store.OpenMemory()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
-	cfg.Store = st2
-	other, err := Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if err := other.CatchUp(ctx); err != nil {
-		t.Fatal(err)
-	}
+	other, _ := replica(t, cfg)
 	if n := other.LedgerBytes("health"); n != used {
 		t.Fatalf("a node that applied the log: %d bytes counted, %d on the drafting node", n, used)
 	}

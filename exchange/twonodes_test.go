@@ -81,7 +81,7 @@ func TestWritesOnAppliedEntriesOfAnotherNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen(b, seq)
-	if _, _, err := b.PublishDataset(ctx, health, catalog.Dataset{ID: "health.vacc", Title: "Vaccinations", ShareType: catalog.ShareConditional, SchemaSubject: "health.vacc"}); err != nil {
+	if _, _, err := b.PublishDataset(ctx, health, catalog.Published{ID: "health.vacc", Title: "Vaccinations", ShareType: catalog.ShareConditional, SchemaSubject: "health.vacc"}); err != nil {
 		t.Errorf("dataset on a schema registered on the other node, once applied here: %v", err)
 	}
 
@@ -92,7 +92,7 @@ func TestWritesOnAppliedEntriesOfAnotherNode(t *testing.T) {
 	if _, _, _, err := a.RegisterSchema(ctx, health, "health.cases", []byte(scriptSchema), ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := a.PublishDataset(ctx, health, catalog.Dataset{ID: "health.cases", Title: "Cases", ShareType: catalog.ShareConditional, SchemaSubject: "health.cases"}); err != nil {
+	if _, _, err := a.PublishDataset(ctx, health, catalog.Published{ID: "health.cases", Title: "Cases", ShareType: catalog.ShareConditional, SchemaSubject: "health.cases"}); err != nil {
 		t.Fatal(err)
 	}
 	r, _, seq, err := a.RequestShare(ctx, civil, shares.Input{Dataset: "health.cases", Purpose: "statistics", Days: 30})
@@ -328,7 +328,7 @@ func dependentWrites(ctx context.Context, a, b *ControlPlane) []dependentWrite {
 				return seq, err
 			},
 			func() error {
-				_, _, err := b.PublishDataset(ctx, civil, catalog.Dataset{ID: "civil.people", Title: "People", ShareType: catalog.ShareConditional, SchemaSubject: "civil.people"})
+				_, _, err := b.PublishDataset(ctx, civil, catalog.Published{ID: "civil.people", Title: "People", ShareType: catalog.ShareConditional, SchemaSubject: "civil.people"})
 				return err
 			}},
 	}

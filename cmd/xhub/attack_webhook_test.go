@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -55,18 +54,9 @@ func TestAttackSlowReceiverStarvesOtherDepartmentsWebhooks(t *testing.T) {
 
 	timeout := testenv.Option(func(c *hub.Config) { c.WebhookTimeout = time.Second })
 	env := testenv.Start(t, testenv.WithWebhooks(50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond), timeout)
-	admin := env.Node.AdminCreds
-	dir := t.TempDir()
-	creds := map[string]string{}
-	for _, d := range []string{"health", "evil", "tax"} {
-		creds[d] = filepath.Join(dir, d+".creds")
-		mustX(t, env, admin, "dept", "add", d, "--name", d)
-		mustX(t, env, admin, "creds", "issue", "--dept", d, "--role", "officer", "--out", creds[d])
-	}
-	schema := writeFile(t, "s.json", `{"type":"object","properties":{"id":{"type":"integer"}}}`)
+	creds := addOfficers(t, env, "health", "evil", "tax")
 	for _, d := range []string{"health", "evil"} {
-		mustX(t, env, creds[d], "schema", "register", d+".cond", "--file", schema)
-		mustX(t, env, creds[d], "catalog", "publish", d+".cond", "--title", "C", "--share", "conditional", "--schema", d+".cond")
+		publishCond(t, env, creds[d], d)
 	}
 	mustX(t, env, creds["evil"], "dept", "webhook", "set", "evil", "--url", slow.URL)
 	mustX(t, env, creds["health"], "dept", "webhook", "set", "health", "--url", fast.URL)
@@ -109,9 +99,7 @@ func TestAttackOtherDepartmentFillsWebhookQueue(t *testing.T) {
 	rc := newReceiver(t, func(int) bool { return true }) // health's receiver is down
 	const per = 5
 	f := newDurableFixture(t, rc, testenv.WithWebhooks(time.Hour), testenv.WithWebhookQueue(bus.WebhookQueueLimits{PerSource: per}))
-	edu := filepath.Join(t.TempDir(), "edu.creds")
-	mustX(t, f.env, f.env.Node.AdminCreds, "dept", "add", "edu", "--name", "edu")
-	mustX(t, f.env, f.env.Node.AdminCreds, "creds", "issue", "--dept", "edu", "--role", "officer", "--out", edu)
+	edu := addOfficers(t, f.env, "edu")["edu"]
 
 	f.events(t, per) // tax: request, withdraw, per times
 	genuine, _ := ids(mustX(t, f.env, edu, "share", "request", "health.cond", "--purpose", "school meals"))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -42,6 +41,55 @@ func readmeBlocks(t *testing.T) []string {
 	return blocks
 }
 
+// buildXhub builds this command into dir/xhub, as the README's
+// quickstart does.
+func buildXhub(t *testing.T, dir string) {
+	t.Helper()
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "xhub"), ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+}
+
+// runReadmeScript runs script in dir, written there as file, with bash -x
+// and `set -euo pipefail`, and none of the caller's XHUB_CREDS or
+// XHUB_HUB. It runs in a process group of its own, ended whatever
+// happens, so that no server it starts outlives the test. The test fails
+// (with the tail of what the script printed) unless the script runs to
+// its end within timeout; otherwise it returns what the script printed.
+func runReadmeScript(t *testing.T, dir, file, script string, timeout time.Duration) string {
+	t.Helper()
+	const done = "README-SCRIPT-DONE"
+	full := "set -euo pipefail\ncd " + dir + "\n" + script + "\necho " + done + "\n"
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(full), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-x", filepath.Join(dir, file))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "XHUB_CREDS=", "XHUB_HUB=")
+	var out testenv.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	err := cmd.Start()
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	text := out.String()
+	if err != nil || !strings.Contains(text, done) {
+		if len(text) > 15000 {
+			text = text[len(text)-15000:]
+		}
+		t.Fatalf("the README's commands (%s) failed: %v\n%s", file, err, text)
+	}
+	return text
+}
+
 // TestReadme runs the README's shell blocks, in order, as one script
 // against a real hub (the one its quickstart starts, on free ports), so
 // the README cannot drift from what xhub does. A block that is not meant
@@ -59,10 +107,7 @@ func TestReadme(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "xhub"), ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	buildXhub(t, dir)
 	ports := testenv.FreePorts(t, 2)
 	hub, natsAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	blocks := readmeBlocks(t)
@@ -79,31 +124,15 @@ func TestReadme(t *testing.T) {
 	if !strings.Contains(script, "--listen "+hub) {
 		t.Fatal("the README's quickstart no longer starts a hub with ./xhub serve --data-dir ./data")
 	}
-	full := "set -euo pipefail\ncd " + dir + "\n" + script + "\nkill $(jobs -p) 2>/dev/null || true\nwait || true\necho README-DONE\n"
-	if err := os.WriteFile(filepath.Join(dir, "readme.sh"), []byte(full), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-x", filepath.Join(dir, "readme.sh"))
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "XHUB_CREDS=", "XHUB_HUB=")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	// Whatever happened, no hub is left behind.
-	_ = exec.Command("pkill", "-f", filepath.Join(dir, "xhub")).Run()
-	_ = exec.Command("pkill", "-f", "--data-dir ./data --listen "+hub).Run()
-	if err != nil || !strings.Contains(out.String(), "README-DONE") {
-		tail := out.String()
-		if len(tail) > 12000 {
-			tail = tail[len(tail)-12000:]
-		}
-		t.Fatalf("the README's commands failed: %v\n%s", err, tail)
-	}
-	t.Logf("%d blocks run, %d commands", len(blocks), strings.Count(out.String(), "\n+ "))
+	// Whatever happens, no hub is left behind.
+	defer func() {
+		_ = exec.Command("pkill", "-f", filepath.Join(dir, "xhub")).Run()
+		_ = exec.Command("pkill", "-f", "--data-dir ./data --listen "+hub).Run()
+	}()
+	out := runReadmeScript(t, dir, "readme.sh", script+"\nkill $(jobs -p) 2>/dev/null || true\nwait || true", 4*time.Minute)
+	t.Logf("%d blocks run, %d commands", len(blocks), strings.Count(out, "\n+ "))
 	if os.Getenv("XHUB_README_OUT") != "" {
-		_ = os.WriteFile(os.Getenv("XHUB_README_OUT"), out.Bytes(), 0o644)
+		_ = os.WriteFile(os.Getenv("XHUB_README_OUT"), []byte(out), 0o644)
 	}
 }
 
@@ -133,10 +162,7 @@ func TestReadmeCluster(t *testing.T) {
 	}
 	block, _, _ := strings.Cut(rest, "\n```")
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "xhub"), ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	buildXhub(t, dir)
 	if err := os.Symlink(testenv.NATSServerBinary(t), filepath.Join(dir, "nats-server")); err != nil {
 		t.Fatal(err)
 	}
@@ -148,35 +174,7 @@ func TestReadmeCluster(t *testing.T) {
 	// The block's own ports, as written; reserved so that no other test
 	// takes one meanwhile.
 	testenv.ReservePorts(t, 14221, 14222, 14223, 16221, 16222, 16223, 17443, 17444, 17445)
-	full := "set -euo pipefail\ncd " + dir + "\n" + script + "\necho README-CLUSTER-DONE\n"
-	if err := os.WriteFile(filepath.Join(dir, "cluster.sh"), []byte(full), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-x", filepath.Join(dir, "cluster.sh"))
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "XHUB_CREDS=", "XHUB_HUB=")
-	var out testenv.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	// Started in a process group of its own, which is ended whatever
-	// happens: no server of the block outlives the test.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	err = cmd.Start()
-	if err == nil {
-		err = cmd.Wait()
-	}
-	if cmd.Process != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	text := out.String()
-	if err != nil || !strings.Contains(text, "README-CLUSTER-DONE") {
-		if len(text) > 15000 {
-			text = text[len(text)-15000:]
-		}
-		t.Fatalf("the README's cluster commands failed: %v\n%s", err, text)
-	}
+	text := runReadmeScript(t, dir, "cluster.sh", script, 6*time.Minute)
 	for _, want := range []string{
 		"hub: 127.0.0.1:17443,127.0.0.1:17444", // the creds file lists both nodes
 		"is in use by another xhub process",    // the second serve on hub-a's dir

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -71,33 +70,18 @@ func (rc *receiver) delivered() (n, most int) {
 	return n, most
 }
 
-// durableFixture is health with a conditional dataset and a webhook to
-// rc, and tax, whose each request is an event for health.
-type durableFixture struct {
-	env         *testenv.Env
-	health, tax string
-}
-
-func newDurableFixture(t *testing.T, rc *receiver, opts ...testenv.Option) *durableFixture {
+// newDurableFixture is the webhook fixture on a hub started with opts,
+// health's webhook posting to rc.
+func newDurableFixture(t *testing.T, rc *receiver, opts ...testenv.Option) *webhookFixture {
 	t.Helper()
-	env := testenv.Start(t, opts...)
-	admin := env.Node.AdminCreds
-	dir := t.TempDir()
-	f := &durableFixture{env: env, health: filepath.Join(dir, "health.creds"), tax: filepath.Join(dir, "tax.creds")}
-	for d, creds := range map[string]string{"health": f.health, "tax": f.tax} {
-		mustX(t, env, admin, "dept", "add", d, "--name", d)
-		mustX(t, env, admin, "creds", "issue", "--dept", d, "--role", "officer", "--out", creds)
-	}
-	schema := writeFile(t, "s.json", `{"type":"object","properties":{"id":{"type":"integer"}}}`)
-	mustX(t, env, f.health, "schema", "register", "health.cond", "--file", schema)
-	mustX(t, env, f.health, "catalog", "publish", "health.cond", "--title", "C", "--share", "conditional", "--schema", "health.cond")
-	mustX(t, env, f.health, "dept", "webhook", "set", "health", "--url", rc.srv.URL)
+	f := startWebhookFixture(t, opts...)
+	mustX(t, f.env, f.health, "dept", "webhook", "set", "health", "--url", rc.srv.URL)
 	return f
 }
 
 // events has tax request and withdraw n times: n share.requested events
 // for health.
-func (f *durableFixture) events(t *testing.T, n int) []string {
+func (f *webhookFixture) events(t *testing.T, n int) []string {
 	t.Helper()
 	var out []string
 	for range n {
@@ -108,7 +92,7 @@ func (f *durableFixture) events(t *testing.T, n int) []string {
 	return out
 }
 
-func (f *durableFixture) records(t *testing.T) []adapters.WebhookDelivery {
+func (f *webhookFixture) records(t *testing.T) []adapters.WebhookDelivery {
 	t.Helper()
 	var out struct{ Deliveries []adapters.WebhookDelivery }
 	if err := json.Unmarshal([]byte(mustX(t, f.env, f.health, "dept", "webhook", "deliveries", "health", "--limit", "1000", "-o", "json")), &out); err != nil {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,28 +18,11 @@ import (
 	"github.com/xhub-gov/xhub/internal/testenv/netns"
 )
 
-// webhookFixture is a hub whose webhooks reach only public addresses,
-// health with a conditional dataset (so each request by tax is an event
-// for health's webhook), and tax.
-type webhookFixture struct {
-	env         *testenv.Env
-	health, tax string
-}
-
+// newWebhookFixture is the webhook fixture on a hub whose webhooks reach
+// only public addresses.
 func newWebhookFixture(t *testing.T) *webhookFixture {
 	t.Helper()
-	env := testenv.Start(t, testenv.WithWebhookBackoff(10*time.Millisecond))
-	admin := env.Node.AdminCreds
-	dir := t.TempDir()
-	f := &webhookFixture{env: env, health: filepath.Join(dir, "health.creds"), tax: filepath.Join(dir, "tax.creds")}
-	for d, creds := range map[string]string{"health": f.health, "tax": f.tax} {
-		mustX(t, env, admin, "dept", "add", d, "--name", d)
-		mustX(t, env, admin, "creds", "issue", "--dept", d, "--role", "officer", "--out", creds)
-	}
-	schema := writeFile(t, "s.json", `{"type":"object","properties":{"id":{"type":"integer"}}}`)
-	mustX(t, env, f.health, "schema", "register", "health.cond", "--file", schema)
-	mustX(t, env, f.health, "catalog", "publish", "health.cond", "--title", "C", "--share", "conditional", "--schema", "health.cond")
-	return f
+	return startWebhookFixture(t, testenv.WithWebhookBackoff(10*time.Millisecond))
 }
 
 // deliver sets health's webhook to url, has tax request, and returns the

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,17 +23,8 @@ import (
 // call into its own network.
 func TestWebhooks(t *testing.T) {
 	env := testenv.Start(t, testenv.WithWebhooks(20*time.Millisecond, 40*time.Millisecond))
-	admin := env.Node.AdminCreds
-	dir := t.TempDir()
-	creds := map[string]string{}
-	for _, d := range []string{"health", "tax"} {
-		mustX(t, env, admin, "dept", "add", d, "--name", d)
-		creds[d] = filepath.Join(dir, d+".creds")
-		mustX(t, env, admin, "creds", "issue", "--dept", d, "--role", "officer", "--out", creds[d])
-	}
-	schema := writeFile(t, "s.json", `{"type":"object","properties":{"id":{"type":"integer"}}}`)
-	mustX(t, env, creds["health"], "schema", "register", "health.cond", "--file", schema)
-	mustX(t, env, creds["health"], "catalog", "publish", "health.cond", "--title", "C", "--share", "conditional", "--schema", "health.cond")
+	creds := addOfficers(t, env, "health", "tax")
+	publishCond(t, env, creds["health"], "health")
 
 	type got struct {
 		header http.Header
@@ -95,15 +85,8 @@ func TestWebhooks(t *testing.T) {
 	}
 
 	// A hub that keeps webhooks public refuses to call a loopback address.
-	env2 := testenv.Start(t, testenv.WithWebhookBackoff(10*time.Millisecond))
-	mustX(t, env2, env2.Node.AdminCreds, "dept", "add", "health", "--name", "h")
-	mustX(t, env2, env2.Node.AdminCreds, "dept", "add", "tax", "--name", "t")
-	h2 := filepath.Join(dir, "h2.creds")
-	t2 := filepath.Join(dir, "t2.creds")
-	mustX(t, env2, env2.Node.AdminCreds, "creds", "issue", "--dept", "health", "--role", "officer", "--out", h2)
-	mustX(t, env2, env2.Node.AdminCreds, "creds", "issue", "--dept", "tax", "--role", "officer", "--out", t2)
-	mustX(t, env2, h2, "schema", "register", "health.cond", "--file", schema)
-	mustX(t, env2, h2, "catalog", "publish", "health.cond", "--title", "C", "--share", "conditional", "--schema", "health.cond")
+	f2 := newWebhookFixture(t)
+	env2, h2, t2 := f2.env, f2.health, f2.tax
 	mustX(t, env2, h2, "dept", "webhook", "set", "health", "--url", srv.URL)
 	mu.Lock()
 	before := len(calls)

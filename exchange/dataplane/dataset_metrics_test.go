@@ -22,7 +22,7 @@ func (c catalogOnly) Dataset(id catalog.DatasetID) (catalog.Dataset, error) {
 	if !c.known[id] {
 		return catalog.Dataset{}, fault.NotFound("no %s", id)
 	}
-	return catalog.Dataset{ID: id}, nil
+	return catalog.Dataset{Published: catalog.Published{ID: id}}, nil
 }
 
 // TestDatasetSeriesBounded: however many datasets are queried, the

@@ -33,7 +33,7 @@ func (c *behindCP) Dataset(id catalog.DatasetID) (catalog.Dataset, error) {
 	if !c.caughtUp {
 		return catalog.Dataset{}, fault.NotFound("dataset %s is not in the catalog", id)
 	}
-	return catalog.Dataset{ID: id, Status: catalog.StatusPublished, Fields: []catalog.Field{{Name: "id"}}}, nil
+	return catalog.Dataset{Published: catalog.Published{ID: id, Fields: []catalog.Field{{Name: "id"}}}, Status: catalog.StatusPublished}, nil
 }
 
 func (c *behindCP) DatasetSchema(catalog.Dataset) (*schemas.Schema, error) {

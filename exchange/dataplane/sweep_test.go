@@ -25,7 +25,7 @@ type sweepCP struct {
 }
 
 func (c *sweepCP) Dataset(id catalog.DatasetID) (catalog.Dataset, error) {
-	return catalog.Dataset{ID: id, Status: catalog.StatusPublished}, nil
+	return catalog.Dataset{Published: catalog.Published{ID: id}, Status: catalog.StatusPublished}, nil
 }
 func (c *sweepCP) DatasetSchema(catalog.Dataset) (*schemas.Schema, error) {
 	return nil, errors.New("no schema")

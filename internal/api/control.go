@@ -228,7 +228,7 @@ func (s *catalogSvc) PublishDataset(ctx context.Context, r *xhubv1.PublishDatase
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	d, seq, err := s.cp.PublishDataset(ctx, identityFrom(ctx), catalog.Dataset{
+	d, seq, err := s.cp.PublishDataset(ctx, identityFrom(ctx), catalog.Published{
 		ID: catalog.DatasetID(r.Id), Title: strings.TrimSpace(r.Title), Description: r.Description, Keywords: r.Keywords,
 		ShareType: catalog.ShareType(r.ShareType), Frequency: r.Frequency, SchemaSubject: r.SchemaSubject, SchemaVersion: int(r.SchemaVersion),
 		Retention: retention,

@@ -402,19 +402,25 @@ func ratio(a, b float64) float64 {
 	return float64(int(a/b*1000+0.5)) / 1000
 }
 
+// provide has the provider answer each query of the dataset with rec,
+// until the returned stop is called.
+func (e *env) provide(ctx context.Context, rec []byte) (stop func()) {
+	pctx, stop := context.WithCancel(ctx)
+	go func() {
+		_ = e.provider.Serve(pctx, []string{e.dataset}, func(context.Context, adapters.ProviderQuery) ([][]byte, string, error) {
+			return [][]byte{rec}, "", nil
+		})
+	}()
+	return stop
+}
+
 // query: the hub path (consumer gRPC → checks → NATS → provider stream →
 // validation, projection, audit) against a raw pipeline of the same shape
 // without xhub: gRPC unary over the same mTLS → NATS request → NATS
 // responder answering the same record.
 func (e *env) query(ctx context.Context) (Path, error) {
 	rec := record(1)
-	pctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		_ = e.provider.Serve(pctx, []string{e.dataset}, func(context.Context, adapters.ProviderQuery) ([][]byte, string, error) {
-			return [][]byte{rec}, "", nil
-		})
-	}()
+	defer e.provide(ctx, rec)()
 	consumer := e.grantees[0]
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -486,13 +492,7 @@ func (e *env) againstRawQuery(ctx context.Context, label string, rec []byte, hub
 // records decoded as JSON, against the same raw gRPC baseline.
 func (e *env) queryJSON(ctx context.Context) (Path, error) {
 	rec := record(1)
-	pctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		_ = e.provider.Serve(pctx, []string{e.dataset}, func(context.Context, adapters.ProviderQuery) ([][]byte, string, error) {
-			return [][]byte{rec}, "", nil
-		})
-	}()
+	defer e.provide(ctx, rec)()
 	addr := strings.Split(e.hubAddr, ",")[0]
 	tr := &http.Transport{TLSClientConfig: e.consumer.ClientTLS(addr), ForceAttemptHTTP2: true, MaxIdleConnsPerHost: e.cfg.Concurrency}
 	defer tr.CloseIdleConnections()

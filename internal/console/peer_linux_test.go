@@ -32,14 +32,7 @@ func TestConsoleRefusesAnotherUserForReal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = srv.Serve(ctx, lis); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	lis := serveConsole(t, srv)
 	addr, host := lis.Addr().String(), srv.Host(lis.Addr().String())
 	status, _, cookie := replayOnce(addr, host, "/login?token="+srv.token, "")
 	if status != http.StatusSeeOther || cookie == "" {

@@ -77,15 +77,7 @@ func TestConsoleRefusesAnotherUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv.uid = uid
-		lis, err := Listen("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { _ = srv.Serve(ctx, lis); close(done) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return srv, lis
+		return srv, serveConsole(t, srv)
 	}
 
 	other, lis := serve(os.Getuid() + 1)
@@ -148,4 +140,18 @@ func FuzzSocketUID(f *testing.F) {
 			t.Fatalf("an error with an answer: %d %v %v", uid, found, err)
 		}
 	})
+}
+
+// serveConsole serves srv on a free loopback port until the test ends.
+func serveConsole(t *testing.T, srv *Server) net.Listener {
+	t.Helper()
+	lis, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ctx, lis); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return lis
 }

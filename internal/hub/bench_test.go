@@ -33,7 +33,7 @@ func BenchmarkCatalogListGRPC100k(b *testing.B) {
 	for i := range n {
 		d := i % 10
 		off := vocab.Identity{Dept: catalog.DeptID(fmt.Sprintf("dept-%d", d)), Role: vocab.RoleOfficer, Name: "officer"}
-		_, _, err := env.Node.CP.PublishDataset(ctx, off, catalog.Dataset{
+		_, _, err := env.Node.CP.PublishDataset(ctx, off, catalog.Published{
 			ID:            catalog.DatasetID(fmt.Sprintf("dept-%d.set-%06d", d, i)),
 			Title:         fmt.Sprintf("%s records %d", words[i%10], i),
 			Keywords:      []string{words[(i/10)%10], words[(i/100)%10]},

@@ -33,17 +33,7 @@ func TestSubscriberFailoverRedelivery(t *testing.T) {
 	const slack = 12 * time.Second // a busy machine; today's ack wait was 30 s
 	d := deployWith(t, "--subscription-redelivery", bound.String(), "--log-level", "info")
 	ctx := context.Background()
-	owner := d.dial(d.creds("health", vocab.RoleOfficer, "officer"))
-	if _, _, err := owner.RegisterSchema(ctx, "health.cases", []byte(schema), ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := owner.PublishDataset(ctx, adapters.DatasetSpec{ID: "health.cases", Title: "Cases", ShareType: "open", SchemaSubject: "health.cases"}); err != nil {
-		t.Fatal(err)
-	}
-	tax := d.dial(d.creds("tax", vocab.RoleOfficer, "officer"))
-	if _, err := tax.RequestShare(ctx, "health.cases", nil, "failover", 0); err != nil {
-		t.Fatal(err)
-	}
+	d.shareCases(t, "failover")
 	publisher := d.dial(d.creds("health", vocab.RoleSystem, "registry"))
 	consumer := d.dial(d.creds("tax", vocab.RoleSystem, "etl"))
 	sub, err := consumer.Subscribe(ctx, "health.cases", "held", "beginning")

@@ -41,17 +41,7 @@ func TestCrashTrials(t *testing.T) {
 	}
 	d := deploy(t, deployConfig{})
 	ctx := context.Background()
-	owner := d.dial(d.creds("health", vocab.RoleOfficer, "officer"))
-	if _, _, err := owner.RegisterSchema(ctx, "health.cases", []byte(schema), ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := owner.PublishDataset(ctx, adapters.DatasetSpec{ID: "health.cases", Title: "Cases", ShareType: "open", SchemaSubject: "health.cases"}); err != nil {
-		t.Fatal(err)
-	}
-	tax := d.dial(d.creds("tax", vocab.RoleOfficer, "officer"))
-	if _, err := tax.RequestShare(ctx, "health.cases", nil, "trial", 0); err != nil {
-		t.Fatal(err)
-	}
+	d.shareCases(t, "trial")
 	provider := d.startProvider()
 	publisher := d.dial(d.creds("health", vocab.RoleSystem, "registry"))
 	consumer := d.dial(d.creds("tax", vocab.RoleSystem, "etl"))
@@ -310,6 +300,24 @@ func load(ctx context.Context, wg *sync.WaitGroup, st *stats, trial int, writer,
 			_, err := consumer.Query(context.Background(), "health.cases", adapters.QueryOptions{Where: []string{fmt.Sprintf("ward=w%d", rand.IntN(3))}, Limit: 10})
 			return err
 		}, &st.queries, &st.queryFails)
+	}
+}
+
+// shareCases has health publish health.cases (open, the trials' schema)
+// and tax ask for it, for purpose: the dataset the trials write and read.
+func (d *deployment) shareCases(t testing.TB, purpose string) {
+	t.Helper()
+	ctx := context.Background()
+	owner := d.dial(d.creds("health", vocab.RoleOfficer, "officer"))
+	if _, _, err := owner.RegisterSchema(ctx, "health.cases", []byte(schema), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.PublishDataset(ctx, adapters.DatasetSpec{ID: "health.cases", Title: "Cases", ShareType: "open", SchemaSubject: "health.cases"}); err != nil {
+		t.Fatal(err)
+	}
+	tax := d.dial(d.creds("tax", vocab.RoleOfficer, "officer"))
+	if _, err := tax.RequestShare(ctx, "health.cases", nil, purpose, 0); err != nil {
+		t.Fatal(err)
 	}
 }
 
