@@ -15,7 +15,7 @@ import (
 // second outside review: checkText let U+0080–U+009F through.
 func TestReviewCatalogTextRefusesC1(t *testing.T) {
 	base := func() Dataset {
-		return Dataset{ID: "health.cases", Title: "Cases", Description: "Notified cases.\nOne line a case.\tWeekly.", ShareType: ShareOpen}
+		return Dataset{Published: Published{ID: "health.cases", Title: "Cases", Description: "Notified cases.\nOne line a case.\tWeekly.", ShareType: ShareOpen}}
 	}
 	if d := base(); d.ValidateMetadata() != nil {
 		t.Fatalf("a plain dataset refused: %v", d.ValidateMetadata())

@@ -355,7 +355,7 @@ func TestRefusalsBeforeAConflictJudgedAgain(t *testing.T) {
 	if _, _, _, err := a.RegisterSchema(ctx, health, "health.cases", []byte(scriptSchema), ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := a.PublishDataset(ctx, health, catalog.Dataset{ID: "health.cases", Title: "Cases", ShareType: catalog.ShareConditional, SchemaSubject: "health.cases"}); err != nil {
+	if _, _, err := a.PublishDataset(ctx, health, catalog.Published{ID: "health.cases", Title: "Cases", ShareType: catalog.ShareConditional, SchemaSubject: "health.cases"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.CatchUp(ctx); err != nil {

@@ -50,8 +50,8 @@ func refusedNaming(t *testing.T, err error, field, want string) {
 // forged table rows in an officer's terminal).
 func TestReviewRequestPurposeRefusesControlCharacters(t *testing.T) {
 	v := store.Map{}
-	ds := catalog.Dataset{ID: "health.cases", Title: "Cases", ShareType: catalog.ShareConditional, Status: catalog.StatusPublished,
-		Fields: []catalog.Field{{Name: "id", Type: "string"}}}
+	ds := catalog.Dataset{Published: catalog.Published{ID: "health.cases", Title: "Cases", ShareType: catalog.ShareConditional,
+		Fields: []catalog.Field{{Name: "id", Type: "string"}}}, Status: catalog.StatusPublished}
 	if err := v.Put(catalog.DatasetKey(ds.ID), ds); err != nil {
 		t.Fatal(err)
 	}
