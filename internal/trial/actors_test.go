@@ -102,10 +102,18 @@ func (p *province) epoch(ctx context.Context, epoch int, g *adapters.Grant, sys 
 	start := time.Now()
 	sctx, cancelSub := context.WithCancel(bg)
 	defer cancelSub()
+	// As an integrator would: a refusal that says try again (a NATS
+	// server killed a moment ago) is tried again, for a while.
 	sub, err := sys.Subscribe(sctx, "health.cases", "edu-feed", "new")
+	for tries := 1; err != nil && transient(err) && tries < 10 && ctx.Err() == nil; tries++ {
+		p.w.refused("records/grpc", "subscribe edu", err)
+		pause(ctx, time.Second)
+		sub, err = sys.Subscribe(sctx, "health.cases", "edu-feed", "new")
+	}
 	p.w.took("grpc edu (subscribe)", time.Since(start))
 	ready := time.Now()
 	subEnded := make(chan error, 1)
+	subscribed := err == nil
 	if err != nil {
 		p.w.refused("records/grpc", "subscribe edu", err)
 		subEnded <- err
@@ -185,7 +193,9 @@ func (p *province) epoch(ctx context.Context, epoch int, g *adapters.Grant, sys 
 	// reached edu on gRPC (from its subscription on) and on NATS (from
 	// a little after the approval: the feed starts from new).
 	until := time.Now().Add(-time.Second)
-	p.reachWithin("records/grpc", "grpc edu", ready.Add(time.Second), until, false, reachWait)
+	if subscribed { // else refused, and counted so
+		p.reachWithin("records/grpc", "grpc edu", ready.Add(time.Second), until, false, reachWait)
+	}
 	if at := natsReady.Load(); at != 0 {
 		p.reachWithin("records/nats", "nats edu", time.Unix(0, at).Add(2*time.Second), until, true, reachWait)
 	}
