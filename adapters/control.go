@@ -797,13 +797,15 @@ func (c *Client) WebhookDeliveries(ctx context.Context, dept string, n int) ([]W
 	return out, nil
 }
 
-// Redelivered is what a webhook redelivery queued: the ids, and how
-// many failed ones it left (the department's bound of redeliveries) to
-// be asked for again from Next.
+// Redelivered is what a webhook redelivery queued: the ids, those it
+// found already queued (asked for again: not queued twice, not counted
+// against the bound), and how many failed ones it left (the
+// department's bound of redeliveries) to be asked for again from Next.
 type Redelivered struct {
-	IDs  []string  `json:"deliveries"`
-	Left int       `json:"left,omitempty"`
-	Next time.Time `json:"next,omitzero"`
+	IDs     []string  `json:"deliveries"`
+	Already []string  `json:"already,omitempty"`
+	Left    int       `json:"left,omitempty"`
+	Next    time.Time `json:"next,omitzero"`
 }
 
 // RedeliverWebhook queues dept's failed (or dropped) webhook deliveries
@@ -818,7 +820,7 @@ func (c *Client) RedeliverWebhook(ctx context.Context, dept, id string, since ti
 	if err != nil {
 		return Redelivered{}, err
 	}
-	out := Redelivered{IDs: r.Deliveries, Left: int(r.Left)}
+	out := Redelivered{IDs: r.Deliveries, Already: r.Already, Left: int(r.Left)}
 	if r.Next != nil {
 		out.Next = r.Next.AsTime()
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 
+	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/hub"
 	"github.com/xhub-gov/xhub/internal/testenv"
@@ -164,6 +165,65 @@ func TestAttackRedeliverRequeuesWithoutBound(t *testing.T) {
 	}
 	_, err := xhub(t, f.env, f.health, "dept", "webhook", "redeliver", "health", "--since", "1h")
 	wantRefused(t, err, codes.ResourceExhausted, "ask again after")
+}
+
+// TestReviewRedeliverSameFailureTwice: asking twice in a row to
+// redeliver one failure queued it once (the queue dedupes by message
+// id), yet spent the department's bound twice and said "queued" both
+// times, as "1 deliveries"; and redeliver for a department with no
+// webhook said "no failed delivery". Found by the second outside
+// review. The repeat says the delivery is already queued and spends
+// nothing (with a bound of 2, the other failure is still taken), and a
+// department with no webhook is refused naming xhub dept webhook set.
+func TestReviewRedeliverSameFailureTwice(t *testing.T) {
+	rc := newReceiver(t, func(int) bool { return true }) // down
+	bound := testenv.Option(func(c *hub.Config) { c.WebhookRedeliverMax, c.WebhookRedeliverWindow = 2, time.Hour })
+	f := newDurableFixture(t, rc, testenv.WithWebhooks(10*time.Millisecond, 10*time.Millisecond), bound)
+	reqs := f.events(t, 2)
+	failed := map[string]string{} // request → delivery id
+	testenv.WaitFor(t, 30*time.Second, "two deliveries failed", func() bool {
+		for _, d := range f.records(t) {
+			if d.Status == webhook.StatusFailed && d.Attempts == 3 {
+				failed[d.Subject] = d.ID
+			}
+		}
+		return len(failed) == 2
+	})
+	first, second := failed[reqs[0]], failed[reqs[1]]
+	// No node posts from here on: what is queued again stays queued, and
+	// its failure record stays the last.
+	f.env.Config.NoWebhookDispatch = true
+	f.env.Restart()
+
+	redeliver := func(id string) string {
+		return strings.TrimSpace(mustX(t, f.env, f.health, "dept", "webhook", "redeliver", "health", "--id", id))
+	}
+	if out, want := redeliver(first), "1 delivery of health queued again: "+first; out != want {
+		t.Fatalf("the first ask says %q, want %q", out, want)
+	}
+	if out := redeliver(first); !strings.Contains(out, "already queued") || strings.Contains(out, "queued again: ") {
+		t.Fatalf("the same failure asked for again says %q: want it already queued, not queued again", out)
+	}
+	var got adapters.Redelivered
+	if err := json.Unmarshal([]byte(mustX(t, f.env, f.health, "dept", "webhook", "redeliver", "health", "--id", first, "-o", "json")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.IDs) != 0 || len(got.Already) != 1 || got.Already[0] != first {
+		t.Fatalf("a third ask as JSON: %+v, want %s already queued and nothing queued", got, first)
+	}
+	if n := queued(t, f.env, "health"); n != 1 {
+		t.Fatalf("%d tasks queued after asking three times for one failure, want 1", n)
+	}
+	// The repeats spent nothing: the bound of 2 still takes the second.
+	if out, want := redeliver(second), "1 delivery of health queued again: "+second; out != want {
+		t.Fatalf("the second failure after a repeat: %q, want %q", out, want)
+	}
+	if n := queued(t, f.env, "health"); n != 2 {
+		t.Fatalf("%d tasks queued, want 2", n)
+	}
+	// tax has no webhook: nowhere to post, and said so.
+	_, err := xhub(t, f.env, f.tax, "dept", "webhook", "redeliver", "tax", "--since", "1h")
+	wantRefused(t, err, codes.FailedPrecondition, "tax has no webhook: set one first (xhub dept webhook set tax")
 }
 
 // TestWebhookTasksQueuedBeforeSourcesDelivered: a deployment upgraded

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -134,7 +135,9 @@ department.`,
 DIR/key.pem (its private key) and DIR/ca.pem (the hub's CA), each mode 0600,
 for TLS clients that take PEM files (grpcurl, curl, OpenSSL, Java, .NET,
 Python, Node), and print the lines that call the hub with them. DIR is made
-(0700) if missing; files already there are not overwritten.`,
+(0700) if missing; files already there are not overwritten. A DIR that its
+group or other users can write is refused (they could swap a file once
+written), unless it is sticky like /tmp.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cr, err := vocab.LoadCreds(args[0])
@@ -161,7 +164,10 @@ Python, Node), and print the lines that call the hub with them. DIR is made
 					for _, o := range out {
 						o.Abort()
 					}
-					return fmt.Errorf("--pem: %w; nothing written (remove it, or export to another directory)", err)
+					if errors.Is(err, secretfile.ErrExists) {
+						return fmt.Errorf("--pem: %w; nothing written (remove it, or export to another directory)", err)
+					}
+					return fmt.Errorf("--pem: %w; nothing written", err)
 				}
 				defer fh.Abort()
 				if _, err := fh.Write(f.data); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
 
@@ -102,5 +104,56 @@ func TestCredsExportPEM(t *testing.T) {
 	os.WriteFile(bogus, []byte("hub: x\nnot a credential\n"), 0o600)
 	if _, err := xhub(t, env, f.tax, "creds", "export", bogus, "--pem", t.TempDir()); err == nil || !strings.Contains(err.Error(), bogus) {
 		t.Fatalf("export of a file that is not a creds file: %v", err)
+	}
+}
+
+// TestReviewCredsExportIntoDirOthersWrite: `creds export --pem DIR` wrote
+// the key into an existing DIR that its group or other users can write,
+// where another local user could swap a file for theirs (a CA of their
+// own, say) once written. Found by the second outside review. Such a DIR
+// (0777, 0770) is refused by its mode, saying to use a directory only
+// you can write, and nothing is written; 0700 is taken, a new DIR is
+// made 0700, and a sticky DIR like /tmp (1777) is taken: there only a
+// file's owner, the directory's owner and root may rename or remove it.
+func TestReviewCredsExportIntoDirOthersWrite(t *testing.T) {
+	env := testenv.Start(t)
+	creds := env.Node.AdminCreds
+	mkdir := func(mode os.FileMode) string {
+		dir := filepath.Join(t.TempDir(), "pem")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		return dir
+	}
+	for _, tc := range []struct {
+		mode os.FileMode
+		who  string
+	}{{0o777, "its group and other users can write it"}, {0o770, "its group can write it"}, {0o702, "other users can write it"}} {
+		dir := mkdir(tc.mode)
+		_, err := xhub(t, env, creds, "creds", "export", creds, "--pem", dir)
+		if err == nil {
+			t.Fatalf("export into a %04o DIR: accepted", tc.mode)
+		}
+		for _, want := range []string{fmt.Sprintf("%s is mode %04o", dir, tc.mode), tc.who, "use a directory only you can write (install -d -m 700 " + dir + ")"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("export into a %04o DIR: %q does not say %q", tc.mode, err, want)
+			}
+		}
+		if names, _ := os.ReadDir(dir); len(names) != 0 {
+			t.Errorf("export into a %04o DIR refused, yet it holds %v", tc.mode, names)
+		}
+	}
+	fresh := filepath.Join(t.TempDir(), "new", "pem")
+	for _, dir := range []string{mkdir(0o700), mkdir(0o755), mkdir(0o777 | os.ModeSticky), fresh} {
+		mustX(t, env, creds, "creds", "export", creds, "--pem", dir)
+		if _, err := os.Stat(filepath.Join(dir, "key.pem")); err != nil {
+			t.Fatalf("export into %s: %v", dir, err)
+		}
+	}
+	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("a new DIR: %v, %v; want mode 0700", fi.Mode(), err)
 	}
 }

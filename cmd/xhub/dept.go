@@ -168,7 +168,9 @@ new URL. A delivery delivered since is not posted again. Each starts a new
 schedule of attempts with the same delivery id, to the webhook's URL now.
 A department queues at most the hub's --webhook-redeliver-max (100) in each
 --webhook-redeliver-window (1m): past it, what is left is said, with when to
-ask again. Only an officer of the department may.`,
+ask again. Asking again for one already queued again queues nothing and
+spends none of the bound: it is said to be queued already. Only an officer
+of the department may, and only while it has a webhook.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (id == "") == (since == "") {
@@ -190,11 +192,16 @@ ask again. Only an officer of the department may.`,
 				if ok, err := c.emitted(got, strings.Join(ids, "\n")); ok {
 					return err
 				}
-				if len(ids) == 0 && got.Left == 0 {
+				if len(ids) == 0 && len(got.Already) == 0 && got.Left == 0 {
 					c.say("no failed delivery of %s since %s", args[0], from.Local().Format(time.RFC3339))
 					return nil
 				}
-				c.say("%d deliveries of %s queued again: %s", len(ids), args[0], strings.Join(ids, " "))
+				if len(ids) > 0 {
+					c.say("%s of %s queued again: %s", plural(len(ids), "delivery", "deliveries"), args[0], strings.Join(ids, " "))
+				}
+				if len(got.Already) > 0 {
+					c.say("%s of %s already queued (asked for before: not queued twice, nor counted against the bound): %s", plural(len(got.Already), "delivery", "deliveries"), args[0], strings.Join(got.Already, " "))
+				}
 				if got.Left > 0 {
 					c.say("%d more not queued (the hub's bound of redeliveries): ask again after %s", got.Left, got.Next.Local().Format(time.RFC3339))
 				}

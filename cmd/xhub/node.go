@@ -93,9 +93,9 @@ xhub node forget NAME, so new creds files no longer list it.`,
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the hub nodes (which are up) and the join tokens",
-		Long: `List the deployment's hub nodes, each as its last heartbeat shows it: UP
+		Long: `List the deployment's hub nodes, each as its last heartbeat shows it: up
 when heard from within three of its heartbeat intervals (xhub serve
---heartbeat-interval, 10s), when it was last seen, the ledger sequence it
+--heartbeat-interval, 10s), else down; when it was last seen, the ledger sequence it
 had applied then, its version and the addresses it advertises
 (--advertise). A node not heard from for a week is forgotten (at once:
 xhub node forget NAME). Then the
@@ -118,11 +118,11 @@ join tokens and the nodes that used them.`,
 					return c.printJSON(map[string]any{"nodes": nodes, "tokens": all})
 				}
 				w := c.table()
-				w.row("NODE", "UP", "LAST SEEN", "APPLIED", "VERSION", "ADDRESSES")
+				w.row("NODE", "STATUS", "LAST SEEN", "APPLIED", "VERSION", "ADDRESSES")
 				for _, nd := range nodes {
-					up := "no"
+					up := "down"
 					if nd.Up {
-						up = "yes"
+						up = "up"
 					}
 					w.row(nd.Name, up, nd.LastSeen.Format("2006-01-02 15:04:05"), nd.Applied, nd.Version, strings.Join(nd.Addrs, ","))
 				}

@@ -19,7 +19,9 @@ import (
 // TestNodeCommands: node token prints a token (or writes it once to
 // --out), node list shows it and the node (up, its applied sequence) in
 // table and JSON, an officer may not make one; node forget removes a
-// node's heartbeat, refusing a node that is up and an officer.
+// node's heartbeat, refusing a node that is up and an officer. The table
+// says up or down, as the README does (the second outside review found
+// yes and no there).
 func TestNodeCommands(t *testing.T) {
 	f := newShareFixture(t)
 	env, admin := f.env, f.env.Node.AdminCreds
@@ -53,7 +55,7 @@ func TestNodeCommands(t *testing.T) {
 	if len(list.Tokens) != 2 || list.Tokens[0].Name != "hub-b" || list.Tokens[0].Status != "unused" {
 		t.Fatalf("node list: %+v", list.Tokens)
 	}
-	if tab := mustX(t, env, admin, "node", "list"); !strings.Contains(tab, "hub-c") || !regexp.MustCompile(`(?m)^NODE +UP +LAST SEEN +APPLIED +VERSION +ADDRESSES\nxhub +yes `).MatchString(tab) {
+	if tab := mustX(t, env, admin, "node", "list"); !strings.Contains(tab, "hub-c") || !regexp.MustCompile(`(?m)^NODE +STATUS +LAST SEEN +APPLIED +VERSION +ADDRESSES\nxhub +up `).MatchString(tab) {
 		t.Fatalf("node list table: %q", tab)
 	}
 	_, err := xhub(t, env, f.health, "node", "token")
@@ -65,6 +67,9 @@ func TestNodeCommands(t *testing.T) {
 	old := bus.NodeBeat{Name: "hub-gone", Instance: "x", Addrs: []string{"hub-gone.example.org:7443"}, SeenAt: time.Now().UTC().Add(-time.Hour), Interval: 10 * time.Second}
 	if err := bus.PublishBeat(context.Background(), env.Node.JS, old); err != nil {
 		t.Fatal(err)
+	}
+	if tab := mustX(t, env, admin, "node", "list"); !regexp.MustCompile(`(?m)^hub-gone +down `).MatchString(tab) {
+		t.Fatalf("node list with a node last heard from an hour ago: %q", tab)
 	}
 	if _, err := xhub(t, env, admin, "node", "forget", "xhub"); err == nil || !strings.Contains(err.Error(), "node xhub is up") || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("node forget of a node up: %v", err)

@@ -138,7 +138,7 @@ and /catalog/export?format=dcat|csv exports the catalog.`,
 	var refused string
 	f.StringVar(&refused, "join", "", "refused: a token on the command line is readable by every local user; use --join-file or XHUB_JOIN")
 	_ = f.MarkHidden("join")
-	f.StringVar(&joinFile, "join-file", "", "join a running hub with the token `xhub node token --out FILE` wrote, read from FILE (mode 0600; or the token in env XHUB_JOIN); absent once joined is fine: a node that has joined ignores it")
+	f.StringVar(&joinFile, "join-file", "", "join a running hub with the token that xhub node token --out wrote, read from `FILE` (mode 0600; or the token in env XHUB_JOIN); absent once joined is fine: a node that has joined ignores it")
 	f.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let departments' webhooks reach addresses that are not globally routable: loopback, private, shared (100.64/10), link-local and the other IANA special-purpose ranges (off: only public unicast, checked on each connection)")
 	f.DurationSliceVar(&cfg.WebhookBackoff, "webhook-backoff", webhook.DefaultBackoff, "the waits before the retries of a webhook delivery (comma-separated): one more attempt than waits, on whichever nodes; every node of a deployment should have the same")
 	f.DurationVar(&cfg.WebhookTimeout, "webhook-timeout", 5*time.Second, "bound of one webhook attempt; a node that stops during one leaves the delivery to another node after it and 10s more")

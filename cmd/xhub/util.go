@@ -29,3 +29,11 @@ func parseTime(s string) (time.Time, error) {
 	}
 	return time.Time{}, fmt.Errorf("--since %q: want RFC 3339, a date like 2026-11-22, or a duration like 2h", s)
 }
+
+// plural is "1 delivery", "2 deliveries": n with the word that fits it.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

@@ -212,7 +212,7 @@ func TestWebhookRedeliver(t *testing.T) {
 
 	// Every failed one since an hour ago: the second only.
 	out = mustX(t, f.env, f.health, "dept", "webhook", "redeliver", "health", "--since", "1h")
-	if !strings.Contains(out, "1 deliveries") || !strings.Contains(out, second) || strings.Contains(out, first) {
+	if !strings.Contains(out, "1 delivery of health") || !strings.Contains(out, second) || strings.Contains(out, first) {
 		t.Fatalf("redeliver --since says %q, want only %s", out, second)
 	}
 	testenv.WaitFor(t, 30*time.Second, "the second delivered", func() bool {

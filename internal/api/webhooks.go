@@ -95,11 +95,16 @@ func (s *departments) RedeliverWebhook(ctx context.Context, r *xhubv1.RedeliverW
 	if s.js == nil {
 		return nil, toStatus(&fault.Error{Kind: fault.KindUnavailable, Msg: "this node keeps no webhook records"})
 	}
+	// With no webhook there is nowhere to post: say so, not that
+	// nothing failed (a redelivery would only be dropped).
+	if _, ok := s.cp.Webhook(dept); !ok {
+		return nil, toStatus(fault.Precondition("WEBHOOK_NOT_SET", string(dept), "%s has no webhook: set one first (xhub dept webhook set %s --url URL)", dept, dept))
+	}
 	got, err := webhook.Redeliver(ctx, s.js, webhook.Redelivery{Dept: dept, ID: r.Delivery, Since: since, By: id.URI(), Max: s.redeliver.Max, Window: s.redeliver.Window})
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	out := &xhubv1.RedeliverWebhookResponse{Deliveries: got.IDs, Left: int32(got.Left)}
+	out := &xhubv1.RedeliverWebhookResponse{Deliveries: got.IDs, Already: got.Already, Left: int32(got.Left)}
 	if !got.Next.IsZero() {
 		out.Next = ts(got.Next)
 	}

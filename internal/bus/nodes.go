@@ -45,17 +45,22 @@ type NodeBeat struct {
 	Name string `json:"name"`
 	// Instance is random per process start: two beats under one name
 	// from different instances are two nodes given the same --name.
-	Instance  string        `json:"instance"`
-	Addrs     []string      `json:"addrs,omitempty"` // advertised host:port, as clients dial them
-	Version   string        `json:"version"`
-	Applied   uint64        `json:"applied"`
-	StartedAt time.Time     `json:"started_at"`
-	SeenAt    time.Time     `json:"seen_at"`
-	Interval  time.Duration `json:"interval"`
+	Instance  string    `json:"instance"`
+	Addrs     []string  `json:"addrs,omitempty"` // advertised host:port, as clients dial them
+	Version   string    `json:"version"`
+	Applied   uint64    `json:"applied"`
+	StartedAt time.Time `json:"started_at"`
+	// SeenAt is when the node beat, by its own clock; as read (Beats,
+	// LastBeat) never later than when the stream stored it, by the NATS
+	// server's: a node whose clock runs ahead would otherwise stay up
+	// after it died, for as long as its clock is ahead.
+	SeenAt   time.Time     `json:"seen_at"`
+	Interval time.Duration `json:"interval"`
 }
 
 // Up says whether the node beat recently enough at now: within three of
-// its intervals (missing two beats is down).
+// its intervals (missing two beats is down). A beat read from the stream
+// is judged on when it was stored at the latest (see SeenAt).
 func (b NodeBeat) Up(now time.Time) bool {
 	return now.Sub(b.SeenAt) <= 3*max(b.Interval, time.Second)
 }
@@ -104,7 +109,7 @@ func Beats(ctx context.Context, js jetstream.JetStream) ([]NodeBeat, error) {
 		if json.Unmarshal(m.Data, &b) != nil || NodePrefix+b.Name != subj || !strings.HasPrefix(subj, NodePrefix) {
 			continue
 		}
-		out = append(out, b)
+		out = append(out, heard(b, m))
 	}
 	return out, nil
 }
@@ -148,5 +153,19 @@ func LastBeat(ctx context.Context, js jetstream.JetStream, name string) (NodeBea
 	if err != nil {
 		return b, err
 	}
-	return b, json.Unmarshal(m.Data, &b)
+	if err := json.Unmarshal(m.Data, &b); err != nil {
+		return b, err
+	}
+	return heard(b, m), nil
+}
+
+// heard is b as stored in m: a beat may say it is older than when the
+// NATS server stored it (a node whose clock runs behind shows down
+// sooner), never younger. The server's clock is one for every node, and
+// it is not the writer's.
+func heard(b NodeBeat, m *jetstream.RawStreamMsg) NodeBeat {
+	if !m.Time.IsZero() && b.SeenAt.After(m.Time) {
+		b.SeenAt = m.Time.UTC()
+	}
+	return b
 }

@@ -298,9 +298,26 @@ func (c *Config) validate() error {
 	if len(c.WebhookBackoff) > 20 {
 		return fmt.Errorf("hub: --webhook-backoff: %d waits, at most 20", len(c.WebhookBackoff))
 	}
-	if q := c.WebhookQueue; q.PerSource < 0 || q.MaxBytes < 0 || q.MaxAge < 0 || c.WebhookTimeout < 0 || c.WebhookConnectTimeout < 0 ||
-		c.WebhookWorkers < 0 || c.WebhookPerDept < 0 || c.WebhookScan < 0 || c.WebhookRedeliverMax < 0 || c.WebhookRedeliverWindow < 0 {
-		return errors.New("hub: --webhook-queue-per-source, --webhook-queue-max-bytes, --webhook-queue-max-age, --webhook-timeout, --webhook-connect-timeout, --webhook-workers, --webhook-per-dept, --webhook-redeliver-max and --webhook-redeliver-window are at least 0 (0: the default)")
+	// Each is named alone: the operator sees which of them was wrong.
+	for _, f := range []struct {
+		name     string
+		value    any
+		negative bool
+	}{
+		{"--webhook-queue-per-source", c.WebhookQueue.PerSource, c.WebhookQueue.PerSource < 0},
+		{"--webhook-queue-max-bytes", c.WebhookQueue.MaxBytes, c.WebhookQueue.MaxBytes < 0},
+		{"--webhook-queue-max-age", c.WebhookQueue.MaxAge, c.WebhookQueue.MaxAge < 0},
+		{"--webhook-timeout", c.WebhookTimeout, c.WebhookTimeout < 0},
+		{"--webhook-connect-timeout", c.WebhookConnectTimeout, c.WebhookConnectTimeout < 0},
+		{"--webhook-workers", c.WebhookWorkers, c.WebhookWorkers < 0},
+		{"--webhook-per-dept", c.WebhookPerDept, c.WebhookPerDept < 0},
+		{"--webhook-redeliver-max", c.WebhookRedeliverMax, c.WebhookRedeliverMax < 0},
+		{"--webhook-redeliver-window", c.WebhookRedeliverWindow, c.WebhookRedeliverWindow < 0},
+		{"Config.WebhookScan", c.WebhookScan, c.WebhookScan < 0}, // no flag: tests set it
+	} {
+		if f.negative {
+			return fmt.Errorf("hub: %s %v: at least 0 (0: the default)", f.name, f.value)
+		}
 	}
 	if c.WebhookWorkers > 1024 {
 		return fmt.Errorf("hub: --webhook-workers %d: at most 1024", c.WebhookWorkers)

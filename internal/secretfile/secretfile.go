@@ -14,6 +14,12 @@
 // a file, and a path planted while the secret was being made (a dial, a
 // ledger append) makes the write fail rather than land in another user's
 // file, keeping that user's owner and mode.
+//
+// A directory that another user can write (group or other write, not
+// sticky) is refused before anything is written ([ErrUnsafeDir]): there
+// the file could be swapped for theirs once it is in place. A sticky
+// directory such as /tmp is accepted: only the file's owner (or the
+// directory's, or root) may rename or remove what is in it.
 package secretfile
 
 import (
@@ -29,6 +35,11 @@ import (
 // ErrExists: the target exists (a file, a directory, a link, dangling or
 // not); nothing was written.
 var ErrExists = errors.New("already exists")
+
+// ErrUnsafeDir: the target's directory can be written by a user other
+// than its owner (group or other write, and not sticky); nothing was
+// written.
+var ErrUnsafeDir = errors.New("a directory others can write")
 
 // File is a secret file being written aside; Commit puts it at its
 // target, Abort removes it. Create it before the secret is made (before
@@ -64,14 +75,17 @@ func write(target string, data []byte, replace bool) error {
 }
 
 func create(target string, replace bool) (*File, error) {
+	dir, base := filepath.Split(target)
+	if dir == "" {
+		dir = "."
+	}
+	if err := checkDir(filepath.Clean(dir)); err != nil {
+		return nil, fmt.Errorf("write %s: %w", target, err)
+	}
 	if !replace {
 		if err := absent(target); err != nil {
 			return nil, err
 		}
-	}
-	dir, base := filepath.Split(target)
-	if dir == "" {
-		dir = "."
 	}
 	for range 8 {
 		b := make([]byte, 8)

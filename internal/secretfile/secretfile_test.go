@@ -83,3 +83,46 @@ func TestNeverWritesThrough(t *testing.T) {
 		t.Fatalf("left beside the target: %v", ents)
 	}
 }
+
+// TestRefusesDirOthersCanWrite: a directory its group or other users can
+// write, not sticky, is refused before anything is put in it (there the
+// file could be swapped once written); a sticky one (like /tmp) and one
+// only its owner writes are taken. Found by the second outside review
+// (creds export --pem into a 0777 directory).
+func TestRefusesDirOthersCanWrite(t *testing.T) {
+	tests := []struct {
+		mode os.FileMode
+		ok   bool
+	}{
+		{0o700, true}, {0o755, true}, {0o777 | os.ModeSticky, true},
+		{0o777, false}, {0o770, false}, {0o702, false}, {0o775, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "d")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			err := Write(filepath.Join(dir, "secret"), []byte("s3cret"))
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("refused: %v", err)
+			case !tc.ok && !errors.Is(err, ErrUnsafeDir):
+				t.Fatalf("Write: %v, want ErrUnsafeDir", err)
+			}
+			if names, _ := os.ReadDir(dir); !tc.ok && len(names) != 0 {
+				t.Fatalf("refused, yet the directory holds %v", names)
+			}
+			f, err := Create(filepath.Join(dir, "other"))
+			if err == nil {
+				f.Abort()
+			}
+			if !tc.ok && !errors.Is(err, ErrUnsafeDir) {
+				t.Fatalf("Create: %v, want ErrUnsafeDir", err)
+			}
+		})
+	}
+}

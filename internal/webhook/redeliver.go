@@ -38,9 +38,13 @@ const (
 
 // Redelivered is what a redelivery queued, and what it left.
 type Redelivered struct {
-	IDs  []string  // queued again
-	Left int       // failed deliveries asked for and not queued: the bound was reached
-	Next time.Time // when the department may queue more (zero: now)
+	IDs []string // queued again
+	// Already are asked for and already in the queue: the same failure
+	// was asked for again within bus.WebhookTaskDuplicates. They are not
+	// counted against the bound.
+	Already []string
+	Left    int       // failed deliveries asked for and not queued: the bound was reached
+	Next    time.Time // when the department may queue more (zero: now)
 }
 
 // window is a department's redelivery window, kept on
@@ -53,7 +57,10 @@ type window struct {
 // Redeliver queues the deliveries r names again, as tasks that start a
 // new schedule of attempts with the same delivery id (a receiver that
 // keeps the ids it has taken sees the same event), and returns their
-// ids. Asking twice for the same failure queues it once. The department
+// ids. Asking twice for the same failure queues it once, and the second
+// ask is said (Already) and not counted against the bound (the queue
+// says so only when asked to take it: with none of the bound left, a
+// repeat is refused like any other ask). The department
 // queues at most r.Max in each r.Window: past it, what is left is said
 // (Left, Next), and a call with none left in its window is refused with
 // a fault.KindExhausted error naming when to ask again. A full queue
@@ -105,30 +112,61 @@ func Redeliver(ctx context.Context, js jetstream.JetStream, r Redelivery) (Redel
 	if len(want) == 0 {
 		return Redelivered{}, nil
 	}
-	n, next, err := reserve(ctx, js, r, len(want))
-	if err != nil {
-		return Redelivered{}, err
-	}
-	out := Redelivered{Left: len(want) - n}
-	if out.Left > 0 {
-		out.Next = next
-	}
-	for _, d := range want[:n] {
-		t := Task{ID: d.ID, Dept: r.Dept, Source: r.Dept, Event: d.Event, Subject: d.Subject, Entry: d.Entry, Time: d.Time, By: r.By}
-		if t.Time.IsZero() {
-			t.Time = d.At
-		}
-		// One task per failure record: the same failure asked twice is
-		// one message id.
-		if err := enqueue(ctx, js, t, d.ID+".re."+strconv.FormatInt(d.At.UnixNano(), 10)); err != nil {
-			if ok, why := full(err, t); ok {
-				return out, fault.Exhausted("dept:"+string(r.Dept), "%d of %d deliveries queued again, then: %s", len(out.IDs), len(want), why)
+	// Each delivery is reserved from the window before it is queued, and
+	// given back when the queue answers that it already holds it (the
+	// same failure asked for again within bus.WebhookTaskDuplicates): a
+	// repeat queues nothing, so it spends none of the bound.
+	var out Redelivered
+	for len(want) > 0 {
+		n, next, err := reserve(ctx, js, r, len(want))
+		if err != nil {
+			var fe *fault.Error
+			if len(out.IDs)+len(out.Already) > 0 && !next.IsZero() && errors.As(err, &fe) && fe.Kind == fault.KindExhausted {
+				out.Left, out.Next = len(want), next // this call's own queuing reached the bound
+				return out, nil
 			}
 			return out, err
 		}
-		out.IDs = append(out.IDs, d.ID)
+		batch := want[:n]
+		want = want[n:]
+		dups := 0
+		for _, d := range batch {
+			t := Task{ID: d.ID, Dept: r.Dept, Source: r.Dept, Event: d.Event, Subject: d.Subject, Entry: d.Entry, Time: d.Time, By: r.By}
+			if t.Time.IsZero() {
+				t.Time = d.At
+			}
+			// One task per failure record: the same failure asked twice is
+			// one message id.
+			dup, err := enqueue(ctx, js, t, d.ID+".re."+strconv.FormatInt(d.At.UnixNano(), 10))
+			if err != nil {
+				release(ctx, js, r, next, dups)
+				if ok, why := full(err, t); ok {
+					return out, fault.Exhausted("dept:"+string(r.Dept), "%s queued again, then: %s", deliveries(len(out.IDs)), why)
+				}
+				return out, err
+			}
+			if dup {
+				dups++
+				out.Already = append(out.Already, d.ID)
+				continue
+			}
+			out.IDs = append(out.IDs, d.ID)
+		}
+		if dups == 0 && len(want) > 0 {
+			out.Left, out.Next = len(want), next // the bound is reached
+			break
+		}
+		release(ctx, js, r, next, dups)
 	}
 	return out, nil
+}
+
+// deliveries is "1 delivery", "n deliveries".
+func deliveries(n int) string {
+	if n == 1 {
+		return "1 delivery"
+	}
+	return strconv.Itoa(n) + " deliveries"
 }
 
 // reserve takes up to want of the department's redeliveries from its
@@ -160,8 +198,8 @@ func reserve(ctx context.Context, js jetstream.JetStream, r Redelivery, want int
 		next := w.Start.Add(r.Window)
 		n := min(want, r.Max-w.Queued)
 		if n <= 0 {
-			return 0, next, fault.Exhausted("dept:"+string(r.Dept), "%s has queued %d deliveries again since %s, the most in %s: ask again after %s",
-				r.Dept, w.Queued, w.Start.Format(time.RFC3339), r.Window, next.Format(time.RFC3339))
+			return 0, next, fault.Exhausted("dept:"+string(r.Dept), "%s has queued %s again since %s, the most in %s: ask again after %s",
+				r.Dept, deliveries(w.Queued), w.Start.Format(time.RFC3339), r.Window, next.Format(time.RFC3339))
 		}
 		w.Queued += n
 		b, _ := json.Marshal(w)
@@ -176,4 +214,38 @@ func reserve(ctx context.Context, js jetstream.JetStream, r Redelivery, want int
 		return n, next, nil
 	}
 	return 0, time.Time{}, fault.Exhausted("dept:"+string(r.Dept), "other redeliveries of %s are under way: ask again in a moment", r.Dept)
+}
+
+// release gives back n of the department's redeliveries reserved from
+// the window that ends at next: they queued nothing. A window since
+// ended gives back nothing (the next starts empty). Best effort: a
+// release that loses to other nodes' writes five times leaves the
+// window as it is, the bound spent more than it should, never less.
+func release(ctx context.Context, js jetstream.JetStream, r Redelivery, next time.Time, n int) {
+	if n <= 0 {
+		return
+	}
+	subj := bus.WebhookRedeliverSubject(r.Dept)
+	stream, err := js.Stream(ctx, bus.WebhookStream)
+	if err != nil {
+		return
+	}
+	for range 5 {
+		msg, err := stream.GetLastMsgForSubject(ctx, subj)
+		if err != nil {
+			return
+		}
+		var w window
+		if json.Unmarshal(msg.Data, &w) != nil || !w.Start.Add(r.Window).Equal(next) {
+			return
+		}
+		w.Queued = max(0, w.Queued-n)
+		b, _ := json.Marshal(w)
+		_, err = js.Publish(ctx, subj, b, jetstream.WithExpectLastSequencePerSubject(msg.Sequence), jetstream.WithExpectStream(bus.WebhookStream))
+		var api *jetstream.APIError
+		if errors.As(err, &api) && api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			continue
+		}
+		return
+	}
 }

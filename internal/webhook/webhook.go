@@ -631,7 +631,7 @@ func (d *Dispatcher) produce(ctx context.Context, m jetstream.Msg) {
 			src = ev.Dept
 		}
 		t := Task{ID: DeliveryID(seq, ev.Dept), Dept: ev.Dept, Source: src, Event: ev.Kind, Subject: ev.ID, Entry: seq, Time: ev.Time}
-		if err := enqueue(ctx, d.cfg.JS, t, t.ID); err != nil {
+		if _, err := enqueue(ctx, d.cfg.JS, t, t.ID); err != nil {
 			if ok, why := full(err, t); ok {
 				d.dropped(t, why)
 				continue
@@ -647,8 +647,10 @@ func (d *Dispatcher) produce(ctx context.Context, m jetstream.Msg) {
 	}
 }
 
-// enqueue publishes t with message id msgID.
-func enqueue(ctx context.Context, js jetstream.JetStream, t Task, msgID string) error {
+// enqueue publishes t with message id msgID, and says whether the queue
+// took it as a duplicate of one it took with that id within
+// bus.WebhookTaskDuplicates (then nothing was added).
+func enqueue(ctx context.Context, js jetstream.JetStream, t Task, msgID string) (dup bool, err error) {
 	b, _ := json.Marshal(t)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -656,8 +658,11 @@ func enqueue(ctx context.Context, js jetstream.JetStream, t Task, msgID string) 
 	if t.Source != "" {
 		subj = bus.WebhookTaskSubject(t.Dept, t.Source)
 	}
-	_, err := js.Publish(ctx, subj, b, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.WebhookQueueStream))
-	return err
+	ack, err := js.Publish(ctx, subj, b, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(bus.WebhookQueueStream))
+	if err != nil {
+		return false, err
+	}
+	return ack.Duplicate, nil
 }
 
 // full reports whether err is the queue refusing task t for one of its

@@ -722,8 +722,11 @@ type RedeliverWebhookResponse struct {
 	// failed deliveries asked for and not queued: the department reached its
 	// bound of redeliveries (the hub's --webhook-redeliver-max in each
 	// --webhook-redeliver-window); ask again at next
-	Left          int32                  `protobuf:"varint,2,opt,name=left,proto3" json:"left,omitempty"`
-	Next          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=next,proto3" json:"next,omitempty"`
+	Left int32                  `protobuf:"varint,2,opt,name=left,proto3" json:"left,omitempty"`
+	Next *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=next,proto3" json:"next,omitempty"`
+	// asked for and already in the queue (the same failure asked for again
+	// within ten minutes): nothing queued, not counted against the bound
+	Already       []string `protobuf:"bytes,4,rep,name=already,proto3" json:"already,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -775,6 +778,13 @@ func (x *RedeliverWebhookResponse) GetLeft() int32 {
 func (x *RedeliverWebhookResponse) GetNext() *timestamppb.Timestamp {
 	if x != nil {
 		return x.Next
+	}
+	return nil
+}
+
+func (x *RedeliverWebhookResponse) GetAlready() []string {
+	if x != nil {
+		return x.Already
 	}
 	return nil
 }
@@ -7150,13 +7160,14 @@ const file_xhub_proto_rawDesc = "" +
 	"\x17RedeliverWebhookRequest\x12\x12\n" +
 	"\x04dept\x18\x01 \x01(\tR\x04dept\x12\x1a\n" +
 	"\bdelivery\x18\x02 \x01(\tR\bdelivery\x120\n" +
-	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"~\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\x98\x01\n" +
 	"\x18RedeliverWebhookResponse\x12\x1e\n" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\tR\n" +
 	"deliveries\x12\x12\n" +
 	"\x04left\x18\x02 \x01(\x05R\x04left\x12.\n" +
-	"\x04next\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04next\"\x86\x02\n" +
+	"\x04next\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04next\x12\x18\n" +
+	"\aalready\x18\x04 \x03(\tR\aalready\"\x86\x02\n" +
 	"\n" +
 	"Credential\x12\x16\n" +
 	"\x06serial\x18\x01 \x01(\tR\x06serial\x12\x12\n" +
