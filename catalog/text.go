@@ -23,17 +23,16 @@ import (
 
 // unsafeRune reports whether r may not appear in a line of text: any
 // Unicode control character (C0, DEL, C1, which include tab, newline
-// and carriage return), the line and paragraph separators, and the bidi
-// embeddings, overrides and isolates that change the visual order.
+// and carriage return), the line and paragraph separators, and every
+// bidi control (marks, embeddings, overrides, isolates) that changes the
+// visual order.
 func unsafeRune(r rune) bool {
 	switch {
 	case unicode.IsControl(r):
 		return true
 	case r == '\u2028' || r == '\u2029': // line, paragraph separator
 		return true
-	case r >= '\u202a' && r <= '\u202e': // LRE, RLE, PDF, LRO, RLO
-		return true
-	case r >= '\u2066' && r <= '\u2069': // LRI, RLI, FSI, PDI
+	case unicode.Is(unicode.Bidi_Control, r): // LRM, RLM, ALM, embeddings, overrides, isolates
 		return true
 	}
 	return false

@@ -337,8 +337,11 @@ func (a *appender) commit(ctx context.Context, ops []*op) {
 		switch {
 		case err == nil:
 		case errors.Is(err, ledger.ErrConflict):
-			// Another node appended first: draft again on its entries.
+			// Another node appended first: draft again on its entries,
+			// every refusal too (the conflict proves the draft they were
+			// judged on was not the head).
 			a.reset()
+			clear(refused)
 			cctx, cancel := context.WithTimeout(ctx, cp.cfg.ReadWait)
 			cerr := cp.CatchUp(cctx)
 			cancel()

@@ -47,6 +47,9 @@ func (cp *ControlPlane) checkSchema(txn *store.Txn, subject catalog.DatasetID, r
 	if err != nil {
 		return SchemaVerdict{}, nil, err
 	}
+	if err := cand.CheckFields(); err != nil {
+		return SchemaVerdict{}, nil, err
+	}
 	subj := schemas.Subject{Subject: subject, Compat: schemas.DefaultMode}
 	if _, err := txn.Get(schemas.SubjectKey(subject), &subj); err != nil {
 		return SchemaVerdict{}, nil, err

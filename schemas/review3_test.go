@@ -3,6 +3,8 @@ package schemas
 import (
 	"strings"
 	"testing"
+
+	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // TestReview3FieldNamesHoldControls: a dataset's fields are its schema's
@@ -13,14 +15,23 @@ import (
 // `xhub schema show` (cmd/xhub/schema.go: f.Name, and the schema text,
 // whose C1 and bidi characters encoding/json leaves raw).
 func TestReview3FieldNamesHoldControls(t *testing.T) {
-	s, err := Parse([]byte(`{"type":"object","properties":{"id\u001b[2J\u001b[Hstatus: retired":{"type":"string"},"n\u009b31m":{"type":"string"}}}`))
-	if err != nil {
-		t.Fatalf("refused (as it should be): %v", err)
-	}
-	for _, f := range s.Fields() {
-		if strings.ContainsAny(f.Name, "\x1b\u009b") {
-			t.Errorf("field name %q accepted: it is printed raw by catalog show and schema show", f.Name)
+	for _, doc := range []string{
+		`{"type":"object","properties":{"id\u001b[2J\u001b[Hstatus: retired":{"type":"string"}}}`,
+		`{"type":"object","properties":{"n\u009b31m":{"type":"string"}}}`,
+		`{"type":"object","properties":{"n":{"type":"string","description":"ok\u202eevil"}}}`,
+	} {
+		s, err := Parse([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
 		}
+		err = s.CheckFields()
+		if fault.KindOf(err) != fault.KindInvalid || strings.ContainsAny(err.Error(), "\x1b\u009b\u202e") {
+			t.Errorf("%s: %v, want invalid (the refusal itself escaped)", doc, err)
+		}
+	}
+	ok := MustParse(`{"type":"object","properties":{"病例":{"type":"string","description":"one line\nand another"}}}`)
+	if err := ok.CheckFields(); err != nil {
+		t.Errorf("plain fields refused: %v", err)
 	}
 }
 

@@ -112,6 +112,24 @@ func (s *Schema) Canonical() []byte { return s.canonical }
 func (s *Schema) Equal(o *Schema) bool { return bytes.Equal(s.canonical, o.canonical) }
 
 // Fields lists the top-level properties, in name order: the dataset's fields.
+// CheckFields checks the fields a schema gives its dataset as text a
+// person reads: every department sees their names and descriptions in the
+// catalog, so they hold no control character, line separator or bidi
+// control (catalog.CheckLine; a description may have several lines).
+// Checked when a schema is registered, not when one in the ledger is
+// read.
+func (s *Schema) CheckFields() error {
+	for _, f := range s.Fields() {
+		if err := catalog.CheckLine("properties", f.Name); err != nil {
+			return fault.Invalid("properties", "field name %q: %v", catalog.EscapeLine(f.Name), err)
+		}
+		if err := catalog.CheckParagraph("properties", f.Description); err != nil {
+			return fault.Invalid("properties", "description of field %s: %v", f.Name, err)
+		}
+	}
+	return nil
+}
+
 func (s *Schema) Fields() []catalog.Field {
 	obj, _ := s.doc.(map[string]any)
 	props, _ := obj["properties"].(map[string]any)

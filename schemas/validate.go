@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/xhub-gov/xhub/catalog"
 	"slices"
 	"strings"
 	"sync"
@@ -73,7 +74,9 @@ func (s *Schema) ValidateWithin(ctx context.Context, v any, b *Budget) error {
 		if len(l.InstanceLocation) > 0 {
 			toks := make([]string, len(l.InstanceLocation))
 			for i, t := range l.InstanceLocation {
-				toks[i] = escape(t)
+				// A key with control characters is written escaped: the
+				// pointer reaches terminals in refusals and reasons.
+				toks[i] = catalog.EscapeLine(escape(t))
 			}
 			ptr = "/" + strings.Join(toks, "/")
 		}

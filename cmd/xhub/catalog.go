@@ -215,7 +215,7 @@ how many; xhub share revoke ends one). New requests follow the new type.`,
 					if f.Required {
 						req = " (required)"
 					}
-					c.say("  %s: %s%s", f.Name, f.Type, req)
+					c.say("  %s: %s%s", catalog.EscapeLine(f.Name), f.Type, req)
 				}
 				return nil
 			})

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/catalog"
 )
 
 func (c *cli) schemaCmd() *cobra.Command {
@@ -115,7 +116,7 @@ FORWARD). Every incompatibility is explained with a JSON pointer and a rule.`,
 					if f.Required {
 						req = " (required)"
 					}
-					c.say("  %s: %s%s", f.Name, f.Type, req)
+					c.say("  %s: %s%s", catalog.EscapeLine(f.Name), f.Type, req)
 				}
 				c.say("schema:  %s", string(s.JSON))
 				return nil

@@ -284,6 +284,10 @@ func (s *Subscription) pump(ctx context.Context) {
 			if err = s.remake(ctx); err == nil {
 				continue
 			}
+			if fault.KindOf(err) != 0 {
+				s.fail(err) // the grant ended (PERMISSION_DENIED), the node is behind (UNAVAILABLE), …
+				return
+			}
 		}
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -377,7 +381,12 @@ func (s *Subscription) remake(ctx context.Context) error {
 	if s.spec.internal != "" {
 		return jetstream.ErrConsumerDeleted // the NATS feed is made again by its own loop (natsout.go)
 	}
-	if _, _, err := s.p.readable(ctx, s.caller, s.ds.ID); err != nil {
+	// The removal is itself a sign of a newer entry (a revocation another
+	// node's sweep acted on): judged on the log's head, always.
+	if err := s.p.cp.CatchUp(ctx); err != nil {
+		return err
+	}
+	if _, _, err := s.p.readableNow(s.caller, s.ds.ID); err != nil {
 		return err // the grant, or the dataset, has ended: so does the subscription
 	}
 	s.mu.Lock()

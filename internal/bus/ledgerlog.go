@@ -134,15 +134,12 @@ const errCodeIncompleteBatch jetstream.ErrorCode = 10176
 // LastSeq is the sequence of the newest entry in the stream.
 func (l *LedgerLog) LastSeq(ctx context.Context) (uint64, error) {
 	return whileUnanswered(ctx, func(ctx context.Context) (uint64, error) {
+		// js.Stream reads the stream's info afresh: one API call, not two.
 		s, err := l.js.Stream(ctx, l.stream)
 		if err != nil {
 			return 0, fmt.Errorf("ledger: %w", err)
 		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("ledger: %w", err)
-		}
-		return info.State.LastSeq, nil
+		return s.CachedInfo().State.LastSeq, nil
 	})
 }
 

@@ -187,6 +187,12 @@ func (s *Service) handle(m *nats.Msg) {
 		s.cfg.Log.Warn("NATS authorization request not readable", "err", err)
 		return // the server times the client out
 	}
+	if req.Expires != 0 && s.cfg.Now().After(time.Unix(req.Expires, 0).Add(expiredSlack)) {
+		// The server gave up on it long ago: judging it would only delay
+		// the requests behind it (one handler answers them in turn).
+		s.refused.WithLabelValues(reasonExpiredRequest).Inc()
+		return
+	}
 	res := jwt.NewAuthorizationResponseClaims(req.UserNkey)
 	res.Audience = req.Server.ID
 	ujwt, who, err := s.authorize(req)
@@ -236,21 +242,34 @@ func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (string, string
 	if err != nil {
 		return "", "", refuse(reasonCertificate, "client certificate: %v", err)
 	}
-	// Judged on the log's head: a credential issued, or a grant approved,
-	// through another node a moment ago counts. Only a certificate the
-	// hub's CA signed (the server verified its chain) gets this far.
+	// Refusals no newer entry can undo first (a revoked or expired
+	// credential, a role that never reads over NATS, a department at its
+	// bound), without reading the log's head.
+	now := s.cfg.Now()
+	_, known := s.cfg.CP.Credential(serial)
+	if known {
+		if err := s.checkCredential(cert, id, serial, now); err != nil {
+			return "", id.URI(), err
+		}
+	}
+	if id.Role != vocab.RoleSystem {
+		return "", id.URI(), refuse(reasonRole, "%s: only a department's system (role system) reads data over NATS, not role %s", id.URI(), id.Role)
+	}
+	if n := s.conns(id.Dept); n >= s.cfg.MaxConnsPerDept {
+		return "", id.URI(), refuse(reasonLimit, "department %s has %d NATS connections, the most the hub allows", id.Dept, n)
+	}
+	// Then judged on the log's head: a credential issued, or a grant
+	// approved, through another node a moment ago counts.
 	hctx, cancel := context.WithTimeout(context.Background(), HeadWait)
 	err = s.cfg.CP.CatchUp(hctx)
 	cancel()
 	if err != nil {
 		return "", id.URI(), fmt.Errorf("%w: %v", errBehind, err)
 	}
-	now := s.cfg.Now()
-	if err := s.checkCredential(cert, id, serial, now); err != nil {
-		return "", id.URI(), err
-	}
-	if id.Role != vocab.RoleSystem {
-		return "", id.URI(), refuse(reasonRole, "%s: only a department's system (role system) reads data over NATS, not role %s", id.URI(), id.Role)
+	if !known {
+		if err := s.checkCredential(cert, id, serial, now); err != nil {
+			return "", id.URI(), err
+		}
 	}
 	allowed, expires := allowedOf(s.cfg.CP.ActiveGrantPairs(now), id.Dept)
 	if cert.NotAfter.Before(expires) || expires.IsZero() {
@@ -299,6 +318,28 @@ func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (string, string
 	return ujwt, id.URI(), nil
 }
 
+// conns counts dept's connections this service has authorized and not
+// seen end.
+func (s *Service) conns(dept catalog.DeptID) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	count := func() int {
+		n := 0
+		for _, c := range s.clients {
+			if c.id.Dept == dept {
+				n++
+			}
+		}
+		return n
+	}
+	n := count()
+	if n >= s.cfg.MaxConnsPerDept {
+		s.prune()
+		n = count()
+	}
+	return n
+}
+
 func (s *Service) checkCredential(cert *x509.Certificate, id vocab.Identity, serial string, now time.Time) error {
 	c, ok := s.cfg.CP.Credential(serial)
 	switch {
@@ -316,18 +357,23 @@ func (s *Service) checkCredential(cert *x509.Certificate, id vocab.Identity, ser
 
 // Why connections are refused: the metric's reasons.
 const (
-	reasonNoCertificate = "no_certificate" // not TLS, or no client certificate
-	reasonCertificate   = "bad_certificate"
-	reasonCredential    = "unknown_credential"
-	reasonRevoked       = "revoked"
-	reasonExpired       = "expired"
-	reasonRole          = "role"
-	reasonLimit         = "connection_limit"
-	reasonBehind        = "behind" // not answered: this node could not apply the log's head in time
-	reasonOther         = "other"
+	reasonNoCertificate  = "no_certificate" // not TLS, or no client certificate
+	reasonCertificate    = "bad_certificate"
+	reasonCredential     = "unknown_credential"
+	reasonRevoked        = "revoked"
+	reasonExpired        = "expired"
+	reasonRole           = "role"
+	reasonLimit          = "connection_limit"
+	reasonBehind         = "behind"          // not answered: this node could not apply the log's head in time
+	reasonExpiredRequest = "request_expired" // not answered: the server had given up on it
+	reasonOther          = "other"
 )
 
-var refusalReasons = []string{reasonNoCertificate, reasonCertificate, reasonCredential, reasonRevoked, reasonExpired, reasonRole, reasonLimit, reasonBehind, reasonOther}
+var refusalReasons = []string{reasonNoCertificate, reasonCertificate, reasonCredential, reasonRevoked, reasonExpired, reasonRole, reasonLimit, reasonBehind, reasonExpiredRequest, reasonOther}
+
+// expiredSlack is how long past its expiry (by this node's clock) an
+// authorization request is still judged: room for clocks that disagree.
+const expiredSlack = 10 * time.Second
 
 // errBehind: this node cannot judge a connection on the log's head.
 var errBehind = errors.New("this node is behind the log")
