@@ -73,6 +73,10 @@ func runReadmeScript(t *testing.T, dir, file, script string, timeout time.Durati
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A server the script left running holds its output open: once bash
+	// has ended, Wait gives the output a moment, then closes it (the group
+	// is killed below), rather than wait for that server for ever.
+	cmd.WaitDelay = 10 * time.Second
 	err := cmd.Start()
 	if err == nil {
 		err = cmd.Wait()
