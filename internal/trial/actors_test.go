@@ -93,6 +93,7 @@ func (p *province) epoch(ctx context.Context, epoch int, g *adapters.Grant, sys 
 	bg := context.Background()
 	granted := g.Fields
 	var revokedAt atomic.Int64 // unix ns; 0: not yet
+	var revoking atomic.Bool   // the revocation has been asked for
 	late := func(channel string, id int) {
 		if at := revokedAt.Load(); at != 0 && time.Since(time.Unix(0, at)) > revokeSlack {
 			p.w.violate("records/after-revoke", "%s received record %d %v after the revocation of %s was acknowledged", channel, id, time.Since(time.Unix(0, at)).Round(time.Millisecond), g.ID)
@@ -144,7 +145,7 @@ func (p *province) epoch(ctx context.Context, epoch int, g *adapters.Grant, sys 
 		// The hub authorises a NATS connection on its state when it
 		// connects: connect once both nodes hold the grant.
 		p.applied(g.ID)
-		nc, err := p.natsConnect("edu", 0, "edu integrator", func() bool { return revokedAt.Load() == 0 })
+		nc, err := p.natsConnect("edu", 0, "edu integrator", func() bool { return !revoking.Load() })
 		if err != nil {
 			p.w.refused("records/nats", "edu NATS connect", err)
 			return
@@ -200,6 +201,10 @@ func (p *province) epoch(ctx context.Context, epoch int, g *adapters.Grant, sys 
 		p.reachWithin("records/nats", "nats edu", time.Unix(0, at).Add(2*time.Second), until, true, reachWait)
 	}
 
+	// From the call on, the grant may be revoked: the hub applies it (and
+	// renews edu's NATS connections without the subject) before the
+	// officer hears back.
+	revoking.Store(true)
 	rv, err := p.officer["health"].RevokeGrant(bg, g.ID, "epoch over")
 	if err != nil {
 		p.w.refused("writes/refused", "revoke", err)
