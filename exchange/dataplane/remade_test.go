@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/fault"
@@ -21,17 +23,8 @@ import (
 // grant, and the 120 records published before edu's client made it again
 // "from new" never reached edu.
 func TestSubscriptionConsumerRemovedUnderItIsRemade(t *testing.T) {
-	nc, js := dataBus(t)
 	ctx := context.Background()
-	cp := &behindCP{caughtUp: true}
-	p, err := New(Config{CP: cp, NC: nc, JS: js, PageTokenKey: make([]byte, PageTokenKeySize), SubscriptionSweep: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	for p.SubscriptionSweeps() == 0 { // its first sweep removes consumers whose maker behindCP does not know
-		time.Sleep(10 * time.Millisecond)
-	}
+	p, js := sweptPlane(t, &behindCP{caughtUp: true})
 	tax := vocab.Identity{Dept: "tax", Role: vocab.RoleSystem, Name: "etl"}
 	sub, err := p.Subscribe(ctx, tax, SubscribeInput{Dataset: "health.cases", Name: "etl"})
 	if err != nil {
@@ -80,4 +73,21 @@ func TestSubscriptionConsumerRemovedUnderItIsRemade(t *testing.T) {
 	if _, err := p.DeleteSubscription(ctx, tax, "health.cases", "etl"); fault.KindOf(err) != fault.KindPrecondition || !strings.Contains(err.Error(), "close the subscriber first") {
 		t.Errorf("deleting a subscription a subscriber reads: %v", err)
 	}
+}
+
+// sweptPlane is a data plane on the data bus and cp whose first
+// subscription sweep is done (that sweep would remove a consumer whose
+// maker cp does not know).
+func sweptPlane(t *testing.T, cp ControlPlane) (*Plane, jetstream.JetStream) {
+	t.Helper()
+	nc, js := dataBus(t)
+	p, err := New(Config{CP: cp, NC: nc, JS: js, PageTokenKey: make([]byte, PageTokenKeySize), SubscriptionSweep: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	for p.SubscriptionSweeps() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return p, js
 }

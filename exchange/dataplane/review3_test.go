@@ -58,19 +58,11 @@ func (c *revokedAtHeadCP) CatchUp(context.Context) error {
 // comes back, with its maker set to the reader (up to maxRemade times per
 // Subscription, each undoing another node's sweep).
 func TestReview3RemakeAfterRevocationAtHead(t *testing.T) {
-	nc, js := dataBus(t)
 	ctx := context.Background()
 	cp := &revokedAtHeadCP{}
-	p, err := New(Config{CP: cp, NC: nc, JS: js, PageTokenKey: make([]byte, PageTokenKeySize), SubscriptionSweep: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
 	// This node's own first sweep is done (it judges on a caught-up
 	// state: run after the revocation, it would apply it here).
-	for p.SubscriptionSweeps() == 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	p, js := sweptPlane(t, cp)
 	tax := vocab.Identity{Dept: "tax", Role: vocab.RoleSystem, Name: "etl"}
 	sub, err := p.Subscribe(ctx, tax, SubscribeInput{Dataset: "health.cases", Name: "etl"})
 	if err != nil {
@@ -117,17 +109,8 @@ func TestReview3RemakeAfterRevocationAtHead(t *testing.T) {
 // ended with Ctrl-C) leaves its pull request at the server until it
 // expires: is the subscription "open" for a moment after?
 func TestReview3DeleteRightAfterClose(t *testing.T) {
-	nc, js := dataBus(t)
 	ctx := context.Background()
-	cp := &behindCP{caughtUp: true}
-	p, err := New(Config{CP: cp, NC: nc, JS: js, PageTokenKey: make([]byte, PageTokenKeySize), SubscriptionSweep: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	for p.SubscriptionSweeps() == 0 { // its first sweep would remove a consumer behindCP knows no maker of
-		time.Sleep(10 * time.Millisecond)
-	}
+	p, _ := sweptPlane(t, &behindCP{caughtUp: true})
 	tax := vocab.Identity{Dept: "tax", Role: vocab.RoleSystem, Name: "etl"}
 	sub, err := p.Subscribe(ctx, tax, SubscribeInput{Dataset: "health.cases", Name: "etl"})
 	if err != nil {
