@@ -11,6 +11,7 @@ import (
 
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+	"github.com/xhub-gov/xhub/proto/xhub/v1/vocabpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -87,7 +88,7 @@ func (c *Client) Serve(ctx context.Context, datasets []string, h Handler) error 
 			defer wg.Done()
 			q := ProviderQuery{Dataset: call.Dataset, Fields: call.Fields, Limit: int(call.Limit), PageToken: call.PageToken, RequestID: call.RequestId}
 			res := &xhubv1.ProviderResult{CallId: call.CallId}
-			fs, err := xhubv1.VocabFilters(call.Filters)
+			fs, err := vocabpb.VocabFilters(call.Filters)
 			for _, f := range fs {
 				if err == nil {
 					err = f.Check() // the hub checked it; a handler need not trust that
@@ -212,7 +213,7 @@ func (c *Client) Query(ctx context.Context, dataset string, o QueryOptions) (*Qu
 		if err != nil {
 			return nil, fmt.Errorf("filter %q: %w", w, err)
 		}
-		req.Filters = append(req.Filters, xhubv1.FilterPB(f))
+		req.Filters = append(req.Filters, vocabpb.Filter(f))
 	}
 	r, err := c.exchange.Query(ctx, req)
 	if err != nil {

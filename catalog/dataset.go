@@ -5,7 +5,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // ShareType says on what terms a dataset is shared.
@@ -23,7 +23,7 @@ func ParseShareType(s string) (ShareType, error) {
 	case ShareOpen, ShareConditional, ShareNone:
 		return t, nil
 	}
-	return "", fault.Invalid("share_type", "%q is not one of open, conditional, none", s)
+	return "", vocab.Invalid("share_type", "%q is not one of open, conditional, none", s)
 }
 
 // Status is a dataset's life-cycle state.
@@ -50,14 +50,6 @@ type Department struct {
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
 	Seq       uint64    `json:"seq"`
-}
-
-// Field is one top-level property of a dataset's schema (an information item).
-type Field struct {
-	Name        string `json:"name"`
-	Type        string `json:"type"`
-	Required    bool   `json:"required,omitempty"`
-	Description string `json:"description,omitempty"`
 }
 
 // Dataset is a resource in the catalog: what its owner published (the
@@ -101,7 +93,7 @@ func (d *Published) ValidateMetadata() error {
 		return err
 	}
 	if len(d.Keywords) > MaxKeywords {
-		return fault.Invalid("keywords", "%d keywords, at most %d", len(d.Keywords), MaxKeywords)
+		return vocab.Invalid("keywords", "%d keywords, at most %d", len(d.Keywords), MaxKeywords)
 	}
 	seen := make(map[string]bool, len(d.Keywords))
 	kw := d.Keywords[:0]
@@ -139,12 +131,12 @@ func checkLen(field, s string, min, max int) error {
 	n := utf8.RuneCountInString(s)
 	if n < min {
 		if min == 1 {
-			return fault.Invalid(field, "is required")
+			return vocab.Invalid(field, "is required")
 		}
-		return fault.Invalid(field, "is %d characters, at least %d", n, min)
+		return vocab.Invalid(field, "is %d characters, at least %d", n, min)
 	}
 	if n > max {
-		return fault.Invalid(field, "is %d characters, at most %d", n, max)
+		return vocab.Invalid(field, "is %d characters, at most %d", n, max)
 	}
 	return nil
 }

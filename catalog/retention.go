@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // Retention is how long a dataset's published batches are kept before the
@@ -32,7 +32,7 @@ func ParseRetention(s string) (Retention, error) {
 		return 0, nil
 	}
 	if len(s) > maxRetentionText {
-		return 0, fault.Invalid("retention", "is %d characters, at most %d (a number and a unit: 30d, 12h, 2s)", len(s), maxRetentionText)
+		return 0, vocab.Invalid("retention", "is %d characters, at most %d (a number and a unit: 30d, 12h, 2s)", len(s), maxRetentionText)
 	}
 	var unit time.Duration
 	switch s[len(s)-1] {
@@ -45,23 +45,23 @@ func ParseRetention(s string) (Retention, error) {
 	case 'd':
 		unit = 24 * time.Hour
 	default:
-		return 0, fault.Invalid("retention", "%q is not a number and a unit s, m, h or d (30d, 12h, 2s)", s)
+		return 0, vocab.Invalid("retention", "%q is not a number and a unit s, m, h or d (30d, 12h, 2s)", s)
 	}
 	digits := s[:len(s)-1]
 	if digits == "" || len(digits) > 1 && digits[0] == '0' {
-		return 0, fault.Invalid("retention", "%q is not a number and a unit s, m, h or d (30d, 12h, 2s)", s)
+		return 0, vocab.Invalid("retention", "%q is not a number and a unit s, m, h or d (30d, 12h, 2s)", s)
 	}
 	for _, c := range digits {
 		if c < '0' || c > '9' {
-			return 0, fault.Invalid("retention", "%q is not a number and a unit s, m, h or d (30d, 12h, 2s)", s)
+			return 0, vocab.Invalid("retention", "%q is not a number and a unit s, m, h or d (30d, 12h, 2s)", s)
 		}
 	}
 	n, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil || n > int64(MaxRetention)/int64(unit) {
-		return 0, fault.Invalid("retention", "%q is more than %s", s, MaxRetention)
+		return 0, vocab.Invalid("retention", "%q is more than %s", s, MaxRetention)
 	}
 	if n == 0 {
-		return 0, fault.Invalid("retention", "%q: at least %s (leave it empty for the hub's default)", s, MinRetention)
+		return 0, vocab.Invalid("retention", "%q: at least %s (leave it empty for the hub's default)", s, MinRetention)
 	}
 	return Retention(time.Duration(n) * unit), nil
 }
@@ -73,10 +73,10 @@ func (r Retention) Validate() error {
 		return nil
 	}
 	if r < MinRetention || r > MaxRetention {
-		return fault.Invalid("retention", "%s is outside %s to %s", r, MinRetention, MaxRetention)
+		return vocab.Invalid("retention", "%s is outside %s to %s", r, MinRetention, MaxRetention)
 	}
 	if time.Duration(r)%time.Second != 0 {
-		return fault.Invalid("retention", "must be whole seconds")
+		return vocab.Invalid("retention", "must be whole seconds")
 	}
 	return nil
 }

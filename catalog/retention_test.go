@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -45,7 +45,7 @@ func TestParseRetention(t *testing.T) {
 		t.Run(tt.in, func(t *testing.T) {
 			got, err := ParseRetention(tt.in)
 			if tt.bad != "" {
-				if fault.KindOf(err) != fault.KindInvalid || !strings.Contains(err.Error(), "retention") || !strings.Contains(err.Error(), tt.bad) {
+				if vocab.KindOf(err) != vocab.KindInvalid || !strings.Contains(err.Error(), "retention") || !strings.Contains(err.Error(), tt.bad) {
 					t.Fatalf("ParseRetention(%q) = %v, %v; want an error with %q", tt.in, got, err, tt.bad)
 				}
 				return
@@ -109,7 +109,7 @@ func TestRetentionEntries(t *testing.T) {
 	if d, err = ApplyDatasetUpdated(v, mustJSON(t, body), t0, 2); err != nil || d.Retention != month {
 		t.Fatalf("applied: %+v %v", d, err)
 	}
-	if _, _, err := CheckUpdate(v, Update{ID: "health.cases", Retention: &month}); fault.KindOf(err) != fault.KindPrecondition {
+	if _, _, err := CheckUpdate(v, Update{ID: "health.cases", Retention: &month}); vocab.KindOf(err) != vocab.KindPrecondition {
 		t.Fatalf("the same retention again: %v", err)
 	}
 	var def Retention
@@ -120,11 +120,11 @@ func TestRetentionEntries(t *testing.T) {
 		t.Fatalf("applied: %+v %v", d, err)
 	}
 	tooLong := MaxRetention + Retention(time.Second)
-	if _, _, err := CheckUpdate(v, Update{ID: "health.cases", Retention: &tooLong}); fault.KindOf(err) != fault.KindInvalid || !strings.Contains(err.Error(), "retention") {
+	if _, _, err := CheckUpdate(v, Update{ID: "health.cases", Retention: &tooLong}); vocab.KindOf(err) != vocab.KindInvalid || !strings.Contains(err.Error(), "retention") {
 		t.Fatalf("too long: %v", err)
 	}
 	pub := Published{ID: "health.beds", Title: "Beds", ShareType: ShareOpen, Retention: Retention(1500 * time.Millisecond)}
-	if err := pub.ValidateMetadata(); fault.KindOf(err) != fault.KindInvalid || !strings.Contains(err.Error(), "whole seconds") {
+	if err := pub.ValidateMetadata(); vocab.KindOf(err) != vocab.KindInvalid || !strings.Contains(err.Error(), "whole seconds") {
 		t.Fatalf("a retention in milliseconds: %v", err)
 	}
 }

@@ -3,7 +3,7 @@ package catalog
 import (
 	"strings"
 
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // The catalog's commands checked against current state. Each returns the
@@ -23,7 +23,7 @@ func NewDepartment(v Views, id DeptID, name string) (DeptAdded, error) {
 		return DeptAdded{}, err
 	}
 	if id == HubDept {
-		return DeptAdded{}, fault.Invalid("department", "%q is reserved for the hub operator", id)
+		return DeptAdded{}, vocab.Invalid("department", "%q is reserved for the hub operator", id)
 	}
 	name = strings.TrimSpace(name)
 	if err := ValidateName(name); err != nil {
@@ -33,7 +33,7 @@ func NewDepartment(v Views, id DeptID, name string) (DeptAdded, error) {
 	if ok, err := v.Get(DeptKey(id), &old); err != nil {
 		return DeptAdded{}, err
 	} else if ok {
-		return DeptAdded{}, fault.Exists("department %s already exists (%s)", id, old.Name)
+		return DeptAdded{}, vocab.Exists("department %s already exists (%s)", id, old.Name)
 	}
 	return DeptAdded{ID: id, Name: name}, nil
 }
@@ -53,7 +53,7 @@ func Publication(v Views, d Published, s SchemaRef) (Published, error) {
 	if ok, err := v.Get(DatasetKey(d.ID), &old); err != nil {
 		return Published{}, err
 	} else if ok && old.SchemaVersion > s.Version && old.Status == StatusPublished {
-		return Published{}, fault.Precondition("SCHEMA_VERSION", string(d.ID), "dataset %s already uses schema version %d; it cannot go back to %d", d.ID, old.SchemaVersion, s.Version)
+		return Published{}, vocab.Precondition("SCHEMA_VERSION", string(d.ID), "dataset %s already uses schema version %d; it cannot go back to %d", d.ID, old.SchemaVersion, s.Version)
 	}
 	d.SchemaSubject, d.SchemaVersion, d.Fields = string(s.Subject), s.Version, s.Fields
 	return d, nil
@@ -70,16 +70,16 @@ func Retire(v Views, id DatasetID, reason string) (Retirement, error) {
 		return Retirement{}, err
 	}
 	if len(reason) > MaxReasonLen {
-		return Retirement{}, fault.Invalid("reason", "is %d bytes, at most %d", len(reason), MaxReasonLen)
+		return Retirement{}, vocab.Invalid("reason", "is %d bytes, at most %d", len(reason), MaxReasonLen)
 	}
 	var d Dataset
 	if ok, err := v.Get(DatasetKey(id), &d); err != nil {
 		return Retirement{}, err
 	} else if !ok {
-		return Retirement{}, fault.NotFound("dataset %s is not in the catalog", id)
+		return Retirement{}, vocab.NotFound("dataset %s is not in the catalog", id)
 	}
 	if d.Status == StatusRetired {
-		return Retirement{}, fault.Precondition("DATASET_STATE", string(id), "dataset %s is already retired", id)
+		return Retirement{}, vocab.Precondition("DATASET_STATE", string(id), "dataset %s is already retired", id)
 	}
 	return Retirement{ID: id, Reason: reason}, nil
 }

@@ -3,8 +3,9 @@ package catalog
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"time"
+
+	"github.com/xhub-gov/xhub/exchange/keyspace"
 )
 
 // The catalog's state machine: the entry kinds that change departments

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -66,7 +66,7 @@ func TestCatalogRules(t *testing.T) {
 	if _, err := ApplyDeptAdded(v, mustJSON(t, d), t0, 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewDepartment(v, "health", "Again"); fault.KindOf(err) != fault.KindExists {
+	if _, err := NewDepartment(v, "health", "Again"); vocab.KindOf(err) != vocab.KindExists {
 		t.Fatalf("second registration: %v", err)
 	}
 
@@ -78,13 +78,13 @@ func TestCatalogRules(t *testing.T) {
 	if _, err := ApplyDatasetPublished(v, mustJSON(t, body), t0, 2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Publication(v, ds, SchemaRef{Subject: "health.cases", Version: 1}); fault.KindOf(err) != fault.KindPrecondition {
+	if _, err := Publication(v, ds, SchemaRef{Subject: "health.cases", Version: 1}); vocab.KindOf(err) != vocab.KindPrecondition {
 		t.Fatalf("back to an earlier schema version: %v", err)
 	}
-	if _, err := Retire(v, "health.none", ""); fault.KindOf(err) != fault.KindNotFound {
+	if _, err := Retire(v, "health.none", ""); vocab.KindOf(err) != vocab.KindNotFound {
 		t.Fatalf("retire unknown: %v", err)
 	}
-	if _, err := Retire(v, "health.cases", strings.Repeat("x", MaxReasonLen+1)); fault.KindOf(err) != fault.KindInvalid {
+	if _, err := Retire(v, "health.cases", strings.Repeat("x", MaxReasonLen+1)); vocab.KindOf(err) != vocab.KindInvalid {
 		t.Fatalf("reason too long: %v", err)
 	}
 	r, err := Retire(v, "health.cases", " replaced ")
@@ -94,7 +94,7 @@ func TestCatalogRules(t *testing.T) {
 	if _, err := ApplyDatasetRetired(v, mustJSON(t, r), t0, 3); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Retire(v, "health.cases", ""); fault.KindOf(err) != fault.KindPrecondition {
+	if _, err := Retire(v, "health.cases", ""); vocab.KindOf(err) != vocab.KindPrecondition {
 		t.Fatalf("retired twice: %v", err)
 	}
 	// Retired, it may be published again on an earlier version.

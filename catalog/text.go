@@ -6,7 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // The rule for text a person reads: a dataset's title, a department's
@@ -55,7 +55,7 @@ func checkChars(field, s string, paragraph bool) error {
 		n++
 		if r == utf8.RuneError {
 			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
-				return fault.Invalid(field, "is not valid UTF-8 (byte %d is 0x%02x)", i, s[i])
+				return vocab.Invalid(field, "is not valid UTF-8 (byte %d is 0x%02x)", i, s[i])
 			}
 		}
 		if paragraph && (r == '\n' || r == '\t') {
@@ -70,7 +70,7 @@ func checkChars(field, s string, paragraph bool) error {
 			if paragraph {
 				where = "plain text (newlines and tabs are allowed)"
 			}
-			return fault.Invalid(field, "holds %U (%s) at character %d: write it as %s", r, what, n, where)
+			return vocab.Invalid(field, "holds %U (%s) at character %d: write it as %s", r, what, n, where)
 		}
 	}
 	return nil

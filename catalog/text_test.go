@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // TestReviewCatalogTextRefusesC1: a dataset's title, keywords and
@@ -41,8 +41,8 @@ func TestReviewCatalogTextRefusesC1(t *testing.T) {
 			d := base()
 			tc.edit(&d)
 			err := d.ValidateMetadata()
-			fe, ok := err.(*fault.Error)
-			if !ok || fe.Kind != fault.KindInvalid || fe.Violations[0].Field != tc.field {
+			fe, ok := err.(*vocab.Error)
+			if !ok || fe.Kind != vocab.KindInvalid || fe.Violations[0].Field != tc.field {
 				t.Fatalf("got %v, want an invalid %s", err, tc.field)
 			}
 		})
@@ -50,7 +50,7 @@ func TestReviewCatalogTextRefusesC1(t *testing.T) {
 	if err := ValidateName("卫生健康委员会 (Health)"); err != nil {
 		t.Error(err)
 	}
-	if err := ValidateName("Health\u009b"); fault.KindOf(err) != fault.KindInvalid {
+	if err := ValidateName("Health\u009b"); vocab.KindOf(err) != vocab.KindInvalid {
 		t.Errorf("a name with U+009B: %v", err)
 	}
 }
@@ -59,11 +59,11 @@ func TestReviewCatalogTextRefusesC1(t *testing.T) {
 // point and its position in characters, so an officer can find it.
 func TestCheckLineNamesTheCharacter(t *testing.T) {
 	err := CheckLine("purpose", "统计\x1b[31m")
-	if fault.KindOf(err) != fault.KindInvalid || !strings.Contains(err.Error(), "purpose: holds U+001B (a control character) at character 3") {
+	if vocab.KindOf(err) != vocab.KindInvalid || !strings.Contains(err.Error(), "purpose: holds U+001B (a control character) at character 3") {
 		t.Errorf("got %v", err)
 	}
 	err = CheckLine("reason", "ab\xff")
-	if fault.KindOf(err) != fault.KindInvalid || !strings.Contains(err.Error(), "reason: is not valid UTF-8 (byte 2 is 0xff)") {
+	if vocab.KindOf(err) != vocab.KindInvalid || !strings.Contains(err.Error(), "reason: is not valid UTF-8 (byte 2 is 0xff)") {
 		t.Errorf("got %v", err)
 	}
 	if err := CheckLine("reason", "\ufffd is a character like any other"); err != nil {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // KindDatasetUpdated changes some of a published dataset's metadata.
@@ -86,10 +86,10 @@ func CheckUpdate(v Views, u Update) (Update, Dataset, error) {
 	if ok, err := v.Get(DatasetKey(u.ID), &old); err != nil {
 		return Update{}, Dataset{}, err
 	} else if !ok {
-		return Update{}, Dataset{}, fault.NotFound("dataset %s is not in the catalog", u.ID)
+		return Update{}, Dataset{}, vocab.NotFound("dataset %s is not in the catalog", u.ID)
 	}
 	if old.Status != StatusPublished {
-		return Update{}, Dataset{}, fault.Precondition("DATASET_STATE", string(u.ID), "dataset %s is %s: publish it again (xhub catalog publish) instead of updating it", u.ID, old.Status)
+		return Update{}, Dataset{}, vocab.Precondition("DATASET_STATE", string(u.ID), "dataset %s is %s: publish it again (xhub catalog publish) instead of updating it", u.ID, old.Status)
 	}
 	if u.Title != nil {
 		t := strings.TrimSpace(*u.Title)
@@ -111,7 +111,7 @@ func CheckUpdate(v Views, u Update) (Update, Dataset, error) {
 		u.ShareType = &st
 	}
 	if u.Schema != nil && u.Schema.Version < old.SchemaVersion && string(u.Schema.Subject) == old.SchemaSubject {
-		return Update{}, Dataset{}, fault.Precondition("SCHEMA_VERSION", string(u.ID), "dataset %s already uses schema version %d; it cannot go back to %d", u.ID, old.SchemaVersion, u.Schema.Version)
+		return Update{}, Dataset{}, vocab.Precondition("SCHEMA_VERSION", string(u.ID), "dataset %s already uses schema version %d; it cannot go back to %d", u.ID, old.SchemaVersion, u.Schema.Version)
 	}
 	// Keep only what differs.
 	if u.Title != nil && *u.Title == old.Title {
@@ -136,7 +136,7 @@ func CheckUpdate(v Views, u Update) (Update, Dataset, error) {
 		u.Schema = nil
 	}
 	if len(u.Changed()) == 0 {
-		return Update{}, Dataset{}, fault.Precondition("NO_CHANGE", string(u.ID), "nothing to change: dataset %s already has these values", u.ID)
+		return Update{}, Dataset{}, vocab.Precondition("NO_CHANGE", string(u.ID), "nothing to change: dataset %s already has these values", u.ID)
 	}
 	return u, old, nil
 }

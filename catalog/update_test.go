@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -33,7 +33,7 @@ func TestUpdate(t *testing.T) {
 	if err != nil || d.Title != title || d.ShareType != ShareNone || len(d.Keywords) != 1 || d.SchemaVersion != 2 || !d.PublishedAt.Equal(t0) || d.Seq != 2 {
 		t.Fatalf("applied: %+v %v", d, err)
 	}
-	if _, _, err := CheckUpdate(v, Update{ID: "health.cases", Title: &title}); fault.KindOf(err) != fault.KindPrecondition {
+	if _, _, err := CheckUpdate(v, Update{ID: "health.cases", Title: &title}); vocab.KindOf(err) != vocab.KindPrecondition {
 		t.Fatalf("no change: %v", err)
 	}
 	old := SchemaRef{Subject: "health.cases", Version: 1}
@@ -41,7 +41,7 @@ func TestUpdate(t *testing.T) {
 		t.Fatalf("schema back: %v", err)
 	}
 	long := strings.Repeat("x", MaxTitleLen+1)
-	if _, _, err := CheckUpdate(v, Update{ID: "health.cases", Title: &long}); fault.KindOf(err) != fault.KindInvalid {
+	if _, _, err := CheckUpdate(v, Update{ID: "health.cases", Title: &long}); vocab.KindOf(err) != vocab.KindInvalid {
 		t.Fatalf("long title: %v", err)
 	}
 	if _, err := ApplyDatasetRetired(v, []byte(`{"id":"health.cases"}`), t0, 3); err != nil {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/exchange/keyspace"
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // KindDeptWebhook sets (or, with an empty URL, removes) the URL the hub
@@ -38,14 +38,14 @@ func CheckWebhookURL(raw string) error {
 		return nil
 	}
 	if len(raw) > MaxWebhookURLLen {
-		return fault.Invalid("url", "is %d bytes, at most %d", len(raw), MaxWebhookURLLen)
+		return vocab.Invalid("url", "is %d bytes, at most %d", len(raw), MaxWebhookURLLen)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsAny(raw, " \t\n") {
-		return fault.Invalid("url", "%q is not an http(s) URL", raw)
+		return vocab.Invalid("url", "%q is not an http(s) URL", raw)
 	}
 	if u.User != nil {
-		return fault.Invalid("url", "carries user information: the hub signs each delivery instead")
+		return vocab.Invalid("url", "carries user information: the hub signs each delivery instead")
 	}
 	return nil
 }
@@ -56,7 +56,7 @@ func NewWebhook(v Views, dept DeptID, rawURL string) (Webhook, error) {
 	if ok, err := v.Get(DeptKey(dept), &d); err != nil {
 		return Webhook{}, err
 	} else if !ok {
-		return Webhook{}, fault.NotFound("department %s is not registered", dept)
+		return Webhook{}, vocab.NotFound("department %s is not registered", dept)
 	}
 	if err := CheckWebhookURL(rawURL); err != nil {
 		return Webhook{}, err

@@ -5,7 +5,6 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // Checks that commands of several subjects share, and the limits on
@@ -24,13 +23,13 @@ const (
 func checkReason(reason string, required bool) error {
 	r := strings.TrimSpace(reason)
 	if required && r == "" {
-		return fault.Invalid("reason", "is required")
+		return vocab.Invalid("reason", "is required")
 	}
 	if err := catalog.CheckLine("reason", r); err != nil {
 		return err
 	}
 	if len(r) > MaxReasonLen {
-		return fault.Invalid("reason", "is %d bytes, at most %d", len(r), MaxReasonLen)
+		return vocab.Invalid("reason", "is %d bytes, at most %d", len(r), MaxReasonLen)
 	}
 	return nil
 }
@@ -38,10 +37,10 @@ func checkReason(reason string, required bool) error {
 // mayActFor checks that actor is an officer of the department that owns a subject or dataset.
 func mayActFor(actor vocab.Identity, owner catalog.DeptID, what string) error {
 	if actor.Role != vocab.RoleOfficer {
-		return fault.Denied("%s: only a data officer of %s may %s (caller is %s)", actor.URI(), owner, what, actor.Role)
+		return vocab.Denied("%s: only a data officer of %s may %s (caller is %s)", actor.URI(), owner, what, actor.Role)
 	}
 	if actor.Dept != owner {
-		return fault.Denied("%s: an officer of %s may not %s of department %s", actor.URI(), actor.Dept, what, owner)
+		return vocab.Denied("%s: an officer of %s may not %s of department %s", actor.URI(), actor.Dept, what, owner)
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/shares"
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/store"
 	"github.com/xhub-gov/xhub/schemas"
 )
@@ -319,12 +319,12 @@ func (cp *ControlPlane) waitApplied(ctx context.Context, seq uint64, wait time.D
 			return nil
 		}
 		if aerr != nil {
-			return &fault.Error{Kind: fault.KindUnavailable, Msg: "apply loop stopped: " + aerr.Error()}
+			return &vocab.Error{Kind: vocab.KindUnavailable, Msg: "apply loop stopped: " + aerr.Error()}
 		}
 		select {
 		case <-ch:
 		case <-timer.C:
-			return &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("entry %d not applied on this node within %s (applied: %d)", seq, wait, applied)}
+			return &vocab.Error{Kind: vocab.KindUnavailable, Msg: fmt.Sprintf("entry %d not applied on this node within %s (applied: %d)", seq, wait, applied)}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -346,7 +346,7 @@ func (cp *ControlPlane) CatchUp(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("this node cannot read where the log ends (%v): try again", err)}
+		return &vocab.Error{Kind: vocab.KindUnavailable, Msg: fmt.Sprintf("this node cannot read where the log ends (%v): try again", err)}
 	}
 	err = cp.waitApplied(cctx, head, cp.cfg.ReadWait)
 	if err == nil || ctx.Err() != nil || cp.Err() != nil || cp.Integrity() != nil {
@@ -354,7 +354,7 @@ func (cp *ControlPlane) CatchUp(ctx context.Context) error {
 	}
 	// Timed out: the apply loop runs, but not fast enough.
 	applied := cp.Applied()
-	return &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("this node is behind the log (it has applied %d of %d entries) and cannot judge this yet: try again, or ask another node", applied, head)}
+	return &vocab.Error{Kind: vocab.KindUnavailable, Msg: fmt.Sprintf("this node is behind the log (it has applied %d of %d entries) and cannot judge this yet: try again, or ask another node", applied, head)}
 }
 
 // StateRefusal reports whether err refuses a call for what the state
@@ -362,8 +362,8 @@ func (cp *ControlPlane) CatchUp(ctx context.Context) error {
 // malformed input or a spent bound. Such a refusal is judged on the log's
 // head (CatchUp) before it is answered.
 func StateRefusal(err error) bool {
-	switch fault.KindOf(err) {
-	case fault.KindNotFound, fault.KindExists, fault.KindPrecondition, fault.KindDenied:
+	switch vocab.KindOf(err) {
+	case vocab.KindNotFound, vocab.KindExists, vocab.KindPrecondition, vocab.KindDenied:
 		return true
 	}
 	return false

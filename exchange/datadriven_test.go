@@ -15,7 +15,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -186,7 +185,7 @@ func (s *script) run(d *datadriven.TestData) string {
 	before := s.cp.Applied()
 	out, err := s.exec(d)
 	if err != nil {
-		return fmt.Sprintf("refused (%s): %v\n", fault.KindOf(err), err)
+		return fmt.Sprintf("refused (%s): %v\n", vocab.KindOf(err), err)
 	}
 	var b strings.Builder
 	b.WriteString(out)
@@ -398,7 +397,7 @@ func (s *script) race(d *datadriven.TestData) (string, error) {
 		switch {
 		case err == nil:
 			landed++
-		case fault.KindOf(err) == fault.KindPrecondition && strings.Contains(err.Error(), "already"):
+		case vocab.KindOf(err) == vocab.KindPrecondition && strings.Contains(err.Error(), "already"):
 			refused++
 		default:
 			return "", err

@@ -7,7 +7,6 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 	"github.com/xhub-gov/xhub/schemas"
 )
@@ -52,13 +51,13 @@ func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity
 func datasetSchema(id catalog.DatasetID, subject string, version int) (catalog.DatasetID, error) {
 	s, err := catalog.ParseDatasetID(subject)
 	if err != nil {
-		return "", fault.Invalid("schema", "subject %q: %v", subject, err)
+		return "", vocab.Invalid("schema", "subject %q: %v", subject, err)
 	}
 	if s.Owner() != id.Owner() {
-		return "", fault.Invalid("schema", "subject %s belongs to %s, not to the dataset's owner %s", s, s.Owner(), id.Owner())
+		return "", vocab.Invalid("schema", "subject %s belongs to %s, not to the dataset's owner %s", s, s.Owner(), id.Owner())
 	}
 	if version < 0 {
-		return "", fault.Invalid("schema_version", "%d is negative", version)
+		return "", vocab.Invalid("schema_version", "%d is negative", version)
 	}
 	return s, nil
 }
@@ -69,7 +68,7 @@ func schemaRef(txn *store.Txn, subject catalog.DatasetID, version int) (catalog.
 	if ok, err := txn.Get(schemas.SubjectKey(subject), &subj); err != nil {
 		return catalog.SchemaRef{}, err
 	} else if !ok || subj.Latest == 0 {
-		return catalog.SchemaRef{}, fault.Precondition("SCHEMA_MISSING", string(subject), "schema subject %s has no registered version: register it first (xhub schema register)", subject)
+		return catalog.SchemaRef{}, vocab.Precondition("SCHEMA_MISSING", string(subject), "schema subject %s has no registered version: register it first (xhub schema register)", subject)
 	}
 	if version == 0 {
 		version = subj.Latest
@@ -78,7 +77,7 @@ func schemaRef(txn *store.Txn, subject catalog.DatasetID, version int) (catalog.
 	if ok, err := txn.Get(schemas.VersionKey(subject, version), &sv); err != nil {
 		return catalog.SchemaRef{}, err
 	} else if !ok {
-		return catalog.SchemaRef{}, fault.NotFound("schema %s has no version %d (latest is %d)", subject, version, subj.Latest)
+		return catalog.SchemaRef{}, vocab.NotFound("schema %s has no version %d (latest is %d)", subject, version, subj.Latest)
 	}
 	return catalog.SchemaRef{Subject: subject, Version: version, Fields: sv.Fields}, nil
 }
@@ -161,7 +160,7 @@ func (cp *ControlPlane) RetireDataset(ctx context.Context, actor vocab.Identity,
 func (cp *ControlPlane) Dataset(id catalog.DatasetID) (catalog.Dataset, error) {
 	d, ok := cp.index.Get(id)
 	if !ok {
-		return d, fault.NotFound("dataset %s is not in the catalog", id)
+		return d, vocab.NotFound("dataset %s is not in the catalog", id)
 	}
 	return d, nil
 }

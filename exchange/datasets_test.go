@@ -6,7 +6,6 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // TestDatasetSchemaChoice: publishing and updating a dataset choose its
@@ -39,23 +38,23 @@ func TestDatasetSchemaChoice(t *testing.T) {
 		name    string
 		subject string
 		version int
-		kind    fault.Kind
+		kind    vocab.Kind
 		want    string
 	}{
-		{"not a subject", "cases", 0, fault.KindInvalid, `subject "cases"`},
-		{"another department's", "tax.filings", 0, fault.KindInvalid, "belongs to tax, not to the dataset's owner health"},
-		{"negative version", "health.cases", -1, fault.KindInvalid, "-1 is negative"},
-		{"no version registered", "health.none", 0, fault.KindPrecondition, "schema subject health.none has no registered version: register it first"},
-		{"no such version", "health.cases", 7, fault.KindNotFound, "schema health.cases has no version 7 (latest is 1)"},
+		{"not a subject", "cases", 0, vocab.KindInvalid, `subject "cases"`},
+		{"another department's", "tax.filings", 0, vocab.KindInvalid, "belongs to tax, not to the dataset's owner health"},
+		{"negative version", "health.cases", -1, vocab.KindInvalid, "-1 is negative"},
+		{"no version registered", "health.none", 0, vocab.KindPrecondition, "schema subject health.none has no registered version: register it first"},
+		{"no such version", "health.cases", 7, vocab.KindNotFound, "schema health.cases has no version 7 (latest is 1)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := s.cp.PublishDataset(s.ctx, health, catalog.Published{ID: "health.cases", Title: "Cases", ShareType: catalog.ShareOpen, SchemaSubject: tc.subject, SchemaVersion: tc.version})
-			if fault.KindOf(err) != tc.kind || !strings.Contains(err.Error(), tc.want) {
+			if vocab.KindOf(err) != tc.kind || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("publish: %v, want %s: %s", err, tc.kind, tc.want)
 			}
 			_, _, _, _, err = s.cp.UpdateDataset(s.ctx, health, catalog.Update{ID: "health.cases"}, tc.subject, tc.version)
-			if fault.KindOf(err) != tc.kind || !strings.Contains(err.Error(), tc.want) {
+			if vocab.KindOf(err) != tc.kind || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("update: %v, want %s: %s", err, tc.kind, tc.want)
 			}
 		})

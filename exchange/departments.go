@@ -8,7 +8,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -19,7 +18,7 @@ import (
 // AddDepartment registers a department. Admin only.
 func (cp *ControlPlane) AddDepartment(ctx context.Context, actor vocab.Identity, id catalog.DeptID, name string) (catalog.Department, uint64, error) {
 	if actor.Role != vocab.RoleAdmin {
-		return catalog.Department{}, 0, fault.Denied("only the hub operator (admin) adds departments")
+		return catalog.Department{}, 0, vocab.Denied("only the hub operator (admin) adds departments")
 	}
 	seq, err := replayed(cp.submit(ctx, actor, catalog.KindDeptAdded, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		body, err := catalog.NewDepartment(txn, id, name)
@@ -41,7 +40,7 @@ func (cp *ControlPlane) Department(id catalog.DeptID) (catalog.Department, error
 		return err
 	})
 	if err == nil && !ok {
-		err = fault.NotFound("department %s is not registered", id)
+		err = vocab.NotFound("department %s is not registered", id)
 	}
 	return d, err
 }

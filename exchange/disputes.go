@@ -8,7 +8,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -99,7 +98,7 @@ func (cp *ControlPlane) Disputes(f DisputeFilter, after shares.DisputeID, limit 
 		start = shares.DisputeKey(after)
 	}
 	if f.Viewer.Role != vocab.RoleAdmin && f.Viewer.Dept == "" {
-		return nil, "", fault.Denied("no identity")
+		return nil, "", vocab.Denied("no identity")
 	}
 	var out []shares.Dispute
 	err := cp.st.View(func(txn *store.Txn) error {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/shares"
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 type pairKey struct {
@@ -89,7 +89,7 @@ func (cp *ControlPlane) CheckAccess(grantee catalog.DeptID, dataset catalog.Data
 		}
 	}
 	if len(a.Grants) == 0 {
-		return a, fault.Denied("department %s holds no active grant on %s (as of ledger entry %d)", grantee, dataset, a.AsOf)
+		return a, vocab.Denied("department %s holds no active grant on %s (as of ledger entry %d)", grantee, dataset, a.AsOf)
 	}
 	if len(a.Grants) > 1 {
 		slices.Sort(a.Fields)

@@ -11,7 +11,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -105,12 +104,12 @@ func (cp *ControlPlane) submitKind(ctx context.Context, actor vocab.Identity, cm
 // stopped is the error of a command on a node whose appender has stopped.
 func (cp *ControlPlane) stopped() error {
 	if err := cp.Integrity(); err != nil {
-		return &fault.Error{Kind: fault.KindUnavailable, Msg: "this node's state does not verify; it appends nothing: " + err.Error()}
+		return &vocab.Error{Kind: vocab.KindUnavailable, Msg: "this node's state does not verify; it appends nothing: " + err.Error()}
 	}
 	if err := cp.Err(); err != nil {
-		return &fault.Error{Kind: fault.KindUnavailable, Msg: "apply loop stopped: " + err.Error()}
+		return &vocab.Error{Kind: vocab.KindUnavailable, Msg: "apply loop stopped: " + err.Error()}
 	}
-	return &fault.Error{Kind: fault.KindUnavailable, Msg: "this node's control plane is closed"}
+	return &vocab.Error{Kind: vocab.KindUnavailable, Msg: "this node's control plane is closed"}
 }
 
 // appendLoop is the node's one appender: it takes the commands waiting
@@ -239,7 +238,7 @@ func (a *appender) commit(ctx context.Context, ops []*op) {
 			return
 		}
 		if attempts++; attempts > maxAttempts {
-			fail(live, &fault.Error{Kind: fault.KindUnavailable, Msg: "ledger busy: lost the append race too often, try again"})
+			fail(live, &vocab.Error{Kind: vocab.KindUnavailable, Msg: "ledger busy: lost the append race too often, try again"})
 			return
 		}
 		if a.d != nil && (a.entries >= maxDraftEntries || a.bytes >= maxDraftBytes || a.behind()) {
@@ -368,7 +367,7 @@ func (a *appender) commit(ctx context.Context, ops []*op) {
 			continue
 		default:
 			a.reset()
-			fail(ops, &fault.Error{Kind: fault.KindUnavailable, Msg: err.Error()})
+			fail(ops, &vocab.Error{Kind: vocab.KindUnavailable, Msg: err.Error()})
 			return
 		}
 		ops, started, attempts, refused, headChecked = rest, time.Now(), 0, map[*op]error{}, false

@@ -10,7 +10,6 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -185,21 +184,21 @@ func TestGroupCommit(t *testing.T) {
 		return n
 	}
 	ok := func(err error) bool { return err == nil }
-	kind := func(k fault.Kind) func(error) bool { return func(err error) bool { return fault.KindOf(err) == k } }
-	if n, m := count("dup", ok), count("dup", kind(fault.KindExists)); n != 1 || m != 3 {
+	kind := func(k vocab.Kind) func(error) bool { return func(err error) bool { return vocab.KindOf(err) == k } }
+	if n, m := count("dup", ok), count("dup", kind(vocab.KindExists)); n != 1 || m != 3 {
 		t.Errorf("same department four times in one group: %d added, %d refused as existing (want 1, 3): %v", n, m, outcomes["dup"])
 	}
 	if n := count("rid", ok); n != 4 || len(seqs) != 1 {
 		t.Errorf("one request id four times: %d answered, entries %v (want 4 answers, one entry): %v", n, seqs, outcomes["rid"])
 	}
-	if n, m := count("decide", ok), count("decide", kind(fault.KindPrecondition)); n != 1 || m != 1 {
+	if n, m := count("decide", ok), count("decide", kind(vocab.KindPrecondition)); n != 1 || m != 1 {
 		t.Errorf("approve and reject in one group: %d landed, %d refused (want 1, 1): %v", n, m, outcomes["decide"])
 	}
 	// tax has one request pending and a bound of 3: two more fit.
-	if n, m := count("tax", ok), count("tax", kind(fault.KindExhausted)); n != 2 || m != 4 {
+	if n, m := count("tax", ok), count("tax", kind(vocab.KindExhausted)); n != 2 || m != 4 {
 		t.Errorf("six requests against a bound with room for two: %d filed, %d refused (want 2, 4): %v", n, m, outcomes["tax"])
 	}
-	if n, m := count("police", ok), count("police", kind(fault.KindPrecondition)); n != 1 || m != 1 {
+	if n, m := count("police", ok), count("police", kind(vocab.KindPrecondition)); n != 1 || m != 1 {
 		t.Errorf("the same request twice in one group: %d filed, %d refused as pending (want 1, 1): %v", n, m, outcomes["police"])
 	}
 	// first, then one group: dup, rid, one decision, two tax, one police.

@@ -12,7 +12,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -87,10 +86,10 @@ func (cp *ControlPlane) Init(ctx context.Context, init HubInit) error {
 			return false, err
 		}
 		if have.CASHA256 != init.CASHA256 {
-			return true, fault.Precondition("HUB_IDENTITY", "ca", "this node's certificate authority (sha256 %s) is not the hub's (sha256 %s): a node joins a running hub with a token (xhub node token; then xhub serve --join-file FILE on an empty data dir)", init.CASHA256, have.CASHA256)
+			return true, vocab.Precondition("HUB_IDENTITY", "ca", "this node's certificate authority (sha256 %s) is not the hub's (sha256 %s): a node joins a running hub with a token (xhub node token; then xhub serve --join-file FILE on an empty data dir)", init.CASHA256, have.CASHA256)
 		}
 		if have.VerifierKey != init.VerifierKey {
-			return true, fault.Precondition("HUB_IDENTITY", "ledger_key", "this node's ledger key is not the hub's: a node joins a running hub with a token (xhub node token; then xhub serve --join-file FILE on an empty data dir)")
+			return true, vocab.Precondition("HUB_IDENTITY", "ledger_key", "this node's ledger key is not the hub's: a node joins a running hub with a token (xhub node token; then xhub serve --join-file FILE on an empty data dir)")
 		}
 		return true, nil
 	}
@@ -114,12 +113,12 @@ func (cp *ControlPlane) Init(ctx context.Context, init HubInit) error {
 	return err
 }
 
-var errInitDone = &fault.Error{Kind: fault.KindExists, Msg: "hub already initialised"}
+var errInitDone = &vocab.Error{Kind: vocab.KindExists, Msg: "hub already initialised"}
 
 // IsNotTheHub says whether err is Init's refusal of a node whose CA or
 // ledger key is not the one the log's hub.init pins.
 func IsNotTheHub(err error) bool {
-	var fe *fault.Error
+	var fe *vocab.Error
 	if !errors.As(err, &fe) {
 		return false
 	}
@@ -140,19 +139,19 @@ func (cp *ControlPlane) CheckIssue(ctx context.Context, actor vocab.Identity, id
 		return err
 	}
 	if validDays < 1 || validDays > MaxCredValidDays {
-		return fault.Invalid("valid_days", "%d is not between 1 and %d", validDays, MaxCredValidDays)
+		return vocab.Invalid("valid_days", "%d is not between 1 and %d", validDays, MaxCredValidDays)
 	}
 	switch {
 	case actor.Role == vocab.RoleAdmin:
 	case actor.Role == vocab.RoleOfficer && id.Role == vocab.RoleSystem && id.Dept == actor.Dept:
 	default:
-		return fault.Denied("%s may not issue a %s credential for department %s: the hub operator issues credentials; an officer only system credentials of its own department", actor.URI(), id.Role, id.Dept)
+		return vocab.Denied("%s may not issue a %s credential for department %s: the hub operator issues credentials; an officer only system credentials of its own department", actor.URI(), id.Role, id.Dept)
 	}
 	if id.Dept == catalog.HubDept {
 		return nil
 	}
 	_, err := cp.Department(id.Dept)
-	if fault.KindOf(err) == fault.KindNotFound {
+	if vocab.KindOf(err) == vocab.KindNotFound {
 		if cerr := cp.CatchUp(ctx); cerr != nil {
 			return cerr
 		}
@@ -171,11 +170,11 @@ func (cp *ControlPlane) RecordCredential(ctx context.Context, actor vocab.Identi
 	return cp.submit(ctx, actor, KindCredIssued, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		if id.Dept != catalog.HubDept {
 			if ok, err := txn.Get(catalog.DeptKey(id.Dept), &catalog.Department{}); err != nil || !ok {
-				return "", nil, fault.NotFound("department %s is not registered", id.Dept)
+				return "", nil, vocab.NotFound("department %s is not registered", id.Dept)
 			}
 		}
 		if ok, err := txn.Get(credKey(c.Serial), &Credential{}); err != nil || ok {
-			return "", nil, fault.Exists("credential serial %s already recorded", c.Serial)
+			return "", nil, vocab.Exists("credential serial %s already recorded", c.Serial)
 		}
 		return string(id.Dept), credIssued{Serial: c.Serial, Identity: c.Identity, Dept: c.Dept, Role: c.Role, Name: c.Name, NotAfter: c.NotAfter}, nil
 	})
@@ -187,7 +186,7 @@ func (cp *ControlPlane) RecordCredential(ctx context.Context, actor vocab.Identi
 func (cp *ControlPlane) RevokeCredential(ctx context.Context, actor vocab.Identity, serial, reason string) (Credential, uint64, error) {
 	serial = vocab.NormalizeSerial(serial)
 	if serial == "" {
-		return Credential{}, 0, fault.Invalid("serial", "is required (hex, as openssl x509 -serial prints it)")
+		return Credential{}, 0, vocab.Invalid("serial", "is required (hex, as openssl x509 -serial prints it)")
 	}
 	reason = strings.TrimSpace(reason) // stored as checked
 	if err := checkReason(reason, false); err != nil {
@@ -198,13 +197,13 @@ func (cp *ControlPlane) RevokeCredential(ctx context.Context, actor vocab.Identi
 		if ok, err := txn.Get(credKey(serial), &c); err != nil {
 			return "", nil, err
 		} else if !ok {
-			return "", nil, fault.NotFound("credential %s is not known", serial)
+			return "", nil, vocab.NotFound("credential %s is not known", serial)
 		}
 		if c.Revoked {
-			return "", nil, fault.Precondition("CREDENTIAL_STATE", serial, "credential %s is already revoked", serial)
+			return "", nil, vocab.Precondition("CREDENTIAL_STATE", serial, "credential %s is already revoked", serial)
 		}
 		if actor.Role != vocab.RoleAdmin && !(actor.Role == vocab.RoleOfficer && c.Dept == actor.Dept && c.Role == vocab.RoleSystem) {
-			return "", nil, fault.Denied("%s may not revoke credential %s of %s", actor.URI(), serial, c.Identity)
+			return "", nil, vocab.Denied("%s may not revoke credential %s of %s", actor.URI(), serial, c.Identity)
 		}
 		return string(c.Dept), credRevoked{Serial: serial, Reason: reason}, nil
 	}))

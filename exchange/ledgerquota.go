@@ -3,7 +3,6 @@ package exchange
 import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // A department's ledger bytes. The ledger keeps every entry, and the room
@@ -72,9 +71,9 @@ func (cp *ControlPlane) ledgerRoom(actor vocab.Identity, kind string, n int) err
 	if used+int64(n) <= bound {
 		return nil
 	}
-	return fault.Exhausted("dept:"+string(dept),
+	return vocab.Exhausted("dept:"+string(dept),
 		"department %s's ledger entries take %s of its bound of %s (xhub serve --dept-ledger-bytes); this %s entry of %s would pass it: nothing appended. The ledger keeps every entry, so the room does not come back: the hub operator may raise the bound",
-		dept, fault.Bytes(used), fault.Bytes(bound), kind, fault.Bytes(int64(n)))
+		dept, vocab.Bytes(used), vocab.Bytes(bound), kind, vocab.Bytes(int64(n)))
 }
 
 func (cp *ControlPlane) addDraftedBytes(seq uint64, dept catalog.DeptID, n int) {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 	"github.com/xhub-gov/xhub/schemas"
 )
@@ -74,7 +73,7 @@ func TestLedgerBytesInOneGroup(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case fault.KindOf(err) == fault.KindExhausted:
+		case vocab.KindOf(err) == vocab.KindExhausted:
 			refused++
 		default:
 			t.Fatalf("register: %v", err)
@@ -96,7 +95,7 @@ func TestLedgerBytesInOneGroup(t *testing.T) {
 	if n := cp.LedgerBytes("health"); n != used {
 		t.Fatalf("after reopening: %d bytes counted, %d before", n, used)
 	}
-	if _, _, _, err := cp.RegisterSchema(ctx, health, "health.late", []byte(scriptSchema), ""); fault.KindOf(err) != fault.KindExhausted {
+	if _, _, _, err := cp.RegisterSchema(ctx, health, "health.late", []byte(scriptSchema), ""); vocab.KindOf(err) != vocab.KindExhausted {
 		t.Fatalf("after reopening, at the bound: %v", err)
 	}
 	// A node that only applied the log counts the same.
@@ -139,8 +138,8 @@ func TestSchemaVersionsBound(t *testing.T) {
 		}
 	}
 	_, _, _, err = cp.RegisterSchema(ctx, health, "health.cases", schema(0), "")
-	var fe *fault.Error
-	if !errors.As(err, &fe) || fe.Kind != fault.KindExhausted || len(fe.Violations) != 1 || fe.Violations[0].Field != "subject:health.cases" {
+	var fe *vocab.Error
+	if !errors.As(err, &fe) || fe.Kind != vocab.KindExhausted || len(fe.Violations) != 1 || fe.Violations[0].Field != "subject:health.cases" {
 		t.Fatalf("version %d: %v", schemas.MaxVersions+1, err)
 	}
 	if v, existing, _, err := cp.RegisterSchema(ctx, health, "health.cases", schema(7), ""); err != nil || !existing || v.Version != 7 {

@@ -13,7 +13,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -84,13 +83,13 @@ func joinTokenKey(id string) string { return keyspace.JoinTokens.Key(id) }
 // It returns the token's view and its secret, which the log never holds.
 func (cp *ControlPlane) CreateJoinToken(ctx context.Context, actor vocab.Identity, name string, ttl time.Duration) (JoinToken, []byte, uint64, error) {
 	if actor.Role != vocab.RoleAdmin {
-		return JoinToken{}, nil, 0, fault.Denied("only the hub operator (admin) makes join tokens")
+		return JoinToken{}, nil, 0, vocab.Denied("only the hub operator (admin) makes join tokens")
 	}
 	if ttl == 0 {
 		ttl = DefaultJoinTTL
 	}
 	if ttl < time.Minute || ttl > MaxJoinTTL {
-		return JoinToken{}, nil, 0, fault.Invalid("ttl", "%s is not between 1m and %s", ttl, MaxJoinTTL)
+		return JoinToken{}, nil, 0, vocab.Invalid("ttl", "%s is not between 1m and %s", ttl, MaxJoinTTL)
 	}
 	if err := checkNodeName(name); err != nil {
 		return JoinToken{}, nil, 0, err
@@ -124,7 +123,7 @@ func (cp *ControlPlane) CreateJoinToken(ctx context.Context, actor vocab.Identit
 			return "", nil, err
 		}
 		if open >= MaxOpenJoinTokens {
-			return "", nil, fault.Exhausted("join tokens", "%d join tokens are unused and unexpired, at most %d: use or let them expire", open, MaxOpenJoinTokens)
+			return "", nil, vocab.Exhausted("join tokens", "%d join tokens are unused and unexpired, at most %d: use or let them expire", open, MaxOpenJoinTokens)
 		}
 		tok = JoinToken{ID: fmt.Sprintf("j-%d", m.Applied+1), Name: name, Verifier: hex.EncodeToString(verifier), ExpiresAt: now.Add(ttl).UTC()}
 		return tok.ID, tok, nil
@@ -138,7 +137,7 @@ func (cp *ControlPlane) CreateJoinToken(ctx context.Context, actor vocab.Identit
 
 // errJoinRefused is the one answer to a wrong token or proof: a caller
 // that cannot prove the secret learns nothing about which tokens exist.
-var errJoinRefused = fault.Denied("join refused: no such join token, or the proof of its secret does not match (ask the operator for a new token: xhub node token)")
+var errJoinRefused = vocab.Denied("join refused: no such join token, or the proof of its secret does not match (ask the operator for a new token: xhub node token)")
 
 // Join admits the node of claim, whose proof is the claim signed with
 // the token's secret, once, before the token expires, and records it
@@ -151,7 +150,7 @@ func (cp *ControlPlane) Join(ctx context.Context, c vocab.JoinClaim, proof []byt
 		return 0, err
 	}
 	if len(c.Key) != vocab.JoinKeyLen {
-		return 0, fault.Invalid("joiner_key", "%d bytes: a joiner's key is an X25519 public key of %d bytes", len(c.Key), vocab.JoinKeyLen)
+		return 0, vocab.Invalid("joiner_key", "%d bytes: a joiner's key is an X25519 public key of %d bytes", len(c.Key), vocab.JoinKeyLen)
 	}
 	if len(c.TokenID) > 64 {
 		return 0, errJoinRefused
@@ -163,7 +162,7 @@ func (cp *ControlPlane) Join(ctx context.Context, c vocab.JoinClaim, proof []byt
 			return 0, errJoinRefused
 		}
 		checked = t.Verifier
-	} else if !errors.Is(err, fault.ErrNotFound) {
+	} else if !errors.Is(err, vocab.ErrNotFound) {
 		return 0, err
 	}
 	key := hex.EncodeToString(c.Key)
@@ -183,10 +182,10 @@ func (cp *ControlPlane) Join(ctx context.Context, c vocab.JoinClaim, proof []byt
 		}
 		switch t.Status(now) {
 		case "joined":
-			return "", nil, fault.Precondition("JOIN_TOKEN", c.TokenID, "join token %s was used at %s by node %q (key %s): a token admits one node; make a new one",
+			return "", nil, vocab.Precondition("JOIN_TOKEN", c.TokenID, "join token %s was used at %s by node %q (key %s): a token admits one node; make a new one",
 				c.TokenID, t.JoinedAt.Format(time.RFC3339), t.JoinedAs, t.JoinerFingerprint())
 		case "expired":
-			return "", nil, fault.Precondition("JOIN_TOKEN", c.TokenID, "join token %s expired at %s: make a new one", c.TokenID, t.ExpiresAt.Format(time.RFC3339))
+			return "", nil, vocab.Precondition("JOIN_TOKEN", c.TokenID, "join token %s expired at %s: make a new one", c.TokenID, t.ExpiresAt.Format(time.RFC3339))
 		}
 		return c.TokenID, nodeJoined{Token: c.TokenID, Name: c.Name, Key: key}, nil
 	})
@@ -206,7 +205,7 @@ func checkNodeName(name string) error {
 	if len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool {
 		return !(r == '-' || r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
 	}) {
-		return fault.Invalid("name", "%q: a node name is 1 to 64 letters, digits, '.', '-' or '_'", name)
+		return vocab.Invalid("name", "%q: a node name is 1 to 64 letters, digits, '.', '-' or '_'", name)
 	}
 	return nil
 }
@@ -220,7 +219,7 @@ func (cp *ControlPlane) JoinToken(id string) (JoinToken, error) {
 		return err
 	})
 	if err == nil && !ok {
-		err = fault.NotFound("join token %s does not exist", id)
+		err = vocab.NotFound("join token %s does not exist", id)
 	}
 	return t, err
 }

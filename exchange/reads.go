@@ -6,7 +6,7 @@ import (
 
 	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -22,7 +22,7 @@ func PageSize(n int) (int, error) {
 	case n == 0:
 		return DefaultPageSize, nil
 	case n < 0 || n > MaxPageSize:
-		return 0, fault.Invalid("page_size", "%d is not between 1 and %d", n, MaxPageSize)
+		return 0, vocab.Invalid("page_size", "%d is not between 1 and %d", n, MaxPageSize)
 	}
 	return n, nil
 }

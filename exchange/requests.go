@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"github.com/xhub-gov/xhub/exchange/keyspace"
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // A client names each call that changes state with a request id. The id
@@ -37,11 +37,11 @@ const MaxRequestIDLen = 64
 // CheckRequestID says what is wrong with a request id ("" is none).
 func CheckRequestID(id string) error {
 	if len(id) > MaxRequestIDLen {
-		return fault.Invalid("request_id", "is %d bytes, at most %d", len(id), MaxRequestIDLen)
+		return vocab.Invalid("request_id", "is %d bytes, at most %d", len(id), MaxRequestIDLen)
 	}
 	for _, r := range id {
 		if !(r == '-' || r == '_' || r == '.' || r == ':' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			return fault.Invalid("request_id", "%q: letters, digits and - _ . : only", id)
+			return vocab.Invalid("request_id", "%q: letters, digits and - _ . : only", id)
 		}
 	}
 	return nil

@@ -9,7 +9,6 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // controlTexts are reasons that would act on an officer's terminal or
@@ -30,9 +29,9 @@ var controlTexts = []struct{ name, text, names string }{
 
 func refusedField(t *testing.T, what string, err error, field, want string) {
 	t.Helper()
-	var fe *fault.Error
-	if !errors.As(err, &fe) || fe.Kind != fault.KindInvalid {
-		t.Fatalf("%s: got %v (kind %s), want an invalid-argument refusal", what, err, fault.KindOf(err))
+	var fe *vocab.Error
+	if !errors.As(err, &fe) || fe.Kind != vocab.KindInvalid {
+		t.Fatalf("%s: got %v (kind %s), want an invalid-argument refusal", what, err, vocab.KindOf(err))
 	}
 	if len(fe.Violations) != 1 || fe.Violations[0].Field != field || !strings.Contains(fe.Violations[0].Description, want) {
 		t.Fatalf("%s: refusal %+v, want field %q naming %q", what, fe.Violations, field, want)

@@ -7,7 +7,6 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -68,7 +67,7 @@ func checkStatus(s string, allowed []string) error {
 			return nil
 		}
 	}
-	return fault.Invalid("status", "%q is not one of %s", s, strings.Join(allowed, ", "))
+	return vocab.Invalid("status", "%q is not one of %s", s, strings.Join(allowed, ", "))
 }
 
 // ListGrants returns one page of grants in id order after the given id,

@@ -12,7 +12,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -26,7 +25,7 @@ func getDataset(txn views, id catalog.DatasetID) (catalog.Dataset, error) {
 	var d catalog.Dataset
 	ok, err := txn.Get(catalog.DatasetKey(id), &d)
 	if err == nil && !ok {
-		err = fault.NotFound("dataset %s is not in the catalog", id)
+		err = vocab.NotFound("dataset %s is not in the catalog", id)
 	}
 	return d, err
 }
@@ -242,7 +241,7 @@ const MaxEventWatchers = 16
 func (cp *ControlPlane) WatchEvents(ctx context.Context, dept catalog.DeptID) (<-chan Event, error) {
 	es, ok := cp.cfg.Events.(EventSubscriber)
 	if !ok {
-		return nil, &fault.Error{Kind: fault.KindUnavailable, Msg: "this hub node does not deliver events"}
+		return nil, &vocab.Error{Kind: vocab.KindUnavailable, Msg: "this hub node does not deliver events"}
 	}
 	cp.mu.Lock()
 	if cp.watchers == nil {
@@ -251,7 +250,7 @@ func (cp *ControlPlane) WatchEvents(ctx context.Context, dept catalog.DeptID) (<
 	if cp.watchers[dept] >= MaxEventWatchers {
 		n := cp.watchers[dept]
 		cp.mu.Unlock()
-		return nil, fault.Exhausted("dept:"+string(dept), "department %s has %d event watchers on this node, the most the hub allows (%d)", dept, n, MaxEventWatchers)
+		return nil, vocab.Exhausted("dept:"+string(dept), "department %s has %d event watchers on this node, the most the hub allows (%d)", dept, n, MaxEventWatchers)
 	}
 	cp.watchers[dept]++
 	cp.mu.Unlock()

@@ -9,7 +9,6 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 	"github.com/xhub-gov/xhub/schemas"
 )
@@ -41,7 +40,7 @@ func (cp *ControlPlane) CheckSchema(subject catalog.DatasetID, raw []byte, compa
 
 func (cp *ControlPlane) checkSchema(txn *store.Txn, subject catalog.DatasetID, raw []byte, compat string) (SchemaVerdict, *schemas.Schema, error) {
 	if _, err := catalog.ParseDatasetID(string(subject)); err != nil {
-		return SchemaVerdict{}, nil, fault.Invalid("subject", "must be a dataset id <department>.<name>: %v", err)
+		return SchemaVerdict{}, nil, vocab.Invalid("subject", "must be a dataset id <department>.<name>: %v", err)
 	}
 	cand, err := schemas.Parse(raw)
 	if err != nil {
@@ -64,7 +63,7 @@ func (cp *ControlPlane) checkSchema(txn *store.Txn, subject catalog.DatasetID, r
 	for ver := 1; ver <= subj.Latest; ver++ {
 		var sv schemas.Version
 		if ok, err := txn.Get(schemas.VersionKey(subject, ver), &sv); err != nil || !ok {
-			return SchemaVerdict{}, nil, fault.NotFound("schema %s version %d missing from the view", subject, ver)
+			return SchemaVerdict{}, nil, vocab.NotFound("schema %s version %d missing from the view", subject, ver)
 		}
 		s, err := cp.cachedSchema(sv)
 		if err != nil {
@@ -85,7 +84,7 @@ func (cp *ControlPlane) checkSchema(txn *store.Txn, subject catalog.DatasetID, r
 // identical schema returns the existing version and appends nothing.
 func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity, subject catalog.DatasetID, raw []byte, compat string) (schemas.Version, bool, uint64, error) {
 	if _, err := catalog.ParseDatasetID(string(subject)); err != nil {
-		return schemas.Version{}, false, 0, fault.Invalid("subject", "must be a dataset id <department>.<name>: %v", err)
+		return schemas.Version{}, false, 0, vocab.Invalid("subject", "must be a dataset id <department>.<name>: %v", err)
 	}
 	if err := mayActFor(actor, subject.Owner(), "register schemas"); err != nil {
 		return schemas.Version{}, false, 0, err
@@ -147,13 +146,13 @@ func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity
 	return sv, false, seq, err
 }
 
-var errExisting = &fault.Error{Kind: fault.KindExists, Msg: "identical schema exists"}
+var errExisting = &vocab.Error{Kind: vocab.KindExists, Msg: "identical schema exists"}
 
 func incompatible(subject catalog.DatasetID, v SchemaVerdict) error {
-	e := &fault.Error{Kind: fault.KindPrecondition, Msg: "schema is incompatible with " + string(subject) + " under " + string(v.Compat) + ": "}
+	e := &vocab.Error{Kind: vocab.KindPrecondition, Msg: "schema is incompatible with " + string(subject) + " under " + string(v.Compat) + ": "}
 	var parts []string
 	for _, p := range v.Problems {
-		e.Violations = append(e.Violations, fault.Violation{Type: "SCHEMA_COMPATIBILITY", Field: p.Path, Description: p.String()})
+		e.Violations = append(e.Violations, vocab.Violation{Type: "SCHEMA_COMPATIBILITY", Field: p.Path, Description: p.String()})
 		parts = append(parts, p.String())
 	}
 	e.Msg += strings.Join(parts, "; ")
@@ -169,7 +168,7 @@ func (cp *ControlPlane) Subject(subject catalog.DatasetID) (schemas.Subject, err
 		return err
 	})
 	if err == nil && (!ok || s.Latest == 0) {
-		err = fault.NotFound("schema subject %s has no registered version", subject)
+		err = vocab.NotFound("schema subject %s has no registered version", subject)
 	}
 	return s, err
 }
@@ -184,13 +183,13 @@ func (cp *ControlPlane) SchemaVersion(subject catalog.DatasetID, version int) (s
 		version = s.Latest
 	}
 	if version < 0 || version > s.Latest {
-		return schemas.Version{}, fault.NotFound("schema %s has no version %d (latest is %d)", subject, version, s.Latest)
+		return schemas.Version{}, vocab.NotFound("schema %s has no version %d (latest is %d)", subject, version, s.Latest)
 	}
 	var v schemas.Version
 	err = cp.st.View(func(txn *store.Txn) error {
 		ok, err := txn.Get(schemas.VersionKey(subject, version), &v)
 		if err == nil && !ok {
-			err = fault.NotFound("schema %s version %d missing", subject, version)
+			err = vocab.NotFound("schema %s version %d missing", subject, version)
 		}
 		return err
 	})

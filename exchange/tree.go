@@ -4,7 +4,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/xhub-gov/xhub/exchange/ledger"
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -30,7 +30,7 @@ func (cp *ControlPlane) InclusionProof(seq, size uint64) (ledger.Tree, [][]byte,
 			return err
 		}
 		if seq == 0 || int64(seq) > t.N {
-			return fault.Invalid("seq", "entry %d is not in a tree of %d entries", seq, t.N)
+			return vocab.Invalid("seq", "entry %d is not in a tree of %d entries", seq, t.N)
 		}
 		if proof, err = tlog.ProveRecord(t.N, int64(seq-1), r); err != nil {
 			return err
@@ -38,7 +38,7 @@ func (cp *ControlPlane) InclusionProof(seq, size uint64) (ledger.Tree, [][]byte,
 		var ok bool
 		raw, ok, err = txn.GetRaw(entryKey(seq))
 		if err == nil && !ok {
-			err = fault.NotFound("entry %d missing from the view", seq)
+			err = vocab.NotFound("entry %d missing from the view", seq)
 		}
 		return err
 	})
@@ -55,7 +55,7 @@ func (cp *ControlPlane) ConsistencyProof(oldSize, newSize uint64) (ledger.Tree, 
 			return err
 		}
 		if oldSize == 0 || int64(oldSize) > t.N {
-			return fault.Invalid("old_size", "%d is not between 1 and %d", oldSize, t.N)
+			return vocab.Invalid("old_size", "%d is not between 1 and %d", oldSize, t.N)
 		}
 		proof, err = tlog.ProveTree(t.N, int64(oldSize), txnHashReader{txn})
 		return err
@@ -73,7 +73,7 @@ func treeOf(txn *store.Txn, size uint64, field string) (ledger.Tree, error) {
 		size = m.Applied
 	}
 	if size > m.Applied {
-		return ledger.Tree{}, fault.Invalid(field, "%d is beyond the %d entries applied on this node", size, m.Applied)
+		return ledger.Tree{}, vocab.Invalid(field, "%d is beyond the %d entries applied on this node", size, m.Applied)
 	}
 	h, err := tlog.TreeHash(int64(size), txnHashReader{txn})
 	return ledger.Tree{N: int64(size), Hash: h}, err

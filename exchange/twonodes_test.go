@@ -12,7 +12,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -241,8 +240,8 @@ func TestRefusalsOfANodeFarBehindAreUnavailable(t *testing.T) {
 			t.Fatalf("%s, on a: %v", w.name, err)
 		}
 		err := w.after()
-		if fault.KindOf(err) != fault.KindUnavailable || !strings.Contains(err.Error(), "behind the log") {
-			t.Errorf("%s, on a node that cannot apply it in time: %v (%s), want unavailable naming how far behind", w.name, err, fault.KindOf(err))
+		if vocab.KindOf(err) != vocab.KindUnavailable || !strings.Contains(err.Error(), "behind the log") {
+			t.Errorf("%s, on a node that cannot apply it in time: %v (%s), want unavailable naming how far behind", w.name, err, vocab.KindOf(err))
 		}
 		lagging.stuck.Store(false)
 		if _, err := lagging.LastSeq(ctx); err != nil { // releases the held entry
@@ -255,7 +254,7 @@ func TestRefusalsOfANodeFarBehindAreUnavailable(t *testing.T) {
 	// Malformed input is refused at once, whatever the node has applied.
 	lagging.stuck.Store(true)
 	lagging.lag(0)
-	if _, err := b.RecordCredential(ctx, hubAdmin, Credential{Serial: "0b01", Identity: "not an identity"}); fault.KindOf(err) != fault.KindInvalid {
+	if _, err := b.RecordCredential(ctx, hubAdmin, Credential{Serial: "0b01", Identity: "not an identity"}); vocab.KindOf(err) != vocab.KindInvalid {
 		t.Errorf("a malformed credential on a node behind: %v, want invalid", err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -20,7 +19,7 @@ func (cp *ControlPlane) SetWebhook(ctx context.Context, actor vocab.Identity, de
 		return catalog.Webhook{}, 0, err
 	}
 	if actor.Role != vocab.RoleAdmin && !(actor.Role == vocab.RoleOfficer && actor.Dept == dept) {
-		return catalog.Webhook{}, 0, fault.Denied("%s: only an officer of %s (or the operator) sets its webhook", actor.URI(), dept)
+		return catalog.Webhook{}, 0, vocab.Denied("%s: only an officer of %s (or the operator) sets its webhook", actor.URI(), dept)
 	}
 	if err := catalog.CheckWebhookURL(url); err != nil {
 		return catalog.Webhook{}, 0, err

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // Mode is a subject's compatibility mode.
@@ -38,7 +38,7 @@ func ParseMode(s string) (Mode, error) {
 	if slices.Contains(Modes, m) {
 		return m, nil
 	}
-	return "", fault.Invalid("compat", "%q is not one of NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE", s)
+	return "", vocab.Invalid("compat", "%q is not one of NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE", s)
 }
 
 func (m Mode) transitive() bool { return strings.HasSuffix(string(m), "_TRANSITIVE") }

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/xhub-gov/xhub/internal/jsonnum"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // DuplicateKeyError is a JSON object that names a member twice. A
@@ -289,7 +289,7 @@ func (d *decoder) number() (any, error) {
 	}
 	n := json.Number(d.b[start:d.i])
 	if d.boundNumbers {
-		if err := jsonnum.Check(string(n)); err != nil {
+		if err := vocab.CheckNumber(string(n)); err != nil {
 			return nil, fmt.Errorf("at offset %d: %w", start, err)
 		}
 	}

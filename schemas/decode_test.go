@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xhub-gov/xhub/internal/jsonnum"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // stdDecode is the reference: encoding/json's Decoder with UseNumber,
@@ -71,7 +71,7 @@ func FuzzDecodeBounded(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		want, werr := decodeFast(raw)
 		got, gerr := decodeBounded(raw)
-		var be *jsonnum.BoundError
+		var be *vocab.NumberBoundError
 		switch {
 		case errors.As(gerr, &be):
 			if werr == nil && !holdsUnbounded(want) {
@@ -88,7 +88,7 @@ func FuzzDecodeBounded(f *testing.F) {
 func holdsUnbounded(v any) bool {
 	switch v := v.(type) {
 	case json.Number:
-		return jsonnum.Check(v.String()) != nil
+		return vocab.CheckNumber(v.String()) != nil
 	case []any:
 		for _, x := range v {
 			if holdsUnbounded(x) {

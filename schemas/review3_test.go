@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // TestReview3FieldNamesHoldControls: a dataset's fields are its schema's
@@ -25,7 +25,7 @@ func TestReview3FieldNamesHoldControls(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = s.CheckFields()
-		if fault.KindOf(err) != fault.KindInvalid || strings.ContainsAny(err.Error(), "\x1b\u009b\u202e") {
+		if vocab.KindOf(err) != vocab.KindInvalid || strings.ContainsAny(err.Error(), "\x1b\u009b\u202e") {
 			t.Errorf("%s: %v, want invalid (the refusal itself escaped)", doc, err)
 		}
 	}

@@ -10,8 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/internal/fault"
-	"github.com/xhub-gov/xhub/internal/jsonnum"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // Bounds on a schema document.
@@ -42,55 +41,55 @@ const rootURL = "urn:xhub:schema"
 // enforced, forever.
 func Parse(raw []byte) (*Schema, error) {
 	if len(raw) == 0 {
-		return nil, fault.Invalid("schema", "is empty")
+		return nil, vocab.Invalid("schema", "is empty")
 	}
 	if len(raw) > MaxSchemaBytes {
-		return nil, fault.Invalid("schema", "is %d bytes, at most %d", len(raw), MaxSchemaBytes)
+		return nil, vocab.Invalid("schema", "is %d bytes, at most %d", len(raw), MaxSchemaBytes)
 	}
 	if err := validUTF8(raw); err != nil {
-		return nil, fault.Invalid("schema", "%v", err)
+		return nil, vocab.Invalid("schema", "%v", err)
 	}
 	doc, err := decodeFast(raw)
 	var dup *DuplicateKeyError
 	if errors.As(err, &dup) {
-		return nil, fault.Invalid("schema", "%v", err)
+		return nil, vocab.Invalid("schema", "%v", err)
 	}
 	if err != nil {
-		return nil, fault.Invalid("schema", "is not JSON: %v", err)
+		return nil, vocab.Invalid("schema", "is not JSON: %v", err)
 	}
 	if d := depth(doc); d > MaxDepth {
-		return nil, fault.Invalid("schema", "nests %d levels deep, at most %d", d, MaxDepth)
+		return nil, vocab.Invalid("schema", "nests %d levels deep, at most %d", d, MaxDepth)
 	}
 	if at, err := boundNumbers(doc, ""); err != nil {
-		return nil, fault.Invalid("schema", "%s: %v", at, err)
+		return nil, vocab.Invalid("schema", "%s: %v", at, err)
 	}
 	switch doc.(type) {
 	case map[string]any, bool:
 	default:
-		return nil, fault.Invalid("schema", "must be a JSON object or boolean, not %s", jsonKind(doc))
+		return nil, vocab.Invalid("schema", "must be a JSON object or boolean, not %s", jsonKind(doc))
 	}
 	if ref := remoteRef(doc, ""); ref != "" {
-		return nil, fault.Invalid("schema", "%s: remote $ref is not allowed; a schema must be self-contained", ref)
+		return nil, vocab.Invalid("schema", "%s: remote $ref is not allowed; a schema must be self-contained", ref)
 	}
 	if c := refCycle(doc); c != "" {
-		return nil, fault.Invalid("schema", "%s: validating would never end", c)
+		return nil, vocab.Invalid("schema", "%s: validating would never end", c)
 	}
 	cp, err := compile(raw)
 	if err != nil {
-		return nil, fault.Invalid("schema", "is not a valid JSON Schema: %s", cleanCompileError(err))
+		return nil, vocab.Invalid("schema", "is not a valid JSON Schema: %s", cleanCompileError(err))
 	}
 	compiled := cp.sch
 	if where := fanOut(compiled); where != "" {
-		return nil, fault.Invalid("schema", "%s", where)
+		return nil, vocab.Invalid("schema", "%s", where)
 	}
 	canon, err := json.Marshal(doc)
 	if err != nil {
-		return nil, fault.Invalid("schema", "%v", err)
+		return nil, vocab.Invalid("schema", "%v", err)
 	}
 	s := &Schema{doc: doc, canonical: canon, raw: bytes.Clone(raw), copies: make(chan *vcopy, idleCopies())}
 	s.copies <- cp
 	if n := len(s.Fields()); n > MaxFields {
-		return nil, fault.Invalid("schema", "has %d top-level properties, at most %d", n, MaxFields)
+		return nil, vocab.Invalid("schema", "has %d top-level properties, at most %d", n, MaxFields)
 	}
 	return s, nil
 }
@@ -121,10 +120,10 @@ func (s *Schema) Equal(o *Schema) bool { return bytes.Equal(s.canonical, o.canon
 func (s *Schema) CheckFields() error {
 	for _, f := range s.Fields() {
 		if err := catalog.CheckLine("properties", f.Name); err != nil {
-			return fault.Invalid("properties", "field name %q: %v", catalog.EscapeLine(f.Name), err)
+			return vocab.Invalid("properties", "field name %q: %v", catalog.EscapeLine(f.Name), err)
 		}
 		if err := catalog.CheckParagraph("properties", f.Description); err != nil {
-			return fault.Invalid("properties", "description of field %s: %v", f.Name, err)
+			return vocab.Invalid("properties", "description of field %s: %v", f.Name, err)
 		}
 	}
 	return nil
@@ -213,8 +212,8 @@ func cleanCompileError(err error) string {
 // a key repeated in any object of the record (a *DuplicateKeyError naming
 // it): the record is stored and passed on byte for byte, so every copy a
 // reader might keep must be the one the schema judged. A number beyond the
-// bounds on number texts (at most jsonnum.MaxDigits digits, an exponent
-// within ±jsonnum.MaxExponent) is refused with a *jsonnum.BoundError: the
+// bounds on number texts (at most vocab.MaxNumberDigits digits, an exponent
+// within ±vocab.MaxNumberExponent) is refused with a *vocab.NumberBoundError: the
 // validator and the filters never see one, so none is ever expanded.
 func DecodeRecord(raw []byte) (any, error) {
 	if err := validUTF8(raw); err != nil {
@@ -369,7 +368,7 @@ func depth(v any) int {
 func boundNumbers(v any, at string) (string, error) {
 	switch v := v.(type) {
 	case json.Number:
-		if err := jsonnum.Check(v.String()); err != nil {
+		if err := vocab.CheckNumber(v.String()); err != nil {
 			if at == "" {
 				at = "/"
 			}

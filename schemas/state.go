@@ -7,7 +7,7 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/keyspace"
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // The schema registry's state machine: the entry kinds that change
@@ -72,7 +72,7 @@ const MaxVersions = 100
 // (appended before the bound) still applies.
 func VersionRoom(subject catalog.DatasetID, next int) error {
 	if next > MaxVersions {
-		return fault.Exhausted("subject:"+string(subject), "schema subject %s has %d versions, the most the hub allows (%d): register the schema under a new subject", subject, next-1, MaxVersions)
+		return vocab.Exhausted("subject:"+string(subject), "schema subject %s has %d versions, the most the hub allows (%d): register the schema under a new subject", subject, next-1, MaxVersions)
 	}
 	return nil
 }

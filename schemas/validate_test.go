@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/xhub-gov/xhub/internal/jsonnum"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 func TestRestrict(t *testing.T) {
@@ -101,7 +101,7 @@ func TestNumberBounds(t *testing.T) {
 		`{"n": 1e400, "m": -0.5e-400}`:            "",
 	} {
 		_, err := DecodeRecord([]byte(rec))
-		var be *jsonnum.BoundError
+		var be *vocab.NumberBoundError
 		switch {
 		case want == "" && err != nil:
 			t.Errorf("%.30s: %v", rec, err)

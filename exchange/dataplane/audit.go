@@ -14,7 +14,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // Audit actions.
@@ -141,7 +140,7 @@ type AuditFilter struct {
 // admin sees all. next is the sequence to continue after (0 at the end).
 func (p *Plane) ListAudit(ctx context.Context, viewer vocab.Identity, f AuditFilter) ([]AuditEntry, uint64, error) {
 	if f.Limit <= 0 || f.Limit > exchange.MaxPageSize {
-		return nil, 0, fault.Invalid("page_size", "%d is not between 1 and %d", f.Limit, exchange.MaxPageSize)
+		return nil, 0, vocab.Invalid("page_size", "%d is not between 1 and %d", f.Limit, exchange.MaxPageSize)
 	}
 	visible := func(e AuditEntry) bool {
 		if viewer.Role == vocab.RoleAdmin {

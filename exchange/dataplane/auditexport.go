@@ -8,7 +8,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // exportEntry is an audit entry as an export holds it: the hub's JSON,
@@ -36,10 +35,10 @@ type exportEntry struct {
 // seal. It stops when ctx ends or emit fails.
 func (p *Plane) ExportAudit(ctx context.Context, viewer vocab.Identity, f AuditFilter, until time.Time, emit func(entry []byte) error) (int, string, error) {
 	if f.Since.IsZero() {
-		return 0, "", fault.Invalid("since", "is required: an export covers a stated period")
+		return 0, "", vocab.Invalid("since", "is required: an export covers a stated period")
 	}
 	if !until.After(f.Since) {
-		return 0, "", fault.Invalid("until", "%s is not after since %s", until.UTC().Format(time.RFC3339), f.Since.UTC().Format(time.RFC3339))
+		return 0, "", vocab.Invalid("until", "%s is not after since %s", until.UTC().Format(time.RFC3339), f.Since.UTC().Format(time.RFC3339))
 	}
 	f.Limit, f.After = exchange.MaxPageSize, 0
 	n, last := 0, ledger.ZeroChainHash

@@ -9,7 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // catalogOnly is a control plane that knows only which datasets exist.
@@ -20,7 +20,7 @@ type catalogOnly struct {
 
 func (c catalogOnly) Dataset(id catalog.DatasetID) (catalog.Dataset, error) {
 	if !c.known[id] {
-		return catalog.Dataset{}, fault.NotFound("no %s", id)
+		return catalog.Dataset{}, vocab.NotFound("no %s", id)
 	}
 	return catalog.Dataset{Published: catalog.Published{ID: id}}, nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/schemas"
 )
 
@@ -31,20 +30,20 @@ func (c *behindCP) Dataset(id catalog.DatasetID) (catalog.Dataset, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.caughtUp {
-		return catalog.Dataset{}, fault.NotFound("dataset %s is not in the catalog", id)
+		return catalog.Dataset{}, vocab.NotFound("dataset %s is not in the catalog", id)
 	}
 	return catalog.Dataset{Published: catalog.Published{ID: id, Fields: []catalog.Field{{Name: "id"}}}, Status: catalog.StatusPublished}, nil
 }
 
 func (c *behindCP) DatasetSchema(catalog.Dataset) (*schemas.Schema, error) {
-	return nil, fault.Precondition("NO_SCHEMA", "schema", "no schema in this test")
+	return nil, vocab.Precondition("NO_SCHEMA", "schema", "no schema in this test")
 }
 
 func (c *behindCP) CheckAccess(catalog.DeptID, catalog.DatasetID, time.Time) (exchange.Access, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.caughtUp {
-		return exchange.Access{}, fault.Denied("no active grant")
+		return exchange.Access{}, vocab.Denied("no active grant")
 	}
 	return exchange.Access{Fields: []string{"id"}, Grants: []shares.GrantID{"g-1"}}, nil
 }
@@ -54,7 +53,7 @@ func (c *behindCP) CatchUp(context.Context) error {
 	defer c.mu.Unlock()
 	c.asked++
 	if c.far {
-		return &fault.Error{Kind: fault.KindUnavailable, Msg: "this node is behind the log (it has applied 3 of 9 entries) and cannot judge this yet: try again, or ask another node"}
+		return &vocab.Error{Kind: vocab.KindUnavailable, Msg: "this node is behind the log (it has applied 3 of 9 entries) and cannot judge this yet: try again, or ask another node"}
 	}
 	c.caughtUp = true
 	return nil
@@ -109,12 +108,12 @@ func TestReadsJudgedOnTheLogsHead(t *testing.T) {
 			}
 			err = c.call(p)
 			p.Close()
-			switch kind := fault.KindOf(err); {
+			switch kind := vocab.KindOf(err); {
 			case cp.asked == 0:
 				t.Errorf("%s on a node behind: answered (%v) without looking where the log ends", c.name, err)
-			case far && (kind != fault.KindUnavailable || !strings.Contains(err.Error(), "behind the log")):
+			case far && (kind != vocab.KindUnavailable || !strings.Contains(err.Error(), "behind the log")):
 				t.Errorf("%s on a node too far behind: %v (%s), want unavailable naming how far behind", c.name, err, kind)
-			case !far && (kind == fault.KindNotFound || kind == fault.KindDenied):
+			case !far && (kind == vocab.KindNotFound || kind == vocab.KindDenied):
 				t.Errorf("%s on a node behind, a grant and a dataset at the log's head: refused on the older state: %v", c.name, err)
 			}
 		}

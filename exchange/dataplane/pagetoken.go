@@ -13,7 +13,6 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // Page tokens. A provider's page token is its own: often the key of the
@@ -46,7 +45,7 @@ var SealedTokenLen = base64.RawURLEncoding.EncodedLen(sealedRaw)
 // errPageToken is the one refusal of a page token: it says nothing of
 // what the token held or why it failed.
 func errPageToken() error {
-	return fault.Invalid("page_token", "is not a page token this hub issued for this query (this department, dataset, grant, fields and filters): start again without one")
+	return vocab.Invalid("page_token", "is not a page token this hub issued for this query (this department, dataset, grant, fields and filters): start again without one")
 }
 
 // tokenScope is what a page token is bound to.

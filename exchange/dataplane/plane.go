@@ -31,8 +31,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/fault"
-	"github.com/xhub-gov/xhub/internal/jsonnum"
 	"github.com/xhub-gov/xhub/schemas"
 )
 
@@ -303,7 +301,7 @@ func (p *Plane) publishedDataset(id catalog.DatasetID) (catalog.Dataset, error) 
 		return ds, err
 	}
 	if ds.Status != catalog.StatusPublished {
-		return ds, fault.Precondition("DATASET_RETIRED", string(id), "dataset %s is retired", id)
+		return ds, vocab.Precondition("DATASET_RETIRED", string(id), "dataset %s is retired", id)
 	}
 	return ds, nil
 }
@@ -367,13 +365,13 @@ func fieldsWithin(requested []string, a exchange.Access, ds catalog.DatasetID) (
 		return a.Fields, nil
 	}
 	if len(requested) > shares.MaxFields {
-		return nil, fault.Invalid("fields", "%d fields, at most %d", len(requested), shares.MaxFields)
+		return nil, vocab.Invalid("fields", "%d fields, at most %d", len(requested), shares.MaxFields)
 	}
 	out := slices.Clone(requested)
 	slices.Sort(out)
 	out = slices.Compact(out)
 	if f, ok := a.Allows(out); !ok {
-		return nil, fault.Denied("field %q of %s is not granted to your department (granted: %s)", f, ds, strings.Join(a.Fields, ", "))
+		return nil, vocab.Denied("field %q of %s is not granted to your department (granted: %s)", f, ds, strings.Join(a.Fields, ", "))
 	}
 	return out, nil
 }
@@ -394,7 +392,7 @@ func decodeObjectWith(decode func([]byte) (any, error), raw []byte, max int) (ma
 		return nil, fmt.Errorf("record is %d bytes, at most %d", len(raw), max)
 	}
 	v, err := decode(raw)
-	var be *jsonnum.BoundError
+	var be *vocab.NumberBoundError
 	var dup *schemas.DuplicateKeyError
 	if errors.As(err, &be) || errors.As(err, &dup) {
 		return nil, err

@@ -12,7 +12,6 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // A query reaches a provider of its dataset in one of two ways. A provider
@@ -56,7 +55,7 @@ type waiter struct {
 // session's Calls channel delivers them; answer each with Answer.
 func (p *Plane) OpenProvider(ctx context.Context, caller vocab.Identity, datasets []catalog.DatasetID) (*ProviderSession, error) {
 	if len(datasets) == 0 || len(datasets) > MaxProvidedDatasets {
-		return nil, fault.Invalid("datasets", "name 1 to %d datasets to provide, not %d", MaxProvidedDatasets, len(datasets))
+		return nil, vocab.Invalid("datasets", "name 1 to %d datasets to provide, not %d", MaxProvidedDatasets, len(datasets))
 	}
 	for _, id := range datasets {
 		ds, err := p.publishedOnHead(ctx, id)
@@ -64,7 +63,7 @@ func (p *Plane) OpenProvider(ctx context.Context, caller vocab.Identity, dataset
 			return nil, err
 		}
 		if ds.Owner() != caller.Dept {
-			return nil, fault.Denied("%s: a system of %s may only provide its own department's datasets, not %s", caller.URI(), caller.Dept, id)
+			return nil, vocab.Denied("%s: a system of %s may only provide its own department's datasets, not %s", caller.URI(), caller.Dept, id)
 		}
 	}
 	release, err := p.providers.take(caller.Dept)
@@ -184,7 +183,7 @@ func (s *ProviderSession) reply(w waiter, r Result) {
 func (s *ProviderSession) Answer(r Result) error {
 	w, ok := s.take(r.CallID)
 	if !ok {
-		return fault.Invalid("call_id", "%q is not a call awaiting an answer", r.CallID)
+		return vocab.Invalid("call_id", "%q is not a call awaiting an answer", r.CallID)
 	}
 	r.CallID = ""
 	s.reply(w, r)
@@ -294,7 +293,7 @@ func (p *Plane) ask(ctx context.Context, call Call) (Result, error) {
 	}
 	r, err := decodeResult(msg.Data)
 	if err != nil {
-		return Result{}, &fault.Error{Kind: fault.KindUnavailable, Msg: "provider answer is malformed: " + err.Error()}
+		return Result{}, &vocab.Error{Kind: vocab.KindUnavailable, Msg: "provider answer is malformed: " + err.Error()}
 	}
 	return r, nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/schemas"
 )
 
@@ -22,7 +21,7 @@ func validationStopped(ctx context.Context, err error) error {
 	var be *schemas.BudgetError
 	switch {
 	case errors.As(err, &be):
-		return fault.Invalid("records", "%v: the schema is too costly for these records; send fewer or smaller records per call", be)
+		return vocab.Invalid("records", "%v: the schema is too costly for these records; send fewer or smaller records per call", be)
 	case err != nil && ctx.Err() != nil && !errors.As(err, new(*schemas.ValidationError)):
 		return ctx.Err()
 	}
@@ -65,20 +64,20 @@ func (p *Plane) Publish(ctx context.Context, caller vocab.Identity, dataset cata
 		return PublishResult{}, err
 	}
 	if ds.Owner() != caller.Dept {
-		return PublishResult{}, fault.Denied("%s: only systems of %s publish to %s", caller.URI(), ds.Owner(), ds.ID)
+		return PublishResult{}, vocab.Denied("%s: only systems of %s publish to %s", caller.URI(), ds.Owner(), ds.ID)
 	}
 	if len(records) == 0 || len(records) > p.cfg.MaxBatch {
-		return PublishResult{}, fault.Invalid("records", "%d records, want 1 to %d per batch", len(records), p.cfg.MaxBatch)
+		return PublishResult{}, vocab.Invalid("records", "%d records, want 1 to %d per batch", len(records), p.cfg.MaxBatch)
 	}
 	if len(batchID) > MaxBatchIDLen || strings.ContainsAny(batchID, "\r\n\x00") {
-		return PublishResult{}, fault.Invalid("batch_id", "must be at most %d characters with no control characters", MaxBatchIDLen)
+		return PublishResult{}, vocab.Invalid("batch_id", "must be at most %d characters with no control characters", MaxBatchIDLen)
 	}
 	size := 0
 	for _, r := range records {
 		size += len(r)
 	}
 	if size > p.cfg.MaxBatchBytes {
-		return PublishResult{}, fault.Invalid("records", "the batch holds %d bytes of records, at most %d per batch: split it into smaller batches (each stored whole or not at all)", size, p.cfg.MaxBatchBytes)
+		return PublishResult{}, vocab.Invalid("records", "the batch holds %d bytes of records, at most %d per batch: split it into smaller batches (each stored whole or not at all)", size, p.cfg.MaxBatchBytes)
 	}
 	if batchID == "" {
 		batchID = newRequestID()
@@ -87,7 +86,7 @@ func (p *Plane) Publish(ctx context.Context, caller vocab.Identity, dataset cata
 	if err != nil {
 		return PublishResult{}, err
 	}
-	bad := &fault.Error{Kind: fault.KindInvalid}
+	bad := &vocab.Error{Kind: vocab.KindInvalid}
 	nbad := 0
 	budget := schemas.NewBudget(p.cfg.ValidationSteps)
 	for i, raw := range records {
@@ -108,7 +107,7 @@ func (p *Plane) Publish(ctx context.Context, caller vocab.Identity, dataset cata
 		if err != nil {
 			nbad++
 			if nbad <= maxErrorsListed {
-				bad.Violations = append(bad.Violations, fault.Violation{Field: fmt.Sprintf("records[%d]", i), Description: err.Error()})
+				bad.Violations = append(bad.Violations, vocab.Violation{Field: fmt.Sprintf("records[%d]", i), Description: err.Error()})
 			}
 			continue
 		}

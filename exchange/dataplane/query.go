@@ -10,7 +10,6 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/schemas"
 )
 
@@ -48,9 +47,9 @@ func (p *Plane) Query(ctx context.Context, caller vocab.Identity, in QueryInput)
 		case err == nil:
 			p.m.returned.Add(float64(len(res.Records)))
 			p.m.withheld.Add(float64(res.Withheld))
-		case fault.KindOf(err) == fault.KindDenied:
+		case vocab.KindOf(err) == vocab.KindDenied:
 			outcome = 1
-		case fault.KindOf(err) == fault.KindUnavailable:
+		case vocab.KindOf(err) == vocab.KindUnavailable:
 			outcome = 2
 		default:
 			outcome = 3
@@ -71,14 +70,14 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 		return QueryResult{}, err
 	}
 	if len(in.Filters) > vocab.MaxFilters {
-		return QueryResult{}, fault.Invalid("filters", "%d filters, at most %d", len(in.Filters), vocab.MaxFilters)
+		return QueryResult{}, vocab.Invalid("filters", "%d filters, at most %d", len(in.Filters), vocab.MaxFilters)
 	}
 	for _, f := range in.Filters {
 		if err := f.Validate(ds.Fields); err != nil {
 			return QueryResult{}, err
 		}
 		if _, ok := acc.Allows([]string{f.Field}); !ok {
-			return QueryResult{}, fault.Denied("filter on field %q of %s is not allowed: the field is not granted to your department, and filtering on it would reveal it", f.Field, ds.ID)
+			return QueryResult{}, vocab.Denied("filter on field %q of %s is not allowed: the field is not granted to your department, and filtering on it would reveal it", f.Field, ds.ID)
 		}
 	}
 	// Each filter's value is parsed once for the whole answer, not once a
@@ -92,7 +91,7 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 		limit = DefaultLimit
 	}
 	if limit < 0 || limit > MaxLimit {
-		return QueryResult{}, fault.Invalid("limit", "%d is not between 1 and %d", limit, MaxLimit)
+		return QueryResult{}, vocab.Invalid("limit", "%d is not between 1 and %d", limit, MaxLimit)
 	}
 	// The page token is opened once the query is known to be allowed:
 	// it is bound to it, and anything else is refused alike.
@@ -135,18 +134,18 @@ func (p *Plane) query(ctx context.Context, caller vocab.Identity, in QueryInput)
 	pres, err := p.ask(qctx, call)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("no provider of %s is connected", ds.ID)}
+		return QueryResult{}, &vocab.Error{Kind: vocab.KindUnavailable, Msg: fmt.Sprintf("no provider of %s is connected", ds.ID)}
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("the provider of %s did not answer within %s", ds.ID, p.cfg.QueryTimeout)}
+		return QueryResult{}, &vocab.Error{Kind: vocab.KindUnavailable, Msg: fmt.Sprintf("the provider of %s did not answer within %s", ds.ID, p.cfg.QueryTimeout)}
 	case err != nil:
 		return QueryResult{}, err
 	}
 	if pres.Error != "" {
-		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("provider of %s: %s", ds.ID, pres.Error)}
+		return QueryResult{}, &vocab.Error{Kind: vocab.KindUnavailable, Msg: fmt.Sprintf("provider of %s: %s", ds.ID, pres.Error)}
 	}
 	next, err := p.tokens.seal(scope, pres.NextToken)
 	if err != nil {
-		return QueryResult{}, &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("provider of %s: %v", ds.ID, err)}
+		return QueryResult{}, &vocab.Error{Kind: vocab.KindUnavailable, Msg: fmt.Sprintf("provider of %s: %v", ds.ID, err)}
 	}
 	out := QueryResult{RequestID: reqID, NextPageToken: next, Fields: fields}
 	var providerReasons []string

@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // A publish stores a batch only if it keeps the dataset within its quota,
@@ -46,7 +46,7 @@ func (p *Plane) admit(ctx context.Context, ds catalog.Dataset, subject, msgID st
 	defer cancel()
 	stream, err := p.js.Stream(ctx, bus.DataStream)
 	if err != nil {
-		return admission{}, &fault.Error{Kind: fault.KindUnavailable, Msg: "data store: " + err.Error()}
+		return admission{}, &vocab.Error{Kind: vocab.KindUnavailable, Msg: "data store: " + err.Error()}
 	}
 	info := stream.CachedInfo()
 	l := bus.DataLimitsOf(info.Config)
@@ -69,14 +69,14 @@ func (p *Plane) admit(ctx context.Context, ds catalog.Dataset, subject, msgID st
 	owner := ds.Owner()
 	if q := l.DatasetQuota; q > 0 {
 		if used := p.usage.dataset(ds.ID); used+n > q {
-			return admission{}, fault.Exhausted("dataset:"+string(ds.ID), "dataset %s holds %s of its quota of %s (xhub serve --dataset-quota); this batch of %s would pass it: nothing stored. Room comes back as stored batches reach their retention (%s)",
-				ds.ID, fault.Bytes(used), fault.Bytes(q), fault.Bytes(n), retentionText(ttl))
+			return admission{}, vocab.Exhausted("dataset:"+string(ds.ID), "dataset %s holds %s of its quota of %s (xhub serve --dataset-quota); this batch of %s would pass it: nothing stored. Room comes back as stored batches reach their retention (%s)",
+				ds.ID, vocab.Bytes(used), vocab.Bytes(q), vocab.Bytes(n), retentionText(ttl))
 		}
 	}
 	if q := l.DeptQuota; q > 0 {
 		if used := p.usage.dept(owner); used+n > q {
-			return admission{}, fault.Exhausted("dept:"+string(owner), "department %s's datasets hold %s of its quota of %s (xhub serve --dept-quota); this batch of %s to %s would pass it: nothing stored. Room comes back as stored batches reach their retention (%s here)",
-				owner, fault.Bytes(used), fault.Bytes(q), fault.Bytes(n), ds.ID, retentionText(ttl))
+			return admission{}, vocab.Exhausted("dept:"+string(owner), "department %s's datasets hold %s of its quota of %s (xhub serve --dept-quota); this batch of %s to %s would pass it: nothing stored. Room comes back as stored batches reach their retention (%s here)",
+				owner, vocab.Bytes(used), vocab.Bytes(q), vocab.Bytes(n), ds.ID, retentionText(ttl))
 		}
 	}
 	if l.MaxBytes > 0 && int64(info.State.Bytes)+n > l.MaxBytes {
@@ -107,10 +107,10 @@ func storeError(err error) error {
 		case api.ErrorCode == jsErrCodeStoreFailed && strings.Contains(api.Description, "maximum bytes"):
 			return storeFull(0)
 		case api.ErrorCode == jsErrCodeInsufficientResources:
-			return fault.Exhausted("hub:store", "the hub's store is full: nothing stored. The operator must make room (--store-max-bytes, --data-max-bytes)")
+			return vocab.Exhausted("hub:store", "the hub's store is full: nothing stored. The operator must make room (--store-max-bytes, --data-max-bytes)")
 		}
 	}
-	return &fault.Error{Kind: fault.KindUnavailable, Msg: "store batch: " + err.Error()}
+	return &vocab.Error{Kind: vocab.KindUnavailable, Msg: "store batch: " + err.Error()}
 }
 
 // JetStream's codes for a store that is full: the stream at its MaxBytes
@@ -124,9 +124,9 @@ const (
 func storeFull(bound int64) error {
 	what := "its bound"
 	if bound > 0 {
-		what = "its bound of " + fault.Bytes(bound)
+		what = "its bound of " + vocab.Bytes(bound)
 	}
-	return fault.Exhausted("hub:"+bus.DataStream, "the hub's data store (%s) is at %s (xhub serve --data-max-bytes): nothing stored. Room comes back as stored batches reach their retention", bus.DataStream, what)
+	return vocab.Exhausted("hub:"+bus.DataStream, "the hub's data store (%s) is at %s (xhub serve --data-max-bytes): nothing stored. Room comes back as stored batches reach their retention", bus.DataStream, what)
 }
 
 func retentionText(ttl time.Duration) string {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // TestSubscriptionConsumerRemovedUnderItIsRemade: a durable subscription
@@ -70,7 +69,7 @@ func TestSubscriptionConsumerRemovedUnderItIsRemade(t *testing.T) {
 	}
 	// The department itself does not delete one a subscriber reads (its
 	// node would make it again): it closes the subscriber first.
-	if _, err := p.DeleteSubscription(ctx, tax, "health.cases", "etl"); fault.KindOf(err) != fault.KindPrecondition || !strings.Contains(err.Error(), "close the subscriber first") {
+	if _, err := p.DeleteSubscription(ctx, tax, "health.cases", "etl"); vocab.KindOf(err) != vocab.KindPrecondition || !strings.Contains(err.Error(), "close the subscriber first") {
 		t.Errorf("deleting a subscription a subscriber reads: %v", err)
 	}
 }

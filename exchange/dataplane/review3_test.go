@@ -15,7 +15,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // revokedAtHeadCP is the views of a node behind the log: it still holds
@@ -33,7 +32,7 @@ func (c *revokedAtHeadCP) CheckAccess(catalog.DeptID, catalog.DatasetID, time.Ti
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.applied {
-		return exchange.Access{}, fault.Denied("department tax holds no active grant on health.cases")
+		return exchange.Access{}, vocab.Denied("department tax holds no active grant on health.cases")
 	}
 	return exchange.Access{Fields: []string{"id"}, Grants: []shares.GrantID{"g-1"}}, nil
 }

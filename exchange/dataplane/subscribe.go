@@ -12,7 +12,6 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // SubscribeInput starts a subscription.
@@ -69,11 +68,11 @@ type batchState struct {
 // ValidateSubName checks a subscription name: [a-z0-9-]{1,32}.
 func ValidateSubName(s string) error {
 	if len(s) == 0 || len(s) > 32 {
-		return fault.Invalid("name", "%q must be 1 to 32 characters", s)
+		return vocab.Invalid("name", "%q must be 1 to 32 characters", s)
 	}
 	for _, c := range s {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return fault.Invalid("name", "%q may contain only a-z, 0-9 and '-'", s)
+			return vocab.Invalid("name", "%q may contain only a-z, 0-9 and '-'", s)
 		}
 	}
 	return nil
@@ -82,7 +81,7 @@ func ValidateSubName(s string) error {
 // Subscribe opens (or resumes) a subscription.
 func (p *Plane) Subscribe(ctx context.Context, caller vocab.Identity, in SubscribeInput) (*Subscription, error) {
 	if in.Name == bus.OutSubscription {
-		return nil, fault.Invalid("name", "%q is the name of the hub's own NATS delivery: choose another", in.Name)
+		return nil, vocab.Invalid("name", "%q is the name of the hub's own NATS delivery: choose another", in.Name)
 	}
 	return p.subscribe(ctx, caller, in, durableSpec{bounded: true})
 }
@@ -106,7 +105,7 @@ func (p *Plane) subscribe(ctx context.Context, caller vocab.Identity, in Subscri
 	case "beginning":
 		d.fromBeginning = true
 	default:
-		return nil, fault.Invalid("from", "%q is not new or beginning", in.From)
+		return nil, vocab.Invalid("from", "%q is not new or beginning", in.From)
 	}
 	release := func() {}
 	if d.bounded {
@@ -284,14 +283,14 @@ func (s *Subscription) pump(ctx context.Context) {
 			if err = s.remake(ctx); err == nil {
 				continue
 			}
-			if fault.KindOf(err) != 0 {
+			if vocab.KindOf(err) != 0 {
 				s.fail(err) // the grant ended (PERMISSION_DENIED), the node is behind (UNAVAILABLE), …
 				return
 			}
 		}
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				s.fail(&fault.Error{Kind: fault.KindUnavailable, Msg: "subscription: " + err.Error()})
+				s.fail(&vocab.Error{Kind: vocab.KindUnavailable, Msg: "subscription: " + err.Error()})
 			}
 			return
 		}

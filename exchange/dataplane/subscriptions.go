@@ -14,7 +14,6 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // deptCounter bounds something a department holds open on this node
@@ -36,7 +35,7 @@ func (c *deptCounter) take(d catalog.DeptID) (func(), error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n[d] >= c.max {
-		return nil, fault.Exhausted("dept:"+string(d), "department %s has %d %s open on this hub node, the most it allows (%d): close one first", d, c.n[d], c.what, c.max)
+		return nil, vocab.Exhausted("dept:"+string(d), "department %s has %d %s open on this hub node, the most it allows (%d): close one first", d, c.n[d], c.what, c.max)
 	}
 	c.n[d]++
 	var once sync.Once
@@ -133,7 +132,7 @@ func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.D
 		return nil, err
 	}
 	if d.bounded && n >= p.cfg.MaxDurableSubscriptions {
-		return nil, fault.Exhausted("dept:"+string(caller.Dept), "department %s has %d durable subscriptions, the most the hub allows (%d): delete one with `xhub subscription delete NAME`, or reuse a name", caller.Dept, n, p.cfg.MaxDurableSubscriptions)
+		return nil, vocab.Exhausted("dept:"+string(caller.Dept), "department %s has %d durable subscriptions, the most the hub allows (%d): delete one with `xhub subscription delete NAME`, or reuse a name", caller.Dept, n, p.cfg.MaxDurableSubscriptions)
 	}
 	spec := bus.SubscriptionSpec{
 		Dept: string(caller.Dept), Dataset: string(ds), Name: name, FromBeginning: d.fromBeginning, StartSeq: d.resumeAt,
@@ -147,7 +146,7 @@ func (p *Plane) durable(ctx context.Context, caller vocab.Identity, ds catalog.D
 	cons, err = p.js.CreateConsumer(ctx, bus.DataStream, bus.Subscription(spec))
 	if errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
 		p.lg.Error("the NATS server's consumer limit is reached", "dept", caller.Dept, "err", err)
-		return nil, fault.Exhausted("hub", "the hub holds as many subscriptions as its NATS server allows: the operator must lower --max-subscriptions or raise the server's limit")
+		return nil, vocab.Exhausted("hub", "the hub holds as many subscriptions as its NATS server allows: the operator must lower --max-subscriptions or raise the server's limit")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("subscription consumer: %w", err)
@@ -242,7 +241,7 @@ func (p *Plane) ListSubscriptions(ctx context.Context, viewer vocab.Identity, de
 	case dept == "" || dept == viewer.Dept:
 		dept = viewer.Dept
 	default:
-		return nil, fault.Denied("%s: a department sees only its own subscriptions, not those of %s", viewer.URI(), dept)
+		return nil, vocab.Denied("%s: a department sees only its own subscriptions, not those of %s", viewer.URI(), dept)
 	}
 	var out []SubscriptionInfo
 	err := p.eachSubscription(ctx, dept, func(si SubscriptionInfo) {
@@ -276,26 +275,26 @@ func (p *Plane) DeleteSubscription(ctx context.Context, caller vocab.Identity, d
 	}
 	switch {
 	case len(match) == 0:
-		return SubscriptionInfo{}, fault.NotFound("department %s has no subscription named %q%s", caller.Dept, name, onDataset(dataset))
+		return SubscriptionInfo{}, vocab.NotFound("department %s has no subscription named %q%s", caller.Dept, name, onDataset(dataset))
 	case len(match) > 1:
 		var ds []string
 		for _, si := range match {
 			ds = append(ds, string(si.Dataset))
 		}
-		return SubscriptionInfo{}, fault.Invalid("dataset", "subscription %q exists on %s: name the dataset", name, strings.Join(ds, ", "))
+		return SubscriptionInfo{}, vocab.Invalid("dataset", "subscription %q exists on %s: name the dataset", name, strings.Join(ds, ", "))
 	}
 	si := match[0]
 	if si.Internal != "" {
 		// The hub's own NATS feed stands while the grant does: only the
 		// grant's end removes it (a department that wants no records on
 		// NATS closes its connections).
-		return SubscriptionInfo{}, fault.Precondition("HUB_INTERNAL", "subscription", "subscription %q%s is the hub's own NATS delivery for the department's integrators: it ends with the grant, not by hand", name, onDataset(si.Dataset))
+		return SubscriptionInfo{}, vocab.Precondition("HUB_INTERNAL", "subscription", "subscription %q%s is the hub's own NATS delivery for the department's integrators: it ends with the grant, not by hand", name, onDataset(si.Dataset))
 	}
 	if si.Open {
 		// Its subscriber's node would make it again where it stood (a
 		// consumer removed under a reader under a grant is taken for a
 		// sweep's mistake, Subscription.remake).
-		return SubscriptionInfo{}, fault.Precondition("SUBSCRIPTION_OPEN", "subscription", "subscription %q%s has a subscriber reading it: close the subscriber first, then delete it", name, onDataset(si.Dataset))
+		return SubscriptionInfo{}, vocab.Precondition("SUBSCRIPTION_OPEN", "subscription", "subscription %q%s has a subscriber reading it: close the subscriber first, then delete it", name, onDataset(si.Dataset))
 	}
 	if err := p.js.DeleteConsumer(ctx, bus.DataStream, bus.SubscriptionConsumerName(string(si.Dept), string(si.Dataset), si.Name)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return SubscriptionInfo{}, fmt.Errorf("delete subscription: %w", err)

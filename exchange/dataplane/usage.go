@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // What a department stores is bounded at publish (quota.go). The usage
@@ -282,7 +282,7 @@ func (u *usage) catchUp(ctx context.Context, last uint64) error {
 		case <-changed:
 		case <-time.After(20 * time.Millisecond):
 		case <-ctx.Done():
-			return &fault.Error{Kind: fault.KindUnavailable, Msg: fmt.Sprintf("the hub has not yet counted what departments store (read to batch %d of %d): try again", seq, last)}
+			return &vocab.Error{Kind: vocab.KindUnavailable, Msg: fmt.Sprintf("the hub has not yet counted what departments store (read to batch %d of %d): try again", seq, last)}
 		}
 	}
 }

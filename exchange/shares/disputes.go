@@ -11,7 +11,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // Data disputes (数据异议): a department holding a grant on a dataset
@@ -35,7 +34,7 @@ func DisputeIDAt(seq uint64) DisputeID { return DisputeID(fmt.Sprintf("d-%d", se
 // ParseDisputeID checks s.
 func ParseDisputeID(s string) (DisputeID, error) {
 	if _, err := idSeq(s, "d-"); err != nil {
-		return "", fault.Invalid("dispute", "%q is not a dispute id (d-<number>)", s)
+		return "", vocab.Invalid("dispute", "%q is not a dispute id (d-<number>)", s)
 	}
 	return DisputeID(s), nil
 }
@@ -142,14 +141,14 @@ type DisputeInput struct {
 // tells nothing the grant does not.
 func NewDispute(v Views, actor vocab.Identity, in DisputeInput, days int, open int, id DisputeID, now time.Time) (DisputeBody, error) {
 	if actor.Role != vocab.RoleOfficer {
-		return DisputeBody{}, fault.Denied("%s: only a department's officer opens disputes, not role %s", actor.URI(), actor.Role)
+		return DisputeBody{}, vocab.Denied("%s: only a department's officer opens disputes, not role %s", actor.URI(), actor.Role)
 	}
 	ds, err := dataset(v, in.Dataset)
 	if err != nil {
 		return DisputeBody{}, err
 	}
 	if ds.Owner() == actor.Dept {
-		return DisputeBody{}, fault.Invalid("dataset", "%s is your department's own dataset: correct it directly", ds.ID)
+		return DisputeBody{}, vocab.Invalid("dataset", "%s is your department's own dataset: correct it directly", ds.ID)
 	}
 	reason := strings.TrimSpace(in.Reason)
 	if err := checkText("reason", reason, 1, MaxPurposeLen); err != nil {
@@ -164,14 +163,14 @@ func NewDispute(v Views, actor vocab.Identity, in DisputeInput, days int, open i
 		return DisputeBody{}, err
 	}
 	if !ok {
-		return DisputeBody{}, fault.Denied("department %s holds no active grant on %s: a dispute is about data received under a grant", actor.Dept, ds.ID)
+		return DisputeBody{}, vocab.Denied("department %s holds no active grant on %s: a dispute is about data received under a grant", actor.Dept, ds.ID)
 	}
 	field := strings.TrimSpace(in.Field)
 	if field != "" && !slices.Contains(fields, field) {
-		return DisputeBody{}, fault.Denied("field %q is not among the fields granted to %s on %s (%s)", field, actor.Dept, ds.ID, strings.Join(fields, ", "))
+		return DisputeBody{}, vocab.Denied("field %q is not among the fields granted to %s on %s (%s)", field, actor.Dept, ds.ID, strings.Join(fields, ", "))
 	}
 	if open >= MaxOpenDisputes {
-		return DisputeBody{}, fault.Exhausted("dept:"+string(actor.Dept), "department %s has %d disputes open, the most the hub allows (%d): wait for answers", actor.Dept, open, MaxOpenDisputes)
+		return DisputeBody{}, vocab.Exhausted("dept:"+string(actor.Dept), "department %s has %d disputes open, the most the hub allows (%d): wait for answers", actor.Dept, open, MaxOpenDisputes)
 	}
 	if days <= 0 {
 		days = DefaultDisputeDays
@@ -206,7 +205,7 @@ func grantedFields(v Views, dept catalog.DeptID, ds catalog.DatasetID, now time.
 // dataset's owner (or the operator), and returns the dispute.resolved body.
 func Resolve(v Views, actor vocab.Identity, id DisputeID, outcome DisputeStatus, reason string) (ResolutionBody, catalog.DatasetID, error) {
 	if outcome != DisputeCorrected && outcome != DisputeRejected {
-		return ResolutionBody{}, "", fault.Invalid("outcome", "%q is not corrected or rejected", outcome)
+		return ResolutionBody{}, "", vocab.Invalid("outcome", "%q is not corrected or rejected", outcome)
 	}
 	reason = strings.TrimSpace(reason)
 	if err := checkText("reason", reason, 1, MaxPurposeLen); err != nil {
@@ -220,7 +219,7 @@ func Resolve(v Views, actor vocab.Identity, id DisputeID, outcome DisputeStatus,
 		return ResolutionBody{}, "", err
 	}
 	if d.Status != DisputeOpen {
-		return ResolutionBody{}, "", fault.Precondition("DISPUTE_STATE", string(id), "dispute %s is already %s", id, d.Status)
+		return ResolutionBody{}, "", vocab.Precondition("DISPUTE_STATE", string(id), "dispute %s is already %s", id, d.Status)
 	}
 	return ResolutionBody{Dispute: id, Outcome: outcome, Reason: reason}, d.Dataset, nil
 }
@@ -230,7 +229,7 @@ func GetDispute(v Views, id DisputeID) (Dispute, error) {
 	var d Dispute
 	ok, err := v.Get(DisputeKey(id), &d)
 	if err == nil && !ok {
-		err = fault.NotFound("dispute %s does not exist", id)
+		err = vocab.NotFound("dispute %s does not exist", id)
 	}
 	return d, err
 }
@@ -288,9 +287,9 @@ func checkText(field, s string, min, max int) error {
 	}
 	switch {
 	case len(s) < min:
-		return fault.Invalid(field, "is required")
+		return vocab.Invalid(field, "is required")
 	case len(s) > max:
-		return fault.Invalid(field, "is %d bytes, at most %d", len(s), max)
+		return vocab.Invalid(field, "is %d bytes, at most %d", len(s), max)
 	}
 	return nil
 }

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 func TestAddWorkingDays(t *testing.T) {
@@ -32,7 +32,7 @@ func TestAddWorkingDays(t *testing.T) {
 // 21: dispute list prints it in a table).
 func TestDisputeText(t *testing.T) {
 	for _, s := range []string{"bad \xff bytes", "bell\a", "", "line one\nline two", "a\ttab"} {
-		if err := checkText("reason", s, 1, 100); fault.KindOf(err) != fault.KindInvalid {
+		if err := checkText("reason", s, 1, 100); vocab.KindOf(err) != vocab.KindInvalid {
 			t.Errorf("%q: %v", s, err)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/store"
 )
 
@@ -32,9 +31,9 @@ var unsafeTexts = []struct{ name, text, names string }{
 // description holding want.
 func refusedNaming(t *testing.T, err error, field, want string) {
 	t.Helper()
-	var fe *fault.Error
-	if !errors.As(err, &fe) || fe.Kind != fault.KindInvalid {
-		t.Fatalf("got %v (kind %s), want an invalid-argument refusal", err, fault.KindOf(err))
+	var fe *vocab.Error
+	if !errors.As(err, &fe) || fe.Kind != vocab.KindInvalid {
+		t.Fatalf("got %v (kind %s), want an invalid-argument refusal", err, vocab.KindOf(err))
 	}
 	if len(fe.Violations) != 1 || fe.Violations[0].Field != field || !strings.Contains(fe.Violations[0].Description, want) {
 		t.Fatalf("refusal %+v: want field %q naming %q", fe.Violations, field, want)

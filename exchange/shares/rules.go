@@ -8,7 +8,6 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // The rules of the share workflow: each function checks one command
@@ -42,40 +41,40 @@ type Input struct {
 // pending is how many requests actor's department has pending.
 func NewRequest(v Views, rules Rules, actor vocab.Identity, in Input, pending int, id RequestID, now time.Time) (Request, error) {
 	if actor.Role != vocab.RoleOfficer {
-		return Request{}, fault.Denied("%s: only a data officer requests data", actor.URI())
+		return Request{}, vocab.Denied("%s: only a data officer requests data", actor.URI())
 	}
 	if _, err := catalog.ParseDatasetID(string(in.Dataset)); err != nil {
 		return Request{}, err
 	}
 	purpose := strings.TrimSpace(in.Purpose)
 	if purpose == "" {
-		return Request{}, fault.Invalid("purpose", "is required: say what the data is for")
+		return Request{}, vocab.Invalid("purpose", "is required: say what the data is for")
 	}
 	if err := catalog.CheckLine("purpose", purpose); err != nil {
 		return Request{}, err
 	}
 	if len(purpose) > MaxPurposeLen {
-		return Request{}, fault.Invalid("purpose", "is %d bytes, at most %d", len(purpose), MaxPurposeLen)
+		return Request{}, vocab.Invalid("purpose", "is %d bytes, at most %d", len(purpose), MaxPurposeLen)
 	}
 	days := in.Days
 	if days == 0 {
 		days = rules.MaxGrantDays
 	}
 	if days < 1 || days > rules.MaxGrantDays {
-		return Request{}, fault.Invalid("days", "%d is not between 1 and %d (the hub's longest grant)", days, rules.MaxGrantDays)
+		return Request{}, vocab.Invalid("days", "%d is not between 1 and %d (the hub's longest grant)", days, rules.MaxGrantDays)
 	}
 	ds, err := dataset(v, in.Dataset)
 	if err != nil {
 		return Request{}, err
 	}
 	if ds.Status != catalog.StatusPublished {
-		return Request{}, fault.Precondition("DATASET_RETIRED", string(ds.ID), "dataset %s is retired", ds.ID)
+		return Request{}, vocab.Precondition("DATASET_RETIRED", string(ds.ID), "dataset %s is retired", ds.ID)
 	}
 	if ds.Owner() == actor.Dept {
-		return Request{}, fault.Precondition("OWN_DATASET", string(ds.ID), "dataset %s belongs to your own department", ds.ID)
+		return Request{}, vocab.Precondition("OWN_DATASET", string(ds.ID), "dataset %s belongs to your own department", ds.ID)
 	}
 	if ds.ShareType == catalog.ShareNone {
-		return Request{}, fault.Precondition("SHARE_TYPE_NONE", string(ds.ID), "dataset %s is not shared (share type none): its owner %s lists it in the catalog but shares it with no department", ds.ID, ds.Owner())
+		return Request{}, vocab.Precondition("SHARE_TYPE_NONE", string(ds.ID), "dataset %s is not shared (share type none): its owner %s lists it in the catalog but shares it with no department", ds.ID, ds.Owner())
 	}
 	fields, err := checkFields("fields", in.Fields, ds)
 	if err != nil {
@@ -86,7 +85,7 @@ func NewRequest(v Views, rules Rules, actor vocab.Identity, in Input, pending in
 		var other RequestID
 		if json.Unmarshal(val, &other) == nil {
 			if r, err := GetRequest(v, other); err == nil && r.Requester == actor.Dept {
-				dup = fault.Precondition("REQUEST_PENDING", string(other), "request %s of %s for %s is already pending", other, actor.Dept, ds.ID)
+				dup = vocab.Precondition("REQUEST_PENDING", string(other), "request %s of %s for %s is already pending", other, actor.Dept, ds.ID)
 				return false, nil
 			}
 		}
@@ -96,7 +95,7 @@ func NewRequest(v Views, rules Rules, actor vocab.Identity, in Input, pending in
 		return Request{}, dup
 	}
 	if pending >= rules.MaxPendingRequests {
-		return Request{}, fault.Exhausted("dept:"+string(actor.Dept), "department %s has %d share requests pending, the most the hub allows (%d): wait for decisions or withdraw some", actor.Dept, pending, rules.MaxPendingRequests)
+		return Request{}, vocab.Exhausted("dept:"+string(actor.Dept), "department %s has %d share requests pending, the most the hub allows (%d): wait for decisions or withdraw some", actor.Dept, pending, rules.MaxPendingRequests)
 	}
 	return Request{
 		ID: id, Requester: actor.Dept, Dataset: ds.ID, Fields: fields, Purpose: purpose, Days: days,
@@ -112,14 +111,14 @@ func OpenGrant(v Views, id RequestID, gid GrantID, now time.Time) (GrantBody, ca
 		return GrantBody{}, "", err
 	}
 	if r.Status != RequestPending {
-		return GrantBody{}, "", fault.Precondition("REQUEST_STATE", string(id), "request %s is %s, not pending", id, r.Status)
+		return GrantBody{}, "", vocab.Precondition("REQUEST_STATE", string(id), "request %s is %s, not pending", id, r.Status)
 	}
 	ds, err := dataset(v, r.Dataset)
 	if err != nil {
 		return GrantBody{}, "", err
 	}
 	if ds.ShareType != catalog.ShareOpen || ds.Status != catalog.StatusPublished {
-		return GrantBody{}, "", fault.Precondition("SHARE_TYPE", string(ds.ID), "dataset %s is no longer open", ds.ID)
+		return GrantBody{}, "", vocab.Precondition("SHARE_TYPE", string(ds.ID), "dataset %s is no longer open", ds.ID)
 	}
 	fields := r.Fields
 	if len(fields) == 0 {
@@ -153,13 +152,13 @@ func Approval(v Views, actor vocab.Identity, d Decision, gid GrantID, now time.T
 			return GrantBody{}, "", err
 		}
 		if f, ok := subsetOf(fields, requested); !ok {
-			return GrantBody{}, "", fault.Invalid("fields", "field %q was not requested; an approval may only narrow the request (%s)", f, strings.Join(requested, ", "))
+			return GrantBody{}, "", vocab.Invalid("fields", "field %q was not requested; an approval may only narrow the request (%s)", f, strings.Join(requested, ", "))
 		}
 	}
 	days := r.Days
 	if d.Days != 0 {
 		if d.Days < 1 || d.Days > r.Days {
-			return GrantBody{}, "", fault.Invalid("days", "%d is not between 1 and the %d days requested", d.Days, r.Days)
+			return GrantBody{}, "", vocab.Invalid("days", "%d is not between 1 and the %d days requested", d.Days, r.Days)
 		}
 		days = d.Days
 	}
@@ -183,10 +182,10 @@ func Withdrawal(v Views, actor vocab.Identity, id RequestID) (Decided, catalog.D
 		return Decided{}, "", err
 	}
 	if actor.Role != vocab.RoleOfficer || actor.Dept != r.Requester {
-		return Decided{}, "", fault.Denied("%s: only an officer of %s (the requester) may withdraw request %s", actor.URI(), r.Requester, id)
+		return Decided{}, "", vocab.Denied("%s: only an officer of %s (the requester) may withdraw request %s", actor.URI(), r.Requester, id)
 	}
 	if r.Status != RequestPending {
-		return Decided{}, "", fault.Precondition("REQUEST_STATE", string(id), "request %s is already %s", id, r.Status)
+		return Decided{}, "", vocab.Precondition("REQUEST_STATE", string(id), "request %s is already %s", id, r.Status)
 	}
 	return Decided{Request: id}, r.Dataset, nil
 }
@@ -201,7 +200,7 @@ func Revocation(v Views, actor vocab.Identity, id GrantID, reason string, now ti
 		return Ended{}, "", err
 	}
 	if st := g.StatusAt(now); st != GrantActive {
-		return Ended{}, "", fault.Precondition("GRANT_STATE", string(id), "grant %s is already %s", id, st)
+		return Ended{}, "", vocab.Precondition("GRANT_STATE", string(id), "grant %s is already %s", id, st)
 	}
 	return Ended{Grant: id, Reason: strings.TrimSpace(reason)}, g.Dataset, nil
 }
@@ -209,8 +208,8 @@ func Revocation(v Views, actor vocab.Identity, id GrantID, reason string, now ti
 // Outcomes of Expiry that are not failures: another node got there first,
 // or this node's clock is behind.
 var (
-	ErrAlreadyEnded = &fault.Error{Kind: fault.KindPrecondition, Msg: "grant already ended"}
-	ErrNotDue       = &fault.Error{Kind: fault.KindPrecondition, Msg: "grant not yet due to expire"}
+	ErrAlreadyEnded = &vocab.Error{Kind: vocab.KindPrecondition, Msg: "grant already ended"}
+	ErrNotDue       = &vocab.Error{Kind: vocab.KindPrecondition, Msg: "grant not yet due to expire"}
 )
 
 // Expiry checks that grant id is due to expire at now.
@@ -237,7 +236,7 @@ func pendingFor(v Views, actor vocab.Identity, id RequestID, what string) (Reque
 		return r, catalog.Dataset{}, err
 	}
 	if r.Status != RequestPending {
-		return r, catalog.Dataset{}, fault.Precondition("REQUEST_STATE", string(id), "request %s is already %s", id, r.Status)
+		return r, catalog.Dataset{}, vocab.Precondition("REQUEST_STATE", string(id), "request %s is already %s", id, r.Status)
 	}
 	ds, err := dataset(v, r.Dataset)
 	return r, ds, err
@@ -252,16 +251,16 @@ func mayDecide(actor vocab.Identity, owner catalog.DeptID, what string) error {
 	case actor.Role == vocab.RoleOfficer && actor.Dept == owner:
 		return nil
 	case actor.Role == vocab.RoleOfficer:
-		return fault.Denied("%s: only an officer of %s (the owner) may %s", actor.URI(), owner, what)
+		return vocab.Denied("%s: only an officer of %s (the owner) may %s", actor.URI(), owner, what)
 	}
-	return fault.Denied("%s: role %s may not %s", actor.URI(), actor.Role, what)
+	return vocab.Denied("%s: role %s may not %s", actor.URI(), actor.Role, what)
 }
 
 func dataset(v Views, id catalog.DatasetID) (catalog.Dataset, error) {
 	var d catalog.Dataset
 	ok, err := v.Get(catalog.DatasetKey(id), &d)
 	if err == nil && !ok {
-		err = fault.NotFound("dataset %s is not in the catalog", id)
+		err = vocab.NotFound("dataset %s is not in the catalog", id)
 	}
 	return d, err
 }
@@ -270,7 +269,7 @@ func dataset(v Views, id catalog.DatasetID) (catalog.Dataset, error) {
 // exist, none twice. It returns them sorted.
 func checkFields(field string, want []string, ds catalog.Dataset) ([]string, error) {
 	if len(want) > MaxFields {
-		return nil, fault.Invalid(field, "%d fields, at most %d", len(want), MaxFields)
+		return nil, vocab.Invalid(field, "%d fields, at most %d", len(want), MaxFields)
 	}
 	have := make(map[string]bool, len(ds.Fields))
 	names := make([]string, len(ds.Fields))
@@ -281,7 +280,7 @@ func checkFields(field string, want []string, ds catalog.Dataset) ([]string, err
 	out := make([]string, 0, len(want))
 	for _, f := range want {
 		if !have[f] {
-			return nil, fault.Invalid(field, "field %q is not in dataset %s (its fields: %s)", f, ds.ID, strings.Join(names, ", "))
+			return nil, vocab.Invalid(field, "field %q is not in dataset %s (its fields: %s)", f, ds.ID, strings.Join(names, ", "))
 		}
 		if !seen[f] {
 			seen[f] = true

@@ -17,7 +17,7 @@ import (
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/keyspace"
 	"github.com/xhub-gov/xhub/exchange/ledger"
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // Views are JSON values by key, in one transaction.
@@ -62,7 +62,7 @@ func GrantIDAt(seq uint64) GrantID { return GrantID("g-" + strconv.FormatUint(se
 // ParseRequestID checks s.
 func ParseRequestID(s string) (RequestID, error) {
 	if _, err := idSeq(s, "r-"); err != nil {
-		return "", fault.Invalid("request", "%q is not a request id (r-<number>)", s)
+		return "", vocab.Invalid("request", "%q is not a request id (r-<number>)", s)
 	}
 	return RequestID(s), nil
 }
@@ -70,7 +70,7 @@ func ParseRequestID(s string) (RequestID, error) {
 // ParseGrantID checks s.
 func ParseGrantID(s string) (GrantID, error) {
 	if _, err := idSeq(s, "g-"); err != nil {
-		return "", fault.Invalid("grant", "%q is not a grant id (g-<number>)", s)
+		return "", vocab.Invalid("grant", "%q is not a grant id (g-<number>)", s)
 	}
 	return GrantID(s), nil
 }
@@ -241,7 +241,7 @@ func GetRequest(txn Views, id RequestID) (Request, error) {
 	var r Request
 	ok, err := txn.Get(RequestKey(id), &r)
 	if err == nil && !ok {
-		err = fault.NotFound("share request %s does not exist", id)
+		err = vocab.NotFound("share request %s does not exist", id)
 	}
 	return r, err
 }
@@ -250,7 +250,7 @@ func GetGrant(txn Views, id GrantID) (Grant, error) {
 	var g Grant
 	ok, err := txn.Get(GrantKey(id), &g)
 	if err == nil && !ok {
-		err = fault.NotFound("grant %s does not exist", id)
+		err = vocab.NotFound("grant %s does not exist", id)
 	}
 	return g, err
 }

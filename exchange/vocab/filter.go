@@ -7,10 +7,6 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/internal/fault"
-	"github.com/xhub-gov/xhub/internal/jsonnum"
 )
 
 // Op is a filter operator on a top-level field.
@@ -36,12 +32,10 @@ var Ops = []Op{OpLe, OpGe, OpNe, OpEq, OpLt, OpGt, OpIn, OpPrefix}
 // compared by its digits, never expanded, and a bounded text is cheap
 // wherever else it goes (a database, a schema validator).
 const (
-	MaxFilters        = 16
-	MaxFilterValue    = 4096
-	MaxInValues       = 256
-	MaxNumberDigits   = jsonnum.MaxDigits
-	MaxNumberExponent = jsonnum.MaxExponent
-	maxFilterTextLen  = 8192
+	MaxFilters       = 16
+	MaxFilterValue   = 4096
+	MaxInValues      = 256
+	maxFilterTextLen = 8192
 )
 
 // Filter is one condition: Field Op Value. Value is a JSON value (decoded
@@ -58,15 +52,15 @@ type Filter struct {
 // `vaccine in ["MMR","HPV"]`, `name prefix Li`.
 func ParseFilter(s string) (Filter, error) {
 	if len(s) > maxFilterTextLen {
-		return Filter{}, fault.Invalid("where", "filter is %d bytes, at most %d", len(s), maxFilterTextLen)
+		return Filter{}, Invalid("where", "filter is %d bytes, at most %d", len(s), maxFilterTextLen)
 	}
 	if !utf8.ValidString(s) {
-		return Filter{}, fault.Invalid("where", "filter is not valid UTF-8")
+		return Filter{}, Invalid("where", "filter is not valid UTF-8")
 	}
 	s = strings.TrimSpace(s)
 	field, rest := splitField(s)
 	if field == "" {
-		return Filter{}, fault.Invalid("where", "%q: want <field> <op> <value> with op one of = != < <= > >= in prefix", s)
+		return Filter{}, Invalid("where", "%q: want <field> <op> <value> with op one of = != < <= > >= in prefix", s)
 	}
 	rest = strings.TrimLeft(rest, " ")
 	var op Op
@@ -78,11 +72,11 @@ func ParseFilter(s string) (Filter, error) {
 		}
 	}
 	if op == "" {
-		return Filter{}, fault.Invalid("where", "%q: no operator after field %q (want = != < <= > >= in prefix)", s, field)
+		return Filter{}, Invalid("where", "%q: no operator after field %q (want = != < <= > >= in prefix)", s, field)
 	}
 	raw := strings.TrimSpace(rest[len(op):])
 	if raw == "" {
-		return Filter{}, fault.Invalid("where", "%q: no value after %s", s, op)
+		return Filter{}, Invalid("where", "%q: no value after %s", s, op)
 	}
 	// 'vaccine==MMR' would compare with the string "=MMR" and match
 	// nothing, silently: an operator character right after the operator
@@ -90,7 +84,7 @@ func ParseFilter(s string) (Filter, error) {
 	// a JSON string ('name="=x"').
 	if op != OpIn && op != OpPrefix && strings.ContainsRune("=<>!~", rune(raw[0])) && !json.Valid([]byte(raw)) {
 		typed := string(op) + operatorPrefix(raw)
-		return Filter{}, fault.Invalid("where", "%q: %q is not an operator (want one of = != < <= > >= in prefix); a value starting with %q is written as a JSON string", s, typed, raw[:1])
+		return Filter{}, Invalid("where", "%q: %q is not an operator (want one of = != < <= > >= in prefix); a value starting with %q is written as a JSON string", s, typed, raw[:1])
 	}
 	var v any
 	if decoded, err := decodeValue([]byte(raw)); err == nil {
@@ -136,11 +130,11 @@ func decodeValue(b []byte) (any, error) {
 // DecodeFilterValue decodes a filter value sent as JSON bytes.
 func DecodeFilterValue(b []byte) (any, error) {
 	if len(b) > MaxFilterValue {
-		return nil, fault.Invalid("filters.value", "is %d bytes, at most %d", len(b), MaxFilterValue)
+		return nil, Invalid("filters.value", "is %d bytes, at most %d", len(b), MaxFilterValue)
 	}
 	v, err := decodeValue(b)
 	if err != nil {
-		return nil, fault.Invalid("filters.value", "is not JSON: %v", err)
+		return nil, Invalid("filters.value", "is not JSON: %v", err)
 	}
 	return v, nil
 }
@@ -150,7 +144,7 @@ func DecodeFilterValue(b []byte) (any, error) {
 // and checks the filter against a dataset's fields.
 func (f Filter) Check() error {
 	if f.Field == "" || len(f.Field) > 256 {
-		return fault.Invalid("filters.field", "must be 1 to 256 characters")
+		return Invalid("filters.field", "must be 1 to 256 characters")
 	}
 	switch f.Op {
 	case OpEq, OpNe:
@@ -158,25 +152,25 @@ func (f Filter) Check() error {
 		switch f.Value.(type) {
 		case json.Number, string:
 		default:
-			return fault.Invalid("filters.value", "%s %s needs a number or a string", f.Field, f.Op)
+			return Invalid("filters.value", "%s %s needs a number or a string", f.Field, f.Op)
 		}
 	case OpIn:
 		arr, ok := f.Value.([]any)
 		if !ok {
-			return fault.Invalid("filters.value", "%s in needs a JSON array, e.g. [\"a\",\"b\"]", f.Field)
+			return Invalid("filters.value", "%s in needs a JSON array, e.g. [\"a\",\"b\"]", f.Field)
 		}
 		if len(arr) > MaxInValues {
-			return fault.Invalid("filters.value", "%s in has %d values, at most %d", f.Field, len(arr), MaxInValues)
+			return Invalid("filters.value", "%s in has %d values, at most %d", f.Field, len(arr), MaxInValues)
 		}
 	case OpPrefix:
 		if _, ok := f.Value.(string); !ok {
-			return fault.Invalid("filters.value", "%s prefix needs a string", f.Field)
+			return Invalid("filters.value", "%s prefix needs a string", f.Field)
 		}
 	default:
-		return fault.Invalid("filters.op", "%q is not one of = != < <= > >= in prefix", f.Op)
+		return Invalid("filters.op", "%q is not one of = != < <= > >= in prefix", f.Op)
 	}
 	if err := boundNumbers(f.Value); err != nil {
-		return fault.Invalid("filters.value", "filter %s %s: %v", f.Field, f.Op, err)
+		return Invalid("filters.value", "filter %s %s: %v", f.Field, f.Op, err)
 	}
 	return nil
 }
@@ -187,7 +181,7 @@ func (f Filter) Check() error {
 func boundNumbers(v any) error {
 	switch v := v.(type) {
 	case json.Number:
-		return jsonnum.Check(v.String())
+		return CheckNumber(v.String())
 	case []any:
 		for _, x := range v {
 			if err := boundNumbers(x); err != nil {
@@ -206,13 +200,13 @@ func boundNumbers(v any) error {
 
 // Validate checks a filter against the dataset's fields: the field exists
 // and the value fits its type.
-func (f Filter) Validate(fields []catalog.Field) error {
+func (f Filter) Validate(fields []Field) error {
 	if err := f.Check(); err != nil {
 		return err
 	}
-	i := slices.IndexFunc(fields, func(x catalog.Field) bool { return x.Name == f.Field })
+	i := slices.IndexFunc(fields, func(x Field) bool { return x.Name == f.Field })
 	if i < 0 {
-		return fault.Invalid("filters.field", "%q is not a field of the dataset", f.Field)
+		return Invalid("filters.field", "%q is not a field of the dataset", f.Field)
 	}
 	typ := fields[i].Type
 	vals := []any{f.Value}
@@ -221,11 +215,11 @@ func (f Filter) Validate(fields []catalog.Field) error {
 	}
 	for _, v := range vals {
 		if !valueFits(v, typ) {
-			return fault.Invalid("filters.value", "%s is of type %s; %s does not fit", f.Field, typ, canonJSON(v))
+			return Invalid("filters.value", "%s is of type %s; %s does not fit", f.Field, typ, canonJSON(v))
 		}
 	}
 	if f.Op == OpPrefix && !typeHas(typ, "string") {
-		return fault.Invalid("filters.op", "prefix needs a string field; %s is %s", f.Field, typ)
+		return Invalid("filters.op", "prefix needs a string field; %s is %s", f.Field, typ)
 	}
 	return nil
 }
@@ -250,7 +244,7 @@ func valueFits(v any, typ string) bool {
 			return true
 		}
 		if typeHas(typ, "integer") {
-			n, ok := jsonnum.Parse(v.String())
+			n, ok := ParseNumber(v.String())
 			return ok && n.IsInt()
 		}
 		return false
@@ -281,7 +275,7 @@ type Matcher struct {
 // any other value as its canonical JSON (canon), or a string (str).
 type operand struct {
 	isNum bool
-	num   jsonnum.Number
+	num   Number
 	str   string
 	isStr bool
 	canon string
@@ -290,7 +284,7 @@ type operand struct {
 func newOperand(v any) operand {
 	switch v := v.(type) {
 	case json.Number:
-		if n, ok := jsonnum.Parse(v.String()); ok {
+		if n, ok := ParseNumber(v.String()); ok {
 			return operand{isNum: true, num: n}
 		}
 	case string:
@@ -377,7 +371,7 @@ func (m *Matcher) Match(rec map[string]any) bool {
 // made on first use (once for a whole "in" list).
 type recordValue struct {
 	v     any
-	num   jsonnum.Number
+	num   Number
 	isNum bool
 	canon *string
 }
@@ -385,7 +379,7 @@ type recordValue struct {
 func newRecordValue(v any) *recordValue {
 	r := &recordValue{v: v}
 	if n, ok := v.(json.Number); ok {
-		r.num, r.isNum = jsonnum.Parse(n.String())
+		r.num, r.isNum = ParseNumber(n.String())
 	}
 	return r
 }

@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-
-	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // Role is what a credential may do.
@@ -24,13 +21,13 @@ func ParseRole(s string) (Role, error) {
 	case RoleAdmin, RoleOfficer, RoleSystem:
 		return r, nil
 	}
-	return "", fault.Invalid("role", "%q is not one of admin, officer, system", s)
+	return "", Invalid("role", "%q is not one of admin, officer, system", s)
 }
 
 // Identity is who acts: the certificate's URI SAN,
 // spiffe://xhub/dept/<dept>/<role>/<name>.
 type Identity struct {
-	Dept catalog.DeptID
+	Dept DeptID
 	Role Role
 	Name string
 }
@@ -46,13 +43,13 @@ func (id Identity) String() string { return id.URI() }
 func ParseIdentity(s string) (Identity, error) {
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "spiffe" || u.Host != "xhub" {
-		return Identity{}, fault.Invalid("identity", "%q is not spiffe://xhub/dept/<dept>/<role>/<name>", s)
+		return Identity{}, Invalid("identity", "%q is not spiffe://xhub/dept/<dept>/<role>/<name>", s)
 	}
 	parts := strings.Split(strings.TrimPrefix(u.Path, "/"), "/")
 	if len(parts) != 4 || parts[0] != "dept" {
-		return Identity{}, fault.Invalid("identity", "%q is not spiffe://xhub/dept/<dept>/<role>/<name>", s)
+		return Identity{}, Invalid("identity", "%q is not spiffe://xhub/dept/<dept>/<role>/<name>", s)
 	}
-	dept, err := catalog.ParseDeptID(parts[1])
+	dept, err := ParseDeptID(parts[1])
 	if err != nil {
 		return Identity{}, err
 	}
@@ -63,8 +60,8 @@ func ParseIdentity(s string) (Identity, error) {
 	if err := ValidateCredName(parts[3]); err != nil {
 		return Identity{}, err
 	}
-	if (role == RoleAdmin) != (dept == catalog.HubDept) {
-		return Identity{}, fault.Invalid("identity", "%q: role admin belongs to department %q only", s, catalog.HubDept)
+	if (role == RoleAdmin) != (dept == HubDept) {
+		return Identity{}, Invalid("identity", "%q: role admin belongs to department %q only", s, HubDept)
 	}
 	return Identity{Dept: dept, Role: role, Name: parts[3]}, nil
 }
@@ -72,13 +69,13 @@ func ParseIdentity(s string) (Identity, error) {
 // ValidateCredName checks a credential name: [a-z0-9][a-z0-9._-]{0,63}.
 func ValidateCredName(s string) error {
 	if len(s) == 0 || len(s) > 64 {
-		return fault.Invalid("name", "%q must be 1 to 64 characters", s)
+		return Invalid("name", "%q must be 1 to 64 characters", s)
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '-')
 		if !ok {
-			return fault.Invalid("name", "%q may contain only a-z, 0-9, '.', '_', '-' (not first)", s)
+			return Invalid("name", "%q may contain only a-z, 0-9, '.', '_', '-' (not first)", s)
 		}
 	}
 	return nil

@@ -21,6 +21,7 @@ import (
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/pki"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
+	"github.com/xhub-gov/xhub/proto/xhub/v1/vocabpb"
 )
 
 type exchangeSvc struct {
@@ -33,7 +34,7 @@ func (s *exchangeSvc) Query(ctx context.Context, r *xhubv1.QueryRequest) (*xhubv
 	if len(r.Filters) > vocab.MaxFilters {
 		return nil, invalid("filters", "%d filters, at most %d", len(r.Filters), vocab.MaxFilters)
 	}
-	fs, err := xhubv1.VocabFilters(r.Filters)
+	fs, err := vocabpb.VocabFilters(r.Filters)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -235,7 +236,7 @@ func (s *providerSvc) Serve(stream xhubv1.Provider_ServeServer) error {
 			if !sess.Awaited(c.ID) {
 				continue // its consumer has left: no work for the provider
 			}
-			if err := stream.Send(&xhubv1.ProviderCall{CallId: c.ID, Dataset: string(c.Dataset), Fields: c.Fields, Filters: xhubv1.FiltersPB(c.Filters), Limit: int32(c.Limit), PageToken: c.PageToken, RequestId: c.RequestID}); err != nil {
+			if err := stream.Send(&xhubv1.ProviderCall{CallId: c.ID, Dataset: string(c.Dataset), Fields: c.Fields, Filters: vocabpb.Filters(c.Filters), Limit: int32(c.Limit), PageToken: c.PageToken, RequestId: c.RequestID}); err != nil {
 				return err
 			}
 		case err := <-recvErr:

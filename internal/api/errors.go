@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/xhub-gov/xhub/exchange"
-	"github.com/xhub-gov/xhub/internal/fault"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
 // toStatus maps a domain error to a gRPC status with google.rpc details.
@@ -33,32 +33,32 @@ func toStatus(err error) error {
 			{Type: "REQUEST_REPLAYED", Subject: rp.RequestID, Description: err.Error()}}})
 		return st.Err()
 	}
-	var fe *fault.Error
+	var fe *vocab.Error
 	if !errors.As(err, &fe) {
 		return status.Error(codes.Internal, err.Error())
 	}
 	var code codes.Code
 	switch fe.Kind {
-	case fault.KindInvalid:
+	case vocab.KindInvalid:
 		code = codes.InvalidArgument
-	case fault.KindNotFound:
+	case vocab.KindNotFound:
 		code = codes.NotFound
-	case fault.KindExists:
+	case vocab.KindExists:
 		code = codes.AlreadyExists
-	case fault.KindPrecondition:
+	case vocab.KindPrecondition:
 		code = codes.FailedPrecondition
-	case fault.KindDenied:
+	case vocab.KindDenied:
 		code = codes.PermissionDenied
-	case fault.KindUnavailable:
+	case vocab.KindUnavailable:
 		code = codes.Unavailable
-	case fault.KindExhausted:
+	case vocab.KindExhausted:
 		code = codes.ResourceExhausted
 	default:
 		code = codes.Internal
 	}
 	st := status.New(code, err.Error())
 	switch fe.Kind {
-	case fault.KindInvalid:
+	case vocab.KindInvalid:
 		br := &errdetails.BadRequest{}
 		for _, v := range fe.Violations {
 			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description})
@@ -66,7 +66,7 @@ func toStatus(err error) error {
 		if d, err := st.WithDetails(br); err == nil {
 			st = d
 		}
-	case fault.KindPrecondition:
+	case vocab.KindPrecondition:
 		pf := &errdetails.PreconditionFailure{}
 		for _, v := range fe.Violations {
 			pf.Violations = append(pf.Violations, &errdetails.PreconditionFailure_Violation{Type: v.Type, Subject: v.Field, Description: v.Description})
@@ -74,7 +74,7 @@ func toStatus(err error) error {
 		if d, err := st.WithDetails(pf); err == nil {
 			st = d
 		}
-	case fault.KindExhausted:
+	case vocab.KindExhausted:
 		qf := &errdetails.QuotaFailure{}
 		for _, v := range fe.Violations {
 			qf.Violations = append(qf.Violations, &errdetails.QuotaFailure_Violation{Subject: v.Field, Description: v.Description})
@@ -82,7 +82,7 @@ func toStatus(err error) error {
 		if d, err := st.WithDetails(qf); err == nil {
 			st = d
 		}
-	case fault.KindNotFound:
+	case vocab.KindNotFound:
 		if d, err := st.WithDetails(&errdetails.ResourceInfo{Description: fe.Msg}); err == nil {
 			st = d
 		}
@@ -91,7 +91,7 @@ func toStatus(err error) error {
 }
 
 func invalid(field, format string, args ...any) error {
-	return toStatus(fault.Invalid(field, format, args...))
+	return toStatus(vocab.Invalid(field, format, args...))
 }
 
-func permissionDenied(msg string) error { return fault.Denied("%s", msg) }
+func permissionDenied(msg string) error { return vocab.Denied("%s", msg) }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/pki"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -94,11 +93,11 @@ func (s *nodesSvc) ForgetNode(ctx context.Context, r *xhubv1.ForgetNodeRequest) 
 	}
 	i := slices.IndexFunc(beats, func(b bus.NodeBeat) bool { return b.Name == r.Name })
 	if i < 0 {
-		return nil, toStatus(fault.NotFound("no heartbeat of a node named %q (node list shows the nodes heard from)", r.Name))
+		return nil, toStatus(vocab.NotFound("no heartbeat of a node named %q (node list shows the nodes heard from)", r.Name))
 	}
 	b, now := beats[i], s.now()
 	if b.Up(now) && !r.Force {
-		return nil, toStatus(fault.Precondition("NODE_UP", "node:"+r.Name, "node %s is up (last seen %s ago): stop it first, or give --force (it comes back with its next heartbeat)", r.Name, now.Sub(b.SeenAt).Round(time.Second)))
+		return nil, toStatus(vocab.Precondition("NODE_UP", "node:"+r.Name, "node %s is up (last seen %s ago): stop it first, or give --force (it comes back with its next heartbeat)", r.Name, now.Sub(b.SeenAt).Round(time.Second)))
 	}
 	if err := s.dir.ForgetBeat(ctx, r.Name); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "forget node %s: %v", r.Name, err)
@@ -115,7 +114,7 @@ func nodeStatus(b bus.NodeBeat, now time.Time) *xhubv1.NodeStatus {
 
 func (s *nodesSvc) Join(ctx context.Context, r *xhubv1.JoinRequest) (*xhubv1.JoinResponse, error) {
 	if len(r.Secret) > 0 { //nolint:staticcheck // the deprecated field is read to refuse it
-		return nil, toStatus(fault.Invalid("secret", "a joining node no longer sends the token's secret, it proves it: join with an xhub of this node's version, from a new token (xhub node token)"))
+		return nil, toStatus(vocab.Invalid("secret", "a joining node no longer sends the token's secret, it proves it: join with an xhub of this node's version, from a new token (xhub node token)"))
 	}
 	if len(r.Proof) == 0 {
 		return nil, invalid("proof", "no proof of the token's secret: join with an xhub of this node's version")

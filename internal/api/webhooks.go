@@ -8,7 +8,6 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/webhook"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -44,7 +43,7 @@ func (s *departments) ListWebhookDeliveries(ctx context.Context, r *xhubv1.ListW
 		return nil, toStatus(err)
 	}
 	if id.Role != vocab.RoleAdmin && id.Dept != dept {
-		return nil, toStatus(fault.Denied("%s: only an officer of %s (or the operator) reads its webhook deliveries", id.URI(), dept))
+		return nil, toStatus(vocab.Denied("%s: only an officer of %s (or the operator) reads its webhook deliveries", id.URI(), dept))
 	}
 	n := int(r.Limit)
 	switch {
@@ -54,7 +53,7 @@ func (s *departments) ListWebhookDeliveries(ctx context.Context, r *xhubv1.ListW
 		return nil, invalid("limit", "%d is not between 1 and 1000", n)
 	}
 	if s.js == nil {
-		return nil, toStatus(&fault.Error{Kind: fault.KindUnavailable, Msg: "this node keeps no webhook records"})
+		return nil, toStatus(&vocab.Error{Kind: vocab.KindUnavailable, Msg: "this node keeps no webhook records"})
 	}
 	ds, err := webhook.Deliveries(ctx, s.js, dept, n)
 	if err != nil {
@@ -77,7 +76,7 @@ func (s *departments) RedeliverWebhook(ctx context.Context, r *xhubv1.RedeliverW
 		return nil, toStatus(err)
 	}
 	if id.Role != vocab.RoleOfficer || id.Dept != dept {
-		return nil, toStatus(fault.Denied("%s: only an officer of %s redelivers its webhook deliveries", id.URI(), dept))
+		return nil, toStatus(vocab.Denied("%s: only an officer of %s redelivers its webhook deliveries", id.URI(), dept))
 	}
 	if len(r.Delivery) > 64 {
 		return nil, invalid("delivery", "%d bytes: a delivery id is at most 64", len(r.Delivery))
@@ -93,12 +92,12 @@ func (s *departments) RedeliverWebhook(ctx context.Context, r *xhubv1.RedeliverW
 		since = r.Since.AsTime()
 	}
 	if s.js == nil {
-		return nil, toStatus(&fault.Error{Kind: fault.KindUnavailable, Msg: "this node keeps no webhook records"})
+		return nil, toStatus(&vocab.Error{Kind: vocab.KindUnavailable, Msg: "this node keeps no webhook records"})
 	}
 	// With no webhook there is nowhere to post: say so, not that
 	// nothing failed (a redelivery would only be dropped).
 	if _, ok := s.cp.Webhook(dept); !ok {
-		return nil, toStatus(fault.Precondition("WEBHOOK_NOT_SET", string(dept), "%s has no webhook: set one first (xhub dept webhook set %s --url URL)", dept, dept))
+		return nil, toStatus(vocab.Precondition("WEBHOOK_NOT_SET", string(dept), "%s has no webhook: set one first (xhub dept webhook set %s --url URL)", dept, dept))
 	}
 	got, err := webhook.Redeliver(ctx, s.js, webhook.Redelivery{Dept: dept, ID: r.Delivery, Since: since, By: id.URI(), Max: s.redeliver.Max, Window: s.redeliver.Window})
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/exchange/dataplane"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/testenv"
 	xhubv1 "github.com/xhub-gov/xhub/proto/xhub/v1"
 )
@@ -151,7 +150,7 @@ func TestCallerGoneStopsWork(t *testing.T) {
 	batch[len(batch)-1] = []byte(`{"id":-1,"ward":"north","age":-1}`) // fails the schema
 	provider := vocab.Identity{Dept: "health", Role: vocab.RoleSystem, Name: "clinic-db"}
 	_, err = f.env.Node.DP.Publish(gone, provider, "health.cases", batch, "")
-	if fault.KindOf(err) == fault.KindInvalid || !errors.Is(err, context.Canceled) {
+	if vocab.KindOf(err) == vocab.KindInvalid || !errors.Is(err, context.Canceled) {
 		t.Fatalf("publish of a caller that has left: %v, want context.Canceled before the last record is judged", err)
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/ratelog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,7 +55,7 @@ func (c *behindCP) CatchUp(context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.far {
-		return &fault.Error{Kind: fault.KindUnavailable, Msg: "this node is behind the log (it has applied 3 of 9 entries)"}
+		return &vocab.Error{Kind: vocab.KindUnavailable, Msg: "this node is behind the log (it has applied 3 of 9 entries)"}
 	}
 	c.caughtUp = true
 	return nil

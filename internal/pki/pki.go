@@ -28,7 +28,6 @@ import (
 
 	"github.com/xhub-gov/xhub/exchange"
 	"github.com/xhub-gov/xhub/exchange/vocab"
-	"github.com/xhub-gov/xhub/internal/fault"
 	"github.com/xhub-gov/xhub/internal/secretfile"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -289,7 +288,7 @@ type Recorder interface {
 func (a *Authority) Issue(ctx context.Context, rec Recorder, actor, id vocab.Identity, csr []byte, days int) (certPEM []byte, c exchange.Credential, seq uint64, err error) {
 	certPEM, cert, err := a.SignCSR(csr, id, days)
 	if err != nil {
-		return nil, c, 0, fault.Invalid("csr_der", "%v", err)
+		return nil, c, 0, vocab.Invalid("csr_der", "%v", err)
 	}
 	c = exchange.Credential{Serial: vocab.SerialHex(cert.SerialNumber), Identity: id.URI(), NotAfter: cert.NotAfter}
 	seq, err = rec.RecordCredential(ctx, actor, c)

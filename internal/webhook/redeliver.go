@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
-	"github.com/xhub-gov/xhub/internal/fault"
 )
 
 // Redelivery says which of a department's deliveries to queue again:
@@ -63,12 +63,12 @@ type window struct {
 // repeat is refused like any other ask). The department
 // queues at most r.Max in each r.Window: past it, what is left is said
 // (Left, Next), and a call with none left in its window is refused with
-// a fault.KindExhausted error naming when to ask again. A full queue
-// stops it: the ids queued so far are returned with a fault.KindExhausted
+// a vocab.KindExhausted error naming when to ask again. A full queue
+// stops it: the ids queued so far are returned with a vocab.KindExhausted
 // error.
 func Redeliver(ctx context.Context, js jetstream.JetStream, r Redelivery) (Redelivered, error) {
 	if r.ID == "" && r.Since.IsZero() {
-		return Redelivered{}, fault.Invalid("delivery", "name a delivery, or a time since which to redeliver every failed one")
+		return Redelivered{}, vocab.Invalid("delivery", "name a delivery, or a time since which to redeliver every failed one")
 	}
 	if r.Max <= 0 {
 		r.Max = DefaultRedeliverMax
@@ -99,7 +99,7 @@ func Redeliver(ctx context.Context, js jetstream.JetStream, r Redelivery) (Redel
 		switch {
 		case r.ID != "" && id != r.ID:
 		case r.ID != "" && d.Status == StatusDelivered:
-			return Redelivered{}, fault.Precondition("WEBHOOK_DELIVERED", id, "delivery %s of %s was delivered at %s: it is not posted again", id, r.Dept, d.At.Format(time.RFC3339))
+			return Redelivered{}, vocab.Precondition("WEBHOOK_DELIVERED", id, "delivery %s of %s was delivered at %s: it is not posted again", id, r.Dept, d.At.Format(time.RFC3339))
 		case d.Status == StatusDelivered:
 		case r.ID == "" && d.At.Before(r.Since):
 		default:
@@ -107,7 +107,7 @@ func Redeliver(ctx context.Context, js jetstream.JetStream, r Redelivery) (Redel
 		}
 	}
 	if r.ID != "" && len(want) == 0 {
-		return Redelivered{}, fault.NotFound("no delivery %s of %s is recorded (xhub dept webhook deliveries %s lists the last %d)", r.ID, r.Dept, r.Dept, bus.WebhookKeep)
+		return Redelivered{}, vocab.NotFound("no delivery %s of %s is recorded (xhub dept webhook deliveries %s lists the last %d)", r.ID, r.Dept, r.Dept, bus.WebhookKeep)
 	}
 	if len(want) == 0 {
 		return Redelivered{}, nil
@@ -120,8 +120,8 @@ func Redeliver(ctx context.Context, js jetstream.JetStream, r Redelivery) (Redel
 	for len(want) > 0 {
 		n, next, err := reserve(ctx, js, r, len(want))
 		if err != nil {
-			var fe *fault.Error
-			if len(out.IDs)+len(out.Already) > 0 && !next.IsZero() && errors.As(err, &fe) && fe.Kind == fault.KindExhausted {
+			var fe *vocab.Error
+			if len(out.IDs)+len(out.Already) > 0 && !next.IsZero() && errors.As(err, &fe) && fe.Kind == vocab.KindExhausted {
 				out.Left, out.Next = len(want), next // this call's own queuing reached the bound
 				return out, nil
 			}
@@ -141,7 +141,7 @@ func Redeliver(ctx context.Context, js jetstream.JetStream, r Redelivery) (Redel
 			if err != nil {
 				release(ctx, js, r, next, dups)
 				if ok, why := full(err, t); ok {
-					return out, fault.Exhausted("dept:"+string(r.Dept), "%s queued again, then: %s", deliveries(len(out.IDs)), why)
+					return out, vocab.Exhausted("dept:"+string(r.Dept), "%s queued again, then: %s", deliveries(len(out.IDs)), why)
 				}
 				return out, err
 			}
@@ -172,7 +172,7 @@ func deliveries(n int) string {
 // reserve takes up to want of the department's redeliveries from its
 // window (every node reads and writes the same one: a write conditional
 // on the window read), and says how many, and when the window ends.
-// None left is a fault.KindExhausted error naming when to ask again.
+// None left is a vocab.KindExhausted error naming when to ask again.
 func reserve(ctx context.Context, js jetstream.JetStream, r Redelivery, want int) (int, time.Time, error) {
 	subj := bus.WebhookRedeliverSubject(r.Dept)
 	stream, err := js.Stream(ctx, bus.WebhookStream)
@@ -198,7 +198,7 @@ func reserve(ctx context.Context, js jetstream.JetStream, r Redelivery, want int
 		next := w.Start.Add(r.Window)
 		n := min(want, r.Max-w.Queued)
 		if n <= 0 {
-			return 0, next, fault.Exhausted("dept:"+string(r.Dept), "%s has queued %s again since %s, the most in %s: ask again after %s",
+			return 0, next, vocab.Exhausted("dept:"+string(r.Dept), "%s has queued %s again since %s, the most in %s: ask again after %s",
 				r.Dept, deliveries(w.Queued), w.Start.Format(time.RFC3339), r.Window, next.Format(time.RFC3339))
 		}
 		w.Queued += n
@@ -213,7 +213,7 @@ func reserve(ctx context.Context, js jetstream.JetStream, r Redelivery, want int
 		}
 		return n, next, nil
 	}
-	return 0, time.Time{}, fault.Exhausted("dept:"+string(r.Dept), "other redeliveries of %s are under way: ask again in a moment", r.Dept)
+	return 0, time.Time{}, vocab.Exhausted("dept:"+string(r.Dept), "other redeliveries of %s are under way: ask again in a moment", r.Dept)
 }
 
 // release gives back n of the department's redeliveries reserved from

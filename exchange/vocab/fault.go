@@ -1,9 +1,10 @@
-// Package fault owns the error kinds that domain packages share: invalid
+// This file owns the error kinds that domain packages share: invalid
 // input naming the field, a missing or already existing thing, a state that
 // forbids the call, a caller without the right. The API layer maps each kind
 // to one gRPC status code with google.rpc details; domain packages never see
 // gRPC.
-package fault
+
+package vocab
 
 import (
 	"errors"
@@ -58,6 +59,21 @@ type Error struct {
 	Kind       Kind
 	Msg        string
 	Violations []Violation
+	// Op, if set, is the operation refused ("approve share"); it is not
+	// part of the message, which already says what was wrong.
+	Op string
+	// Err, if set, is the cause (errors.Unwrap).
+	Err error
+}
+
+// Unwrap returns the cause, if any.
+func (e *Error) Unwrap() error { return e.Err }
+
+// WithOp returns a copy of e naming the operation refused.
+func (e *Error) WithOp(op string) *Error {
+	c := *e
+	c.Op = op
+	return &c
 }
 
 func (e *Error) Error() string {
@@ -79,10 +95,10 @@ func (e *Error) Error() string {
 }
 
 // Is reports whether target is an *Error of the same kind with no message,
-// so errors.Is(err, fault.Sentinel(fault.KindNotFound)) works.
+// so errors.Is(err, Sentinel(KindNotFound)) works.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Msg == "" && t.Violations == nil && t.Kind == e.Kind
+	return ok && t.Msg == "" && t.Violations == nil && t.Op == "" && t.Err == nil && t.Kind == e.Kind
 }
 
 // Sentinels for errors.Is.

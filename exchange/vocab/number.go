@@ -1,4 +1,4 @@
-// Package jsonnum owns what the hub does with the text of a JSON number: it
+// This file owns what the hub does with the text of a JSON number: it
 // bounds its size (Check) and compares two numbers exactly without
 // expanding them (Parse, Number.Cmp). Expanding is what math/big does: the
 // text 1e999999 becomes an integer of 3.3 million bits, about 29 ms of CPU
@@ -6,7 +6,8 @@
 // digits (a slice of the text) and a decimal exponent, and two numbers are
 // compared digit by digit, so the work is linear in the texts and nothing
 // is allocated (except for an exponent written with more than 18 digits).
-package jsonnum
+
+package vocab
 
 import (
 	"fmt"
@@ -19,31 +20,31 @@ import (
 // exponents down to -324) and every decimal a database column holds in
 // practice, and keep what math/big makes of a bounded number small.
 const (
-	// MaxDigits bounds the digits of a number before its exponent
+	// MaxNumberDigits bounds the digits of a number before its exponent
 	// (integer and fraction part together, leading zeros included).
-	MaxDigits = 100
-	// MaxExponent bounds the magnitude of the exponent written after e.
-	MaxExponent = 400
+	MaxNumberDigits = 100
+	// MaxNumberExponent bounds the magnitude of the exponent written after e.
+	MaxNumberExponent = 400
 )
 
-// BoundError says that a number text is beyond a bound.
-type BoundError struct {
+// NumberBoundError says that a number text is beyond a bound.
+type NumberBoundError struct {
 	Text     string // the number, cut to a readable length
 	Digits   int    // its digits before the exponent
 	Exponent string // its exponent as written (sign and digits), or ""
 }
 
-func (e *BoundError) Error() string {
-	if e.Digits > MaxDigits {
-		return fmt.Sprintf("number %s has %d digits, more than the bound of %d", e.Text, e.Digits, MaxDigits)
+func (e *NumberBoundError) Error() string {
+	if e.Digits > MaxNumberDigits {
+		return fmt.Sprintf("number %s has %d digits, more than the bound of %d", e.Text, e.Digits, MaxNumberDigits)
 	}
-	return fmt.Sprintf("number %s has the exponent %s, beyond the bound of ±%d", e.Text, e.Exponent, MaxExponent)
+	return fmt.Sprintf("number %s has the exponent %s, beyond the bound of ±%d", e.Text, e.Exponent, MaxNumberExponent)
 }
 
 // parts splits a JSON number text into its sign, integer digits, fraction
 // digits, exponent sign and exponent digits. ok is false when s is not a
 // JSON number.
-func parts(s string) (neg bool, ip, fp string, eneg bool, ep string, ok bool) {
+func numberParts(s string) (neg bool, ip, fp string, eneg bool, ep string, ok bool) {
 	i := 0
 	if i < len(s) && s[i] == '-' {
 		neg = true
@@ -80,23 +81,23 @@ func parts(s string) (neg bool, ip, fp string, eneg bool, ep string, ok bool) {
 }
 
 // Check reports whether the number text s is within the bounds: at most
-// MaxDigits digits before the exponent and an exponent within
-// ±MaxExponent. It reads s once and allocates only for its error.
-func Check(s string) error {
-	_, ip, fp, eneg, ep, ok := parts(s)
+// MaxNumberDigits digits before the exponent and an exponent within
+// ±MaxNumberExponent. It reads s once and allocates only for its error.
+func CheckNumber(s string) error {
+	_, ip, fp, eneg, ep, ok := numberParts(s)
 	if !ok {
-		return fmt.Errorf("%s is not a JSON number", cut(s))
+		return fmt.Errorf("%s is not a JSON number", cutZeros(s))
 	}
-	if n := len(ip) + len(fp); n > MaxDigits {
-		return &BoundError{Text: cut(s), Digits: n}
+	if n := len(ip) + len(fp); n > MaxNumberDigits {
+		return &NumberBoundError{Text: cutZeros(s), Digits: n}
 	}
 	e := strings.TrimLeft(ep, "0")
-	if len(e) > len(strconv.Itoa(MaxExponent)) || e != "" && mustAtoi(e) > MaxExponent {
+	if len(e) > len(strconv.Itoa(MaxNumberExponent)) || e != "" && mustAtoi(e) > MaxNumberExponent {
 		sign := ""
 		if eneg {
 			sign = "-"
 		}
-		return &BoundError{Text: cut(s), Digits: len(ip) + len(fp), Exponent: sign + cut(e)}
+		return &NumberBoundError{Text: cutZeros(s), Digits: len(ip) + len(fp), Exponent: sign + cutZeros(e)}
 	}
 	return nil
 }
@@ -107,7 +108,7 @@ func mustAtoi(s string) int {
 }
 
 // cut shortens a long number for an error message.
-func cut(s string) string {
+func cutZeros(s string) string {
 	if len(s) <= 24 {
 		return s
 	}
@@ -127,8 +128,8 @@ type Number struct {
 
 // Parse parses a JSON number text (json.Number's). It does not expand the
 // number, and allocates only for an exponent of more than 18 digits.
-func Parse(s string) (Number, bool) {
-	neg, ip, fp, eneg, ep, ok := parts(s)
+func ParseNumber(s string) (Number, bool) {
+	neg, ip, fp, eneg, ep, ok := numberParts(s)
 	if !ok {
 		return Number{}, false
 	}
@@ -255,9 +256,9 @@ func (n Number) digit(i int) byte {
 
 // Compare compares two JSON number texts; ok is false when either is not
 // one.
-func Compare(a, b string) (c int, ok bool) {
-	na, ok1 := Parse(a)
-	nb, ok2 := Parse(b)
+func CompareNumbers(a, b string) (c int, ok bool) {
+	na, ok1 := ParseNumber(a)
+	nb, ok2 := ParseNumber(b)
 	if !ok1 || !ok2 {
 		return 0, false
 	}

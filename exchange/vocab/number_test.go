@@ -1,4 +1,4 @@
-package jsonnum
+package vocab
 
 import (
 	"errors"
@@ -40,20 +40,20 @@ func TestCompare(t *testing.T) {
 		{"5", "5.00000000000000000000000000000000000000001", -1},
 	}
 	for _, tt := range tests {
-		got, ok := Compare(tt.a, tt.b)
+		got, ok := CompareNumbers(tt.a, tt.b)
 		if !ok || got != tt.want {
-			t.Errorf("Compare(%s, %s) = %d, %v; want %d", tt.a, tt.b, got, ok, tt.want)
+			t.Errorf("CompareNumbers(%s, %s) = %d, %v; want %d", tt.a, tt.b, got, ok, tt.want)
 		}
-		if back, _ := Compare(tt.b, tt.a); back != -tt.want {
-			t.Errorf("Compare(%s, %s) = %d; want %d", tt.b, tt.a, back, -tt.want)
+		if back, _ := CompareNumbers(tt.b, tt.a); back != -tt.want {
+			t.Errorf("CompareNumbers(%s, %s) = %d; want %d", tt.b, tt.a, back, -tt.want)
 		}
 	}
 	for _, bad := range []string{"", "-", "01", "1.", ".5", "1e", "1e+", "+1", "1x", "0x10", "NaN", "1.5.2", "--1"} {
-		if _, ok := Parse(bad); ok {
-			t.Errorf("Parse(%q) ok, want not a number", bad)
+		if _, ok := ParseNumber(bad); ok {
+			t.Errorf("ParseNumber(%q) ok, want not a number", bad)
 		}
-		if err := Check(bad); err == nil {
-			t.Errorf("Check(%q) = nil, want not a number", bad)
+		if err := CheckNumber(bad); err == nil {
+			t.Errorf("CheckNumber(%q) = nil, want not a number", bad)
 		}
 	}
 }
@@ -64,7 +64,7 @@ func TestIsInt(t *testing.T) {
 		"15e-1": false, "150e-1": true, "1e-400": false, "1e999999": true, "1e-999999": false,
 		"1e1000000000000000000000": true, "1e-1000000000000000000000": false, "0.0e-5": true,
 	} {
-		n, ok := Parse(s)
+		n, ok := ParseNumber(s)
 		if !ok || n.IsInt() != want {
 			t.Errorf("%s: IsInt = %v (ok %v), want %v", s, n.IsInt(), ok, want)
 		}
@@ -72,7 +72,7 @@ func TestIsInt(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	long := strings.Repeat("7", MaxDigits+1)
+	long := strings.Repeat("7", MaxNumberDigits+1)
 	tests := []struct {
 		in   string
 		want string // "" or error substring
@@ -81,28 +81,28 @@ func TestCheck(t *testing.T) {
 		{"-1E-400", ""},
 		{"1e+0400", ""}, // leading zeros of the exponent do not count
 		{"4.9406564584124654e-324", ""},
-		{strings.Repeat("9", MaxDigits), ""},
+		{strings.Repeat("9", MaxNumberDigits), ""},
 		{"1e401", "exponent 401, beyond the bound of ±400"},
 		{"1e999999", "number 1e999999 has the exponent 999999, beyond the bound of ±400"},
 		{"-2.5e-999999", "exponent -999999"},
 		{long, "has 101 digits, more than the bound of 100"},
-		{"0." + strings.Repeat("0", MaxDigits), "has 101 digits"},
+		{"0." + strings.Repeat("0", MaxNumberDigits), "has 101 digits"},
 		{"1e" + strings.Repeat("9", 5000), "(5002 characters)"},
 	}
 	for _, tt := range tests {
-		err := Check(tt.in)
+		err := CheckNumber(tt.in)
 		if tt.want == "" {
 			if err != nil {
-				t.Errorf("Check(%.30s) = %v, want nil", tt.in, err)
+				t.Errorf("CheckNumber(%.30s) = %v, want nil", tt.in, err)
 			}
 			continue
 		}
-		var be *BoundError
+		var be *NumberBoundError
 		if !errors.As(err, &be) || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("Check(%.30s) = %v, want a bound error with %q", tt.in, err, tt.want)
+			t.Errorf("CheckNumber(%.30s) = %v, want a bound error with %q", tt.in, err, tt.want)
 		}
 		if len(err.Error()) > 200 {
-			t.Errorf("Check(%.30s): error of %d bytes, want it short", tt.in, len(err.Error()))
+			t.Errorf("CheckNumber(%.30s): error of %d bytes, want it short", tt.in, len(err.Error()))
 		}
 	}
 }
@@ -114,12 +114,12 @@ func TestCompareDoesNotExpand(t *testing.T) {
 	pairs := [][2]string{{"1e999999", "1e999998"}, {"-9.99e-999999", "1e999999"}, {"1.000000000000000000001e999999", "1e999999"}, {"1", "2"}}
 	for _, p := range pairs {
 		allocs := testing.AllocsPerRun(100, func() {
-			if _, ok := Compare(p[0], p[1]); !ok {
+			if _, ok := CompareNumbers(p[0], p[1]); !ok {
 				t.Fatal("not a number")
 			}
 		})
 		if allocs != 0 {
-			t.Errorf("Compare(%s, %s): %.0f allocations, want 0", p[0], p[1], allocs)
+			t.Errorf("CompareNumbers(%s, %s): %.0f allocations, want 0", p[0], p[1], allocs)
 		}
 	}
 }
@@ -131,11 +131,11 @@ func FuzzCompareAgainstRat(f *testing.F) {
 		f.Add(p[0], p[1])
 	}
 	f.Fuzz(func(t *testing.T, a, b string) {
-		if len(a) > 60 || len(b) > 60 || Check(a) != nil || Check(b) != nil {
+		if len(a) > 60 || len(b) > 60 || CheckNumber(a) != nil || CheckNumber(b) != nil {
 			return // math/big would expand a large exponent for a long time
 		}
-		na, oka := Parse(a)
-		nb, okb := Parse(b)
+		na, oka := ParseNumber(a)
+		nb, okb := ParseNumber(b)
 		if !oka || !okb {
 			return
 		}
@@ -145,7 +145,7 @@ func FuzzCompareAgainstRat(f *testing.F) {
 			t.Fatalf("Parse accepts %q and %q, big.Rat does not", a, b)
 		}
 		if got, want := na.Cmp(nb), ra.Cmp(rb); got != want {
-			t.Fatalf("Compare(%s, %s) = %d, big.Rat says %d", a, b, got, want)
+			t.Fatalf("CompareNumbers(%s, %s) = %d, big.Rat says %d", a, b, got, want)
 		}
 		if got, want := na.IsInt(), ra.IsInt(); got != want {
 			t.Fatalf("IsInt(%s) = %v, big.Rat says %v", a, got, want)
