@@ -46,7 +46,7 @@ func (e *DuplicateKeyError) in(tok string) *DuplicateKeyError {
 func decodeFast(b []byte) (any, error) { return decodeWith(decoder{b: b}) }
 
 // decodeBounded is decodeFast that refuses a number beyond the bounds on
-// number texts (jsonnum.Check): what a record holds is read as it is
+// number texts (vocab.CheckNumber): what a record holds is read as it is
 // decoded, not expanded later by a validator or a filter.
 func decodeBounded(b []byte) (any, error) { return decodeWith(decoder{b: b, boundNumbers: true}) }
 
