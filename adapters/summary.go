@@ -68,21 +68,21 @@ func Summary(e Entry) string {
 	}
 	var out string
 	switch e.Kind {
-	case "share.requested":
+	case ledger.KindShareRequested:
 		out = fmt.Sprintf("%s asks for %s of %s for %s days: %s", s("requester"), fields(), s("dataset"), s("days"), s("purpose"))
-	case "share.approved", "grant.created":
+	case ledger.KindShareApproved, ledger.KindGrantCreated:
 		out = why(fmt.Sprintf("grant %s of %s until %s (request %s)", s("grant"), fields(), day("expires_at"), s("request")))
-	case "share.rejected":
+	case ledger.KindShareRejected:
 		out = why(fmt.Sprintf("request %s rejected", s("request")))
-	case "share.withdrawn":
+	case ledger.KindShareWithdrawn:
 		out = why(fmt.Sprintf("request %s withdrawn", s("request")))
-	case "grant.revoked":
+	case ledger.KindGrantRevoked:
 		out = why(fmt.Sprintf("grant %s revoked", s("grant")))
-	case "grant.expired":
+	case ledger.KindGrantExpired:
 		out = fmt.Sprintf("grant %s expired", s("grant"))
-	case "dataset.published":
+	case ledger.KindDatasetPublished:
 		out = fmt.Sprintf("%q, %s, schema %s:%s", s("title"), s("share_type"), s("schema_subject"), s("schema_version"))
-	case "dataset.updated":
+	case ledger.KindDatasetUpdated:
 		var ch []string
 		for _, k := range []string{"title", "description", "keywords", "frequency", "share_type"} {
 			if _, ok := b[k]; ok {
@@ -100,7 +100,7 @@ func Summary(e Entry) string {
 			ch = append(ch, "retention="+s("retention"))
 		}
 		out = "changed " + strings.Join(ch, "; ")
-	case "dispute.opened":
+	case ledger.KindDisputeOpened:
 		out = fmt.Sprintf("%s disputes %s", s("opener"), s("dataset"))
 		if k := s("record_key"); k != "" {
 			out += " record " + k
@@ -109,37 +109,37 @@ func Summary(e Entry) string {
 			out += " field " + f
 		}
 		out += fmt.Sprintf(" (%s working days): %s", s("days"), s("reason"))
-	case "dispute.resolved":
+	case ledger.KindDisputeResolved:
 		out = fmt.Sprintf("dispute %s %s: %s", s("dispute"), s("outcome"), s("reason"))
-	case "dataset.retired":
+	case ledger.KindDatasetRetired:
 		out = why("retired")
-	case "dept.added":
+	case ledger.KindDeptAdded:
 		out = fmt.Sprintf("%s (%s)", s("id"), s("name"))
-	case "cred.issued":
+	case ledger.KindCredIssued:
 		out = fmt.Sprintf("%s, serial %s, until %s", s("identity"), s("serial"), day("not_after"))
-	case "cred.revoked":
+	case ledger.KindCredRevoked:
 		out = why(fmt.Sprintf("serial %s revoked", s("serial")))
-	case "schema.registered":
+	case ledger.KindSchemaRegistered:
 		out = fmt.Sprintf("version %s of %s, fields %s", s("version"), s("subject"), s("fields"))
 		if c := s("compat"); c != "" {
 			out += ", compatibility " + c
 		}
-	case "schema.compat":
+	case ledger.KindSchemaCompat:
 		out = fmt.Sprintf("%s compatibility %s", s("subject"), s("compat"))
-	case "dept.webhook":
+	case ledger.KindDeptWebhook:
 		out = "webhook removed"
 		if u := s("url"); u != "" {
 			out = "webhook " + u
 		}
-	case "hub.init":
+	case ledger.KindHubInit:
 		out = fmt.Sprintf("CA sha256 %s, ledger key %s", s("ca_sha256"), s("verifier_key"))
-	case "node.token":
+	case ledger.KindNodeToken:
 		out = fmt.Sprintf("join token %s", s("id"))
 		if n := s("name"); n != "" {
 			out += " for " + n
 		}
 		out += " until " + minute("expires_at")
-	case "node.joined":
+	case ledger.KindNodeJoined:
 		out = fmt.Sprintf("node %s joined with token %s", s("name"), s("token"))
 	default:
 		keys := make([]string, 0, len(b))

@@ -14,12 +14,7 @@ import (
 // from the entry and do no other I/O: every node that applies the same
 // entries holds the same views. Package exchange runs them from the log.
 
-// Entry kinds of the catalog.
-const (
-	KindDeptAdded        = "dept.added"
-	KindDatasetPublished = "dataset.published"
-	KindDatasetRetired   = "dataset.retired"
-)
+// The entry kinds of the catalog are named in exchange/ledger (kinds.go).
 
 // Views are JSON values by key, in one transaction.
 type Views interface {

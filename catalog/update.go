@@ -10,8 +10,7 @@ import (
 	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
-// KindDatasetUpdated changes some of a published dataset's metadata.
-const KindDatasetUpdated = "dataset.updated"
+// ledger.KindDatasetUpdated changes some of a published dataset's metadata.
 
 // Update is the body of a dataset.updated entry: only the fields it
 // carries change. A stricter share type does not end grants already

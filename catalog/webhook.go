@@ -11,11 +11,10 @@ import (
 	"github.com/xhub-gov/xhub/exchange/vocab"
 )
 
-// KindDeptWebhook sets (or, with an empty URL, removes) the URL the hub
+// ledger.KindDeptWebhook sets (or, with an empty URL, removes) the URL the hub
 // posts a department's events to. The signing secret is not in the
 // entry: every node derives it from the deployment's key and the entry's
 // sequence, so setting the URL again rotates it.
-const KindDeptWebhook = "dept.webhook"
 
 // MaxWebhookURLLen bounds a webhook URL.
 const MaxWebhookURLLen = 2048

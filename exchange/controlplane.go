@@ -586,7 +586,7 @@ func (cp *ControlPlane) applyBatchOnce(batch []ledger.Message, void map[uint64]b
 // endsAccess reports whether an entry of kind may end someone's access.
 func endsAccess(kind string) bool {
 	switch kind {
-	case shares.KindGrantRevoked, shares.KindGrantExpired, catalog.KindDatasetRetired, KindCredRevoked:
+	case ledger.KindGrantRevoked, ledger.KindGrantExpired, ledger.KindDatasetRetired, ledger.KindCredRevoked:
 		return true
 	}
 	return false

@@ -30,7 +30,7 @@ func (cp *ControlPlane) PublishDataset(ctx context.Context, actor vocab.Identity
 	if err != nil {
 		return catalog.Dataset{}, 0, err
 	}
-	seq, err := replayed(cp.submit(ctx, actor, catalog.KindDatasetPublished, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, ledger.KindDatasetPublished, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		ref, err := schemaRef(txn, subject, d.SchemaVersion)
 		if err != nil {
 			return "", nil, err
@@ -109,7 +109,7 @@ func (cp *ControlPlane) UpdateDataset(ctx context.Context, actor vocab.Identity,
 		}
 	}
 	var changed []string
-	seq, err := replayed(cp.submit(ctx, actor, catalog.KindDatasetUpdated, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, ledger.KindDatasetUpdated, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		if subject != "" {
 			ref, err := schemaRef(txn, subject, schemaVersion)
 			if err != nil {
@@ -145,7 +145,7 @@ func (cp *ControlPlane) RetireDataset(ctx context.Context, actor vocab.Identity,
 	if err := mayActFor(actor, id.Owner(), "retire datasets"); err != nil {
 		return catalog.Dataset{}, 0, err
 	}
-	seq, err := replayed(cp.submit(ctx, actor, catalog.KindDatasetRetired, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, ledger.KindDatasetRetired, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		body, err := catalog.Retire(txn, id, reason)
 		return string(id), body, err
 	}))

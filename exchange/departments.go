@@ -20,7 +20,7 @@ func (cp *ControlPlane) AddDepartment(ctx context.Context, actor vocab.Identity,
 	if actor.Role != vocab.RoleAdmin {
 		return catalog.Department{}, 0, vocab.Denied("only the hub operator (admin) adds departments")
 	}
-	seq, err := replayed(cp.submit(ctx, actor, catalog.KindDeptAdded, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, ledger.KindDeptAdded, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		body, err := catalog.NewDepartment(txn, id, name)
 		return string(id), body, err
 	}))

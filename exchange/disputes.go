@@ -21,7 +21,7 @@ func (cp *ControlPlane) OpenDispute(ctx context.Context, actor vocab.Identity, i
 	if _, err := catalog.ParseDatasetID(string(in.Dataset)); err != nil {
 		return shares.Dispute{}, 0, err
 	}
-	seq, err := replayed(cp.submit(ctx, actor, shares.KindDisputeOpened, func(txn *store.Txn, now time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, ledger.KindDisputeOpened, func(txn *store.Txn, now time.Time) (string, any, error) {
 		m, err := readMeta(txn)
 		if err != nil {
 			return "", nil, err
@@ -38,7 +38,7 @@ func (cp *ControlPlane) OpenDispute(ctx context.Context, actor vocab.Identity, i
 	}
 	d, err := cp.Dispute(shares.DisputeIDAt(seq))
 	if err == nil {
-		cp.publishEvent(d.Dataset.Owner(), shares.KindDisputeOpened, d.ID)
+		cp.publishEvent(d.Dataset.Owner(), ledger.KindDisputeOpened, d.ID)
 	}
 	return d, seq, err
 }
@@ -48,7 +48,7 @@ func (cp *ControlPlane) ResolveDispute(ctx context.Context, actor vocab.Identity
 	if _, err := shares.ParseDisputeID(string(id)); err != nil {
 		return shares.Dispute{}, 0, err
 	}
-	seq, err := replayed(cp.submit(ctx, actor, shares.KindDisputeResolved, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, ledger.KindDisputeResolved, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		body, ds, err := shares.Resolve(txn, actor, id, outcome, reason)
 		return string(ds), body, err
 	}))
@@ -57,7 +57,7 @@ func (cp *ControlPlane) ResolveDispute(ctx context.Context, actor vocab.Identity
 	}
 	d, err := cp.Dispute(id)
 	if err == nil {
-		cp.publishEvent(d.Opener, shares.KindDisputeResolved, d.ID)
+		cp.publishEvent(d.Opener, ledger.KindDisputeResolved, d.ID)
 	}
 	return d, seq, err
 }

@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
-	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/internal/store"
-	"github.com/xhub-gov/xhub/schemas"
 )
 
 // applier applies one entry to the views in txn. It validates before it
@@ -36,27 +33,27 @@ var _ views = (*store.Txn)(nil)
 // a dataset is the catalog's entry, and ends the share workflow's grants
 // and pending requests on it.
 var appliers = map[string][]applier{
-	KindHubInit:                  {(*ControlPlane).applyHubInit},
-	KindCredIssued:               {(*ControlPlane).applyCredIssued},
-	KindCredRevoked:              {(*ControlPlane).applyCredRevoked},
-	catalog.KindDeptAdded:        {(*ControlPlane).applyDeptAdded},
-	catalog.KindDeptWebhook:      {(*ControlPlane).applyDeptWebhook},
-	schemas.KindSchemaRegistered: {(*ControlPlane).applySchemaRegistered},
-	schemas.KindSchemaCompat:     {(*ControlPlane).applySchemaCompat},
-	catalog.KindDatasetPublished: {(*ControlPlane).applyDatasetPublished},
-	catalog.KindDatasetRetired:   {(*ControlPlane).applyDatasetRetired, (*ControlPlane).applyRetirementToShares},
-	catalog.KindDatasetUpdated:   {(*ControlPlane).applyDatasetUpdated},
-	shares.KindShareRequested:    {(*ControlPlane).applyShare},
-	shares.KindShareApproved:     {(*ControlPlane).applyShare},
-	shares.KindShareRejected:     {(*ControlPlane).applyShare},
-	shares.KindShareWithdrawn:    {(*ControlPlane).applyShare},
-	shares.KindGrantCreated:      {(*ControlPlane).applyShare},
-	shares.KindGrantRevoked:      {(*ControlPlane).applyShare},
-	shares.KindGrantExpired:      {(*ControlPlane).applyShare},
-	shares.KindDisputeOpened:     {(*ControlPlane).applyDispute},
-	shares.KindDisputeResolved:   {(*ControlPlane).applyDispute},
-	KindNodeToken:                {(*ControlPlane).applyNodeToken},
-	KindNodeJoined:               {(*ControlPlane).applyNodeJoined},
+	ledger.KindHubInit:          {(*ControlPlane).applyHubInit},
+	ledger.KindCredIssued:       {(*ControlPlane).applyCredIssued},
+	ledger.KindCredRevoked:      {(*ControlPlane).applyCredRevoked},
+	ledger.KindDeptAdded:        {(*ControlPlane).applyDeptAdded},
+	ledger.KindDeptWebhook:      {(*ControlPlane).applyDeptWebhook},
+	ledger.KindSchemaRegistered: {(*ControlPlane).applySchemaRegistered},
+	ledger.KindSchemaCompat:     {(*ControlPlane).applySchemaCompat},
+	ledger.KindDatasetPublished: {(*ControlPlane).applyDatasetPublished},
+	ledger.KindDatasetRetired:   {(*ControlPlane).applyDatasetRetired, (*ControlPlane).applyRetirementToShares},
+	ledger.KindDatasetUpdated:   {(*ControlPlane).applyDatasetUpdated},
+	ledger.KindShareRequested:   {(*ControlPlane).applyShare},
+	ledger.KindShareApproved:    {(*ControlPlane).applyShare},
+	ledger.KindShareRejected:    {(*ControlPlane).applyShare},
+	ledger.KindShareWithdrawn:   {(*ControlPlane).applyShare},
+	ledger.KindGrantCreated:     {(*ControlPlane).applyShare},
+	ledger.KindGrantRevoked:     {(*ControlPlane).applyShare},
+	ledger.KindGrantExpired:     {(*ControlPlane).applyShare},
+	ledger.KindDisputeOpened:    {(*ControlPlane).applyDispute},
+	ledger.KindDisputeResolved:  {(*ControlPlane).applyDispute},
+	ledger.KindNodeToken:        {(*ControlPlane).applyNodeToken},
+	ledger.KindNodeJoined:       {(*ControlPlane).applyNodeJoined},
 }
 
 // apply materialises one entry through the state machines of its kind.

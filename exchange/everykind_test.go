@@ -181,7 +181,7 @@ func TestEveryKindLedger(t *testing.T) {
 			t.Fatal(err)
 		}
 		gb, wb := got.Body, w.Body
-		if got.Kind == KindNodeToken {
+		if got.Kind == ledger.KindNodeToken {
 			gb, wb = withoutVerifier(t, gb), withoutVerifier(t, wb)
 		}
 		if got.Kind != w.Kind || got.Subject != w.Subject || got.Actor != w.Actor || !got.Time.Equal(w.Time) || got.Request != w.Request || !bytes.Equal(gb, wb) {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/xhub-gov/xhub/catalog"
 	"github.com/xhub-gov/xhub/exchange/ledger"
-	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/store"
 )
@@ -491,7 +490,7 @@ func (a *appender) draftOne(o *op) (drafted, error) {
 	if err := txn.Put(keyLast, m.Last); err != nil {
 		return d, err
 	}
-	if kind == shares.KindShareRequested {
+	if kind == ledger.KindShareRequested {
 		cp.addDrafted(e.Seq, o.actor.Dept)
 	}
 	if dept, ok := countedDept(e.Actor); ok {

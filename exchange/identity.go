@@ -18,12 +18,7 @@ import (
 // This file is the state machine of identity: the hub's initialisation
 // (its CA and ledger key) and the credentials it issues and revokes.
 
-// Entry kinds of identity: the hub's own, and the credentials it issues.
-const (
-	KindHubInit     = "hub.init"
-	KindCredIssued  = "cred.issued"
-	KindCredRevoked = "cred.revoked"
-)
+// The entry kinds of identity (the hub's own, and the credentials it issues) are named in exchange/ledger (kinds.go).
 
 // HubInit is the first entry: it pins the hub's certificate authority and
 // ledger key, so a node started with another CA refuses to join.
@@ -96,7 +91,7 @@ func (cp *ControlPlane) Init(ctx context.Context, init HubInit) error {
 	if ok, err := check(); ok || err != nil {
 		return err
 	}
-	_, err := cp.submit(ctx, HubPolicy, KindHubInit, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	_, err := cp.submit(ctx, HubPolicy, ledger.KindHubInit, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		var have HubInit
 		if ok, err := txn.Get(keyInit, &have); err != nil || ok {
 			return "", nil, errInitDone
@@ -167,7 +162,7 @@ func (cp *ControlPlane) RecordCredential(ctx context.Context, actor vocab.Identi
 		return 0, err
 	}
 	c.Dept, c.Role, c.Name = id.Dept, id.Role, id.Name
-	return cp.submit(ctx, actor, KindCredIssued, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	return cp.submit(ctx, actor, ledger.KindCredIssued, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		if id.Dept != catalog.HubDept {
 			if ok, err := txn.Get(catalog.DeptKey(id.Dept), &catalog.Department{}); err != nil || !ok {
 				return "", nil, vocab.NotFound("department %s is not registered", id.Dept)
@@ -192,7 +187,7 @@ func (cp *ControlPlane) RevokeCredential(ctx context.Context, actor vocab.Identi
 	if err := checkReason(reason, false); err != nil {
 		return Credential{}, 0, err
 	}
-	seq, err := replayed(cp.submit(ctx, actor, KindCredRevoked, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, ledger.KindCredRevoked, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		var c Credential
 		if ok, err := txn.Get(credKey(serial), &c); err != nil {
 			return "", nil, err

@@ -23,11 +23,7 @@ import (
 // (node.joined, recording that key). Both are ledger entries, so who
 // added which node, when, with which key, is as verifiable as a grant.
 
-// Entry kinds of node membership.
-const (
-	KindNodeToken  = "node.token"
-	KindNodeJoined = "node.joined"
-)
+// The entry kinds of node membership are named in exchange/ledger (kinds.go).
 
 // Bounds of join tokens.
 const (
@@ -100,7 +96,7 @@ func (cp *ControlPlane) CreateJoinToken(ctx context.Context, actor vocab.Identit
 	}
 	verifier := vocab.JoinVerifier(secret)
 	var tok JoinToken
-	seq, err := cp.submit(ctx, actor, KindNodeToken, func(txn *store.Txn, now time.Time) (string, any, error) {
+	seq, err := cp.submit(ctx, actor, ledger.KindNodeToken, func(txn *store.Txn, now time.Time) (string, any, error) {
 		m, err := readMeta(txn)
 		if err != nil {
 			return "", nil, err
@@ -166,7 +162,7 @@ func (cp *ControlPlane) Join(ctx context.Context, c vocab.JoinClaim, proof []byt
 		return 0, err
 	}
 	key := hex.EncodeToString(c.Key)
-	return cp.submit(ctx, JoinPolicy, KindNodeJoined, func(txn *store.Txn, now time.Time) (string, any, error) {
+	return cp.submit(ctx, JoinPolicy, ledger.KindNodeJoined, func(txn *store.Txn, now time.Time) (string, any, error) {
 		var t JoinToken
 		ok, err := txn.Get(joinTokenKey(c.TokenID), &t)
 		if err != nil {

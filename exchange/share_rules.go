@@ -54,7 +54,7 @@ func (cp *ControlPlane) pendingOf(dept catalog.DeptID) int {
 // conditional one it waits for the owner; for none it is refused with the
 // reason.
 func (cp *ControlPlane) RequestShare(ctx context.Context, actor vocab.Identity, in shares.Input) (shares.Request, *shares.Grant, uint64, error) {
-	seq, err := replayed(cp.submit(ctx, actor, shares.KindShareRequested, func(txn *store.Txn, now time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, ledger.KindShareRequested, func(txn *store.Txn, now time.Time) (string, any, error) {
 		m, err := readMeta(txn)
 		if err != nil {
 			return "", nil, err
@@ -94,7 +94,7 @@ func (cp *ControlPlane) RequestShare(ctx context.Context, actor vocab.Identity, 
 			return r, &g, gseq, nil
 		}
 	} else {
-		cp.publishEvent(req.Dataset.Owner(), shares.KindShareRequested, req.ID)
+		cp.publishEvent(req.Dataset.Owner(), ledger.KindShareRequested, req.ID)
 	}
 	r, err := cp.Request(req.ID)
 	return r, nil, seq, err
@@ -104,7 +104,7 @@ func (cp *ControlPlane) RequestShare(ctx context.Context, actor vocab.Identity, 
 // on an open dataset (shares.OpenGrant).
 func (cp *ControlPlane) grantOpen(ctx context.Context, id shares.RequestID) (shares.Grant, uint64, error) {
 	var gid shares.GrantID
-	seq, err := cp.submit(ctx, OpenSharingPolicy, shares.KindGrantCreated, func(txn *store.Txn, now time.Time) (string, any, error) {
+	seq, err := cp.submit(ctx, OpenSharingPolicy, ledger.KindGrantCreated, func(txn *store.Txn, now time.Time) (string, any, error) {
 		m, err := readMeta(txn)
 		if err != nil {
 			return "", nil, err
@@ -129,7 +129,7 @@ func (cp *ControlPlane) Approve(ctx context.Context, actor vocab.Identity, d sha
 	if err := checkReason(d.Reason, false); err != nil {
 		return shares.Request{}, shares.Grant{}, 0, err
 	}
-	seq, err := replayed(cp.submit(ctx, actor, shares.KindShareApproved, func(txn *store.Txn, now time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, ledger.KindShareApproved, func(txn *store.Txn, now time.Time) (string, any, error) {
 		m, err := readMeta(txn)
 		if err != nil {
 			return "", nil, err
@@ -143,7 +143,7 @@ func (cp *ControlPlane) Approve(ctx context.Context, actor vocab.Identity, d sha
 	gid := shares.GrantIDAt(seq) // a grant's id is its entry's sequence
 	r, _ := cp.Request(d.Request)
 	g, err := cp.Grant(gid)
-	cp.publishEvent(r.Requester, shares.KindShareApproved, r.ID)
+	cp.publishEvent(r.Requester, ledger.KindShareApproved, r.ID)
 	return r, g, seq, err
 }
 
@@ -156,7 +156,7 @@ func (cp *ControlPlane) Reject(ctx context.Context, actor vocab.Identity, d shar
 	if err := checkReason(d.Reason, true); err != nil {
 		return shares.Request{}, 0, err
 	}
-	seq, err := replayed(cp.submit(ctx, actor, shares.KindShareRejected, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, ledger.KindShareRejected, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		body, ds, err := shares.Rejection(txn, actor, d)
 		return string(ds), body, err
 	}))
@@ -164,7 +164,7 @@ func (cp *ControlPlane) Reject(ctx context.Context, actor vocab.Identity, d shar
 		return shares.Request{}, 0, err
 	}
 	r, err := cp.Request(d.Request)
-	cp.publishEvent(r.Requester, shares.KindShareRejected, r.ID)
+	cp.publishEvent(r.Requester, ledger.KindShareRejected, r.ID)
 	return r, seq, err
 }
 
@@ -174,7 +174,7 @@ func (cp *ControlPlane) Withdraw(ctx context.Context, actor vocab.Identity, id s
 	if _, err := shares.ParseRequestID(string(id)); err != nil {
 		return shares.Request{}, 0, err
 	}
-	seq, err := replayed(cp.submit(ctx, actor, shares.KindShareWithdrawn, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, ledger.KindShareWithdrawn, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		body, ds, err := shares.Withdrawal(txn, actor, id)
 		return string(ds), body, err
 	}))
@@ -194,7 +194,7 @@ func (cp *ControlPlane) RevokeGrant(ctx context.Context, actor vocab.Identity, i
 	if err := checkReason(reason, true); err != nil {
 		return shares.Grant{}, 0, err
 	}
-	seq, err := replayed(cp.submit(ctx, actor, shares.KindGrantRevoked, func(txn *store.Txn, now time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, ledger.KindGrantRevoked, func(txn *store.Txn, now time.Time) (string, any, error) {
 		body, ds, err := shares.Revocation(txn, actor, id, reason, now)
 		return string(ds), body, err
 	}))
@@ -202,7 +202,7 @@ func (cp *ControlPlane) RevokeGrant(ctx context.Context, actor vocab.Identity, i
 		return shares.Grant{}, 0, err
 	}
 	g, err := cp.Grant(id)
-	cp.publishEvent(g.Grantee, shares.KindGrantRevoked, g.ID)
+	cp.publishEvent(g.Grantee, ledger.KindGrantRevoked, g.ID)
 	return g, seq, err
 }
 
@@ -211,7 +211,7 @@ func (cp *ControlPlane) RevokeGrant(ctx context.Context, actor vocab.Identity, i
 // lets one append it and the others find it no longer active when they
 // re-validate.
 func (cp *ControlPlane) expireGrant(ctx context.Context, id shares.GrantID) (uint64, error) {
-	return cp.submit(ctx, ExpiryPolicy, shares.KindGrantExpired, func(txn *store.Txn, now time.Time) (string, any, error) {
+	return cp.submit(ctx, ExpiryPolicy, ledger.KindGrantExpired, func(txn *store.Txn, now time.Time) (string, any, error) {
 		body, ds, err := shares.Expiry(txn, id, now)
 		return string(ds), body, err
 	})

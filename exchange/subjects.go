@@ -105,7 +105,7 @@ func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity
 		if v.Existing != nil {
 			existing = v.Existing
 			if mode != "" && mode != v.Current {
-				return schemas.KindSchemaCompat, string(subject), schemas.CompatChange{Subject: subject, Compat: mode}, nil
+				return ledger.KindSchemaCompat, string(subject), schemas.CompatChange{Subject: subject, Compat: mode}, nil
 			}
 			return "", "", nil, errExisting
 		}
@@ -115,7 +115,7 @@ func (cp *ControlPlane) RegisterSchema(ctx context.Context, actor vocab.Identity
 		if len(v.Problems) > 0 {
 			return "", "", nil, incompatible(subject, v)
 		}
-		return schemas.KindSchemaRegistered, string(subject), schemas.Registered{
+		return ledger.KindSchemaRegistered, string(subject), schemas.Registered{
 			Subject: subject, Version: v.NextVersion, Schema: json.RawMessage(cand.Canonical()),
 			Fields: cand.Fields(), Compat: mode,
 		}, nil

@@ -24,7 +24,7 @@ func (cp *ControlPlane) SetWebhook(ctx context.Context, actor vocab.Identity, de
 	if err := catalog.CheckWebhookURL(url); err != nil {
 		return catalog.Webhook{}, 0, err
 	}
-	seq, err := replayed(cp.submit(ctx, actor, catalog.KindDeptWebhook, func(txn *store.Txn, _ time.Time) (string, any, error) {
+	seq, err := replayed(cp.submit(ctx, actor, ledger.KindDeptWebhook, func(txn *store.Txn, _ time.Time) (string, any, error) {
 		body, err := catalog.NewWebhook(txn, dept, url)
 		return string(dept), body, err
 	}))
@@ -89,7 +89,7 @@ func (cp *ControlPlane) EntryEvents(ctx context.Context, seq uint64) ([]DeptEven
 		return []DeptEvent{{Dept: dept, Source: source, Kind: e.Kind, ID: id, Seq: e.Seq, Time: e.Time}}
 	}
 	switch e.Kind {
-	case shares.KindShareRequested:
+	case ledger.KindShareRequested:
 		r, err := cp.Request(shares.RequestIDAt(seq))
 		if err != nil {
 			return nil, nil // void
@@ -98,7 +98,7 @@ func (cp *ControlPlane) EntryEvents(ctx context.Context, seq uint64) ([]DeptEven
 			return nil, nil // an open dataset grants at once: nothing to decide
 		}
 		return ev(r.Dataset.Owner(), r.Requester, string(r.ID)), nil
-	case shares.KindShareApproved, shares.KindShareRejected:
+	case ledger.KindShareApproved, ledger.KindShareRejected:
 		var b shares.Decided
 		if json.Unmarshal(e.Body, &b) != nil {
 			return nil, nil
@@ -108,7 +108,7 @@ func (cp *ControlPlane) EntryEvents(ctx context.Context, seq uint64) ([]DeptEven
 			return nil, nil
 		}
 		return ev(r.Requester, r.Dataset.Owner(), string(r.ID)), nil
-	case shares.KindGrantRevoked:
+	case ledger.KindGrantRevoked:
 		var b shares.Ended
 		if json.Unmarshal(e.Body, &b) != nil {
 			return nil, nil
@@ -118,13 +118,13 @@ func (cp *ControlPlane) EntryEvents(ctx context.Context, seq uint64) ([]DeptEven
 			return nil, nil
 		}
 		return ev(g.Grantee, g.Dataset.Owner(), string(g.ID)), nil
-	case shares.KindDisputeOpened:
+	case ledger.KindDisputeOpened:
 		d, err := cp.Dispute(shares.DisputeIDAt(seq))
 		if err != nil {
 			return nil, nil
 		}
 		return ev(d.Dataset.Owner(), d.Opener, string(d.ID)), nil
-	case shares.KindDisputeResolved:
+	case ledger.KindDisputeResolved:
 		var b shares.ResolutionBody
 		if json.Unmarshal(e.Body, &b) != nil {
 			return nil, nil

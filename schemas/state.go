@@ -16,11 +16,7 @@ import (
 // given and take time from the entry. Package exchange runs them from the
 // log.
 
-// Entry kinds of the schema registry.
-const (
-	KindSchemaRegistered = "schema.registered"
-	KindSchemaCompat     = "schema.compat"
-)
+// The entry kinds of the schema registry are named in exchange/ledger (kinds.go).
 
 // Subject is a schema subject's settings.
 type Subject struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/ledger"
 )
 
 func splitList(s string) []string {
@@ -277,14 +278,14 @@ func day(t time.Time) string { return t.Format("2006-01-02") }
 // eventLine says in one line what an inbox event is.
 func eventLine(e adapters.InboxEvent) string {
 	switch {
-	case e.Request != nil && e.Kind == "share.requested":
+	case e.Request != nil && e.Kind == ledger.KindShareRequested:
 		r := e.Request
 		fields := strings.Join(r.Fields, ",")
 		if fields == "" {
 			fields = "all fields"
 		}
 		return fmt.Sprintf("%s %s: %s asks for %s of %s for %d days (due %s): %s", e.Kind, r.ID, r.Requester, fields, r.Dataset, r.Days, day(r.Deadline), r.Purpose)
-	case e.Grant != nil && (e.Kind == "share.approved" || e.Kind == "grant.revoked"):
+	case e.Grant != nil && (e.Kind == ledger.KindShareApproved || e.Kind == ledger.KindGrantRevoked):
 		g := e.Grant
 		return fmt.Sprintf("%s %s: %s on %s, fields %s, until %s %s", e.Kind, g.ID, g.Grantee, g.Dataset, strings.Join(g.Fields, ","), day(g.ExpiresAt), g.Reason)
 	case e.Request != nil:

@@ -18,11 +18,7 @@ import (
 // or rejected, within a deadline of working days. Both steps are ledger
 // entries, like shares.
 
-// Entry kinds of disputes.
-const (
-	KindDisputeOpened   = "dispute.opened"
-	KindDisputeResolved = "dispute.resolved"
-)
+// The entry kinds of disputes are named in exchange/ledger (kinds.go).
 
 // DisputeID identifies a dispute: "d-<seq>", the sequence of the entry
 // that opened it.
@@ -237,7 +233,7 @@ func GetDispute(v Views, id DisputeID) (Dispute, error) {
 // ApplyDispute applies a dispute entry.
 func ApplyDispute(v Views, e ledger.Entry) (Dispute, error) {
 	switch e.Kind {
-	case KindDisputeOpened:
+	case ledger.KindDisputeOpened:
 		var b DisputeBody
 		if err := json.Unmarshal(e.Body, &b); err != nil {
 			return Dispute{}, err
@@ -251,7 +247,7 @@ func ApplyDispute(v Views, e ledger.Entry) (Dispute, error) {
 			return d, err
 		}
 		return d, v.Put(OpenDisputeKey(d.Opener, d.ID), d.ID)
-	case KindDisputeResolved:
+	case ledger.KindDisputeResolved:
 		var b ResolutionBody
 		if err := json.Unmarshal(e.Body, &b); err != nil {
 			return Dispute{}, err

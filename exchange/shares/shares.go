@@ -36,16 +36,7 @@ type Change struct {
 	Grants   []Grant
 }
 
-// Entry kinds of the share workflow.
-const (
-	KindShareRequested = "share.requested"
-	KindShareApproved  = "share.approved" // creates a grant
-	KindShareRejected  = "share.rejected"
-	KindShareWithdrawn = "share.withdrawn"
-	KindGrantCreated   = "grant.created" // by the open-sharing policy
-	KindGrantRevoked   = "grant.revoked"
-	KindGrantExpired   = "grant.expired"
-)
+// The entry kinds of the share workflow are named in exchange/ledger (kinds.go).
 
 // RequestID identifies a share request: "r-<seq>", the sequence of the
 // ledger entry that made it.
@@ -258,7 +249,7 @@ func GetGrant(txn Views, id GrantID) (Grant, error) {
 // Apply applies an entry of the share workflow and says what changed.
 func Apply(txn Views, e ledger.Entry) (Change, error) {
 	switch e.Kind {
-	case KindShareRequested:
+	case ledger.KindShareRequested:
 		var b Requested
 		if err := json.Unmarshal(e.Body, &b); err != nil {
 			return Change{}, err
@@ -276,7 +267,7 @@ func Apply(txn Views, e ledger.Entry) (Change, error) {
 		}
 		return Change{Requests: []Request{r}}, nil
 
-	case KindShareApproved, KindGrantCreated:
+	case ledger.KindShareApproved, ledger.KindGrantCreated:
 		var b GrantBody
 		if err := json.Unmarshal(e.Body, &b); err != nil {
 			return Change{}, err
@@ -307,7 +298,7 @@ func Apply(txn Views, e ledger.Entry) (Change, error) {
 		}
 		return Change{Requests: []Request{r}, Grants: []Grant{g}}, nil
 
-	case KindShareRejected, KindShareWithdrawn:
+	case ledger.KindShareRejected, ledger.KindShareWithdrawn:
 		var b Decided
 		if err := json.Unmarshal(e.Body, &b); err != nil {
 			return Change{}, err
@@ -320,7 +311,7 @@ func Apply(txn Views, e ledger.Entry) (Change, error) {
 			return Change{}, fmt.Errorf("request %s is %s", r.ID, r.Status)
 		}
 		status := RequestRejected
-		if e.Kind == KindShareWithdrawn {
+		if e.Kind == ledger.KindShareWithdrawn {
 			status = RequestWithdrawn
 		}
 		r.decide(status, e, b.Reason)
@@ -329,7 +320,7 @@ func Apply(txn Views, e ledger.Entry) (Change, error) {
 		}
 		return Change{Requests: []Request{r}}, nil
 
-	case KindGrantRevoked, KindGrantExpired:
+	case ledger.KindGrantRevoked, ledger.KindGrantExpired:
 		var b Ended
 		if err := json.Unmarshal(e.Body, &b); err != nil {
 			return Change{}, err
@@ -341,7 +332,7 @@ func Apply(txn Views, e ledger.Entry) (Change, error) {
 		if g.Status != GrantActive {
 			return Change{}, fmt.Errorf("grant %s is %s", g.ID, g.Status)
 		}
-		if e.Kind == KindGrantExpired {
+		if e.Kind == ledger.KindGrantExpired {
 			g.end(GrantExpired, e, "")
 		} else {
 			g.end(GrantRevoked, e, b.Reason)

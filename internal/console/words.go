@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/adapters"
+	"github.com/xhub-gov/xhub/exchange/ledger"
 )
 
 // words says what ledger entries decided, in a sentence of the page's
@@ -96,17 +97,17 @@ func (w *words) say(e adapters.Entry) string {
 		return f
 	}
 	switch e.Kind {
-	case "share.requested":
+	case ledger.KindShareRequested:
 		w.requests[str(b, "id")] = b
 		if zh {
 			return fmt.Sprintf("%s申请使用%s的%s，期限%s天，用途：%s", w.name(str(b, "requester")), str(b, "dataset"), fields(str(b, "fields")), str(b, "days"), str(b, "purpose"))
 		}
 		return fmt.Sprintf("%s asked for %s of %s for %s days: %s", w.name(str(b, "requester")), fields(str(b, "fields")), str(b, "dataset"), str(b, "days"), str(b, "purpose"))
-	case "share.approved", "grant.created":
+	case ledger.KindShareApproved, ledger.KindGrantCreated:
 		r := w.requests[str(b, "request")]
 		grantee, ds := str(r, "requester"), str(r, "dataset")
 		w.grants[str(b, "grant")] = [2]string{grantee, ds}
-		if e.Kind == "grant.created" {
+		if e.Kind == ledger.KindGrantCreated {
 			by = map[bool]string{true: "开放共享策略", false: "the open-sharing policy"}[zh]
 		} else if zh {
 			by += "官员"
@@ -117,16 +118,16 @@ func (w *words) say(e adapters.Entry) string {
 			return because(fmt.Sprintf("%s获授权使用%s的%s，至%s，由%s批准", w.name(grantee), ds, str(b, "fields"), w.day(b, "expires_at"), by))
 		}
 		return because(fmt.Sprintf("%s was granted %s of %s until %s by %s", w.name(grantee), str(b, "fields"), ds, w.day(b, "expires_at"), by))
-	case "share.rejected", "share.withdrawn":
+	case ledger.KindShareRejected, ledger.KindShareWithdrawn:
 		r := w.requests[str(b, "request")]
-		verb := map[bool]map[string]string{true: {"share.rejected": "被驳回", "share.withdrawn": "已撤回"}, false: {"share.rejected": "was rejected", "share.withdrawn": "was withdrawn"}}[zh][e.Kind]
+		verb := map[bool]map[string]string{true: {ledger.KindShareRejected: "被驳回", ledger.KindShareWithdrawn: "已撤回"}, false: {ledger.KindShareRejected: "was rejected", ledger.KindShareWithdrawn: "was withdrawn"}}[zh][e.Kind]
 		if zh {
 			return because(fmt.Sprintf("%s对%s的申请%s%s", w.name(str(r, "requester")), str(r, "dataset"), str(b, "request"), verb))
 		}
 		return because(fmt.Sprintf("%s's request %s for %s %s", w.name(str(r, "requester")), str(b, "request"), str(r, "dataset"), verb))
-	case "grant.revoked", "grant.expired":
+	case ledger.KindGrantRevoked, ledger.KindGrantExpired:
 		g := w.grants[str(b, "grant")]
-		if e.Kind == "grant.expired" {
+		if e.Kind == ledger.KindGrantExpired {
 			if zh {
 				return fmt.Sprintf("%s对%s的授权%s已到期", w.name(g[0]), g[1], str(b, "grant"))
 			}
@@ -136,22 +137,22 @@ func (w *words) say(e adapters.Entry) string {
 			return because(fmt.Sprintf("%s撤销了%s对%s的授权%s", by, w.name(g[0]), g[1], str(b, "grant")))
 		}
 		return because(fmt.Sprintf("%s revoked %s's grant %s on %s", by, w.name(g[0]), str(b, "grant"), g[1]))
-	case "dispute.opened":
+	case ledger.KindDisputeOpened:
 		if zh {
 			return fmt.Sprintf("%s对%s提出数据异议（%s %s）：%s", w.name(str(b, "opener")), str(b, "dataset"), str(b, "record_key"), str(b, "field"), str(b, "reason"))
 		}
 		return fmt.Sprintf("%s disputed %s (%s %s): %s", w.name(str(b, "opener")), str(b, "dataset"), str(b, "record_key"), str(b, "field"), str(b, "reason"))
-	case "dispute.resolved":
+	case ledger.KindDisputeResolved:
 		if zh {
 			return fmt.Sprintf("%s答复异议%s：%s，%s", by, str(b, "dispute"), msg("zh", "outcome."+str(b, "outcome")), str(b, "reason"))
 		}
 		return fmt.Sprintf("%s answered dispute %s: %s, %s", by, str(b, "dispute"), msg("en", "outcome."+str(b, "outcome")), str(b, "reason"))
-	case "dataset.published":
+	case ledger.KindDatasetPublished:
 		if zh {
 			return fmt.Sprintf("%s发布了%s「%s」（%s）", by, str(b, "id"), str(b, "title"), msg("zh", "share."+str(b, "share_type")))
 		}
 		return fmt.Sprintf("%s published %s “%s” (%s)", by, str(b, "id"), str(b, "title"), msg("en", "share."+str(b, "share_type")))
-	case "dept.added":
+	case ledger.KindDeptAdded:
 		if zh {
 			return fmt.Sprintf("登记部门%s（%s）", str(b, "id"), str(b, "name"))
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xhub-gov/xhub/exchange"
+	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/hub"
 	"github.com/xhub-gov/xhub/internal/testenv"
@@ -111,7 +112,7 @@ func TestFirstStartRace(t *testing.T) {
 		}
 		var inits []exchange.HubInit
 		for _, e := range ledgerKinds(t, cluster) {
-			if e.Kind == exchange.KindHubInit {
+			if e.Kind == ledger.KindHubInit {
 				var b exchange.HubInit
 				if err := json.Unmarshal(e.Body, &b); err != nil {
 					t.Fatal(err)
@@ -135,7 +136,7 @@ type cancelOn struct {
 
 func (h cancelOn) Handle(ctx context.Context, r slog.Record) error {
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "kind" && a.Value.String() == exchange.KindHubInit {
+		if a.Key == "kind" && a.Value.String() == ledger.KindHubInit {
 			h.cancel()
 			return false
 		}
@@ -182,7 +183,7 @@ func TestFirstStartFailsAfterInit(t *testing.T) {
 	}
 	inits := 0
 	for _, e := range ledgerKinds(t, cluster) {
-		if e.Kind == exchange.KindHubInit {
+		if e.Kind == ledger.KindHubInit {
 			inits++
 		}
 	}

@@ -20,11 +20,10 @@ import (
 
 	"github.com/xhub-gov/xhub/adapters"
 	"github.com/xhub-gov/xhub/catalog"
-	"github.com/xhub-gov/xhub/exchange/shares"
+	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/testenv"
-	"github.com/xhub-gov/xhub/schemas"
 )
 
 // revokeSlack is how long after a revocation is acknowledged a delivery
@@ -62,8 +61,8 @@ func (p *province) churn(ctx context.Context) {
 			p.reconcile()
 			continue
 		}
-		p.w.wrote(shares.KindShareRequested, r.Seq, false)
-		p.w.event("health", shares.KindShareRequested, r.Request.ID)
+		p.w.wrote(ledger.KindShareRequested, r.Seq, false)
+		p.w.event("health", ledger.KindShareRequested, r.Request.ID)
 		if epoch%4 == 3 {
 			dec, err := health.Reject(bg, r.Request.ID, "not for this purpose")
 			if err != nil {
@@ -71,8 +70,8 @@ func (p *province) churn(ctx context.Context) {
 				p.reconcile()
 				continue
 			}
-			p.w.wrote(shares.KindShareRejected, dec.Seq, true)
-			p.w.event("edu", shares.KindShareRejected, r.Request.ID)
+			p.w.wrote(ledger.KindShareRejected, dec.Seq, true)
+			p.w.event("edu", ledger.KindShareRejected, r.Request.ID)
 			pause(ctx, time.Second)
 			continue
 		}
@@ -82,8 +81,8 @@ func (p *province) churn(ctx context.Context) {
 			p.reconcile()
 			continue
 		}
-		p.w.wrote(shares.KindShareApproved, dec.Seq, true)
-		p.w.event("edu", shares.KindShareApproved, r.Request.ID)
+		p.w.wrote(ledger.KindShareApproved, dec.Seq, true)
+		p.w.event("edu", ledger.KindShareApproved, r.Request.ID)
 		p.epoch(ctx, epoch, dec.Grant, sys, h)
 	}
 }
@@ -211,8 +210,8 @@ func (p *province) epoch(ctx context.Context, epoch int, g *adapters.Grant, sys 
 		p.reconcile()
 	} else {
 		revokedAt.Store(time.Now().UnixNano())
-		p.w.wrote(shares.KindGrantRevoked, rv.Seq, true)
-		p.w.event("edu", shares.KindGrantRevoked, g.ID)
+		p.w.wrote(ledger.KindGrantRevoked, rv.Seq, true)
+		p.w.event("edu", ledger.KindGrantRevoked, g.ID)
 		// The subscription ends, refused; a query is refused.
 		select {
 		case err := <-subEnded:
@@ -265,15 +264,15 @@ func (p *province) dispute() {
 		p.w.refused("writes/refused", "open dispute", err)
 		return
 	}
-	p.w.wrote(shares.KindDisputeOpened, ds.Seq, false)
-	p.w.event("health", shares.KindDisputeOpened, ds.ID)
+	p.w.wrote(ledger.KindDisputeOpened, ds.Seq, false)
+	p.w.event("health", ledger.KindDisputeOpened, ds.ID)
 	rs, err := p.officer["health"].ResolveDispute(bg, ds.ID, "corrected", "fixed at the source")
 	if err != nil {
 		p.w.refused("writes/refused", "resolve dispute", err)
 		return
 	}
-	p.w.wrote(shares.KindDisputeResolved, rs.Seq, true)
-	p.w.event("edu", shares.KindDisputeResolved, ds.ID)
+	p.w.wrote(ledger.KindDisputeResolved, rs.Seq, true)
+	p.w.event("edu", ledger.KindDisputeResolved, ds.ID)
 }
 
 // reconcile ends what a failed step of the churn may have left: edu's
@@ -285,8 +284,8 @@ func (p *province) reconcile() {
 	if err == nil {
 		for _, g := range gs {
 			if rv, err := p.officer["health"].RevokeGrant(bg, g.ID, "reconcile"); err == nil {
-				p.w.wrote(shares.KindGrantRevoked, rv.Seq, true)
-				p.w.event("edu", shares.KindGrantRevoked, g.ID)
+				p.w.wrote(ledger.KindGrantRevoked, rv.Seq, true)
+				p.w.event("edu", ledger.KindGrantRevoked, g.ID)
 			}
 		}
 	}
@@ -297,7 +296,7 @@ func (p *province) reconcile() {
 				continue // a phantom row (listings/phantom)
 			}
 			if w, err := p.officer["edu"].Withdraw(bg, r.ID); err == nil {
-				p.w.wrote(shares.KindShareWithdrawn, w.Seq, true)
+				p.w.wrote(ledger.KindShareWithdrawn, w.Seq, true)
 			}
 		}
 	}
@@ -324,7 +323,7 @@ func (p *province) credential(i int) {
 		p.w.refused("writes/refused", "dept add", err)
 		return
 	}
-	p.w.wrote(catalog.KindDeptAdded, dep.Seq, true)
+	p.w.wrote(ledger.KindDeptAdded, dep.Seq, true)
 	added := depOn("department "+dept, dep.Seq)
 	start = time.Now()
 	cred, file, err := b.IssueCredential(bg, vocab.Identity{Dept: catalog.DeptID(dept), Role: vocab.RoleSystem, Name: "s"}, 1)
@@ -389,7 +388,7 @@ func (p *province) dataset(ctx context.Context, i int) {
 		p.w.refused("writes/refused", "schema register", err)
 		return
 	}
-	p.w.wrote(schemas.KindSchemaRegistered, s.Seq, true)
+	p.w.wrote(ledger.KindSchemaRegistered, s.Seq, true)
 	registered := depOn("schema "+id, s.Seq)
 	start = time.Now()
 	ds, err := b.PublishDataset(bg, adapters.DatasetSpec{ID: id, Title: "Temporary " + id, ShareType: "open", SchemaSubject: id})
@@ -398,20 +397,20 @@ func (p *province) dataset(ctx context.Context, i int) {
 		p.w.refusedAfter("writes/refused", "catalog publish (schema on the other node)", err, registered)
 		return
 	}
-	p.w.wrote(catalog.KindDatasetPublished, ds.Seq, true)
+	p.w.wrote(ledger.KindDatasetPublished, ds.Seq, true)
 	published := depOn("dataset "+id, ds.Seq)
 	title := "Temporary " + id + ", revised"
 	up, err := a.UpdateDataset(bg, adapters.DatasetUpdate{ID: id, Title: &title})
 	if err != nil {
 		p.w.refusedAfter("writes/refused", "catalog update (published on the other node)", err, published)
 	} else {
-		p.w.wrote(catalog.KindDatasetUpdated, up.Seq, false)
+		p.w.wrote(ledger.KindDatasetUpdated, up.Seq, false)
 	}
 	r, err := p.officerOn["tax"][(i+1)%2].RequestShare(bg, id, nil, "a look", 10)
 	if err != nil {
 		p.w.refusedAfter("writes/refused", "share request (open; published on the other node)", err, published)
 	} else {
-		p.w.wrote(shares.KindShareRequested, r.Seq, false)
+		p.w.wrote(ledger.KindShareRequested, r.Seq, false)
 		if r.Grant == nil {
 			p.w.violate("writes/refused", "a request for open %s was not granted at once", id)
 		}
@@ -422,7 +421,7 @@ func (p *province) dataset(ctx context.Context, i int) {
 		p.w.refusedAfter("writes/refused", "catalog retire (published on the other node)", err, published)
 		return
 	}
-	p.w.wrote(catalog.KindDatasetRetired, rt.Seq, true)
+	p.w.wrote(ledger.KindDatasetRetired, rt.Seq, true)
 	if r.Grant != nil {
 		gs, err := p.adminOn[i%2].Grants(bg, adapters.ShareQuery{Dataset: id, Status: "active"})
 		if err == nil && len(gs) > 0 {
@@ -590,8 +589,8 @@ func (p *province) decide(i int) {
 		p.w.refused("writes/refused", "share request", err)
 		return
 	}
-	p.w.wrote(shares.KindShareRequested, r.Seq, false)
-	p.w.event("civil", shares.KindShareRequested, r.Request.ID)
+	p.w.wrote(ledger.KindShareRequested, r.Seq, false)
+	p.w.event("civil", ledger.KindShareRequested, r.Request.ID)
 	requested := depOn("request "+r.Request.ID, r.Seq)
 	start = time.Now()
 	if i%3 == 2 {
@@ -602,8 +601,8 @@ func (p *province) decide(i int) {
 			p.withdraw(tax, r.Request.ID)
 			return
 		}
-		p.w.wrote(shares.KindShareRejected, dec.Seq, true)
-		p.w.event("tax", shares.KindShareRejected, r.Request.ID)
+		p.w.wrote(ledger.KindShareRejected, dec.Seq, true)
+		p.w.event("tax", ledger.KindShareRejected, r.Request.ID)
 		return
 	}
 	dec, err := civil.Approve(bg, r.Request.ID, []string{"id", "ward"}, 1, "narrowed")
@@ -613,8 +612,8 @@ func (p *province) decide(i int) {
 		p.withdraw(tax, r.Request.ID)
 		return
 	}
-	p.w.wrote(shares.KindShareApproved, dec.Seq, true)
-	p.w.event("tax", shares.KindShareApproved, r.Request.ID)
+	p.w.wrote(ledger.KindShareApproved, dec.Seq, true)
+	p.w.event("tax", ledger.KindShareApproved, r.Request.ID)
 	if got := dec.Grant.Fields; !slices.Equal(got, []string{"id", "ward"}) {
 		p.w.violate("writes/refused", "approved narrowed to [id ward], granted %v", got)
 	}
@@ -624,8 +623,8 @@ func (p *province) decide(i int) {
 		p.w.refusedAfter("writes/refused", "revoke (grant made on the other node)", err, approved)
 		return
 	}
-	p.w.wrote(shares.KindGrantRevoked, rv.Seq, true)
-	p.w.event("tax", shares.KindGrantRevoked, dec.Grant.ID)
+	p.w.wrote(ledger.KindGrantRevoked, rv.Seq, true)
+	p.w.event("tax", ledger.KindGrantRevoked, dec.Grant.ID)
 }
 
 // withdraw withdraws a request left pending by a refused decision, on the
@@ -636,5 +635,5 @@ func (p *province) withdraw(c *adapters.Client, id string) {
 		p.w.refused("writes/refused", "withdraw (on the node that made the request)", err)
 		return
 	}
-	p.w.wrote(shares.KindShareWithdrawn, w.Seq, true)
+	p.w.wrote(ledger.KindShareWithdrawn, w.Seq, true)
 }

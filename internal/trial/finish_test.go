@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/xhub-gov/xhub/adapters"
-	"github.com/xhub-gov/xhub/catalog"
+	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/shares"
 	"github.com/xhub-gov/xhub/internal/testenv"
 )
@@ -126,15 +126,15 @@ func (p *province) finish(stopConsumers func()) {
 			w.violate("ledger/bodies", "entry %d (%s): %s", e.Seq, e.Kind, why)
 		}
 		switch e.Kind {
-		case shares.KindShareRequested:
+		case ledger.KindShareRequested:
 			made["request "+string(shares.RequestIDAt(e.Seq))] = true
-		case shares.KindShareApproved, shares.KindGrantCreated:
+		case ledger.KindShareApproved, ledger.KindGrantCreated:
 			made["grant "+string(shares.GrantIDAt(e.Seq))] = true
-		case catalog.KindDatasetPublished:
+		case ledger.KindDatasetPublished:
 			made["dataset "+e.Subject] = true
 		}
 	}
-	also := map[string]string{shares.KindShareRequested: shares.KindGrantCreated}
+	also := map[string]string{ledger.KindShareRequested: ledger.KindGrantCreated}
 	w.mu.Lock()
 	acked := append([]ackedWrite(nil), w.acked...)
 	w.mu.Unlock()

@@ -27,7 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/xhub-gov/xhub/adapters"
-	"github.com/xhub-gov/xhub/exchange/shares"
+	"github.com/xhub-gov/xhub/exchange/ledger"
 	"github.com/xhub-gov/xhub/exchange/vocab"
 	"github.com/xhub-gov/xhub/internal/bus"
 	"github.com/xhub-gov/xhub/internal/webhook"
@@ -188,14 +188,14 @@ func (p *province) grant(requester, owner, dataset string, ask, grant []string) 
 	if err != nil {
 		p.d.t.Fatalf("%s requests %s: %v", requester, dataset, err)
 	}
-	p.w.wrote(shares.KindShareRequested, r.Seq, false)
-	p.w.event(owner, shares.KindShareRequested, r.Request.ID)
+	p.w.wrote(ledger.KindShareRequested, r.Seq, false)
+	p.w.event(owner, ledger.KindShareRequested, r.Request.ID)
 	a, err := p.officer[owner].Approve(ctx, r.Request.ID, grant, 30, "province")
 	if err != nil {
 		p.d.t.Fatalf("%s approves %s: %v", owner, r.Request.ID, err)
 	}
-	p.w.wrote(shares.KindShareApproved, a.Seq, true)
-	p.w.event(requester, shares.KindShareApproved, r.Request.ID)
+	p.w.wrote(ledger.KindShareApproved, a.Seq, true)
+	p.w.event(requester, ledger.KindShareApproved, r.Request.ID)
 	return *a.Grant
 }
 

@@ -1,5 +1,5 @@
 // Package webhook owns the posting of departments' events to the URLs
-// they set (catalog.KindDeptWebhook): each event the ledger holds for a
+// they set (ledger.KindDeptWebhook): each event the ledger holds for a
 // department with a webhook becomes a durable task in JetStream, made
 // once whichever node takes the entry, posted by whichever node takes
 // the task, as a JSON body signed with HMAC-SHA256 under a secret every
